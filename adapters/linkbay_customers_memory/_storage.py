@@ -1,0 +1,534 @@
+"""In-memory storage: dictionaries per tenant, with real commit and rollback."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import copy
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from linkbay_customers.domain import (
+    Address,
+    AddressNotFound,
+    AuditEvent,
+    ConsentEvent,
+    Customer,
+    CustomerFilters,
+    CustomerNote,
+    CustomerNotFound,
+    CustomerSort,
+    DuplicateEmail,
+    MergeAlias,
+    Order,
+    OrderConflict,
+    Page,
+    StorageError,
+    matches_filters,
+    search_rank,
+)
+from linkbay_customers.ports import (
+    AddressRepository,
+    AuditRepository,
+    ConsentRepository,
+    CustomerRepository,
+    MergeAliasRepository,
+    NoteRepository,
+    OrderRepository,
+    Storage,
+    UnitOfWork,
+)
+
+__all__ = ("InMemoryStorage", "InMemoryUnitOfWork")
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Tables:
+    customers: dict[int, Customer] = field(default_factory=dict)
+    addresses: dict[int, Address] = field(default_factory=dict)
+    notes: dict[int, CustomerNote] = field(default_factory=dict)
+    orders: dict[int, Order] = field(default_factory=dict)
+    consents: dict[int, ConsentEvent] = field(default_factory=dict)
+    audit: dict[int, AuditEvent] = field(default_factory=dict)
+    aliases: dict[int, MergeAlias] = field(default_factory=dict)
+
+    def copy(self) -> _Tables:
+        # Rows are never mutated in place (they are replaced by copies), so a
+        # shallow copy of each table is a consistent snapshot.
+        return _Tables(**{f.name: dict(getattr(self, f.name)) for f in fields(self)})
+
+
+class _Transaction:
+    """The working tables of one unit of work, shared by its repositories."""
+
+    def __init__(self, storage: InMemoryStorage, tenant_id: str) -> None:
+        self.storage = storage
+        self.tenant_id = tenant_id
+        self._tables: _Tables | None = None
+
+    @property
+    def tables(self) -> _Tables:
+        if self._tables is None:
+            raise RuntimeError("the unit of work is not active: use it inside 'async with'")
+        return self._tables
+
+    def begin(self) -> None:
+        self._tables = self.storage._committed(self.tenant_id).copy()
+
+    def commit(self) -> None:
+        self.storage._tenants[self.tenant_id] = self.tables.copy()
+
+    def end(self) -> None:
+        self._tables = None
+
+    def next_id(self, table: str) -> int:
+        return next(self.storage._sequences.setdefault(table, itertools.count(1)))
+
+    def require_customer(self, customer_id: int) -> None:
+        # Mirrors the composite foreign keys of the SQL schema.
+        if customer_id not in self.tables.customers:
+            raise StorageError(f"customer {customer_id} does not exist in this tenant")
+
+
+def _copy(value: T) -> T:
+    return copy.deepcopy(value)
+
+
+def _page(rows: list[T], page: int, page_size: int) -> Page[T]:
+    start = (page - 1) * page_size
+    return Page(
+        items=[_copy(r) for r in rows[start : start + page_size]],
+        total=len(rows),
+        page=page,
+        page_size=page_size,
+    )
+
+
+def _sorted_customers(rows: Iterable[Customer], sort: CustomerSort) -> list[Customer]:
+    column = sort.column
+    present = [c for c in rows if getattr(c, column) is not None]
+    missing = [c for c in rows if getattr(c, column) is None]
+    present.sort(key=lambda c: (getattr(c, column), c.id), reverse=sort.descending)
+    missing.sort(key=lambda c: c.id, reverse=sort.descending)
+    return present + missing  # customers without a value sort last either way
+
+
+def _reassign(table: dict[int, Any], from_id: int, to_id: int) -> int:
+    moved = [key for key, row in table.items() if row.customer_id == from_id]
+    for key in moved:
+        row = copy.copy(table[key])
+        row.customer_id = to_id
+        table[key] = row
+    return len(moved)
+
+
+def _delete_where(table: dict[int, Any], predicate: Callable[[Any], bool]) -> int:
+    doomed = [key for key, row in table.items() if predicate(row)]
+    for key in doomed:
+        del table[key]
+    return len(doomed)
+
+
+class _Repository:
+    def __init__(self, tx: _Transaction) -> None:
+        self._tx = tx
+
+    @property
+    def _t(self) -> _Tables:
+        return self._tx.tables
+
+
+class InMemoryCustomerRepository(_Repository, CustomerRepository):
+    """Customers in memory."""
+
+    async def next_id(self) -> int:
+        """Reserve a new customer id."""
+        return self._tx.next_id("customers")
+
+    def _check_email(self, customer: Customer) -> None:
+        if customer.email is None:
+            return
+        for other in self._t.customers.values():
+            if other.email == customer.email and other.id != customer.id:
+                raise DuplicateEmail(customer.email, existing_is_deleted=other.is_deleted)
+
+    async def add(self, customer: Customer) -> None:
+        """Insert a customer."""
+        if customer.id in self._t.customers:
+            raise StorageError(f"customer {customer.id} already exists")
+        self._check_email(customer)
+        self._t.customers[customer.id] = _copy(customer)
+
+    async def get(
+        self, customer_id: int, *, include_deleted: bool = False, for_update: bool = False
+    ) -> Customer | None:
+        """Fetch a customer (the tenant lock already serializes writers)."""
+        customer = self._t.customers.get(customer_id)
+        if customer is None or (customer.is_deleted and not include_deleted):
+            return None
+        return _copy(customer)
+
+    async def get_by_email(self, email: str, *, include_deleted: bool = False) -> Customer | None:
+        """Fetch a customer by normalized email."""
+        for customer in self._t.customers.values():
+            if customer.email == email and (include_deleted or not customer.is_deleted):
+                return _copy(customer)
+        return None
+
+    async def update(self, customer: Customer) -> None:
+        """Write every field of an existing customer."""
+        if customer.id not in self._t.customers:
+            raise CustomerNotFound(customer.id)
+        self._check_email(customer)
+        self._t.customers[customer.id] = _copy(customer)
+
+    async def delete(self, customer_id: int) -> None:
+        """Remove a customer row; its dependants must be gone first."""
+        t = self._t
+        for table in (t.addresses, t.notes, t.orders, t.consents):
+            if any(row.customer_id == customer_id for row in table.values()):
+                raise StorageError(f"customer {customer_id} still has dependent rows")
+        if any(a.customer_id == customer_id for a in t.aliases.values()):
+            raise StorageError(f"customer {customer_id} still has merge aliases")
+        t.customers.pop(customer_id, None)
+
+    async def list(self, filters: CustomerFilters, *, page: int, page_size: int) -> Page[Customer]:
+        """One page of the customers passing ``filters``."""
+        rows = [c for c in self._t.customers.values() if matches_filters(c, filters)]
+        return _page(_sorted_customers(rows, filters.sort), page, page_size)
+
+    async def search(self, query: str, *, limit: int) -> builtins.list[Customer]:
+        """Non-deleted customers matching ``query``, best first."""
+        ranked: list[tuple[int, int, Customer]] = []
+        for customer in self._t.customers.values():
+            if customer.is_deleted:
+                continue
+            rank = search_rank(customer, query)
+            if rank is not None:
+                ranked.append((rank, customer.id, customer))
+        ranked.sort(key=lambda item: (item[0], item[1]))
+        return [_copy(c) for _, _, c in ranked[:limit]]
+
+
+class InMemoryAddressRepository(_Repository, AddressRepository):
+    """Addresses in memory."""
+
+    async def next_id(self) -> int:
+        """Reserve a new address id."""
+        return self._tx.next_id("addresses")
+
+    def _check(self, address: Address) -> None:
+        self._tx.require_customer(address.customer_id)
+        if address.is_default and any(
+            other.is_default
+            and other.customer_id == address.customer_id
+            and other.type == address.type
+            and other.id != address.id
+            for other in self._t.addresses.values()
+        ):
+            raise StorageError(f"customer {address.customer_id} already has a default address")
+
+    async def add(self, address: Address) -> None:
+        """Insert an address."""
+        if address.id in self._t.addresses:
+            raise StorageError(f"address {address.id} already exists")
+        self._check(address)
+        self._t.addresses[address.id] = _copy(address)
+
+    async def get(self, address_id: int) -> Address | None:
+        """Fetch an address."""
+        address = self._t.addresses.get(address_id)
+        return None if address is None else _copy(address)
+
+    async def list_for_customer(self, customer_id: int) -> list[Address]:
+        """A customer's addresses, oldest first."""
+        rows = sorted(
+            (a for a in self._t.addresses.values() if a.customer_id == customer_id),
+            key=lambda a: a.id,
+        )
+        return [_copy(a) for a in rows]
+
+    async def update(self, address: Address) -> None:
+        """Write every field of an existing address."""
+        if address.id not in self._t.addresses:
+            raise AddressNotFound(address.id)
+        self._check(address)
+        self._t.addresses[address.id] = _copy(address)
+
+    async def delete(self, address_id: int) -> None:
+        """Remove an address."""
+        self._t.addresses.pop(address_id, None)
+
+    async def reassign(self, from_customer_id: int, to_customer_id: int) -> int:
+        """Move every address of one customer to another."""
+        self._tx.require_customer(to_customer_id)
+        return _reassign(self._t.addresses, from_customer_id, to_customer_id)
+
+    async def delete_for_customer(self, customer_id: int) -> int:
+        """Remove every address of a customer."""
+        return _delete_where(self._t.addresses, lambda a: a.customer_id == customer_id)
+
+
+class InMemoryNoteRepository(_Repository, NoteRepository):
+    """Notes in memory."""
+
+    async def next_id(self) -> int:
+        """Reserve a new note id."""
+        return self._tx.next_id("notes")
+
+    async def add(self, note: CustomerNote) -> None:
+        """Insert a note."""
+        self._tx.require_customer(note.customer_id)
+        if note.id in self._t.notes:
+            raise StorageError(f"note {note.id} already exists")
+        self._t.notes[note.id] = _copy(note)
+
+    async def list_for_customer(self, customer_id: int) -> list[CustomerNote]:
+        """A customer's notes, oldest first."""
+        rows = sorted(
+            (n for n in self._t.notes.values() if n.customer_id == customer_id),
+            key=lambda n: (n.created_at, n.id),
+        )
+        return [_copy(n) for n in rows]
+
+    async def reassign(self, from_customer_id: int, to_customer_id: int) -> int:
+        """Move every note of one customer to another."""
+        self._tx.require_customer(to_customer_id)
+        return _reassign(self._t.notes, from_customer_id, to_customer_id)
+
+    async def delete_for_customer(self, customer_id: int) -> int:
+        """Remove every note of a customer."""
+        return _delete_where(self._t.notes, lambda n: n.customer_id == customer_id)
+
+
+class InMemoryOrderRepository(_Repository, OrderRepository):
+    """Orders in memory."""
+
+    async def next_id(self) -> int:
+        """Reserve a new internal order id."""
+        return self._tx.next_id("orders")
+
+    async def add(self, order: Order) -> None:
+        """Insert an order and its lines."""
+        self._tx.require_customer(order.customer_id)
+        if any(o.order_id == order.order_id for o in self._t.orders.values()):
+            raise OrderConflict(f"order {order.order_id!r} is already recorded")
+        if order.id in self._t.orders:
+            raise StorageError(f"order {order.id} already exists")
+        self._t.orders[order.id] = _copy(order)
+
+    async def get_by_order_id(self, order_id: str) -> Order | None:
+        """Fetch an order by the host's order id."""
+        for order in self._t.orders.values():
+            if order.order_id == order_id:
+                return _copy(order)
+        return None
+
+    async def list_for_customer(
+        self, customer_id: int, *, page: int, page_size: int
+    ) -> Page[Order]:
+        """One page of a customer's orders, newest first."""
+        rows = sorted(
+            (o for o in self._t.orders.values() if o.customer_id == customer_id),
+            key=lambda o: (o.created_at, o.id),
+            reverse=True,
+        )
+        return _page(rows, page, page_size)
+
+    async def reassign(self, from_customer_id: int, to_customer_id: int) -> int:
+        """Move every order of one customer to another."""
+        self._tx.require_customer(to_customer_id)
+        return _reassign(self._t.orders, from_customer_id, to_customer_id)
+
+    async def delete_for_customer(self, customer_id: int) -> int:
+        """Remove every order of a customer."""
+        return _delete_where(self._t.orders, lambda o: o.customer_id == customer_id)
+
+
+class InMemoryConsentRepository(_Repository, ConsentRepository):
+    """The consent ledger in memory."""
+
+    async def next_id(self) -> int:
+        """Reserve a new consent event id."""
+        return self._tx.next_id("consents")
+
+    async def append(self, event: ConsentEvent) -> None:
+        """Append an event."""
+        self._tx.require_customer(event.customer_id)
+        if event.id in self._t.consents:
+            raise StorageError(f"consent event {event.id} already exists")
+        self._t.consents[event.id] = _copy(event)
+
+    async def list_for_customer(self, customer_id: int) -> list[ConsentEvent]:
+        """A customer's consent events, oldest first."""
+        rows = sorted(
+            (e for e in self._t.consents.values() if e.customer_id == customer_id),
+            key=lambda e: (e.occurred_at, e.id),
+        )
+        return [_copy(e) for e in rows]
+
+    async def delete_for_customer(self, customer_id: int) -> int:
+        """Remove a customer's ledger."""
+        return _delete_where(self._t.consents, lambda e: e.customer_id == customer_id)
+
+
+class InMemoryAuditRepository(_Repository, AuditRepository):
+    """The audit trail in memory."""
+
+    async def next_id(self) -> int:
+        """Reserve a new audit event id."""
+        return self._tx.next_id("audit")
+
+    async def append(self, event: AuditEvent) -> None:
+        """Append an event."""
+        if event.id in self._t.audit:
+            raise StorageError(f"audit event {event.id} already exists")
+        self._t.audit[event.id] = _copy(event)
+
+    async def list(
+        self,
+        *,
+        customer_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page: int = 1,
+        page_size: int = 100,
+    ) -> Page[AuditEvent]:
+        """Events oldest first, filtered by customer and ``[since, until)``."""
+        rows = sorted(
+            (
+                e
+                for e in self._t.audit.values()
+                if (customer_id is None or e.customer_id == customer_id)
+                and (since is None or e.occurred_at >= since)
+                and (until is None or e.occurred_at < until)
+            ),
+            key=lambda e: (e.occurred_at, e.id),
+        )
+        return _page(rows, page, page_size)
+
+
+class InMemoryMergeAliasRepository(_Repository, MergeAliasRepository):
+    """Merge aliases in memory."""
+
+    async def add(self, alias: MergeAlias) -> None:
+        """Record an alias."""
+        self._tx.require_customer(alias.alias_id)
+        self._tx.require_customer(alias.customer_id)
+        if alias.alias_id in self._t.aliases:
+            raise StorageError(f"customer {alias.alias_id} is already an alias")
+        self._t.aliases[alias.alias_id] = alias
+
+    async def resolve(self, alias_id: int) -> int | None:
+        """The customer an alias resolves to."""
+        alias = self._t.aliases.get(alias_id)
+        return None if alias is None else alias.customer_id
+
+    async def repoint(self, from_customer_id: int, to_customer_id: int) -> int:
+        """Make the aliases of one customer resolve to another."""
+        self._tx.require_customer(to_customer_id)
+        moved = [a for a in self._t.aliases.values() if a.customer_id == from_customer_id]
+        for alias in moved:
+            self._t.aliases[alias.alias_id] = MergeAlias(
+                tenant_id=alias.tenant_id,
+                alias_id=alias.alias_id,
+                customer_id=to_customer_id,
+                merged_at=alias.merged_at,
+            )
+        return len(moved)
+
+    async def list_for_customer(self, customer_id: int) -> list[MergeAlias]:
+        """The aliases resolving to a customer, oldest first."""
+        return sorted(
+            (a for a in self._t.aliases.values() if a.customer_id == customer_id),
+            key=lambda a: (a.merged_at, a.alias_id),
+        )
+
+    async def delete_for_customer(self, customer_id: int) -> int:
+        """Remove the aliases resolving to a customer."""
+        return _delete_where(self._t.aliases, lambda a: a.customer_id == customer_id)
+
+
+class InMemoryUnitOfWork(UnitOfWork):
+    """A transaction over one tenant's in-memory tables.
+
+    Units of work of one tenant run one at a time (serializable); the changes of a
+    unit of work become visible to others only when it commits.
+    """
+
+    def __init__(self, storage: InMemoryStorage, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self._storage = storage
+        self._tx = _Transaction(storage, tenant_id)
+        self._entered = False
+        self.customers = InMemoryCustomerRepository(self._tx)
+        self.addresses = InMemoryAddressRepository(self._tx)
+        self.notes = InMemoryNoteRepository(self._tx)
+        self.orders = InMemoryOrderRepository(self._tx)
+        self.consents = InMemoryConsentRepository(self._tx)
+        self.audit = InMemoryAuditRepository(self._tx)
+        self.aliases = InMemoryMergeAliasRepository(self._tx)
+
+    async def __aenter__(self) -> Self:
+        """Wait for the tenant's lock and take a snapshot of its tables."""
+        if self._entered:
+            raise RuntimeError("a unit of work can be entered only once")
+        self._entered = True
+        await self._storage._lock(self.tenant_id).acquire()
+        self._tx.begin()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Drop uncommitted changes and release the tenant's lock."""
+        self._tx.end()
+        self._storage._lock(self.tenant_id).release()
+
+    async def commit(self) -> None:
+        """Publish the changes made so far."""
+        self._tx.commit()
+
+    async def rollback(self) -> None:
+        """Discard the changes made since the last commit."""
+        self._tx.begin()
+
+
+class InMemoryStorage(Storage):
+    """Storage in process memory, for tests and prototyping.
+
+    Ids come from sequences shared by all tenants, as in SQL storage, and are not
+    handed out again after a rollback.
+    """
+
+    def __init__(self) -> None:
+        self._tenants: dict[str, _Tables] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._sequences: dict[str, Iterator[int]] = {}
+
+    def _committed(self, tenant_id: str) -> _Tables:
+        return self._tenants.get(tenant_id) or _Tables()
+
+    def _lock(self, tenant_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(tenant_id, asyncio.Lock())
+
+    def unit_of_work(self, tenant_id: str) -> InMemoryUnitOfWork:
+        """A new unit of work for one tenant."""
+        return InMemoryUnitOfWork(self, tenant_id)
+
+    async def close(self) -> None:
+        """Nothing to release; the data stays until the object is dropped."""
+
+    @property
+    def tenants(self) -> list[str]:
+        """The tenants that have committed data."""
+        return sorted(self._tenants)

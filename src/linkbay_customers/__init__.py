@@ -1,0 +1,44 @@
+"""linkbay-customers: async, multi-tenant customer management for FastAPI applications.
+
+The core (this package) holds the domain, the ports and the services; storage,
+web, statistics and AI adapters live in their own ``linkbay_customers_*`` packages.
+"""
+
+from __future__ import annotations
+
+from linkbay_customers.clock import SystemClock
+from linkbay_customers.container import CustomersContainer, bootstrap
+from linkbay_customers.domain import (
+    AddressNotFound,
+    ConsentTypeUnknown,
+    CustomerNotFound,
+    DuplicateEmail,
+    InvalidInput,
+    InvalidMerge,
+    LinkbayError,
+    OrderConflict,
+    StorageError,
+)
+from linkbay_customers.heuristics import HeuristicIntelligence
+from linkbay_customers.services import CustomerService, RecordedOrder
+
+__all__ = (
+    "AddressNotFound",
+    "ConsentTypeUnknown",
+    "CustomerNotFound",
+    "CustomerService",
+    "CustomersContainer",
+    "DuplicateEmail",
+    "HeuristicIntelligence",
+    "InvalidInput",
+    "InvalidMerge",
+    "LinkbayError",
+    "OrderConflict",
+    "RecordedOrder",
+    "StorageError",
+    "SystemClock",
+    "bootstrap",
+    "__version__",
+)
+
+__version__ = "0.1.0"

@@ -1,0 +1,137 @@
+"""Domain errors: every failure a caller can act on has its own type and a stable code."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = (
+    "AddressNotFound",
+    "ConsentTypeUnknown",
+    "CustomerNotFound",
+    "DuplicateEmail",
+    "FieldError",
+    "InvalidInput",
+    "InvalidMerge",
+    "LinkbayError",
+    "OrderConflict",
+    "StorageError",
+)
+
+
+class LinkbayError(Exception):
+    """Base class of every error the library raises on purpose.
+
+    Attributes:
+        code: A stable, machine-readable error code (``customer_not_found``, ...).
+        field: The input field the error is about, when there is one.
+    """
+
+    code: str = "linkbay_error"
+    field: str | None = None
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if field is not None:
+            self.field = field
+
+
+class CustomerNotFound(LinkbayError):
+    """No customer with that id exists in the tenant (or it belongs to another tenant)."""
+
+    code = "customer_not_found"
+    field = "customer_id"
+
+    def __init__(self, customer_id: int | str, *, field: str | None = None) -> None:
+        super().__init__(f"customer {customer_id!r} not found", field=field)
+        self.customer_id = customer_id
+
+
+class AddressNotFound(LinkbayError):
+    """No address with that id belongs to the customer."""
+
+    code = "address_not_found"
+    field = "address_id"
+
+    def __init__(self, address_id: int) -> None:
+        super().__init__(f"address {address_id} not found")
+        self.address_id = address_id
+
+
+class DuplicateEmail(LinkbayError):
+    """The email is already used by another customer of the tenant.
+
+    A soft-deleted customer keeps its email reserved so that it can be restored;
+    ``existing_is_deleted`` tells the caller that restoring is the way forward.
+    """
+
+    code = "duplicate_email"
+    field = "email"
+
+    def __init__(self, email: str, *, existing_is_deleted: bool = False) -> None:
+        hint = " (held by a deleted customer; restore it instead)" if existing_is_deleted else ""
+        super().__init__(f"email {email!r} is already used in this tenant{hint}")
+        self.email = email
+        self.existing_is_deleted = existing_is_deleted
+
+
+class InvalidMerge(LinkbayError):
+    """The merge request cannot be carried out (self-merge, deleted customer, ...)."""
+
+    code = "invalid_merge"
+
+
+class OrderConflict(LinkbayError):
+    """An order id was reused with different content or for another customer."""
+
+    code = "order_conflict"
+    field = "order_id"
+
+
+class ConsentTypeUnknown(LinkbayError):
+    """The consent type is not one the service is configured for."""
+
+    code = "consent_type_unknown"
+    field = "consent_type"
+
+    def __init__(self, consent_type: str, allowed: Sequence[str]) -> None:
+        super().__init__(
+            f"unknown consent type {consent_type!r}; expected one of {', '.join(allowed)}"
+        )
+        self.consent_type = consent_type
+        self.allowed = tuple(allowed)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem with one input field."""
+
+    field: str
+    message: str
+    type: str = "value_error"
+
+
+class InvalidInput(LinkbayError, ValueError):
+    """Input failed validation; ``errors`` names every offending field."""
+
+    code = "invalid_input"
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        if not errors:
+            raise ValueError("InvalidInput needs at least one FieldError")
+        first = errors[0]
+        summary = "; ".join(f"{e.field}: {e.message}" for e in errors)
+        super().__init__(summary, field=first.field)
+        self.errors = tuple(errors)
+
+    @classmethod
+    def single(cls, field: str, message: str, type: str = "value_error") -> InvalidInput:
+        """Build the error for one field."""
+        return cls([FieldError(field=field, message=message, type=type)])
+
+
+class StorageError(LinkbayError):
+    """The storage backend failed in a way the library cannot map to a domain error."""
+
+    code = "storage_error"

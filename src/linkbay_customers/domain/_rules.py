@@ -1,0 +1,165 @@
+"""Pure business rules shared by the services and every storage adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from linkbay_customers.domain._entities import Customer, Order
+from linkbay_customers.domain._errors import InvalidMerge
+from linkbay_customers.domain._query import CustomerFilters, TagMatch
+from linkbay_customers.domain._values import normalize_phone, quantize_money
+
+__all__ = (
+    "apply_order",
+    "fill_missing",
+    "fold_analytics",
+    "matches_filters",
+    "merge_patch",
+    "merge_tags",
+    "phone_query",
+    "search_rank",
+)
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def apply_order(customer: Customer, order: Order) -> None:
+    """Fold one new order into the customer's analytics.
+
+    Orders may arrive out of order: first/last order dates take the min/max.
+    """
+    customer.currency = customer.currency or order.currency
+    customer.total_orders += 1
+    customer.total_spent = quantize_money(customer.total_spent + order.total)
+    customer.average_order_value = quantize_money(customer.total_spent / customer.total_orders)
+    customer.first_order_at = _earliest(customer.first_order_at, order.created_at)
+    customer.last_order_at = _latest(customer.last_order_at, order.created_at)
+
+
+def fold_analytics(target: Customer, source: Customer) -> None:
+    """Move the source's order analytics onto the target; the source is left at zero.
+
+    Raises:
+        InvalidMerge: the two customers have orders in different currencies.
+    """
+    if source.currency and target.currency and source.currency != target.currency:
+        raise InvalidMerge(
+            f"customers have orders in different currencies ({source.currency} and "
+            f"{target.currency})",
+            field="source_customer_id",
+        )
+    target.currency = target.currency or source.currency
+    target.total_orders += source.total_orders
+    target.total_spent = quantize_money(target.total_spent + source.total_spent)
+    target.average_order_value = (
+        quantize_money(target.total_spent / target.total_orders)
+        if target.total_orders
+        else target.average_order_value
+    )
+    target.first_order_at = _earliest(target.first_order_at, source.first_order_at)
+    target.last_order_at = _latest(target.last_order_at, source.last_order_at)
+    source.total_orders = 0
+    source.total_spent = source.average_order_value = quantize_money(Decimal(0))
+    source.first_order_at = None
+    source.last_order_at = None
+
+
+def merge_tags(first: Iterable[str], second: Iterable[str]) -> list[str]:
+    """Union of two tag lists, keeping first-seen order and dropping duplicates."""
+    return list(dict.fromkeys([*first, *second]))
+
+
+def fill_missing(target: Mapping[str, Any], source: Mapping[str, Any]) -> dict[str, Any]:
+    """Keys of ``source`` that ``target`` lacks, added to a copy of ``target``, deeply.
+
+    Where both hold a value, the target's wins.
+    """
+    result = dict(target)
+    for key, value in source.items():
+        if key not in result:
+            result[key] = value
+        elif isinstance(value, Mapping) and isinstance(result[key], Mapping):
+            result[key] = fill_missing(result[key], value)
+    return result
+
+
+def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply a JSON Merge Patch (RFC 7396): ``None`` removes a key, dicts merge deeply."""
+    result = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = merge_patch(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def phone_query(query: str) -> str | None:
+    """The phone form of a search query, or None when it cannot be part of a phone."""
+    try:
+        return normalize_phone(query)
+    except ValueError:
+        digits = "".join(ch for ch in query if ch.isdigit())
+        return digits if digits and not any(ch.isalpha() for ch in query) else None
+
+
+def search_rank(customer: Customer, query: str) -> int | None:
+    """How well a customer matches a search query; lower is better, None is no match.
+
+    0: the email is exactly the query; 1: the email, a name or the phone starts with
+    it; 2: one of them (or the full name) contains it. Matching ignores case.
+    """
+    q = query.strip().lower()
+    if not q:
+        return None
+    email = (customer.email or "").lower()
+    first = (customer.first_name or "").lower()
+    last = (customer.last_name or "").lower()
+    full = f"{first} {last}"
+    phone = customer.phone or ""
+    pq = phone_query(q)
+    if email == q:
+        return 0
+    if any(v.startswith(q) for v in (email, first, last)) or (pq and phone.startswith(pq)):
+        return 1
+    if any(q in v for v in (email, first, last, full)) or (pq and pq in phone):
+        return 2
+    return None
+
+
+def matches_filters(customer: Customer, filters: CustomerFilters) -> bool:
+    """Whether a customer passes a listing's filters (the reference semantics)."""
+    if customer.is_deleted and not filters.include_deleted:
+        return False
+    if filters.segment is not None and customer.segment != filters.segment:
+        return False
+    if filters.min_total_spent is not None and customer.total_spent < filters.min_total_spent:
+        return False
+    if filters.max_total_spent is not None and customer.total_spent > filters.max_total_spent:
+        return False
+    if filters.tags:
+        held = set(customer.tags)
+        wanted = set(filters.tags)
+        ok = wanted <= held if filters.tags_match is TagMatch.ALL else bool(wanted & held)
+        if not ok:
+            return False
+    if filters.email_contains is not None and (
+        filters.email_contains.lower() not in (customer.email or "")
+    ):
+        return False
+    if filters.created_after is not None and customer.created_at < filters.created_after:
+        return False
+    return not (
+        filters.created_before is not None and customer.created_at >= filters.created_before
+    )

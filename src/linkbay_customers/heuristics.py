@@ -1,0 +1,207 @@
+"""The default customer intelligence: the seed's documented rules as pure functions.
+
+Every formula here is written out in ``docs/intelligence.md``. Time is always
+passed in (``now``); nothing reads the clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from linkbay_customers.domain import (
+    EMBEDDING_DIMENSIONS,
+    Customer,
+    Segment,
+    quantize_money,
+)
+from linkbay_customers.ports import CustomerIntelligence, CustomerProfile, CustomerScores
+
+__all__ = (
+    "EMBEDDING_VERSION",
+    "HeuristicIntelligence",
+    "behaviour_embedding",
+    "heuristic_churn_risk",
+    "heuristic_clv",
+    "heuristic_segment",
+)
+
+EMBEDDING_VERSION = "behaviour-v1"
+"""Identifies the layout of ``behaviour_embedding``; stored beside every embedding."""
+
+NEW_WINDOW = timedelta(days=30)
+ACTIVE_WINDOW = timedelta(days=90)
+AT_RISK_WINDOW = timedelta(days=180)
+DORMANT_WINDOW = timedelta(days=365)
+HIGH_VALUE_SPEND = Decimal("1000")
+
+PRIOR_GAP_DAYS = 90.0
+"""Expected days between orders before a customer's own history says otherwise."""
+PRIOR_WEIGHT = 2.0
+"""How many observed gaps the prior is worth when shrinking a customer's average gap."""
+MIN_GAP_DAYS = 7.0
+DAYS_PER_MONTH = 365.25 / 12
+
+_SEGMENTS = tuple(Segment)
+_BEHAVIOUR_FEATURES = 6
+_PRODUCT_BUCKETS = EMBEDDING_DIMENSIONS - _BEHAVIOUR_FEATURES - len(_SEGMENTS)
+
+
+def _days(delta: timedelta) -> float:
+    return max(delta.total_seconds() / 86_400.0, 0.0)
+
+
+def heuristic_segment(customer: Customer, now: datetime) -> Segment:
+    """The seed's segmentation rules, first match wins.
+
+    ``new``: no orders, or the first order within 30 days. ``active``: an order in
+    the last 90 days, ``high_value`` if the customer has also spent over 1000.
+    ``at_risk``: last order 90 to 180 days ago; ``dormant``: 180 to 365;
+    ``churned``: over 365.
+    """
+    if customer.total_orders == 0 or customer.first_order_at is None:
+        return Segment.NEW
+    if now - customer.first_order_at <= NEW_WINDOW:
+        return Segment.NEW
+    last = customer.last_order_at or customer.first_order_at
+    recency = now - last
+    if recency <= ACTIVE_WINDOW:
+        return Segment.HIGH_VALUE if customer.total_spent > HIGH_VALUE_SPEND else Segment.ACTIVE
+    if recency <= AT_RISK_WINDOW:
+        return Segment.AT_RISK
+    if recency <= DORMANT_WINDOW:
+        return Segment.DORMANT
+    return Segment.CHURNED
+
+
+def _expected_gap_days(customer: Customer) -> float:
+    """The customer's average days between orders, shrunk towards the prior."""
+    repeats = max(customer.total_orders - 1, 0)
+    if repeats and customer.first_order_at and customer.last_order_at:
+        observed = _days(customer.last_order_at - customer.first_order_at) / repeats
+        gap = (observed * repeats + PRIOR_GAP_DAYS * PRIOR_WEIGHT) / (repeats + PRIOR_WEIGHT)
+    else:
+        gap = PRIOR_GAP_DAYS
+    return max(gap, MIN_GAP_DAYS)
+
+
+def _recency_days(customer: Customer, now: datetime) -> float:
+    last = customer.last_order_at or customer.created_at
+    return _days(now - last)
+
+
+def heuristic_churn_risk(customer: Customer, now: datetime) -> float:
+    """Churn risk in [0, 1]: ``1 - exp(-(recency / scale)^2)``.
+
+    ``scale`` is the customer's expected gap between orders, stretched by loyalty
+    (``1 + 0.5 ln(1 + orders)``) and value (``1 + 0.1 ln(1 + aov / 100)``). Risk
+    never decreases as recency grows. A customer without orders is measured from
+    sign-up against the prior gap.
+    """
+    loyalty = 1.0 + 0.5 * math.log1p(customer.total_orders)
+    value = 1.0 + 0.1 * math.log1p(float(customer.average_order_value) / 100.0)
+    scale = _expected_gap_days(customer) * loyalty * value
+    ratio = _recency_days(customer, now) / scale
+    return round(1.0 - math.exp(-(ratio**2)), 6)
+
+
+def heuristic_clv(customer: Customer, months: int, now: datetime) -> Decimal:
+    """Expected revenue over ``months``: ``aov * monthly_frequency * months * (1 - churn)``.
+
+    Monthly frequency is orders per month since the first order (at least one month).
+    """
+    if customer.total_orders == 0 or customer.first_order_at is None:
+        return quantize_money(Decimal(0))
+    tenure_months = max(_days(now - customer.first_order_at) / DAYS_PER_MONTH, 1.0)
+    monthly_frequency = customer.total_orders / tenure_months
+    survival = 1.0 - heuristic_churn_risk(customer, now)
+    value = float(customer.average_order_value) * monthly_frequency * months * survival
+    return quantize_money(Decimal(repr(value)))
+
+
+def _bucket(product_id: str) -> int:
+    digest = hashlib.blake2b(product_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % _PRODUCT_BUCKETS
+
+
+def _squash(value: float, scale: float) -> float:
+    return min(math.log1p(max(value, 0.0)) / math.log1p(scale), 1.0)
+
+
+def behaviour_embedding(
+    customer: Customer, products: Mapping[str, int], now: datetime
+) -> list[float]:
+    """A unit-length vector of ``EMBEDDING_DIMENSIONS`` behavioural features.
+
+    Layout (``EMBEDDING_VERSION``): recency, order count, average order value,
+    total spent, tenure, purchase rate; a one-hot segment; then product affinity:
+    the share of units bought per product bucket (product ids hashed into buckets).
+    The behavioural and product blocks weigh the same.
+    """
+    first = customer.first_order_at or customer.created_at
+    tenure = _days(now - first)
+    rate = customer.total_orders / max(tenure / DAYS_PER_MONTH, 1.0)
+    behaviour = [
+        math.exp(-_recency_days(customer, now) / 180.0) if customer.total_orders else 0.0,
+        _squash(customer.total_orders, 100.0),
+        _squash(float(customer.average_order_value), 10_000.0),
+        _squash(float(customer.total_spent), 100_000.0),
+        min(tenure / 730.0, 1.0),
+        rate / (1.0 + rate),
+    ]
+    segment = heuristic_segment(customer, now)
+    one_hot = [1.0 if s is segment else 0.0 for s in _SEGMENTS]
+    affinity = [0.0] * _PRODUCT_BUCKETS
+    units = sum(q for q in products.values() if q > 0)
+    for product_id, quantity in products.items():
+        if quantity > 0:
+            affinity[_bucket(product_id)] += quantity / units
+    head = _unit([*behaviour, *one_hot])
+    tail = _unit(affinity)
+    return _unit([*head, *tail])
+
+
+def _unit(vector: Sequence[float]) -> list[float]:
+    norm = math.sqrt(sum(v * v for v in vector))
+    return [v / norm for v in vector] if norm else list(vector)
+
+
+class HeuristicIntelligence(CustomerIntelligence):
+    """The default intelligence: the seed's rules, deterministic and dependency-free."""
+
+    name = "heuristic"
+
+    async def segment(self, customer: Customer, *, now: datetime) -> str:
+        """The customer's segment by the seed's rules."""
+        return heuristic_segment(customer, now).value
+
+    async def churn_risk(self, customer: Customer, *, now: datetime) -> float:
+        """Churn risk in [0, 1]."""
+        return heuristic_churn_risk(customer, now)
+
+    async def predict_clv(self, customer: Customer, *, months: int, now: datetime) -> Decimal:
+        """Expected revenue over the next ``months``."""
+        return heuristic_clv(customer, months, now)
+
+    async def embed(self, profile: CustomerProfile, *, now: datetime) -> list[float]:
+        """The behavioural embedding."""
+        return behaviour_embedding(profile.customer, profile.products, now)
+
+    async def score_many(
+        self, profiles: Sequence[CustomerProfile], *, now: datetime, months: int
+    ) -> list[CustomerScores]:
+        """Score every profile with the rules above."""
+        return [
+            CustomerScores(
+                customer_id=p.customer.id,
+                segment=heuristic_segment(p.customer, now).value,
+                churn_risk=heuristic_churn_risk(p.customer, now),
+                lifetime_value=heuristic_clv(p.customer, months, now),
+                embedding=behaviour_embedding(p.customer, p.products, now),
+                source=self.name,
+            )
+            for p in profiles
+        ]

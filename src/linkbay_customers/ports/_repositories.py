@@ -1,0 +1,232 @@
+"""Repository ports. Every repository is bound to one tenant by its unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from linkbay_customers.domain import (
+    Address,
+    AuditEvent,
+    ConsentEvent,
+    Customer,
+    CustomerFilters,
+    CustomerNote,
+    MergeAlias,
+    Order,
+    Page,
+)
+
+__all__ = (
+    "AddressRepository",
+    "AuditRepository",
+    "ConsentRepository",
+    "CustomerRepository",
+    "MergeAliasRepository",
+    "NoteRepository",
+    "OrderRepository",
+)
+
+
+@runtime_checkable
+class CustomerRepository(Protocol):
+    """Customers of the unit of work's tenant."""
+
+    async def next_id(self) -> int:
+        """Reserve a new customer id."""
+        ...
+
+    async def add(self, customer: Customer) -> None:
+        """Insert a customer; raise DuplicateEmail if the email is taken in the tenant."""
+        ...
+
+    async def get(
+        self, customer_id: int, *, include_deleted: bool = False, for_update: bool = False
+    ) -> Customer | None:
+        """Fetch a customer; ``for_update`` locks it until the transaction ends."""
+        ...
+
+    async def get_by_email(self, email: str, *, include_deleted: bool = False) -> Customer | None:
+        """Fetch a customer by normalized (lower-case) email."""
+        ...
+
+    async def update(self, customer: Customer) -> None:
+        """Write every field of an existing customer; raise DuplicateEmail on a taken email."""
+        ...
+
+    async def delete(self, customer_id: int) -> None:
+        """Remove a customer row for good (its dependants must be gone first)."""
+        ...
+
+    async def list(self, filters: CustomerFilters, *, page: int, page_size: int) -> Page[Customer]:
+        """One page of the customers passing ``filters``, in ``filters.sort`` order."""
+        ...
+
+    async def search(self, query: str, *, limit: int) -> Sequence[Customer]:
+        """Non-deleted customers matching ``query``, best first (see ``search_rank``)."""
+        ...
+
+
+@runtime_checkable
+class AddressRepository(Protocol):
+    """Addresses of the unit of work's tenant."""
+
+    async def next_id(self) -> int:
+        """Reserve a new address id."""
+        ...
+
+    async def add(self, address: Address) -> None:
+        """Insert an address."""
+        ...
+
+    async def get(self, address_id: int) -> Address | None:
+        """Fetch an address by id."""
+        ...
+
+    async def list_for_customer(self, customer_id: int) -> Sequence[Address]:
+        """A customer's addresses, oldest first."""
+        ...
+
+    async def update(self, address: Address) -> None:
+        """Write every field of an existing address."""
+        ...
+
+    async def delete(self, address_id: int) -> None:
+        """Remove an address."""
+        ...
+
+    async def reassign(self, from_customer_id: int, to_customer_id: int) -> int:
+        """Move every address of one customer to another; return how many moved."""
+        ...
+
+    async def delete_for_customer(self, customer_id: int) -> int:
+        """Remove every address of a customer; return how many were removed."""
+        ...
+
+
+@runtime_checkable
+class NoteRepository(Protocol):
+    """Customer notes of the unit of work's tenant."""
+
+    async def next_id(self) -> int:
+        """Reserve a new note id."""
+        ...
+
+    async def add(self, note: CustomerNote) -> None:
+        """Insert a note."""
+        ...
+
+    async def list_for_customer(self, customer_id: int) -> Sequence[CustomerNote]:
+        """A customer's notes, oldest first."""
+        ...
+
+    async def reassign(self, from_customer_id: int, to_customer_id: int) -> int:
+        """Move every note of one customer to another; return how many moved."""
+        ...
+
+    async def delete_for_customer(self, customer_id: int) -> int:
+        """Remove every note of a customer; return how many were removed."""
+        ...
+
+
+@runtime_checkable
+class OrderRepository(Protocol):
+    """Orders (with their lines) of the unit of work's tenant."""
+
+    async def next_id(self) -> int:
+        """Reserve a new internal order id."""
+        ...
+
+    async def add(self, order: Order) -> None:
+        """Insert an order and its lines; raise OrderConflict if ``order_id`` exists."""
+        ...
+
+    async def get_by_order_id(self, order_id: str) -> Order | None:
+        """Fetch an order by the host's order id."""
+        ...
+
+    async def list_for_customer(
+        self, customer_id: int, *, page: int, page_size: int
+    ) -> Page[Order]:
+        """One page of a customer's orders, newest first."""
+        ...
+
+    async def reassign(self, from_customer_id: int, to_customer_id: int) -> int:
+        """Move every order of one customer to another; return how many moved."""
+        ...
+
+    async def delete_for_customer(self, customer_id: int) -> int:
+        """Remove every order of a customer; return how many were removed."""
+        ...
+
+
+@runtime_checkable
+class ConsentRepository(Protocol):
+    """The consent ledger of the unit of work's tenant (append-only)."""
+
+    async def next_id(self) -> int:
+        """Reserve a new consent event id."""
+        ...
+
+    async def append(self, event: ConsentEvent) -> None:
+        """Append an event to the ledger."""
+        ...
+
+    async def list_for_customer(self, customer_id: int) -> Sequence[ConsentEvent]:
+        """A customer's consent events, oldest first."""
+        ...
+
+    async def delete_for_customer(self, customer_id: int) -> int:
+        """Remove a customer's ledger (hard erasure only); return how many were removed."""
+        ...
+
+
+@runtime_checkable
+class AuditRepository(Protocol):
+    """The audit trail of the unit of work's tenant (append-only)."""
+
+    async def next_id(self) -> int:
+        """Reserve a new audit event id."""
+        ...
+
+    async def append(self, event: AuditEvent) -> None:
+        """Append an event to the trail."""
+        ...
+
+    async def list(
+        self,
+        *,
+        customer_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page: int = 1,
+        page_size: int = 100,
+    ) -> Page[AuditEvent]:
+        """Events oldest first, optionally of one customer, in ``[since, until)``."""
+        ...
+
+
+@runtime_checkable
+class MergeAliasRepository(Protocol):
+    """Merged-away customer ids and the customer each now resolves to."""
+
+    async def add(self, alias: MergeAlias) -> None:
+        """Record an alias."""
+        ...
+
+    async def resolve(self, alias_id: int) -> int | None:
+        """The customer id an alias resolves to, or None if ``alias_id`` is no alias."""
+        ...
+
+    async def repoint(self, from_customer_id: int, to_customer_id: int) -> int:
+        """Make every alias of one customer resolve to another; return how many changed."""
+        ...
+
+    async def list_for_customer(self, customer_id: int) -> Sequence[MergeAlias]:
+        """The aliases resolving to a customer, oldest first."""
+        ...
+
+    async def delete_for_customer(self, customer_id: int) -> int:
+        """Remove the aliases resolving to a customer; return how many were removed."""
+        ...

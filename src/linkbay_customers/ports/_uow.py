@@ -1,0 +1,71 @@
+"""The unit of work and the storage that opens it."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+from linkbay_customers.ports._repositories import (
+    AddressRepository,
+    AuditRepository,
+    ConsentRepository,
+    CustomerRepository,
+    MergeAliasRepository,
+    NoteRepository,
+    OrderRepository,
+)
+
+__all__ = ("Storage", "UnitOfWork")
+
+
+@runtime_checkable
+class UnitOfWork(Protocol):
+    """One transaction over one tenant's data.
+
+    Used as ``async with storage.unit_of_work(tenant_id) as uow``. Repositories add
+    and flush; only ``commit()`` makes changes durable, and leaving the block without
+    it rolls them back.
+    """
+
+    tenant_id: str
+    customers: CustomerRepository
+    addresses: AddressRepository
+    notes: NoteRepository
+    orders: OrderRepository
+    consents: ConsentRepository
+    audit: AuditRepository
+    aliases: MergeAliasRepository
+
+    async def __aenter__(self) -> Self:
+        """Begin the transaction."""
+        ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """End the transaction, rolling back whatever was not committed."""
+        ...
+
+    async def commit(self) -> None:
+        """Make the transaction's changes durable."""
+        ...
+
+    async def rollback(self) -> None:
+        """Discard the transaction's uncommitted changes."""
+        ...
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """A storage backend: opens tenant-bound units of work and owns their resources."""
+
+    def unit_of_work(self, tenant_id: str) -> UnitOfWork:
+        """A new, not yet entered, unit of work for one tenant."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and other resources."""
+        ...

@@ -1,0 +1,607 @@
+"""Pydantic DTOs at the service boundary: what callers send and what they get back.
+
+Every string and JSON value accepted here can be stored by every supported backend:
+NUL characters, lone surrogates and non-finite numbers are rejected with an error
+naming the field, instead of failing later inside a database driver.
+
+Host applications extend the schemas by subclassing: fields a subclass of
+``CustomerCreate`` or ``CustomerUpdate`` adds travel to the storage as ``extra``
+values (matching the columns the host added to its customer model), and a subclass
+of ``CustomerResponse`` returns them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    JsonValue,
+    PlainSerializer,
+    ValidationInfo,
+    field_validator,
+)
+
+from linkbay_customers.domain import (
+    COUNTRY_CODES,
+    MAX_ID,
+    Address,
+    AddressType,
+    AuditEvent,
+    Customer,
+    CustomerFilters,
+    CustomerNote,
+    CustomerSort,
+    MergeAlias,
+    Order,
+    OrderItem,
+    OrderShipping,
+    TagMatch,
+    normalize_phone,
+)
+
+__all__ = (
+    "AddressCreate",
+    "AddressResponse",
+    "AddressUpdate",
+    "AuditEventResponse",
+    "CustomerCreate",
+    "CustomerMergeRequest",
+    "CustomerNoteCreate",
+    "CustomerNoteResponse",
+    "CustomerResponse",
+    "CustomerSearchFilters",
+    "CustomerUpdate",
+    "MergeAliasResponse",
+    "OrderCreate",
+    "OrderItemCreate",
+    "OrderItemResponse",
+    "OrderResponse",
+    "OrderShippingData",
+    "extra_values",
+)
+
+_MAX_JSON_BYTES = 16_384
+_MAX_JSON_DEPTH = 16
+
+
+def _storable(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode text") from exc
+    return text
+
+
+def _blank_to_none(value: object) -> object:
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def _check_json(value: object, depth: int = 0) -> None:
+    if depth > _MAX_JSON_DEPTH:
+        raise ValueError(f"must not nest deeper than {_MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        _storable(value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("numbers must be finite")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _storable(key)
+            _check_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(item, depth + 1)
+
+
+def _json_document(value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    _check_json(value)
+    if len(json.dumps(value, ensure_ascii=False).encode("utf-8")) > _MAX_JSON_BYTES:
+        raise ValueError(f"must serialize to at most {_MAX_JSON_BYTES} bytes")
+    return value
+
+
+def _lower_email(value: str) -> str:
+    return _storable(value).lower()
+
+
+def _phone(value: str) -> str:
+    return normalize_phone(_storable(value))
+
+
+def _country(value: str) -> str:
+    code = value.strip().upper()
+    if code not in COUNTRY_CODES:
+        raise ValueError("must be an ISO 3166-1 alpha-2 country code, such as 'IT'")
+    return code
+
+
+def _currency(value: str) -> str:
+    code = value.strip().upper()
+    if len(code) != 3 or not code.isascii() or not code.isalpha():
+        raise ValueError("must be an ISO 4217 currency code, such as 'EUR'")
+    return code
+
+
+def _unique_tags(tags: list[str]) -> list[str]:
+    return list(dict.fromkeys(tags))
+
+
+def _int_to_str(value: object) -> object:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _money_json(value: Decimal) -> float:
+    return float(value)
+
+
+def _not_null(cls: type[BaseModel], value: object) -> object:
+    # Runs only for fields the caller sent: an omitted field is never validated.
+    if value is None:
+        raise ValueError("cannot be null")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+"""A storable string, stripped of surrounding whitespace by the model config."""
+
+# Optional storable strings of bounded length; a blank string means None.
+OptionalText20 = Annotated[
+    Annotated[str, Field(max_length=20), AfterValidator(_storable)] | None,
+    BeforeValidator(_blank_to_none),
+]
+OptionalText32 = Annotated[
+    Annotated[str, Field(max_length=32), AfterValidator(_storable)] | None,
+    BeforeValidator(_blank_to_none),
+]
+OptionalText100 = Annotated[
+    Annotated[str, Field(max_length=100), AfterValidator(_storable)] | None,
+    BeforeValidator(_blank_to_none),
+]
+OptionalText200 = Annotated[
+    Annotated[str, Field(max_length=200), AfterValidator(_storable)] | None,
+    BeforeValidator(_blank_to_none),
+]
+Name = OptionalText100
+Email = Annotated[EmailStr, Field(max_length=254), AfterValidator(_lower_email)]
+Phone = Annotated[
+    Annotated[str, Field(max_length=40), AfterValidator(_phone)] | None,
+    BeforeValidator(_blank_to_none),
+]
+Tag = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_storable)]
+Tags = Annotated[list[Tag], Field(max_length=50), AfterValidator(_unique_tags)]
+Preferences = Annotated[dict[str, JsonValue], AfterValidator(_json_document)]
+Country = Annotated[str, Field(min_length=2, max_length=2), AfterValidator(_country)]
+Currency = Annotated[str, Field(min_length=3, max_length=3), AfterValidator(_currency)]
+Money = Annotated[
+    Decimal,
+    Field(ge=0, le=Decimal("1e13"), max_digits=18, decimal_places=4, allow_inf_nan=False),
+]
+MoneyOut = Annotated[Decimal, PlainSerializer(_money_json, return_type=float, when_used="json")]
+Birthday = Annotated[date, Field(ge=date(1900, 1, 1))]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+ProductId = Annotated[
+    str,
+    BeforeValidator(_int_to_str),
+    Field(min_length=1, max_length=128),
+    AfterValidator(_storable),
+]
+
+_INPUT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def extra_values(data: BaseModel, base: type[BaseModel], *, only_set: bool) -> dict[str, Any]:
+    """The values of fields a host's subclass adds on top of ``base``.
+
+    Args:
+        data: An instance of ``base`` or of a subclass of it.
+        base: The library schema the host extended.
+        only_set: Keep only fields the caller actually sent (partial updates).
+    """
+    names = set(type(data).model_fields) - set(base.model_fields)
+    if only_set:
+        names &= data.model_fields_set
+    return data.model_dump(include=names) if names else {}
+
+
+# ---------------------------------------------------------------------------- customers
+
+
+class CustomerCreate(BaseModel):
+    """Data of a new customer. Only ``email`` is required."""
+
+    model_config = _INPUT
+
+    email: Email
+    first_name: Name = None
+    last_name: Name = None
+    phone: Phone = None
+    birthday: Birthday | None = None
+    gender: OptionalText32 = None
+    preferences: Preferences = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=list)
+
+
+class CustomerUpdate(BaseModel):
+    """A partial update: only the fields sent change.
+
+    ``preferences`` is applied as a JSON Merge Patch (RFC 7396): keys sent replace
+    those stored, a key sent as ``null`` is removed, keys not sent stay. ``tags``
+    replaces the whole list. Sending ``null`` clears an optional field; ``email``
+    cannot be cleared.
+    """
+
+    model_config = _INPUT
+
+    email: Email | None = None
+    first_name: Name = None
+    last_name: Name = None
+    phone: Phone = None
+    birthday: Birthday | None = None
+    gender: OptionalText32 = None
+    preferences: Preferences | None = None
+    tags: Tags | None = None
+
+    _email_not_null = field_validator("email")(_not_null)
+
+
+class CustomerResponse(BaseModel):
+    """A customer as the API returns it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    tenant_id: str
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+    phone: str | None
+    birthday: date | None
+    gender: str | None
+    preferences: dict[str, JsonValue]
+    tags: list[str]
+    currency: str | None
+    total_orders: int
+    total_spent: MoneyOut
+    average_order_value: MoneyOut
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+    customer_lifetime_value: MoneyOut | None
+    churn_risk_score: float | None
+    segment: str | None
+    scored_at: datetime | None
+    score_source: str | None
+    is_anonymized: bool
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+
+    @classmethod
+    def from_domain(cls, customer: Customer) -> Self:
+        """Build the response, including the host's extra fields when ``cls`` declares them."""
+        values = {name: getattr(customer, name) for name in CustomerResponse.model_fields}
+        values.update({k: v for k, v in customer.extra.items() if k in cls.model_fields})
+        return cls.model_validate(values)
+
+
+class CustomerSearchFilters(BaseModel):
+    """Filters of a customer listing (see ``CustomerFilters`` for the exact semantics)."""
+
+    model_config = _INPUT
+
+    segment: (
+        Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_storable)] | None
+    ) = None
+    min_total_spent: Money | None = None
+    max_total_spent: Money | None = None
+    tags: Tags = Field(default_factory=list)
+    tags_match: TagMatch = TagMatch.ANY
+    email_contains: (
+        Annotated[str, Field(min_length=1, max_length=254), AfterValidator(_storable)] | None
+    ) = None
+    created_after: AwareDatetime | None = None
+    created_before: AwareDatetime | None = None
+    include_deleted: bool = False
+    sort: CustomerSort = CustomerSort.CREATED_AT_DESC
+
+    @field_validator("max_total_spent")
+    @classmethod
+    def _max_not_below_min(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        low = info.data.get("min_total_spent")
+        if value is not None and low is not None and value < low:
+            raise ValueError("must not be below min_total_spent")
+        return value
+
+    @field_validator("created_before")
+    @classmethod
+    def _before_after_after(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        after = info.data.get("created_after")
+        if value is not None and after is not None and value <= after:
+            raise ValueError("must be later than created_after")
+        return value
+
+    def to_filters(self) -> CustomerFilters:
+        """The domain form of these filters."""
+        return CustomerFilters(
+            segment=self.segment,
+            min_total_spent=self.min_total_spent,
+            max_total_spent=self.max_total_spent,
+            tags=tuple(self.tags),
+            tags_match=self.tags_match,
+            email_contains=self.email_contains.lower() if self.email_contains else None,
+            created_after=self.created_after,
+            created_before=self.created_before,
+            include_deleted=self.include_deleted,
+            sort=self.sort,
+        )
+
+
+class CustomerMergeRequest(BaseModel):
+    """Merge ``source`` into ``target``; the source is soft-deleted and kept as an alias."""
+
+    model_config = _INPUT
+
+    source_customer_id: Id
+    target_customer_id: Id
+    merge_addresses: bool = True
+    merge_notes: bool = True
+    merge_tags: bool = True
+    merge_preferences: bool = False
+
+
+class MergeAliasResponse(BaseModel):
+    """A merged-away customer id and the customer it resolves to."""
+
+    alias_id: int
+    customer_id: int
+    merged_at: datetime
+
+    @classmethod
+    def from_domain(cls, alias: MergeAlias) -> Self:
+        """Build the response from the domain alias."""
+        return cls(
+            alias_id=alias.alias_id, customer_id=alias.customer_id, merged_at=alias.merged_at
+        )
+
+
+# ---------------------------------------------------------------------------- addresses
+
+
+class AddressCreate(BaseModel):
+    """A new address; ``country`` is an ISO 3166-1 alpha-2 code."""
+
+    model_config = _INPUT
+
+    type: AddressType
+    address_line1: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable)]
+    address_line2: OptionalText200 = None
+    city: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_storable)]
+    state: OptionalText100 = None
+    postal_code: Annotated[str, Field(min_length=1, max_length=20), AfterValidator(_storable)]
+    country: Country
+    is_default: bool = False
+
+
+class AddressUpdate(BaseModel):
+    """A partial address update; only the fields sent change."""
+
+    model_config = _INPUT
+
+    type: AddressType | None = None
+    address_line1: (
+        Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable)] | None
+    ) = None
+    address_line2: OptionalText200 = None
+    city: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_storable)] | None = (
+        None
+    )
+    state: OptionalText100 = None
+    postal_code: (
+        Annotated[str, Field(min_length=1, max_length=20), AfterValidator(_storable)] | None
+    ) = None
+    country: Country | None = None
+    is_default: bool | None = None
+
+    _required_not_null = field_validator(
+        "type", "address_line1", "city", "postal_code", "country", "is_default"
+    )(_not_null)
+
+
+class AddressResponse(BaseModel):
+    """An address as the API returns it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    customer_id: int
+    type: AddressType
+    address_line1: str
+    address_line2: str | None
+    city: str
+    state: str | None
+    postal_code: str
+    country: str
+    is_default: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_domain(cls, address: Address) -> Self:
+        """Build the response from the domain address."""
+        return cls.model_validate(address)
+
+
+# -------------------------------------------------------------------------------- notes
+
+
+class CustomerNoteCreate(BaseModel):
+    """A new note about a customer."""
+
+    model_config = _INPUT
+
+    note: Annotated[str, Field(min_length=1, max_length=10_000), AfterValidator(_storable)]
+
+
+class CustomerNoteResponse(BaseModel):
+    """A note as the API returns it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    customer_id: int
+    note: str
+    created_by: str | None
+    created_at: datetime
+
+    @classmethod
+    def from_domain(cls, note: CustomerNote) -> Self:
+        """Build the response from the domain note."""
+        return cls.model_validate(note)
+
+
+# ------------------------------------------------------------------------------- orders
+
+
+class OrderItemCreate(BaseModel):
+    """One order line; ``product_id`` may be sent as a string or an integer."""
+
+    model_config = _INPUT
+
+    product_id: ProductId
+    product_name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable)]
+    quantity: Annotated[int, Field(ge=1, le=1_000_000)]
+    unit_price: Money
+
+    def to_domain(self) -> OrderItem:
+        """The domain order line."""
+        return OrderItem(
+            product_id=self.product_id,
+            product_name=self.product_name,
+            quantity=self.quantity,
+            unit_price=self.unit_price,
+        )
+
+
+class OrderShippingData(BaseModel):
+    """Where an order was shipped. Personal data: erased with the customer."""
+
+    model_config = _INPUT
+
+    recipient_name: OptionalText200 = None
+    address_line1: OptionalText200 = None
+    address_line2: OptionalText200 = None
+    city: OptionalText100 = None
+    state: OptionalText100 = None
+    postal_code: OptionalText20 = None
+    country: Country | None = None
+    phone: Phone = None
+
+
+class OrderCreate(BaseModel):
+    """An order from the host's order system (the seed's ``order_data``).
+
+    ``order_id`` is the host's identifier and makes recording idempotent.
+    ``created_at`` defaults to the time of recording; ``currency`` defaults to the
+    customer's currency, or the service's default for a first order.
+    """
+
+    model_config = _INPUT
+
+    order_id: Annotated[
+        str,
+        BeforeValidator(_int_to_str),
+        Field(min_length=1, max_length=128),
+        AfterValidator(_storable),
+    ]
+    total: Money
+    currency: Currency | None = None
+    created_at: AwareDatetime | None = None
+    items: Annotated[list[OrderItemCreate], Field(max_length=1000)] = Field(default_factory=list)
+    shipping: OrderShippingData | None = None
+
+    def shipping_to_domain(self) -> OrderShipping | None:
+        """The domain shipping details, if any were sent."""
+        return None if self.shipping is None else OrderShipping(**self.shipping.model_dump())
+
+
+class OrderItemResponse(BaseModel):
+    """An order line as the API returns it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    product_id: str
+    product_name: str
+    quantity: int
+    unit_price: MoneyOut
+
+
+class OrderShippingResponse(BaseModel):
+    """Shipping details as the API returns them."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    recipient_name: str | None
+    address_line1: str | None
+    address_line2: str | None
+    city: str | None
+    state: str | None
+    postal_code: str | None
+    country: str | None
+    phone: str | None
+
+
+class OrderResponse(BaseModel):
+    """An order as the API returns it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    customer_id: int
+    order_id: str
+    total: MoneyOut
+    currency: str
+    created_at: datetime
+    recorded_at: datetime
+    items: list[OrderItemResponse]
+    shipping: OrderShippingResponse | None
+
+    @classmethod
+    def from_domain(cls, order: Order) -> Self:
+        """Build the response from the domain order."""
+        return cls.model_validate(order)
+
+
+# -------------------------------------------------------------------------------- audit
+
+
+class AuditEventResponse(BaseModel):
+    """An audit record as the API returns it: field names and ids, never personal values."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    customer_id: int | None
+    actor: str | None
+    action: str
+    occurred_at: datetime
+    changed_fields: list[str]
+    details: dict[str, JsonValue]
+
+    @classmethod
+    def from_domain(cls, event: AuditEvent) -> Self:
+        """Build the response from the domain event."""
+        return cls.model_validate(event)

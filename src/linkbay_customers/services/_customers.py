@@ -1,0 +1,869 @@
+"""CustomerService: customers, addresses, notes, orders and merges of one tenant at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from linkbay_customers.domain import (
+    MAX_SEARCH_LIMIT,
+    Address,
+    AddressNotFound,
+    AddressType,
+    AuditAction,
+    AuditEvent,
+    Customer,
+    CustomerNote,
+    CustomerNotFound,
+    DuplicateEmail,
+    InvalidInput,
+    InvalidMerge,
+    MergeAlias,
+    Order,
+    OrderConflict,
+    OrderItem,
+    OrderShipping,
+    Page,
+    apply_order,
+    fill_missing,
+    fold_analytics,
+    merge_patch,
+    merge_tags,
+)
+from linkbay_customers.ports import Clock, CustomerIntelligence, UnitOfWork
+from linkbay_customers.schemas import (
+    AddressCreate,
+    AddressUpdate,
+    CustomerCreate,
+    CustomerMergeRequest,
+    CustomerNoteCreate,
+    CustomerSearchFilters,
+    CustomerUpdate,
+    OrderCreate,
+    extra_values,
+)
+from linkbay_customers.services._boundary import (
+    check_actor,
+    check_id,
+    check_page,
+    check_tenant,
+    validated,
+)
+
+__all__ = ("CustomerService", "RecordedOrder", "UnitOfWorkFactory")
+
+UnitOfWorkFactory = Callable[[str], UnitOfWork]
+"""Opens a unit of work bound to one tenant (``Storage.unit_of_work`` is one)."""
+
+_FUTURE_ORDER_TOLERANCE = timedelta(minutes=5)
+_PROFILE_FIELDS = (
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "birthday",
+    "gender",
+    "preferences",
+    "tags",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedOrder:
+    """The outcome of ``record_order``.
+
+    Attributes:
+        order: The stored order (the original one when the call was a retry).
+        customer: The customer with analytics as they stand after the call.
+        created: False when the order id was already recorded and nothing changed.
+    """
+
+    order: Order
+    customer: Customer
+    created: bool
+
+
+async def write_audit(
+    uow: UnitOfWork,
+    clock: Clock,
+    action: AuditAction,
+    *,
+    customer_id: int | None,
+    actor: str | None,
+    changed_fields: Sequence[str] = (),
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """Append an audit event inside the caller's transaction."""
+    await uow.audit.append(
+        AuditEvent(
+            id=await uow.audit.next_id(),
+            tenant_id=uow.tenant_id,
+            customer_id=customer_id,
+            actor=actor,
+            action=action,
+            occurred_at=clock.now(),
+            changed_fields=tuple(changed_fields),
+            details=dict(details or {}),
+        )
+    )
+
+
+async def load_customer(
+    uow: UnitOfWork,
+    customer_id: int,
+    *,
+    for_update: bool = False,
+    include_deleted: bool = False,
+    field: str | None = None,
+) -> Customer:
+    """Fetch a customer, following a merge alias to the customer it now resolves to.
+
+    Raises:
+        CustomerNotFound: no such customer in the tenant (another tenant's id included),
+            or it is deleted and ``include_deleted`` is False.
+    """
+    if not check_id(customer_id):
+        raise CustomerNotFound(customer_id, field=field)
+    customer = await uow.customers.get(customer_id, include_deleted=True, for_update=for_update)
+    if customer is not None and customer.is_deleted:
+        target = await uow.aliases.resolve(customer_id)
+        if target is not None:
+            customer = await uow.customers.get(target, for_update=for_update)
+        elif not include_deleted:
+            customer = None
+    if customer is None:
+        raise CustomerNotFound(customer_id, field=field)
+    return customer
+
+
+class CustomerService:
+    """Customer management for every tenant of a storage.
+
+    Every method takes the tenant first and works inside one unit of work of that
+    tenant: another tenant's ids behave exactly like unknown ones. Every change is
+    audited in the same transaction. An id that was merged away resolves to the
+    customer it was merged into, for reads and changes alike.
+
+    Args:
+        uow_factory: Opens a unit of work for a tenant (``storage.unit_of_work``).
+        clock: Source of the current time.
+        intelligence: Keeps the segment current as orders arrive.
+        default_currency: Currency of a customer's first order when it names none.
+    """
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        intelligence: CustomerIntelligence,
+        *,
+        default_currency: str = "EUR",
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._clock = clock
+        self._intelligence = intelligence
+        self._default_currency = default_currency
+
+    def _uow(self, tenant_id: str) -> UnitOfWork:
+        return self._uow_factory(check_tenant(tenant_id))
+
+    def _check_birthday(self, birthday: date | None) -> None:
+        if birthday is not None and birthday > self._clock.now().date():
+            raise InvalidInput.single("birthday", "must not be in the future")
+
+    # ------------------------------------------------------------------ customers
+
+    async def create_customer(
+        self,
+        tenant_id: str,
+        data: CustomerCreate | Mapping[str, Any],
+        *,
+        actor: str | None = None,
+    ) -> Customer:
+        """Create a customer.
+
+        Raises:
+            InvalidInput: a field is invalid (the error names it).
+            DuplicateEmail: the email is used by another customer of the tenant,
+                including a soft-deleted one, which keeps its email for a restore.
+        """
+        data = validated(CustomerCreate, data)
+        actor = check_actor(actor)
+        self._check_birthday(data.birthday)
+        now = self._clock.now()
+        async with self._uow(tenant_id) as uow:
+            existing = await uow.customers.get_by_email(data.email, include_deleted=True)
+            if existing is not None:
+                raise DuplicateEmail(data.email, existing_is_deleted=existing.is_deleted)
+            customer = Customer(
+                id=await uow.customers.next_id(),
+                tenant_id=uow.tenant_id,
+                email=data.email,
+                first_name=data.first_name,
+                last_name=data.last_name,
+                phone=data.phone,
+                birthday=data.birthday,
+                gender=data.gender,
+                preferences=dict(data.preferences),
+                tags=list(data.tags),
+                created_at=now,
+                updated_at=now,
+                extra=extra_values(data, CustomerCreate, only_set=False),
+            )
+            customer.segment = await self._intelligence.segment(customer, now=now)
+            await uow.customers.add(customer)
+            await write_audit(
+                uow,
+                self._clock,
+                AuditAction.CUSTOMER_CREATED,
+                customer_id=customer.id,
+                actor=actor,
+                changed_fields=sorted(data.model_fields_set),
+            )
+            await uow.commit()
+        return customer
+
+    async def get_customer(
+        self, tenant_id: str, customer_id: int, *, include_deleted: bool = False
+    ) -> Customer:
+        """Fetch a customer; a merged-away id returns the customer it was merged into.
+
+        Raises:
+            CustomerNotFound: unknown id, another tenant's id, or a deleted customer
+                when ``include_deleted`` is False.
+        """
+        async with self._uow(tenant_id) as uow:
+            return await load_customer(uow, customer_id, include_deleted=include_deleted)
+
+    async def get_customer_by_email(self, tenant_id: str, email: str) -> Customer:
+        """Fetch a non-deleted customer by email (case-insensitive).
+
+        Raises:
+            CustomerNotFound: no such customer.
+        """
+        key = email.strip().lower() if isinstance(email, str) else ""
+        async with self._uow(tenant_id) as uow:
+            customer = await uow.customers.get_by_email(key) if key else None
+        if customer is None:
+            raise CustomerNotFound(email, field="email")
+        return customer
+
+    async def update_customer(
+        self,
+        tenant_id: str,
+        customer_id: int,
+        data: CustomerUpdate | Mapping[str, Any],
+        *,
+        actor: str | None = None,
+    ) -> Customer:
+        """Apply a partial update; only the fields sent change (see ``CustomerUpdate``).
+
+        A call that changes nothing writes nothing, not even an audit record.
+
+        Raises:
+            CustomerNotFound: unknown or deleted customer.
+            InvalidInput: a field is invalid.
+            DuplicateEmail: the new email is used by another customer of the tenant.
+        """
+        data = validated(CustomerUpdate, data)
+        actor = check_actor(actor)
+        self._check_birthday(data.birthday)
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id, for_update=True)
+            changed: list[str] = []
+            for name in _PROFILE_FIELDS:
+                if name not in data.model_fields_set:
+                    continue
+                value: Any = getattr(data, name)
+                if name == "preferences":
+                    value = {} if value is None else merge_patch(customer.preferences, value)
+                elif name == "tags":
+                    value = [] if value is None else list(value)
+                if getattr(customer, name) != value:
+                    setattr(customer, name, value)
+                    changed.append(name)
+            for name, value in extra_values(data, CustomerUpdate, only_set=True).items():
+                if customer.extra.get(name) != value:
+                    customer.extra[name] = value
+                    changed.append(name)
+            if not changed:
+                return customer
+            if "email" in changed and customer.email is not None:
+                holder = await uow.customers.get_by_email(customer.email, include_deleted=True)
+                if holder is not None and holder.id != customer.id:
+                    raise DuplicateEmail(customer.email, existing_is_deleted=holder.is_deleted)
+            customer.updated_at = self._clock.now()
+            await uow.customers.update(customer)
+            await write_audit(
+                uow,
+                self._clock,
+                AuditAction.CUSTOMER_UPDATED,
+                customer_id=customer.id,
+                actor=actor,
+                changed_fields=sorted(changed),
+            )
+            await uow.commit()
+        return customer
+
+    async def delete_customer(
+        self,
+        tenant_id: str,
+        customer_id: int,
+        soft_delete: bool = True,
+        *,
+        actor: str | None = None,
+    ) -> bool:
+        """Delete a customer: soft by default (restorable), or for good.
+
+        A hard delete removes the customer, its addresses, notes, orders, consent
+        ledger and merge aliases, and the customers merged into it. Soft-deleting a
+        customer that is already deleted changes nothing.
+
+        Returns:
+            True once the customer is deleted.
+
+        Raises:
+            CustomerNotFound: unknown id or another tenant's id.
+        """
+        actor = check_actor(actor)
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id, for_update=True, include_deleted=True)
+            if soft_delete:
+                if customer.is_deleted:
+                    return True
+                customer.deleted_at = customer.updated_at = self._clock.now()
+                await uow.customers.update(customer)
+                await write_audit(
+                    uow,
+                    self._clock,
+                    AuditAction.CUSTOMER_DELETED,
+                    customer_id=customer.id,
+                    actor=actor,
+                    changed_fields=["deleted_at"],
+                )
+            else:
+                removed = await purge_customer_rows(uow, customer.id)
+                await write_audit(
+                    uow,
+                    self._clock,
+                    AuditAction.CUSTOMER_HARD_DELETED,
+                    customer_id=customer.id,
+                    actor=actor,
+                    details={"customer_ids": removed},
+                )
+            await uow.commit()
+        return True
+
+    async def restore_customer(
+        self, tenant_id: str, customer_id: int, *, actor: str | None = None
+    ) -> Customer:
+        """Undo a soft delete. Restoring a customer that is not deleted changes nothing.
+
+        Raises:
+            CustomerNotFound: unknown id, another tenant's id, or an anonymized customer.
+        """
+        actor = check_actor(actor)
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id, for_update=True, include_deleted=True)
+            if customer.is_anonymized:
+                raise CustomerNotFound(customer_id)
+            if not customer.is_deleted:
+                return customer
+            customer.deleted_at = None
+            customer.updated_at = self._clock.now()
+            await uow.customers.update(customer)
+            await write_audit(
+                uow,
+                self._clock,
+                AuditAction.CUSTOMER_RESTORED,
+                customer_id=customer.id,
+                actor=actor,
+                changed_fields=["deleted_at"],
+            )
+            await uow.commit()
+        return customer
+
+    async def list_customers(
+        self,
+        tenant_id: str,
+        filters: CustomerSearchFilters | Mapping[str, Any] | None = None,
+        page: int = 1,
+        page_size: int = 20,
+    ) -> Page[Customer]:
+        """One page of the tenant's customers passing ``filters``, with the total count.
+
+        Raises:
+            InvalidInput: a filter is invalid, ``page`` < 1 or ``page_size`` not in 1..100.
+        """
+        criteria = validated(CustomerSearchFilters, filters or {})
+        check_page(page, page_size)
+        async with self._uow(tenant_id) as uow:
+            return await uow.customers.list(criteria.to_filters(), page=page, page_size=page_size)
+
+    async def search_customers(
+        self, tenant_id: str, query: str, *, limit: int = 20
+    ) -> Sequence[Customer]:
+        """Search non-deleted customers by email, first/last name and phone.
+
+        Matching ignores case; ``%`` and ``_`` are ordinary characters. Results come
+        best first: the exact email, then prefixes, then substrings; at most ``limit``.
+
+        Raises:
+            InvalidInput: empty or over-long query, or ``limit`` not in 1..100.
+        """
+        q = query.strip() if isinstance(query, str) else ""
+        if not 0 < len(q) <= 100 or not q.isprintable():
+            raise InvalidInput.single("q", "must be 1 to 100 printable characters")
+        if (
+            not isinstance(limit, int)
+            or isinstance(limit, bool)
+            or not 0 < limit <= MAX_SEARCH_LIMIT
+        ):
+            raise InvalidInput.single("limit", f"must be an integer from 1 to {MAX_SEARCH_LIMIT}")
+        async with self._uow(tenant_id) as uow:
+            return await uow.customers.search(q, limit=limit)
+
+    # ------------------------------------------------------------------ addresses
+
+    async def add_address(
+        self,
+        tenant_id: str,
+        customer_id: int,
+        data: AddressCreate | Mapping[str, Any],
+        *,
+        actor: str | None = None,
+    ) -> Address:
+        """Add an address; a new default replaces the customer's default of that type.
+
+        Raises:
+            CustomerNotFound: unknown or deleted customer.
+            InvalidInput: a field is invalid (type, country, ...).
+        """
+        data = validated(AddressCreate, data)
+        actor = check_actor(actor)
+        now = self._clock.now()
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id, for_update=True)
+            if data.is_default:
+                await _clear_default(uow, customer.id, data.type, keep=None)
+            address = Address(
+                id=await uow.addresses.next_id(),
+                tenant_id=uow.tenant_id,
+                customer_id=customer.id,
+                created_at=now,
+                updated_at=now,
+                **data.model_dump(),
+            )
+            await uow.addresses.add(address)
+            await write_audit(
+                uow,
+                self._clock,
+                AuditAction.ADDRESS_ADDED,
+                customer_id=customer.id,
+                actor=actor,
+                changed_fields=sorted(data.model_fields_set),
+                details={"address_id": address.id},
+            )
+            await uow.commit()
+        return address
+
+    async def list_addresses(self, tenant_id: str, customer_id: int) -> Sequence[Address]:
+        """A customer's addresses, oldest first.
+
+        Raises:
+            CustomerNotFound: unknown or deleted customer.
+        """
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id)
+            return await uow.addresses.list_for_customer(customer.id)
+
+    async def update_address(
+        self,
+        tenant_id: str,
+        customer_id: int,
+        address_id: int,
+        data: AddressUpdate | Mapping[str, Any],
+        *,
+        actor: str | None = None,
+    ) -> Address:
+        """Apply a partial address update.
+
+        Raises:
+            CustomerNotFound: unknown or deleted customer.
+            AddressNotFound: the address does not belong to that customer.
+            InvalidInput: a field is invalid.
+        """
+        data = validated(AddressUpdate, data)
+        actor = check_actor(actor)
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id, for_update=True)
+            address = await _own_address(uow, customer.id, address_id)
+            changed = [
+                name
+                for name in sorted(data.model_fields_set)
+                if getattr(address, name) != getattr(data, name)
+            ]
+            if not changed:
+                return address
+            for name in changed:
+                setattr(address, name, getattr(data, name))
+            if address.is_default:
+                await _clear_default(uow, customer.id, address.type, keep=address.id)
+            address.updated_at = self._clock.now()
+            await uow.addresses.update(address)
+            await write_audit(
+                uow,
+                self._clock,
+                AuditAction.ADDRESS_UPDATED,
+                customer_id=customer.id,
+                actor=actor,
+                changed_fields=changed,
+                details={"address_id": address.id},
+            )
+            await uow.commit()
+        return address
+
+    async def delete_address(
+        self, tenant_id: str, customer_id: int, address_id: int, *, actor: str | None = None
+    ) -> bool:
+        """Delete an address.
+
+        Raises:
+            CustomerNotFound: unknown or deleted customer.
+            AddressNotFound: the address does not belong to that customer.
+        """
+        actor = check_actor(actor)
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id, for_update=True)
+            address = await _own_address(uow, customer.id, address_id)
+            await uow.addresses.delete(address.id)
+            await write_audit(
+                uow,
+                self._clock,
+                AuditAction.ADDRESS_DELETED,
+                customer_id=customer.id,
+                actor=actor,
+                details={"address_id": address.id},
+            )
+            await uow.commit()
+        return True
+
+    # ---------------------------------------------------------------------- notes
+
+    async def add_note(
+        self,
+        tenant_id: str,
+        customer_id: int,
+        data: CustomerNoteCreate | Mapping[str, Any],
+        created_by: str | None = None,
+    ) -> CustomerNote:
+        """Add a note written by ``created_by`` (the acting user).
+
+        Raises:
+            CustomerNotFound: unknown or deleted customer.
+            InvalidInput: empty or over-long note, or an invalid ``created_by``.
+        """
+        data = validated(CustomerNoteCreate, data)
+        created_by = check_actor(created_by, field="created_by")
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id, for_update=True)
+            note = CustomerNote(
+                id=await uow.notes.next_id(),
+                tenant_id=uow.tenant_id,
+                customer_id=customer.id,
+                note=data.note,
+                created_by=created_by,
+                created_at=self._clock.now(),
+            )
+            await uow.notes.add(note)
+            await write_audit(
+                uow,
+                self._clock,
+                AuditAction.NOTE_ADDED,
+                customer_id=customer.id,
+                actor=created_by,
+                details={"note_id": note.id},
+            )
+            await uow.commit()
+        return note
+
+    async def list_notes(self, tenant_id: str, customer_id: int) -> Sequence[CustomerNote]:
+        """A customer's notes, oldest first.
+
+        Raises:
+            CustomerNotFound: unknown or deleted customer.
+        """
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id)
+            return await uow.notes.list_for_customer(customer.id)
+
+    # --------------------------------------------------------------------- orders
+
+    async def record_order(
+        self,
+        tenant_id: str,
+        customer_id: int,
+        data: OrderCreate | Mapping[str, Any],
+        *,
+        actor: str | None = None,
+    ) -> RecordedOrder:
+        """Record an order and fold it into the customer's analytics, once per order id.
+
+        A retry (same ``order_id``, same customer, the same values for every field
+        sent) changes nothing and returns the stored order with ``created=False``.
+
+        Raises:
+            CustomerNotFound: unknown or deleted customer.
+            InvalidInput: a field is invalid, the order is dated in the future, or its
+                currency differs from the customer's earlier orders.
+            OrderConflict: the order id is recorded for another customer or with
+                different content.
+        """
+        data = validated(OrderCreate, data)
+        actor = check_actor(actor)
+        now = self._clock.now()
+        if data.created_at is not None and data.created_at > now + _FUTURE_ORDER_TOLERANCE:
+            raise InvalidInput.single("created_at", "must not be in the future")
+        items = tuple(item.to_domain() for item in data.items)
+        shipping = data.shipping_to_domain()
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id, for_update=True)
+            existing = await uow.orders.get_by_order_id(data.order_id)
+            if existing is not None:
+                if existing.customer_id != customer.id or not _is_retry(
+                    existing, data, items, shipping
+                ):
+                    raise OrderConflict(
+                        f"order {data.order_id!r} is already recorded with other content "
+                        "or for another customer"
+                    )
+                return RecordedOrder(order=existing, customer=customer, created=False)
+            currency = data.currency or customer.currency or self._default_currency
+            if customer.currency is not None and currency != customer.currency:
+                raise InvalidInput.single(
+                    "currency", f"must be {customer.currency}, the currency of earlier orders"
+                )
+            order = Order(
+                id=await uow.orders.next_id(),
+                tenant_id=uow.tenant_id,
+                customer_id=customer.id,
+                order_id=data.order_id,
+                total=data.total,
+                currency=currency,
+                created_at=data.created_at or now,
+                recorded_at=now,
+                items=items,
+                shipping=shipping,
+            )
+            await uow.orders.add(order)
+            apply_order(customer, order)
+            customer.segment = await self._intelligence.segment(customer, now=now)
+            customer.updated_at = now
+            await uow.customers.update(customer)
+            await write_audit(
+                uow,
+                self._clock,
+                AuditAction.ORDER_RECORDED,
+                customer_id=customer.id,
+                actor=actor,
+                changed_fields=["total_orders", "total_spent", "average_order_value"],
+                details={"order_id": order.order_id},
+            )
+            await uow.commit()
+        return RecordedOrder(order=order, customer=customer, created=True)
+
+    async def update_customer_analytics(
+        self, tenant_id: str, customer_id: int, order_data: Mapping[str, Any]
+    ) -> None:
+        """The seed's name for ``record_order``; ``order_data`` needs an ``order_id``."""
+        await self.record_order(tenant_id, customer_id, order_data)
+
+    async def list_orders(
+        self, tenant_id: str, customer_id: int, *, page: int = 1, page_size: int = 20
+    ) -> Page[Order]:
+        """One page of a customer's orders, newest first.
+
+        Raises:
+            CustomerNotFound: unknown or deleted customer.
+            InvalidInput: ``page`` < 1 or ``page_size`` not in 1..100.
+        """
+        check_page(page, page_size)
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id)
+            return await uow.orders.list_for_customer(customer.id, page=page, page_size=page_size)
+
+    # ---------------------------------------------------------------------- merge
+
+    async def merge_customers(
+        self,
+        tenant_id: str,
+        merge_request: CustomerMergeRequest | Mapping[str, Any],
+        *,
+        actor: str | None = None,
+    ) -> Customer:
+        """Merge a duplicate (source) into the customer that is kept (target).
+
+        Orders and order analytics always move to the target; addresses, notes, tags
+        and preferences move when the request asks for them (preferences already set
+        on the target win). The source is soft-deleted and kept as an alias, so its
+        id resolves to the target from then on. Retrying a merge that is done
+        returns the target and changes nothing.
+
+        Raises:
+            CustomerNotFound: either customer is unknown (or of another tenant).
+            InvalidMerge: self-merge, a deleted source or target, or customers whose
+                orders are in different currencies.
+        """
+        request = validated(CustomerMergeRequest, merge_request)
+        actor = check_actor(actor)
+        source_id, target_id = request.source_customer_id, request.target_customer_id
+        if source_id == target_id:
+            raise InvalidMerge(
+                "a customer cannot be merged into itself", field="target_customer_id"
+            )
+        now = self._clock.now()
+        async with self._uow(tenant_id) as uow:
+            # Lock both rows in id order so that concurrent merges cannot deadlock.
+            rows = {
+                cid: await uow.customers.get(cid, include_deleted=True, for_update=True)
+                for cid in sorted((source_id, target_id))
+            }
+            source, target = rows[source_id], rows[target_id]
+            if source is None:
+                raise CustomerNotFound(source_id, field="source_customer_id")
+            if target is None:
+                raise CustomerNotFound(target_id, field="target_customer_id")
+            if target.is_deleted:
+                resolved = await uow.aliases.resolve(target.id)
+                if resolved is None:
+                    raise InvalidMerge("the target customer is deleted", field="target_customer_id")
+                target = await load_customer(
+                    uow, resolved, for_update=True, field="target_customer_id"
+                )
+            if source.is_deleted:
+                if await uow.aliases.resolve(source.id) == target.id:
+                    return target
+                raise InvalidMerge("the source customer is deleted", field="source_customer_id")
+            if target.id == source.id:
+                raise InvalidMerge(
+                    "a customer cannot be merged into itself", field="target_customer_id"
+                )
+            fold_analytics(target, source)
+            await uow.orders.reassign(source.id, target.id)
+            if request.merge_addresses:
+                await _move_addresses(uow, source.id, target.id, now)
+            if request.merge_notes:
+                await uow.notes.reassign(source.id, target.id)
+            if request.merge_tags:
+                target.tags = merge_tags(target.tags, source.tags)
+            if request.merge_preferences:
+                target.preferences = fill_missing(target.preferences, source.preferences)
+            await uow.aliases.repoint(source.id, target.id)
+            await uow.aliases.add(
+                MergeAlias(
+                    tenant_id=uow.tenant_id,
+                    alias_id=source.id,
+                    customer_id=target.id,
+                    merged_at=now,
+                )
+            )
+            source.deleted_at = source.updated_at = target.updated_at = now
+            target.segment = await self._intelligence.segment(target, now=now)
+            await uow.customers.update(source)
+            await uow.customers.update(target)
+            flags = request.model_dump(exclude={"source_customer_id", "target_customer_id"})
+            await write_audit(
+                uow,
+                self._clock,
+                AuditAction.CUSTOMER_MERGED,
+                customer_id=target.id,
+                actor=actor,
+                details={"source_customer_id": source.id, **flags},
+            )
+            await write_audit(
+                uow,
+                self._clock,
+                AuditAction.CUSTOMER_MERGED_INTO,
+                customer_id=source.id,
+                actor=actor,
+                changed_fields=["deleted_at"],
+                details={"target_customer_id": target.id},
+            )
+            await uow.commit()
+        return target
+
+    async def list_aliases(self, tenant_id: str, customer_id: int) -> Sequence[MergeAlias]:
+        """The customer ids merged into a customer, oldest merge first.
+
+        Raises:
+            CustomerNotFound: unknown or deleted customer.
+        """
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id)
+            return await uow.aliases.list_for_customer(customer.id)
+
+
+# -------------------------------------------------------------------------- helpers
+
+
+async def purge_customer_rows(uow: UnitOfWork, customer_id: int) -> list[int]:
+    """Remove a customer and everything about it, including customers merged into it.
+
+    Returns:
+        The ids of the customers removed, the given one first.
+    """
+    ids = [customer_id] + [a.alias_id for a in await uow.aliases.list_for_customer(customer_id)]
+    await uow.aliases.delete_for_customer(customer_id)
+    for cid in ids:
+        await uow.addresses.delete_for_customer(cid)
+        await uow.notes.delete_for_customer(cid)
+        await uow.orders.delete_for_customer(cid)
+        await uow.consents.delete_for_customer(cid)
+        await uow.customers.delete(cid)
+    return ids
+
+
+async def _own_address(uow: UnitOfWork, customer_id: int, address_id: int) -> Address:
+    address = await uow.addresses.get(address_id) if check_id(address_id) else None
+    if address is None or address.customer_id != customer_id:
+        raise AddressNotFound(address_id)
+    return address
+
+
+async def _clear_default(
+    uow: UnitOfWork, customer_id: int, type_: AddressType, *, keep: int | None
+) -> None:
+    for other in await uow.addresses.list_for_customer(customer_id):
+        if other.is_default and other.type == type_ and other.id != keep:
+            other.is_default = False
+            await uow.addresses.update(other)
+
+
+async def _move_addresses(uow: UnitOfWork, source_id: int, target_id: int, now: datetime) -> None:
+    # The target's defaults win: a moved default of a type the target already has
+    # a default for arrives as a plain address.
+    taken = {a.type for a in await uow.addresses.list_for_customer(target_id) if a.is_default}
+    for address in await uow.addresses.list_for_customer(source_id):
+        if address.is_default and address.type in taken:
+            address.is_default = False
+            address.updated_at = now
+            await uow.addresses.update(address)
+    await uow.addresses.reassign(source_id, target_id)
+
+
+def _is_retry(
+    existing: Order,
+    data: OrderCreate,
+    items: tuple[OrderItem, ...],
+    shipping: OrderShipping | None,
+) -> bool:
+    # Fields the retry leaves out (created_at, currency) take the stored values.
+    return (
+        existing.total == data.total
+        and (data.currency is None or existing.currency == data.currency)
+        and (data.created_at is None or existing.created_at == data.created_at)
+        and existing.items == items
+        and existing.shipping == shipping
+    )
