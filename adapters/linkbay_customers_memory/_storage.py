@@ -90,6 +90,12 @@ class _Transaction:
     def next_id(self, table: str) -> int:
         return next(self.storage._sequences.setdefault(table, itertools.count(1)))
 
+    def own(self, row: Any) -> None:
+        # Mirrors the tenant wall of the SQL adapters: a row is written only under
+        # the tenant of the unit of work that writes it.
+        if row.tenant_id != self.tenant_id:
+            raise StorageError("the row belongs to another tenant than the unit of work")
+
     def require_customer(self, customer_id: int) -> None:
         # Mirrors the composite foreign keys of the SQL schema.
         if customer_id not in self.tables.customers:
@@ -160,6 +166,7 @@ class InMemoryCustomerRepository(_Repository, CustomerRepository):
 
     async def add(self, customer: Customer) -> None:
         """Insert a customer."""
+        self._tx.own(customer)
         if customer.id in self._t.customers:
             raise StorageError(f"customer {customer.id} already exists")
         self._check_email(customer)
@@ -183,6 +190,7 @@ class InMemoryCustomerRepository(_Repository, CustomerRepository):
 
     async def update(self, customer: Customer) -> None:
         """Write every field of an existing customer."""
+        self._tx.own(customer)
         if customer.id not in self._t.customers:
             raise CustomerNotFound(customer.id)
         self._check_email(customer)
@@ -236,6 +244,7 @@ class InMemoryAddressRepository(_Repository, AddressRepository):
 
     async def add(self, address: Address) -> None:
         """Insert an address."""
+        self._tx.own(address)
         if address.id in self._t.addresses:
             raise StorageError(f"address {address.id} already exists")
         self._check(address)
@@ -256,6 +265,7 @@ class InMemoryAddressRepository(_Repository, AddressRepository):
 
     async def update(self, address: Address) -> None:
         """Write every field of an existing address."""
+        self._tx.own(address)
         if address.id not in self._t.addresses:
             raise AddressNotFound(address.id)
         self._check(address)
@@ -284,6 +294,7 @@ class InMemoryNoteRepository(_Repository, NoteRepository):
 
     async def add(self, note: CustomerNote) -> None:
         """Insert a note."""
+        self._tx.own(note)
         self._tx.require_customer(note.customer_id)
         if note.id in self._t.notes:
             raise StorageError(f"note {note.id} already exists")
@@ -316,6 +327,7 @@ class InMemoryOrderRepository(_Repository, OrderRepository):
 
     async def add(self, order: Order) -> None:
         """Insert an order and its lines."""
+        self._tx.own(order)
         self._tx.require_customer(order.customer_id)
         if any(o.order_id == order.order_id for o in self._t.orders.values()):
             raise OrderConflict(f"order {order.order_id!r} is already recorded")
@@ -360,6 +372,7 @@ class InMemoryConsentRepository(_Repository, ConsentRepository):
 
     async def append(self, event: ConsentEvent) -> None:
         """Append an event."""
+        self._tx.own(event)
         self._tx.require_customer(event.customer_id)
         if event.id in self._t.consents:
             raise StorageError(f"consent event {event.id} already exists")
@@ -387,6 +400,7 @@ class InMemoryAuditRepository(_Repository, AuditRepository):
 
     async def append(self, event: AuditEvent) -> None:
         """Append an event."""
+        self._tx.own(event)
         if event.id in self._t.audit:
             raise StorageError(f"audit event {event.id} already exists")
         self._t.audit[event.id] = _copy(event)
@@ -419,6 +433,7 @@ class InMemoryMergeAliasRepository(_Repository, MergeAliasRepository):
 
     async def add(self, alias: MergeAlias) -> None:
         """Record an alias."""
+        self._tx.own(alias)
         self._tx.require_customer(alias.alias_id)
         self._tx.require_customer(alias.customer_id)
         if alias.alias_id in self._t.aliases:

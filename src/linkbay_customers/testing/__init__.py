@@ -1,0 +1,59 @@
+"""Test support: the storage contract suite, a fixed clock and entity builders.
+
+Needs pytest and pytest-asyncio (``pip install linkbay-customers[testing]``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+# Show compared values when a contract assertion fails in a host's test run.
+pytest.register_assert_rewrite("linkbay_customers.testing._contract")
+
+from linkbay_customers.testing._builders import (  # noqa: E402
+    T0,
+    add_address,
+    add_audit_event,
+    add_consent_event,
+    add_customer,
+    add_note,
+    add_order,
+    new_tenant_id,
+)
+from linkbay_customers.testing._clock import FixedClock  # noqa: E402
+from linkbay_customers.testing._contract import (  # noqa: E402
+    AddressRepositoryContract,
+    AuditRepositoryContract,
+    ConsentRepositoryContract,
+    CustomerListingContract,
+    CustomerRepositoryContract,
+    MergeAliasRepositoryContract,
+    NoteRepositoryContract,
+    OrderRepositoryContract,
+    StorageContract,
+    TenantIsolationContract,
+    UnitOfWorkContract,
+)
+
+__all__ = (
+    "T0",
+    "AddressRepositoryContract",
+    "AuditRepositoryContract",
+    "ConsentRepositoryContract",
+    "CustomerListingContract",
+    "CustomerRepositoryContract",
+    "FixedClock",
+    "MergeAliasRepositoryContract",
+    "NoteRepositoryContract",
+    "OrderRepositoryContract",
+    "StorageContract",
+    "TenantIsolationContract",
+    "UnitOfWorkContract",
+    "add_address",
+    "add_audit_event",
+    "add_consent_event",
+    "add_customer",
+    "add_note",
+    "add_order",
+    "new_tenant_id",
+)

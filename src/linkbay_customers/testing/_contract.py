@@ -1,0 +1,826 @@
+"""The contract every storage adapter must pass.
+
+Subclass the mixins (or ``StorageContract``, which has them all) and provide a
+``storage`` fixture that yields a ``Storage``::
+
+    class TestMyStorage(StorageContract):
+        @pytest.fixture
+        async def storage(self):
+            storage = MyStorage(...)
+            yield storage
+            await storage.close()
+
+Every test works in tenants of its own (fresh random ids), so the storage may be
+shared between tests and need not be emptied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from linkbay_customers.domain import (
+    AddressType,
+    AuditAction,
+    ConsentState,
+    CustomerFilters,
+    CustomerNotFound,
+    CustomerSort,
+    DuplicateEmail,
+    MergeAlias,
+    OrderConflict,
+    OrderItem,
+    OrderShipping,
+    StorageError,
+    TagMatch,
+)
+from linkbay_customers.ports import Storage, UnitOfWork
+from linkbay_customers.testing._builders import (
+    T0,
+    add_address,
+    add_audit_event,
+    add_consent_event,
+    add_customer,
+    add_note,
+    add_order,
+    new_tenant_id,
+)
+
+__all__ = (
+    "AddressRepositoryContract",
+    "AuditRepositoryContract",
+    "ConsentRepositoryContract",
+    "CustomerListingContract",
+    "CustomerRepositoryContract",
+    "MergeAliasRepositoryContract",
+    "NoteRepositoryContract",
+    "OrderRepositoryContract",
+    "StorageContract",
+    "TenantIsolationContract",
+    "UnitOfWorkContract",
+)
+
+_ALL = CustomerFilters()
+
+
+class _ContractBase:
+    """Fixtures shared by every contract: two fresh tenants of one storage."""
+
+    pytestmark = pytest.mark.asyncio
+
+    @pytest.fixture
+    def tenant(self) -> str:
+        return new_tenant_id("a")
+
+    @pytest.fixture
+    def other_tenant(self) -> str:
+        return new_tenant_id("b")
+
+    @pytest.fixture
+    def uow(self, storage: Storage, tenant: str) -> UnitOfWork:
+        """A fresh, not yet entered, unit of work of ``tenant``."""
+        return storage.unit_of_work(tenant)
+
+
+class UnitOfWorkContract(_ContractBase):
+    """Commit, rollback and id reservation."""
+
+    async def test_the_unit_of_work_is_bound_to_its_tenant(
+        self, storage: Storage, tenant: str
+    ) -> None:
+        async with storage.unit_of_work(tenant) as uow:
+            assert uow.tenant_id == tenant
+
+    async def test_committed_changes_are_seen_by_a_later_unit_of_work(
+        self, storage: Storage, tenant: str
+    ) -> None:
+        async with storage.unit_of_work(tenant) as uow:
+            customer = await add_customer(uow)
+            await uow.commit()
+        async with storage.unit_of_work(tenant) as uow:
+            assert await uow.customers.get(customer.id) == customer
+
+    async def test_leaving_without_commit_rolls_back(self, storage: Storage, tenant: str) -> None:
+        async with storage.unit_of_work(tenant) as uow:
+            customer = await add_customer(uow)
+            assert await uow.customers.get(customer.id) == customer
+        async with storage.unit_of_work(tenant) as uow:
+            assert await uow.customers.get(customer.id) is None
+
+    async def test_an_exception_rolls_back_and_propagates(
+        self, storage: Storage, tenant: str
+    ) -> None:
+        created: list[int] = []
+        with pytest.raises(LookupError):  # noqa: PT012 (the whole block is the subject)
+            async with storage.unit_of_work(tenant) as uow:
+                created.append((await add_customer(uow)).id)
+                raise LookupError("boom")
+        async with storage.unit_of_work(tenant) as uow:
+            assert await uow.customers.get(created[0]) is None
+
+    async def test_rollback_discards_only_changes_since_the_last_commit(
+        self, storage: Storage, tenant: str
+    ) -> None:
+        async with storage.unit_of_work(tenant) as uow:
+            kept = await add_customer(uow)
+            await uow.commit()
+            dropped = await add_customer(uow)
+            await uow.rollback()
+            assert await uow.customers.get(dropped.id) is None
+            later = await add_customer(uow)
+            await uow.commit()
+        async with storage.unit_of_work(tenant) as uow:
+            assert await uow.customers.get(kept.id) == kept
+            assert await uow.customers.get(dropped.id) is None
+            assert await uow.customers.get(later.id) == later
+
+    async def test_changes_after_the_last_commit_are_discarded_on_exit(
+        self, storage: Storage, tenant: str
+    ) -> None:
+        async with storage.unit_of_work(tenant) as uow:
+            customer = await add_customer(uow, first_name="Before")
+            await uow.commit()
+            await uow.customers.update(replace(customer, first_name="After"))
+        async with storage.unit_of_work(tenant) as uow:
+            stored = await uow.customers.get(customer.id)
+            assert stored is not None
+            assert stored.first_name == "Before"
+
+    async def test_uncommitted_changes_are_invisible_to_other_units_of_work(
+        self, storage: Storage, tenant: str
+    ) -> None:
+        async with storage.unit_of_work(tenant) as uow:
+            existing = await add_customer(uow)
+            await uow.commit()
+
+        writer_has_written = asyncio.Event()
+        seen: list[Any] = []
+
+        async def writer() -> None:
+            async with storage.unit_of_work(tenant) as uow:
+                await uow.customers.update(replace(existing, first_name="Uncommitted"))
+                writer_has_written.set()
+                # Let the reader start while this change is pending; then roll back.
+                await asyncio.sleep(0.05)
+
+        async def reader() -> None:
+            await writer_has_written.wait()
+            async with storage.unit_of_work(tenant) as uow:
+                seen.append(await uow.customers.get(existing.id))
+
+        await asyncio.wait_for(asyncio.gather(writer(), reader()), timeout=30)
+        assert seen[0] is not None
+        assert seen[0].first_name is None
+
+    async def test_reserved_ids_are_distinct(self, storage: Storage, tenant: str) -> None:
+        async with storage.unit_of_work(tenant) as uow:
+            ids = [await uow.customers.next_id() for _ in range(5)]
+            ids += [await uow.customers.next_id() for _ in range(5)]
+        assert len(set(ids)) == len(ids)
+        assert all(i > 0 for i in ids)
+
+
+class CustomerRepositoryContract(_ContractBase):
+    """Storing and fetching customers."""
+
+    async def test_a_customer_round_trips_with_every_field(self, uow: UnitOfWork) -> None:
+        async with uow:
+            customer = await add_customer(
+                uow,
+                email="mario.rossi@example.com",
+                first_name="Mario",
+                last_name="Rossi",
+                phone="+393331234567",
+                birthday=T0.date().replace(year=1990),
+                gender="male",
+                preferences={"language": "it", "nested": {"a": [1, 2.5, None, True]}},
+                tags=["vip", "early_adopter"],
+                currency="EUR",
+                total_orders=3,
+                total_spent=Decimal("149.9700"),
+                average_order_value=Decimal("49.9900"),
+                first_order_at=T0 - timedelta(days=40),
+                last_order_at=T0 - timedelta(days=2, microseconds=7),
+                customer_lifetime_value=Decimal("320.5000"),
+                churn_risk_score=0.125,
+                segment="active",
+                embedding=[0.25, -0.5] + [0.0] * 30,
+                embedding_version="behaviour-v1",
+                scored_at=T0,
+                score_source="heuristic",
+                consent={
+                    "marketing": ConsentState(
+                        consented=True,
+                        date=T0,
+                        source="signup-form",
+                        ip_address="192.0.2.1",
+                        user_agent="Mozilla/5.0",
+                    )
+                },
+            )
+            stored = await uow.customers.get(customer.id)
+        assert stored == customer
+        assert stored.created_at.utcoffset() == timedelta(0)
+
+    async def test_an_unknown_id_is_none(self, uow: UnitOfWork) -> None:
+        async with uow:
+            assert await uow.customers.get(987_654_321) is None
+
+    async def test_a_deleted_customer_is_hidden_unless_asked_for(self, uow: UnitOfWork) -> None:
+        async with uow:
+            customer = await add_customer(uow, deleted_at=T0)
+            assert await uow.customers.get(customer.id) is None
+            assert await uow.customers.get(customer.id, include_deleted=True) == customer
+            assert await uow.customers.get_by_email(customer.email or "") is None
+            assert (
+                await uow.customers.get_by_email(customer.email or "", include_deleted=True)
+                == customer
+            )
+
+    async def test_get_for_update_returns_the_customer(self, uow: UnitOfWork) -> None:
+        async with uow:
+            customer = await add_customer(uow)
+            assert await uow.customers.get(customer.id, for_update=True) == customer
+
+    async def test_get_by_email_finds_the_exact_email(self, uow: UnitOfWork) -> None:
+        async with uow:
+            customer = await add_customer(uow, email="anna@example.com")
+            await add_customer(uow, email="anna@example.co")
+            assert await uow.customers.get_by_email("anna@example.com") == customer
+            assert await uow.customers.get_by_email("nobody@example.com") is None
+
+    async def test_adding_a_taken_email_raises_duplicate_email(self, uow: UnitOfWork) -> None:
+        async with uow:
+            await add_customer(uow, email="dup@example.com")
+            with pytest.raises(DuplicateEmail) as caught:
+                await add_customer(uow, email="dup@example.com")
+        assert caught.value.existing_is_deleted is False
+
+    async def test_a_deleted_customer_keeps_its_email_reserved(self, uow: UnitOfWork) -> None:
+        async with uow:
+            await add_customer(uow, email="gone@example.com", deleted_at=T0)
+            with pytest.raises(DuplicateEmail) as caught:
+                await add_customer(uow, email="gone@example.com")
+        assert caught.value.existing_is_deleted is True
+
+    async def test_many_customers_may_have_no_email(self, uow: UnitOfWork) -> None:
+        async with uow:
+            first = await add_customer(uow, email=None, is_anonymized=True)
+            second = await add_customer(uow, email=None, is_anonymized=True)
+            assert await uow.customers.get(first.id) == first
+            assert await uow.customers.get(second.id) == second
+
+    async def test_update_writes_every_field(self, uow: UnitOfWork) -> None:
+        async with uow:
+            customer = await add_customer(uow)
+            changed = replace(
+                customer,
+                email="new@example.com",
+                first_name="Anna",
+                tags=["b", "a"],
+                preferences={"x": {"y": 1}},
+                total_orders=2,
+                total_spent=Decimal("10.5"),
+                segment="active",
+                deleted_at=T0,
+                updated_at=T0 + timedelta(hours=1),
+            )
+            await uow.customers.update(changed)
+            assert await uow.customers.get(customer.id, include_deleted=True) == changed
+
+    async def test_updating_to_a_taken_email_raises_duplicate_email(self, uow: UnitOfWork) -> None:
+        async with uow:
+            await add_customer(uow, email="taken@example.com")
+            customer = await add_customer(uow)
+            with pytest.raises(DuplicateEmail):
+                await uow.customers.update(replace(customer, email="taken@example.com"))
+
+    async def test_updating_an_unknown_customer_raises_not_found(self, uow: UnitOfWork) -> None:
+        async with uow:
+            customer = await add_customer(uow)
+            ghost = replace(customer, id=await uow.customers.next_id())
+            with pytest.raises(CustomerNotFound):
+                await uow.customers.update(ghost)
+
+    async def test_delete_removes_the_row(self, uow: UnitOfWork) -> None:
+        async with uow:
+            customer = await add_customer(uow)
+            await uow.customers.delete(customer.id)
+            assert await uow.customers.get(customer.id, include_deleted=True) is None
+
+    async def test_a_customer_with_dependants_cannot_be_deleted(self, uow: UnitOfWork) -> None:
+        async with uow:
+            customer = await add_customer(uow)
+            await add_address(uow, customer.id)
+            with pytest.raises(StorageError):
+                await uow.customers.delete(customer.id)
+
+    async def test_a_row_of_another_tenant_cannot_be_added(
+        self, uow: UnitOfWork, other_tenant: str
+    ) -> None:
+        async with uow:
+            customer_id = await uow.customers.next_id()
+            with pytest.raises(StorageError):
+                await add_customer(uow, id=customer_id, tenant_id=other_tenant)
+
+
+class CustomerListingContract(_ContractBase):
+    """Filtering, sorting, paging and searching customers."""
+
+    async def test_every_filter_narrows_the_listing(self, uow: UnitOfWork) -> None:
+        async with uow:
+            a = await add_customer(
+                uow,
+                email="a%b_c@gmail.com",
+                segment="high_value",
+                total_spent=Decimal("1500"),
+                tags=["vip", "newsletter"],
+                created_at=T0,
+            )
+            b = await add_customer(
+                uow,
+                email="axbyc@gmail.com",
+                segment="active",
+                total_spent=Decimal("1000"),
+                tags=["vip"],
+                created_at=T0 + timedelta(days=1),
+            )
+            c = await add_customer(
+                uow,
+                email="other@yahoo.com",
+                segment="active",
+                total_spent=Decimal("10"),
+                tags=["newsletter"],
+                created_at=T0 + timedelta(days=2),
+            )
+            d = await add_customer(
+                uow,
+                email="deleted@gmail.com",
+                segment="active",
+                total_spent=Decimal("1000"),
+                tags=["vip"],
+                deleted_at=T0,
+                created_at=T0 + timedelta(days=3),
+            )
+
+            async def ids(**criteria: Any) -> set[int]:
+                page = await uow.customers.list(CustomerFilters(**criteria), page=1, page_size=100)
+                return {c.id for c in page.items}
+
+            assert await ids() == {a.id, b.id, c.id}
+            assert await ids(include_deleted=True) == {a.id, b.id, c.id, d.id}
+            assert await ids(segment="active") == {b.id, c.id}
+            assert await ids(min_total_spent=Decimal("1000")) == {a.id, b.id}
+            assert await ids(max_total_spent=Decimal("1000")) == {b.id, c.id}
+            assert await ids(min_total_spent=Decimal("1000"), max_total_spent=Decimal("1000")) == {
+                b.id
+            }
+            assert await ids(tags=("vip", "newsletter")) == {a.id, b.id, c.id}
+            assert await ids(tags=("vip", "newsletter"), tags_match=TagMatch.ALL) == {a.id}
+            assert await ids(tags=("unknown",)) == set()
+            assert await ids(email_contains="@gmail") == {a.id, b.id}
+            assert await ids(email_contains="a%b_c") == {a.id}
+            assert await ids(email_contains="_") == {a.id}
+            assert await ids(email_contains="%") == {a.id}
+            assert await ids(created_after=T0 + timedelta(days=1)) == {b.id, c.id}
+            assert await ids(created_before=T0 + timedelta(days=1)) == {a.id}
+            assert await ids(segment="active", min_total_spent=Decimal("100")) == {b.id}
+
+    async def test_pages_are_disjoint_complete_and_counted(self, uow: UnitOfWork) -> None:
+        async with uow:
+            created = [
+                await add_customer(uow, created_at=T0 + timedelta(minutes=i % 3)) for i in range(7)
+            ]
+            pages = [await uow.customers.list(_ALL, page=p, page_size=3) for p in (1, 2, 3, 4)]
+        assert [p.total for p in pages] == [7, 7, 7, 7]
+        assert [len(p.items) for p in pages] == [3, 3, 1, 0]
+        listed = [c.id for p in pages for c in p.items]
+        assert sorted(listed) == sorted(c.id for c in created)
+        assert pages[0].total_pages == 3
+
+    async def test_the_default_order_is_newest_first_with_ties_by_id(self, uow: UnitOfWork) -> None:
+        async with uow:
+            old = await add_customer(uow, created_at=T0)
+            tie1 = await add_customer(uow, created_at=T0 + timedelta(days=1))
+            tie2 = await add_customer(uow, created_at=T0 + timedelta(days=1))
+            page = await uow.customers.list(_ALL, page=1, page_size=10)
+        assert [c.id for c in page.items] == [tie2.id, tie1.id, old.id]
+
+    async def test_sorting_on_each_column_with_missing_values_last(self, uow: UnitOfWork) -> None:
+        async with uow:
+            never = await add_customer(uow, total_spent=Decimal("0"), created_at=T0)
+            small = await add_customer(
+                uow,
+                total_spent=Decimal("5"),
+                last_order_at=T0 - timedelta(days=9),
+                created_at=T0 + timedelta(seconds=1),
+            )
+            big = await add_customer(
+                uow,
+                total_spent=Decimal("500"),
+                last_order_at=T0 - timedelta(days=1),
+                created_at=T0 + timedelta(seconds=2),
+            )
+
+            async def order(sort: CustomerSort) -> list[int]:
+                page = await uow.customers.list(CustomerFilters(sort=sort), page=1, page_size=10)
+                return [c.id for c in page.items]
+
+            assert await order(CustomerSort.CREATED_AT_ASC) == [never.id, small.id, big.id]
+            assert await order(CustomerSort.CREATED_AT_DESC) == [big.id, small.id, never.id]
+            assert await order(CustomerSort.TOTAL_SPENT_DESC) == [big.id, small.id, never.id]
+            assert await order(CustomerSort.TOTAL_SPENT_ASC) == [never.id, small.id, big.id]
+            assert await order(CustomerSort.LAST_ORDER_AT_DESC) == [big.id, small.id, never.id]
+            assert await order(CustomerSort.LAST_ORDER_AT_ASC) == [small.id, big.id, never.id]
+
+    async def test_search_ranks_exact_email_then_prefix_then_substring(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            inside = await add_customer(uow, email="zz@example.com", last_name="Demario")
+            prefix = await add_customer(uow, email="x1@example.com", first_name="Mario")
+            exact = await add_customer(uow, email="mario@example.com")
+            await add_customer(uow, email="nobody@example.com", first_name="Luigi")
+            found = await uow.customers.search("mario@example.com", limit=10)
+            assert [c.id for c in found] == [exact.id]
+            # Equal ranks (two prefixes here) keep id order.
+            found = await uow.customers.search("MARIO", limit=10)
+            assert [c.id for c in found] == [prefix.id, exact.id, inside.id]
+
+    async def test_search_treats_percent_and_underscore_literally(self, uow: UnitOfWork) -> None:
+        async with uow:
+            literal = await add_customer(uow, email="100%_sure@example.com")
+            await add_customer(uow, email="100xysure@example.com")
+            assert [c.id for c in await uow.customers.search("0%_s", limit=10)] == [literal.id]
+            assert [c.id for c in await uow.customers.search("%", limit=10)] == [literal.id]
+            assert [c.id for c in await uow.customers.search("_", limit=10)] == [literal.id]
+
+    async def test_search_matches_full_names_phones_and_accents(self, uow: UnitOfWork) -> None:
+        async with uow:
+            full = await add_customer(uow, first_name="Anna", last_name="Bianchi")
+            phone = await add_customer(uow, phone="+393331234567")
+            accented = await add_customer(uow, first_name="Élodie")
+            assert [c.id for c in await uow.customers.search("anna bian", limit=5)] == [full.id]
+            assert [c.id for c in await uow.customers.search("333 123", limit=5)] == [phone.id]
+            assert [c.id for c in await uow.customers.search("+39333", limit=5)] == [phone.id]
+            assert [c.id for c in await uow.customers.search("élodie", limit=5)] == [accented.id]
+
+    async def test_search_skips_deleted_customers_and_respects_the_limit(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            await add_customer(uow, first_name="Gone", deleted_at=T0)
+            alive = [await add_customer(uow, first_name=f"Gina{i}") for i in range(4)]
+            found = await uow.customers.search("gi", limit=3)
+        assert [c.id for c in found] == [c.id for c in alive[:3]]
+
+
+class AddressRepositoryContract(_ContractBase):
+    """Addresses."""
+
+    async def test_addresses_round_trip_oldest_first(self, uow: UnitOfWork) -> None:
+        async with uow:
+            customer = await add_customer(uow)
+            first = await add_address(uow, customer.id, address_line2="Interno 4", state="MI")
+            second = await add_address(
+                uow, customer.id, type=AddressType.BILLING, is_default=True, country="DE"
+            )
+            assert await uow.addresses.get(first.id) == first
+            assert await uow.addresses.list_for_customer(customer.id) == [first, second]
+            assert await uow.addresses.get(await uow.addresses.next_id()) is None
+
+    async def test_update_and_delete(self, uow: UnitOfWork) -> None:
+        async with uow:
+            customer = await add_customer(uow)
+            address = await add_address(uow, customer.id)
+            moved = replace(address, city="Roma", postal_code="00100", updated_at=T0 + timedelta(1))
+            await uow.addresses.update(moved)
+            assert await uow.addresses.get(address.id) == moved
+            await uow.addresses.delete(address.id)
+            assert await uow.addresses.get(address.id) is None
+
+    async def test_one_default_per_type_is_enforced_by_the_storage(self, uow: UnitOfWork) -> None:
+        async with uow:
+            customer = await add_customer(uow)
+            await add_address(uow, customer.id, is_default=True)
+            await add_address(uow, customer.id, type=AddressType.BILLING, is_default=True)
+            with pytest.raises(StorageError):
+                await add_address(uow, customer.id, is_default=True)
+
+    async def test_an_address_needs_a_customer_of_the_same_tenant(
+        self, storage: Storage, tenant: str, other_tenant: str
+    ) -> None:
+        async with storage.unit_of_work(other_tenant) as uow:
+            foreign = await add_customer(uow)
+            await uow.commit()
+        async with storage.unit_of_work(tenant) as uow:
+            with pytest.raises(StorageError):
+                await add_address(uow, foreign.id)
+
+    async def test_reassign_and_delete_for_customer(self, uow: UnitOfWork) -> None:
+        async with uow:
+            source = await add_customer(uow)
+            target = await add_customer(uow)
+            await add_address(uow, source.id)
+            await add_address(uow, source.id, type=AddressType.OTHER)
+            assert await uow.addresses.reassign(source.id, target.id) == 2
+            assert await uow.addresses.list_for_customer(source.id) == []
+            moved = await uow.addresses.list_for_customer(target.id)
+            assert [a.customer_id for a in moved] == [target.id, target.id]
+            assert await uow.addresses.delete_for_customer(target.id) == 2
+            assert await uow.addresses.list_for_customer(target.id) == []
+
+
+class NoteRepositoryContract(_ContractBase):
+    """Notes."""
+
+    async def test_notes_round_trip_oldest_first(self, uow: UnitOfWork) -> None:
+        async with uow:
+            customer = await add_customer(uow)
+            later = await add_note(uow, customer.id, created_at=T0 + timedelta(hours=1))
+            earlier = await add_note(uow, customer.id, note="first call", created_by=None)
+            assert await uow.notes.list_for_customer(customer.id) == [earlier, later]
+
+    async def test_reassign_and_delete_for_customer(self, uow: UnitOfWork) -> None:
+        async with uow:
+            source = await add_customer(uow)
+            target = await add_customer(uow)
+            note = await add_note(uow, source.id)
+            assert await uow.notes.reassign(source.id, target.id) == 1
+            assert await uow.notes.list_for_customer(target.id) == [
+                replace(note, customer_id=target.id)
+            ]
+            assert await uow.notes.delete_for_customer(target.id) == 1
+            assert await uow.notes.list_for_customer(target.id) == []
+
+    async def test_a_note_needs_an_existing_customer(self, uow: UnitOfWork) -> None:
+        async with uow:
+            with pytest.raises(StorageError):
+                await add_note(uow, await uow.customers.next_id())
+
+
+class OrderRepositoryContract(_ContractBase):
+    """Orders and their lines."""
+
+    async def test_an_order_round_trips_with_lines_and_shipping(self, uow: UnitOfWork) -> None:
+        async with uow:
+            customer = await add_customer(uow)
+            order = await add_order(
+                uow,
+                customer.id,
+                shipping=OrderShipping(recipient_name="Mario Rossi", city="Milano", country="IT"),
+            )
+            assert await uow.orders.get_by_order_id(order.order_id) == order
+            assert await uow.orders.get_by_order_id("no-such-order") is None
+
+    async def test_an_order_id_is_recorded_once_per_tenant(self, uow: UnitOfWork) -> None:
+        async with uow:
+            customer = await add_customer(uow)
+            await add_order(uow, customer.id, order_id="A-1")
+            with pytest.raises(OrderConflict):
+                await add_order(uow, customer.id, order_id="A-1")
+
+    async def test_orders_list_newest_first_in_pages(self, uow: UnitOfWork) -> None:
+        async with uow:
+            customer = await add_customer(uow)
+            orders = [
+                await add_order(uow, customer.id, created_at=T0 + timedelta(days=i))
+                for i in range(5)
+            ]
+            await add_order(uow, (await add_customer(uow)).id)
+            first = await uow.orders.list_for_customer(customer.id, page=1, page_size=2)
+            last = await uow.orders.list_for_customer(customer.id, page=3, page_size=2)
+        assert first.total == 5
+        assert list(first.items) == [orders[4], orders[3]]
+        assert list(last.items) == [orders[0]]
+
+    async def test_lines_keep_their_order_and_exact_prices(self, uow: UnitOfWork) -> None:
+        lines = tuple(
+            OrderItem(
+                product_id=f"sku-{i}",
+                product_name=f"Item {i}",
+                quantity=i + 1,
+                unit_price=Decimal("0.0001") * (i + 1),
+            )
+            for i in range(12)
+        )
+        async with uow:
+            customer = await add_customer(uow)
+            order = await add_order(uow, customer.id, items=lines, total=Decimal("1234567.8901"))
+            stored = await uow.orders.get_by_order_id(order.order_id)
+        assert stored is not None
+        assert stored.items == lines
+        assert stored.total == Decimal("1234567.8901")
+
+    async def test_reassign_and_delete_for_customer(self, uow: UnitOfWork) -> None:
+        async with uow:
+            source = await add_customer(uow)
+            target = await add_customer(uow)
+            order = await add_order(uow, source.id)
+            assert await uow.orders.reassign(source.id, target.id) == 1
+            moved = await uow.orders.get_by_order_id(order.order_id)
+            assert moved == replace(order, customer_id=target.id)
+            assert await uow.orders.delete_for_customer(target.id) == 1
+            assert await uow.orders.get_by_order_id(order.order_id) is None
+
+    async def test_an_order_needs_an_existing_customer(self, uow: UnitOfWork) -> None:
+        async with uow:
+            with pytest.raises(StorageError):
+                await add_order(uow, await uow.customers.next_id())
+
+
+class ConsentRepositoryContract(_ContractBase):
+    """The consent ledger."""
+
+    async def test_events_list_oldest_first(self, uow: UnitOfWork) -> None:
+        async with uow:
+            customer = await add_customer(uow)
+            second = await add_consent_event(
+                uow,
+                customer.id,
+                consented=False,
+                previous=True,
+                occurred_at=T0 + timedelta(days=1),
+                source="preference-center",
+                ip_address="2001:db8::1",
+                user_agent="curl/8",
+            )
+            first = await add_consent_event(uow, customer.id)
+            other = await add_consent_event(uow, customer.id, consent_type="analytics")
+            assert await uow.consents.list_for_customer(customer.id) == [first, other, second]
+
+    async def test_delete_for_customer(self, uow: UnitOfWork) -> None:
+        async with uow:
+            customer = await add_customer(uow)
+            await add_consent_event(uow, customer.id)
+            assert await uow.consents.delete_for_customer(customer.id) == 1
+            assert await uow.consents.list_for_customer(customer.id) == []
+
+
+class AuditRepositoryContract(_ContractBase):
+    """The audit trail."""
+
+    async def test_events_list_oldest_first_by_customer_and_time(self, uow: UnitOfWork) -> None:
+        async with uow:
+            customer = await add_customer(uow)
+            e1 = await add_audit_event(
+                uow,
+                customer.id,
+                action=AuditAction.CUSTOMER_CREATED,
+                changed_fields=("email", "first_name"),
+                details={"flag": True, "ids": [1, 2]},
+            )
+            e2 = await add_audit_event(uow, None, occurred_at=T0 + timedelta(hours=1), actor=None)
+            e3 = await add_audit_event(uow, customer.id, occurred_at=T0 + timedelta(hours=2))
+            everything = await uow.audit.list()
+            mine = await uow.audit.list(customer_id=customer.id)
+            window = await uow.audit.list(
+                since=T0 + timedelta(hours=1), until=T0 + timedelta(hours=2)
+            )
+            paged = await uow.audit.list(page=2, page_size=2)
+        assert list(everything.items) == [e1, e2, e3]
+        assert list(mine.items) == [e1, e3]
+        assert list(window.items) == [e2]
+        assert (paged.total, list(paged.items)) == (3, [e3])
+
+
+class MergeAliasRepositoryContract(_ContractBase):
+    """Merge aliases."""
+
+    async def test_aliases_resolve_repoint_and_delete(self, uow: UnitOfWork) -> None:
+        async with uow:
+            first = await add_customer(uow, deleted_at=T0)
+            second = await add_customer(uow, deleted_at=T0)
+            target = await add_customer(uow)
+            final = await add_customer(uow)
+            await uow.aliases.add(
+                MergeAlias(
+                    tenant_id=uow.tenant_id, alias_id=first.id, customer_id=target.id, merged_at=T0
+                )
+            )
+            await uow.aliases.add(
+                MergeAlias(
+                    tenant_id=uow.tenant_id,
+                    alias_id=second.id,
+                    customer_id=target.id,
+                    merged_at=T0 + timedelta(minutes=1),
+                )
+            )
+            assert await uow.aliases.resolve(first.id) == target.id
+            assert await uow.aliases.resolve(target.id) is None
+            listed = await uow.aliases.list_for_customer(target.id)
+            assert [a.alias_id for a in listed] == [first.id, second.id]
+            assert await uow.aliases.repoint(target.id, final.id) == 2
+            assert await uow.aliases.resolve(second.id) == final.id
+            assert await uow.aliases.list_for_customer(target.id) == []
+            assert await uow.aliases.delete_for_customer(final.id) == 2
+            assert await uow.aliases.resolve(first.id) is None
+
+
+class TenantIsolationContract(_ContractBase):
+    """Nothing of one tenant is visible, or reachable, from another."""
+
+    async def test_no_read_of_another_tenant_sees_its_rows(
+        self, storage: Storage, tenant: str, other_tenant: str
+    ) -> None:
+        async with storage.unit_of_work(tenant) as uow:
+            customer = await add_customer(uow, email="shared@example.com", first_name="Shared")
+            address = await add_address(uow, customer.id)
+            await add_note(uow, customer.id)
+            order = await add_order(uow, customer.id, order_id="SHARED-1")
+            await add_consent_event(uow, customer.id)
+            await add_audit_event(uow, customer.id)
+            alias = await add_customer(uow, deleted_at=T0)
+            await uow.aliases.add(
+                MergeAlias(
+                    tenant_id=tenant, alias_id=alias.id, customer_id=customer.id, merged_at=T0
+                )
+            )
+            await uow.commit()
+        async with storage.unit_of_work(other_tenant) as uow:
+            assert await uow.customers.get(customer.id, include_deleted=True) is None
+            assert (
+                await uow.customers.get_by_email(customer.email or "", include_deleted=True) is None
+            )
+            assert (
+                await uow.customers.list(
+                    CustomerFilters(include_deleted=True), page=1, page_size=10
+                )
+            ).total == 0
+            assert await uow.customers.search("shared", limit=10) == []
+            assert await uow.addresses.get(address.id) is None
+            assert await uow.addresses.list_for_customer(customer.id) == []
+            assert await uow.notes.list_for_customer(customer.id) == []
+            assert await uow.orders.get_by_order_id(order.order_id) is None
+            assert (
+                await uow.orders.list_for_customer(customer.id, page=1, page_size=10)
+            ).total == 0
+            assert await uow.consents.list_for_customer(customer.id) == []
+            assert (await uow.audit.list()).total == 0
+            assert await uow.aliases.resolve(alias.id) is None
+            assert await uow.aliases.list_for_customer(customer.id) == []
+
+    async def test_no_write_of_another_tenant_touches_its_rows(
+        self, storage: Storage, tenant: str, other_tenant: str
+    ) -> None:
+        async with storage.unit_of_work(tenant) as uow:
+            customer = await add_customer(uow)
+            address = await add_address(uow, customer.id)
+            note = await add_note(uow, customer.id)
+            order = await add_order(uow, customer.id)
+            event = await add_consent_event(uow, customer.id)
+            await uow.commit()
+        async with storage.unit_of_work(other_tenant) as uow:
+            intruder = await add_customer(uow)
+            with pytest.raises((CustomerNotFound, StorageError)):
+                await uow.customers.update(replace(customer, tenant_id=other_tenant))
+            await uow.addresses.delete(address.id)
+            assert await uow.addresses.reassign(customer.id, intruder.id) == 0
+            assert await uow.addresses.delete_for_customer(customer.id) == 0
+            assert await uow.notes.reassign(customer.id, intruder.id) == 0
+            assert await uow.notes.delete_for_customer(customer.id) == 0
+            assert await uow.orders.reassign(customer.id, intruder.id) == 0
+            assert await uow.orders.delete_for_customer(customer.id) == 0
+            assert await uow.consents.delete_for_customer(customer.id) == 0
+            await uow.customers.delete(customer.id)
+            await uow.commit()
+        async with storage.unit_of_work(tenant) as uow:
+            assert await uow.customers.get(customer.id) == customer
+            assert await uow.addresses.list_for_customer(customer.id) == [address]
+            assert await uow.notes.list_for_customer(customer.id) == [note]
+            assert await uow.orders.get_by_order_id(order.order_id) == order
+            assert await uow.consents.list_for_customer(customer.id) == [event]
+
+    async def test_emails_and_order_ids_are_unique_per_tenant_only(
+        self, storage: Storage, tenant: str, other_tenant: str
+    ) -> None:
+        for tenant_id in (tenant, other_tenant):
+            async with storage.unit_of_work(tenant_id) as uow:
+                customer = await add_customer(uow, email="same@example.com")
+                await add_order(uow, customer.id, order_id="SAME-1")
+                await uow.commit()
+        for tenant_id in (tenant, other_tenant):
+            async with storage.unit_of_work(tenant_id) as uow:
+                found = await uow.customers.get_by_email("same@example.com")
+                assert found is not None
+                assert found.tenant_id == tenant_id
+
+
+class StorageContract(
+    UnitOfWorkContract,
+    CustomerRepositoryContract,
+    CustomerListingContract,
+    AddressRepositoryContract,
+    NoteRepositoryContract,
+    OrderRepositoryContract,
+    ConsentRepositoryContract,
+    AuditRepositoryContract,
+    MergeAliasRepositoryContract,
+    TenantIsolationContract,
+):
+    """Every contract at once."""
