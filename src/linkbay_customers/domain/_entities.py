@@ -72,7 +72,7 @@ class Customer:
     scored_at: datetime | None = None
     score_source: str | None = None
     # GDPR.
-    consent: dict[str, ConsentState] = field(default_factory=dict)
+    consent_data: dict[str, ConsentState] = field(default_factory=dict)
     is_anonymized: bool = False
     created_at: datetime
     updated_at: datetime

@@ -213,7 +213,7 @@ class CustomerRepositoryContract(_ContractBase):
                 embedding_version="behaviour-v1",
                 scored_at=T0,
                 score_source="heuristic",
-                consent={
+                consent_data={
                     "marketing": ConsentState(
                         consented=True,
                         date=T0,
