@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from linkbay_customers import CustomerService, HeuristicIntelligence
@@ -30,3 +32,33 @@ def tenant() -> str:
 @pytest.fixture
 def other_tenant() -> str:
     return new_tenant_id("b")
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Admin URL of a real PostgreSQL (embedded unless LINKBAY_TEST_POSTGRES_URL is set)."""
+    from tests._databases import server_url
+
+    yield from server_url(tmp_path_factory.mktemp("postgres"))
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: str) -> str:
+    """A migrated PostgreSQL database shared by the session (tests use fresh tenants)."""
+    from tests._databases import fresh_postgres_database
+
+    return fresh_postgres_database(postgres_server)
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated SQLite file shared by the session (tests use fresh tenants)."""
+    from tests._databases import fresh_sqlite_database
+
+    return fresh_sqlite_database(tmp_path_factory.mktemp("sqlite"))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each real database in turn."""
+    return str(request.getfixturevalue(f"{request.param}_url"))

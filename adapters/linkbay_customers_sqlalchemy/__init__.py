@@ -1,0 +1,54 @@
+"""Async SQLAlchemy storage: SQLite (aiosqlite) by default, PostgreSQL (asyncpg, pgvector)."""
+
+from __future__ import annotations
+
+try:
+    import sqlalchemy  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "linkbay_customers_sqlalchemy needs SQLAlchemy: pip install 'linkbay-customers[sqlalchemy]'"
+        " (and 'linkbay-customers[postgres]' for PostgreSQL)"
+    ) from exc
+
+from linkbay_customers_sqlalchemy._engine import create_engine
+from linkbay_customers_sqlalchemy._migrate import VERSION_TABLE, upgrade
+from linkbay_customers_sqlalchemy._models import (
+    AddressMixin,
+    AuditEventMixin,
+    ConsentEventMixin,
+    CustomerMixin,
+    CustomerNoteMixin,
+    LinkbayBase,
+    MergeAliasMixin,
+    ModelSet,
+    OrderLineMixin,
+    OrderMixin,
+    build_models,
+    default_models,
+)
+from linkbay_customers_sqlalchemy._storage import (
+    TENANT_SETTING,
+    SqlAlchemyStorage,
+    SqlAlchemyUnitOfWork,
+)
+
+__all__ = (
+    "TENANT_SETTING",
+    "VERSION_TABLE",
+    "AddressMixin",
+    "AuditEventMixin",
+    "ConsentEventMixin",
+    "CustomerMixin",
+    "CustomerNoteMixin",
+    "LinkbayBase",
+    "MergeAliasMixin",
+    "ModelSet",
+    "OrderLineMixin",
+    "OrderMixin",
+    "SqlAlchemyStorage",
+    "SqlAlchemyUnitOfWork",
+    "build_models",
+    "create_engine",
+    "default_models",
+    "upgrade",
+)

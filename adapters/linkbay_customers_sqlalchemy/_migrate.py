@@ -1,0 +1,74 @@
+"""Applying the shipped Alembic migrations from Python."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from linkbay_customers_sqlalchemy._engine import create_engine
+
+__all__ = ("ID_COUNTER_TABLE", "VERSION_TABLE", "alembic_config", "schema_filter", "upgrade")
+
+VERSION_TABLE = "linkbay_alembic_version"
+"""Where the applied revision is recorded (apart from a host's own ``alembic_version``)."""
+
+ID_COUNTER_TABLE = "linkbay_id_sequences"
+"""SQLite's id counters; created on first use, not part of the mapped schema."""
+
+_SCRIPTS = Path(__file__).parent / "migrations"
+
+
+def schema_filter(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
+    """An Alembic ``include_object`` hook for one dialect.
+
+    It leaves out what the mapped schema does not describe there: the library's
+    bookkeeping tables, and indexes declared for another dialect only.
+    """
+
+    def include_object(
+        obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+    ) -> bool:
+        if type_ == "table" and name in (VERSION_TABLE, ID_COUNTER_TABLE):
+            return False
+        condition = getattr(obj, "_ddl_if", None)
+        if type_ == "index" and condition is not None and condition.dialect is not None:
+            return bool(condition.dialect == dialect)
+        return True
+
+    return include_object
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config for the shipped migrations, optionally bound to a connection."""
+    config = Config()
+    config.set_main_option("script_location", str(_SCRIPTS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    command.upgrade(alembic_config(connection), revision)
+
+
+async def upgrade(database: str | AsyncEngine, revision: str = "head") -> None:
+    """Bring a database's schema up to ``revision`` (the latest by default).
+
+    Args:
+        database: A database URL, or an engine to use (it is left open).
+        revision: The Alembic revision to reach.
+    """
+    engine = create_engine(database) if isinstance(database, str) else database
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_upgrade, revision)
+            await connection.commit()
+    finally:
+        if isinstance(database, str):
+            await engine.dispose()

