@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import Iterator
@@ -46,17 +45,17 @@ async def _create_database(admin_url: str, name: str) -> str:
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
-def fresh_postgres_database(admin_url: str, *, migrate: bool = True) -> str:
+async def new_postgres_database(admin_url: str, *, migrate: bool = True) -> str:
     """A new, empty database on the server (migrated unless told otherwise)."""
-    url = asyncio.run(_create_database(admin_url, f"linkbay_{uuid.uuid4().hex[:12]}"))
+    url = await _create_database(admin_url, f"linkbay_{uuid.uuid4().hex[:12]}")
     if migrate:
-        asyncio.run(upgrade(url))
+        await upgrade(url)
     return url
 
 
-def fresh_sqlite_database(directory: Path, *, migrate: bool = True) -> str:
+async def new_sqlite_database(directory: Path, *, migrate: bool = True) -> str:
     """A new SQLite file (migrated unless told otherwise)."""
     url = f"sqlite+aiosqlite:///{directory / f'linkbay_{uuid.uuid4().hex[:12]}.db'}"
     if migrate:
-        asyncio.run(upgrade(url))
+        await upgrade(url)
     return url

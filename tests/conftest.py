@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
 
 from linkbay_customers import CustomerService, HeuristicIntelligence
+from linkbay_customers.domain import Customer
+from linkbay_customers.ports import Storage
 from linkbay_customers.testing import FixedClock, new_tenant_id
 from linkbay_customers_memory import InMemoryStorage
+from tests._databases import new_postgres_database, new_sqlite_database, server_url
 
 
 @pytest.fixture
@@ -15,13 +19,24 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def memory_storage() -> InMemoryStorage:
+def storage() -> InMemoryStorage:
     return InMemoryStorage()
 
 
 @pytest.fixture
-def service(memory_storage: InMemoryStorage, clock: FixedClock) -> CustomerService:
-    return CustomerService(memory_storage.unit_of_work, clock, HeuristicIntelligence())
+def service(storage: Storage, clock: FixedClock) -> CustomerService:
+    return CustomerService(storage.unit_of_work, clock, HeuristicIntelligence())
+
+
+@pytest.fixture
+async def customer(service: CustomerService, tenant: str) -> Customer:
+    """A customer of ``tenant``, created through the service."""
+    return await service.create_customer(tenant, {"email": "buyer@example.com"})
+
+
+@pytest.fixture
+def customer_id(customer: Customer) -> int:
+    return customer.id
 
 
 @pytest.fixture
@@ -37,25 +52,19 @@ def other_tenant() -> str:
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Admin URL of a real PostgreSQL (embedded unless LINKBAY_TEST_POSTGRES_URL is set)."""
-    from tests._databases import server_url
-
     yield from server_url(tmp_path_factory.mktemp("postgres"))
 
 
 @pytest.fixture(scope="session")
 def postgres_url(postgres_server: str) -> str:
     """A migrated PostgreSQL database shared by the session (tests use fresh tenants)."""
-    from tests._databases import fresh_postgres_database
-
-    return fresh_postgres_database(postgres_server)
+    return asyncio.run(new_postgres_database(postgres_server))
 
 
 @pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A migrated SQLite file shared by the session (tests use fresh tenants)."""
-    from tests._databases import fresh_sqlite_database
-
-    return fresh_sqlite_database(tmp_path_factory.mktemp("sqlite"))
+    return asyncio.run(new_sqlite_database(tmp_path_factory.mktemp("sqlite")))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -11,7 +11,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from linkbay_customers_sqlalchemy._engine import create_engine
-from linkbay_customers_sqlalchemy._migrate import VERSION_TABLE, upgrade
+from linkbay_customers_sqlalchemy._migrate import VERSION_TABLE, schema_filter, upgrade
 from linkbay_customers_sqlalchemy._models import (
     AddressMixin,
     AuditEventMixin,
@@ -26,6 +26,7 @@ from linkbay_customers_sqlalchemy._models import (
     build_models,
     default_models,
 )
+from linkbay_customers_sqlalchemy._roles import application_role_grants, grant_application_role
 from linkbay_customers_sqlalchemy._storage import (
     TENANT_SETTING,
     SqlAlchemyStorage,
@@ -35,6 +36,8 @@ from linkbay_customers_sqlalchemy._storage import (
 __all__ = (
     "TENANT_SETTING",
     "VERSION_TABLE",
+    "application_role_grants",
+    "grant_application_role",
     "AddressMixin",
     "AuditEventMixin",
     "ConsentEventMixin",
@@ -50,5 +53,6 @@ __all__ = (
     "build_models",
     "create_engine",
     "default_models",
+    "schema_filter",
     "upgrade",
 )

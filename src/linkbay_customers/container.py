@@ -58,14 +58,30 @@ def _memory_storage(url: str, **options: Any) -> Storage:
     return InMemoryStorage()
 
 
-_STORAGE_SCHEMES: dict[str, Callable[..., Storage]] = {"memory": _memory_storage}
+def _sql_storage(url: str, **options: Any) -> Storage:
+    try:
+        from linkbay_customers_sqlalchemy import SqlAlchemyStorage  # imported lazily
+    except ImportError as exc:
+        raise ImportError(
+            f"{url.split(':', 1)[0]}:// needs the SQL storage: "
+            "pip install 'linkbay-customers[sqlalchemy]' (or '[postgres]' for PostgreSQL)"
+        ) from exc
+    return SqlAlchemyStorage.from_url(url, **options)
+
+
+_STORAGE_SCHEMES: dict[str, Callable[..., Storage]] = {
+    "memory": _memory_storage,
+    "sqlite": _sql_storage,
+    "postgresql": _sql_storage,
+}
 
 
 def open_storage(database_url: str, **options: Any) -> Storage:
     """Open the storage adapter a URL names, importing it only now.
 
     Args:
-        database_url: ``memory://`` for the in-memory adapter.
+        database_url: ``memory://`` for the in-memory adapter;
+            ``sqlite+aiosqlite:///path.db`` or ``postgresql+asyncpg://...`` for SQL.
         **options: Passed on to the adapter.
 
     Raises:

@@ -20,11 +20,6 @@ MILANO: dict[str, Any] = {
 }
 
 
-@pytest.fixture
-async def customer_id(service: CustomerService, tenant: str) -> int:
-    return (await service.create_customer(tenant, {"email": "a@example.com"})).id
-
-
 class TestAddresses:
     async def test_add_list_update_delete(
         self, service: CustomerService, tenant: str, customer_id: int, clock: FixedClock

@@ -13,12 +13,12 @@ from linkbay_customers import (
     InvalidInput,
 )
 from linkbay_customers.domain import AuditAction
+from linkbay_customers.ports import Storage
 from linkbay_customers.schemas import CustomerCreate, CustomerSearchFilters, CustomerUpdate
 from linkbay_customers.testing import FixedClock
-from linkbay_customers_memory import InMemoryStorage
 
 
-async def _audit_actions(storage: InMemoryStorage, tenant: str, customer_id: int) -> list[str]:
+async def _audit_actions(storage: Storage, tenant: str, customer_id: int) -> list[str]:
     async with storage.unit_of_work(tenant) as uow:
         page = await uow.audit.list(customer_id=customer_id)
     return [e.action.value for e in page.items]
@@ -59,12 +59,12 @@ class TestCreate:
         assert customer.email == "map@example.com"
 
     async def test_audits_the_creation_with_field_names_only(
-        self, service: CustomerService, memory_storage: InMemoryStorage, tenant: str
+        self, service: CustomerService, storage: Storage, tenant: str
     ) -> None:
         customer = await service.create_customer(
             tenant, {"email": "a@example.com", "first_name": "Ada"}, actor="admin"
         )
-        async with memory_storage.unit_of_work(tenant) as uow:
+        async with storage.unit_of_work(tenant) as uow:
             (event,) = (await uow.audit.list(customer_id=customer.id)).items
         assert event.action is AuditAction.CUSTOMER_CREATED
         assert event.actor == "admin"
@@ -218,7 +218,7 @@ class TestUpdate:
     async def test_an_update_that_changes_nothing_writes_nothing(
         self,
         service: CustomerService,
-        memory_storage: InMemoryStorage,
+        storage: Storage,
         tenant: str,
         clock: FixedClock,
     ) -> None:
@@ -228,16 +228,16 @@ class TestUpdate:
         clock.advance(hours=1)
         same = await service.update_customer(tenant, customer.id, {"first_name": "A"})
         assert same.updated_at == customer.updated_at
-        assert await _audit_actions(memory_storage, tenant, customer.id) == ["customer.created"]
+        assert await _audit_actions(storage, tenant, customer.id) == ["customer.created"]
 
     async def test_the_change_is_audited_by_field_name(
-        self, service: CustomerService, memory_storage: InMemoryStorage, tenant: str
+        self, service: CustomerService, storage: Storage, tenant: str
     ) -> None:
         customer = await service.create_customer(tenant, {"email": "a@example.com"})
         await service.update_customer(
             tenant, customer.id, {"last_name": "Lovelace", "gender": "female"}, actor="u1"
         )
-        async with memory_storage.unit_of_work(tenant) as uow:
+        async with storage.unit_of_work(tenant) as uow:
             events = (await uow.audit.list(customer_id=customer.id)).items
         assert events[-1].action is AuditAction.CUSTOMER_UPDATED
         assert events[-1].changed_fields == ("gender", "last_name")
@@ -283,7 +283,7 @@ class TestUpdate:
 
 class TestDeleteAndRestore:
     async def test_soft_delete_then_restore(
-        self, service: CustomerService, memory_storage: InMemoryStorage, tenant: str
+        self, service: CustomerService, storage: Storage, tenant: str
     ) -> None:
         customer = await service.create_customer(tenant, {"email": "a@example.com"})
         assert await service.delete_customer(tenant, customer.id) is True
@@ -292,7 +292,7 @@ class TestDeleteAndRestore:
         restored = await service.restore_customer(tenant, customer.id)
         assert restored.deleted_at is None
         assert (await service.list_customers(tenant)).total == 1
-        assert await _audit_actions(memory_storage, tenant, customer.id) == [
+        assert await _audit_actions(storage, tenant, customer.id) == [
             "customer.created",
             "customer.deleted",
             "customer.restored",
@@ -305,7 +305,7 @@ class TestDeleteAndRestore:
         assert await service.restore_customer(tenant, customer.id) == customer
 
     async def test_hard_delete_removes_the_customer_and_everything_about_it(
-        self, service: CustomerService, memory_storage: InMemoryStorage, tenant: str
+        self, service: CustomerService, storage: Storage, tenant: str
     ) -> None:
         customer = await service.create_customer(tenant, {"email": "a@example.com"})
         await service.add_address(
@@ -324,7 +324,7 @@ class TestDeleteAndRestore:
         assert await service.delete_customer(tenant, customer.id, soft_delete=False) is True
         with pytest.raises(CustomerNotFound):
             await service.get_customer(tenant, customer.id, include_deleted=True)
-        async with memory_storage.unit_of_work(tenant) as uow:
+        async with storage.unit_of_work(tenant) as uow:
             assert await uow.addresses.list_for_customer(customer.id) == []
             assert await uow.notes.list_for_customer(customer.id) == []
             assert await uow.orders.get_by_order_id("o-1") is None

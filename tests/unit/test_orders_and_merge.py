@@ -14,8 +14,8 @@ from linkbay_customers import (
     OrderConflict,
 )
 from linkbay_customers.domain import Customer
+from linkbay_customers.ports import Storage
 from linkbay_customers.testing import FixedClock
-from linkbay_customers_memory import InMemoryStorage
 
 ORDER: dict[str, Any] = {
     "order_id": "A-1",
@@ -37,11 +37,6 @@ def _figures(customer: Customer) -> tuple[Any, ...]:
         customer.last_order_at,
         customer.currency,
     )
-
-
-@pytest.fixture
-async def customer(service: CustomerService, tenant: str) -> Customer:
-    return await service.create_customer(tenant, {"email": "buyer@example.com"})
 
 
 class TestRecordOrder:
@@ -89,7 +84,7 @@ class TestRecordOrder:
     async def test_a_retried_order_changes_nothing(
         self,
         service: CustomerService,
-        memory_storage: InMemoryStorage,
+        storage: Storage,
         tenant: str,
         customer: Customer,
         clock: FixedClock,
@@ -103,7 +98,7 @@ class TestRecordOrder:
         assert _figures(stored) == _figures(first.customer)
         assert stored.updated_at == first.customer.updated_at
         assert (await service.list_orders(tenant, customer.id)).total == 1
-        async with memory_storage.unit_of_work(tenant) as uow:
+        async with storage.unit_of_work(tenant) as uow:
             actions = [e.action.value for e in (await uow.audit.list()).items]
         assert actions.count("order.recorded") == 1
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from linkbay_customers import CustomerService, LinkbayError
-from linkbay_customers_memory import InMemoryStorage
+from linkbay_customers.ports import Storage
 
 ADDRESS = {
     "type": "billing",
@@ -72,7 +72,7 @@ def _outcome(error: LinkbayError, ids: Ids) -> tuple[str, str, str | None, str]:
     return type(error).__name__, error.code, error.field, message
 
 
-async def _snapshot(storage: InMemoryStorage, tenant: str, customer_id: int) -> tuple[Any, ...]:
+async def _snapshot(storage: Storage, tenant: str, customer_id: int) -> tuple[Any, ...]:
     async with storage.unit_of_work(tenant) as uow:
         return (
             await uow.customers.get(customer_id, include_deleted=True),
@@ -87,7 +87,7 @@ async def _snapshot(storage: InMemoryStorage, tenant: str, customer_id: int) -> 
 async def test_a_foreign_id_behaves_exactly_like_an_unknown_id(
     name: str,
     service: CustomerService,
-    memory_storage: InMemoryStorage,
+    storage: Storage,
     tenant: str,
     other_tenant: str,
 ) -> None:
@@ -96,7 +96,7 @@ async def test_a_foreign_id_behaves_exactly_like_an_unknown_id(
     await service.add_note(tenant, victim.id, {"note": "private"})
     await service.record_order(tenant, victim.id, {"order_id": "x", "total": 5})
     own = await service.create_customer(other_tenant, {"email": "own@example.com"})
-    before = await _snapshot(memory_storage, tenant, victim.id)
+    before = await _snapshot(storage, tenant, victim.id)
 
     foreign = Ids(customer=victim.id, address=address.id, own_customer=own.id)
     unknown = Ids(customer=victim.id + 10_000, address=address.id + 10_000, own_customer=own.id)
@@ -108,7 +108,7 @@ async def test_a_foreign_id_behaves_exactly_like_an_unknown_id(
         await call(service, other_tenant, unknown)
 
     assert _outcome(with_foreign.value, foreign) == _outcome(with_unknown.value, unknown)
-    assert await _snapshot(memory_storage, tenant, victim.id) == before
+    assert await _snapshot(storage, tenant, victim.id) == before
 
 
 async def test_every_service_method_taking_an_id_is_covered() -> None:

@@ -1,0 +1,53 @@
+"""The PostgreSQL role an application connects as."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from linkbay_customers_sqlalchemy._engine import create_engine
+from linkbay_customers_sqlalchemy._models import ModelSet, default_models, id_sequence_name
+
+__all__ = ("application_role_grants", "grant_application_role")
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def application_role_grants(role: str, models: ModelSet | None = None) -> list[str]:
+    """The GRANT statements an application role needs, and nothing more.
+
+    The role must not own the tables and must not have BYPASSRLS: then the
+    row-level security policies bind it, as a second wall behind the tenant
+    filter of every query.
+    """
+    models = models or default_models()
+    who = _quote(role)
+    statements = []
+    for table in models.tables().values():
+        statements.append(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {_quote(table.name)} TO {who}")
+        if "id" in table.c and table.c.id.primary_key:
+            sequence = _quote(id_sequence_name(table.name))
+            statements.append(f"GRANT USAGE, SELECT ON SEQUENCE {sequence} TO {who}")
+    return statements
+
+
+async def grant_application_role(
+    database: str | AsyncEngine, role: str, *, models: ModelSet | None = None
+) -> None:
+    """Grant an existing role what an application needs (run as the tables' owner).
+
+    Args:
+        database: A PostgreSQL URL, or an engine to use (it is left open).
+        role: The role the application connects as.
+        models: The models whose tables to grant; the default ones unless given.
+    """
+    engine = create_engine(database) if isinstance(database, str) else database
+    try:
+        async with engine.begin() as connection:
+            for statement in application_role_grants(role, models):
+                await connection.execute(text(statement))
+    finally:
+        if isinstance(database, str):
+            await engine.dispose()

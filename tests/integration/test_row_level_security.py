@@ -1,0 +1,148 @@
+"""Row-level security on PostgreSQL: a second wall that holds even for raw SQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import make_url, text
+from sqlalchemy.exc import DBAPIError
+
+from linkbay_customers import CustomerService, HeuristicIntelligence
+from linkbay_customers.testing import FixedClock, add_address, add_customer, add_note, add_order
+from linkbay_customers_sqlalchemy import (
+    SqlAlchemyStorage,
+    create_engine,
+    default_models,
+    grant_application_role,
+)
+
+TABLES = [t.name for t in default_models().tables().values()]
+
+
+@pytest.fixture
+async def app_url(postgres_url: str) -> str:
+    """The shared test database, reached as a fresh application role."""
+    role = f"app_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(postgres_url)
+    async with admin.begin() as connection:
+        await connection.execute(
+            text(f"CREATE ROLE {role} LOGIN PASSWORD 'app-secret' NOSUPERUSER NOBYPASSRLS")
+        )
+    await grant_application_role(admin, role)
+    await admin.dispose()
+    return (
+        make_url(postgres_url)
+        .set(username=role, password="app-secret")
+        .render_as_string(hide_password=False)
+    )
+
+
+@pytest.fixture
+async def app_storage(app_url: str) -> AsyncIterator[SqlAlchemyStorage]:
+    storage = SqlAlchemyStorage.from_url(app_url, pool_size=1, max_overflow=0)
+    yield storage
+    await storage.close()
+
+
+@pytest.fixture
+async def two_tenants(postgres_url: str) -> tuple[str, str]:
+    """Tenants A and B, each with a customer, an address, a note and an order."""
+    storage = SqlAlchemyStorage.from_url(postgres_url)
+    tenants = (f"a-{uuid.uuid4().hex[:8]}", f"b-{uuid.uuid4().hex[:8]}")
+    for tenant in tenants:
+        async with storage.unit_of_work(tenant) as uow:
+            customer = await add_customer(uow, email=f"{tenant}@example.com")
+            await add_address(uow, customer.id)
+            await add_note(uow, customer.id)
+            await add_order(uow, customer.id)
+            await uow.commit()
+    await storage.close()
+    return tenants
+
+
+async def test_the_application_role_is_neither_superuser_nor_owner(
+    app_storage: SqlAlchemyStorage,
+) -> None:
+    async with app_storage.engine.connect() as connection:
+        role = (
+            await connection.execute(
+                text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+            )
+        ).one()
+        owned = (
+            await connection.execute(
+                text("SELECT count(*) FROM pg_tables WHERE tableowner = current_user")
+            )
+        ).scalar_one()
+    assert (role.rolsuper, role.rolbypassrls, owned) == (False, False, 0)
+
+
+async def test_raw_sql_in_a_tenants_transaction_sees_only_that_tenant(
+    app_storage: SqlAlchemyStorage, two_tenants: tuple[str, str]
+) -> None:
+    a, b = two_tenants
+    async with app_storage.unit_of_work(a) as uow:
+        connection = await uow.connection()
+        for table in TABLES:
+            seen = await connection.execute(text(f"SELECT DISTINCT tenant_id FROM {table}"))
+            assert set(seen.scalars()) <= {a}, table
+            foreign = await connection.execute(
+                text(f"SELECT count(*) FROM {table} WHERE tenant_id = :b"), {"b": b}
+            )
+            assert foreign.scalar_one() == 0, table
+        changed = await connection.execute(
+            text("UPDATE customers SET first_name = 'pwned' WHERE tenant_id = :b"), {"b": b}
+        )
+        removed = await connection.execute(
+            text("DELETE FROM customer_notes WHERE tenant_id = :b"), {"b": b}
+        )
+        assert (changed.rowcount, removed.rowcount) == (0, 0)
+
+
+async def test_raw_sql_cannot_insert_a_row_of_another_tenant(
+    app_storage: SqlAlchemyStorage, two_tenants: tuple[str, str]
+) -> None:
+    a, b = two_tenants
+    async with app_storage.unit_of_work(a) as uow:
+        connection = await uow.connection()
+        with pytest.raises(DBAPIError, match="row-level security"):
+            await connection.execute(
+                text(
+                    "INSERT INTO customer_audit_events"
+                    " (tenant_id, id, action, occurred_at, changed_fields, details)"
+                    " VALUES (:b, 424242, 'customer.updated', now(), '[]', '{}')"
+                ),
+                {"b": b},
+            )
+
+
+async def test_without_a_tenant_nothing_is_visible_and_the_setting_ends_with_the_transaction(
+    app_storage: SqlAlchemyStorage, two_tenants: tuple[str, str]
+) -> None:
+    a, _ = two_tenants
+    async with app_storage.unit_of_work(a) as uow:
+        connection = await uow.connection()
+        assert (await connection.execute(text("SELECT count(*) FROM customers"))).scalar_one() == 1
+    # The same pooled connection (pool size 1), in a new transaction: SET LOCAL is gone.
+    async with app_storage.engine.connect() as connection:
+        for table in TABLES:
+            count = await connection.execute(text(f"SELECT count(*) FROM {table}"))
+            assert count.scalar_one() == 0, table
+
+
+async def test_the_service_runs_entirely_as_the_application_role(
+    app_storage: SqlAlchemyStorage,
+) -> None:
+    service = CustomerService(app_storage.unit_of_work, FixedClock(), HeuristicIntelligence())
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    source = await service.create_customer(tenant, {"email": "one@example.com"})
+    target = await service.create_customer(tenant, {"email": "two@example.com"})
+    await service.record_order(tenant, source.id, {"order_id": "o-1", "total": "12.50"})
+    merged = await service.merge_customers(
+        tenant, {"source_customer_id": source.id, "target_customer_id": target.id}
+    )
+    assert (merged.total_orders, str(merged.total_spent)) == (1, "12.5000")
+    await service.delete_customer(tenant, target.id, soft_delete=False)
+    assert (await service.list_customers(tenant, {"include_deleted": True})).total == 0

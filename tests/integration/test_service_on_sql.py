@@ -1,0 +1,43 @@
+"""Every CustomerService test of tests/unit, run again on real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from linkbay_customers_sqlalchemy import SqlAlchemyStorage
+from tests.unit.test_addresses_and_notes import TestAddresses, TestNotes
+from tests.unit.test_customer_service import (
+    TestCreate,
+    TestDeleteAndRestore,
+    TestGet,
+    TestListAndSearch,
+    TestUpdate,
+)
+from tests.unit.test_orders_and_merge import TestMerge, TestRecordOrder
+from tests.unit.test_tenant_isolation import (
+    test_a_foreign_email_is_like_an_unknown_email,
+    test_a_foreign_id_behaves_exactly_like_an_unknown_id,
+)
+
+__all__ = (
+    "TestAddresses",
+    "TestCreate",
+    "TestDeleteAndRestore",
+    "TestGet",
+    "TestListAndSearch",
+    "TestMerge",
+    "TestNotes",
+    "TestRecordOrder",
+    "TestUpdate",
+    "test_a_foreign_email_is_like_an_unknown_email",
+    "test_a_foreign_id_behaves_exactly_like_an_unknown_id",
+)
+
+
+@pytest.fixture
+async def storage(database_url: str) -> AsyncIterator[SqlAlchemyStorage]:
+    storage = SqlAlchemyStorage.from_url(database_url)
+    yield storage
+    await storage.close()
