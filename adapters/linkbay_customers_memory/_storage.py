@@ -6,7 +6,7 @@ import asyncio
 import builtins
 import copy
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from types import TracebackType
@@ -163,6 +163,34 @@ class InMemoryCustomerRepository(_Repository, CustomerRepository):
         for other in self._t.customers.values():
             if other.email == customer.email and other.id != customer.id:
                 raise DuplicateEmail(customer.email, existing_is_deleted=other.is_deleted)
+
+    async def next_ids(self, count: int) -> builtins.list[int]:
+        """Reserve ``count`` new customer ids."""
+        return [self._tx.next_id("customers") for _ in range(count)]
+
+    async def add_many(self, customers: Sequence[Customer]) -> builtins.list[str]:
+        """Insert many customers; return the emails refused as taken."""
+        refused = []
+        for customer in customers:
+            try:
+                await self.add(customer)
+            except DuplicateEmail:
+                refused.append(customer.email or "")
+        return refused
+
+    async def get_many_by_email(self, emails: Sequence[str]) -> dict[str, Customer]:
+        """The customers holding any of ``emails``, deleted ones included."""
+        wanted = set(emails)
+        return {
+            c.email: _copy(c)
+            for c in self._t.customers.values()
+            if c.email is not None and c.email in wanted
+        }
+
+    async def update_many(self, customers: Sequence[Customer]) -> None:
+        """Write many existing customers."""
+        for customer in customers:
+            await self.update(customer)
 
     async def add(self, customer: Customer) -> None:
         """Insert a customer."""
@@ -397,6 +425,15 @@ class InMemoryAuditRepository(_Repository, AuditRepository):
     async def next_id(self) -> int:
         """Reserve a new audit event id."""
         return self._tx.next_id("audit")
+
+    async def next_ids(self, count: int) -> builtins.list[int]:
+        """Reserve ``count`` new audit event ids."""
+        return [self._tx.next_id("audit") for _ in range(count)]
+
+    async def append_many(self, events: Sequence[AuditEvent]) -> None:
+        """Append many events."""
+        for event in events:
+            await self.append(event)
 
     async def append(self, event: AuditEvent) -> None:
         """Append an event."""

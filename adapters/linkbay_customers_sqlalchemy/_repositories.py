@@ -12,6 +12,7 @@ from sqlalchemy import (
     ColumnElement,
     Table,
     and_,
+    bindparam,
     case,
     delete,
     exists,
@@ -138,6 +139,10 @@ class _Repository:
         (new_id,) = await self._uow.next_ids(self._table.name)
         return new_id
 
+    async def next_ids(self, count: int) -> builtins.list[int]:
+        """Reserve ``count`` new ids of this repository's table at once."""
+        return await self._uow.next_ids(self._table.name, count) if count else []
+
     async def _reassign(self, from_customer_id: int, to_customer_id: int) -> int:
         result = await self._execute(
             update(self._table)
@@ -206,6 +211,48 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
             if holder is None:
                 raise StorageError(f"customer {customer.id} could not be added")
             raise DuplicateEmail(customer.email or "", existing_is_deleted=holder.is_deleted)
+
+    async def add_many(self, customers: Sequence[Customer]) -> builtins.list[str]:
+        """Insert many customers in multi-row statements; return the emails refused as taken."""
+        if not customers:
+            return []
+        table = self._table
+        rows = [self._values(c) for c in customers]
+        result = await self._execute(
+            _insert_ignoring_conflict(self._uow.dialect, table, ["tenant_id", "email"]).returning(
+                table.c.email
+            ),
+            rows,
+            action="adding customers",
+        )
+        inserted = set(result.scalars())
+        return [c.email or "" for c in customers if c.email not in inserted]
+
+    async def get_many_by_email(self, emails: Sequence[str]) -> dict[str, Customer]:
+        """The customers holding any of ``emails``, deleted ones included."""
+        if not emails:
+            return {}
+        table = self._table
+        rows = await self._execute(
+            select(table).where(self._mine, table.c.email.in_(sorted(set(emails)))),
+            action="reading customers",
+        )
+        return {row.email: self._entity(row) for row in rows}
+
+    async def update_many(self, customers: Sequence[Customer]) -> None:
+        """Write many existing customers in one batched statement."""
+        if not customers:
+            return
+        table = self._table
+        rows = [self._values(c) for c in customers]
+        columns = [name for name in rows[0] if name not in ("tenant_id", "id")]
+        statement = (
+            update(table)
+            .where(table.c.tenant_id == bindparam("key_tenant"), table.c.id == bindparam("key_id"))
+            .values({name: bindparam(name) for name in columns})
+        )
+        params = [{**row, "key_tenant": row["tenant_id"], "key_id": row["id"]} for row in rows]
+        await self._execute(statement, params, action="updating customers")
 
     async def get(
         self, customer_id: int, *, include_deleted: bool = False, for_update: bool = False
@@ -623,13 +670,27 @@ class SqlAuditRepository(_Repository, AuditRepository):
 
     role = "audit_event"
 
-    async def append(self, event: AuditEvent) -> None:
-        """Append an event."""
+    def _values(self, event: AuditEvent) -> dict[str, Any]:
         self._own(event)
         values = dataclasses.asdict(event)
         values["action"] = event.action.value
         values["changed_fields"] = list(event.changed_fields)
-        await self._execute(insert(self._table).values(values), action="writing the audit trail")
+        return values
+
+    async def append(self, event: AuditEvent) -> None:
+        """Append an event."""
+        await self._execute(
+            insert(self._table).values(self._values(event)), action="writing the audit trail"
+        )
+
+    async def append_many(self, events: Sequence[AuditEvent]) -> None:
+        """Append many events in one batched statement."""
+        if events:
+            await self._execute(
+                insert(self._table),
+                [self._values(e) for e in events],
+                action="writing the audit trail",
+            )
 
     async def list(
         self,

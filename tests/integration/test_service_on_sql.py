@@ -15,6 +15,7 @@ from tests.unit.test_customer_service import (
     TestListAndSearch,
     TestUpdate,
 )
+from tests.unit.test_import import TestImport
 from tests.unit.test_orders_and_merge import TestMerge, TestRecordOrder
 from tests.unit.test_tenant_isolation import (
     test_a_foreign_email_is_like_an_unknown_email,
@@ -26,6 +27,7 @@ __all__ = (
     "TestCreate",
     "TestDeleteAndRestore",
     "TestGet",
+    "TestImport",
     "TestListAndSearch",
     "TestMerge",
     "TestNotes",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -37,8 +37,16 @@ class CustomerRepository(Protocol):
         """Reserve a new customer id."""
         ...
 
+    async def next_ids(self, count: int) -> Sequence[int]:
+        """Reserve ``count`` new customer ids at once."""
+        ...
+
     async def add(self, customer: Customer) -> None:
         """Insert a customer; raise DuplicateEmail if the email is taken in the tenant."""
+        ...
+
+    async def add_many(self, customers: Sequence[Customer]) -> Sequence[str]:
+        """Insert many customers at once; return the emails refused as already taken."""
         ...
 
     async def get(
@@ -51,8 +59,16 @@ class CustomerRepository(Protocol):
         """Fetch a customer by normalized (lower-case) email."""
         ...
 
+    async def get_many_by_email(self, emails: Sequence[str]) -> Mapping[str, Customer]:
+        """The customers (deleted ones included) holding any of ``emails``, by email."""
+        ...
+
     async def update(self, customer: Customer) -> None:
         """Write every field of an existing customer; raise DuplicateEmail on a taken email."""
+        ...
+
+    async def update_many(self, customers: Sequence[Customer]) -> None:
+        """Write every field of many existing customers at once."""
         ...
 
     async def delete(self, customer_id: int) -> None:
@@ -190,8 +206,16 @@ class AuditRepository(Protocol):
         """Reserve a new audit event id."""
         ...
 
+    async def next_ids(self, count: int) -> Sequence[int]:
+        """Reserve ``count`` new audit event ids at once."""
+        ...
+
     async def append(self, event: AuditEvent) -> None:
         """Append an event to the trail."""
+        ...
+
+    async def append_many(self, events: Sequence[AuditEvent]) -> None:
+        """Append many events at once."""
         ...
 
     async def list(

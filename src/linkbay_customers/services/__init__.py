@@ -7,5 +7,13 @@ from linkbay_customers.services._customers import (
     RecordedOrder,
     UnitOfWorkFactory,
 )
+from linkbay_customers.services._import import ImportProgress, ImportRejection, ImportResult
 
-__all__ = ("CustomerService", "RecordedOrder", "UnitOfWorkFactory")
+__all__ = (
+    "CustomerService",
+    "ImportProgress",
+    "ImportRejection",
+    "ImportResult",
+    "RecordedOrder",
+    "UnitOfWorkFactory",
+)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -29,7 +29,6 @@ from linkbay_customers.domain import (
     apply_order,
     fill_missing,
     fold_analytics,
-    merge_patch,
     merge_tags,
 )
 from linkbay_customers.ports import Clock, CustomerIntelligence, UnitOfWork
@@ -42,7 +41,6 @@ from linkbay_customers.schemas import (
     CustomerSearchFilters,
     CustomerUpdate,
     OrderCreate,
-    extra_values,
 )
 from linkbay_customers.services._boundary import (
     check_actor,
@@ -51,6 +49,13 @@ from linkbay_customers.services._boundary import (
     check_tenant,
     validated,
 )
+from linkbay_customers.services._import import (
+    DEFAULT_CHUNK_SIZE,
+    ImportResult,
+    ProgressCallback,
+    run_import,
+)
+from linkbay_customers.services._profile import apply_profile, build_customer
 
 __all__ = ("CustomerService", "RecordedOrder", "UnitOfWorkFactory")
 
@@ -58,16 +63,6 @@ UnitOfWorkFactory = Callable[[str], UnitOfWork]
 """Opens a unit of work bound to one tenant (``Storage.unit_of_work`` is one)."""
 
 _FUTURE_ORDER_TOLERANCE = timedelta(minutes=5)
-_PROFILE_FIELDS = (
-    "email",
-    "first_name",
-    "last_name",
-    "phone",
-    "birthday",
-    "gender",
-    "preferences",
-    "tags",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,20 +192,8 @@ class CustomerService:
             existing = await uow.customers.get_by_email(data.email, include_deleted=True)
             if existing is not None:
                 raise DuplicateEmail(data.email, existing_is_deleted=existing.is_deleted)
-            customer = Customer(
-                id=await uow.customers.next_id(),
-                tenant_id=uow.tenant_id,
-                email=data.email,
-                first_name=data.first_name,
-                last_name=data.last_name,
-                phone=data.phone,
-                birthday=data.birthday,
-                gender=data.gender,
-                preferences=dict(data.preferences),
-                tags=list(data.tags),
-                created_at=now,
-                updated_at=now,
-                extra=extra_values(data, CustomerCreate, only_set=False),
+            customer = build_customer(
+                data, customer_id=await uow.customers.next_id(), tenant_id=uow.tenant_id, now=now
             )
             customer.segment = await self._intelligence.segment(customer, now=now)
             await uow.customers.add(customer)
@@ -272,22 +255,7 @@ class CustomerService:
         self._check_birthday(data.birthday)
         async with self._uow(tenant_id) as uow:
             customer = await load_customer(uow, customer_id, for_update=True)
-            changed: list[str] = []
-            for name in _PROFILE_FIELDS:
-                if name not in data.model_fields_set:
-                    continue
-                value: Any = getattr(data, name)
-                if name == "preferences":
-                    value = {} if value is None else merge_patch(customer.preferences, value)
-                elif name == "tags":
-                    value = [] if value is None else list(value)
-                if getattr(customer, name) != value:
-                    setattr(customer, name, value)
-                    changed.append(name)
-            for name, value in extra_values(data, CustomerUpdate, only_set=True).items():
-                if customer.extra.get(name) != value:
-                    customer.extra[name] = value
-                    changed.append(name)
+            changed = apply_profile(customer, data, CustomerUpdate, data.model_fields_set)
             if not changed:
                 return customer
             if "email" in changed and customer.email is not None:
@@ -424,6 +392,54 @@ class CustomerService:
             raise InvalidInput.single("limit", f"must be an integer from 1 to {MAX_SEARCH_LIMIT}")
         async with self._uow(tenant_id) as uow:
             return await uow.customers.search(q, limit=limit)
+
+    async def import_customers(
+        self,
+        tenant_id: str,
+        rows: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+        *,
+        on_progress: ProgressCallback | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        schema: type[CustomerCreate] = CustomerCreate,
+        actor: str | None = None,
+    ) -> ImportResult:
+        """Import customers in bulk, upserting by email.
+
+        Rows stream from an iterable or async iterable of mappings and are written
+        in chunks, one transaction each, with set-based statements. A row whose
+        email is new creates a customer; a row whose email exists updates the
+        fields it carries (as ``update_customer`` would), and a later row for the
+        same email applies after an earlier one. A row that fails validation, or
+        whose email belongs to a soft-deleted customer, is rejected with its row
+        number and reason; it never stops the other rows.
+
+        Args:
+            tenant_id: The tenant to import into.
+            rows: The rows: ``CustomerCreate`` fields (or those of ``schema``).
+            on_progress: Called with an ``ImportProgress`` after every chunk; may
+                be a coroutine function.
+            chunk_size: Rows per transaction (1 to 10000).
+            schema: ``CustomerCreate`` or a host's subclass of it, to validate rows.
+            actor: The acting user, for the audit trail.
+
+        Raises:
+            InvalidInput: an invalid tenant, actor or chunk size.
+        """
+        tenant_id = check_tenant(tenant_id)
+        actor = check_actor(actor)
+        if not isinstance(chunk_size, int) or not 0 < chunk_size <= 10_000:
+            raise InvalidInput.single("chunk_size", "must be an integer from 1 to 10000")
+        return await run_import(
+            self._uow_factory,
+            self._clock,
+            self._intelligence,
+            tenant_id,
+            rows,
+            schema=schema,
+            chunk_size=chunk_size,
+            on_progress=on_progress,
+            actor=actor,
+        )
 
     # ------------------------------------------------------------------ addresses
 

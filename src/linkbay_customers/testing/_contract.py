@@ -27,7 +27,9 @@ import pytest
 from linkbay_customers.domain import (
     AddressType,
     AuditAction,
+    AuditEvent,
     ConsentState,
+    Customer,
     CustomerFilters,
     CustomerNotFound,
     CustomerSort,
@@ -321,6 +323,53 @@ class CustomerRepositoryContract(_ContractBase):
             await add_address(uow, customer.id)
             with pytest.raises(StorageError):
                 await uow.customers.delete(customer.id)
+
+    async def test_many_customers_are_added_and_read_back_by_email_at_once(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            taken = await add_customer(uow, email="taken@example.com")
+            ids = await uow.customers.next_ids(3)
+            assert len(set(ids)) == 3
+            batch = [
+                Customer(
+                    id=customer_id,
+                    tenant_id=uow.tenant_id,
+                    email=email,
+                    first_name="Batch",
+                    tags=["import"],
+                    total_spent=Decimal("1.5"),
+                    created_at=T0,
+                    updated_at=T0,
+                )
+                for customer_id, email in zip(
+                    ids, ["one@example.com", "taken@example.com", "two@example.com"], strict=True
+                )
+            ]
+            assert list(await uow.customers.add_many(batch)) == ["taken@example.com"]
+            assert await uow.customers.next_ids(0) == []
+            assert list(await uow.customers.add_many([])) == []
+            found = await uow.customers.get_many_by_email(
+                ["one@example.com", "two@example.com", "taken@example.com", "none@example.com"]
+            )
+        assert found == {
+            "one@example.com": batch[0],
+            "two@example.com": batch[2],
+            "taken@example.com": taken,
+        }
+
+    async def test_many_customers_are_updated_at_once(self, uow: UnitOfWork) -> None:
+        async with uow:
+            first = await add_customer(uow)
+            second = await add_customer(uow, tags=["x"])
+            changed = [
+                replace(first, first_name="Uno", preferences={"a": 1}),
+                replace(second, tags=[], segment="active", deleted_at=T0),
+            ]
+            await uow.customers.update_many(changed)
+            await uow.customers.update_many([])
+            assert await uow.customers.get(first.id) == changed[0]
+            assert await uow.customers.get(second.id, include_deleted=True) == changed[1]
 
     async def test_a_row_of_another_tenant_cannot_be_added(
         self, uow: UnitOfWork, other_tenant: str
@@ -689,6 +738,27 @@ class AuditRepositoryContract(_ContractBase):
         assert list(mine.items) == [e1, e3]
         assert list(window.items) == [e2]
         assert (paged.total, list(paged.items)) == (3, [e3])
+
+    async def test_many_events_are_appended_at_once(self, uow: UnitOfWork) -> None:
+        async with uow:
+            customer = await add_customer(uow)
+            ids = await uow.audit.next_ids(2)
+            events = [
+                AuditEvent(
+                    id=event_id,
+                    tenant_id=uow.tenant_id,
+                    customer_id=customer.id,
+                    actor=None,
+                    action=AuditAction.CUSTOMER_CREATED,
+                    occurred_at=T0 + timedelta(seconds=n),
+                    changed_fields=("email",),
+                    details={"source": "import"},
+                )
+                for n, event_id in enumerate(ids)
+            ]
+            await uow.audit.append_many(events)
+            await uow.audit.append_many([])
+            assert list((await uow.audit.list(customer_id=customer.id)).items) == events
 
 
 class MergeAliasRepositoryContract(_ContractBase):

@@ -1,0 +1,236 @@
+"""Bulk import: stream rows in chunks, upsert by email, report every rejected row."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from linkbay_customers.domain import AuditAction, AuditEvent, Customer
+from linkbay_customers.ports import Clock, CustomerIntelligence, UnitOfWork
+from linkbay_customers.schemas import CustomerCreate
+from linkbay_customers.services._boundary import invalid_input_from
+from linkbay_customers.services._profile import apply_profile, build_customer
+
+__all__ = (
+    "DEFAULT_CHUNK_SIZE",
+    "ImportProgress",
+    "ImportRejection",
+    "ImportResult",
+    "ProgressCallback",
+    "run_import",
+)
+
+DEFAULT_CHUNK_SIZE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRejection:
+    """A row that was not imported, and why.
+
+    Attributes:
+        row: The row's position in the input, counting from 1.
+        field: The offending field, when one is to blame.
+        reason: What is wrong with the row. Never contains the row's values.
+    """
+
+    row: int
+    field: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportProgress:
+    """How far an import has come."""
+
+    processed: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+
+
+@dataclass(frozen=True)
+class ImportResult(ImportProgress):
+    """The outcome of an import: the counts and a reason for every rejected row."""
+
+    rejections: tuple[ImportRejection, ...] = field(default=())
+
+
+ProgressCallback = Callable[[ImportProgress], Any]
+"""Called after every chunk; may be a coroutine function."""
+
+
+async def _numbered(
+    rows: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+) -> AsyncIterator[tuple[int, Any]]:
+    if isinstance(rows, AsyncIterable):
+        number = 0
+        async for row in rows:
+            number += 1
+            yield number, row
+    else:
+        for number, row in enumerate(rows, start=1):
+            yield number, row
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.processed = self.created = self.updated = self.unchanged = 0
+        self.rejections: list[ImportRejection] = []
+
+    def reject(self, row: int, field: str | None, reason: str) -> None:
+        self.rejections.append(ImportRejection(row=row, field=field, reason=reason))
+
+    def progress(self) -> ImportProgress:
+        return ImportProgress(
+            processed=self.processed,
+            created=self.created,
+            updated=self.updated,
+            unchanged=self.unchanged,
+            rejected=len(self.rejections),
+        )
+
+
+def _validate(
+    schema: type[CustomerCreate], number: int, row: Any, tally: _Tally, now: datetime
+) -> CustomerCreate | None:
+    if not isinstance(row, Mapping):
+        tally.reject(number, None, "a row must be a mapping of field names to values")
+        return None
+    try:
+        data = schema.model_validate(row)
+    except ValidationError as exc:
+        error = invalid_input_from(exc)
+        tally.reject(number, error.field, error.message)
+        return None
+    if data.birthday is not None and data.birthday > now.date():
+        tally.reject(number, "birthday", "must not be in the future")
+        return None
+    return data
+
+
+async def run_import(
+    uow_factory: Callable[[str], UnitOfWork],
+    clock: Clock,
+    intelligence: CustomerIntelligence,
+    tenant_id: str,
+    rows: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+    *,
+    schema: type[CustomerCreate],
+    chunk_size: int,
+    on_progress: ProgressCallback | None,
+    actor: str | None,
+) -> ImportResult:
+    """Import rows chunk by chunk, one transaction per chunk (see CustomerService)."""
+    tally = _Tally()
+    chunk: list[tuple[int, CustomerCreate]] = []
+    emails: set[str] = set()
+
+    async def flush() -> None:
+        if not chunk:
+            return
+        async with uow_factory(tenant_id) as uow:
+            await _write_chunk(uow, clock, intelligence, chunk, tally, actor)
+            await uow.commit()
+        tally.processed += len(chunk)
+        chunk.clear()
+        emails.clear()
+        if on_progress is not None:
+            outcome = on_progress(tally.progress())
+            if inspect.isawaitable(outcome):
+                await outcome
+
+    async for number, row in _numbered(rows):
+        data = _validate(schema, number, row, tally, clock.now())
+        if data is None:
+            tally.processed += 1
+            continue
+        if data.email in emails:
+            # A later row for the same email applies after the earlier one.
+            await flush()
+        chunk.append((number, data))
+        emails.add(data.email)
+        if len(chunk) >= chunk_size:
+            await flush()
+    await flush()
+    progress = tally.progress()
+    return ImportResult(
+        processed=progress.processed,
+        created=progress.created,
+        updated=progress.updated,
+        unchanged=progress.unchanged,
+        rejected=progress.rejected,
+        rejections=tuple(sorted(tally.rejections, key=lambda r: r.row)),
+    )
+
+
+async def _write_chunk(
+    uow: UnitOfWork,
+    clock: Clock,
+    intelligence: CustomerIntelligence,
+    chunk: list[tuple[int, CustomerCreate]],
+    tally: _Tally,
+    actor: str | None,
+) -> None:
+    now = clock.now()
+    existing = await uow.customers.get_many_by_email([data.email for _, data in chunk])
+    fresh: list[tuple[int, CustomerCreate]] = []
+    changed: list[tuple[Customer, list[str]]] = []
+    for number, data in chunk:
+        holder = existing.get(data.email)
+        if holder is None:
+            fresh.append((number, data))
+        elif holder.is_deleted:
+            tally.reject(
+                number, "email", "email: belongs to a deleted customer; restore it instead"
+            )
+        else:
+            fields = apply_profile(holder, data, CustomerCreate, data.model_fields_set)
+            if fields:
+                holder.updated_at = now
+                changed.append((holder, fields))
+            else:
+                tally.unchanged += 1
+
+    ids = await uow.customers.next_ids(len(fresh))
+    created: list[tuple[Customer, CustomerCreate]] = []
+    for (_, data), customer_id in zip(fresh, ids, strict=True):
+        customer = build_customer(data, customer_id=customer_id, tenant_id=uow.tenant_id, now=now)
+        customer.segment = await intelligence.segment(customer, now=now)
+        created.append((customer, data))
+    refused = set(await uow.customers.add_many([c for c, _ in created]))
+    if refused:
+        numbers = {data.email: number for number, data in fresh}
+        for email in refused:
+            tally.reject(
+                numbers[email], "email", "email: taken by a concurrent write; import again"
+            )
+        created = [(c, d) for c, d in created if c.email not in refused]
+    await uow.customers.update_many([c for c, _ in changed])
+
+    events = [
+        (c.id, AuditAction.CUSTOMER_CREATED, sorted(d.model_fields_set)) for c, d in created
+    ] + [(c.id, AuditAction.CUSTOMER_UPDATED, sorted(f)) for c, f in changed]
+    event_ids = await uow.audit.next_ids(len(events))
+    await uow.audit.append_many(
+        [
+            AuditEvent(
+                id=event_id,
+                tenant_id=uow.tenant_id,
+                customer_id=customer_id,
+                actor=actor,
+                action=action,
+                occurred_at=now,
+                changed_fields=tuple(fields),
+                details={"source": "import"},
+            )
+            for event_id, (customer_id, action, fields) in zip(event_ids, events, strict=True)
+        ]
+    )
+    tally.created += len(created)
+    tally.updated += len(changed)

@@ -1,0 +1,75 @@
+"""Building a customer from input and applying input to one: shared by create, update, import."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from linkbay_customers.domain import Customer, merge_patch
+from linkbay_customers.schemas import CustomerCreate, extra_values
+
+__all__ = ("PROFILE_FIELDS", "apply_profile", "build_customer")
+
+PROFILE_FIELDS = (
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "birthday",
+    "gender",
+    "preferences",
+    "tags",
+)
+
+
+def build_customer(
+    data: CustomerCreate, *, customer_id: int, tenant_id: str, now: datetime
+) -> Customer:
+    """A new customer from validated input (fields a host's subclass adds become extras)."""
+    return Customer(
+        id=customer_id,
+        tenant_id=tenant_id,
+        email=data.email,
+        first_name=data.first_name,
+        last_name=data.last_name,
+        phone=data.phone,
+        birthday=data.birthday,
+        gender=data.gender,
+        preferences=dict(data.preferences),
+        tags=list(data.tags),
+        created_at=now,
+        updated_at=now,
+        extra=extra_values(data, CustomerCreate, only_set=False),
+    )
+
+
+def apply_profile(
+    customer: Customer, data: BaseModel, base: type[BaseModel], fields: Collection[str]
+) -> list[str]:
+    """Apply the profile fields named in ``fields`` from ``data``; return what changed.
+
+    ``preferences`` is a JSON Merge Patch (``None`` clears them all); ``tags`` and
+    every other field are replaced (``None`` clears an optional field). Fields a
+    host's subclass of ``base`` adds are applied to the customer's extras.
+    """
+    changed: list[str] = []
+    for name in PROFILE_FIELDS:
+        if name not in fields:
+            continue
+        value: Any = getattr(data, name)
+        if name == "preferences":
+            value = {} if value is None else merge_patch(customer.preferences, value)
+        elif name == "tags":
+            value = [] if value is None else list(value)
+        if getattr(customer, name) != value:
+            setattr(customer, name, value)
+            changed.append(name)
+    extras = extra_values(data, base, only_set=True)
+    for name, value in extras.items():
+        if name in fields and customer.extra.get(name) != value:
+            customer.extra[name] = value
+            changed.append(name)
+    return changed

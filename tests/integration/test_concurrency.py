@@ -1,0 +1,120 @@
+"""Concurrent calls leave exact figures: no lost update, no double count."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+
+from linkbay_customers import (
+    CustomerService,
+    DuplicateEmail,
+    HeuristicIntelligence,
+    InvalidMerge,
+)
+from linkbay_customers.testing import FixedClock, new_tenant_id
+from linkbay_customers_sqlalchemy import SqlAlchemyStorage
+
+
+@pytest.fixture
+async def concurrent_service(database_url: str) -> AsyncIterator[CustomerService]:
+    storage = SqlAlchemyStorage.from_url(database_url, pool_size=20, max_overflow=0)
+    yield CustomerService(storage.unit_of_work, FixedClock(), HeuristicIntelligence())
+    await storage.close()
+
+
+async def test_fifty_concurrent_orders_with_retries_leave_exact_totals(
+    concurrent_service: CustomerService,
+) -> None:
+    service = concurrent_service
+    tenant = new_tenant_id()
+    customer = await service.create_customer(tenant, {"email": "busy@example.com"})
+    orders = [{"order_id": f"o-{i}", "total": f"{i + 1}.{i % 100:02d}"} for i in range(40)]
+    calls = orders + random.Random(7).sample(orders, 10)  # ten orders sent twice at once
+    random.Random(11).shuffle(calls)
+
+    results = await asyncio.gather(
+        *(service.record_order(tenant, customer.id, order) for order in calls)
+    )
+
+    assert sum(r.created for r in results) == 40
+    stored = await service.get_customer(tenant, customer.id)
+    expected = sum(Decimal(o["total"]) for o in orders)
+    assert (stored.total_orders, stored.total_spent) == (40, expected)
+    assert stored.average_order_value == (expected / 40).quantize(Decimal("0.0001"))
+    assert (await service.list_orders(tenant, customer.id, page_size=100)).total == 40
+
+
+async def test_concurrent_creates_of_one_email_yield_one_customer(
+    concurrent_service: CustomerService,
+) -> None:
+    service = concurrent_service
+    tenant = new_tenant_id()
+    outcomes = await asyncio.gather(
+        *(
+            service.create_customer(tenant, {"email": "race@example.com", "first_name": f"n{i}"})
+            for i in range(20)
+        ),
+        return_exceptions=True,
+    )
+    created = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(created) == 1
+    assert len(refused) == 19
+    assert all(isinstance(o, DuplicateEmail) for o in refused), refused
+    assert (await service.list_customers(tenant, {"include_deleted": True})).total == 1
+
+
+async def test_opposite_merges_at_once_do_not_deadlock(
+    concurrent_service: CustomerService,
+) -> None:
+    service = concurrent_service
+    tenant = new_tenant_id()
+    a = await service.create_customer(tenant, {"email": "a@example.com"})
+    b = await service.create_customer(tenant, {"email": "b@example.com"})
+    await service.record_order(tenant, a.id, {"order_id": "a1", "total": 3})
+    await service.record_order(tenant, b.id, {"order_id": "b1", "total": 4})
+
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(
+            service.merge_customers(
+                tenant, {"source_customer_id": a.id, "target_customer_id": b.id}
+            ),
+            service.merge_customers(
+                tenant, {"source_customer_id": b.id, "target_customer_id": a.id}
+            ),
+            return_exceptions=True,
+        ),
+        timeout=30,
+    )
+
+    merged = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert len(merged) == 1
+    assert [type(o) for o in outcomes if isinstance(o, BaseException)] == [InvalidMerge]
+    survivor = await service.get_customer(tenant, merged[0].id)
+    assert (survivor.total_orders, survivor.total_spent) == (2, Decimal(7))
+
+
+async def test_orders_and_profile_updates_at_once_lose_nothing(
+    concurrent_service: CustomerService,
+) -> None:
+    service = concurrent_service
+    tenant = new_tenant_id()
+    customer = await service.create_customer(tenant, {"email": "mixed@example.com"})
+    orders = [
+        service.record_order(tenant, customer.id, {"order_id": f"m-{i}", "total": 2})
+        for i in range(15)
+    ]
+    updates = [
+        service.update_customer(tenant, customer.id, {"tags": [f"t{i}"], "first_name": f"N{i}"})
+        for i in range(15)
+    ]
+    await asyncio.gather(*orders, *updates)
+    stored = await service.get_customer(tenant, customer.id)
+    assert (stored.total_orders, stored.total_spent) == (15, Decimal(30))
+    # Each update is applied whole: the surviving tags and name come from one call.
+    assert stored.first_name is not None
+    assert stored.tags == [f"t{stored.first_name[1:]}"]
