@@ -68,6 +68,17 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
+async def empty_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """A new database of each kind with no schema at all."""
+    if request.param == "sqlite":
+        return await new_sqlite_database(tmp_path_factory.mktemp("empty"), migrate=False)
+    server = request.getfixturevalue("postgres_server")
+    return await new_postgres_database(server, migrate=False)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest) -> str:
     """Each real database in turn."""
     return str(request.getfixturevalue(f"{request.param}_url"))

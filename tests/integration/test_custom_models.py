@@ -52,19 +52,10 @@ class WrongCreate(CustomerCreate):
     loyalty_points: int = 0  # no such column in the host's table
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def host_storage(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[SqlAlchemyStorage]:
+@pytest.fixture
+async def host_storage(empty_database_url: str) -> AsyncIterator[SqlAlchemyStorage]:
     """A fresh database holding the host's schema, made from the host's metadata."""
-    from tests._databases import new_postgres_database, new_sqlite_database
-
-    if request.param == "sqlite":
-        url = await new_sqlite_database(tmp_path_factory.mktemp("host"), migrate=False)
-    else:
-        server = request.getfixturevalue("postgres_server")
-        url = await new_postgres_database(server, migrate=False)
-    engine = create_engine(url)
+    engine = create_engine(empty_database_url)
     async with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             await connection.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))

@@ -18,19 +18,10 @@ from linkbay_customers_sqlalchemy import create_engine, default_models, schema_f
 from linkbay_customers_sqlalchemy._migrate import VERSION_TABLE, alembic_config
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def fresh_engine(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[AsyncEngine]:
+@pytest.fixture
+async def fresh_engine(empty_database_url: str) -> AsyncIterator[AsyncEngine]:
     """An engine on a new, unmigrated database of each kind."""
-    from tests._databases import new_postgres_database, new_sqlite_database
-
-    if request.param == "sqlite":
-        url = await new_sqlite_database(tmp_path_factory.mktemp("schema"), migrate=False)
-    else:
-        server = request.getfixturevalue("postgres_server")
-        url = await new_postgres_database(server, migrate=False)
-    engine = create_engine(url)
+    engine = create_engine(empty_database_url)
     yield engine
     await engine.dispose()
 
