@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import random
 import statistics
@@ -150,15 +151,14 @@ def report(results: dict[str, Any], output: Path) -> None:
         if target:
             op, bound = target
             met = value >= bound if op == ">=" else value <= bound
-            print(
-                f"{name:28s} {value:>12,} {op + ' ' + format(bound, ','):>12s} {'yes' if met else 'NO':>5s}"
-            )
+            bound_text = f"{op} {bound:,}"
+            print(f"{name:28s} {value:>12,} {bound_text:>12s} {'yes' if met else 'NO':>5s}")
         else:
             print(f"{name:28s} {value:>12,}")
     output.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "benchmark": "storage",
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "targets": {k: {"op": op, "bound": b} for k, (op, b) in TARGETS.items()},
         "results": results,
     }
