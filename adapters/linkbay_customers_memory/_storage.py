@@ -579,8 +579,3 @@ class InMemoryStorage(Storage):
 
     async def close(self) -> None:
         """Nothing to release; the data stays until the object is dropped."""
-
-    @property
-    def tenants(self) -> list[str]:
-        """The tenants that have committed data."""
-        return sorted(self._tenants)

@@ -12,14 +12,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from linkbay_customers_sqlalchemy._engine import create_engine
+from linkbay_customers_sqlalchemy._storage import ID_COUNTER_TABLE
 
-__all__ = ("ID_COUNTER_TABLE", "VERSION_TABLE", "alembic_config", "schema_filter", "upgrade")
+__all__ = ("VERSION_TABLE", "alembic_config", "schema_filter", "upgrade")
 
 VERSION_TABLE = "linkbay_alembic_version"
 """Where the applied revision is recorded (apart from a host's own ``alembic_version``)."""
-
-ID_COUNTER_TABLE = "linkbay_id_sequences"
-"""SQLite's id counters; created on first use, not part of the mapped schema."""
 
 _SCRIPTS = Path(__file__).parent / "migrations"
 

@@ -208,9 +208,6 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
         values["extra"] = {name: data[name] for name in self._extra_columns}
         return Customer(**values)
 
-    async def _email_holder(self, email: str) -> Customer | None:
-        return await self.get_by_email(email, include_deleted=True)
-
     async def add(self, customer: Customer) -> None:
         """Insert a customer; a taken email raises DuplicateEmail without aborting."""
         values = self._values(customer)
@@ -222,7 +219,7 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
             action="adding a customer",
         )
         if result.first() is None:
-            holder = await self._email_holder(customer.email or "")
+            holder = await self.get_by_email(customer.email or "", include_deleted=True)
             if holder is None:
                 raise StorageError(f"customer {customer.id} could not be added")
             raise DuplicateEmail(customer.email or "", existing_is_deleted=holder.is_deleted)

@@ -22,20 +22,22 @@ from linkbay_customers_sqlalchemy._repositories import (
     SqlOrderRepository,
 )
 
-__all__ = ("TENANT_SETTING", "SqlAlchemyStorage", "SqlAlchemyUnitOfWork")
+__all__ = ("ID_COUNTER_TABLE", "TENANT_SETTING", "SqlAlchemyStorage", "SqlAlchemyUnitOfWork")
 
 TENANT_SETTING = "linkbay.tenant_id"
 """The PostgreSQL setting the row-level security policies compare ``tenant_id`` with."""
 
 _SET_TENANT = text(f"SELECT set_config('{TENANT_SETTING}', :tenant, true)")
 
-_SQLITE_SEQUENCES = "linkbay_id_sequences"
+ID_COUNTER_TABLE = "linkbay_id_sequences"
+"""SQLite's id counters; created on first use, not part of the mapped schema."""
+
 _CREATE_SQLITE_SEQUENCES = text(
-    f"CREATE TABLE IF NOT EXISTS {_SQLITE_SEQUENCES} "
+    f"CREATE TABLE IF NOT EXISTS {ID_COUNTER_TABLE} "
     "(name VARCHAR(128) PRIMARY KEY, value BIGINT NOT NULL)"
 )
 _NEXT_SQLITE_ID = text(
-    f"INSERT INTO {_SQLITE_SEQUENCES} (name, value) VALUES (:name, :count) "
+    f"INSERT INTO {ID_COUNTER_TABLE} (name, value) VALUES (:name, :count) "
     "ON CONFLICT (name) DO UPDATE SET value = value + :count RETURNING value"
 )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -82,7 +82,6 @@ class Page(Generic[T]):
     total: int
     page: int
     page_size: int
-    extra: dict[str, object] = field(default_factory=dict, compare=False)
 
     @property
     def total_pages(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from linkbay_customers.domain import (
@@ -55,7 +55,7 @@ from linkbay_customers.services._import import (
     ProgressCallback,
     run_import,
 )
-from linkbay_customers.services._profile import apply_profile, build_customer
+from linkbay_customers.services._profile import apply_profile, build_customer, check_birthday
 
 __all__ = ("CustomerService", "RecordedOrder", "UnitOfWorkFactory")
 
@@ -164,10 +164,6 @@ class CustomerService:
     def _uow(self, tenant_id: str) -> UnitOfWork:
         return self._uow_factory(check_tenant(tenant_id))
 
-    def _check_birthday(self, birthday: date | None) -> None:
-        if birthday is not None and birthday > self._clock.now().date():
-            raise InvalidInput.single("birthday", "must not be in the future")
-
     # ------------------------------------------------------------------ customers
 
     async def create_customer(
@@ -186,7 +182,7 @@ class CustomerService:
         """
         data = validated(CustomerCreate, data)
         actor = check_actor(actor)
-        self._check_birthday(data.birthday)
+        check_birthday(data.birthday, self._clock.now().date())
         now = self._clock.now()
         async with self._uow(tenant_id) as uow:
             existing = await uow.customers.get_by_email(data.email, include_deleted=True)
@@ -252,7 +248,7 @@ class CustomerService:
         """
         data = validated(CustomerUpdate, data)
         actor = check_actor(actor)
-        self._check_birthday(data.birthday)
+        check_birthday(data.birthday, self._clock.now().date())
         async with self._uow(tenant_id) as uow:
             customer = await load_customer(uow, customer_id, for_update=True)
             changed = apply_profile(customer, data, CustomerUpdate, data.model_fields_set)

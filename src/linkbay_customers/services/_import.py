@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -10,11 +11,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from linkbay_customers.domain import AuditAction, AuditEvent, Customer
+from linkbay_customers.domain import AuditAction, AuditEvent, Customer, InvalidInput
 from linkbay_customers.ports import Clock, CustomerIntelligence, UnitOfWork
 from linkbay_customers.schemas import CustomerCreate
 from linkbay_customers.services._boundary import invalid_input_from
-from linkbay_customers.services._profile import apply_profile, build_customer
+from linkbay_customers.services._profile import apply_profile, build_customer, check_birthday
 
 __all__ = (
     "DEFAULT_CHUNK_SIZE",
@@ -108,8 +109,10 @@ def _validate(
         error = invalid_input_from(exc)
         tally.reject(number, error.field, error.message)
         return None
-    if data.birthday is not None and data.birthday > now.date():
-        tally.reject(number, "birthday", "must not be in the future")
+    try:
+        check_birthday(data.birthday, now.date())
+    except InvalidInput as exc:
+        tally.reject(number, exc.field, exc.errors[0].message)
         return None
     return data
 
@@ -158,13 +161,8 @@ async def run_import(
         if len(chunk) >= chunk_size:
             await flush()
     await flush()
-    progress = tally.progress()
     return ImportResult(
-        processed=progress.processed,
-        created=progress.created,
-        updated=progress.updated,
-        unchanged=progress.unchanged,
-        rejected=progress.rejected,
+        **dataclasses.asdict(tally.progress()),
         rejections=tuple(sorted(tally.rejections, key=lambda r: r.row)),
     )
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel
 
-from linkbay_customers.domain import Customer, merge_patch
+from linkbay_customers.domain import Customer, InvalidInput, merge_patch
 from linkbay_customers.schemas import CustomerCreate, extra_values
 
-__all__ = ("PROFILE_FIELDS", "apply_profile", "build_customer")
+__all__ = ("PROFILE_FIELDS", "apply_profile", "build_customer", "check_birthday")
 
 PROFILE_FIELDS = (
     "email",
@@ -23,6 +23,16 @@ PROFILE_FIELDS = (
     "preferences",
     "tags",
 )
+
+
+def check_birthday(birthday: date | None, today: date) -> None:
+    """A birthday may not lie in the future.
+
+    Raises:
+        InvalidInput: naming ``birthday``.
+    """
+    if birthday is not None and birthday > today:
+        raise InvalidInput.single("birthday", "must not be in the future")
 
 
 def build_customer(
