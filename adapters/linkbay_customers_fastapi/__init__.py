@@ -1,0 +1,1 @@
+"""FastAPI adapter: ``create_customer_router(...)``, problem+json errors, tenancy helpers."""
