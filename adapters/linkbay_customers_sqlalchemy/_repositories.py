@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import functools
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -80,6 +82,7 @@ __all__ = (
 )
 
 _CUSTOMER_FIELDS = tuple(f.name for f in dataclasses.fields(Customer) if f.name != "extra")
+_customer_fields = operator.attrgetter(*_CUSTOMER_FIELDS)
 _ESCAPE = "\\"
 
 
@@ -175,6 +178,12 @@ class _Repository:
         return int(result.rowcount)
 
 
+@functools.cache
+def _extra_columns(table: Table) -> tuple[str, ...]:
+    """The columns a host's customer model adds to the library's."""
+    return tuple(c.name for c in table.columns if c.name not in _CUSTOMER_FIELDS)
+
+
 def _page(items: Sequence[Any], total: int, page: int, page_size: int) -> Page[Any]:
     return Page(items=list(items), total=total, page=page, page_size=page_size)
 
@@ -185,18 +194,20 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
     role = "customer"
 
     @property
-    def _extra_columns(self) -> builtins.list[str]:
-        return [c.name for c in self._table.columns if c.name not in _CUSTOMER_FIELDS]
+    def _extra_columns(self) -> tuple[str, ...]:
+        return _extra_columns(self._table)
 
     def _values(self, customer: Customer) -> dict[str, Any]:
         self._own(customer)
-        values = {name: getattr(customer, name) for name in _CUSTOMER_FIELDS}
-        values["consent_data"] = _consent_to_json(customer.consent_data)
-        extra_columns = set(self._extra_columns)
-        for name, value in customer.extra.items():
-            if name not in extra_columns:
-                raise InvalidInput.single(name, "is not a column of the customer table")
-            values[name] = value
+        values = dict(zip(_CUSTOMER_FIELDS, _customer_fields(customer), strict=True))
+        if customer.consent_data:
+            values["consent_data"] = _consent_to_json(customer.consent_data)
+        if customer.extra:
+            extra_columns = self._extra_columns
+            for name, value in customer.extra.items():
+                if name not in extra_columns:
+                    raise InvalidInput.single(name, "is not a column of the customer table")
+                values[name] = value
         return values
 
     def _entity(self, row: Any) -> Customer:
@@ -230,6 +241,17 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
             return []
         table = self._table
         rows = [self._values(c) for c in customers]
+        # COPY when no vector is to be written (COPY's binary format has no
+        # encoder for it); a conflict with a concurrent writer falls back to the
+        # INSERT below, which skips the taken emails.
+        if (
+            self._uow.dialect == "postgresql"
+            and all(c.embedding is None for c in customers)
+            and len({frozenset(c.extra) for c in customers}) == 1
+        ):
+            columns = [name for name in rows[0] if name != "embedding"]
+            if await self._uow.copy_rows(table, columns, rows, action="adding customers"):
+                return []
         result = await self._execute(
             _insert_ignoring_conflict(self._uow.dialect, table, ["tenant_id", "email"]).returning(
                 table.c.email
@@ -714,13 +736,18 @@ class SqlAuditRepository(_Repository, AuditRepository):
         )
 
     async def append_many(self, events: Sequence[AuditEvent]) -> None:
-        """Append many events in one batched statement."""
-        if events:
-            await self._execute(
-                insert(self._table),
-                [self._values(e) for e in events],
-                action="writing the audit trail",
-            )
+        """Append many events in one batched statement (COPY on PostgreSQL)."""
+        if not events:
+            return
+        rows = [self._values(e) for e in events]
+        if self._uow.dialect == "postgresql":
+            columns = list(rows[0])
+            if not await self._uow.copy_rows(
+                self._table, columns, rows, action="writing the audit trail"
+            ):
+                raise StorageError("writing the audit trail failed: an event id is taken")
+        else:
+            await self._execute(insert(self._table), rows, action="writing the audit trail")
 
     async def list(
         self,

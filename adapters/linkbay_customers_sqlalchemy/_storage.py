@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import text
+from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from linkbay_customers.domain import StorageError
 from linkbay_customers.ports import Storage, UnitOfWork
 from linkbay_customers_sqlalchemy._engine import create_engine
 from linkbay_customers_sqlalchemy._errors import translate_errors
@@ -40,6 +43,9 @@ _NEXT_SQLITE_ID = text(
     f"INSERT INTO {ID_COUNTER_TABLE} (name, value) VALUES (:name, :count) "
     "ON CONFLICT (name) DO UPDATE SET value = value + :count RETURNING value"
 )
+
+
+_Encoder = Callable[[Any], Any]
 
 
 class SqlAlchemyUnitOfWork(UnitOfWork):
@@ -117,6 +123,65 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         with translate_errors(action):
             return await connection.execute(statement, parameters)
 
+    async def copy_rows(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        action: str,
+    ) -> bool:
+        """Bulk-load rows' ``columns`` with PostgreSQL's COPY, inside this transaction.
+
+        The values go through the columns' own bind processing, so they are stored
+        exactly as an INSERT would store them. The load runs in a savepoint: if a
+        unique constraint refuses a row, nothing of it remains and the result is
+        False (the caller then inserts another way, resolving the conflicts).
+
+        Returns:
+            True when every row was copied; False on a unique violation.
+        """
+        import asyncpg
+
+        pick = operator.itemgetter(*columns)
+        encoders = [
+            (index, encode)
+            for index, encode in enumerate(self.storage.copy_encoders(table, columns))
+            if encode is not None
+        ]
+        # Rows of one batch share many values (timestamps, zero amounts): encode
+        # a value once while the next row holds the very same object.
+        last_in: list[Any] = [None] * len(columns)
+        last_out: list[Any] = [None] * len(columns)
+        records = []
+        for row in rows:
+            values = list(pick(row)) if len(columns) > 1 else [pick(row)]
+            for index, encode in encoders:
+                value = values[index]
+                if value is None:
+                    continue
+                if value is last_in[index]:
+                    values[index] = last_out[index]
+                else:
+                    last_in[index] = value
+                    values[index] = last_out[index] = encode(value)
+            records.append(tuple(values))
+        connection = await self.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        if driver is None:  # pragma: no cover - the pool always hands out a connection
+            raise StorageError(f"{action} failed: no database connection")
+        try:
+            async with driver.transaction():  # a savepoint: the transaction is open
+                await driver.copy_records_to_table(
+                    table.name, records=records, columns=columns, schema_name=table.schema
+                )
+        except asyncpg.UniqueViolationError:
+            return False
+        except asyncpg.PostgresError as exc:
+            detail = str(exc).strip().splitlines()[0]
+            raise StorageError(f"{action} failed: {detail}") from exc
+        return True
+
     async def next_ids(self, table_name: str, count: int = 1) -> list[int]:
         """Reserve ``count`` new ids of a table (a PostgreSQL sequence or a SQLite counter)."""
         if self.dialect == "postgresql":
@@ -166,6 +231,7 @@ class SqlAlchemyStorage(Storage):
         self.dialect = engine.dialect.name
         self._owns_engine = owns_engine
         self._sqlite_sequences_ready = False
+        self._copy_encoders: dict[tuple[str, tuple[str, ...]], list[_Encoder | None]] = {}
 
     @classmethod
     def from_url(
@@ -173,6 +239,18 @@ class SqlAlchemyStorage(Storage):
     ) -> SqlAlchemyStorage:
         """Open a storage on a URL with a configured engine it owns."""
         return cls(create_engine(database_url, **engine_options), models=models, owns_engine=True)
+
+    def copy_encoders(self, table: Table, columns: Sequence[str]) -> list[_Encoder | None]:
+        """Each column's bind processing, as a statement would apply it (cached)."""
+        key = (table.name, tuple(columns))
+        encoders = self._copy_encoders.get(key)
+        if encoders is None:
+            dialect = self.engine.dialect
+            encoders = [
+                table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+            ]
+            self._copy_encoders[key] = encoders
+        return encoders
 
     def unit_of_work(self, tenant_id: str) -> SqlAlchemyUnitOfWork:
         """A new unit of work for one tenant."""

@@ -95,25 +95,41 @@ def _blank_to_none(value: object) -> object:
     return value
 
 
-def _check_json(value: object, depth: int = 0) -> None:
+# Upper bounds of a JSON value's serialized size in UTF-8 bytes: a character takes
+# at most 6 (an escape such as \u0000), an integer a digit per 3 bits, any other
+# scalar at most 32, and each item at most 4 more for its separators and quotes.
+_MAX_CHAR_BYTES = 6
+_MAX_SCALAR_BYTES = 32
+_ITEM_BYTES = 4
+
+
+def _check_json(value: object, depth: int = 0) -> int:
+    """Check a JSON value is storable; return an upper bound of its serialized size."""
     if depth > _MAX_JSON_DEPTH:
         raise ValueError(f"must not nest deeper than {_MAX_JSON_DEPTH} levels")
     if isinstance(value, str):
-        _storable(value)
-    elif isinstance(value, float) and not math.isfinite(value):
+        return len(_storable(value)) * _MAX_CHAR_BYTES + _ITEM_BYTES
+    if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("numbers must be finite")
-    elif isinstance(value, Mapping):
+    if isinstance(value, Mapping):
+        size = _ITEM_BYTES
         for key, item in value.items():
-            _storable(key)
-            _check_json(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _check_json(item, depth + 1)
+            size += len(_storable(key)) * _MAX_CHAR_BYTES + _ITEM_BYTES
+            size += _check_json(item, depth + 1)
+        return size
+    if isinstance(value, list):
+        return _ITEM_BYTES + sum(_check_json(item, depth + 1) for item in value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value.bit_length() // 3 + _ITEM_BYTES + 2
+    return _MAX_SCALAR_BYTES
 
 
 def _json_document(value: dict[str, JsonValue]) -> dict[str, JsonValue]:
-    _check_json(value)
-    if len(json.dumps(value, ensure_ascii=False).encode("utf-8")) > _MAX_JSON_BYTES:
+    # Serialize only when the cheap bound cannot rule out an oversized document.
+    if (
+        _check_json(value) > _MAX_JSON_BYTES
+        and len(json.dumps(value, ensure_ascii=False).encode("utf-8")) > _MAX_JSON_BYTES
+    ):
         raise ValueError(f"must serialize to at most {_MAX_JSON_BYTES} bytes")
     return value
 
@@ -255,10 +271,15 @@ def extra_values(data: BaseModel, base: type[BaseModel], *, only_set: bool) -> d
         base: The library schema the host extended.
         only_set: Keep only fields the caller actually sent (partial updates).
     """
-    names = set(type(data).model_fields) - set(base.model_fields)
+    names = _added_fields(type(data), base)
     if only_set:
         names &= data.model_fields_set
-    return data.model_dump(include=names) if names else {}
+    return data.model_dump(include=set(names)) if names else {}
+
+
+@functools.cache
+def _added_fields(schema: type[BaseModel], base: type[BaseModel]) -> frozenset[str]:
+    return frozenset(schema.model_fields) - frozenset(base.model_fields)
 
 
 # ---------------------------------------------------------------------------- customers

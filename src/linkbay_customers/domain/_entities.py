@@ -38,7 +38,7 @@ class ConsentState:
     user_agent: str | None = None
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class Customer:
     """A customer of one tenant.
 
@@ -194,7 +194,7 @@ class AuditAction(StrEnum):
     SCORES_UPDATED = "scores.updated"
 
 
-@dataclass(kw_only=True, frozen=True)
+@dataclass(kw_only=True, frozen=True, slots=True)
 class AuditEvent:
     """One append-only audit record.
 

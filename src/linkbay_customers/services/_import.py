@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,6 +29,7 @@ __all__ = (
 )
 
 DEFAULT_CHUNK_SIZE = 1000
+_YIELD_EVERY = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,7 @@ class _Tally:
 
 
 def _validate(
-    schema: type[CustomerCreate], number: int, row: Any, tally: _Tally, now: datetime
+    schema: type[CustomerCreate], number: int, row: Any, tally: _Tally, today: date
 ) -> CustomerCreate | None:
     if not isinstance(row, Mapping):
         tally.reject(number, None, "a row must be a mapping of field names to values")
@@ -110,7 +113,7 @@ def _validate(
         tally.reject(number, error.field, error.message)
         return None
     try:
-        check_birthday(data.birthday, now.date())
+        check_birthday(data.birthday, today)
     except InvalidInput as exc:
         tally.reject(number, exc.field, exc.errors[0].message)
         return None
@@ -129,38 +132,63 @@ async def run_import(
     on_progress: ProgressCallback | None,
     actor: str | None,
 ) -> ImportResult:
-    """Import rows chunk by chunk, one transaction per chunk (see CustomerService)."""
+    """Import rows chunk by chunk, one transaction per chunk (see CustomerService).
+
+    Validating a chunk overlaps with writing the previous one: writes run one at
+    a time, in input order, in a task, while the rows that follow are validated.
+    """
     tally = _Tally()
     chunk: list[tuple[int, CustomerCreate]] = []
     emails: set[str] = set()
+    writing: asyncio.Task[None] | None = None
 
-    async def flush() -> None:
-        if not chunk:
-            return
+    async def write(batch: list[tuple[int, CustomerCreate]]) -> None:
         async with uow_factory(tenant_id) as uow:
-            await _write_chunk(uow, clock, intelligence, chunk, tally, actor)
+            await _write_chunk(uow, clock, intelligence, batch, tally, actor)
             await uow.commit()
-        tally.processed += len(chunk)
-        chunk.clear()
-        emails.clear()
+        tally.processed += len(batch)
         if on_progress is not None:
             outcome = on_progress(tally.progress())
             if inspect.isawaitable(outcome):
                 await outcome
 
-    async for number, row in _numbered(rows):
-        data = _validate(schema, number, row, tally, clock.now())
-        if data is None:
-            tally.processed += 1
-            continue
-        if data.email in emails:
-            # A later row for the same email applies after the earlier one.
-            await flush()
-        chunk.append((number, data))
-        emails.add(data.email)
-        if len(chunk) >= chunk_size:
-            await flush()
-    await flush()
+    async def flush() -> None:
+        nonlocal writing, chunk
+        if writing is not None:
+            # The previous chunk first: a later row for an email applies after it.
+            await writing
+            writing = None
+        if chunk:
+            writing = asyncio.create_task(write(chunk))
+            chunk = []
+            emails.clear()
+
+    today = clock.now().date()
+    try:
+        async for number, row in _numbered(rows):
+            if number % _YIELD_EVERY == 0:
+                # Let the write in progress reach the database between our rows.
+                await asyncio.sleep(0)
+                today = clock.now().date()
+            data = _validate(schema, number, row, tally, today)
+            if data is None:
+                tally.processed += 1
+                continue
+            if data.email in emails:
+                # A later row for the same email applies after the earlier one.
+                await flush()
+            chunk.append((number, data))
+            emails.add(data.email)
+            if len(chunk) >= chunk_size:
+                await flush()
+        await flush()  # starts writing the last chunk
+        await flush()  # and waits for it
+    finally:
+        if writing is not None:
+            # Only when the import is failing: stop the write, keep its error quiet.
+            writing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writing
     return ImportResult(
         **dataclasses.asdict(tally.progress()),
         rejections=tuple(sorted(tally.rejections, key=lambda r: r.row)),

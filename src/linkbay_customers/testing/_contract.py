@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from linkbay_customers.domain import (
+    EMBEDDING_DIMENSIONS,
     AddressType,
     AuditAction,
     AuditEvent,
@@ -348,6 +349,24 @@ class CustomerRepositoryContract(_ContractBase):
             ]
             assert list(await uow.customers.add_many(batch)) == ["taken@example.com"]
             assert await uow.customers.next_ids(0) == []
+            # Every kind of value survives a batch: consent, scores, money, dates.
+            scored = [
+                replace(
+                    batch[0],
+                    id=customer_id,
+                    email=f"scored{n}@example.com",
+                    consent_data={"marketing": ConsentState(consented=True, date=T0, source="web")},
+                    churn_risk_score=0.25,
+                    customer_lifetime_value=Decimal("123.4567"),
+                    birthday=T0.date(),
+                    last_order_at=T0,
+                    embedding=[0.5] * EMBEDDING_DIMENSIONS if n else None,
+                )
+                for n, customer_id in enumerate(await uow.customers.next_ids(2))
+            ]
+            for customer in scored:
+                assert list(await uow.customers.add_many([customer])) == []
+                assert await uow.customers.get(customer.id) == customer
             assert list(await uow.customers.add_many([])) == []
             found = await uow.customers.get_many_by_email(
                 ["one@example.com", "two@example.com", "taken@example.com", "none@example.com"]
