@@ -1,0 +1,388 @@
+"""The ``linkbay-customers`` commands: serve, demo, migrate and import.
+
+This is a composition root: it picks the storage from ``--database-url`` and
+imports the SQL and FastAPI adapters only when a command needs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from linkbay_customers import LinkbayError, __version__
+from linkbay_customers.services import ImportProgress, ImportResult
+from linkbay_customers_cli._customer_files import (
+    CustomerFile,
+    CustomerFileFormat,
+    default_rejects_path,
+    write_rejects,
+)
+from linkbay_customers_cli._database import (
+    describe_url,
+    is_memory_url,
+    migrate_database,
+    open_container,
+    resolve_database_url,
+)
+from linkbay_customers_cli._demo import (
+    DEFAULT_DEMO_CUSTOMERS,
+    DEFAULT_DEMO_SEED,
+    DEFAULT_DEMO_TENANT,
+    DemoSummary,
+    fill_demo_tenant,
+    segment_counts,
+    tenant_is_empty,
+)
+from linkbay_customers_cli._errors import CommandError
+from linkbay_customers_cli._serve import LOG_LEVELS, ServeOptions, demo_requests, run_server
+
+__all__ = ("app",)
+
+app = typer.Typer(
+    name="linkbay-customers",
+    help="Serve, fill and migrate a linkbay-customers database.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Locals would print database passwords and JWT secrets.
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="rich",
+)
+console = Console(soft_wrap=True)
+error_console = Console(stderr=True, soft_wrap=True)
+
+_MAX_REJECTIONS_SHOWN = 5
+
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        metavar="URL",
+        envvar="LINKBAY_DATABASE_URL",
+        help="sqlite+aiosqlite:///FILE, postgresql+asyncpg://USER:PW@HOST/DB or memory://",
+        show_default="./linkbay_customers.db",
+    ),
+]
+MigrateOption = Annotated[
+    bool,
+    typer.Option(
+        "--migrate/--no-migrate", help="Bring the schema up to date first (SQL databases)."
+    ),
+]
+
+
+@contextmanager
+def _reported_errors() -> Iterator[None]:
+    """Print expected failures as one line on stderr and exit non-zero, no traceback."""
+    try:
+        yield
+    except CommandError as error:
+        error_console.print(f"[bold red]Error:[/] {escape(error.message)}")
+        raise typer.Exit(error.exit_code) from None
+    except LinkbayError as error:
+        error_console.print(f"[bold red]Error:[/] {escape(str(error))}")
+        raise typer.Exit(1) from None
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        console.print(f"linkbay-customers {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Serve, fill and migrate a linkbay-customers database."""
+
+
+# ------------------------------------------------------------------------ serve
+
+
+@app.command()
+def serve(
+    database_url: DatabaseUrlOption = None,
+    host: Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    jwt_secret: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SECRET",
+            envvar="LINKBAY_JWT_SECRET",
+            help="Accept only JWTs signed with this secret (tenant in the tenant_id claim) "
+            "instead of X-Tenant-ID headers.",
+            show_default=False,
+        ),
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Fill the demo tenant first, if it is empty.")
+    ] = False,
+    demo_tenant: Annotated[str, typer.Option(metavar="TENANT", help="The tenant --demo fills.")] = (
+        DEFAULT_DEMO_TENANT
+    ),
+    demo_customers: Annotated[
+        int, typer.Option(min=1, max=10_000, help="How many customers --demo creates.")
+    ] = DEFAULT_DEMO_CUSTOMERS,
+    log_level: Annotated[
+        str, typer.Option(metavar="LEVEL", help=f"uvicorn's log level: {', '.join(LOG_LEVELS)}.")
+    ] = "info",
+    migrate: MigrateOption = True,
+) -> None:
+    """Serve the REST API on uvicorn; interactive docs at /docs."""
+    with _reported_errors():
+        if log_level.lower() not in LOG_LEVELS:
+            raise CommandError(
+                f"unknown --log-level {log_level!r}; use one of {', '.join(LOG_LEVELS)}",
+                exit_code=2,
+            )
+        options = ServeOptions(
+            database_url=resolve_database_url(database_url),
+            host=host,
+            port=port,
+            jwt_secret=jwt_secret or None,
+            migrate=migrate,
+            demo_tenant=demo_tenant if demo else None,
+            demo_customers=demo_customers,
+            log_level=log_level.lower(),
+        )
+        run_server(options, console)
+
+
+# ------------------------------------------------------------------------- demo
+
+
+@app.command()
+def demo(
+    tenant: Annotated[
+        str, typer.Option("--tenant", "-t", metavar="TENANT", help="The tenant to fill.")
+    ] = (DEFAULT_DEMO_TENANT),
+    customers: Annotated[
+        int, typer.Option(min=1, max=10_000, help="How many customers to create.")
+    ] = DEFAULT_DEMO_CUSTOMERS,
+    seed: Annotated[int, typer.Option(help="The same seed gives the same data.")] = (
+        DEFAULT_DEMO_SEED
+    ),
+    database_url: DatabaseUrlOption = None,
+    migrate: MigrateOption = True,
+) -> None:
+    """Fill an empty tenant with synthetic customers, addresses, notes and orders."""
+    with _reported_errors():
+        url = resolve_database_url(database_url)
+        summary, segments = asyncio.run(_fill_demo(url, tenant, customers, seed, migrate))
+        _print_demo_summary(url, summary, segments)
+
+
+async def _fill_demo(
+    url: str, tenant: str, customers: int, seed: int, migrate: bool
+) -> tuple[DemoSummary, dict[str, int]]:
+    if migrate and not is_memory_url(url):
+        await migrate_database(url)
+    async with open_container(url) as container:
+        service = container.customer_service()
+        if not await tenant_is_empty(service, tenant):
+            raise CommandError(
+                f"tenant {tenant!r} already has customers; fill another one with --tenant NAME"
+            )
+        with Progress(
+            TextColumn("Filling tenant {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task(tenant, total=customers)
+            summary = await fill_demo_tenant(
+                service,
+                tenant,
+                now=container.clock().now(),
+                customers=customers,
+                seed=seed,
+                on_progress=lambda done, _: progress.update(task, completed=done),
+            )
+        return summary, await segment_counts(service, tenant)
+
+
+def _print_demo_summary(url: str, summary: DemoSummary, segments: dict[str, int]) -> None:
+    table = Table(title=f"Demo tenant {escape(summary.tenant_id)}", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for label, count in (
+        ("customers", summary.customers),
+        ("addresses", summary.addresses),
+        ("notes", summary.notes),
+        ("orders", summary.orders),
+        ("order lines", summary.order_lines),
+    ):
+        table.add_row(label, str(count))
+    table.add_section()
+    for segment, count in segments.items():
+        table.add_row(f"segment {segment}", str(count))
+    console.print(table)
+    if is_memory_url(url):
+        console.print(
+            "memory:// keeps nothing once the command ends; "
+            "try [bold]linkbay-customers serve --demo --database-url memory://[/]"
+        )
+        return
+    serve_command = "linkbay-customers serve"
+    if url != resolve_database_url(None):
+        serve_command += f" --database-url '{describe_url(url)}'"
+    console.print(f"Serve it with: {escape(serve_command)}")
+    console.print("then, for example:")
+    for line in demo_requests("http://127.0.0.1:8000", summary.tenant_id, jwt=False):
+        console.print(f"  {escape(line)}")
+
+
+# ---------------------------------------------------------------------- migrate
+
+
+@app.command()
+def migrate(database_url: DatabaseUrlOption = None) -> None:
+    """Bring a database's schema up to date with the shipped migrations."""
+    with _reported_errors():
+        url = resolve_database_url(database_url)
+        if is_memory_url(url):
+            console.print("memory:// has no schema; nothing to migrate.")
+            return
+        migration = asyncio.run(migrate_database(url))
+        where = escape(describe_url(url))
+        if migration.changed:
+            before = f"revision {migration.before}" if migration.before else "an empty schema"
+            console.print(f"Migrated {where} from {before} to revision {migration.after}.")
+        else:
+            console.print(f"{where} is up to date at revision {migration.after}.")
+
+
+# ----------------------------------------------------------------------- import
+
+
+@app.command("import")
+def import_customers(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE", help="A .csv or .jsonl file of customers.", show_default=False
+        ),
+    ],
+    tenant: Annotated[
+        str,
+        typer.Option(
+            "--tenant",
+            "-t",
+            metavar="TENANT",
+            help="The tenant to import into.",
+            show_default=False,
+        ),
+    ],
+    database_url: DatabaseUrlOption = None,
+    file_format: Annotated[
+        CustomerFileFormat | None,
+        typer.Option(
+            "--format", help="The file's format.", show_default="from the file's extension"
+        ),
+    ] = None,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="PATH",
+            help="Where to write the report of rejected rows, if any.",
+            show_default="<file>.rejects.csv",
+        ),
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ACTOR", help="Who is importing, for the audit trail.", show_default=False
+        ),
+    ] = None,
+    chunk_size: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Rows per transaction.")
+    ] = 1000,
+    migrate: MigrateOption = True,
+) -> None:
+    """Import customers from a CSV or JSON Lines file, upserting by email.
+
+    CSV: a header row naming CustomerCreate fields (email is required); an empty
+    cell is an absent field; tags are separated by commas or semicolons;
+    preferences is a JSON object. JSON Lines: one JSON object per line.
+    """
+    with _reported_errors():
+        url = resolve_database_url(database_url)
+        source = CustomerFile.open(file, file_format)
+        result = asyncio.run(_import(url, source, tenant, actor, chunk_size, migrate))
+        _report_import(url, source, tenant, result, rejects or default_rejects_path(file))
+
+
+async def _import(
+    url: str,
+    source: CustomerFile,
+    tenant: str,
+    actor: str | None,
+    chunk_size: int,
+    migrate: bool,
+) -> ImportResult:
+    if migrate and not is_memory_url(url):
+        await migrate_database(url)
+    async with open_container(url) as container:
+        service = container.customer_service()
+        with Progress(
+            TextColumn("Importing {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task(escape(source.path.name), total=source.row_count)
+
+            def advance(done: ImportProgress) -> None:
+                progress.update(task, completed=done.processed)
+
+            return await service.import_customers(
+                tenant, source.rows(), on_progress=advance, chunk_size=chunk_size, actor=actor
+            )
+
+
+def _report_import(
+    url: str, source: CustomerFile, tenant: str, result: ImportResult, rejects_path: Path
+) -> None:
+    console.print(
+        f"Imported {escape(str(source.path))} into tenant {escape(tenant)}: "
+        f"{result.created} created, {result.updated} updated, {result.unchanged} unchanged, "
+        f"{result.rejected} rejected ({result.processed} rows)."
+    )
+    if is_memory_url(url):
+        console.print("memory:// keeps nothing once the command ends: this was a dry run.")
+    if not result.rejections:
+        return
+    rejected = source.rejected_rows(result.rejections)
+    write_rejects(rejects_path, rejected)
+    for item in rejected[:_MAX_REJECTIONS_SHOWN]:
+        where = f"row {item.row}" + (f" (line {item.line})" if item.line else "")
+        console.print(f"  {where}: {escape(item.reason)}")
+    if len(rejected) > _MAX_REJECTIONS_SHOWN:
+        console.print(f"  ... and {len(rejected) - _MAX_REJECTIONS_SHOWN} more")
+    console.print(f"Rejected rows are listed in {escape(str(rejects_path))}")

@@ -1,0 +1,226 @@
+"""Which database a command works on, its migrations, and its errors as one line."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from linkbay_customers import CustomersContainer, StorageError, bootstrap
+from linkbay_customers_cli._errors import CommandError
+
+__all__ = (
+    "DEFAULT_DATABASE_FILE",
+    "Migration",
+    "database_errors",
+    "default_database_url",
+    "describe_url",
+    "is_memory_url",
+    "migrate_database",
+    "open_container",
+    "resolve_database_url",
+)
+
+DEFAULT_DATABASE_FILE = "linkbay_customers.db"
+"""The SQLite file the commands use, in the current directory, unless told otherwise."""
+
+_MEMORY = "memory"
+_SQLITE = "sqlite+aiosqlite"
+_POSTGRES = "postgresql+asyncpg"
+# Schemes a user is likely to type, and the async driver each one means here.
+_SCHEMES = {
+    _MEMORY: _MEMORY,
+    "sqlite": _SQLITE,
+    _SQLITE: _SQLITE,
+    "postgresql": _POSTGRES,
+    "postgres": _POSTGRES,
+    _POSTGRES: _POSTGRES,
+}
+_EXAMPLES = "sqlite+aiosqlite:///path/to/file.db, postgresql+asyncpg://user@host/db or memory://"
+
+
+def default_database_url() -> str:
+    """``sqlite+aiosqlite:///<cwd>/linkbay_customers.db``."""
+    return f"{_SQLITE}:///{Path.cwd() / DEFAULT_DATABASE_FILE}"
+
+
+def is_memory_url(url: str) -> bool:
+    """Whether the URL names the in-memory storage, which has no schema to migrate."""
+    return url.split(":", 1)[0].lower() == _MEMORY
+
+
+def describe_url(url: str) -> str:
+    """The URL with its password masked, fit for printing."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def resolve_database_url(url: str | None) -> str:
+    """Check a ``--database-url`` and spell it the way the storage adapters expect.
+
+    ``sqlite://`` and ``postgresql://`` (or ``postgres://``) get the async drivers
+    the library uses; a relative SQLite path becomes absolute.
+
+    Raises:
+        CommandError: the URL is malformed, names an unsupported database or
+            driver, or a SQLite file in a directory that does not exist.
+    """
+    if url is None:
+        return default_database_url()
+    url = url.strip()
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        raise CommandError(
+            f"{describe_url(url)!r} is not a database URL; use {_EXAMPLES}", exit_code=2
+        )
+    driver = _SCHEMES.get(scheme.lower())
+    if driver is None:
+        raise CommandError(
+            f"unsupported database URL scheme {scheme!r}; use {_EXAMPLES}", exit_code=2
+        )
+    if driver == _MEMORY:
+        return f"{_MEMORY}://"
+    if driver == _SQLITE:
+        return _sqlite_url(rest)
+    return _postgres_url(f"{driver}://{rest}")
+
+
+def _sqlite_url(rest: str) -> str:
+    path, _, query = rest.partition("?")
+    if not path.startswith("/") or path in ("/", "/:memory:"):
+        raise CommandError(
+            "an in-memory SQLite database would not outlive the command; "
+            "name a file (sqlite+aiosqlite:///path/to/file.db) or use memory://",
+            exit_code=2,
+        )
+    file = Path(path[1:]).expanduser().absolute()
+    if file.is_dir():
+        raise CommandError(f"the SQLite database {file} is a directory", exit_code=2)
+    if not file.parent.is_dir():
+        raise CommandError(
+            f"the directory {file.parent} for the SQLite database does not exist", exit_code=2
+        )
+    return f"{_SQLITE}:///{file}" + (f"?{query}" if query else "")
+
+
+def _postgres_url(url: str) -> str:
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(url)
+    except (ArgumentError, ValueError):
+        raise CommandError(
+            f"{describe_url(url)!r} is not a valid database URL; use {_EXAMPLES}", exit_code=2
+        ) from None
+    return url
+
+
+def _first_line(error: BaseException) -> str:
+    from sqlalchemy.exc import DBAPIError
+
+    cause: BaseException = error
+    if isinstance(error, DBAPIError) and error.orig is not None:
+        cause = error.orig
+    lines = str(cause).strip().splitlines()
+    text = lines[0] if lines else type(cause).__name__
+    # asyncpg errors reach SQLAlchemy as "<class 'asyncpg...Error'>: message".
+    if text.startswith("<class ") and ">: " in text:
+        text = text.split(">: ", 1)[1]
+    return text
+
+
+@asynccontextmanager
+async def database_errors(url: str) -> AsyncIterator[None]:
+    """Turn failures to reach or use a database into a one-line ``CommandError``."""
+    if is_memory_url(url):
+        yield
+        return
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except StorageError as error:
+        message = str(error)
+        if "no such table" in message or ("relation" in message and "does not exist" in message):
+            message += " (the schema is missing: run linkbay-customers migrate)"
+        raise CommandError(f"{describe_url(url)}: {message}") from error
+    except (OSError, SQLAlchemyError) as error:
+        raise CommandError(f"cannot use {describe_url(url)}: {_first_line(error)}") from error
+    except ImportError as error:
+        raise CommandError(f"cannot use {describe_url(url)}: {error}") from error
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """The schema revision of a database before and after ``migrate_database``."""
+
+    before: str | None
+    after: str | None
+
+    @property
+    def changed(self) -> bool:
+        """Whether any migration was applied."""
+        return self.before != self.after
+
+
+async def _current_revision(url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy.engine import Connection
+
+    from linkbay_customers_sqlalchemy import VERSION_TABLE, create_engine
+
+    def read(connection: Connection) -> str | None:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()
+
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(read)
+    finally:
+        await engine.dispose()
+
+
+async def migrate_database(url: str) -> Migration:
+    """Apply the shipped migrations (the schema's latest revision) to a SQL database.
+
+    Raises:
+        CommandError: the database cannot be reached or migrated.
+    """
+    try:
+        from linkbay_customers_sqlalchemy import upgrade
+    except ImportError as error:
+        raise CommandError(
+            f"SQL databases need the SQL storage: pip install 'linkbay-customers[cli]' ({error})"
+        ) from error
+    async with database_errors(url):
+        before = await _current_revision(url)
+        await upgrade(url)
+        return Migration(before=before, after=await _current_revision(url))
+
+
+@asynccontextmanager
+async def open_container(url: str) -> AsyncIterator[CustomersContainer]:
+    """A container over the database, its storage closed on the way out.
+
+    Raises:
+        CommandError: the storage cannot be opened or used (see ``database_errors``).
+    """
+    async with database_errors(url):
+        try:
+            container = bootstrap(url)
+        except (ImportError, ValueError) as error:
+            raise CommandError(f"cannot open {describe_url(url)}: {error}") from error
+        try:
+            yield container
+        finally:
+            await container.storage().close()

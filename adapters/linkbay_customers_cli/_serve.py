@@ -1,0 +1,205 @@
+"""``serve``: the API on uvicorn, in one event loop from migrations to shutdown.
+
+Migrations, the demo data and the server share one event loop, so database
+connections opened before serving (and the in-memory storage) stay usable by it.
+SIGINT and SIGTERM stop the server gracefully and the command then exits with 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from linkbay_customers_cli._database import (
+    describe_url,
+    is_memory_url,
+    migrate_database,
+    open_container,
+)
+from linkbay_customers_cli._demo import fill_demo_tenant, tenant_is_empty
+from linkbay_customers_cli._errors import CommandError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from linkbay_customers import CustomersContainer
+
+__all__ = ("ServeOptions", "base_url", "demo_requests", "run_server")
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """What ``serve`` was asked to do."""
+
+    database_url: str
+    host: str
+    port: int
+    jwt_secret: str | None = None
+    migrate: bool = True
+    demo_tenant: str | None = None
+    demo_customers: int = 200
+    log_level: str = "info"
+
+
+@dataclass(slots=True)
+class _ServeState:
+    serving: bool = False
+
+
+def base_url(host: str, port: int) -> str:
+    """The URL a browser on this machine reaches the server at."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def demo_requests(url: str, tenant: str, *, jwt: bool) -> list[str]:
+    """Example curl lines for a demo tenant."""
+    auth = '-H "Authorization: Bearer $TOKEN"' if jwt else f"-H 'X-Tenant-ID: {tenant}'"
+    return [
+        f"curl -s '{url}/customers?page_size=5' {auth}",
+        f"curl -s '{url}/customers?segment=high_value' {auth}",
+        f"curl -s '{url}/customers/search?q=rossi' {auth}",
+    ]
+
+
+def _create_app(container: CustomersContainer, jwt_secret: str | None) -> FastAPI:
+    try:
+        from linkbay_customers_fastapi import create_app
+    except ImportError as error:
+        raise CommandError(
+            f"serve needs the FastAPI adapter: pip install 'linkbay-customers[cli]' ({error})"
+        ) from error
+    return create_app(container, jwt_secret=jwt_secret)
+
+
+async def _fill_demo(
+    container: CustomersContainer, tenant: str, customers: int, console: Console
+) -> None:
+    service = container.customer_service()
+    if not await tenant_is_empty(service, tenant):
+        console.print(f"Demo tenant [bold]{escape(tenant)}[/] already has data; left as it is.")
+        return
+    with Progress(
+        TextColumn("Filling the demo tenant"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task("demo", total=customers)
+        summary = await fill_demo_tenant(
+            service,
+            tenant,
+            now=container.clock().now(),
+            customers=customers,
+            on_progress=lambda done, _: progress.update(task, completed=done),
+        )
+    console.print(
+        f"Demo tenant [bold]{escape(tenant)}[/]: {summary.customers} customers, "
+        f"{summary.orders} orders, {summary.addresses} addresses, {summary.notes} notes."
+    )
+
+
+def _print_banner(options: ServeOptions, console: Console) -> None:
+    url = base_url(options.host, options.port)
+    console.print(f"[bold]linkbay-customers API[/] on {url}")
+    console.print(f"  docs:     {url}/docs")
+    console.print(f"  database: {escape(describe_url(options.database_url))}")
+    if options.jwt_secret:
+        console.print(
+            "  tenancy:  signed JWTs (Authorization: Bearer), tenant in the tenant_id claim"
+        )
+    else:
+        console.print("  tenancy:  X-Tenant-ID header; X-Actor-ID names who acts, for the audit")
+    if options.demo_tenant:
+        console.print(f"Try the demo tenant [bold]{escape(options.demo_tenant)}[/]:")
+        for line in demo_requests(url, options.demo_tenant, jwt=bool(options.jwt_secret)):
+            console.print(f"  {escape(line)}")
+        if options.jwt_secret:
+            console.print(
+                f"  ($TOKEN: a JWT signed with the secret, tenant_id {options.demo_tenant!r})"
+            )
+
+
+async def _serve(options: ServeOptions, console: Console, state: _ServeState) -> None:
+    import uvicorn
+
+    url = options.database_url
+    if is_memory_url(url):
+        console.print("memory:// keeps the data only while the server runs.")
+    elif options.migrate:
+        migration = await migrate_database(url)
+        console.print(f"Database schema at revision {migration.after}.")
+    async with open_container(url) as container:
+        if options.demo_tenant:
+            await _fill_demo(container, options.demo_tenant, options.demo_customers, console)
+        app = _create_app(container, options.jwt_secret)
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=options.host, port=options.port, log_level=options.log_level)
+        )
+        _print_banner(options, console)
+        state.serving = True
+        await server.serve()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _interrupting_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt; uvicorn takes them over while serving.
+
+    uvicorn stops gracefully on either signal, then raises it again with the
+    handler it found, which lands here: the command ends without a traceback.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in handled}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_server(options: ServeOptions, console: Console) -> None:
+    """Migrate, optionally fill the demo tenant, and serve until stopped.
+
+    Raises:
+        CommandError: the database or the FastAPI adapter is unusable, the server
+            cannot listen, or the command was interrupted before serving.
+    """
+    state = _ServeState()
+    with _interrupting_signals():
+        try:
+            asyncio.run(_serve(options, console, state))
+        except KeyboardInterrupt:
+            if not state.serving:
+                raise CommandError("interrupted before the server started", exit_code=130) from None
+        except SystemExit as exit_:
+            # uvicorn exits when it cannot start (port taken, ...), after logging why.
+            if exit_.code not in (None, 0):
+                raise CommandError(
+                    f"the server could not start on {options.host}:{options.port} (see above)"
+                ) from None
+    console.print("Server stopped.")
