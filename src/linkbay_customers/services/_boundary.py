@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from linkbay_customers.domain import MAX_ID, MAX_PAGE_SIZE, FieldError, InvalidInput
+from linkbay_customers.schemas import field_error_message
 
 __all__ = (
     "check_actor",
@@ -31,7 +32,7 @@ def invalid_input_from(
     errors = [
         FieldError(
             field=".".join(str(part) for part in (*prefix, *item["loc"])) or "body",
-            message=item["msg"],
+            message=field_error_message(item),
             type=item["type"],
         )
         for item in error.errors(include_url=False)
