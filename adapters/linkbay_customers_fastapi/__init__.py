@@ -1,1 +1,49 @@
 """FastAPI adapter: ``create_customer_router(...)``, problem+json errors, tenancy helpers."""
+
+from __future__ import annotations
+
+try:
+    import fastapi  # noqa: F401
+    import jwt  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "linkbay_customers_fastapi needs FastAPI and PyJWT: "
+        "pip install 'linkbay-customers[fastapi]'"
+    ) from exc
+
+from linkbay_customers_fastapi._app import HealthResponse, create_app
+from linkbay_customers_fastapi._context import PageResponse
+from linkbay_customers_fastapi._problems import (
+    PROBLEM_MEDIA_TYPE,
+    InvalidHeader,
+    NotAuthenticated,
+    Problem,
+    ProblemFieldError,
+    ProblemResponse,
+    TenantRequired,
+    add_problem_handlers,
+    problem_responses,
+    status_for,
+)
+from linkbay_customers_fastapi._router import create_customer_router
+from linkbay_customers_fastapi._tenancy import Tenancy, header_tenancy, jwt_tenancy
+
+__all__ = (
+    "PROBLEM_MEDIA_TYPE",
+    "HealthResponse",
+    "InvalidHeader",
+    "NotAuthenticated",
+    "PageResponse",
+    "Problem",
+    "ProblemFieldError",
+    "ProblemResponse",
+    "Tenancy",
+    "TenantRequired",
+    "add_problem_handlers",
+    "create_app",
+    "create_customer_router",
+    "header_tenancy",
+    "jwt_tenancy",
+    "problem_responses",
+    "status_for",
+)

@@ -1,0 +1,112 @@
+"""What the router factory hands to each group of routes it builds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, Self, TypeVar
+
+from pydantic import BaseModel, Field
+
+from linkbay_customers.domain import InvalidInput, Page
+from linkbay_customers.schemas import CustomerCreate, CustomerResponse, CustomerUpdate
+from linkbay_customers.services import CustomerService
+
+__all__ = (
+    "PageResponse",
+    "RequestContext",
+    "RouteSettings",
+    "representable",
+    "with_annotations",
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What every endpoint needs: the service, and the tenant and acting user of the request."""
+
+    service: CustomerService
+    tenant_id: str
+    actor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSettings:
+    """Choices made once per router: the request context dependency and the schemas.
+
+    Attributes:
+        context: ``Annotated[RequestContext, Depends(...)]``: how endpoints receive the
+            request context.
+        customer_create: The schema of ``POST /customers`` bodies.
+        customer_update: The schema of ``PATCH /customers/{id}`` bodies.
+        customer_response: The schema customers are returned as.
+    """
+
+    context: Any
+    customer_create: type[CustomerCreate]
+    customer_update: type[CustomerUpdate]
+    customer_response: type[CustomerResponse]
+
+    def endpoint(self, **annotations: object) -> Callable[[F], F]:
+        """Give an endpoint its ``ctx: RequestContext`` parameter (and ``annotations``)."""
+        return with_annotations(ctx=self.context, **annotations)
+
+
+def with_annotations(**annotations: object) -> Callable[[F], F]:
+    """Give an endpoint parameter annotations that are objects chosen at run time.
+
+    With ``from __future__ import annotations`` every annotation is a string, and
+    FastAPI evaluates it in the module's globals. A type or dependency known only inside
+    the router factory (a host's subclass of ``CustomerCreate``, the host's tenant
+    dependency) is set here as an object.
+    """
+
+    def apply(func: F) -> F:
+        func.__annotations__.update(annotations)
+        return func
+
+    return apply
+
+
+def representable(value: datetime | None, field: str) -> datetime | None:
+    """Check that an aware datetime can be expressed in UTC, as every storage keeps it.
+
+    ``0001-01-01T00:00:00+01:00`` is a valid aware datetime whose UTC form lies before
+    year 1; such values are refused here instead of failing inside a database driver.
+
+    Raises:
+        InvalidInput: the value cannot be converted to UTC.
+    """
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise InvalidInput.single(
+            field, "must lie between years 1 and 9999 once converted to UTC"
+        ) from None
+
+
+class PageResponse(BaseModel, Generic[T]):
+    """One page of a listing, with the totals across all pages."""
+
+    items: list[T]
+    total: int = Field(description="How many items the listing has across all pages.")
+    page: int = Field(description="This page's number, from 1.")
+    page_size: int = Field(description="Items per page.")
+    total_pages: int = Field(description="How many pages the listing has at this page size.")
+
+    @classmethod
+    def of(cls, page: Page[Any], items: list[T]) -> Self:
+        """Build the response from a domain page and its items as response models."""
+        return cls(
+            items=items,
+            total=page.total,
+            page=page.page,
+            page_size=page.page_size,
+            total_pages=page.total_pages,
+        )

@@ -1,0 +1,142 @@
+"""Path, query and body parameters shared by the route groups, with their OpenAPI examples."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Body, Path, Query
+
+from linkbay_customers.domain import MAX_ID, MAX_PAGE_SIZE
+from linkbay_customers.schemas import (
+    AddressCreate,
+    AddressUpdate,
+    CustomerMergeRequest,
+    CustomerNoteCreate,
+    OrderCreate,
+)
+
+__all__ = (
+    "CUSTOMER_CREATE_EXAMPLES",
+    "CUSTOMER_UPDATE_EXAMPLES",
+    "AddressBody",
+    "AddressId",
+    "AddressUpdateBody",
+    "CustomerId",
+    "MergeBody",
+    "NoteBody",
+    "OrderBody",
+    "PageNumber",
+    "PageSize",
+)
+
+CustomerId = Annotated[
+    int,
+    Path(
+        ge=1,
+        le=MAX_ID,
+        description="The customer's id. An id merged into another customer resolves to that "
+        "customer.",
+    ),
+]
+AddressId = Annotated[int, Path(ge=1, le=MAX_ID, description="The address's id.")]
+PageNumber = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")]
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page.")]
+
+
+def _example(key: str, summary: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {key: {"summary": summary, "value": value}}
+
+
+CUSTOMER_CREATE_EXAMPLES = _example(
+    "mario",
+    "Mario, with preferences and tags",
+    {
+        "email": "mario.rossi@example.com",
+        "first_name": "Mario",
+        "last_name": "Rossi",
+        "phone": "+393331234567",
+        "birthday": "1990-05-15",
+        "gender": "male",
+        "preferences": {"language": "it", "newsletter_subscribed": True},
+        "tags": ["vip", "early_adopter"],
+    },
+)
+CUSTOMER_UPDATE_EXAMPLES = _example(
+    "phone",
+    "Phone and language",
+    {"phone": "+393339876543", "preferences": {"language": "en"}},
+)
+
+AddressBody = Annotated[
+    AddressCreate,
+    Body(
+        openapi_examples=_example(
+            "shipping",
+            "Shipping address, the default one",
+            {
+                "type": "shipping",
+                "address_line1": "Via Roma 123",
+                "city": "Milano",
+                "postal_code": "20100",
+                "country": "IT",
+                "is_default": True,
+            },
+        )
+    ),
+]
+AddressUpdateBody = Annotated[
+    AddressUpdate,
+    Body(
+        openapi_examples=_example(
+            "moved", "Moved within the city", {"address_line1": "Via Dante 7"}
+        )
+    ),
+]
+NoteBody = Annotated[
+    CustomerNoteCreate,
+    Body(
+        openapi_examples=_example(
+            "expedite", "Shipping request", {"note": "Customer requested expedited shipping"}
+        )
+    ),
+]
+OrderBody = Annotated[
+    OrderCreate,
+    Body(
+        openapi_examples=_example(
+            "mugs",
+            "Two mugs",
+            {
+                "order_id": "ORD-1001",
+                "total": "59.98",
+                "currency": "EUR",
+                "created_at": "2025-01-15T10:30:00Z",
+                "items": [
+                    {
+                        "product_id": "123",
+                        "product_name": "Mug",
+                        "quantity": 2,
+                        "unit_price": "29.99",
+                    }
+                ],
+            },
+        )
+    ),
+]
+MergeBody = Annotated[
+    CustomerMergeRequest,
+    Body(
+        openapi_examples=_example(
+            "everything",
+            "Everything from 123 into 456",
+            {
+                "source_customer_id": 123,
+                "target_customer_id": 456,
+                "merge_addresses": True,
+                "merge_notes": True,
+                "merge_tags": True,
+                "merge_preferences": True,
+            },
+        )
+    ),
+]

@@ -1,0 +1,130 @@
+"""``create_customer_router``: the REST API of the customer service, as a FastAPI router."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from enum import Enum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, params
+from fastapi.routing import APIRoute
+
+from linkbay_customers.domain import InvalidInput
+from linkbay_customers.schemas import CustomerCreate, CustomerResponse, CustomerUpdate
+from linkbay_customers.services import CustomerService
+from linkbay_customers.services._boundary import check_actor, check_tenant
+from linkbay_customers_fastapi._context import RequestContext, RouteSettings, with_annotations
+from linkbay_customers_fastapi._problems import TenantRequired, problem_responses
+from linkbay_customers_fastapi._routes_addresses import add_address_routes
+from linkbay_customers_fastapi._routes_customers import add_customer_routes
+from linkbay_customers_fastapi._routes_notes import add_note_routes
+from linkbay_customers_fastapi._routes_orders import add_order_routes
+
+__all__ = ("ROUTE_GROUPS", "RouteGroup", "create_customer_router")
+
+RouteGroup = Callable[[APIRouter, RouteSettings], None]
+"""Adds one group of routes to the router, given the settings of the router."""
+
+ROUTE_GROUPS: tuple[RouteGroup, ...] = (
+    add_customer_routes,
+    add_address_routes,
+    add_note_routes,
+    add_order_routes,
+)
+"""The route groups every router has, in the order they are added."""
+
+
+def _no_actor() -> None:
+    return None
+
+
+def _route_id(route: APIRoute) -> str:
+    return route.name
+
+
+def create_customer_router(
+    customer_service: CustomerService | Callable[..., Any],
+    *,
+    get_tenant_id: Callable[..., Any],
+    get_actor: Callable[..., Any] | None = None,
+    prefix: str = "/customers",
+    tags: Sequence[str | Enum] = ("customers",),
+    dependencies: Sequence[params.Depends] = (),
+    customer_create_schema: type[CustomerCreate] = CustomerCreate,
+    customer_update_schema: type[CustomerUpdate] = CustomerUpdate,
+    customer_response_schema: type[CustomerResponse] = CustomerResponse,
+    generate_unique_id_function: Callable[[APIRoute], str] = _route_id,
+) -> APIRouter:
+    """Build the customer REST API as a router to include in a FastAPI application.
+
+    Every route runs for the tenant ``get_tenant_id`` resolves, as the user ``get_actor``
+    resolves; both are ordinary FastAPI dependencies (functions, async functions or
+    callables, with dependencies of their own), so the host decides how requests
+    authenticate. ``header_tenancy()`` and ``jwt_tenancy(...)`` provide ready ones.
+
+    Errors are raised as library errors; install ``add_problem_handlers(app)`` on the
+    application to answer them with ``application/problem+json`` bodies.
+
+    Args:
+        customer_service: The service, or a FastAPI dependency that returns it (to pick
+            a service per request, say).
+        get_tenant_id: Dependency returning the request's tenant id. A value that is not
+            a valid tenant id is answered with 400 (``tenant_required``); raise your own
+            error (401, say) from the dependency to answer otherwise.
+        get_actor: Dependency returning the acting user's id (or None); recorded in the
+            audit trail and as the author of notes. None: requests act anonymously.
+        prefix: Path prefix of every route.
+        tags: OpenAPI tags of every route.
+        dependencies: More dependencies run for every route (authorization, say).
+        customer_create_schema: A subclass of ``CustomerCreate`` carrying the host's extra
+            customer fields; the body of ``POST /customers``.
+        customer_update_schema: Likewise for ``PATCH /customers/{customer_id}``.
+        customer_response_schema: A subclass of ``CustomerResponse`` returning those fields.
+        generate_unique_id_function: Makes each route's OpenAPI ``operationId``; by default
+            the route's name (``create_customer``, ...). Pass another function when the
+            router is included more than once in an application, so the ids stay unique.
+
+    Returns:
+        A new router; call once per application (or per mount point).
+    """
+    if isinstance(customer_service, CustomerService):
+        service_instance = customer_service
+
+        def get_service() -> CustomerService:
+            return service_instance
+
+        service_dependency: Callable[..., Any] = get_service
+    else:
+        service_dependency = customer_service
+    actor_dependency = get_actor or _no_actor
+
+    @with_annotations(
+        tenant_id=Annotated[Any, Depends(get_tenant_id)],
+        actor=Annotated[Any, Depends(actor_dependency)],
+        service=Annotated[Any, Depends(service_dependency)],
+    )
+    async def request_context(tenant_id: Any, actor: Any, service: Any) -> RequestContext:
+        try:
+            tenant_id = check_tenant(tenant_id)
+        except InvalidInput:
+            raise TenantRequired("the request names no valid tenant") from None
+        if not isinstance(service, CustomerService):
+            raise TypeError(f"the service dependency returned {type(service).__name__}")
+        return RequestContext(service=service, tenant_id=tenant_id, actor=check_actor(actor))
+
+    router = APIRouter(
+        prefix=prefix,
+        tags=list(tags),
+        dependencies=list(dependencies),
+        responses=problem_responses(400, 401, 422, 503),
+        generate_unique_id_function=generate_unique_id_function,
+    )
+    settings = RouteSettings(
+        context=Annotated[RequestContext, Depends(request_context)],
+        customer_create=customer_create_schema,
+        customer_update=customer_update_schema,
+        customer_response=customer_response_schema,
+    )
+    for add_routes in ROUTE_GROUPS:
+        add_routes(router, settings)
+    return router

@@ -1,0 +1,168 @@
+"""Ready-made tenant and acting-user dependencies: from headers, or from a signed JWT."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Annotated, Any
+
+import jwt
+from fastapi import Depends, Header
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from linkbay_customers.domain import InvalidInput
+from linkbay_customers.services._boundary import check_actor, check_tenant
+from linkbay_customers_fastapi._context import with_annotations
+from linkbay_customers_fastapi._problems import InvalidHeader, NotAuthenticated, TenantRequired
+
+if TYPE_CHECKING:
+    from jwt.types import Options  # PyJWT >= 2.10; only the type checker needs it
+
+__all__ = ("Tenancy", "header_tenancy", "jwt_tenancy")
+
+
+@dataclass(frozen=True, slots=True)
+class Tenancy:
+    """How requests name their tenant and acting user: two FastAPI dependencies.
+
+    Pass them to ``create_customer_router(service, get_tenant_id=t.tenant_id,
+    get_actor=t.actor)``, or use them in the host's own routes.
+
+    Attributes:
+        tenant_id: Dependency returning the request's tenant id; it rejects the request
+            (400 or 401) when there is none.
+        actor: Dependency returning the acting user's id, or None.
+    """
+
+    tenant_id: Callable[..., Awaitable[str]]
+    actor: Callable[..., Awaitable[str | None]]
+
+
+def header_tenancy(
+    *, tenant_header: str = "X-Tenant-ID", actor_header: str = "X-Actor-ID"
+) -> Tenancy:
+    """Tenant and acting user read from request headers, as they are.
+
+    Meant for a service behind a gateway that authenticates callers and sets the
+    headers itself, and for trying the API out: the headers are trusted as sent.
+
+    Args:
+        tenant_header: Header naming the tenant (required; 1 to 64 printable characters
+            without spaces). Missing or invalid: 400 ``tenant_required``.
+        actor_header: Header naming the acting user (optional; 1 to 255 printable
+            characters). Invalid: 400 ``invalid_header``.
+    """
+
+    async def tenant_id(
+        value: str | None = Header(
+            None,
+            alias=tenant_header,
+            description="The tenant the request acts for (required).",
+            examples=["tenant_123"],
+        ),
+    ) -> str:
+        if value is None:
+            raise TenantRequired(f"the {tenant_header} header is required", field=tenant_header)
+        try:
+            return check_tenant(value)
+        except InvalidInput:
+            raise TenantRequired(
+                f"the {tenant_header} header must be 1 to 64 printable characters without spaces",
+                field=tenant_header,
+            ) from None
+
+    async def actor(
+        value: str | None = Header(
+            None,
+            alias=actor_header,
+            description="The user acting, recorded in the audit trail and on notes.",
+            examples=["user_456"],
+        ),
+    ) -> str | None:
+        try:
+            return check_actor(value, field=actor_header)
+        except InvalidInput as exc:
+            raise InvalidHeader(
+                f"the {actor_header} header must be 1 to 255 printable characters",
+                field=exc.field,
+            ) from None
+
+    return Tenancy(tenant_id=tenant_id, actor=actor)
+
+
+def jwt_tenancy(
+    key: Any,
+    *,
+    algorithms: Sequence[str] = ("HS256",),
+    tenant_claim: str = "tenant_id",
+    actor_claim: str | None = "sub",
+    audience: str | Sequence[str] | None = None,
+    issuer: str | None = None,
+    leeway: float | timedelta = 0,
+    required_claims: Sequence[str] = (),
+) -> Tenancy:
+    """Tenant and acting user read from a signed JWT in ``Authorization: Bearer <token>``.
+
+    The signature is always checked, as are ``exp`` and ``nbf`` when present (and
+    ``aud``/``iss`` when configured). A request without a token, with a token that
+    does not verify, or without a valid tenant claim gets 401 ``not_authenticated``
+    and never reaches the storage.
+
+    Args:
+        key: The HMAC secret for ``HS*`` algorithms, or the public key (PEM text, a
+            ``cryptography`` key or a ``jwt.PyJWK``) for ``RS*``/``ES*``/``EdDSA``.
+        algorithms: The algorithms accepted; never let the token choose.
+        tenant_claim: The claim holding the tenant id.
+        actor_claim: The claim holding the acting user (``sub``), or None for no actor.
+        audience: The expected ``aud``; tokens for another audience are refused.
+        issuer: The expected ``iss``.
+        leeway: Clock skew tolerated on ``exp``/``nbf``, in seconds or as a timedelta.
+        required_claims: Claims every token must carry, such as ``("exp",)``.
+    """
+    bearer = HTTPBearer(
+        auto_error=False,
+        description=f"A JWT signed by the host, carrying the tenant in `{tenant_claim}`.",
+    )
+    accepted = list(algorithms)
+    if not accepted:
+        raise ValueError("jwt_tenancy needs at least one algorithm")
+    options: Options = {"verify_signature": True, "require": list(required_claims)}
+
+    @with_annotations(credentials=Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)])
+    async def claims(credentials: HTTPAuthorizationCredentials | None) -> dict[str, Any]:
+        if credentials is None:
+            raise NotAuthenticated("a bearer token is required")
+        try:
+            decoded: dict[str, Any] = jwt.decode(
+                credentials.credentials,
+                key,
+                algorithms=accepted,
+                audience=audience,
+                issuer=issuer,
+                leeway=leeway,
+                options=options,
+            )
+        except jwt.ExpiredSignatureError:
+            raise NotAuthenticated("the token has expired") from None
+        except jwt.PyJWTError:
+            raise NotAuthenticated("the token is not valid") from None
+        return decoded
+
+    @with_annotations(payload=Annotated[dict[str, Any], Depends(claims)])
+    async def tenant_id(payload: dict[str, Any]) -> str:
+        try:
+            return check_tenant(payload.get(tenant_claim))
+        except InvalidInput:
+            raise NotAuthenticated(f"the token carries no valid {tenant_claim!r} claim") from None
+
+    @with_annotations(payload=Annotated[dict[str, Any], Depends(claims)])
+    async def actor(payload: dict[str, Any]) -> str | None:
+        if actor_claim is None:
+            return None
+        try:
+            return check_actor(payload.get(actor_claim))
+        except InvalidInput:
+            raise NotAuthenticated(f"the token's {actor_claim!r} claim is not valid") from None
+
+    return Tenancy(tenant_id=tenant_id, actor=actor)

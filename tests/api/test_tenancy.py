@@ -1,0 +1,254 @@
+"""The tenancy helpers: the tenant and acting user from headers or from a signed JWT."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from fastapi import FastAPI
+
+from linkbay_customers import CustomersContainer, CustomerService, HeuristicIntelligence
+from linkbay_customers.testing import FixedClock
+from linkbay_customers_fastapi import (
+    Tenancy,
+    add_problem_handlers,
+    create_app,
+    create_customer_router,
+    header_tenancy,
+    jwt_tenancy,
+)
+from linkbay_customers_memory import InMemoryStorage
+from tests.api._support import assert_problem
+
+SECRET = "a-test-secret-long-enough-for-every-hmac-algorithm-" + "x" * 16
+
+
+def token(claims: dict[str, Any], *, key: str = SECRET, algorithm: str = "HS256") -> str:
+    return jwt.encode(claims, key, algorithm=algorithm)
+
+
+def bearer(claims: dict[str, Any], **options: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(claims, **options)}"}
+
+
+class SpyStorage(InMemoryStorage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tenants: list[str] = []
+
+    def unit_of_work(self, tenant_id: str) -> Any:
+        self.tenants.append(tenant_id)
+        return super().unit_of_work(tenant_id)
+
+
+@pytest.fixture
+def spy() -> SpyStorage:
+    return SpyStorage()
+
+
+def _app(spy: SpyStorage, tenancy: Tenancy) -> FastAPI:
+    service = CustomerService(spy.unit_of_work, FixedClock(), HeuristicIntelligence())
+    app = FastAPI()
+    add_problem_handlers(app)
+    app.include_router(
+        create_customer_router(service, get_tenant_id=tenancy.tenant_id, get_actor=tenancy.actor)
+    )
+    return app
+
+
+async def _client(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+@pytest.fixture
+async def jwt_client(spy: SpyStorage) -> AsyncIterator[httpx.AsyncClient]:
+    async with await _client(_app(spy, jwt_tenancy(SECRET))) as client:
+        yield client
+
+
+class TestJWT:
+    async def test_a_valid_token_names_the_tenant_and_the_actor(
+        self, jwt_client: httpx.AsyncClient, spy: SpyStorage
+    ) -> None:
+        headers = bearer({"tenant_id": "acme", "sub": "user_42", "exp": time.time() + 60})
+
+        created = await jwt_client.post(
+            "/customers", json={"email": "a@example.com"}, headers=headers
+        )
+        note = await jwt_client.post(
+            f"/customers/{created.json()['id']}/notes", json={"note": "n"}, headers=headers
+        )
+
+        assert created.status_code == 201
+        assert created.json()["tenant_id"] == "acme"
+        assert note.json()["created_by"] == "user_42"
+        assert set(spy.tenants) == {"acme"}
+
+    async def test_tenant_and_actor_headers_are_ignored_when_a_token_is_used(
+        self, jwt_client: httpx.AsyncClient, spy: SpyStorage
+    ) -> None:
+        headers = {**bearer({"tenant_id": "acme"}), "X-Tenant-ID": "evil", "X-Actor-ID": "mallory"}
+
+        created = await jwt_client.post(
+            "/customers", json={"email": "a@example.com"}, headers=headers
+        )
+        note = await jwt_client.post(
+            f"/customers/{created.json()['id']}/notes", json={"note": "n"}, headers=headers
+        )
+
+        assert created.json()["tenant_id"] == "acme"
+        assert note.json()["created_by"] is None
+        assert set(spy.tenants) == {"acme"}
+
+    @pytest.mark.parametrize(
+        ("headers", "detail"),
+        [
+            pytest.param({}, "a bearer token is required", id="no token"),
+            pytest.param(
+                {"Authorization": "Basic dXNlcjpwYXNz"}, "a bearer token is required", id="basic"
+            ),
+            pytest.param(
+                {"Authorization": "Bearer not.a.token"}, "the token is not valid", id="garbage"
+            ),
+            pytest.param(
+                bearer({"tenant_id": "acme"}, key=SECRET[::-1]),
+                "the token is not valid",
+                id="bad signature",
+            ),
+            pytest.param(
+                bearer({"tenant_id": "acme", "exp": time.time() - 10}),
+                "the token has expired",
+                id="expired",
+            ),
+            pytest.param(
+                bearer({"tenant_id": "acme", "nbf": time.time() + 3600}),
+                "the token is not valid",
+                id="not yet valid",
+            ),
+            pytest.param(
+                bearer({"tenant_id": "acme"}, algorithm="HS512"),
+                "the token is not valid",
+                id="other algorithm",
+            ),
+            pytest.param(
+                {"Authorization": "Bearer " + jwt.encode({"tenant_id": "acme"}, None, "none")},
+                "the token is not valid",
+                id="unsigned",
+            ),
+            pytest.param(
+                bearer({"sub": "user_42"}),
+                "the token carries no valid 'tenant_id' claim",
+                id="no tenant claim",
+            ),
+            pytest.param(
+                bearer({"tenant_id": "two words"}),
+                "the token carries no valid 'tenant_id' claim",
+                id="invalid tenant claim",
+            ),
+            pytest.param(
+                bearer({"tenant_id": 42}),
+                "the token carries no valid 'tenant_id' claim",
+                id="numeric tenant claim",
+            ),
+            pytest.param(
+                bearer({"tenant_id": "acme", "sub": ""}),
+                "the token's 'sub' claim is not valid",
+                id="empty subject",
+            ),
+        ],
+    )
+    async def test_a_request_without_a_valid_token_is_a_401_that_never_reaches_the_storage(
+        self,
+        jwt_client: httpx.AsyncClient,
+        spy: SpyStorage,
+        headers: dict[str, str],
+        detail: str,
+    ) -> None:
+        response = await jwt_client.post(
+            "/customers", json={"email": "a@example.com"}, headers=headers
+        )
+
+        body = assert_problem(response, 401, "not_authenticated", "Authorization")
+        assert body["detail"] == detail
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert spy.tenants == []
+
+    async def test_claim_names_audience_and_required_claims_are_configurable(
+        self, spy: SpyStorage
+    ) -> None:
+        tenancy = jwt_tenancy(
+            SECRET,
+            tenant_claim="org",
+            actor_claim="email",
+            audience="customers-api",
+            required_claims=("exp",),
+        )
+        good = {"org": "acme", "email": "ops@acme.test", "aud": "customers-api"}
+
+        async with await _client(_app(spy, tenancy)) as client:
+            ok = await client.get("/customers", headers=bearer({**good, "exp": time.time() + 60}))
+            no_exp = await client.get("/customers", headers=bearer(good))
+            wrong_audience = await client.get(
+                "/customers", headers=bearer({**good, "aud": "other", "exp": time.time() + 60})
+            )
+
+        assert ok.status_code == 200
+        assert_problem(no_exp, 401, "not_authenticated", "Authorization")
+        assert_problem(wrong_audience, 401, "not_authenticated", "Authorization")
+        assert spy.tenants == ["acme"]
+
+    async def test_leeway_accepts_a_token_just_expired(self, spy: SpyStorage) -> None:
+        async with await _client(_app(spy, jwt_tenancy(SECRET, leeway=60))) as client:
+            response = await client.get(
+                "/customers", headers=bearer({"tenant_id": "acme", "exp": time.time() - 5})
+            )
+
+        assert response.status_code == 200
+
+    def test_at_least_one_algorithm_is_needed(self) -> None:
+        with pytest.raises(ValueError, match="algorithm"):
+            jwt_tenancy(SECRET, algorithms=())
+
+
+class TestHeaders:
+    async def test_header_names_are_configurable(self, spy: SpyStorage) -> None:
+        tenancy = header_tenancy(tenant_header="X-Org", actor_header="X-User")
+        async with await _client(_app(spy, tenancy)) as client:
+            created = await client.post(
+                "/customers",
+                json={"email": "a@example.com"},
+                headers={"X-Org": "acme", "X-User": "u1"},
+            )
+            note = await client.post(
+                f"/customers/{created.json()['id']}/notes",
+                json={"note": "n"},
+                headers={"X-Org": "acme", "X-User": "u1"},
+            )
+            missing = await client.get("/customers", headers={"X-Tenant-ID": "acme"})
+
+        assert created.json()["tenant_id"] == "acme"
+        assert note.json()["created_by"] == "u1"
+        assert_problem(missing, 400, "tenant_required", "X-Org")
+
+
+async def test_create_app_with_a_secret_requires_signed_tokens(
+    memory_container: CustomersContainer,
+) -> None:
+    app = create_app(memory_container, jwt_secret=SECRET)
+    async with await _client(app) as client:
+        header_only = await client.get("/customers", headers={"X-Tenant-ID": "acme"})
+        signed = await client.post(
+            "/customers",
+            json={"email": "a@example.com"},
+            headers=bearer({"tenant_id": "acme", "sub": "u1"}),
+        )
+        health = await client.get("/health")
+
+    assert_problem(header_only, 401, "not_authenticated", "Authorization")
+    assert signed.status_code == 201
+    assert signed.json()["tenant_id"] == "acme"
+    assert health.status_code == 200
