@@ -11,7 +11,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from linkbay_customers_sqlalchemy._engine import create_engine
-from linkbay_customers_sqlalchemy._migrate import VERSION_TABLE, schema_filter, upgrade
+from linkbay_customers_sqlalchemy._migrate import (
+    VERSION_TABLE,
+    head_revision,
+    schema_filter,
+    upgrade,
+)
 from linkbay_customers_sqlalchemy._models import (
     AddressMixin,
     AuditEventMixin,
@@ -38,6 +43,7 @@ __all__ = (
     "VERSION_TABLE",
     "application_role_grants",
     "grant_application_role",
+    "head_revision",
     "AddressMixin",
     "AuditEventMixin",
     "ConsentEventMixin",

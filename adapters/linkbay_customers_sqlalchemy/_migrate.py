@@ -8,13 +8,14 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from linkbay_customers_sqlalchemy._engine import create_engine
 from linkbay_customers_sqlalchemy._storage import ID_COUNTER_TABLE
 
-__all__ = ("VERSION_TABLE", "alembic_config", "schema_filter", "upgrade")
+__all__ = ("VERSION_TABLE", "alembic_config", "head_revision", "schema_filter", "upgrade")
 
 VERSION_TABLE = "linkbay_alembic_version"
 """Where the applied revision is recorded (apart from a host's own ``alembic_version``)."""
@@ -49,6 +50,14 @@ def alembic_config(connection: Connection | None = None) -> Config:
     if connection is not None:
         config.attributes["connection"] = connection
     return config
+
+
+def head_revision() -> str:
+    """The revision the shipped migrations lead to: what ``upgrade`` reaches."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package ships its migrations
+        raise RuntimeError("the package's migrations are missing")
+    return head
 
 
 def _upgrade(connection: Connection, revision: str) -> None:

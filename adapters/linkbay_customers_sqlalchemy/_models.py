@@ -160,6 +160,16 @@ class CustomerMixin(_HasSequencedId):
                 postgresql_where=_NOT_DELETED,
                 sqlite_where=_NOT_DELETED,
             ),
+            # Latest order first with customers who never ordered last: a backward
+            # scan of the index above would put them first, so this order has its
+            # own (PostgreSQL only: SQLite indexes cannot say NULLS LAST).
+            Index(
+                f"ix_{name}_tenant_last_order_desc",
+                "tenant_id",
+                text("last_order_at DESC NULLS LAST"),
+                text("id DESC"),
+                postgresql_where=_NOT_DELETED,
+            ).ddl_if(dialect="postgresql"),
             Index(f"ix_{name}_tenant_deleted", "tenant_id", "deleted_at"),
             Index(f"ix_{name}_tags_gin", "tags", postgresql_using="gin").ddl_if(
                 dialect="postgresql"

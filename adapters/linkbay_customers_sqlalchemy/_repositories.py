@@ -179,6 +179,17 @@ class _Repository:
 
 
 @functools.cache
+def _customer_by_id(table: Table, include_deleted: bool, for_update: bool) -> Any:
+    """Reading a customer by id is the hottest query: build its statement once."""
+    statement = select(table).where(
+        table.c.tenant_id == bindparam("tenant"), table.c.id == bindparam("id")
+    )
+    if not include_deleted:
+        statement = statement.where(table.c.deleted_at.is_(None))
+    return statement.with_for_update() if for_update else statement
+
+
+@functools.cache
 def _extra_columns(table: Table) -> tuple[str, ...]:
     """The columns a host's customer model adds to the library's."""
     return tuple(c.name for c in table.columns if c.name not in _CUSTOMER_FIELDS)
@@ -304,13 +315,16 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
         self, customer_id: int, *, include_deleted: bool = False, for_update: bool = False
     ) -> Customer | None:
         """Fetch a customer; ``for_update`` locks the row (SQLite already holds the write lock)."""
-        table = self._table
-        statement = select(table).where(self._mine, table.c.id == customer_id)
-        if not include_deleted:
-            statement = statement.where(table.c.deleted_at.is_(None))
-        if for_update and self._uow.dialect == "postgresql":
-            statement = statement.with_for_update()
-        row = (await self._execute(statement, action="reading a customer")).first()
+        statement = _customer_by_id(
+            self._table, include_deleted, for_update and self._uow.dialect == "postgresql"
+        )
+        row = (
+            await self._execute(
+                statement,
+                {"tenant": self._uow.tenant_id, "id": customer_id},
+                action="reading a customer",
+            )
+        ).first()
         return None if row is None else self._entity(row)
 
     async def get_by_email(self, email: str, *, include_deleted: bool = False) -> Customer | None:
@@ -396,10 +410,13 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
         t = self._table
         where = self._filters(filters)
         column = t.c[filters.sort.column]
+        # Missing values sort last. Say NULLS LAST only where values can be
+        # missing: on a NOT NULL column it would stop a backward index scan.
         if filters.sort.descending:
-            order = [column.desc().nulls_last(), t.c.id.desc()]
+            first = column.desc().nulls_last() if column.nullable else column.desc()
+            order = [first, t.c.id.desc()]
         else:
-            order = [column.asc().nulls_last(), t.c.id.asc()]
+            order = [column.asc().nulls_last() if column.nullable else column.asc(), t.c.id.asc()]
         rows = await self._execute(
             select(t)
             .where(*where)
