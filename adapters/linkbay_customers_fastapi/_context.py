@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Generic, Self, TypeVar
 
 from pydantic import BaseModel, Field
 
-from linkbay_customers.domain import InvalidInput, Page
+from linkbay_customers.domain import Page
 from linkbay_customers.schemas import CustomerCreate, CustomerResponse, CustomerUpdate
 from linkbay_customers.services import CustomerService
 
@@ -17,7 +16,6 @@ __all__ = (
     "PageResponse",
     "RequestContext",
     "RouteSettings",
-    "representable",
     "with_annotations",
 )
 
@@ -70,25 +68,6 @@ def with_annotations(**annotations: object) -> Callable[[F], F]:
         return func
 
     return apply
-
-
-def representable(value: datetime | None, field: str) -> datetime | None:
-    """Check that an aware datetime can be expressed in UTC, as every storage keeps it.
-
-    ``0001-01-01T00:00:00+01:00`` is a valid aware datetime whose UTC form lies before
-    year 1; such values are refused here instead of failing inside a database driver.
-
-    Raises:
-        InvalidInput: the value cannot be converted to UTC.
-    """
-    if value is None:
-        return None
-    try:
-        return value.astimezone(UTC)
-    except (OverflowError, ValueError):
-        raise InvalidInput.single(
-            field, "must lie between years 1 and 9999 once converted to UTC"
-        ) from None
 
 
 class PageResponse(BaseModel, Generic[T]):

@@ -18,7 +18,6 @@ from linkbay_customers_fastapi._context import (
     PageResponse,
     RequestContext,
     RouteSettings,
-    representable,
 )
 from linkbay_customers_fastapi._params import (
     CUSTOMER_CREATE_EXAMPLES,
@@ -128,8 +127,8 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
             "tags": _tag_list(tags),
             "tags_match": tags_match,
             "email_contains": email_contains,
-            "created_after": representable(created_after, "created_after"),
-            "created_before": representable(created_before, "created_before"),
+            "created_after": created_after,
+            "created_before": created_before,
             "include_deleted": include_deleted,
             "sort": sort,
         }

@@ -9,7 +9,6 @@ from linkbay_customers_fastapi._context import (
     PageResponse,
     RequestContext,
     RouteSettings,
-    representable,
 )
 from linkbay_customers_fastapi._params import CustomerId, OrderBody, PageNumber, PageSize
 from linkbay_customers_fastapi._problems import problem_responses
@@ -47,7 +46,6 @@ def add_order_routes(router: APIRouter, settings: RouteSettings) -> None:
         or for another customer is refused (409). `created_at` defaults to now and may
         not lie in the future; `currency` defaults to that of the customer's earlier orders.
         """
-        representable(data.created_at, "created_at")
         recorded = await ctx.service.record_order(ctx.tenant_id, customer_id, data, actor=ctx.actor)
         if not recorded.created:
             response.status_code = status.HTTP_200_OK

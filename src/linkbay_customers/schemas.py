@@ -17,7 +17,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Self
 
@@ -230,6 +230,16 @@ def _not_null(cls: type[BaseModel], value: object) -> object:
     return value
 
 
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("must lie between years 1 and 9999 once converted to UTC") from None
+
+
+UtcDateTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+"""A timezone-aware datetime, converted to UTC as every storage keeps it."""
+
 Text = Annotated[str, Storable]
 """A storable string, stripped of surrounding whitespace by the model config."""
 
@@ -393,8 +403,8 @@ class CustomerSearchFilters(BaseModel):
     tags: Tags = Field(default_factory=list)
     tags_match: TagMatch = TagMatch.ANY
     email_contains: Annotated[str, Field(min_length=1, max_length=254), Storable] | None = None
-    created_after: AwareDatetime | None = None
-    created_before: AwareDatetime | None = None
+    created_after: UtcDateTime | None = None
+    created_before: UtcDateTime | None = None
     include_deleted: bool = False
     sort: CustomerSort = CustomerSort.CREATED_AT_DESC
 
@@ -603,7 +613,7 @@ class OrderCreate(BaseModel):
     ]
     total: Money
     currency: Currency | None = None
-    created_at: AwareDatetime | None = None
+    created_at: UtcDateTime | None = None
     items: Annotated[list[OrderItemCreate], Field(max_length=1000)] = Field(default_factory=list)
     shipping: OrderShippingData | None = None
 

@@ -13,7 +13,7 @@ from linkbay_customers import (
     InvalidMerge,
     OrderConflict,
 )
-from linkbay_customers.domain import Customer
+from linkbay_customers.domain import MAX_MONEY, Customer
 from linkbay_customers.ports import Storage
 from linkbay_customers.testing import FixedClock
 
@@ -174,6 +174,23 @@ class TestRecordOrder:
             await service.record_order(tenant, customer.id, {**ORDER, **change})
         assert caught.value.field == field
         assert (await service.get_customer(tenant, customer.id)).total_orders == 0
+
+    async def test_orders_beyond_the_largest_storable_total_are_refused(
+        self, service: CustomerService, tenant: str, customer: Customer
+    ) -> None:
+        largest = {**ORDER, "total": "1e13", "items": []}
+        for n in range(9):
+            await service.record_order(tenant, customer.id, {**largest, "order_id": f"B-{n}"})
+        last = await service.record_order(
+            tenant, customer.id, {**largest, "order_id": "B-9", "total": "9999999999999.9999"}
+        )
+        assert last.customer.total_spent == MAX_MONEY
+        before = await service.get_customer(tenant, customer.id)
+        with pytest.raises(InvalidInput) as caught:
+            await service.record_order(tenant, customer.id, {**ORDER, "order_id": "B-10"})
+        assert caught.value.field == "total"
+        assert await service.get_customer(tenant, customer.id) == before
+        assert len((await service.list_orders(tenant, customer.id)).items) == 10
 
     async def test_an_order_dated_in_the_future_is_refused(
         self, service: CustomerService, tenant: str, customer: Customer, clock: FixedClock

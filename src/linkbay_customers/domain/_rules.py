@@ -8,9 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 from linkbay_customers.domain._entities import Customer, Order
-from linkbay_customers.domain._errors import InvalidMerge
+from linkbay_customers.domain._errors import InvalidInput, InvalidMerge
 from linkbay_customers.domain._query import CustomerFilters, TagMatch
-from linkbay_customers.domain._values import normalize_phone, quantize_money
+from linkbay_customers.domain._values import MAX_MONEY, normalize_phone, quantize_money
 
 __all__ = (
     "apply_order",
@@ -36,10 +36,17 @@ def apply_order(customer: Customer, order: Order) -> None:
     """Fold one new order into the customer's analytics.
 
     Orders may arrive out of order: first/last order dates take the min/max.
+
+    Raises:
+        InvalidInput: naming ``total``, when the customer's total spent would
+            exceed ``MAX_MONEY``; the customer is left unchanged.
     """
+    total_spent = quantize_money(customer.total_spent + order.total)
+    if total_spent > MAX_MONEY:
+        raise InvalidInput.single("total", f"would take the total spent beyond {MAX_MONEY}")
     customer.currency = customer.currency or order.currency
     customer.total_orders += 1
-    customer.total_spent = quantize_money(customer.total_spent + order.total)
+    customer.total_spent = total_spent
     customer.average_order_value = quantize_money(customer.total_spent / customer.total_orders)
     customer.first_order_at = _earliest(customer.first_order_at, order.created_at)
     customer.last_order_at = _latest(customer.last_order_at, order.created_at)
@@ -57,9 +64,14 @@ def fold_analytics(target: Customer, source: Customer) -> None:
             f"{target.currency})",
             field="source_customer_id",
         )
+    total_spent = quantize_money(target.total_spent + source.total_spent)
+    if total_spent > MAX_MONEY:
+        raise InvalidMerge(
+            f"the merged total spent would exceed {MAX_MONEY}", field="source_customer_id"
+        )
     target.currency = target.currency or source.currency
     target.total_orders += source.total_orders
-    target.total_spent = quantize_money(target.total_spent + source.total_spent)
+    target.total_spent = total_spent
     target.average_order_value = (
         quantize_money(target.total_spent / target.total_orders)
         if target.total_orders

@@ -10,6 +10,7 @@ __all__ = (
     "COUNTRY_CODES",
     "EMBEDDING_DIMENSIONS",
     "MAX_ID",
+    "MAX_MONEY",
     "MONEY_QUANTUM",
     "AddressType",
     "Segment",
@@ -19,6 +20,10 @@ __all__ = (
 
 MONEY_QUANTUM = Decimal("0.0001")
 """Money is kept to four decimal places (enough for every ISO 4217 currency)."""
+
+MAX_MONEY = Decimal("99999999999999.9999")
+"""The largest amount any stored figure may reach, a customer's total spent included:
+what NUMERIC(19, 4) holds, and within SQLite's 64-bit integers at four decimals."""
 
 MAX_ID = 2**63 - 1
 """Identifiers are signed 64-bit integers in every storage."""
