@@ -60,7 +60,7 @@ def create_app(
     else:
         tenancy = jwt_tenancy(jwt_secret, algorithms=jwt_algorithms, tenant_claim=tenant_claim)
 
-    def customer_service() -> CustomerService:
+    async def customer_service() -> CustomerService:
         # Resolved per request, so overriding the container's providers takes effect.
         service: CustomerService = wired.customer_service()
         return service

@@ -34,7 +34,8 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
 """The route groups every router has, in the order they are added."""
 
 
-def _no_actor() -> None:
+async def _no_actor() -> None:
+    # async: FastAPI runs a plain function in a worker thread, a costly hop
     return None
 
 
@@ -90,7 +91,7 @@ def create_customer_router(
     if isinstance(customer_service, CustomerService):
         service_instance = customer_service
 
-        def get_service() -> CustomerService:
+        async def get_service() -> CustomerService:
             return service_instance
 
         service_dependency: Callable[..., Any] = get_service

@@ -11,10 +11,12 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-__all__ = ("SUPPORTED_DIALECTS", "create_engine", "dump_json")
+__all__ = ("POSTGRES_POOL_SIZE", "SUPPORTED_DIALECTS", "create_engine", "dump_json")
 
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
+POSTGRES_POOL_SIZE = 10
+"""Connections a PostgreSQL engine keeps open by default; callers beyond it wait."""
 
 
 def dump_json(value: Any) -> str:
@@ -87,4 +89,8 @@ def create_engine(database_url: str, **options: Any) -> AsyncEngine:
         engine = create_async_engine(url, **options)
         _configure_sqlite(engine, file_backed=not in_memory)
         return engine
+    # A steady pool: connections beyond it ("overflow") would be opened and closed
+    # under every burst, and a new PostgreSQL connection costs far more than a query.
+    options.setdefault("pool_size", POSTGRES_POOL_SIZE)
+    options.setdefault("max_overflow", 0)
     return create_async_engine(url, **options)

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from linkbay_customers.domain import LinkbayError, StorageError
 
@@ -26,7 +27,11 @@ def is_unique_violation(error: IntegrityError, *columns: str) -> bool:
 
 @contextmanager
 def translate_errors(action: str) -> Iterator[None]:
-    """Re-raise driver errors as ``StorageError``; library errors pass through."""
+    """Re-raise driver errors as ``StorageError``; library errors pass through.
+
+    Covered: errors the database reports, a pool with no free connection within
+    its timeout, and a server that cannot be reached.
+    """
     try:
         yield
     except LinkbayError:
@@ -34,3 +39,7 @@ def translate_errors(action: str) -> Iterator[None]:
     except DBAPIError as exc:
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
         raise StorageError(f"{action} failed: {detail}") from exc
+    except PoolTimeout as exc:
+        raise StorageError(f"{action} failed: no free database connection in time") from exc
+    except OSError as exc:
+        raise StorageError(f"{action} failed: the database is unreachable ({exc})") from exc

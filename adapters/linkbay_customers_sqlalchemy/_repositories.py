@@ -190,6 +190,26 @@ def _customer_by_id(table: Table, include_deleted: bool, for_update: bool) -> An
 
 
 @functools.cache
+def _insert(table: Table) -> Any:
+    """A plain INSERT; the values go as parameters, so the compiled form is cached."""
+    return insert(table)
+
+
+@functools.cache
+def _update_by_key(table: Table, columns: tuple[str, ...]) -> Any:
+    """UPDATE of ``columns`` for the row whose key is the ``key_tenant``/``key_id`` parameters."""
+    return (
+        update(table)
+        .where(table.c.tenant_id == bindparam("key_tenant"), table.c.id == bindparam("key_id"))
+        .values({name: bindparam(name) for name in columns})
+    )
+
+
+def _keyed(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {**row, "key_tenant": row["tenant_id"], "key_id": row["id"]}
+
+
+@functools.cache
 def _extra_columns(table: Table) -> tuple[str, ...]:
     """The columns a host's customer model adds to the library's."""
     return tuple(c.name for c in table.columns if c.name not in _CUSTOMER_FIELDS)
@@ -232,12 +252,9 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
 
     async def add(self, customer: Customer) -> None:
         """Insert a customer; a taken email raises DuplicateEmail without aborting."""
-        values = self._values(customer)
-        table = self._table
         result = await self._execute(
-            _insert_ignoring_conflict(self._uow.dialect, table, ["tenant_id", "email"])
-            .values(values)
-            .returning(table.c.id),
+            _insert_ignoring_conflict(self._uow.dialect, self._table, ("tenant_id", "email")),
+            self._values(customer),
             action="adding a customer",
         )
         if result.first() is None:
@@ -264,9 +281,7 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
             if await self._uow.copy_rows(table, columns, rows, action="adding customers"):
                 return []
         result = await self._execute(
-            _insert_ignoring_conflict(self._uow.dialect, table, ["tenant_id", "email"]).returning(
-                table.c.email
-            ),
+            _insert_ignoring_conflict(self._uow.dialect, table, ("tenant_id", "email"), "email"),
             rows,
             action="adding customers",
         )
@@ -300,16 +315,13 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
         """Write many existing customers in one batched statement."""
         if not customers:
             return
-        table = self._table
         rows = [self._values(c) for c in customers]
-        columns = [name for name in rows[0] if name not in ("tenant_id", "id")]
-        statement = (
-            update(table)
-            .where(table.c.tenant_id == bindparam("key_tenant"), table.c.id == bindparam("key_id"))
-            .values({name: bindparam(name) for name in columns})
+        columns = tuple(name for name in rows[0] if name not in ("tenant_id", "id"))
+        await self._execute(
+            _update_by_key(self._table, columns),
+            [_keyed(row) for row in rows],
+            action="updating customers",
         )
-        params = [{**row, "key_tenant": row["tenant_id"], "key_id": row["id"]} for row in rows]
-        await self._execute(statement, params, action="updating customers")
 
     async def get(
         self, customer_id: int, *, include_deleted: bool = False, for_update: bool = False
@@ -339,12 +351,12 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
     async def update(self, customer: Customer) -> None:
         """Write every field of an existing customer."""
         values = self._values(customer)
-        table = self._table
+        columns = tuple(name for name in values if name not in ("tenant_id", "id"))
         connection = await self._uow.connection()
         with translate_errors("updating a customer"):
             try:
                 result = await connection.execute(
-                    update(table).where(self._mine, table.c.id == customer.id).values(values)
+                    _update_by_key(self._table, columns), _keyed(values)
                 )
             except IntegrityError as exc:
                 if is_unique_violation(exc, "email"):
@@ -458,15 +470,29 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
         return [self._entity(row) for row in rows]
 
 
-def _insert_ignoring_conflict(dialect: str, table: Table, columns: builtins.list[str]) -> Any:
-    """``INSERT ... ON CONFLICT (columns) DO NOTHING`` for the dialect in use."""
+@functools.cache
+def _insert_ignoring_conflict(
+    dialect: str, table: Table, columns: tuple[str, ...], returning: str = "id"
+) -> Any:
+    """``INSERT ... ON CONFLICT (columns) DO NOTHING RETURNING <returning>`` for the dialect.
+
+    The values go as parameters; a row refused by the conflict returns nothing.
+    """
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return pg_insert(table).on_conflict_do_nothing(index_elements=columns)
+        return (
+            pg_insert(table)
+            .on_conflict_do_nothing(index_elements=columns)
+            .returning(table.c[returning])
+        )
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(table).on_conflict_do_nothing(index_elements=columns)
+    return (
+        sqlite_insert(table)
+        .on_conflict_do_nothing(index_elements=columns)
+        .returning(table.c[returning])
+    )
 
 
 class SqlAddressRepository(_Repository, AddressRepository):
@@ -488,9 +514,7 @@ class SqlAddressRepository(_Repository, AddressRepository):
 
     async def add(self, address: Address) -> None:
         """Insert an address."""
-        await self._execute(
-            insert(self._table).values(self._values(address)), action="adding an address"
-        )
+        await self._execute(_insert(self._table), self._values(address), action="adding an address")
 
     async def get(self, address_id: int) -> Address | None:
         """Fetch an address."""
@@ -513,10 +537,10 @@ class SqlAddressRepository(_Repository, AddressRepository):
 
     async def update(self, address: Address) -> None:
         """Write every field of an existing address."""
-        t = self._table
+        values = self._values(address)
+        columns = tuple(name for name in values if name not in ("tenant_id", "id"))
         result = await self._execute(
-            update(t).where(self._mine, t.c.id == address.id).values(self._values(address)),
-            action="updating an address",
+            _update_by_key(self._table, columns), _keyed(values), action="updating an address"
         )
         if result.rowcount == 0:
             raise AddressNotFound(address.id)
@@ -545,9 +569,7 @@ class SqlNoteRepository(_Repository, NoteRepository):
     async def add(self, note: CustomerNote) -> None:
         """Insert a note."""
         self._own(note)
-        await self._execute(
-            insert(self._table).values(dataclasses.asdict(note)), action="adding a note"
-        )
+        await self._execute(_insert(self._table), dataclasses.asdict(note), action="adding a note")
 
     async def list_for_customer(self, customer_id: int) -> builtins.list[CustomerNote]:
         """A customer's notes, oldest first."""
@@ -594,16 +616,15 @@ class SqlOrderRepository(_Repository, OrderRepository):
             "shipping": None if order.shipping is None else dataclasses.asdict(order.shipping),
         }
         result = await self._execute(
-            _insert_ignoring_conflict(self._uow.dialect, t, ["tenant_id", "order_id"])
-            .values(values)
-            .returning(t.c.id),
+            _insert_ignoring_conflict(self._uow.dialect, t, ("tenant_id", "order_id")),
+            values,
             action="adding an order",
         )
         if result.first() is None:
             raise OrderConflict(f"order {order.order_id!r} is already recorded")
         if order.items:
             await self._execute(
-                insert(self._lines),
+                _insert(self._lines),
                 [
                     {
                         "tenant_id": order.tenant_id,
@@ -709,7 +730,7 @@ class SqlConsentRepository(_Repository, ConsentRepository):
         """Append an event."""
         self._own(event)
         await self._execute(
-            insert(self._table).values(dataclasses.asdict(event)), action="recording consent"
+            _insert(self._table), dataclasses.asdict(event), action="recording consent"
         )
 
     async def list_for_customer(self, customer_id: int) -> builtins.list[ConsentEvent]:
@@ -749,7 +770,7 @@ class SqlAuditRepository(_Repository, AuditRepository):
     async def append(self, event: AuditEvent) -> None:
         """Append an event."""
         await self._execute(
-            insert(self._table).values(self._values(event)), action="writing the audit trail"
+            _insert(self._table), self._values(event), action="writing the audit trail"
         )
 
     async def append_many(self, events: Sequence[AuditEvent]) -> None:
@@ -764,7 +785,7 @@ class SqlAuditRepository(_Repository, AuditRepository):
             ):
                 raise StorageError("writing the audit trail failed: an event id is taken")
         else:
-            await self._execute(insert(self._table), rows, action="writing the audit trail")
+            await self._execute(_insert(self._table), rows, action="writing the audit trail")
 
     async def list(
         self,
@@ -818,7 +839,7 @@ class SqlMergeAliasRepository(_Repository, MergeAliasRepository):
         """Record an alias."""
         self._own(alias)
         await self._execute(
-            insert(self._table).values(dataclasses.asdict(alias)), action="recording a merge"
+            _insert(self._table), dataclasses.asdict(alias), action="recording a merge"
         )
 
     async def resolve(self, alias_id: int) -> int | None:

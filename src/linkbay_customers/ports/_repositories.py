@@ -42,7 +42,12 @@ class CustomerRepository(Protocol):
         ...
 
     async def add(self, customer: Customer) -> None:
-        """Insert a customer; raise DuplicateEmail if the email is taken in the tenant."""
+        """Insert a customer.
+
+        Raises:
+            DuplicateEmail: the email is taken in the tenant, with ``existing_is_deleted``
+                telling whether its holder is soft-deleted; nothing was written.
+        """
         ...
 
     async def add_many(self, customers: Sequence[Customer]) -> Sequence[str]:

@@ -185,9 +185,8 @@ class CustomerService:
         check_birthday(data.birthday, self._clock.now().date())
         now = self._clock.now()
         async with self._uow(tenant_id) as uow:
-            existing = await uow.customers.get_by_email(data.email, include_deleted=True)
-            if existing is not None:
-                raise DuplicateEmail(data.email, existing_is_deleted=existing.is_deleted)
+            # No lookup first: the storage refuses a taken email atomically, which a
+            # check-then-insert could not promise under concurrent creates anyway.
             customer = build_customer(
                 data, customer_id=await uow.customers.next_id(), tenant_id=uow.tenant_id, now=now
             )
