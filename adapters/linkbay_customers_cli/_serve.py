@@ -2,12 +2,16 @@
 
 Migrations, the demo data and the server share one event loop, so database
 connections opened before serving (and the in-memory storage) stay usable by it.
-SIGINT and SIGTERM stop the server gracefully and the command then exits with 0.
+With ``--workers N`` the command migrates and fills the demo tenant first, then
+uvicorn runs N worker processes, each building the application with
+``worker_app()`` from the environment. SIGINT and SIGTERM stop the server
+gracefully and the command then exits with 0.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -34,7 +38,10 @@ if TYPE_CHECKING:
 
     from linkbay_customers import CustomersContainer
 
-__all__ = ("ServeOptions", "base_url", "demo_requests", "run_server")
+__all__ = ("ServeOptions", "base_url", "demo_requests", "run_server", "worker_app")
+
+DATABASE_URL_ENV = "LINKBAY_DATABASE_URL"
+JWT_SECRET_ENV = "LINKBAY_JWT_SECRET"
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -51,6 +58,7 @@ class ServeOptions:
     demo_tenant: str | None = None
     demo_customers: int = 200
     log_level: str = "info"
+    workers: int = 1
 
 
 @dataclass(slots=True)
@@ -77,7 +85,7 @@ def demo_requests(url: str, tenant: str, *, jwt: bool) -> list[str]:
     ]
 
 
-def _create_app(container: CustomersContainer, jwt_secret: str | None) -> FastAPI:
+def _create_app(container: CustomersContainer | str, jwt_secret: str | None) -> FastAPI:
     try:
         from linkbay_customers_fastapi import create_app
     except ImportError as error:
@@ -138,16 +146,61 @@ def _print_banner(options: ServeOptions, console: Console) -> None:
             )
 
 
+def worker_app() -> FastAPI:
+    """The application of one worker process of ``serve --workers N``.
+
+    Reads the database URL and the JWT secret from ``LINKBAY_DATABASE_URL`` and
+    ``LINKBAY_JWT_SECRET``, which ``serve`` sets before it starts the workers.
+    """
+    return _create_app(os.environ[DATABASE_URL_ENV], os.environ.get(JWT_SECRET_ENV) or None)
+
+
+async def _migrate(options: ServeOptions, console: Console) -> None:
+    if is_memory_url(options.database_url):
+        console.print("memory:// keeps the data only while the server runs.")
+    elif options.migrate:
+        migration = await migrate_database(options.database_url)
+        console.print(f"Database schema at revision {migration.after}.")
+
+
+async def _prepare(options: ServeOptions, console: Console) -> None:
+    """Migrate and fill the demo tenant before worker processes start."""
+    await _migrate(options, console)
+    if options.demo_tenant:
+        async with open_container(options.database_url) as container:
+            await _fill_demo(container, options.demo_tenant, options.demo_customers, console)
+
+
+def _serve_workers(options: ServeOptions, console: Console, state: _ServeState) -> None:
+    import uvicorn
+
+    if is_memory_url(options.database_url):
+        raise CommandError(
+            "memory:// lives inside one process; use --workers 1 or a database URL", exit_code=2
+        )
+    asyncio.run(_prepare(options, console))
+    os.environ[DATABASE_URL_ENV] = options.database_url
+    if options.jwt_secret:
+        os.environ[JWT_SECRET_ENV] = options.jwt_secret
+    else:
+        os.environ.pop(JWT_SECRET_ENV, None)
+    _print_banner(options, console)
+    state.serving = True
+    uvicorn.run(
+        f"{__name__}:worker_app",
+        factory=True,
+        host=options.host,
+        port=options.port,
+        workers=options.workers,
+        log_level=options.log_level,
+    )
+
+
 async def _serve(options: ServeOptions, console: Console, state: _ServeState) -> None:
     import uvicorn
 
-    url = options.database_url
-    if is_memory_url(url):
-        console.print("memory:// keeps the data only while the server runs.")
-    elif options.migrate:
-        migration = await migrate_database(url)
-        console.print(f"Database schema at revision {migration.after}.")
-    async with open_container(url) as container:
+    await _migrate(options, console)
+    async with open_container(options.database_url) as container:
         if options.demo_tenant:
             await _fill_demo(container, options.demo_tenant, options.demo_customers, console)
         app = _create_app(container, options.jwt_secret)
@@ -192,7 +245,10 @@ def run_server(options: ServeOptions, console: Console) -> None:
     state = _ServeState()
     with _interrupting_signals():
         try:
-            asyncio.run(_serve(options, console, state))
+            if options.workers > 1:
+                _serve_workers(options, console, state)
+            else:
+                asyncio.run(_serve(options, console, state))
         except KeyboardInterrupt:
             if not state.serving:
                 raise CommandError("interrupted before the server started", exit_code=130) from None

@@ -218,3 +218,34 @@ def test_a_port_in_use_stops_serve_with_an_error(tmp_path: Path) -> None:
     assert f"Error: the server could not start on 127.0.0.1:{port}" in result.stderr
     assert "address already in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_worker_processes_share_the_database_and_the_jwt_secret(tmp_path: Path) -> None:
+    secret = "workers-secret-that-is-long-enough-for-hs256"
+    args = ("--workers", "2", "--demo", "--demo-customers", "20", "--jwt-secret", secret)
+    with serving(tmp_path, *args) as server:
+        token = jwt.encode({"tenant_id": "demo", "sub": "alice"}, secret, algorithm="HS256")
+        auth = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            assert http.get("/customers", headers={"X-Tenant-ID": "demo"}).status_code == 401
+            created = http.post("/customers", json={"email": "w@example.com"}, headers=auth)
+            assert created.status_code == 201, created.text
+            # New connections land on either worker; every one sees the same data.
+            for _ in range(12):
+                with httpx.Client(base_url=server.url, timeout=10) as fresh:
+                    page = fresh.get("/customers", headers=auth).json()
+                    assert page["total"] == 21
+        assert server.stop(signal.SIGTERM) == 0
+    assert secret not in server.output()
+
+
+def test_workers_refuse_an_in_memory_database(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*command(), "serve", "--workers", "2", "--database-url", "memory://"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "memory:// lives inside one process" in result.stderr
