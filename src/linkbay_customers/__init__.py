@@ -17,10 +17,11 @@ from linkbay_customers.domain import (
     InvalidMerge,
     LinkbayError,
     OrderConflict,
+    ProfilingPolicy,
     StorageError,
 )
 from linkbay_customers.heuristics import HeuristicIntelligence
-from linkbay_customers.services import CustomerService, RecordedOrder
+from linkbay_customers.services import CustomerService, GDPRService, PurgeResult, RecordedOrder
 
 __all__ = (
     "AddressNotFound",
@@ -29,11 +30,14 @@ __all__ = (
     "CustomerService",
     "CustomersContainer",
     "DuplicateEmail",
+    "GDPRService",
     "HeuristicIntelligence",
     "InvalidInput",
     "InvalidMerge",
     "LinkbayError",
     "OrderConflict",
+    "ProfilingPolicy",
+    "PurgeResult",
     "RecordedOrder",
     "StorageError",
     "SystemClock",

@@ -14,9 +14,10 @@ from typing import Any
 from dependency_injector import containers, providers
 
 from linkbay_customers.clock import SystemClock
+from linkbay_customers.domain import DEFAULT_CONSENT_TYPES, ProfilingPolicy
 from linkbay_customers.heuristics import HeuristicIntelligence
 from linkbay_customers.ports import Clock, CustomerIntelligence, Storage
-from linkbay_customers.services import CustomerService
+from linkbay_customers.services import CustomerService, GDPRService
 
 __all__ = ("CustomersContainer", "bootstrap", "open_storage")
 
@@ -28,9 +29,14 @@ class CustomersContainer(containers.DeclarativeContainer):
         storage: a ``Storage`` (required).
         clock: a ``Clock``; the system clock unless overridden.
         intelligence: a ``CustomerIntelligence``; the heuristics unless overridden.
+        profiling_policy: a ``ProfilingPolicy``, or a function giving each tenant's.
+
+    Configuration: ``default_currency`` ("EUR"), ``consent_types`` (the seed's three).
     """
 
-    config = providers.Configuration(default={"default_currency": "EUR"})
+    config = providers.Configuration(
+        default={"default_currency": "EUR", "consent_types": DEFAULT_CONSENT_TYPES}
+    )
 
     # The ports are runtime-checkable Protocols: the slots check what is plugged in.
     storage = providers.Dependency(instance_of=Storage)  # type: ignore[type-abstract]
@@ -49,6 +55,14 @@ class CustomersContainer(containers.DeclarativeContainer):
         clock=clock,
         intelligence=intelligence,
         default_currency=config.default_currency,
+    )
+    profiling_policy = providers.Object(ProfilingPolicy())
+    gdpr_service = providers.Singleton(
+        GDPRService,
+        uow_factory=storage.provided.unit_of_work,
+        clock=clock,
+        consent_types=config.consent_types,
+        profiling_policy=profiling_policy,
     )
 
 

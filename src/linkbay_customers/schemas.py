@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 import email_validator
 from pydantic import (
@@ -29,6 +29,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    IPvAnyAddress,
     JsonValue,
     PlainSerializer,
     StringConstraints,
@@ -42,6 +43,7 @@ from linkbay_customers.domain import (
     Address,
     AddressType,
     AuditEvent,
+    ConsentEvent,
     Customer,
     CustomerFilters,
     CustomerNote,
@@ -59,6 +61,12 @@ __all__ = (
     "AddressResponse",
     "AddressUpdate",
     "AuditEventResponse",
+    "ConsentEventResponse",
+    "ConsentMetadata",
+    "ConsentStateResponse",
+    "CustomerAnalytics",
+    "CustomerDataExport",
+    "ErasureResult",
     "CustomerCreate",
     "CustomerMergeRequest",
     "CustomerNoteCreate",
@@ -689,3 +697,93 @@ class AuditEventResponse(BaseModel):
     def from_domain(cls, event: AuditEvent) -> Self:
         """Build the response from the domain event."""
         return cls.model_validate(event)
+
+
+# --------------------------------------------------------------------------------- GDPR
+
+
+class ConsentMetadata(BaseModel):
+    """Where a consent decision was taken; never the decision or its date."""
+
+    model_config = _INPUT
+
+    source: Annotated[str, Field(min_length=1, max_length=255), Storable] | None = None
+    ip_address: IPvAnyAddress | None = None
+    user_agent: Annotated[str, Field(min_length=1, max_length=1024), Storable] | None = None
+
+
+class ConsentStateResponse(BaseModel):
+    """The current state of one consent type (the seed's ``consent_data`` entry)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    consented: bool
+    date: datetime
+    source: str | None = None
+    ip_address: str | None = None
+    user_agent: str | None = None
+
+
+class ConsentEventResponse(BaseModel):
+    """One entry of the consent ledger."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    consent_type: str
+    consented: bool
+    previous: bool | None
+    occurred_at: datetime
+    source: str | None
+    ip_address: str | None
+    user_agent: str | None
+
+    @classmethod
+    def from_domain(cls, event: ConsentEvent) -> Self:
+        """Build the response from the domain event."""
+        return cls.model_validate(event)
+
+
+class ErasureResult(BaseModel):
+    """What ``delete_customer_data`` did (the seed's shape)."""
+
+    success: bool
+    method: Literal["anonymized", "deleted"]
+    customer_id: int
+    deleted_at: datetime
+
+
+class CustomerAnalytics(BaseModel):
+    """Derived data about a customer, and when and by what it was computed."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    currency: str | None
+    total_orders: int
+    total_spent: MoneyOut
+    average_order_value: MoneyOut
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+    segment: str | None
+    churn_risk_score: float | None
+    customer_lifetime_value: MoneyOut | None
+    scored_at: datetime | None
+    score_source: str | None
+    embedding_version: str | None
+    embedding: list[float] | None
+
+
+class CustomerDataExport(BaseModel):
+    """Everything held about one person (GDPR articles 15 and 20)."""
+
+    export_date: datetime
+    export_format: Literal["json"] = "json"
+    customer: dict[str, JsonValue]
+    addresses: list[AddressResponse]
+    notes: list[CustomerNoteResponse]
+    orders: list[OrderResponse]
+    consent: dict[str, ConsentStateResponse]
+    consent_history: list[ConsentEventResponse]
+    analytics: CustomerAnalytics
+    merge_aliases: list[MergeAliasResponse]
+    audit_trail: list[AuditEventResponse]

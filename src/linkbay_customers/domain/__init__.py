@@ -27,6 +27,13 @@ from linkbay_customers.domain._errors import (
     OrderConflict,
     StorageError,
 )
+from linkbay_customers.domain._privacy import (
+    DEFAULT_CONSENT_TYPES,
+    PERSONAL_FIELDS,
+    ProfilingPolicy,
+    anonymize,
+    profiling_allowed,
+)
 from linkbay_customers.domain._query import (
     MAX_PAGE_SIZE,
     MAX_SEARCH_LIMIT,
@@ -58,6 +65,11 @@ from linkbay_customers.domain._values import (
 )
 
 __all__ = (
+    "DEFAULT_CONSENT_TYPES",
+    "PERSONAL_FIELDS",
+    "ProfilingPolicy",
+    "anonymize",
+    "profiling_allowed",
     "COUNTRY_CODES",
     "EMBEDDING_DIMENSIONS",
     "MAX_ID",

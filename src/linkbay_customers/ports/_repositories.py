@@ -88,6 +88,14 @@ class CustomerRepository(Protocol):
         """Non-deleted customers matching ``query``, best first (see ``search_rank``)."""
         ...
 
+    async def list_inactive(
+        self, cutoff: datetime, *, after_id: int, limit: int
+    ) -> Sequence[Customer]:
+        """Customers not yet anonymized, deleted ones included, unchanged since before
+        ``cutoff`` and with no order since then: up to ``limit`` with ids above
+        ``after_id``, by id."""
+        ...
+
 
 @runtime_checkable
 class AddressRepository(Protocol):
@@ -121,8 +129,8 @@ class AddressRepository(Protocol):
         """Move every address of one customer to another; return how many moved."""
         ...
 
-    async def delete_for_customer(self, customer_id: int) -> int:
-        """Remove every address of a customer; return how many were removed."""
+    async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove every address of the customers; return how many were removed."""
         ...
 
 
@@ -146,8 +154,12 @@ class NoteRepository(Protocol):
         """Move every note of one customer to another; return how many moved."""
         ...
 
-    async def delete_for_customer(self, customer_id: int) -> int:
-        """Remove every note of a customer; return how many were removed."""
+    async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove every note of the customers; return how many were removed."""
+        ...
+
+    async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Empty the text of every note of the customers; return how many changed."""
         ...
 
 
@@ -177,8 +189,12 @@ class OrderRepository(Protocol):
         """Move every order of one customer to another; return how many moved."""
         ...
 
-    async def delete_for_customer(self, customer_id: int) -> int:
-        """Remove every order of a customer; return how many were removed."""
+    async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove every order (and its lines) of the customers; return how many."""
+        ...
+
+    async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove the shipping details of every order of the customers; return how many."""
         ...
 
 
@@ -198,8 +214,13 @@ class ConsentRepository(Protocol):
         """A customer's consent events, oldest first."""
         ...
 
-    async def delete_for_customer(self, customer_id: int) -> int:
-        """Remove a customer's ledger (hard erasure only); return how many were removed."""
+    async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove the customers' ledgers (hard erasure only); return how many events."""
+        ...
+
+    async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove the IP address and user agent of the customers' events (erasure only);
+        return how many events changed."""
         ...
 
 
@@ -233,6 +254,14 @@ class AuditRepository(Protocol):
         page_size: int = 100,
     ) -> Page[AuditEvent]:
         """Events oldest first, optionally of one customer, in ``[since, until)``."""
+        ...
+
+    async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Empty the details of the customers' events (erasure only); return how many."""
+        ...
+
+    async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove the customers' events (hard erasure only); return how many."""
         ...
 
 

@@ -7,13 +7,23 @@ from linkbay_customers.services._customers import (
     RecordedOrder,
     UnitOfWorkFactory,
 )
+from linkbay_customers.services._gdpr import (
+    GDPRService,
+    ProfilingPolicies,
+    PurgeResult,
+    export_as_csv_zip,
+)
 from linkbay_customers.services._import import ImportProgress, ImportRejection, ImportResult
 
 __all__ = (
     "CustomerService",
+    "GDPRService",
     "ImportProgress",
     "ImportRejection",
     "ImportResult",
+    "ProfilingPolicies",
+    "PurgeResult",
     "RecordedOrder",
     "UnitOfWorkFactory",
+    "export_as_csv_zip",
 )

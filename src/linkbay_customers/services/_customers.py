@@ -819,19 +819,25 @@ class CustomerService:
 # -------------------------------------------------------------------------- helpers
 
 
-async def purge_customer_rows(uow: UnitOfWork, customer_id: int) -> list[int]:
+async def purge_customer_rows(
+    uow: UnitOfWork, customer_id: int, *, with_audit_trail: bool = False
+) -> list[int]:
     """Remove a customer and everything about it, including customers merged into it.
+
+    ``with_audit_trail`` removes their audit events too (erasure only).
 
     Returns:
         The ids of the customers removed, the given one first.
     """
     ids = [customer_id] + [a.alias_id for a in await uow.aliases.list_for_customer(customer_id)]
     await uow.aliases.delete_for_customer(customer_id)
+    await uow.addresses.delete_for_customers(ids)
+    await uow.notes.delete_for_customers(ids)
+    await uow.orders.delete_for_customers(ids)
+    await uow.consents.delete_for_customers(ids)
+    if with_audit_trail:
+        await uow.audit.delete_for_customers(ids)
     for cid in ids:
-        await uow.addresses.delete_for_customer(cid)
-        await uow.notes.delete_for_customer(cid)
-        await uow.orders.delete_for_customer(cid)
-        await uow.consents.delete_for_customer(cid)
         await uow.customers.delete(cid)
     return ids
 

@@ -1,0 +1,99 @@
+"""Pure privacy rules: what anonymization removes, and when profiling is allowed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from linkbay_customers.domain._entities import ConsentState, Customer
+
+__all__ = (
+    "DEFAULT_CONSENT_TYPES",
+    "PERSONAL_FIELDS",
+    "ProfilingPolicy",
+    "anonymize",
+    "profiling_allowed",
+)
+
+DEFAULT_CONSENT_TYPES = ("marketing", "analytics", "cookies")
+"""The consent types a service accepts unless configured otherwise (the seed's)."""
+
+PERSONAL_FIELDS = (
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "birthday",
+    "gender",
+    "preferences",
+    "tags",
+    "embedding",
+    "embedding_version",
+)
+"""The customer fields anonymization clears; a host's ``extra`` columns are cleared too."""
+
+
+def anonymize(customer: Customer, now: datetime) -> list[str]:
+    """Strip a customer of personal data, keeping the non-identifying analytics.
+
+    Clears the profile (``PERSONAL_FIELDS``) and every ``extra`` value, removes the
+    IP address and user agent from the consent state (the decisions and dates stay),
+    marks the customer anonymized and deleted. Order counts, totals, dates, segment
+    and scores stay: they describe no one once the profile is gone.
+
+    Returns:
+        The names of the fields that changed; empty when already anonymized.
+    """
+    if customer.is_anonymized:
+        return []
+    changed = [name for name in PERSONAL_FIELDS if getattr(customer, name) not in (None, [], {})]
+    customer.email = customer.first_name = customer.last_name = None
+    customer.phone = customer.gender = customer.embedding_version = None
+    customer.birthday = None
+    customer.embedding = None
+    customer.preferences = {}
+    customer.tags = []
+    for name, value in customer.extra.items():
+        if value is not None:
+            changed.append(name)
+    customer.extra = dict.fromkeys(customer.extra)
+    if any(s.ip_address or s.user_agent for s in customer.consent_data.values()):
+        changed.append("consent_data")
+    customer.consent_data = {
+        kind: replace(state, ip_address=None, user_agent=None)
+        for kind, state in customer.consent_data.items()
+    }
+    customer.is_anonymized = True
+    changed.append("is_anonymized")
+    if customer.deleted_at is None:
+        customer.deleted_at = now
+        changed.append("deleted_at")
+    customer.updated_at = now
+    return changed
+
+
+@dataclass(frozen=True, slots=True)
+class ProfilingPolicy:
+    """A tenant's rule for automated profiling (segments, scores, similarity,
+    recommendations).
+
+    Attributes:
+        consent_type: The consent that governs profiling.
+        enforce: False turns the gate off (profiling everyone).
+        require_opt_in: True profiles only customers who gave the consent; False
+            (the default) profiles everyone but those who withdrew or refused it.
+    """
+
+    consent_type: str = "analytics"
+    enforce: bool = True
+    require_opt_in: bool = False
+
+
+def profiling_allowed(customer: Customer, policy: ProfilingPolicy) -> bool:
+    """Whether the policy lets a customer be profiled."""
+    if not policy.enforce:
+        return True
+    state: ConsentState | None = customer.consent_data.get(policy.consent_type)
+    if state is None:
+        return not policy.require_opt_in
+    return state.consented

@@ -1,0 +1,635 @@
+"""GDPRService: access and portability, erasure, the consent ledger, the audit trail
+and retention, over the same ports as the customer service."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
+
+from linkbay_customers.domain import (
+    DEFAULT_CONSENT_TYPES,
+    AuditAction,
+    AuditEvent,
+    ConsentEvent,
+    ConsentState,
+    ConsentTypeUnknown,
+    Customer,
+    InvalidInput,
+    Order,
+    Page,
+    ProfilingPolicy,
+    anonymize,
+    profiling_allowed,
+)
+from linkbay_customers.ports import Clock, UnitOfWork
+from linkbay_customers.schemas import (
+    AddressResponse,
+    AuditEventResponse,
+    ConsentEventResponse,
+    ConsentMetadata,
+    ConsentStateResponse,
+    CustomerAnalytics,
+    CustomerDataExport,
+    CustomerNoteResponse,
+    CustomerResponse,
+    ErasureResult,
+    MergeAliasResponse,
+    OrderResponse,
+)
+from linkbay_customers.services._boundary import (
+    check_actor,
+    check_page,
+    check_tenant,
+    invalid_input_from,
+)
+from linkbay_customers.services._customers import (
+    UnitOfWorkFactory,
+    load_customer,
+    purge_customer_rows,
+    write_audit,
+)
+
+__all__ = ("GDPRService", "ProfilingPolicies", "PurgeResult", "export_as_csv_zip")
+
+ProfilingPolicies = Callable[[str], ProfilingPolicy]
+"""The profiling policy of a tenant, by tenant id."""
+
+_DEFAULT_POLICY = ProfilingPolicy()
+_ORDER_PAGE = 100
+_AUDIT_PAGE = 1000
+_PURGE_CHUNK = 500
+_DERIVED_FIELDS = (
+    "segment",
+    "churn_risk_score",
+    "customer_lifetime_value",
+    "embedding",
+    "embedding_version",
+    "scored_at",
+    "score_source",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeResult:
+    """What ``purge_inactive`` found and, unless a dry run, anonymized.
+
+    Attributes:
+        dry_run: True when nothing was changed.
+        cutoff: Customers unchanged and without orders since before this moment qualified.
+        customer_ids: The customers affected (or that would be), by id.
+    """
+
+    dry_run: bool
+    cutoff: datetime
+    customer_ids: tuple[int, ...]
+
+    @property
+    def count(self) -> int:
+        """How many customers are affected."""
+        return len(self.customer_ids)
+
+
+def _same_policy(policy: ProfilingPolicy) -> ProfilingPolicies:
+    def policies(tenant_id: str) -> ProfilingPolicy:
+        return policy
+
+    return policies
+
+
+class GDPRService:
+    """Data-subject rights and accountability for every tenant of a storage.
+
+    Every method takes the tenant first and works inside units of work of that
+    tenant; another tenant's ids behave exactly like unknown ones. Every change,
+    and every export, writes an audit event in the same transaction.
+
+    Args:
+        uow_factory: Opens a unit of work for a tenant (``storage.unit_of_work``).
+        clock: Source of the current time.
+        consent_types: The consent types accepted; the seed's three by default.
+        profiling_policy: The rule for profiling (segments, scores, similarity,
+            recommendations): one policy for all tenants, or a function giving each
+            tenant's. Withdrawing the governing consent clears the derived data.
+    """
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        *,
+        consent_types: Sequence[str] = DEFAULT_CONSENT_TYPES,
+        profiling_policy: ProfilingPolicy | ProfilingPolicies = _DEFAULT_POLICY,
+    ) -> None:
+        types = tuple(consent_types)
+        if not types or any(not isinstance(t, str) or not 0 < len(t) <= 64 for t in types):
+            raise ValueError("consent_types must be 1 to 64 character names, at least one")
+        self._uow_factory = uow_factory
+        self._clock = clock
+        self._consent_types = types
+        self._policies = (
+            _same_policy(profiling_policy)
+            if isinstance(profiling_policy, ProfilingPolicy)
+            else profiling_policy
+        )
+
+    @property
+    def consent_types(self) -> tuple[str, ...]:
+        """The consent types this service accepts."""
+        return self._consent_types
+
+    def profiling_policy(self, tenant_id: str) -> ProfilingPolicy:
+        """The profiling policy of a tenant."""
+        return self._policies(check_tenant(tenant_id))
+
+    def _uow(self, tenant_id: str) -> UnitOfWork:
+        return self._uow_factory(check_tenant(tenant_id))
+
+    # ------------------------------------------------------- access and portability
+
+    async def export_customer_data(
+        self, tenant_id: str, customer_id: int, *, actor: str | None = None
+    ) -> dict[str, Any]:
+        """Everything held about a customer, as JSON-ready data (GDPR art. 15 and 20).
+
+        The profile with the host's extra fields, addresses, notes, orders with their
+        lines, the consent state and its full history, derived data with when and by
+        what it was computed, the ids merged into the customer, and the audit trail of
+        all of them. Soft-deleted and anonymized customers can be exported too. The
+        export itself is audited.
+
+        Raises:
+            CustomerNotFound: unknown id or another tenant's id.
+        """
+        actor = check_actor(actor)
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id, include_deleted=True)
+            aliases = await uow.aliases.list_for_customer(customer.id)
+            ids = [customer.id, *(a.alias_id for a in aliases)]
+            orders: list[Order] = []
+            page = 1
+            while True:
+                listed = await uow.orders.list_for_customer(
+                    customer.id, page=page, page_size=_ORDER_PAGE
+                )
+                orders.extend(listed.items)
+                if page >= listed.total_pages:
+                    break
+                page += 1
+            trail: list[AuditEvent] = []
+            for cid in ids:
+                trail.extend(await _all_audit_events(uow, cid))
+            trail.sort(key=lambda e: (e.occurred_at, e.id))
+            export = CustomerDataExport(
+                export_date=self._clock.now(),
+                customer=_customer_document(customer),
+                addresses=[
+                    AddressResponse.from_domain(a)
+                    for a in await uow.addresses.list_for_customer(customer.id)
+                ],
+                notes=[
+                    CustomerNoteResponse.from_domain(n)
+                    for n in await uow.notes.list_for_customer(customer.id)
+                ],
+                orders=[OrderResponse.from_domain(o) for o in reversed(orders)],
+                consent={
+                    kind: ConsentStateResponse.model_validate(state)
+                    for kind, state in customer.consent_data.items()
+                },
+                consent_history=[
+                    ConsentEventResponse.from_domain(e)
+                    for e in await uow.consents.list_for_customer(customer.id)
+                ],
+                analytics=CustomerAnalytics.model_validate(customer),
+                merge_aliases=[MergeAliasResponse.from_domain(a) for a in aliases],
+                audit_trail=[AuditEventResponse.from_domain(e) for e in trail],
+            )
+            await write_audit(
+                uow,
+                self._clock,
+                AuditAction.DATA_EXPORTED,
+                customer_id=customer.id,
+                actor=actor,
+                details={"format": "json"},
+            )
+            await uow.commit()
+        return export.model_dump(mode="json")
+
+    async def export_customer_data_csv(
+        self, tenant_id: str, customer_id: int, *, actor: str | None = None
+    ) -> bytes:
+        """The same export as a ZIP of CSV files, one per section.
+
+        ``customer.csv``, ``analytics.csv``, ``addresses.csv``, ``notes.csv``,
+        ``orders.csv``, ``order_items.csv``, ``consent.csv``, ``consent_history.csv``,
+        ``merge_aliases.csv`` and ``audit_trail.csv``; nested values are JSON text.
+
+        Raises:
+            CustomerNotFound: unknown id or another tenant's id.
+        """
+        document = await self.export_customer_data(tenant_id, customer_id, actor=actor)
+        return export_as_csv_zip(document)
+
+    # --------------------------------------------------------------------- erasure
+
+    async def delete_customer_data(
+        self,
+        tenant_id: str,
+        customer_id: int,
+        anonymize: bool = True,
+        *,
+        actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Erase a customer's personal data (GDPR art. 17); the seed's result shape.
+
+        Anonymization (the default) removes every personal value from every table —
+        the profile and the host's extra fields, addresses, note texts, the IP
+        address and user agent of consent records, order shipping details, the
+        embedding, audit details — for the customer and the customers merged into it,
+        and keeps the non-identifying analytics (order counts, totals, dates). It
+        cannot be undone, and repeating it changes nothing.
+
+        Hard deletion (``anonymize=False``) removes every row about the customer and
+        the customers merged into it, audit events included, leaving one tombstone
+        audit event without personal data.
+
+        Returns:
+            ``{"success", "method" ("anonymized" or "deleted"), "customer_id",
+            "deleted_at"}`` as JSON-ready data.
+
+        Raises:
+            CustomerNotFound: unknown id or another tenant's id (or already deleted
+                for good).
+        """
+        actor = check_actor(actor)
+        now = self._clock.now()
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id, for_update=True, include_deleted=True)
+            if not anonymize:
+                removed = await purge_customer_rows(uow, customer.id, with_audit_trail=True)
+                await write_audit(
+                    uow,
+                    self._clock,
+                    AuditAction.DATA_ERASED,
+                    customer_id=customer.id,
+                    actor=actor,
+                    details={"customer_ids": removed},
+                )
+                result = ErasureResult(
+                    success=True, method="deleted", customer_id=customer.id, deleted_at=now
+                )
+            else:
+                merged = [
+                    c
+                    for a in await uow.aliases.list_for_customer(customer.id)
+                    if (c := await uow.customers.get(a.alias_id, include_deleted=True))
+                ]
+                await _anonymize_many(uow, self._clock, [customer, *merged], actor, "request")
+                assert customer.deleted_at is not None
+                result = ErasureResult(
+                    success=True,
+                    method="anonymized",
+                    customer_id=customer.id,
+                    deleted_at=customer.deleted_at,
+                )
+            await uow.commit()
+        return result.model_dump(mode="json")
+
+    # --------------------------------------------------------------------- consent
+
+    def _check_consent_type(self, consent_type: object) -> str:
+        if not isinstance(consent_type, str) or consent_type not in self._consent_types:
+            raise ConsentTypeUnknown(str(consent_type)[:64], self._consent_types)
+        return consent_type
+
+    async def update_consent(
+        self,
+        tenant_id: str,
+        customer_id: int,
+        consent_type: str,
+        consented: bool,
+        metadata: ConsentMetadata | Mapping[str, Any] | None = None,
+        *,
+        actor: str | None = None,
+    ) -> ConsentEvent:
+        """Record a consent decision (GDPR art. 7): append it to the ledger and make it
+        the current state.
+
+        ``metadata`` says where the decision was taken (``source``, ``ip_address``,
+        ``user_agent``); it can never set the decision or its date, which come from
+        ``consented`` and the clock. Withdrawing the consent that governs profiling
+        clears the customer's derived data (segment, scores, embedding).
+
+        Returns:
+            The new ledger entry (truthy, like the seed's ``True``).
+
+        Raises:
+            ConsentTypeUnknown: the type is not one the service is configured for.
+            InvalidInput: ``consented`` is not a boolean, or the metadata is invalid.
+            CustomerNotFound: unknown, deleted or another tenant's customer.
+        """
+        kind = self._check_consent_type(consent_type)
+        if not isinstance(consented, bool):
+            raise InvalidInput.single("consented", "must be true or false")
+        details = _consent_metadata(metadata)
+        actor = check_actor(actor)
+        now = self._clock.now()
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id, for_update=True)
+            previous = customer.consent_data.get(kind)
+            event = ConsentEvent(
+                id=await uow.consents.next_id(),
+                tenant_id=uow.tenant_id,
+                customer_id=customer.id,
+                consent_type=kind,
+                consented=consented,
+                occurred_at=now,
+                previous=None if previous is None else previous.consented,
+                source=details.source,
+                ip_address=None if details.ip_address is None else str(details.ip_address),
+                user_agent=details.user_agent,
+            )
+            customer.consent_data = {
+                **customer.consent_data,
+                kind: ConsentState(
+                    consented=consented,
+                    date=now,
+                    source=event.source,
+                    ip_address=event.ip_address,
+                    user_agent=event.user_agent,
+                ),
+            }
+            changed = ["consent_data"]
+            if not profiling_allowed(customer, self._policies(uow.tenant_id)):
+                changed += _clear_derived(customer)
+            customer.updated_at = now
+            await uow.consents.append(event)
+            await uow.customers.update(customer)
+            await write_audit(
+                uow,
+                self._clock,
+                AuditAction.CONSENT_UPDATED,
+                customer_id=customer.id,
+                actor=actor,
+                changed_fields=changed,
+                details={"consent_type": kind},
+            )
+            await uow.commit()
+        return event
+
+    async def has_consent(self, tenant_id: str, customer_id: int, consent_type: str) -> bool:
+        """Whether the customer's current decision for the type is a yes.
+
+        Raises:
+            ConsentTypeUnknown: the type is not one the service is configured for.
+            CustomerNotFound: unknown, deleted or another tenant's customer.
+        """
+        kind = self._check_consent_type(consent_type)
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id)
+        state = customer.consent_data.get(kind)
+        return state is not None and state.consented
+
+    async def get_consent_history(self, tenant_id: str, customer_id: int) -> dict[str, Any]:
+        """The current state per consent type (the seed's shape) and, under ``events``,
+        every decision ever recorded, oldest first.
+
+        Raises:
+            CustomerNotFound: unknown, deleted or another tenant's customer.
+        """
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id)
+            events = await uow.consents.list_for_customer(customer.id)
+        history: dict[str, Any] = {
+            kind: ConsentStateResponse.model_validate(state).model_dump(mode="json")
+            for kind, state in customer.consent_data.items()
+        }
+        history["events"] = [
+            ConsentEventResponse.from_domain(e).model_dump(mode="json") for e in events
+        ]
+        return history
+
+    # ----------------------------------------------------------------- audit trail
+
+    async def list_audit_events(
+        self,
+        tenant_id: str,
+        *,
+        customer_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page: int = 1,
+        page_size: int = 100,
+    ) -> Page[AuditEvent]:
+        """The tenant's audit trail, oldest first, optionally of one customer id (erased
+        customers' tombstones included) and within ``[since, until)`` (GDPR art. 30).
+
+        Raises:
+            InvalidInput: a bad page, page size, id or time range.
+        """
+        check_page(page, page_size, max_page_size=_AUDIT_PAGE)
+        if customer_id is not None and (
+            not isinstance(customer_id, int) or isinstance(customer_id, bool) or customer_id < 1
+        ):
+            raise InvalidInput.single("customer_id", "must be a positive integer")
+        for name, moment in (("since", since), ("until", until)):
+            if moment is not None and (
+                not isinstance(moment, datetime) or moment.utcoffset() is None
+            ):
+                raise InvalidInput.single(name, "must be a timezone-aware datetime")
+        if since is not None and until is not None and until <= since:
+            raise InvalidInput.single("until", "must be later than since")
+        async with self._uow(tenant_id) as uow:
+            return await uow.audit.list(
+                customer_id=customer_id, since=since, until=until, page=page, page_size=page_size
+            )
+
+    # ------------------------------------------------------------------- retention
+
+    async def purge_inactive(
+        self,
+        tenant_id: str,
+        inactive_for: timedelta,
+        dry_run: bool = True,
+        *,
+        actor: str | None = None,
+        chunk_size: int = _PURGE_CHUNK,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> PurgeResult:
+        """Anonymize the customers with no order and no change for longer than
+        ``inactive_for`` (storage limitation, GDPR art. 5(1)(e)).
+
+        Works through the tenant in chunks by id, each chunk in its own transaction
+        and a fixed number of statements. A dry run (the default) changes nothing and
+        lists who would be anonymized.
+
+        Raises:
+            InvalidInput: ``inactive_for`` is not a positive period of at least a day.
+        """
+        if not isinstance(inactive_for, timedelta) or inactive_for < timedelta(days=1):
+            raise InvalidInput.single("inactive_for", "must be a period of at least one day")
+        if not isinstance(chunk_size, int) or not 1 <= chunk_size <= 10_000:
+            raise InvalidInput.single("chunk_size", "must be an integer from 1 to 10000")
+        actor = check_actor(actor)
+        cutoff = self._clock.now() - inactive_for
+        affected: list[int] = []
+        after_id = 0
+        while True:
+            async with self._uow(tenant_id) as uow:
+                chunk = list(
+                    await uow.customers.list_inactive(cutoff, after_id=after_id, limit=chunk_size)
+                )
+                if not chunk:
+                    break
+                if not dry_run:
+                    await _anonymize_many(uow, self._clock, chunk, actor, "retention")
+                    await uow.commit()
+            affected.extend(c.id for c in chunk)
+            after_id = chunk[-1].id
+            if on_progress is not None:
+                on_progress(len(affected))
+        return PurgeResult(dry_run=dry_run, cutoff=cutoff, customer_ids=tuple(affected))
+
+
+# -------------------------------------------------------------------------- helpers
+
+
+def _consent_metadata(metadata: ConsentMetadata | Mapping[str, Any] | None) -> ConsentMetadata:
+    if metadata is None:
+        return ConsentMetadata()
+    if isinstance(metadata, ConsentMetadata):
+        return metadata
+    if not isinstance(metadata, Mapping):
+        raise InvalidInput.single("metadata", "must be an object")
+    try:
+        return ConsentMetadata.model_validate(metadata)
+    except ValidationError as exc:
+        raise invalid_input_from(exc, prefix=("metadata",)) from None
+
+
+def _clear_derived(customer: Customer) -> list[str]:
+    changed = [name for name in _DERIVED_FIELDS if getattr(customer, name) is not None]
+    for name in _DERIVED_FIELDS:
+        setattr(customer, name, None)
+    return changed
+
+
+async def _all_audit_events(uow: UnitOfWork, customer_id: int) -> list[AuditEvent]:
+    events: list[AuditEvent] = []
+    page = 1
+    while True:
+        listed = await uow.audit.list(customer_id=customer_id, page=page, page_size=_AUDIT_PAGE)
+        events.extend(listed.items)
+        if page >= listed.total_pages:
+            return events
+        page += 1
+
+
+async def _anonymize_many(
+    uow: UnitOfWork,
+    clock: Clock,
+    customers: Sequence[Customer],
+    actor: str | None,
+    reason: str,
+) -> None:
+    """Anonymize customers with a fixed number of statements, however many they are."""
+    now = clock.now()
+    changes = {c.id: anonymize(c, now) for c in customers}
+    changed = [c for c in customers if changes[c.id]]
+    if not changed:
+        return
+    ids = [c.id for c in changed]
+    await uow.customers.update_many(changed)
+    await uow.addresses.delete_for_customers(ids)
+    await uow.notes.scrub_for_customers(ids)
+    await uow.orders.scrub_for_customers(ids)
+    await uow.consents.scrub_for_customers(ids)
+    await uow.audit.scrub_for_customers(ids)
+    event_ids = await uow.audit.next_ids(len(changed))
+    await uow.audit.append_many(
+        [
+            AuditEvent(
+                id=event_id,
+                tenant_id=uow.tenant_id,
+                customer_id=customer.id,
+                actor=actor,
+                action=AuditAction.DATA_ANONYMIZED,
+                occurred_at=now,
+                changed_fields=tuple(changes[customer.id]),
+                details={"reason": reason},
+            )
+            for event_id, customer in zip(event_ids, changed, strict=True)
+        ]
+    )
+
+
+def _customer_document(customer: Customer) -> dict[str, Any]:
+    document: dict[str, Any] = CustomerResponse.from_domain(customer).model_dump(mode="json")
+    document["consent_data"] = {
+        kind: ConsentStateResponse.model_validate(state).model_dump(mode="json")
+        for kind, state in customer.consent_data.items()
+    }
+    document.update(to_jsonable_python(customer.extra))
+    return document
+
+
+_CSV_SECTIONS = (
+    "addresses",
+    "notes",
+    "consent_history",
+    "merge_aliases",
+    "audit_trail",
+)
+
+
+def _csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {
+                k: json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v
+                for k, v in row.items()
+            }
+        )
+    return out.getvalue()
+
+
+def export_as_csv_zip(document: Mapping[str, Any]) -> bytes:
+    """A JSON export (``export_customer_data``) as a ZIP of CSV files, one per section."""
+    files: dict[str, list[Mapping[str, Any]]] = {
+        "customer": [document["customer"]],
+        "analytics": [document["analytics"]],
+        "orders": [{k: v for k, v in o.items() if k != "items"} for o in document["orders"]],
+        "order_items": [
+            {"order_id": o["order_id"], "line": n, **item}
+            for o in document["orders"]
+            for n, item in enumerate(o["items"], start=1)
+        ],
+        "consent": [{"consent_type": k, **v} for k, v in document["consent"].items()],
+        **{name: list(document[name]) for name in _CSV_SECTIONS},
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            "export.json",
+            json.dumps(
+                {"export_date": document["export_date"], "export_format": "csv"},
+                ensure_ascii=False,
+            ),
+        )
+        for name, rows in files.items():
+            archive.writestr(f"{name}.csv", _csv_text(rows))
+    return buffer.getvalue()
