@@ -7,7 +7,7 @@ import builtins
 import copy
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -134,6 +134,21 @@ def _reassign(table: dict[int, Any], from_id: int, to_id: int) -> int:
     return len(moved)
 
 
+def _replace_for_customers(
+    table: dict[int, Any], customer_ids: Sequence[int], **changes: Any
+) -> int:
+    wanted = set(customer_ids)
+    keys = [key for key, row in table.items() if row.customer_id in wanted]
+    for key in keys:
+        table[key] = replace(table[key], **changes)
+    return len(keys)
+
+
+def _delete_for_customers(table: dict[int, Any], customer_ids: Sequence[int]) -> int:
+    wanted = set(customer_ids)
+    return _delete_where(table, lambda row: row.customer_id in wanted)
+
+
 def _delete_where(table: dict[int, Any], predicate: Callable[[Any], bool]) -> int:
     doomed = [key for key, row in table.items() if predicate(row)]
     for key in doomed:
@@ -239,6 +254,23 @@ class InMemoryCustomerRepository(_Repository, CustomerRepository):
         rows = [c for c in self._t.customers.values() if matches_filters(c, filters)]
         return _page(_sorted_customers(rows, filters.sort), page, page_size)
 
+    async def list_inactive(
+        self, cutoff: datetime, *, after_id: int, limit: int
+    ) -> builtins.list[Customer]:
+        """Customers not anonymized, unchanged and without orders since before ``cutoff``."""
+        rows = sorted(
+            (
+                c
+                for c in self._t.customers.values()
+                if c.id > after_id
+                and not c.is_anonymized
+                and c.updated_at < cutoff
+                and (c.last_order_at is None or c.last_order_at < cutoff)
+            ),
+            key=lambda c: c.id,
+        )
+        return [_copy(c) for c in rows[:limit]]
+
     async def search(self, query: str, *, limit: int) -> builtins.list[Customer]:
         """Non-deleted customers matching ``query``, best first."""
         ranked: list[tuple[int, int, Customer]] = []
@@ -308,9 +340,9 @@ class InMemoryAddressRepository(_Repository, AddressRepository):
         self._tx.require_customer(to_customer_id)
         return _reassign(self._t.addresses, from_customer_id, to_customer_id)
 
-    async def delete_for_customer(self, customer_id: int) -> int:
-        """Remove every address of a customer."""
-        return _delete_where(self._t.addresses, lambda a: a.customer_id == customer_id)
+    async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove every address of the customers."""
+        return _delete_for_customers(self._t.addresses, customer_ids)
 
 
 class InMemoryNoteRepository(_Repository, NoteRepository):
@@ -341,9 +373,13 @@ class InMemoryNoteRepository(_Repository, NoteRepository):
         self._tx.require_customer(to_customer_id)
         return _reassign(self._t.notes, from_customer_id, to_customer_id)
 
-    async def delete_for_customer(self, customer_id: int) -> int:
-        """Remove every note of a customer."""
-        return _delete_where(self._t.notes, lambda n: n.customer_id == customer_id)
+    async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove every note of the customers."""
+        return _delete_for_customers(self._t.notes, customer_ids)
+
+    async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Empty the text of the customers' notes."""
+        return _replace_for_customers(self._t.notes, customer_ids, note="")
 
 
 class InMemoryOrderRepository(_Repository, OrderRepository):
@@ -386,9 +422,13 @@ class InMemoryOrderRepository(_Repository, OrderRepository):
         self._tx.require_customer(to_customer_id)
         return _reassign(self._t.orders, from_customer_id, to_customer_id)
 
-    async def delete_for_customer(self, customer_id: int) -> int:
-        """Remove every order of a customer."""
-        return _delete_where(self._t.orders, lambda o: o.customer_id == customer_id)
+    async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove every order of the customers."""
+        return _delete_for_customers(self._t.orders, customer_ids)
+
+    async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove the shipping details of the customers' orders."""
+        return _replace_for_customers(self._t.orders, customer_ids, shipping=None)
 
 
 class InMemoryConsentRepository(_Repository, ConsentRepository):
@@ -414,9 +454,15 @@ class InMemoryConsentRepository(_Repository, ConsentRepository):
         )
         return [_copy(e) for e in rows]
 
-    async def delete_for_customer(self, customer_id: int) -> int:
-        """Remove a customer's ledger."""
-        return _delete_where(self._t.consents, lambda e: e.customer_id == customer_id)
+    async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove the customers' ledgers."""
+        return _delete_for_customers(self._t.consents, customer_ids)
+
+    async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove the IP address and user agent of the customers' events."""
+        return _replace_for_customers(
+            self._t.consents, customer_ids, ip_address=None, user_agent=None
+        )
 
 
 class InMemoryAuditRepository(_Repository, AuditRepository):
@@ -463,6 +509,14 @@ class InMemoryAuditRepository(_Repository, AuditRepository):
             key=lambda e: (e.occurred_at, e.id),
         )
         return _page(rows, page, page_size)
+
+    async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Empty the details of the customers' events."""
+        return _replace_for_customers(self._t.audit, customer_ids, details={})
+
+    async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove the customers' events."""
+        return _delete_for_customers(self._t.audit, customer_ids)
 
 
 class InMemoryMergeAliasRepository(_Repository, MergeAliasRepository):

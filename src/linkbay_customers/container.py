@@ -14,7 +14,7 @@ from typing import Any
 from dependency_injector import containers, providers
 
 from linkbay_customers.clock import SystemClock
-from linkbay_customers.domain import DEFAULT_CONSENT_TYPES, ProfilingPolicy
+from linkbay_customers.domain import DEFAULT_CONSENT_TYPES, DEFAULT_PROFILING_POLICY
 from linkbay_customers.heuristics import HeuristicIntelligence
 from linkbay_customers.ports import Clock, CustomerIntelligence, Storage
 from linkbay_customers.services import CustomerService, GDPRService
@@ -49,14 +49,16 @@ class CustomersContainer(containers.DeclarativeContainer):
         default=providers.Singleton(HeuristicIntelligence),
     )
 
+    profiling_policy = providers.Object(DEFAULT_PROFILING_POLICY)
+
     customer_service = providers.Singleton(
         CustomerService,
         uow_factory=storage.provided.unit_of_work,
         clock=clock,
         intelligence=intelligence,
         default_currency=config.default_currency,
+        profiling_policy=profiling_policy,
     )
-    profiling_policy = providers.Object(ProfilingPolicy())
     gdpr_service = providers.Singleton(
         GDPRService,
         uow_factory=storage.provided.unit_of_work,

@@ -29,9 +29,12 @@ from linkbay_customers.domain._errors import (
 )
 from linkbay_customers.domain._privacy import (
     DEFAULT_CONSENT_TYPES,
+    DEFAULT_PROFILING_POLICY,
     PERSONAL_FIELDS,
+    ProfilingPolicies,
     ProfilingPolicy,
     anonymize,
+    policies_from,
     profiling_allowed,
 )
 from linkbay_customers.domain._query import (
@@ -66,9 +69,12 @@ from linkbay_customers.domain._values import (
 
 __all__ = (
     "DEFAULT_CONSENT_TYPES",
+    "DEFAULT_PROFILING_POLICY",
     "PERSONAL_FIELDS",
+    "ProfilingPolicies",
     "ProfilingPolicy",
     "anonymize",
+    "policies_from",
     "profiling_allowed",
     "COUNTRY_CODES",
     "EMBEDDING_DIMENSIONS",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -10,8 +11,11 @@ from linkbay_customers.domain._entities import ConsentState, Customer
 __all__ = (
     "DEFAULT_CONSENT_TYPES",
     "PERSONAL_FIELDS",
+    "DEFAULT_PROFILING_POLICY",
+    "ProfilingPolicies",
     "ProfilingPolicy",
     "anonymize",
+    "policies_from",
     "profiling_allowed",
 )
 
@@ -97,3 +101,18 @@ def profiling_allowed(customer: Customer, policy: ProfilingPolicy) -> bool:
     if state is None:
         return not policy.require_opt_in
     return state.consented
+
+
+DEFAULT_PROFILING_POLICY = ProfilingPolicy()
+"""Profile everyone but those who withdrew or refused ``analytics`` consent."""
+
+ProfilingPolicies = Callable[[str], ProfilingPolicy]
+"""The profiling policy of each tenant, by tenant id."""
+
+
+def policies_from(policy: ProfilingPolicy | ProfilingPolicies) -> ProfilingPolicies:
+    """One policy for every tenant, or the function that gives each tenant's."""
+    if isinstance(policy, ProfilingPolicy):
+        fixed = policy
+        return lambda tenant_id: fixed
+    return policy

@@ -9,7 +9,6 @@ from linkbay_customers.services._customers import (
 )
 from linkbay_customers.services._gdpr import (
     GDPRService,
-    ProfilingPolicies,
     PurgeResult,
     export_as_csv_zip,
 )
@@ -21,7 +20,6 @@ __all__ = (
     "ImportProgress",
     "ImportRejection",
     "ImportResult",
-    "ProfilingPolicies",
     "PurgeResult",
     "RecordedOrder",
     "UnitOfWorkFactory",

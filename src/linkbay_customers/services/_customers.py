@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from linkbay_customers.domain import (
+    DEFAULT_PROFILING_POLICY,
     MAX_SEARCH_LIMIT,
     Address,
     AddressNotFound,
@@ -26,10 +27,14 @@ from linkbay_customers.domain import (
     OrderItem,
     OrderShipping,
     Page,
+    ProfilingPolicies,
+    ProfilingPolicy,
     apply_order,
     fill_missing,
     fold_analytics,
     merge_tags,
+    policies_from,
+    profiling_allowed,
 )
 from linkbay_customers.ports import Clock, CustomerIntelligence, UnitOfWork
 from linkbay_customers.schemas import (
@@ -146,6 +151,9 @@ class CustomerService:
         clock: Source of the current time.
         intelligence: Keeps the segment current as orders arrive.
         default_currency: Currency of a customer's first order when it names none.
+        profiling_policy: Whose segment the intelligence may compute: one policy for
+            every tenant or a function giving each tenant's; a customer it excludes
+            (who withdrew ``analytics`` consent, by default) gets no segment.
     """
 
     def __init__(
@@ -155,11 +163,19 @@ class CustomerService:
         intelligence: CustomerIntelligence,
         *,
         default_currency: str = "EUR",
+        profiling_policy: ProfilingPolicy | ProfilingPolicies = DEFAULT_PROFILING_POLICY,
     ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
         self._intelligence = intelligence
         self._default_currency = default_currency
+        self._policies = policies_from(profiling_policy)
+
+    async def _segment(self, customer: Customer, now: datetime) -> str | None:
+        """The customer's segment, unless the tenant's policy forbids profiling them."""
+        if not profiling_allowed(customer, self._policies(customer.tenant_id)):
+            return None
+        return await self._intelligence.segment(customer, now=now)
 
     def _uow(self, tenant_id: str) -> UnitOfWork:
         return self._uow_factory(check_tenant(tenant_id))
@@ -670,7 +686,7 @@ class CustomerService:
             )
             await uow.orders.add(order)
             apply_order(customer, order)
-            customer.segment = await self._intelligence.segment(customer, now=now)
+            customer.segment = await self._segment(customer, now)
             customer.updated_at = now
             await uow.customers.update(customer)
             await write_audit(
@@ -781,7 +797,7 @@ class CustomerService:
                 )
             )
             source.deleted_at = source.updated_at = target.updated_at = now
-            target.segment = await self._intelligence.segment(target, now=now)
+            target.segment = await self._segment(target, now)
             await uow.customers.update(source)
             await uow.customers.update(target)
             flags = request.model_dump(exclude={"source_customer_id", "target_customer_id"})

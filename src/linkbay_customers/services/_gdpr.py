@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
-from pydantic_core import to_jsonable_python
+from pydantic import TypeAdapter, ValidationError
 
 from linkbay_customers.domain import (
     DEFAULT_CONSENT_TYPES,
+    DEFAULT_PROFILING_POLICY,
     AuditAction,
     AuditEvent,
     ConsentEvent,
@@ -26,8 +26,10 @@ from linkbay_customers.domain import (
     InvalidInput,
     Order,
     Page,
+    ProfilingPolicies,
     ProfilingPolicy,
     anonymize,
+    policies_from,
     profiling_allowed,
 )
 from linkbay_customers.ports import Clock, UnitOfWork
@@ -58,12 +60,8 @@ from linkbay_customers.services._customers import (
     write_audit,
 )
 
-__all__ = ("GDPRService", "ProfilingPolicies", "PurgeResult", "export_as_csv_zip")
+__all__ = ("GDPRService", "PurgeResult", "export_as_csv_zip")
 
-ProfilingPolicies = Callable[[str], ProfilingPolicy]
-"""The profiling policy of a tenant, by tenant id."""
-
-_DEFAULT_POLICY = ProfilingPolicy()
 _ORDER_PAGE = 100
 _AUDIT_PAGE = 1000
 _PURGE_CHUNK = 500
@@ -98,13 +96,6 @@ class PurgeResult:
         return len(self.customer_ids)
 
 
-def _same_policy(policy: ProfilingPolicy) -> ProfilingPolicies:
-    def policies(tenant_id: str) -> ProfilingPolicy:
-        return policy
-
-    return policies
-
-
 class GDPRService:
     """Data-subject rights and accountability for every tenant of a storage.
 
@@ -127,7 +118,7 @@ class GDPRService:
         clock: Clock,
         *,
         consent_types: Sequence[str] = DEFAULT_CONSENT_TYPES,
-        profiling_policy: ProfilingPolicy | ProfilingPolicies = _DEFAULT_POLICY,
+        profiling_policy: ProfilingPolicy | ProfilingPolicies = DEFAULT_PROFILING_POLICY,
     ) -> None:
         types = tuple(consent_types)
         if not types or any(not isinstance(t, str) or not 0 < len(t) <= 64 for t in types):
@@ -135,11 +126,7 @@ class GDPRService:
         self._uow_factory = uow_factory
         self._clock = clock
         self._consent_types = types
-        self._policies = (
-            _same_policy(profiling_policy)
-            if isinstance(profiling_policy, ProfilingPolicy)
-            else profiling_policy
-        )
+        self._policies = policies_from(profiling_policy)
 
     @property
     def consent_types(self) -> tuple[str, ...]:
@@ -577,9 +564,11 @@ def _customer_document(customer: Customer) -> dict[str, Any]:
         kind: ConsentStateResponse.model_validate(state).model_dump(mode="json")
         for kind, state in customer.consent_data.items()
     }
-    document.update(to_jsonable_python(customer.extra))
+    document.update(_EXTRA.dump_python(customer.extra, mode="json"))
     return document
 
+
+_EXTRA: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
 
 _CSV_SECTIONS = (
     "addresses",

@@ -390,6 +390,28 @@ class CustomerRepositoryContract(_ContractBase):
             assert await uow.customers.get(first.id) == changed[0]
             assert await uow.customers.get(second.id, include_deleted=True) == changed[1]
 
+    async def test_inactive_customers_are_listed_by_id_in_chunks(self, uow: UnitOfWork) -> None:
+        cutoff = T0 + timedelta(days=100)
+        old = T0 + timedelta(days=10)
+        async with uow:
+            idle = await add_customer(uow, created_at=old, updated_at=old)
+            idle_deleted = await add_customer(uow, created_at=old, updated_at=old, deleted_at=old)
+            bought_long_ago = await add_customer(
+                uow, created_at=old, updated_at=old, last_order_at=old
+            )
+            await add_customer(uow, created_at=old, updated_at=cutoff)  # changed recently
+            await add_customer(  # ordered recently
+                uow, created_at=old, updated_at=old, last_order_at=cutoff + timedelta(days=1)
+            )
+            await add_customer(  # already anonymized
+                uow, email=None, created_at=old, updated_at=old, is_anonymized=True
+            )
+            first = await uow.customers.list_inactive(cutoff, after_id=0, limit=2)
+            rest = await uow.customers.list_inactive(cutoff, after_id=first[-1].id, limit=2)
+        assert [c.id for c in first] == [idle.id, idle_deleted.id]
+        assert first[0] == idle
+        assert [c.id for c in rest] == [bought_long_ago.id]
+
     async def test_a_row_of_another_tenant_cannot_be_added(
         self, uow: UnitOfWork, other_tenant: str
     ) -> None:
@@ -602,8 +624,12 @@ class AddressRepositoryContract(_ContractBase):
             assert await uow.addresses.list_for_customer(source.id) == []
             moved = await uow.addresses.list_for_customer(target.id)
             assert [a.customer_id for a in moved] == [target.id, target.id]
-            assert await uow.addresses.delete_for_customer(target.id) == 2
+            kept = await add_address(uow, source.id)
+            assert await uow.addresses.delete_for_customers([target.id]) == 2
             assert await uow.addresses.list_for_customer(target.id) == []
+            assert await uow.addresses.list_for_customer(source.id) == [kept]
+            assert await uow.addresses.delete_for_customers([source.id, target.id]) == 1
+            assert await uow.addresses.delete_for_customers([]) == 0
 
 
 class NoteRepositoryContract(_ContractBase):
@@ -625,8 +651,24 @@ class NoteRepositoryContract(_ContractBase):
             assert await uow.notes.list_for_customer(target.id) == [
                 replace(note, customer_id=target.id)
             ]
-            assert await uow.notes.delete_for_customer(target.id) == 1
+            assert await uow.notes.delete_for_customers([target.id]) == 1
             assert await uow.notes.list_for_customer(target.id) == []
+
+    async def test_scrubbing_empties_the_texts_of_the_given_customers_only(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            first = await add_customer(uow)
+            second = await add_customer(uow)
+            bystander = await add_customer(uow)
+            a = await add_note(uow, first.id, note="called about the Via Roma delivery")
+            b = await add_note(uow, second.id, note="prefers phone calls")
+            c = await add_note(uow, bystander.id, note="keeps this")
+            assert await uow.notes.scrub_for_customers([first.id, second.id]) == 2
+            assert await uow.notes.list_for_customer(first.id) == [replace(a, note="")]
+            assert await uow.notes.list_for_customer(second.id) == [replace(b, note="")]
+            assert await uow.notes.list_for_customer(bystander.id) == [c]
+            assert await uow.notes.scrub_for_customers([]) == 0
 
     async def test_a_note_needs_an_existing_customer(self, uow: UnitOfWork) -> None:
         async with uow:
@@ -695,8 +737,24 @@ class OrderRepositoryContract(_ContractBase):
             assert await uow.orders.reassign(source.id, target.id) == 1
             moved = await uow.orders.get_by_order_id(order.order_id)
             assert moved == replace(order, customer_id=target.id)
-            assert await uow.orders.delete_for_customer(target.id) == 1
+            assert await uow.orders.delete_for_customers([target.id]) == 1
             assert await uow.orders.get_by_order_id(order.order_id) is None
+
+    async def test_scrubbing_removes_shipping_and_keeps_the_rest(self, uow: UnitOfWork) -> None:
+        shipping = OrderShipping(recipient_name="Mario Rossi", city="Milano", phone="+39333")
+        async with uow:
+            customer = await add_customer(uow)
+            bystander = await add_customer(uow)
+            shipped = await add_order(uow, customer.id, shipping=shipping)
+            plain = await add_order(uow, customer.id)
+            other = await add_order(uow, bystander.id, shipping=shipping)
+            assert await uow.orders.scrub_for_customers([customer.id]) >= 1
+            assert await uow.orders.get_by_order_id(shipped.order_id) == replace(
+                shipped, shipping=None
+            )
+            assert await uow.orders.get_by_order_id(plain.order_id) == plain
+            assert await uow.orders.get_by_order_id(other.order_id) == other
+            assert await uow.orders.scrub_for_customers([]) == 0
 
     async def test_an_order_needs_an_existing_customer(self, uow: UnitOfWork) -> None:
         async with uow:
@@ -724,12 +782,31 @@ class ConsentRepositoryContract(_ContractBase):
             other = await add_consent_event(uow, customer.id, consent_type="analytics")
             assert await uow.consents.list_for_customer(customer.id) == [first, other, second]
 
-    async def test_delete_for_customer(self, uow: UnitOfWork) -> None:
+    async def test_delete_for_customers(self, uow: UnitOfWork) -> None:
         async with uow:
             customer = await add_customer(uow)
+            bystander = await add_customer(uow)
             await add_consent_event(uow, customer.id)
-            assert await uow.consents.delete_for_customer(customer.id) == 1
+            kept = await add_consent_event(uow, bystander.id)
+            assert await uow.consents.delete_for_customers([customer.id]) == 1
             assert await uow.consents.list_for_customer(customer.id) == []
+            assert await uow.consents.list_for_customer(bystander.id) == [kept]
+
+    async def test_scrubbing_removes_ip_address_and_user_agent_only(self, uow: UnitOfWork) -> None:
+        async with uow:
+            customer = await add_customer(uow)
+            bystander = await add_customer(uow)
+            event = await add_consent_event(
+                uow, customer.id, source="signup", ip_address="192.0.2.7", user_agent="Firefox"
+            )
+            kept = await add_consent_event(
+                uow, bystander.id, ip_address="192.0.2.8", user_agent="Safari"
+            )
+            assert await uow.consents.scrub_for_customers([customer.id]) == 1
+            assert await uow.consents.list_for_customer(customer.id) == [
+                replace(event, ip_address=None, user_agent=None)
+            ]
+            assert await uow.consents.list_for_customer(bystander.id) == [kept]
 
 
 class AuditRepositoryContract(_ContractBase):
@@ -778,6 +855,24 @@ class AuditRepositoryContract(_ContractBase):
             await uow.audit.append_many(events)
             await uow.audit.append_many([])
             assert list((await uow.audit.list(customer_id=customer.id)).items) == events
+
+    async def test_erasure_scrubs_or_deletes_the_events_of_the_given_customers_only(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            customer = await add_customer(uow)
+            bystander = await add_customer(uow)
+            mine = await add_audit_event(uow, customer.id, details={"note_id": 7})
+            theirs = await add_audit_event(uow, bystander.id, details={"note_id": 8})
+            assert await uow.audit.scrub_for_customers([customer.id]) == 1
+            assert list((await uow.audit.list(customer_id=customer.id)).items) == [
+                replace(mine, details={})
+            ]
+            assert await uow.audit.delete_for_customers([customer.id]) == 1
+            assert (await uow.audit.list(customer_id=customer.id)).total == 0
+            assert list((await uow.audit.list(customer_id=bystander.id)).items) == [theirs]
+            assert await uow.audit.scrub_for_customers([]) == 0
+            assert await uow.audit.delete_for_customers([]) == 0
 
 
 class MergeAliasRepositoryContract(_ContractBase):
@@ -864,7 +959,8 @@ class TenantIsolationContract(_ContractBase):
             address = await add_address(uow, customer.id)
             note = await add_note(uow, customer.id)
             order = await add_order(uow, customer.id)
-            event = await add_consent_event(uow, customer.id)
+            event = await add_consent_event(uow, customer.id, ip_address="192.0.2.1")
+            audited = await add_audit_event(uow, customer.id, details={"note_id": 1})
             await uow.commit()
         async with storage.unit_of_work(other_tenant) as uow:
             intruder = await add_customer(uow)
@@ -872,12 +968,17 @@ class TenantIsolationContract(_ContractBase):
                 await uow.customers.update(replace(customer, tenant_id=other_tenant))
             await uow.addresses.delete(address.id)
             assert await uow.addresses.reassign(customer.id, intruder.id) == 0
-            assert await uow.addresses.delete_for_customer(customer.id) == 0
+            assert await uow.addresses.delete_for_customers([customer.id]) == 0
             assert await uow.notes.reassign(customer.id, intruder.id) == 0
-            assert await uow.notes.delete_for_customer(customer.id) == 0
+            assert await uow.notes.scrub_for_customers([customer.id]) == 0
+            assert await uow.notes.delete_for_customers([customer.id]) == 0
             assert await uow.orders.reassign(customer.id, intruder.id) == 0
-            assert await uow.orders.delete_for_customer(customer.id) == 0
-            assert await uow.consents.delete_for_customer(customer.id) == 0
+            assert await uow.orders.scrub_for_customers([customer.id]) == 0
+            assert await uow.orders.delete_for_customers([customer.id]) == 0
+            assert await uow.consents.scrub_for_customers([customer.id]) == 0
+            assert await uow.consents.delete_for_customers([customer.id]) == 0
+            assert await uow.audit.scrub_for_customers([customer.id]) == 0
+            assert await uow.audit.delete_for_customers([customer.id]) == 0
             await uow.customers.delete(customer.id)
             await uow.commit()
         async with storage.unit_of_work(tenant) as uow:
@@ -886,6 +987,7 @@ class TenantIsolationContract(_ContractBase):
             assert await uow.notes.list_for_customer(customer.id) == [note]
             assert await uow.orders.get_by_order_id(order.order_id) == order
             assert await uow.consents.list_for_customer(customer.id) == [event]
+            assert list((await uow.audit.list(customer_id=customer.id)).items) == [audited]
 
     async def test_emails_and_order_ids_are_unique_per_tenant_only(
         self, storage: Storage, tenant: str, other_tenant: str
