@@ -786,4 +786,5 @@ class CustomerDataExport(BaseModel):
     consent_history: list[ConsentEventResponse]
     analytics: CustomerAnalytics
     merge_aliases: list[MergeAliasResponse]
+    merged_customers: list[dict[str, JsonValue]]
     audit_trail: list[AuditEventResponse]

@@ -15,6 +15,14 @@ from tests.unit.test_customer_service import (
     TestListAndSearch,
     TestUpdate,
 )
+from tests.unit.test_gdpr import (
+    TestAuditTrail,
+    TestConsent,
+    TestErasure,
+    TestExport,
+    TestProfilingGate,
+    TestRetention,
+)
 from tests.unit.test_import import TestImport
 from tests.unit.test_orders_and_merge import TestMerge, TestRecordOrder
 from tests.unit.test_tenant_isolation import (
@@ -24,6 +32,12 @@ from tests.unit.test_tenant_isolation import (
 
 __all__ = (
     "TestAddresses",
+    "TestAuditTrail",
+    "TestConsent",
+    "TestErasure",
+    "TestExport",
+    "TestProfilingGate",
+    "TestRetention",
     "TestCreate",
     "TestDeleteAndRestore",
     "TestGet",

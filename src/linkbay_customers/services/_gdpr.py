@@ -149,9 +149,9 @@ class GDPRService:
 
         The profile with the host's extra fields, addresses, notes, orders with their
         lines, the consent state and its full history, derived data with when and by
-        what it was computed, the ids merged into the customer, and the audit trail of
-        all of them. Soft-deleted and anonymized customers can be exported too. The
-        export itself is audited.
+        what it was computed, the customers merged into it (ids and the data their
+        rows still hold), and the audit trail of all of them. Soft-deleted and
+        anonymized customers can be exported too. The export itself is audited.
 
         Raises:
             CustomerNotFound: unknown id or another tenant's id.
@@ -171,6 +171,7 @@ class GDPRService:
                 if page >= listed.total_pages:
                     break
                 page += 1
+            merged = await _merged_customers(uow, customer.id)
             trail: list[AuditEvent] = []
             for cid in ids:
                 trail.extend(await _all_audit_events(uow, cid))
@@ -197,6 +198,7 @@ class GDPRService:
                 ],
                 analytics=CustomerAnalytics.model_validate(customer),
                 merge_aliases=[MergeAliasResponse.from_domain(a) for a in aliases],
+                merged_customers=[_customer_document(c) for c in merged],
                 audit_trail=[AuditEventResponse.from_domain(e) for e in trail],
             )
             await write_audit(
@@ -217,7 +219,8 @@ class GDPRService:
 
         ``customer.csv``, ``analytics.csv``, ``addresses.csv``, ``notes.csv``,
         ``orders.csv``, ``order_items.csv``, ``consent.csv``, ``consent_history.csv``,
-        ``merge_aliases.csv`` and ``audit_trail.csv``; nested values are JSON text.
+        ``merge_aliases.csv``, ``merged_customers.csv`` and ``audit_trail.csv``;
+        nested values are JSON text.
 
         Raises:
             CustomerNotFound: unknown id or another tenant's id.
@@ -274,11 +277,7 @@ class GDPRService:
                     success=True, method="deleted", customer_id=customer.id, deleted_at=now
                 )
             else:
-                merged = [
-                    c
-                    for a in await uow.aliases.list_for_customer(customer.id)
-                    if (c := await uow.customers.get(a.alias_id, include_deleted=True))
-                ]
+                merged = await _merged_customers(uow, customer.id)
                 await _anonymize_many(uow, self._clock, [customer, *merged], actor, "request")
                 assert customer.deleted_at is not None
                 result = ErasureResult(
@@ -509,6 +508,15 @@ def _clear_derived(customer: Customer) -> list[str]:
     return changed
 
 
+async def _merged_customers(uow: UnitOfWork, customer_id: int) -> list[Customer]:
+    """The customers merged into one (soft-deleted rows that still hold their data)."""
+    return [
+        c
+        for a in await uow.aliases.list_for_customer(customer_id)
+        if (c := await uow.customers.get(a.alias_id, include_deleted=True)) is not None
+    ]
+
+
 async def _all_audit_events(uow: UnitOfWork, customer_id: int) -> list[AuditEvent]:
     events: list[AuditEvent] = []
     page = 1
@@ -575,6 +583,7 @@ _CSV_SECTIONS = (
     "notes",
     "consent_history",
     "merge_aliases",
+    "merged_customers",
     "audit_trail",
 )
 

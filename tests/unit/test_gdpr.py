@@ -1,0 +1,520 @@
+"""GDPRService: access, erasure, consent, audit and retention, on any storage.
+
+The classes here run again on SQLite and PostgreSQL (tests/integration); a storage
+fixture that is not the in-memory one needs only ``storage`` overridden.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from linkbay_customers import (
+    ConsentTypeUnknown,
+    CustomerNotFound,
+    CustomerService,
+    GDPRService,
+    InvalidInput,
+    ProfilingPolicy,
+)
+from linkbay_customers.domain import AuditAction, Customer
+from linkbay_customers.ports import Storage
+from linkbay_customers.testing import FixedClock
+
+PROFILE = {
+    "email": "Mario.Rossi@Example.com",
+    "first_name": "Mario",
+    "last_name": "Rossi",
+    "phone": "+39 333 123 4567",
+    "birthday": "1985-04-12",
+    "gender": "male",
+    "preferences": {"language": "it", "newsletter_topic": "cycling"},
+    "tags": ["vip", "milan-store"],
+}
+HOME = {
+    "type": "shipping",
+    "address_line1": "Via Roma 42",
+    "address_line2": "Scala B",
+    "city": "Milano",
+    "state": "MI",
+    "postal_code": "20121",
+    "country": "IT",
+    "is_default": True,
+}
+OFFICE = {
+    "type": "billing",
+    "address_line1": "Corso Buenos Aires 7",
+    "city": "Bergamo",
+    "postal_code": "24121",
+    "country": "IT",
+}
+SHIPPING = {
+    "recipient_name": "Mario Rossi",
+    "address_line1": "Via Roma 42",
+    "city": "Milano",
+    "postal_code": "20121",
+    "country": "IT",
+    "phone": "+39 333 123 4567",
+}
+OLD_ACCOUNT = {"email": "mrossi.old@example.org", "first_name": "Marietto", "phone": "+39 02 9876"}
+IP = "203.0.113.77"
+AGENT = "Mozilla/5.0 (X11; Linux) Firefox/131"
+NOTE = "Asked for invoices to Scala B, doorbell broken"
+
+
+async def live_a_life(service: CustomerService, gdpr: GDPRService, tenant: str) -> Customer:
+    """Create, update, addresses, notes, orders, consent changes and a merge."""
+    mario = await service.create_customer(tenant, PROFILE, actor="clerk-1")
+    await service.update_customer(tenant, mario.id, {"last_name": "Rossi-Bianchi"})
+    await service.add_address(tenant, mario.id, HOME)
+    await service.add_address(tenant, mario.id, OFFICE)
+    await service.add_note(tenant, mario.id, {"note": NOTE}, created_by="clerk-2")
+    await service.record_order(
+        tenant,
+        mario.id,
+        {
+            "order_id": "ORD-1",
+            "total": "120.50",
+            "currency": "EUR",
+            "items": [
+                {
+                    "product_id": "bike-7",
+                    "product_name": "Gravel bike bell",
+                    "quantity": 2,
+                    "unit_price": "60.25",
+                }
+            ],
+            "shipping": SHIPPING,
+        },
+    )
+    await gdpr.update_consent(
+        tenant, mario.id, "marketing", True, {"ip_address": IP, "user_agent": AGENT}
+    )
+    await gdpr.update_consent(tenant, mario.id, "analytics", True, {"source": "signup-form"})
+    await gdpr.update_consent(tenant, mario.id, "marketing", False, {"source": "unsubscribe"})
+    old = await service.create_customer(tenant, OLD_ACCOUNT)
+    await service.add_note(tenant, old.id, {"note": "Old account, moved house"})
+    await service.merge_customers(
+        tenant, {"source_customer_id": old.id, "target_customer_id": mario.id}
+    )
+    return await service.get_customer(tenant, mario.id)
+
+
+def personal_values() -> list[str]:
+    """Every personal value the scripted life wrote, as stored."""
+    return [
+        "mario.rossi@example.com",
+        "Mario",
+        "Rossi-Bianchi",
+        "+393331234567",
+        "1985-04-12",
+        "cycling",
+        "milan-store",
+        "Via Roma 42",
+        "Scala B",
+        "Corso Buenos Aires 7",
+        "Bergamo",
+        "20121",
+        NOTE,
+        IP,
+        AGENT,
+        "mrossi.old@example.org",
+        "Marietto",
+        "+39029876",
+        "Old account, moved house",
+    ]
+
+
+class TestExport:
+    async def test_an_export_after_a_scripted_life_holds_every_value_and_no_one_else(
+        self,
+        service: CustomerService,
+        gdpr: GDPRService,
+        tenant: str,
+        other_tenant: str,
+    ) -> None:
+        bystander = await service.create_customer(
+            tenant, {"email": "luigi.verdi@example.com", "first_name": "Luigi"}
+        )
+        await service.add_note(tenant, bystander.id, {"note": "Luigi prefers email"})
+        await service.create_customer(
+            other_tenant, {"email": "other.tenant@example.com", "last_name": "Esposito"}
+        )
+        mario = await live_a_life(service, gdpr, tenant)
+
+        export = await gdpr.export_customer_data(tenant, mario.id, actor="dpo")
+
+        text = json.dumps(export, ensure_ascii=False)
+        for value in [*personal_values(), "Gravel bike bell", "ORD-1", "signup-form"]:
+            assert value in text, value
+        for foreign in ("luigi", "Luigi prefers email", "other.tenant", "Esposito"):
+            assert foreign not in text.lower() if foreign.islower() else foreign not in text
+        assert export["export_format"] == "json"
+        assert export["customer"]["email"] == "mario.rossi@example.com"
+        assert export["customer"]["total_orders"] == 1
+        assert len(export["addresses"]) == 2
+        assert [n["note"] for n in export["notes"]] == [NOTE, "Old account, moved house"]
+        assert export["orders"][0]["shipping"]["recipient_name"] == "Mario Rossi"
+        assert export["consent"]["marketing"]["consented"] is False
+        assert [e["consent_type"] for e in export["consent_history"]] == [
+            "marketing",
+            "analytics",
+            "marketing",
+        ]
+        assert export["merged_customers"][0]["email"] == "mrossi.old@example.org"
+        assert export["analytics"]["total_spent"] == 120.5
+        actions = [e["action"] for e in export["audit_trail"]]
+        assert actions.count(AuditAction.CONSENT_UPDATED) == 3
+        assert AuditAction.CUSTOMER_MERGED_INTO in actions or "customer.merged" in actions
+
+    async def test_the_export_is_audited_with_no_personal_value(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str
+    ) -> None:
+        mario = await service.create_customer(tenant, PROFILE)
+        await gdpr.export_customer_data(tenant, mario.id, actor="dpo")
+        page = await gdpr.list_audit_events(tenant, customer_id=mario.id)
+        exported = [e for e in page.items if e.action is AuditAction.DATA_EXPORTED]
+        assert len(exported) == 1
+        assert exported[0].actor == "dpo"
+        assert "mario" not in repr(exported[0]).lower()
+
+    async def test_the_csv_export_is_a_zip_with_one_file_per_section(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str
+    ) -> None:
+        mario = await live_a_life(service, gdpr, tenant)
+        archive = zipfile.ZipFile(io.BytesIO(await gdpr.export_customer_data_csv(tenant, mario.id)))
+        names = set(archive.namelist())
+        assert {"customer.csv", "addresses.csv", "notes.csv", "orders.csv"} <= names
+        assert {"order_items.csv", "consent_history.csv", "audit_trail.csv"} <= names
+        customer = list(csv.DictReader(io.StringIO(archive.read("customer.csv").decode())))
+        assert customer[0]["email"] == "mario.rossi@example.com"
+        items = list(csv.DictReader(io.StringIO(archive.read("order_items.csv").decode())))
+        assert items[0]["product_name"] == "Gravel bike bell"
+        history = archive.read("consent_history.csv").decode()
+        assert IP in history
+        assert AGENT in history
+
+    async def test_another_tenants_customer_cannot_be_exported(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str, other_tenant: str
+    ) -> None:
+        mario = await service.create_customer(tenant, PROFILE)
+        with pytest.raises(CustomerNotFound):
+            await gdpr.export_customer_data(other_tenant, mario.id)
+        assert (await gdpr.list_audit_events(other_tenant)).total == 0
+
+
+class TestErasure:
+    async def test_anonymization_removes_every_personal_value_and_keeps_the_analytics(
+        self,
+        storage: Storage,
+        service: CustomerService,
+        gdpr: GDPRService,
+        tenant: str,
+        clock: FixedClock,
+    ) -> None:
+        mario = await live_a_life(service, gdpr, tenant)
+        clock.advance(days=1)
+
+        result = await gdpr.delete_customer_data(tenant, mario.id, anonymize=True, actor="dpo")
+
+        assert result == {
+            "success": True,
+            "method": "anonymized",
+            "customer_id": mario.id,
+            "deleted_at": clock.now().isoformat().replace("+00:00", "Z"),
+        }
+        with pytest.raises(CustomerNotFound):
+            await service.get_customer(tenant, mario.id)
+        kept = await service.get_customer(tenant, mario.id, include_deleted=True)
+        assert kept.is_anonymized
+        assert (kept.total_orders, kept.total_spent) == (1, mario.total_spent)
+        assert kept.first_order_at == mario.first_order_at
+        export = json.dumps(await gdpr.export_customer_data(tenant, mario.id))
+        for value in personal_values():
+            assert value not in export, value
+        assert "ORD-1" in export  # the order itself stays, without its shipping details
+
+    async def test_anonymization_is_idempotent(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str, clock: FixedClock
+    ) -> None:
+        mario = await service.create_customer(tenant, PROFILE)
+        first = await gdpr.delete_customer_data(tenant, mario.id)
+        events = (await gdpr.list_audit_events(tenant, customer_id=mario.id)).total
+        clock.advance(hours=5)
+        assert await gdpr.delete_customer_data(tenant, mario.id) == first
+        assert (await gdpr.list_audit_events(tenant, customer_id=mario.id)).total == events
+
+    async def test_an_anonymized_customer_frees_its_email_and_cannot_be_restored(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str
+    ) -> None:
+        mario = await service.create_customer(tenant, PROFILE)
+        await gdpr.delete_customer_data(tenant, mario.id)
+        with pytest.raises(CustomerNotFound):
+            await service.restore_customer(tenant, mario.id)
+        again = await service.create_customer(tenant, {"email": PROFILE["email"]})
+        assert again.id != mario.id
+
+    async def test_hard_deletion_leaves_only_a_tombstone(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str, clock: FixedClock
+    ) -> None:
+        mario = await live_a_life(service, gdpr, tenant)
+        aliases = await service.list_aliases(tenant, mario.id)
+
+        result = await gdpr.delete_customer_data(tenant, mario.id, anonymize=False, actor="dpo")
+
+        assert result["method"] == "deleted"
+        assert result["customer_id"] == mario.id
+        with pytest.raises(CustomerNotFound):
+            await gdpr.export_customer_data(tenant, mario.id)
+        with pytest.raises(CustomerNotFound):
+            await service.get_customer(tenant, aliases[0].alias_id, include_deleted=True)
+        trail = (await gdpr.list_audit_events(tenant)).items
+        about = [e for e in trail if e.customer_id in {mario.id, aliases[0].alias_id}]
+        assert [e.action for e in about] == [AuditAction.DATA_ERASED]
+        assert about[0].actor == "dpo"
+        assert about[0].changed_fields == ()
+        assert set(about[0].details) == {"customer_ids"}
+
+    async def test_erasure_of_another_tenants_customer_is_not_found_and_changes_nothing(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str, other_tenant: str
+    ) -> None:
+        mario = await service.create_customer(tenant, PROFILE)
+        for anonymize in (True, False):
+            with pytest.raises(CustomerNotFound):
+                await gdpr.delete_customer_data(other_tenant, mario.id, anonymize=anonymize)
+        assert (await service.get_customer(tenant, mario.id)).email == "mario.rossi@example.com"
+
+
+class TestConsent:
+    async def test_decisions_are_a_ledger_oldest_first_with_the_previous_state(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str, clock: FixedClock
+    ) -> None:
+        mario = await service.create_customer(tenant, PROFILE)
+        first = await gdpr.update_consent(
+            tenant, mario.id, "marketing", True, {"ip_address": IP, "user_agent": AGENT}
+        )
+        clock.advance(days=3)
+        await gdpr.update_consent(tenant, mario.id, "marketing", False)
+        clock.advance(days=1)
+        await service.update_customer(tenant, mario.id, {"first_name": "Mariano"})
+
+        history = await gdpr.get_consent_history(tenant, mario.id)
+
+        assert first.previous is None
+        assert history["marketing"]["consented"] is False
+        assert history["marketing"]["date"] == "2025-01-04T12:00:00Z"
+        assert [(e["consented"], e["previous"]) for e in history["events"]] == [
+            (True, None),
+            (False, True),
+        ]
+        assert history["events"][0]["ip_address"] == IP
+        assert history["events"][0]["user_agent"] == AGENT
+        assert not await gdpr.has_consent(tenant, mario.id, "marketing")
+        assert not await gdpr.has_consent(tenant, mario.id, "cookies")
+
+    async def test_metadata_can_never_set_the_decision_or_its_date(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str
+    ) -> None:
+        mario = await service.create_customer(tenant, PROFILE)
+        for key, value in (("consented", True), ("date", "2020-01-01T00:00:00Z")):
+            with pytest.raises(InvalidInput) as caught:
+                await gdpr.update_consent(tenant, mario.id, "marketing", False, {key: value})
+            assert caught.value.field == f"metadata.{key}"
+        with pytest.raises(InvalidInput) as caught:
+            await gdpr.update_consent(tenant, mario.id, "marketing", True, {"ip_address": "x"})
+        assert caught.value.field == "metadata.ip_address"
+        with pytest.raises(InvalidInput) as caught:
+            await gdpr.update_consent(tenant, mario.id, "marketing", "yes")  # type: ignore[arg-type]
+        assert caught.value.field == "consented"
+        assert (await gdpr.get_consent_history(tenant, mario.id)) == {"events": []}
+
+    async def test_consent_types_are_configurable_and_unknown_ones_refused(
+        self, storage: Storage, service: CustomerService, clock: FixedClock, tenant: str
+    ) -> None:
+        gdpr = GDPRService(storage.unit_of_work, clock, consent_types=("newsletter", "sms"))
+        mario = await service.create_customer(tenant, PROFILE)
+        await gdpr.update_consent(tenant, mario.id, "sms", True)
+        assert await gdpr.has_consent(tenant, mario.id, "sms")
+        with pytest.raises(ConsentTypeUnknown) as caught:
+            await gdpr.update_consent(tenant, mario.id, "marketing", True)
+        assert caught.value.field == "consent_type"
+        assert "newsletter, sms" in caught.value.message
+        with pytest.raises(ConsentTypeUnknown):
+            await gdpr.has_consent(tenant, mario.id, "marketing")
+
+    async def test_a_failed_transaction_leaves_neither_the_change_nor_its_audit_record(
+        self,
+        storage: Storage,
+        service: CustomerService,
+        gdpr: GDPRService,
+        tenant: str,
+        clock: FixedClock,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        mario = await service.create_customer(tenant, PROFILE)
+        before = (await gdpr.list_audit_events(tenant)).total
+
+        def failing_factory(tenant_id: str) -> Any:
+            uow = storage.unit_of_work(tenant_id)
+
+            async def broken_commit() -> None:
+                raise RuntimeError("the database went away before commit")
+
+            monkeypatch.setattr(uow, "commit", broken_commit)
+            return uow
+
+        broken = GDPRService(failing_factory, clock)
+        with pytest.raises(RuntimeError):
+            await broken.update_consent(tenant, mario.id, "marketing", True)
+        assert await gdpr.get_consent_history(tenant, mario.id) == {"events": []}
+        assert (await gdpr.list_audit_events(tenant)).total == before
+
+    async def test_consent_history_survives_later_changes_and_anonymization(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str
+    ) -> None:
+        mario = await service.create_customer(tenant, PROFILE)
+        await gdpr.update_consent(tenant, mario.id, "marketing", True, {"ip_address": IP})
+        await service.update_customer(tenant, mario.id, {"tags": ["x"]})
+        await gdpr.delete_customer_data(tenant, mario.id)
+        export = await gdpr.export_customer_data(tenant, mario.id)
+        assert [(e["consent_type"], e["consented"]) for e in export["consent_history"]] == [
+            ("marketing", True)
+        ]
+        assert export["consent_history"][0]["ip_address"] is None
+        assert export["consent"]["marketing"]["consented"] is True
+
+
+class TestProfilingGate:
+    async def test_withdrawing_analytics_consent_clears_and_stops_profiling(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str
+    ) -> None:
+        mario = await service.create_customer(tenant, PROFILE)
+        order = {"order_id": "O-1", "total": "10", "currency": "EUR"}
+        assert (await service.record_order(tenant, mario.id, order)).customer.segment
+        await gdpr.update_consent(tenant, mario.id, "analytics", False)
+        assert (await service.get_customer(tenant, mario.id)).segment is None
+        recorded = await service.record_order(tenant, mario.id, {**order, "order_id": "O-2"})
+        assert recorded.customer.segment is None
+        await gdpr.update_consent(tenant, mario.id, "analytics", True)
+        recorded = await service.record_order(tenant, mario.id, {**order, "order_id": "O-3"})
+        assert recorded.customer.segment is not None
+
+    async def test_an_opt_in_policy_profiles_only_who_consented(
+        self, storage: Storage, clock: FixedClock, tenant: str
+    ) -> None:
+        from linkbay_customers import HeuristicIntelligence
+
+        policy = ProfilingPolicy(require_opt_in=True)
+        service = CustomerService(
+            storage.unit_of_work, clock, HeuristicIntelligence(), profiling_policy=policy
+        )
+        gdpr = GDPRService(storage.unit_of_work, clock, profiling_policy=policy)
+        mario = await service.create_customer(tenant, PROFILE)
+        order = {"order_id": "O-1", "total": "10", "currency": "EUR"}
+        assert (await service.record_order(tenant, mario.id, order)).customer.segment is None
+        await gdpr.update_consent(tenant, mario.id, "analytics", True)
+        recorded = await service.record_order(tenant, mario.id, {**order, "order_id": "O-2"})
+        assert recorded.customer.segment is not None
+
+
+class TestAuditTrail:
+    async def test_every_change_is_audited_with_field_names_only(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str
+    ) -> None:
+        mario = await live_a_life(service, gdpr, tenant)
+        await gdpr.export_customer_data(tenant, mario.id)
+        await gdpr.delete_customer_data(tenant, mario.id)
+        trail = (await gdpr.list_audit_events(tenant, page_size=1000)).items
+        actions = {e.action for e in trail}
+        assert {
+            AuditAction.CUSTOMER_CREATED,
+            AuditAction.CUSTOMER_UPDATED,
+            AuditAction.ADDRESS_ADDED,
+            AuditAction.NOTE_ADDED,
+            AuditAction.ORDER_RECORDED,
+            AuditAction.CONSENT_UPDATED,
+            AuditAction.CUSTOMER_MERGED,
+            AuditAction.DATA_EXPORTED,
+            AuditAction.DATA_ANONYMIZED,
+        } <= actions
+        text = repr(trail)
+        for value in personal_values():
+            assert value not in text, value
+
+    async def test_the_trail_is_listed_by_customer_and_time_window(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str, clock: FixedClock
+    ) -> None:
+        start = clock.now()
+        mario = await service.create_customer(tenant, PROFILE)
+        clock.advance(hours=1)
+        luigi = await service.create_customer(tenant, {"email": "luigi@example.com"})
+        clock.advance(hours=1)
+        await service.update_customer(tenant, mario.id, {"first_name": "M"})
+        mine = await gdpr.list_audit_events(tenant, customer_id=mario.id)
+        assert [e.action for e in mine.items] == [
+            AuditAction.CUSTOMER_CREATED,
+            AuditAction.CUSTOMER_UPDATED,
+        ]
+        window = await gdpr.list_audit_events(
+            tenant, since=start + timedelta(minutes=30), until=start + timedelta(minutes=90)
+        )
+        assert [e.customer_id for e in window.items] == [luigi.id]
+        with pytest.raises(InvalidInput) as caught:
+            await gdpr.list_audit_events(tenant, since=start, until=start)
+        assert caught.value.field == "until"
+        with pytest.raises(InvalidInput) as caught:
+            await gdpr.list_audit_events(tenant, since=datetime(2025, 1, 1))  # naive
+        assert caught.value.field == "since"
+
+
+class TestRetention:
+    async def test_a_dry_run_lists_and_a_real_run_anonymizes_the_inactive(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str, clock: FixedClock
+    ) -> None:
+        idle = [
+            await service.create_customer(tenant, {"email": f"idle{n}@example.com"})
+            for n in range(5)
+        ]
+        buyer = await service.create_customer(tenant, {"email": "buyer@example.com"})
+        clock.advance(days=400)
+        await service.record_order(
+            tenant, buyer.id, {"order_id": "R-1", "total": "5", "currency": "EUR"}
+        )
+        touched = await service.create_customer(tenant, {"email": "new@example.com"})
+
+        dry = await gdpr.purge_inactive(tenant, timedelta(days=365), chunk_size=2)
+        assert dry.dry_run
+        assert dry.customer_ids == tuple(c.id for c in idle)
+        assert dry.cutoff == clock.now() - timedelta(days=365)
+        assert (await service.get_customer(tenant, idle[0].id)).email == "idle0@example.com"
+
+        seen: list[int] = []
+        done = await gdpr.purge_inactive(
+            tenant, timedelta(days=365), dry_run=False, chunk_size=2, on_progress=seen.append
+        )
+        assert done.customer_ids == dry.customer_ids
+        assert seen == [2, 4, 5]
+        for customer in idle:
+            kept = await service.get_customer(tenant, customer.id, include_deleted=True)
+            assert kept.is_anonymized
+            assert kept.email is None
+        assert (await service.get_customer(tenant, buyer.id)).email == "buyer@example.com"
+        assert (await service.get_customer(tenant, touched.id)).email == "new@example.com"
+        again = await gdpr.purge_inactive(tenant, timedelta(days=365), dry_run=False)
+        assert again.count == 0
+
+    async def test_the_period_must_be_at_least_a_day(self, gdpr: GDPRService, tenant: str) -> None:
+        for bad in (timedelta(hours=1), timedelta(days=-3), 30):
+            with pytest.raises(InvalidInput) as caught:
+                await gdpr.purge_inactive(tenant, bad)  # type: ignore[arg-type]
+            assert caught.value.field == "inactive_for"
+
+
+def test_the_clock_of_the_fixture_is_utc(clock: FixedClock) -> None:
+    assert clock.now().tzinfo is UTC
