@@ -11,6 +11,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from linkbay_customers_sqlalchemy._engine import create_engine
+from linkbay_customers_sqlalchemy._erasure import (
+    create_audit_erasure_functions,
+    drop_audit_erasure_functions,
+)
 from linkbay_customers_sqlalchemy._migrate import (
     VERSION_TABLE,
     head_revision,
@@ -57,8 +61,10 @@ __all__ = (
     "SqlAlchemyStorage",
     "SqlAlchemyUnitOfWork",
     "build_models",
+    "create_audit_erasure_functions",
     "create_engine",
     "default_models",
+    "drop_audit_erasure_functions",
     "schema_filter",
     "upgrade",
 )

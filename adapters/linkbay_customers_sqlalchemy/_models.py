@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
+from linkbay_customers_sqlalchemy._erasure import AUDIT_TABLE_LISTENERS
 from linkbay_customers_sqlalchemy._types import Embedding, JSONDocument, Money, UTCDateTime
 
 __all__ = (
@@ -323,7 +324,14 @@ class ConsentEventMixin(_HasSequencedId):
 
 
 class AuditEventMixin(_HasSequencedId):
-    """Columns of one audit record. No foreign key: the trail outlives the customer."""
+    """Columns of one audit record. No foreign key: the trail outlives the customer.
+
+    The trail is append-only for the application: on PostgreSQL, erasure empties
+    or removes events through two functions made for the table (see
+    ``create_audit_erasure_functions``), which ``metadata.create_all`` creates
+    with it. A subclass that sets its own ``__table_args__`` must keep the
+    ``listeners`` entry of these, or create the functions itself.
+    """
 
     tenant_id: Mapped[str] = _tenant_column()
     customer_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -340,6 +348,7 @@ class AuditEventMixin(_HasSequencedId):
         return (
             Index(f"ix_{name}_tenant_time", "tenant_id", "occurred_at", "id"),
             Index(f"ix_{name}_tenant_customer", "tenant_id", "customer_id", "occurred_at"),
+            {"listeners": list(AUDIT_TABLE_LISTENERS)},
         )
 
 

@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    JSON,
+    BigInteger,
     ColumnElement,
     String,
     Table,
@@ -20,9 +22,11 @@ from sqlalchemy import (
     case,
     delete,
     exists,
+    false,
     func,
     insert,
     literal,
+    null,
     or_,
     select,
     true,
@@ -31,6 +35,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, array
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import quoted_name
+from sqlalchemy.sql.functions import Function
 
 from linkbay_customers.domain import (
     Address,
@@ -65,6 +71,7 @@ from linkbay_customers.ports import (
     NoteRepository,
     OrderRepository,
 )
+from linkbay_customers_sqlalchemy._erasure import ErasureKind, erasure_function_name
 from linkbay_customers_sqlalchemy._errors import is_unique_violation, translate_errors
 
 if TYPE_CHECKING:
@@ -170,10 +177,35 @@ class _Repository:
         )
         return int(result.rowcount)
 
-    async def _delete_for_customer(self, customer_id: int) -> int:
+    async def _delete_for_customers(self, customer_ids: Sequence[int]) -> int:
+        if not customer_ids:
+            return 0
+        t = self._table
         result = await self._execute(
-            delete(self._table).where(self._mine, self._table.c.customer_id == customer_id),
-            action=f"deleting {self._table.name}",
+            delete(t).where(self._mine, self._one_of(t.c.customer_id, customer_ids)),
+            action=f"deleting {t.name}",
+        )
+        return int(result.rowcount)
+
+    async def _scrub_for_customers(
+        self,
+        customer_ids: Sequence[int],
+        values: Mapping[str, Any],
+        holding: ColumnElement[bool],
+    ) -> int:
+        """Overwrite ``values`` in the customers' rows ``holding`` personal data.
+
+        Only those rows are written, so the count is of rows that changed and a
+        repeated erasure writes nothing.
+        """
+        if not customer_ids:
+            return 0
+        t = self._table
+        result = await self._execute(
+            update(t)
+            .where(self._mine, self._one_of(t.c.customer_id, customer_ids), holding)
+            .values(values),
+            action=f"scrubbing {t.name}",
         )
         return int(result.rowcount)
 
@@ -469,6 +501,30 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
         )
         return [self._entity(row) for row in rows]
 
+    async def list_inactive(
+        self, cutoff: datetime, *, after_id: int, limit: int
+    ) -> builtins.list[Customer]:
+        """Customers not anonymized, unchanged and without orders since ``cutoff``, by id.
+
+        A keyset walk of the primary key ``(tenant_id, id)``: each chunk starts
+        where the previous one ended, however many rows the filters skip.
+        """
+        t = self._table
+        rows = await self._execute(
+            select(t)
+            .where(
+                self._mine,
+                t.c.id > after_id,
+                t.c.is_anonymized.is_(false()),
+                t.c.updated_at < cutoff,
+                or_(t.c.last_order_at.is_(None), t.c.last_order_at < cutoff),
+            )
+            .order_by(t.c.id)
+            .limit(limit),
+            action="listing inactive customers",
+        )
+        return [self._entity(row) for row in rows]
+
 
 @functools.cache
 def _insert_ignoring_conflict(
@@ -556,9 +612,9 @@ class SqlAddressRepository(_Repository, AddressRepository):
         """Move every address of one customer to another."""
         return await self._reassign(from_customer_id, to_customer_id)
 
-    async def delete_for_customer(self, customer_id: int) -> int:
-        """Remove every address of a customer."""
-        return await self._delete_for_customer(customer_id)
+    async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove every address of the customers."""
+        return await self._delete_for_customers(customer_ids)
 
 
 class SqlNoteRepository(_Repository, NoteRepository):
@@ -586,9 +642,14 @@ class SqlNoteRepository(_Repository, NoteRepository):
         """Move every note of one customer to another."""
         return await self._reassign(from_customer_id, to_customer_id)
 
-    async def delete_for_customer(self, customer_id: int) -> int:
-        """Remove every note of a customer."""
-        return await self._delete_for_customer(customer_id)
+    async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove every note of the customers."""
+        return await self._delete_for_customers(customer_ids)
+
+    async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Empty the text of the customers' notes; count those that had any."""
+        note = self._table.c.note
+        return await self._scrub_for_customers(customer_ids, {"note": ""}, note != "")
 
 
 class SqlOrderRepository(_Repository, OrderRepository):
@@ -708,17 +769,30 @@ class SqlOrderRepository(_Repository, OrderRepository):
         """Move every order of one customer to another."""
         return await self._reassign(from_customer_id, to_customer_id)
 
-    async def delete_for_customer(self, customer_id: int) -> int:
-        """Remove every order of a customer, with its lines."""
+    async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove every order of the customers, with its lines."""
+        if not customer_ids:
+            return 0
         t, lines = self._table, self._lines
-        mine = select(t.c.id).where(self._mine, t.c.customer_id == customer_id)
+        theirs = select(t.c.id).where(self._mine, self._one_of(t.c.customer_id, customer_ids))
         await self._execute(
             delete(lines).where(
-                lines.c.tenant_id == self._uow.tenant_id, lines.c.order_pk.in_(mine)
+                lines.c.tenant_id == self._uow.tenant_id, lines.c.order_pk.in_(theirs)
             ),
             action="deleting order lines",
         )
-        return await self._delete_for_customer(customer_id)
+        return await self._delete_for_customers(customer_ids)
+
+    async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Set the shipping details of the customers' orders to NULL; count those that had any.
+
+        An order recorded without shipping holds a JSON ``null``, which compares
+        unequal to nothing here, like SQL NULL: neither counts as a change.
+        """
+        shipping = self._table.c.shipping
+        return await self._scrub_for_customers(
+            customer_ids, {"shipping": null()}, shipping != JSON.NULL
+        )
 
 
 class SqlConsentRepository(_Repository, ConsentRepository):
@@ -744,9 +818,18 @@ class SqlConsentRepository(_Repository, ConsentRepository):
         )
         return [ConsentEvent(**row._mapping) for row in rows]
 
-    async def delete_for_customer(self, customer_id: int) -> int:
-        """Remove a customer's ledger."""
-        return await self._delete_for_customer(customer_id)
+    async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove the customers' ledgers."""
+        return await self._delete_for_customers(customer_ids)
+
+    async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove the IP address and user agent of the customers' events; count those changed."""
+        t = self._table
+        return await self._scrub_for_customers(
+            customer_ids,
+            {"ip_address": None, "user_agent": None},
+            or_(t.c.ip_address.is_not(None), t.c.user_agent.is_not(None)),
+        )
 
 
 class SqlAuditRepository(_Repository, AuditRepository):
@@ -774,18 +857,17 @@ class SqlAuditRepository(_Repository, AuditRepository):
         )
 
     async def append_many(self, events: Sequence[AuditEvent]) -> None:
-        """Append many events in one batched statement (COPY on PostgreSQL)."""
+        """Append many events in one batched statement (COPY on PostgreSQL when allowed)."""
         if not events:
             return
         rows = [self._values(e) for e in events]
-        if self._uow.dialect == "postgresql":
-            columns = list(rows[0])
-            if not await self._uow.copy_rows(
-                self._table, columns, rows, action="writing the audit trail"
-            ):
-                raise StorageError("writing the audit trail failed: an event id is taken")
-        else:
-            await self._execute(_insert(self._table), rows, action="writing the audit trail")
+        if self._uow.dialect == "postgresql" and await self._uow.copy_rows(
+            self._table, list(rows[0]), rows, action="writing the audit trail"
+        ):
+            return
+        # SQLite; or COPY was refused (a taken id, which the INSERT reports, or
+        # row-level security binding the role).
+        await self._execute(_insert(self._table), rows, action="writing the audit trail")
 
     async def list(
         self,
@@ -829,6 +911,40 @@ class SqlAuditRepository(_Repository, AuditRepository):
         )
         return _page(events, int(count.scalar_one()), page, page_size)
 
+    async def _erase(self, kind: ErasureKind, customer_ids: Sequence[int], *, action: str) -> int:
+        """Call the table's SECURITY DEFINER erasure function (PostgreSQL).
+
+        The application role may not UPDATE or DELETE audit events; the function,
+        owned by the schema's owner, does it for the tenant of the transaction only.
+        """
+        t = self._table
+        function = Function(
+            quoted_name(erasure_function_name(t.name, kind), quote=True),
+            bindparam(None, self._uow.tenant_id, type_=String()),
+            bindparam(None, list(customer_ids), type_=ARRAY(BigInteger())),
+            type_=BigInteger(),
+            packagenames=() if t.schema is None else (t.schema,),
+        )
+        result = await self._execute(select(function), action=action)
+        return int(result.scalar_one())
+
+    async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Empty the details of the customers' events; count those that had any."""
+        if not customer_ids:
+            return 0
+        if self._uow.dialect == "postgresql":
+            return await self._erase("scrub", customer_ids, action="scrubbing the audit trail")
+        details = self._table.c.details
+        return await self._scrub_for_customers(customer_ids, {"details": {}}, details != {})
+
+    async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove the customers' events."""
+        if not customer_ids:
+            return 0
+        if self._uow.dialect == "postgresql":
+            return await self._erase("delete", customer_ids, action="deleting audit events")
+        return await self._delete_for_customers(customer_ids)
+
 
 class SqlMergeAliasRepository(_Repository, MergeAliasRepository):
     """Merge aliases in SQL."""
@@ -869,4 +985,4 @@ class SqlMergeAliasRepository(_Repository, MergeAliasRepository):
 
     async def delete_for_customer(self, customer_id: int) -> int:
         """Remove the aliases resolving to a customer."""
-        return await self._delete_for_customer(customer_id)
+        return await self._delete_for_customers([customer_id])

@@ -138,10 +138,18 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         unique constraint refuses a row, nothing of it remains and the result is
         False (the caller then inserts another way, resolving the conflicts).
 
+        PostgreSQL refuses COPY FROM into a table whose row-level security binds
+        the role, as it binds an application role: then the result is False too,
+        and the storage does not try COPY on that table again.
+
         Returns:
-            True when every row was copied; False on a unique violation.
+            True when every row was copied; False on a unique violation or when
+            COPY is not allowed.
         """
         import asyncpg
+
+        if table.name in self.storage._copy_refused:
+            return False
 
         pick = operator.itemgetter(*columns)
         encoders = [
@@ -176,6 +184,9 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
                     table.name, records=records, columns=columns, schema_name=table.schema
                 )
         except asyncpg.UniqueViolationError:
+            return False
+        except asyncpg.FeatureNotSupportedError:
+            self.storage._copy_refused.add(table.name)
             return False
         except asyncpg.PostgresError as exc:
             detail = str(exc).strip().splitlines()[0]
@@ -231,6 +242,7 @@ class SqlAlchemyStorage(Storage):
         self.dialect = engine.dialect.name
         self._owns_engine = owns_engine
         self._sqlite_sequences_ready = False
+        self._copy_refused: set[str] = set()  # tables COPY FROM was refused on
         self._copy_encoders: dict[tuple[str, tuple[str, ...]], list[_Encoder | None]] = {}
 
     @classmethod
