@@ -22,12 +22,16 @@ from linkbay_customers.domain import (
     CustomerNote,
     CustomerNotFound,
     CustomerSort,
+    DerivedData,
     DuplicateEmail,
     MergeAlias,
     Order,
     OrderConflict,
     Page,
+    ProductPurchases,
+    ProductSales,
     StorageError,
+    cosine_similarity,
     matches_filters,
     search_rank,
 )
@@ -254,6 +258,43 @@ class InMemoryCustomerRepository(_Repository, CustomerRepository):
         rows = [c for c in self._t.customers.values() if matches_filters(c, filters)]
         return _page(_sorted_customers(rows, filters.sort), page, page_size)
 
+    async def list_after(self, after_id: int, *, limit: int) -> builtins.list[Customer]:
+        """Non-deleted customers with ids above ``after_id``, by id."""
+        rows = sorted(
+            (c for c in self._t.customers.values() if c.id > after_id and not c.is_deleted),
+            key=lambda c: c.id,
+        )
+        return [_copy(c) for c in rows[:limit]]
+
+    async def update_derived(self, rows: Sequence[DerivedData]) -> None:
+        """Write the derived fields of many customers."""
+        for row in rows:
+            current = self._t.customers.get(row.customer_id)
+            if current is None:
+                continue
+            updated = _copy(current)
+            updated.segment = row.segment
+            updated.churn_risk_score = row.churn_risk_score
+            updated.customer_lifetime_value = row.customer_lifetime_value
+            updated.embedding = None if row.embedding is None else list(row.embedding)
+            updated.embedding_version = row.embedding_version
+            updated.scored_at = row.scored_at
+            updated.score_source = row.score_source
+            self._t.customers[row.customer_id] = updated
+
+    async def nearest(
+        self, embedding: Sequence[float], *, limit: int, exclude: Sequence[int] = ()
+    ) -> builtins.list[tuple[Customer, float]]:
+        """Exact cosine search over the tenant's embeddings."""
+        skip = set(exclude)
+        scored = [
+            (cosine_similarity(embedding, c.embedding), c.id, c)
+            for c in self._t.customers.values()
+            if c.embedding is not None and not c.is_deleted and c.id not in skip
+        ]
+        scored.sort(key=lambda item: (-item[0], item[1]))
+        return [(_copy(c), score) for score, _, c in scored[:limit]]
+
     async def list_inactive(
         self, cutoff: datetime, *, after_id: int, limit: int
     ) -> builtins.list[Customer]:
@@ -421,6 +462,47 @@ class InMemoryOrderRepository(_Repository, OrderRepository):
         """Move every order of one customer to another."""
         self._tx.require_customer(to_customer_id)
         return _reassign(self._t.orders, from_customer_id, to_customer_id)
+
+    async def purchases(self, customer_ids: Sequence[int]) -> builtins.list[ProductPurchases]:
+        """Units bought per customer and product."""
+        wanted = set(customer_ids)
+        units: dict[tuple[int, str], int] = {}
+        names: dict[tuple[int, str], str] = {}
+        for order in self._t.orders.values():
+            if order.customer_id not in wanted:
+                continue
+            for item in order.items:
+                key = (order.customer_id, item.product_id)
+                units[key] = units.get(key, 0) + item.quantity
+                names[key] = max(names.get(key, item.product_name), item.product_name)
+        return [
+            ProductPurchases(
+                customer_id=cid, product_id=pid, product_name=names[(cid, pid)], quantity=qty
+            )
+            for (cid, pid), qty in sorted(units.items())
+        ]
+
+    async def best_sellers(self, *, limit: int) -> builtins.list[ProductSales]:
+        """The products with the most distinct buyers, then units."""
+        units: dict[str, int] = {}
+        buyers: dict[str, set[int]] = {}
+        names: dict[str, str] = {}
+        for order in self._t.orders.values():
+            for item in order.items:
+                pid = item.product_id
+                units[pid] = units.get(pid, 0) + item.quantity
+                buyers.setdefault(pid, set()).add(order.customer_id)
+                names[pid] = max(names.get(pid, item.product_name), item.product_name)
+        ranked = sorted(units, key=lambda pid: (-len(buyers[pid]), -units[pid], pid))
+        return [
+            ProductSales(
+                product_id=pid,
+                product_name=names[pid],
+                quantity=units[pid],
+                buyers=len(buyers[pid]),
+            )
+            for pid in ranked[:limit]
+        ]
 
     async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
         """Remove every order of the customers."""

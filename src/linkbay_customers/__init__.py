@@ -17,13 +17,21 @@ from linkbay_customers.domain import (
     InvalidMerge,
     LinkbayError,
     OrderConflict,
+    ProfilingNotAllowed,
     ProfilingPolicy,
     StorageError,
 )
 from linkbay_customers.heuristics import HeuristicIntelligence
-from linkbay_customers.services import CustomerService, GDPRService, PurgeResult, RecordedOrder
+from linkbay_customers.services import (
+    AIService,
+    CustomerService,
+    GDPRService,
+    PurgeResult,
+    RecordedOrder,
+)
 
 __all__ = (
+    "AIService",
     "AddressNotFound",
     "ConsentTypeUnknown",
     "CustomerNotFound",
@@ -36,6 +44,7 @@ __all__ = (
     "InvalidMerge",
     "LinkbayError",
     "OrderConflict",
+    "ProfilingNotAllowed",
     "ProfilingPolicy",
     "PurgeResult",
     "RecordedOrder",

@@ -17,7 +17,7 @@ from linkbay_customers.clock import SystemClock
 from linkbay_customers.domain import DEFAULT_CONSENT_TYPES, DEFAULT_PROFILING_POLICY
 from linkbay_customers.heuristics import HeuristicIntelligence
 from linkbay_customers.ports import Clock, CustomerIntelligence, Storage
-from linkbay_customers.services import CustomerService, GDPRService
+from linkbay_customers.services import AIService, CustomerService, GDPRService
 
 __all__ = ("CustomersContainer", "bootstrap", "open_storage")
 
@@ -57,6 +57,13 @@ class CustomersContainer(containers.DeclarativeContainer):
         clock=clock,
         intelligence=intelligence,
         default_currency=config.default_currency,
+        profiling_policy=profiling_policy,
+    )
+    ai_service = providers.Singleton(
+        AIService,
+        uow_factory=storage.provided.unit_of_work,
+        clock=clock,
+        intelligence=intelligence,
         profiling_policy=profiling_policy,
     )
     gdpr_service = providers.Singleton(

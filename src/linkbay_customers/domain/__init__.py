@@ -25,7 +25,14 @@ from linkbay_customers.domain._errors import (
     InvalidMerge,
     LinkbayError,
     OrderConflict,
+    ProfilingNotAllowed,
     StorageError,
+)
+from linkbay_customers.domain._insight import (
+    DerivedData,
+    ProductPurchases,
+    ProductSales,
+    cosine_similarity,
 )
 from linkbay_customers.domain._privacy import (
     DEFAULT_CONSENT_TYPES,
@@ -68,6 +75,10 @@ from linkbay_customers.domain._values import (
 )
 
 __all__ = (
+    "DerivedData",
+    "ProductPurchases",
+    "ProductSales",
+    "cosine_similarity",
     "DEFAULT_CONSENT_TYPES",
     "DEFAULT_PROFILING_POLICY",
     "PERSONAL_FIELDS",
@@ -104,6 +115,7 @@ __all__ = (
     "MergeAlias",
     "Order",
     "OrderConflict",
+    "ProfilingNotAllowed",
     "OrderItem",
     "OrderShipping",
     "Page",

@@ -15,6 +15,7 @@ __all__ = (
     "InvalidMerge",
     "LinkbayError",
     "OrderConflict",
+    "ProfilingNotAllowed",
     "StorageError",
 )
 
@@ -101,6 +102,18 @@ class ConsentTypeUnknown(LinkbayError):
         )
         self.consent_type = consent_type
         self.allowed = tuple(allowed)
+
+
+class ProfilingNotAllowed(LinkbayError):
+    """The tenant's profiling policy excludes the customer (consent withdrawn)."""
+
+    code = "profiling_not_allowed"
+    field = "customer_id"
+
+    def __init__(self, customer_id: int, consent_type: str) -> None:
+        super().__init__(f"customer {customer_id} may not be profiled: no {consent_type!r} consent")
+        self.customer_id = customer_id
+        self.consent_type = consent_type
 
 
 @dataclass(frozen=True, slots=True)

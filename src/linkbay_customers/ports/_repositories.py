@@ -13,9 +13,12 @@ from linkbay_customers.domain import (
     Customer,
     CustomerFilters,
     CustomerNote,
+    DerivedData,
     MergeAlias,
     Order,
     Page,
+    ProductPurchases,
+    ProductSales,
 )
 
 __all__ = (
@@ -86,6 +89,22 @@ class CustomerRepository(Protocol):
 
     async def search(self, query: str, *, limit: int) -> Sequence[Customer]:
         """Non-deleted customers matching ``query``, best first (see ``search_rank``)."""
+        ...
+
+    async def list_after(self, after_id: int, *, limit: int) -> Sequence[Customer]:
+        """Up to ``limit`` non-deleted customers with ids above ``after_id``, by id."""
+        ...
+
+    async def update_derived(self, rows: Sequence[DerivedData]) -> None:
+        """Write the derived fields of many customers at once (nothing else changes)."""
+        ...
+
+    async def nearest(
+        self, embedding: Sequence[float], *, limit: int, exclude: Sequence[int] = ()
+    ) -> Sequence[tuple[Customer, float]]:
+        """Non-deleted customers with an embedding, most similar first by cosine
+        similarity to ``embedding``, with that similarity; ``exclude`` ids left out.
+        Returns ``limit`` of them whenever that many exist."""
         ...
 
     async def list_inactive(
@@ -187,6 +206,15 @@ class OrderRepository(Protocol):
 
     async def reassign(self, from_customer_id: int, to_customer_id: int) -> int:
         """Move every order of one customer to another; return how many moved."""
+        ...
+
+    async def purchases(self, customer_ids: Sequence[int]) -> Sequence[ProductPurchases]:
+        """Units bought per customer and product over every order of the customers
+        (the greatest of the names its lines carry), by customer and product id."""
+        ...
+
+    async def best_sellers(self, *, limit: int) -> Sequence[ProductSales]:
+        """The tenant's products with the most distinct buyers, then units, then id."""
         ...
 
     async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:

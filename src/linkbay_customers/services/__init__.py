@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+from linkbay_customers.services._ai import (
+    AIService,
+    ChurnPrediction,
+    ClvPrediction,
+    ProductRecommendation,
+    ScoringSummary,
+    SimilarCustomer,
+    risk_level,
+)
 from linkbay_customers.services._customers import (
     CustomerService,
     RecordedOrder,
@@ -15,6 +24,13 @@ from linkbay_customers.services._gdpr import (
 from linkbay_customers.services._import import ImportProgress, ImportRejection, ImportResult
 
 __all__ = (
+    "AIService",
+    "ChurnPrediction",
+    "ClvPrediction",
+    "ProductRecommendation",
+    "ScoringSummary",
+    "SimilarCustomer",
+    "risk_level",
     "CustomerService",
     "GDPRService",
     "ImportProgress",

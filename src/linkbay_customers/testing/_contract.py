@@ -34,6 +34,7 @@ from linkbay_customers.domain import (
     CustomerFilters,
     CustomerNotFound,
     CustomerSort,
+    DerivedData,
     DuplicateEmail,
     MergeAlias,
     OrderConflict,
@@ -60,6 +61,7 @@ __all__ = (
     "ConsentRepositoryContract",
     "CustomerListingContract",
     "CustomerRepositoryContract",
+    "IntelligenceDataContract",
     "MergeAliasRepositoryContract",
     "NoteRepositoryContract",
     "OrderRepositoryContract",
@@ -1004,6 +1006,119 @@ class TenantIsolationContract(_ContractBase):
                 assert found.tenant_id == tenant_id
 
 
+def _unit_vector(*weights: float) -> list[float]:
+    vector = [0.0] * EMBEDDING_DIMENSIONS
+    for index, weight in enumerate(weights):
+        vector[index] = weight
+    norm = sum(v * v for v in vector) ** 0.5
+    return [v / norm for v in vector]
+
+
+class IntelligenceDataContract(_ContractBase):
+    """What the intelligence features read and write: chunks, derived data,
+    nearest neighbours, purchases and best sellers."""
+
+    async def test_customers_are_walked_by_id_in_chunks_without_deleted_ones(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            first = await add_customer(uow)
+            await add_customer(uow, deleted_at=T0)
+            second = await add_customer(uow)
+            third = await add_customer(uow)
+            head = await uow.customers.list_after(0, limit=2)
+            tail = await uow.customers.list_after(head[-1].id, limit=2)
+        assert head == [first, second]
+        assert tail == [third]
+
+    async def test_derived_data_is_written_and_cleared_in_one_call(self, uow: UnitOfWork) -> None:
+        vector = _unit_vector(1.0, 2.0)
+        async with uow:
+            scored = await add_customer(uow, first_name="Kept")
+            cleared = await add_customer(
+                uow, segment="active", churn_risk_score=0.5, embedding=vector
+            )
+            await uow.customers.update_derived(
+                [
+                    DerivedData(
+                        customer_id=scored.id,
+                        segment="high_value",
+                        churn_risk_score=0.125,
+                        customer_lifetime_value=Decimal("321.5000"),
+                        embedding=vector,
+                        embedding_version="v9",
+                        scored_at=T0,
+                        score_source="model",
+                    ),
+                    DerivedData(cleared.id, None, None, None, None, None, None, None),
+                ]
+            )
+            await uow.customers.update_derived([])
+            got = await uow.customers.get(scored.id)
+            gone = await uow.customers.get(cleared.id)
+        assert got is not None
+        assert gone is not None
+        assert (got.segment, got.churn_risk_score, got.customer_lifetime_value) == (
+            "high_value",
+            0.125,
+            Decimal("321.5000"),
+        )
+        assert got.embedding is not None
+        assert [round(v, 5) for v in got.embedding] == [round(v, 5) for v in vector]
+        assert (got.embedding_version, got.scored_at, got.score_source) == ("v9", T0, "model")
+        assert got.first_name == "Kept"
+        assert (gone.segment, gone.churn_risk_score, gone.embedding) == (None, None, None)
+
+    async def test_nearest_ranks_by_cosine_similarity_and_skips_what_it_should(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            same = await add_customer(uow, embedding=_unit_vector(1.0, 0.0))
+            close = await add_customer(uow, embedding=_unit_vector(1.0, 0.3))
+            far = await add_customer(uow, embedding=_unit_vector(0.0, 1.0))
+            await add_customer(uow)  # no embedding
+            await add_customer(uow, embedding=_unit_vector(1.0, 0.0), deleted_at=T0)
+            found = await uow.customers.nearest(_unit_vector(1.0, 0.0), limit=5, exclude=[])
+            two = await uow.customers.nearest(_unit_vector(1.0, 0.0), limit=2, exclude=[same.id])
+        assert [c.id for c, _ in found] == [same.id, close.id, far.id]
+        assert [round(score, 4) for _, score in found] == [1.0, 0.9578, 0.0]
+        assert [c.id for c, _ in two] == [close.id, far.id]
+
+    async def test_purchases_sum_units_per_customer_and_product(self, uow: UnitOfWork) -> None:
+        mug = OrderItem(product_id="p-1", product_name="Mug", quantity=2, unit_price=Decimal(1))
+        tea = OrderItem(product_id="p-2", product_name="Tea", quantity=1, unit_price=Decimal(1))
+        async with uow:
+            first = await add_customer(uow)
+            second = await add_customer(uow)
+            await add_order(uow, first.id, items=(mug, tea))
+            await add_order(uow, first.id, items=(mug,))
+            await add_order(uow, second.id, items=(tea,))
+            bought = await uow.orders.purchases([first.id, second.id])
+            none = await uow.orders.purchases([])
+        assert [(p.customer_id, p.product_id, p.product_name, p.quantity) for p in bought] == [
+            (first.id, "p-1", "Mug", 4),
+            (first.id, "p-2", "Tea", 1),
+            (second.id, "p-2", "Tea", 1),
+        ]
+        assert list(none) == []
+
+    async def test_best_sellers_rank_by_buyers_then_units(self, uow: UnitOfWork) -> None:
+        def line(pid: str, quantity: int) -> OrderItem:
+            name = f"Product {pid}"
+            return OrderItem(
+                product_id=pid, product_name=name, quantity=quantity, unit_price=Decimal(1)
+            )
+
+        async with uow:
+            buyers = [await add_customer(uow) for _ in range(3)]
+            await add_order(uow, buyers[0].id, items=(line("a", 1), line("b", 9)))
+            await add_order(uow, buyers[1].id, items=(line("a", 1), line("c", 1)))
+            await add_order(uow, buyers[2].id, items=(line("c", 5),))
+            top = await uow.orders.best_sellers(limit=2)
+        assert [(s.product_id, s.buyers, s.quantity) for s in top] == [("c", 2, 6), ("a", 2, 2)]
+        assert top[0].product_name == "Product c"
+
+
 class StorageContract(
     UnitOfWorkContract,
     CustomerRepositoryContract,
@@ -1014,6 +1129,7 @@ class StorageContract(
     ConsentRepositoryContract,
     AuditRepositoryContract,
     MergeAliasRepositoryContract,
+    IntelligenceDataContract,
     TenantIsolationContract,
 ):
     """Every contract at once."""

@@ -1,0 +1,57 @@
+"""What the intelligence features read and write: derived data, purchases, sales."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+__all__ = ("DerivedData", "ProductPurchases", "ProductSales", "cosine_similarity")
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedData:
+    """The derived fields of one customer, written together by batch scoring.
+
+    All None clears them (a customer the profiling policy excludes).
+    """
+
+    customer_id: int
+    segment: str | None
+    churn_risk_score: float | None
+    customer_lifetime_value: Decimal | None
+    embedding: Sequence[float] | None
+    embedding_version: str | None
+    scored_at: datetime | None
+    score_source: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProductPurchases:
+    """How many units of a product one customer bought, over all orders."""
+
+    customer_id: int
+    product_id: str
+    product_name: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProductSales:
+    """A product's sales in a tenant: units sold and distinct buyers."""
+
+    product_id: str
+    product_name: str
+    quantity: int
+    buyers: int
+
+
+def cosine_similarity(a: Sequence[float], b: Sequence[float]) -> float:
+    """The cosine of the angle between two vectors; 0 when either is all zeros."""
+    if len(a) != len(b):
+        raise ValueError(f"vectors of different lengths: {len(a)} and {len(b)}")
+    dot = math.fsum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(math.fsum(x * x for x in a)) * math.sqrt(math.fsum(y * y for y in b))
+    return dot / norm if norm else 0.0

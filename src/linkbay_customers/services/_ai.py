@@ -1,0 +1,442 @@
+"""AIService: segments, churn risk, lifetime value, similar customers, recommendations
+and batch scoring, over the ``CustomerIntelligence`` port and the storage ports."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+from linkbay_customers.domain import (
+    DEFAULT_PROFILING_POLICY,
+    MAX_SEARCH_LIMIT,
+    AuditAction,
+    Customer,
+    DerivedData,
+    InvalidInput,
+    ProductPurchases,
+    ProfilingNotAllowed,
+    ProfilingPolicies,
+    ProfilingPolicy,
+    policies_from,
+    profiling_allowed,
+    quantize_money,
+)
+from linkbay_customers.ports import (
+    Clock,
+    CustomerIntelligence,
+    CustomerProfile,
+    CustomerScores,
+    UnitOfWork,
+)
+from linkbay_customers.services._boundary import check_actor, check_tenant
+from linkbay_customers.services._customers import UnitOfWorkFactory, load_customer, write_audit
+
+__all__ = (
+    "AIService",
+    "ChurnPrediction",
+    "ClvPrediction",
+    "ProductRecommendation",
+    "RiskLevel",
+    "ScoringSummary",
+    "SimilarCustomer",
+    "risk_level",
+)
+
+RiskLevel = Literal["low", "medium", "high"]
+MAX_PREDICTION_MONTHS = 120
+CHURN_BUCKETS = ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0")
+_NEIGHBOURS_FOR_RECOMMENDATIONS = 20
+
+
+def risk_level(score: float) -> RiskLevel:
+    """The seed's reading of a churn risk: low below 0.3, high from 0.6."""
+    return "low" if score < 0.3 else "medium" if score < 0.6 else "high"
+
+
+@dataclass(frozen=True, slots=True)
+class ChurnPrediction:
+    """A customer's churn risk, how to read it, and what computed it."""
+
+    customer_id: int
+    churn_risk_score: float
+    risk_level: RiskLevel
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClvPrediction:
+    """Expected revenue from a customer over the next ``prediction_months``."""
+
+    customer_id: int
+    predicted_clv: Decimal
+    prediction_months: int
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class SimilarCustomer:
+    """A customer and its cosine similarity to the reference customer."""
+
+    customer: Customer
+    similarity_score: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProductRecommendation:
+    """A product to suggest (the seed's shape), with why."""
+
+    product_id: str
+    product_name: str
+    score: float
+    reason: str
+
+
+@dataclass(slots=True)
+class ScoringSummary:
+    """What ``score_tenant`` did."""
+
+    customers: int = 0
+    skipped_without_consent: int = 0
+    per_segment: dict[str, int] = field(default_factory=dict)
+    churn_risk_distribution: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(CHURN_BUCKETS, 0)
+    )
+    total_predicted_clv: Decimal = Decimal(0)
+    sources: dict[str, int] = field(default_factory=dict)
+
+
+def _bucket(score: float) -> str:
+    return CHURN_BUCKETS[min(int(score * len(CHURN_BUCKETS)), len(CHURN_BUCKETS) - 1)]
+
+
+def _check_limit(limit: object, name: str = "limit") -> int:
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_SEARCH_LIMIT:
+        raise InvalidInput.single(name, f"must be an integer from 1 to {MAX_SEARCH_LIMIT}")
+    return limit
+
+
+def _check_months(months: object) -> int:
+    if (
+        not isinstance(months, int)
+        or isinstance(months, bool)
+        or not 1 <= months <= MAX_PREDICTION_MONTHS
+    ):
+        raise InvalidInput.single("months", f"must be an integer from 1 to {MAX_PREDICTION_MONTHS}")
+    return months
+
+
+def _quantities(purchases: Sequence[ProductPurchases]) -> dict[int, dict[str, int]]:
+    by_customer: dict[int, dict[str, int]] = defaultdict(dict)
+    for p in purchases:
+        by_customer[p.customer_id][p.product_id] = p.quantity
+    return by_customer
+
+
+class AIService:
+    """Customer intelligence for every tenant of a storage.
+
+    The numbers come from the injected ``CustomerIntelligence`` (the seed's
+    heuristics by default, or a statistical model); this service gathers what it
+    needs, applies the tenant's profiling policy, and stores the results. A
+    customer the policy excludes is never scored, is not offered as similar to
+    anyone, and gets non-personalized recommendations (the best sellers).
+
+    Args:
+        uow_factory: Opens a unit of work for a tenant (``storage.unit_of_work``).
+        clock: Source of the current time.
+        intelligence: Computes segments, churn risk, lifetime value and embeddings.
+        profiling_policy: Whom profiling may touch (see ``ProfilingPolicy``).
+        embedding_version: Stored beside every embedding this service writes.
+        chunk_size: Customers per transaction in ``score_tenant``.
+    """
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        intelligence: CustomerIntelligence,
+        *,
+        profiling_policy: ProfilingPolicy | ProfilingPolicies = DEFAULT_PROFILING_POLICY,
+        embedding_version: str = "behaviour-v1",
+        chunk_size: int = 1000,
+    ) -> None:
+        if not 1 <= chunk_size <= 10_000:
+            raise ValueError("chunk_size must be from 1 to 10000")
+        self._uow_factory = uow_factory
+        self._clock = clock
+        self._intelligence = intelligence
+        self._policies = policies_from(profiling_policy)
+        self._embedding_version = embedding_version
+        self._chunk_size = chunk_size
+
+    def _uow(self, tenant_id: str) -> UnitOfWork:
+        return self._uow_factory(check_tenant(tenant_id))
+
+    def _require_profiling(self, customer: Customer) -> None:
+        policy = self._policies(customer.tenant_id)
+        if not profiling_allowed(customer, policy):
+            raise ProfilingNotAllowed(customer.id, policy.consent_type)
+
+    # ------------------------------------------------------------- one customer
+
+    async def update_customer_segment(
+        self, tenant_id: str, customer_id: int, *, actor: str | None = None
+    ) -> Customer:
+        """Recompute and store a customer's segment.
+
+        Raises:
+            CustomerNotFound: unknown, deleted or another tenant's customer.
+            ProfilingNotAllowed: the tenant's policy excludes the customer.
+        """
+        actor = check_actor(actor)
+        now = self._clock.now()
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id, for_update=True)
+            self._require_profiling(customer)
+            segment = await self._intelligence.segment(customer, now=now)
+            if segment != customer.segment:
+                customer.segment = segment
+                customer.updated_at = now
+                await uow.customers.update(customer)
+                await write_audit(
+                    uow,
+                    self._clock,
+                    AuditAction.SCORES_UPDATED,
+                    customer_id=customer.id,
+                    actor=actor,
+                    changed_fields=["segment"],
+                    details={"source": self._intelligence.name},
+                )
+                await uow.commit()
+        return customer
+
+    async def calculate_churn_risk(self, tenant_id: str, customer_id: int) -> ChurnPrediction:
+        """A customer's churn risk in [0, 1] and its level (low, medium, high).
+
+        A customer without orders gets an answer too (the intelligence decides what
+        no history means).
+
+        Raises:
+            CustomerNotFound: unknown, deleted or another tenant's customer.
+            ProfilingNotAllowed: the tenant's policy excludes the customer.
+        """
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id)
+        self._require_profiling(customer)
+        score = await self._intelligence.churn_risk(customer, now=self._clock.now())
+        return ChurnPrediction(
+            customer_id=customer.id,
+            churn_risk_score=score,
+            risk_level=risk_level(score),
+            source=self._intelligence.name,
+        )
+
+    async def predict_clv(
+        self, tenant_id: str, customer_id: int, prediction_months: int = 12
+    ) -> ClvPrediction:
+        """Expected revenue from a customer over the next ``prediction_months`` (1-120).
+
+        Raises:
+            CustomerNotFound: unknown, deleted or another tenant's customer.
+            ProfilingNotAllowed: the tenant's policy excludes the customer.
+            InvalidInput: months out of range.
+        """
+        months = _check_months(prediction_months)
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id)
+        self._require_profiling(customer)
+        value = await self._intelligence.predict_clv(customer, months=months, now=self._clock.now())
+        return ClvPrediction(
+            customer_id=customer.id,
+            predicted_clv=quantize_money(value),
+            prediction_months=months,
+            source=self._intelligence.name,
+        )
+
+    async def _embedding(self, uow: UnitOfWork, customer: Customer) -> Sequence[float]:
+        if customer.embedding is not None and customer.embedding_version == (
+            self._embedding_version
+        ):
+            return customer.embedding
+        purchases = await uow.orders.purchases([customer.id])
+        profile = CustomerProfile(customer, _quantities(purchases).get(customer.id, {}))
+        return await self._intelligence.embed(profile, now=self._clock.now())
+
+    async def find_similar_customers(
+        self, tenant_id: str, customer_id: int, limit: int = 10
+    ) -> list[SimilarCustomer]:
+        """The customers behaving most like this one, most similar first.
+
+        Compares the stored embeddings (``score_tenant`` keeps them current); the
+        reference customer's own is computed on the fly when missing. Customers the
+        policy excludes carry no embedding and are never returned.
+
+        Raises:
+            CustomerNotFound: unknown, deleted or another tenant's customer.
+            ProfilingNotAllowed: the tenant's policy excludes the customer.
+            InvalidInput: limit out of range.
+        """
+        limit = _check_limit(limit)
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id)
+            self._require_profiling(customer)
+            embedding = await self._embedding(uow, customer)
+            found = await uow.customers.nearest(embedding, limit=limit, exclude=[customer.id])
+        return [SimilarCustomer(customer=c, similarity_score=round(s, 6)) for c, s in found]
+
+    async def generate_recommendations(
+        self, tenant_id: str, customer_id: int, limit: int = 5
+    ) -> list[ProductRecommendation]:
+        """Products the most similar customers bought and this one did not.
+
+        Each product scores the similarity-weighted share of the nearest customers
+        who bought it. A customer with no orders, or one the policy excludes from
+        profiling, gets the tenant's best sellers instead.
+
+        Raises:
+            CustomerNotFound: unknown, deleted or another tenant's customer.
+            InvalidInput: limit out of range.
+        """
+        limit = _check_limit(limit)
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer_id)
+            allowed = profiling_allowed(customer, self._policies(customer.tenant_id))
+            own = {p.product_id for p in await uow.orders.purchases([customer.id])}
+            if allowed and customer.total_orders:
+                embedding = await self._embedding(uow, customer)
+                neighbours = await uow.customers.nearest(
+                    embedding, limit=_NEIGHBOURS_FOR_RECOMMENDATIONS, exclude=[customer.id]
+                )
+                purchases = await uow.orders.purchases([c.id for c, _ in neighbours])
+                picks = _similar_picks(neighbours, purchases, own, limit)
+                if picks:
+                    return picks
+            sales = await uow.orders.best_sellers(limit=limit + len(own))
+        tenant_buyers = max((s.buyers for s in sales), default=0) or 1
+        return [
+            ProductRecommendation(
+                product_id=s.product_id,
+                product_name=s.product_name,
+                score=round(s.buyers / tenant_buyers, 6),
+                reason=f"a best seller in this shop ({s.buyers} buyers)",
+            )
+            for s in sales
+            if s.product_id not in own
+        ][:limit]
+
+    # ---------------------------------------------------------------- batch work
+
+    async def score_tenant(
+        self,
+        tenant_id: str,
+        *,
+        months: int = 12,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> ScoringSummary:
+        """Refresh segment, churn risk, lifetime value and embedding of every customer.
+
+        Walks the tenant by id in chunks, each in its own transaction with a fixed
+        number of statements (customers, their purchases, one batched update).
+        Customers the policy excludes have their derived data cleared instead.
+
+        Raises:
+            InvalidInput: months out of range.
+        """
+        months = _check_months(months)
+        summary = ScoringSummary()
+        after_id = 0
+        while True:
+            async with self._uow(tenant_id) as uow:
+                chunk = await uow.customers.list_after(after_id, limit=self._chunk_size)
+                if not chunk:
+                    break
+                await self._score_chunk(uow, chunk, months, summary)
+                await uow.commit()
+            after_id = chunk[-1].id
+            if on_progress is not None:
+                on_progress(summary.customers)
+        return summary
+
+    async def _score_chunk(
+        self, uow: UnitOfWork, chunk: Sequence[Customer], months: int, summary: ScoringSummary
+    ) -> None:
+        now = self._clock.now()
+        policy = self._policies(uow.tenant_id)
+        allowed = [c for c in chunk if profiling_allowed(c, policy)]
+        quantities = _quantities(await uow.orders.purchases([c.id for c in allowed]))
+        profiles = [CustomerProfile(c, quantities.get(c.id, {})) for c in allowed]
+        scores: Sequence[CustomerScores] = (
+            await self._intelligence.score_many(profiles, now=now, months=months)
+            if profiles
+            else []
+        )
+        rows = [
+            DerivedData(
+                customer_id=s.customer_id,
+                segment=s.segment,
+                churn_risk_score=s.churn_risk,
+                customer_lifetime_value=quantize_money(s.lifetime_value),
+                embedding=s.embedding,
+                embedding_version=self._embedding_version if s.embedding else None,
+                scored_at=now,
+                score_source=s.source,
+            )
+            for s in scores
+        ]
+        scored = {s.customer_id for s in scores}
+        rows += [
+            DerivedData(c.id, None, None, None, None, None, None, None)
+            for c in chunk
+            if c.id not in scored
+        ]
+        await uow.customers.update_derived(rows)
+        summary.customers += len(chunk)
+        summary.skipped_without_consent += len(chunk) - len(scores)
+        segments = Counter(s.segment for s in scores)
+        sources = Counter(s.source for s in scores)
+        for name, count in segments.items():
+            summary.per_segment[name] = summary.per_segment.get(name, 0) + count
+        for name, count in sources.items():
+            summary.sources[name] = summary.sources.get(name, 0) + count
+        for s in scores:
+            summary.churn_risk_distribution[_bucket(s.churn_risk)] += 1
+        summary.total_predicted_clv += sum(
+            (quantize_money(s.lifetime_value) for s in scores), Decimal(0)
+        )
+
+
+def _similar_picks(
+    neighbours: Sequence[tuple[Customer, float]],
+    purchases: Sequence[ProductPurchases],
+    own: set[str],
+    limit: int,
+) -> list[ProductRecommendation]:
+    similarity = {c.id: max(s, 0.0) for c, s in neighbours}
+    total = sum(similarity.values())
+    if not total:
+        return []
+    weight: dict[str, float] = defaultdict(float)
+    buyers: Counter[str] = Counter()
+    names: dict[str, str] = {}
+    for p in purchases:
+        if p.product_id in own:
+            continue
+        weight[p.product_id] += similarity.get(p.customer_id, 0.0)
+        buyers[p.product_id] += 1
+        names[p.product_id] = p.product_name
+    ranked = sorted(weight, key=lambda pid: (-weight[pid], -buyers[pid], pid))[:limit]
+    return [
+        ProductRecommendation(
+            product_id=pid,
+            product_name=names[pid],
+            score=round(weight[pid] / total, 6),
+            reason=(
+                f"bought by {buyers[pid]} of the {len(neighbours)} customers most similar"
+                " to this one"
+            ),
+        )
+        for pid in ranked
+    ]
