@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from linkbay_customers import CustomerService, GDPRService, HeuristicIntelligence
+from linkbay_customers import AIService, CustomerService, GDPRService, HeuristicIntelligence
 from linkbay_customers.domain import Customer
 from linkbay_customers.ports import Storage
 from linkbay_customers.testing import FixedClock, new_tenant_id
@@ -26,6 +26,12 @@ def storage() -> InMemoryStorage:
 @pytest.fixture
 def service(storage: Storage, clock: FixedClock) -> CustomerService:
     return CustomerService(storage.unit_of_work, clock, HeuristicIntelligence())
+
+
+@pytest.fixture
+def ai(storage: Storage, clock: FixedClock) -> AIService:
+    """Small chunks, so batch work crosses chunk boundaries in tests."""
+    return AIService(storage.unit_of_work, clock, HeuristicIntelligence(), chunk_size=3)
 
 
 @pytest.fixture

@@ -1,0 +1,218 @@
+"""AIService over the heuristics, on any storage (run again on SQL in tests/integration)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from linkbay_customers import (
+    AIService,
+    CustomerNotFound,
+    CustomerService,
+    GDPRService,
+    InvalidInput,
+    ProfilingNotAllowed,
+)
+from linkbay_customers.testing import FixedClock
+
+
+def order(order_id: str, *products: tuple[str, str, int], total: str = "50") -> dict[str, Any]:
+    return {
+        "order_id": order_id,
+        "total": total,
+        "currency": "EUR",
+        "items": [
+            {"product_id": pid, "product_name": name, "quantity": qty, "unit_price": "1"}
+            for pid, name, qty in products
+        ],
+    }
+
+
+BIKE = ("bike", "Gravel bike", 1)
+BELL = ("bell", "Bike bell", 1)
+LIGHT = ("light", "Front light", 1)
+TEA = ("tea", "Green tea", 3)
+MUG = ("mug", "Mug", 1)
+
+
+async def shop(service: CustomerService, tenant: str, clock: FixedClock) -> dict[str, int]:
+    """Cyclists who buy bikes, bells and lights; tea drinkers who buy tea and mugs."""
+    ids: dict[str, int] = {}
+    for n in range(4):
+        c = await service.create_customer(tenant, {"email": f"cyclist{n}@example.com"})
+        ids[f"cyclist{n}"] = c.id
+        products = [BIKE, BELL] + ([LIGHT] if n else [])
+        await service.record_order(tenant, c.id, order(f"C{n}", *products, total="900"))
+    for n in range(3):
+        c = await service.create_customer(tenant, {"email": f"tea{n}@example.com"})
+        ids[f"tea{n}"] = c.id
+        await service.record_order(tenant, c.id, order(f"T{n}", TEA, MUG, total="15"))
+    newbie = await service.create_customer(tenant, {"email": "newbie@example.com"})
+    ids["newbie"] = newbie.id
+    clock.advance(days=1)
+    return ids
+
+
+class TestOneCustomer:
+    async def test_churn_risk_comes_with_its_level_and_source(
+        self, service: CustomerService, ai: AIService, tenant: str, clock: FixedClock
+    ) -> None:
+        ids = await shop(service, tenant, clock)
+        fresh = await ai.calculate_churn_risk(tenant, ids["cyclist1"])
+        clock.advance(days=400)
+        stale = await ai.calculate_churn_risk(tenant, ids["cyclist1"])
+        assert 0.0 <= fresh.churn_risk_score < stale.churn_risk_score <= 1.0
+        assert fresh.risk_level == "low"
+        assert stale.risk_level == "high"
+        assert fresh.source == "heuristic"
+
+    async def test_a_customer_without_orders_gets_meaningful_answers(
+        self, service: CustomerService, ai: AIService, tenant: str, clock: FixedClock
+    ) -> None:
+        ids = await shop(service, tenant, clock)
+        churn = await ai.calculate_churn_risk(tenant, ids["newbie"])
+        clv = await ai.predict_clv(tenant, ids["newbie"], 12)
+        assert 0.0 <= churn.churn_risk_score <= 1.0
+        assert clv.predicted_clv == Decimal("0")
+        assert clv.prediction_months == 12
+        recs = await ai.generate_recommendations(tenant, ids["newbie"], 2)
+        assert [r.product_id for r in recs] == ["bell", "bike"]
+        assert all("best seller" in r.reason for r in recs)
+
+    async def test_clv_grows_with_the_horizon(
+        self, service: CustomerService, ai: AIService, tenant: str, clock: FixedClock
+    ) -> None:
+        ids = await shop(service, tenant, clock)
+        six = await ai.predict_clv(tenant, ids["cyclist2"], 6)
+        twelve = await ai.predict_clv(tenant, ids["cyclist2"], 12)
+        assert Decimal(0) < six.predicted_clv < twelve.predicted_clv
+        for bad in (0, 121, True):
+            with pytest.raises(InvalidInput) as caught:
+                await ai.predict_clv(tenant, ids["cyclist2"], bad)
+            assert caught.value.field == "months"
+
+    async def test_segment_is_recomputed_stored_and_audited(
+        self,
+        service: CustomerService,
+        ai: AIService,
+        gdpr: GDPRService,
+        tenant: str,
+        clock: FixedClock,
+    ) -> None:
+        ids = await shop(service, tenant, clock)
+        clock.advance(days=200)
+        updated = await ai.update_customer_segment(tenant, ids["tea0"], actor="ops")
+        assert updated.segment == "dormant"
+        assert (await service.get_customer(tenant, ids["tea0"])).segment == "dormant"
+        trail = (await gdpr.list_audit_events(tenant, customer_id=ids["tea0"])).items
+        assert trail[-1].action == "scores.updated"
+        assert trail[-1].changed_fields == ("segment",)
+
+    async def test_another_tenants_ids_are_unknown(
+        self,
+        service: CustomerService,
+        ai: AIService,
+        tenant: str,
+        other_tenant: str,
+        clock: FixedClock,
+    ) -> None:
+        ids = await shop(service, tenant, clock)
+        calls = (
+            ai.calculate_churn_risk(other_tenant, ids["cyclist0"]),
+            ai.predict_clv(other_tenant, ids["cyclist0"]),
+            ai.find_similar_customers(other_tenant, ids["cyclist0"]),
+            ai.generate_recommendations(other_tenant, ids["cyclist0"]),
+            ai.update_customer_segment(other_tenant, ids["cyclist0"]),
+        )
+        for call in calls:
+            with pytest.raises(CustomerNotFound):
+                await call
+
+
+class TestSimilarityAndRecommendations:
+    async def test_similar_customers_are_those_who_buy_alike(
+        self, service: CustomerService, ai: AIService, tenant: str, clock: FixedClock
+    ) -> None:
+        ids = await shop(service, tenant, clock)
+        await ai.score_tenant(tenant)
+        similar = await ai.find_similar_customers(tenant, ids["cyclist0"], 3)
+        assert {s.customer.id for s in similar} == {ids[f"cyclist{n}"] for n in (1, 2, 3)}
+        scores = [s.similarity_score for s in similar]
+        assert scores == sorted(scores, reverse=True)
+        assert all(0.5 < s <= 1.0 for s in scores)
+        tea = await ai.find_similar_customers(tenant, ids["tea0"], 2)
+        assert {s.customer.id for s in tea} == {ids["tea1"], ids["tea2"]}
+
+    async def test_recommendations_are_what_similar_customers_bought_and_this_one_did_not(
+        self, service: CustomerService, ai: AIService, tenant: str, clock: FixedClock
+    ) -> None:
+        ids = await shop(service, tenant, clock)
+        await ai.score_tenant(tenant)
+        recs = await ai.generate_recommendations(tenant, ids["cyclist0"], 5)
+        assert recs[0].product_id == "light"
+        assert recs[0].product_name == "Front light"
+        assert "similar" in recs[0].reason
+        assert 0.0 < recs[0].score <= 1.0
+        assert {r.product_id for r in recs}.isdisjoint({"bike", "bell"})
+
+    async def test_the_limit_is_checked(
+        self, service: CustomerService, ai: AIService, tenant: str, clock: FixedClock
+    ) -> None:
+        ids = await shop(service, tenant, clock)
+        for bad in (0, 101):
+            with pytest.raises(InvalidInput) as caught:
+                await ai.find_similar_customers(tenant, ids["tea0"], bad)
+            assert caught.value.field == "limit"
+
+
+class TestScoreTenant:
+    async def test_every_customer_is_scored_in_chunks_with_a_summary(
+        self, service: CustomerService, ai: AIService, tenant: str, clock: FixedClock
+    ) -> None:
+        ids = await shop(service, tenant, clock)
+        progress: list[int] = []
+        summary = await ai.score_tenant(tenant, on_progress=progress.append)
+        assert summary.customers == len(ids)
+        assert progress == [3, 6, 8]
+        assert sum(summary.per_segment.values()) == len(ids)
+        assert sum(summary.churn_risk_distribution.values()) == len(ids)
+        assert summary.sources == {"heuristic": len(ids)}
+        assert summary.total_predicted_clv > 0
+        scored = await service.get_customer(tenant, ids["cyclist0"])
+        assert scored.scored_at == clock.now()
+        assert scored.score_source == "heuristic"
+        assert scored.embedding is not None
+        assert scored.churn_risk_score is not None
+        assert scored.customer_lifetime_value is not None
+
+    async def test_customers_who_withdrew_analytics_consent_are_skipped_and_cleared(
+        self,
+        service: CustomerService,
+        ai: AIService,
+        gdpr: GDPRService,
+        tenant: str,
+        clock: FixedClock,
+    ) -> None:
+        ids = await shop(service, tenant, clock)
+        await ai.score_tenant(tenant)
+        await gdpr.update_consent(tenant, ids["cyclist1"], "analytics", False)
+        clock.advance(timedelta(hours=1))
+        summary = await ai.score_tenant(tenant)
+        assert summary.skipped_without_consent == 1
+        withdrawn = await service.get_customer(tenant, ids["cyclist1"])
+        assert (withdrawn.embedding, withdrawn.churn_risk_score, withdrawn.segment) == (
+            None,
+            None,
+            None,
+        )
+        similar = await ai.find_similar_customers(tenant, ids["cyclist0"], 10)
+        assert ids["cyclist1"] not in {s.customer.id for s in similar}
+        with pytest.raises(ProfilingNotAllowed):
+            await ai.calculate_churn_risk(tenant, ids["cyclist1"])
+        with pytest.raises(ProfilingNotAllowed):
+            await ai.find_similar_customers(tenant, ids["cyclist1"])
+        recs = await ai.generate_recommendations(tenant, ids["cyclist1"], 3)
+        assert all("best seller" in r.reason for r in recs)
