@@ -6,6 +6,7 @@ passed in (``now``); nothing reads the clock.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
@@ -108,20 +109,24 @@ def heuristic_churn_risk(customer: Customer, now: datetime) -> float:
     return round(1.0 - math.exp(-(ratio**2)), 6)
 
 
-def heuristic_clv(customer: Customer, months: int, now: datetime) -> Decimal:
+def heuristic_clv(
+    customer: Customer, months: int, now: datetime, *, churn_risk: float | None = None
+) -> Decimal:
     """Expected revenue over ``months``: ``aov * monthly_frequency * months * (1 - churn)``.
 
     Monthly frequency is orders per month since the first order (at least one month).
+    ``churn_risk`` saves recomputing it when the caller has it.
     """
     if customer.total_orders == 0 or customer.first_order_at is None:
         return quantize_money(Decimal(0))
     tenure_months = max(_days(now - customer.first_order_at) / DAYS_PER_MONTH, 1.0)
     monthly_frequency = customer.total_orders / tenure_months
-    survival = 1.0 - heuristic_churn_risk(customer, now)
-    value = float(customer.average_order_value) * monthly_frequency * months * survival
+    risk = heuristic_churn_risk(customer, now) if churn_risk is None else churn_risk
+    value = float(customer.average_order_value) * monthly_frequency * months * (1.0 - risk)
     return quantize_money(Decimal(repr(value)))
 
 
+@functools.lru_cache(maxsize=65_536)
 def _bucket(product_id: str) -> int:
     digest = hashlib.blake2b(product_id.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % _PRODUCT_BUCKETS
@@ -132,41 +137,46 @@ def _squash(value: float, scale: float) -> float:
 
 
 def behaviour_embedding(
-    customer: Customer, products: Mapping[str, int], now: datetime
+    customer: Customer,
+    products: Mapping[str, int],
+    now: datetime,
+    *,
+    segment: Segment | None = None,
 ) -> list[float]:
     """A unit-length vector of ``EMBEDDING_DIMENSIONS`` behavioural features.
 
     Layout (``EMBEDDING_VERSION``): recency, order count, average order value,
     total spent, tenure, purchase rate; a one-hot segment; then product affinity:
     the share of units bought per product bucket (product ids hashed into buckets).
-    The behavioural and product blocks weigh the same.
+    The behavioural and product blocks weigh the same. ``segment`` saves
+    recomputing it when the caller has it.
     """
     first = customer.first_order_at or customer.created_at
     tenure = _days(now - first)
     rate = customer.total_orders / max(tenure / DAYS_PER_MONTH, 1.0)
-    behaviour = [
+    segment = segment or heuristic_segment(customer, now)
+    head = [
         math.exp(-_recency_days(customer, now) / 180.0) if customer.total_orders else 0.0,
         _squash(customer.total_orders, 100.0),
         _squash(float(customer.average_order_value), 10_000.0),
         _squash(float(customer.total_spent), 100_000.0),
         min(tenure / 730.0, 1.0),
         rate / (1.0 + rate),
+        *(1.0 if s is segment else 0.0 for s in _SEGMENTS),
     ]
-    segment = heuristic_segment(customer, now)
-    one_hot = [1.0 if s is segment else 0.0 for s in _SEGMENTS]
-    affinity = [0.0] * _PRODUCT_BUCKETS
+    tail = [0.0] * _PRODUCT_BUCKETS
     units = sum(q for q in products.values() if q > 0)
     for product_id, quantity in products.items():
         if quantity > 0:
-            affinity[_bucket(product_id)] += quantity / units
-    head = _unit([*behaviour, *one_hot])
-    tail = _unit(affinity)
-    return _unit([*head, *tail])
-
-
-def _unit(vector: Sequence[float]) -> list[float]:
-    norm = math.sqrt(sum(v * v for v in vector))
-    return [v / norm for v in vector] if norm else list(vector)
+            tail[_bucket(product_id)] += quantity / units
+    # Each block to unit length, then the whole: both blocks end up weighing the same.
+    head_norm = math.hypot(*head)
+    tail_norm = math.hypot(*tail)
+    blocks = (head_norm > 0) + (tail_norm > 0)
+    whole = math.sqrt(blocks) if blocks else 1.0
+    head_scale = 1.0 / (head_norm * whole) if head_norm else 1.0
+    tail_scale = 1.0 / (tail_norm * whole) if tail_norm else 1.0
+    return [v * head_scale for v in head] + [v * tail_scale for v in tail]
 
 
 class HeuristicIntelligence(CustomerIntelligence):
@@ -194,14 +204,19 @@ class HeuristicIntelligence(CustomerIntelligence):
         self, profiles: Sequence[CustomerProfile], *, now: datetime, months: int
     ) -> list[CustomerScores]:
         """Score every profile with the rules above."""
-        return [
-            CustomerScores(
-                customer_id=p.customer.id,
-                segment=heuristic_segment(p.customer, now).value,
-                churn_risk=heuristic_churn_risk(p.customer, now),
-                lifetime_value=heuristic_clv(p.customer, months, now),
-                embedding=behaviour_embedding(p.customer, p.products, now),
-                source=self.name,
+        scores = []
+        for p in profiles:
+            customer = p.customer
+            segment = heuristic_segment(customer, now)
+            risk = heuristic_churn_risk(customer, now)
+            scores.append(
+                CustomerScores(
+                    customer_id=customer.id,
+                    segment=segment.value,
+                    churn_risk=risk,
+                    lifetime_value=heuristic_clv(customer, months, now, churn_risk=risk),
+                    embedding=behaviour_embedding(customer, p.products, now, segment=segment),
+                    source=self.name,
+                )
             )
-            for p in profiles
-        ]
+        return scores
