@@ -1,4 +1,4 @@
-"""The ``linkbay-customers`` commands: serve, demo, migrate and import.
+"""The ``linkbay-customers`` commands: serve, demo, migrate, import, export and purge.
 
 This is a composition root: it picks the storage from ``--database-url`` and
 imports the SQL and FastAPI adapters only when a command needs them.
@@ -7,8 +7,12 @@ imports the SQL and FastAPI adapters only when a command needs them.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -26,7 +30,8 @@ from rich.progress import (
 from rich.table import Table
 
 from linkbay_customers import LinkbayError, __version__
-from linkbay_customers.services import ImportProgress, ImportResult
+from linkbay_customers.domain import MAX_ID
+from linkbay_customers.services import ImportProgress, ImportResult, PurgeResult
 from linkbay_customers_cli._customer_files import (
     CustomerFile,
     CustomerFileFormat,
@@ -56,7 +61,7 @@ __all__ = ("app",)
 
 app = typer.Typer(
     name="linkbay-customers",
-    help="Serve, fill and migrate a linkbay-customers database.",
+    help="Serve, fill, migrate, export and purge a linkbay-customers database.",
     no_args_is_help=True,
     add_completion=False,
     # Locals would print database passwords and JWT secrets.
@@ -67,6 +72,8 @@ console = Console(soft_wrap=True)
 error_console = Console(stderr=True, soft_wrap=True)
 
 _MAX_REJECTIONS_SHOWN = 5
+_MAX_PURGE_IDS_SHOWN = 50
+_MAX_INACTIVE_DAYS = 36_500
 
 DatabaseUrlOption = Annotated[
     str | None,
@@ -77,6 +84,16 @@ DatabaseUrlOption = Annotated[
         help="sqlite+aiosqlite:///FILE, postgresql+asyncpg://USER:PW@HOST/DB or memory://",
         show_default="./linkbay_customers.db",
     ),
+]
+TenantOption = Annotated[
+    str,
+    typer.Option(
+        "--tenant", "-t", metavar="TENANT", help="The tenant to work on.", show_default=False
+    ),
+]
+ActorOption = Annotated[
+    str | None,
+    typer.Option(metavar="ACTOR", help="Who is acting, for the audit trail.", show_default=False),
 ]
 MigrateOption = Annotated[
     bool,
@@ -114,7 +131,7 @@ def _main(
         ),
     ] = False,
 ) -> None:
-    """Serve, fill and migrate a linkbay-customers database."""
+    """Serve, fill, migrate, export and purge a linkbay-customers database."""
 
 
 # ------------------------------------------------------------------------ serve
@@ -395,3 +412,210 @@ def _report_import(
     if len(rejected) > _MAX_REJECTIONS_SHOWN:
         console.print(f"  ... and {len(rejected) - _MAX_REJECTIONS_SHOWN} more")
     console.print(f"Rejected rows are listed in {escape(str(rejects_path))}")
+
+
+# ----------------------------------------------------------------------- export
+
+
+class ExportFileFormat(StrEnum):
+    """What ``export`` writes: the JSON document, or a ZIP of one CSV file per section."""
+
+    JSON = "json"
+    CSV = "csv"
+
+
+@app.command()
+def export(
+    customer_id: Annotated[
+        int,
+        typer.Argument(
+            metavar="CUSTOMER_ID",
+            min=1,
+            max=MAX_ID,
+            help="The customer to export.",
+            show_default=False,
+        ),
+    ],
+    tenant: TenantOption,
+    database_url: DatabaseUrlOption = None,
+    export_format: Annotated[
+        ExportFileFormat,
+        typer.Option("--format", help="JSON, or a ZIP of CSV files (needs --output)."),
+    ] = ExportFileFormat.JSON,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the export to FILE (readable by its owner only).",
+            show_default="standard output",
+        ),
+    ] = None,
+    actor: ActorOption = None,
+) -> None:
+    """Export everything held about a customer (GDPR right of access).
+
+    The profile, addresses, notes, orders, consent state and history, derived data
+    and audit trail; soft-deleted and anonymized customers too. The export is
+    recorded in the customer's audit trail.
+    """
+    with _reported_errors():
+        if export_format is ExportFileFormat.CSV and output is None:
+            raise CommandError(
+                "--format csv writes a ZIP archive: name the file with --output FILE",
+                exit_code=2,
+            )
+        if output is not None and not output.expanduser().absolute().parent.is_dir():
+            raise CommandError(
+                f"the directory {output.expanduser().absolute().parent} does not exist",
+                exit_code=2,
+            )
+        url = resolve_database_url(database_url)
+        content = asyncio.run(_export(url, tenant, customer_id, export_format, actor))
+        if output is None:
+            typer.echo(content.decode("utf-8"))
+            return
+        _write_private_file(output, content)
+        console.print(
+            f"Exported customer {customer_id} of tenant {escape(tenant)} "
+            f"to {escape(str(output))} ({export_format.value})."
+        )
+
+
+async def _export(
+    url: str, tenant: str, customer_id: int, export_format: ExportFileFormat, actor: str | None
+) -> bytes:
+    async with open_container(url) as container:
+        service = container.gdpr_service()
+        if export_format is ExportFileFormat.CSV:
+            archive: bytes = await service.export_customer_data_csv(
+                tenant, customer_id, actor=actor
+            )
+            return archive
+        document = await service.export_customer_data(tenant, customer_id, actor=actor)
+        return json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8")
+
+
+def _write_private_file(path: Path, content: bytes) -> None:
+    """Write personal data to a file only its owner can read (when it is created)."""
+    try:
+        descriptor = os.open(path.expanduser(), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(content)
+    except OSError as error:
+        raise CommandError(f"cannot write {path}: {error.strerror or error}") from error
+
+
+# ------------------------------------------------------------------------ purge
+
+
+@app.command()
+def purge(
+    tenant: TenantOption,
+    inactive_days: Annotated[
+        int,
+        typer.Option(
+            "--inactive-days",
+            metavar="DAYS",
+            min=1,
+            max=_MAX_INACTIVE_DAYS,
+            help="Customers with no order and no change for this many days qualify.",
+            show_default=False,
+        ),
+    ],
+    apply: Annotated[
+        bool,
+        typer.Option("--apply", help="Anonymize them; without it, only list who would be."),
+    ] = False,
+    database_url: DatabaseUrlOption = None,
+    actor: ActorOption = None,
+    chunk_size: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Customers per transaction.")
+    ] = 500,
+) -> None:
+    """Anonymize customers inactive for too long (GDPR storage limitation).
+
+    A dry run by default: lists the customers that would be anonymized. With
+    --apply they are anonymized for good, a chunk per transaction, each with a
+    data.anonymized audit event.
+    """
+    with _reported_errors():
+        url = resolve_database_url(database_url)
+        period = timedelta(days=inactive_days)
+        if not apply:
+            result = asyncio.run(_purge_dry_run(url, tenant, period, chunk_size))
+            _report_purge_dry_run(tenant, inactive_days, result)
+            return
+        result = asyncio.run(_purge(url, tenant, period, actor, chunk_size))
+        if not result.count:
+            _report_nothing_to_purge(tenant, inactive_days)
+            return
+        console.print(
+            f"Anonymized {result.count} customer{'s' if result.count != 1 else ''} of tenant "
+            f"{escape(tenant)} inactive since before {_moment(result)}."
+        )
+
+
+async def _purge_dry_run(url: str, tenant: str, period: timedelta, chunk_size: int) -> PurgeResult:
+    async with open_container(url) as container:
+        service = container.gdpr_service()
+        return await service.purge_inactive(tenant, period, dry_run=True, chunk_size=chunk_size)
+
+
+async def _purge(
+    url: str, tenant: str, period: timedelta, actor: str | None, chunk_size: int
+) -> PurgeResult:
+    async with open_container(url) as container:
+        service = container.gdpr_service()
+        # A dry run first gives the progress bar its total.
+        planned = await service.purge_inactive(tenant, period, dry_run=True, chunk_size=chunk_size)
+        if not planned.count:
+            return planned
+        with Progress(
+            TextColumn("Anonymizing {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task(escape(tenant), total=planned.count)
+            return await service.purge_inactive(
+                tenant,
+                period,
+                dry_run=False,
+                actor=actor,
+                chunk_size=chunk_size,
+                on_progress=lambda done: progress.update(task, completed=done),
+            )
+
+
+def _moment(result: PurgeResult) -> str:
+    return result.cutoff.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _report_nothing_to_purge(tenant: str, inactive_days: int) -> None:
+    console.print(
+        f"No customer of tenant {escape(tenant)} has been inactive for {inactive_days} "
+        "days: nothing to anonymize."
+    )
+
+
+def _report_purge_dry_run(tenant: str, inactive_days: int, result: PurgeResult) -> None:
+    if not result.count:
+        _report_nothing_to_purge(tenant, inactive_days)
+        return
+    shown = result.customer_ids[:_MAX_PURGE_IDS_SHOWN]
+    table = Table(title=f"Would be anonymized: {result.count}")
+    table.add_column("customer id", justify="right")
+    for customer_id in shown:
+        table.add_row(str(customer_id))
+    console.print(table)
+    if result.count > len(shown):
+        console.print(f"  ... and {result.count - len(shown)} more")
+    console.print(
+        f"Dry run: {result.count} customer{'s' if result.count != 1 else ''} of tenant "
+        f"{escape(tenant)} had no order and no change since before {_moment(result)}; "
+        "nothing was changed. Run again with --apply to anonymize them."
+    )

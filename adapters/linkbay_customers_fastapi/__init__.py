@@ -26,10 +26,14 @@ from linkbay_customers_fastapi._problems import (
     status_for,
 )
 from linkbay_customers_fastapi._router import create_customer_router
+from linkbay_customers_fastapi._schemas import ConsentHistoryResponse, ConsentRequest, ExportFormat
 from linkbay_customers_fastapi._tenancy import Tenancy, header_tenancy, jwt_tenancy
 
 __all__ = (
     "PROBLEM_MEDIA_TYPE",
+    "ConsentHistoryResponse",
+    "ConsentRequest",
+    "ExportFormat",
     "HealthResponse",
     "InvalidHeader",
     "NotAuthenticated",

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 import linkbay_customers
 from linkbay_customers.container import CustomersContainer, bootstrap
-from linkbay_customers.services import CustomerService
+from linkbay_customers.services import CustomerService, GDPRService
 from linkbay_customers_fastapi._problems import add_problem_handlers
 from linkbay_customers_fastapi._router import create_customer_router
 from linkbay_customers_fastapi._tenancy import header_tenancy, jwt_tenancy
@@ -42,7 +42,8 @@ def create_app(
     every request needs ``Authorization: Bearer <token>``, a JWT signed with that
     secret carrying the tenant in ``tenant_claim`` and the acting user in ``sub``.
 
-    The application closes the container's storage when it shuts down.
+    The application serves the GDPR routes too, with the container's
+    ``gdpr_service``. It closes the container's storage when it shuts down.
 
     Args:
         container: A wired container (``bootstrap(url)``), or a database URL to
@@ -65,6 +66,10 @@ def create_app(
         service: CustomerService = wired.customer_service()
         return service
 
+    async def gdpr_service() -> GDPRService:
+        service: GDPRService = wired.gdpr_service()
+        return service
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
@@ -75,13 +80,17 @@ def create_app(
     app = FastAPI(
         title=title,
         version=linkbay_customers.__version__,
-        description="Multi-tenant customer management: customers, addresses, notes and orders.",
+        description="Multi-tenant customer management: customers, addresses, notes, orders "
+        "and GDPR (export, erasure, consent, audit trail).",
         lifespan=lifespan,
     )
     add_problem_handlers(app)
     app.include_router(
         create_customer_router(
-            customer_service, get_tenant_id=tenancy.tenant_id, get_actor=tenancy.actor
+            customer_service,
+            gdpr_service=gdpr_service,
+            get_tenant_id=tenancy.tenant_id,
+            get_actor=tenancy.actor,
         )
     )
 

@@ -10,9 +10,10 @@ from pydantic import BaseModel, Field
 
 from linkbay_customers.domain import Page
 from linkbay_customers.schemas import CustomerCreate, CustomerResponse, CustomerUpdate
-from linkbay_customers.services import CustomerService
+from linkbay_customers.services import CustomerService, GDPRService
 
 __all__ = (
+    "GDPRRequestContext",
     "PageResponse",
     "RequestContext",
     "RouteSettings",
@@ -33,6 +34,15 @@ class RequestContext:
 
 
 @dataclass(frozen=True, slots=True)
+class GDPRRequestContext:
+    """What every GDPR endpoint needs: the GDPR service, the tenant and the acting user."""
+
+    service: GDPRService
+    tenant_id: str
+    actor: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class RouteSettings:
     """Choices made once per router: the request context dependency and the schemas.
 
@@ -42,16 +52,29 @@ class RouteSettings:
         customer_create: The schema of ``POST /customers`` bodies.
         customer_update: The schema of ``PATCH /customers/{id}`` bodies.
         customer_response: The schema customers are returned as.
+        gdpr_context: ``Annotated[GDPRRequestContext, Depends(...)]``, or None when the
+            router has no GDPR service (and so no GDPR routes).
     """
 
     context: Any
     customer_create: type[CustomerCreate]
     customer_update: type[CustomerUpdate]
     customer_response: type[CustomerResponse]
+    gdpr_context: Any = None
 
     def endpoint(self, **annotations: object) -> Callable[[F], F]:
         """Give an endpoint its ``ctx: RequestContext`` parameter (and ``annotations``)."""
         return with_annotations(ctx=self.context, **annotations)
+
+    def gdpr_endpoint(self, **annotations: object) -> Callable[[F], F]:
+        """Give an endpoint its ``ctx: GDPRRequestContext`` parameter (and ``annotations``).
+
+        Raises:
+            RuntimeError: the router has no GDPR service.
+        """
+        if self.gdpr_context is None:
+            raise RuntimeError("GDPR routes need a router built with a gdpr_service")
+        return with_annotations(ctx=self.gdpr_context, **annotations)
 
 
 def with_annotations(**annotations: object) -> Callable[[F], F]:

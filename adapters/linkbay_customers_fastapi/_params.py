@@ -6,21 +6,30 @@ from typing import Annotated, Any
 
 from fastapi import Body, Path, Query
 
-from linkbay_customers.domain import MAX_ID, MAX_PAGE_SIZE
+from linkbay_customers.domain import DEFAULT_CONSENT_TYPES, MAX_ID, MAX_PAGE_SIZE
 from linkbay_customers.schemas import (
     AddressCreate,
     AddressUpdate,
     CustomerMergeRequest,
     CustomerNoteCreate,
     OrderCreate,
+    UtcDateTime,
 )
+from linkbay_customers_fastapi._schemas import ConsentRequest
 
 __all__ = (
+    "AUDIT_PAGE_SIZE",
     "CUSTOMER_CREATE_EXAMPLES",
     "CUSTOMER_UPDATE_EXAMPLES",
     "AddressBody",
     "AddressId",
     "AddressUpdateBody",
+    "AuditCustomerId",
+    "AuditPageSize",
+    "AuditSince",
+    "AuditUntil",
+    "ConsentBody",
+    "ConsentType",
     "CustomerId",
     "MergeBody",
     "NoteBody",
@@ -41,6 +50,40 @@ CustomerId = Annotated[
 AddressId = Annotated[int, Path(ge=1, le=MAX_ID, description="The address's id.")]
 PageNumber = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")]
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page.")]
+
+AUDIT_PAGE_SIZE = 1000
+"""The largest page of audit events: compliance reviews read long trails."""
+
+AuditPageSize = Annotated[
+    int, Query(ge=1, le=AUDIT_PAGE_SIZE, description="Events per page (at most 1000).")
+]
+AuditSince = Annotated[
+    UtcDateTime | None,
+    Query(description="Only events at or after this time (with a UTC offset)."),
+]
+AuditUntil = Annotated[
+    UtcDateTime | None,
+    Query(description="Only events before this time (with a UTC offset); later than `since`."),
+]
+AuditCustomerId = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=MAX_ID,
+        description="Only events about this customer id, an erased customer's included.",
+    ),
+]
+ConsentType = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        description="The consent type: one the service is configured for, by default "
+        f"{', '.join(f'`{t}`' for t in DEFAULT_CONSENT_TYPES)}. Another is refused with "
+        "422 `consent_type_unknown`.",
+        examples=list(DEFAULT_CONSENT_TYPES),
+    ),
+]
 
 
 def _example(key: str, summary: str, value: dict[str, Any]) -> dict[str, Any]:
@@ -138,5 +181,25 @@ MergeBody = Annotated[
                 "merge_preferences": True,
             },
         )
+    ),
+]
+ConsentBody = Annotated[
+    ConsentRequest,
+    Body(
+        openapi_examples={
+            **_example(
+                "given",
+                "Given on the signup form",
+                {
+                    "consented": True,
+                    "metadata": {
+                        "source": "signup_form",
+                        "ip_address": "192.168.1.1",
+                        "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
+                    },
+                },
+            ),
+            **_example("withdrawn", "Withdrawn, no metadata", {"consented": False}),
+        }
     ),
 ]

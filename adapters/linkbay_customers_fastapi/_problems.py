@@ -338,11 +338,21 @@ def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
 _PROBLEM_SCHEMA = _inline_schema(Problem)
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries documenting problem+json errors of these statuses."""
+def problem_responses(
+    *statuses: int, descriptions: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries documenting problem+json errors of these statuses.
+
+    Args:
+        *statuses: The HTTP statuses to document.
+        descriptions: Route-specific descriptions replacing the general ones.
+    """
+    given = descriptions or {}
     return {
         status: {
-            "description": _DESCRIPTIONS.get(status, http.HTTPStatus(status).phrase),
+            "description": given.get(
+                status, _DESCRIPTIONS.get(status, http.HTTPStatus(status).phrase)
+            ),
             "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}},
         }
         for status in statuses

@@ -11,16 +11,27 @@ from fastapi.routing import APIRoute
 
 from linkbay_customers.domain import InvalidInput
 from linkbay_customers.schemas import CustomerCreate, CustomerResponse, CustomerUpdate
-from linkbay_customers.services import CustomerService
+from linkbay_customers.services import CustomerService, GDPRService
 from linkbay_customers.services._boundary import check_actor, check_tenant
-from linkbay_customers_fastapi._context import RequestContext, RouteSettings, with_annotations
+from linkbay_customers_fastapi._context import (
+    GDPRRequestContext,
+    RequestContext,
+    RouteSettings,
+    with_annotations,
+)
 from linkbay_customers_fastapi._problems import TenantRequired, problem_responses
 from linkbay_customers_fastapi._routes_addresses import add_address_routes
 from linkbay_customers_fastapi._routes_customers import add_customer_routes
+from linkbay_customers_fastapi._routes_gdpr import add_gdpr_routes, add_tenant_audit_routes
 from linkbay_customers_fastapi._routes_notes import add_note_routes
 from linkbay_customers_fastapi._routes_orders import add_order_routes
 
-__all__ = ("ROUTE_GROUPS", "RouteGroup", "create_customer_router")
+__all__ = (
+    "GDPR_ROUTE_GROUPS",
+    "ROUTE_GROUPS",
+    "RouteGroup",
+    "create_customer_router",
+)
 
 RouteGroup = Callable[[APIRouter, RouteSettings], None]
 """Adds one group of routes to the router, given the settings of the router."""
@@ -33,6 +44,10 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
 )
 """The route groups every router has, in the order they are added."""
 
+GDPR_ROUTE_GROUPS: tuple[RouteGroup, ...] = (add_gdpr_routes,)
+"""The route groups a router built with a GDPR service adds after ``ROUTE_GROUPS``;
+``add_tenant_audit_routes`` (a fixed path) goes before them all."""
+
 
 async def _no_actor() -> None:
     # async: FastAPI runs a plain function in a worker thread, a costly hop
@@ -43,10 +58,33 @@ def _route_id(route: APIRoute) -> str:
     return route.name
 
 
+def _service_dependency(service: Any, kind: type[Any]) -> Callable[..., Any]:
+    """The service as a dependency: an instance is wrapped, a dependency kept as is."""
+    if isinstance(service, kind):
+        instance = service
+
+        async def get_service() -> Any:
+            return instance
+
+        return get_service
+    if not callable(service):
+        raise TypeError(f"expected a {kind.__name__} or a dependency returning one")
+    dependency: Callable[..., Any] = service
+    return dependency
+
+
+def _checked_tenant(tenant_id: Any) -> str:
+    try:
+        return check_tenant(tenant_id)
+    except InvalidInput:
+        raise TenantRequired("the request names no valid tenant") from None
+
+
 def create_customer_router(
     customer_service: CustomerService | Callable[..., Any],
     *,
     get_tenant_id: Callable[..., Any],
+    gdpr_service: GDPRService | Callable[..., Any] | None = None,
     get_actor: Callable[..., Any] | None = None,
     prefix: str = "/customers",
     tags: Sequence[str | Enum] = ("customers",),
@@ -69,6 +107,11 @@ def create_customer_router(
     Args:
         customer_service: The service, or a FastAPI dependency that returns it (to pick
             a service per request, say).
+        gdpr_service: The ``GDPRService``, or a dependency that returns it, for the GDPR
+            routes: ``/{customer_id}/export``, ``/{customer_id}/gdpr``,
+            ``/{customer_id}/consent``, ``/{customer_id}/audit`` and ``/audit-events``.
+            None (the default): the router serves no GDPR routes. It must work on the
+            same storage as ``customer_service``.
         get_tenant_id: Dependency returning the request's tenant id. A value that is not
             a valid tenant id is answered with 400 (``tenant_required``); raise your own
             error (401, say) from the dependency to answer otherwise.
@@ -88,15 +131,7 @@ def create_customer_router(
     Returns:
         A new router; call once per application (or per mount point).
     """
-    if isinstance(customer_service, CustomerService):
-        service_instance = customer_service
-
-        async def get_service() -> CustomerService:
-            return service_instance
-
-        service_dependency: Callable[..., Any] = get_service
-    else:
-        service_dependency = customer_service
+    service_dependency = _service_dependency(customer_service, CustomerService)
     actor_dependency = get_actor or _no_actor
 
     @with_annotations(
@@ -105,13 +140,30 @@ def create_customer_router(
         service=Annotated[Any, Depends(service_dependency)],
     )
     async def request_context(tenant_id: Any, actor: Any, service: Any) -> RequestContext:
-        try:
-            tenant_id = check_tenant(tenant_id)
-        except InvalidInput:
-            raise TenantRequired("the request names no valid tenant") from None
+        tenant_id = _checked_tenant(tenant_id)
         if not isinstance(service, CustomerService):
             raise TypeError(f"the service dependency returned {type(service).__name__}")
         return RequestContext(service=service, tenant_id=tenant_id, actor=check_actor(actor))
+
+    gdpr_context: Any = None
+    if gdpr_service is not None:
+
+        @with_annotations(
+            tenant_id=Annotated[Any, Depends(get_tenant_id)],
+            actor=Annotated[Any, Depends(actor_dependency)],
+            service=Annotated[Any, Depends(_service_dependency(gdpr_service, GDPRService))],
+        )
+        async def gdpr_request_context(
+            tenant_id: Any, actor: Any, service: Any
+        ) -> GDPRRequestContext:
+            tenant_id = _checked_tenant(tenant_id)
+            if not isinstance(service, GDPRService):
+                raise TypeError(f"the GDPR service dependency returned {type(service).__name__}")
+            return GDPRRequestContext(
+                service=service, tenant_id=tenant_id, actor=check_actor(actor)
+            )
+
+        gdpr_context = Annotated[GDPRRequestContext, Depends(gdpr_request_context)]
 
     router = APIRouter(
         prefix=prefix,
@@ -125,7 +177,12 @@ def create_customer_router(
         customer_create=customer_create_schema,
         customer_update=customer_update_schema,
         customer_response=customer_response_schema,
+        gdpr_context=gdpr_context,
     )
-    for add_routes in ROUTE_GROUPS:
+    # Starlette tries routes in order: fixed paths before ``/{customer_id}``.
+    groups = ROUTE_GROUPS
+    if gdpr_context is not None:
+        groups = (add_tenant_audit_routes, *ROUTE_GROUPS, *GDPR_ROUTE_GROUPS)
+    for add_routes in groups:
         add_routes(router, settings)
     return router

@@ -14,7 +14,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from linkbay_customers import CustomerService, bootstrap
+from linkbay_customers import CustomersContainer, bootstrap
 from linkbay_customers_fastapi import create_app
 from tests.api._support import ADDRESS, ORDER
 
@@ -28,8 +28,9 @@ CHECKS = [
 ]
 
 
-async def _populate(service: CustomerService) -> None:
+async def _populate(container: CustomersContainer) -> None:
     # Generated ids favour small values, so customers 1 to 3 give the deeper paths data.
+    service, gdpr = container.customer_service(), container.gdpr_service()
     for n in range(3):
         customer = await service.create_customer(
             TENANT, {"email": f"seed{n}@example.com", "tags": ["vip"]}, actor="seed"
@@ -37,12 +38,15 @@ async def _populate(service: CustomerService) -> None:
         await service.add_address(TENANT, customer.id, ADDRESS)
         await service.add_note(TENANT, customer.id, {"note": "seeded"}, created_by="seed")
         await service.record_order(TENANT, customer.id, {**ORDER, "order_id": f"seed-{n}"})
+        await gdpr.update_consent(
+            TENANT, customer.id, "marketing", True, {"source": "seed", "ip_address": "192.0.2.1"}
+        )
 
 
 @pytest.fixture(scope="module")
 def api_schema() -> Any:
     container = bootstrap("memory://")
-    asyncio.run(_populate(container.customer_service()))
+    asyncio.run(_populate(container))
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(container))
     schema.config.generation.update(max_examples=40, deterministic=True)
     return schema

@@ -34,7 +34,9 @@ class Case:
 
     def url(self, ids: Ids) -> str:
         customer = ids.own_customer if self.own_customer else ids.customer
-        return self.path.format(customer_id=customer, address_id=ids.address)
+        return self.path.format(
+            customer_id=customer, address_id=ids.address, consent_type="marketing"
+        )
 
     def body(self, ids: Ids) -> dict[str, Any] | None:
         if self.json is None:
@@ -76,6 +78,22 @@ CASES: dict[str, Case] = {
     "list_notes": Case("GET", "/customers/{customer_id}/notes"),
     "record_order": Case("POST", "/customers/{customer_id}/orders", json=ORDER),
     "list_orders": Case("GET", "/customers/{customer_id}/orders"),
+    "export(json)": Case("GET", "/customers/{customer_id}/export"),
+    "export(csv)": Case("GET", "/customers/{customer_id}/export", params={"format": "csv"}),
+    "erase(anonymize)": Case("DELETE", "/customers/{customer_id}/gdpr"),
+    "erase(hard)": Case("DELETE", "/customers/{customer_id}/gdpr", params={"anonymize": False}),
+    "update_consent": Case(
+        "POST",
+        "/customers/{customer_id}/consent/{consent_type}",
+        json={"consented": True, "metadata": {"source": "web"}},
+    ),
+    "get_consent_history": Case("GET", "/customers/{customer_id}/consent"),
+    "list_customer_audit_events": Case("GET", "/customers/{customer_id}/audit"),
+    "list_customer_audit_events(window)": Case(
+        "GET",
+        "/customers/{customer_id}/audit",
+        params={"since": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"},
+    ),
     "merge(source)": Case(
         "POST",
         MERGE_PATH,
@@ -112,6 +130,9 @@ async def _snapshot(
         await client.get(f"{base}/notes", headers=headers),
         await client.get(f"{base}/orders", headers=headers),
         await client.get("/customers", params={"include_deleted": True}, headers=headers),
+        await client.get(f"{base}/consent", headers=headers),
+        # Read-only, so a foreign request that left an audit event behind would show.
+        await client.get("/customers/audit-events", headers=headers),
     ]
     return [(r.status_code, r.json()) for r in responses]
 
