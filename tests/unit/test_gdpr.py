@@ -199,6 +199,9 @@ class TestExport:
         history = archive.read("consent_history.csv").decode()
         assert IP in history
         assert AGENT in history
+        trail = (await gdpr.list_audit_events(tenant, customer_id=mario.id)).items
+        assert trail[-1].action is AuditAction.DATA_EXPORTED
+        assert trail[-1].details == {"format": "csv"}
 
     async def test_another_tenants_customer_cannot_be_exported(
         self, service: CustomerService, gdpr: GDPRService, tenant: str, other_tenant: str
@@ -347,6 +350,10 @@ class TestConsent:
         assert "newsletter, sms" in caught.value.message
         with pytest.raises(ConsentTypeUnknown):
             await gdpr.has_consent(tenant, mario.id, "marketing")
+
+    def test_events_cannot_be_a_consent_type(self, storage: Storage, clock: FixedClock) -> None:
+        with pytest.raises(ValueError, match="'events' cannot be a consent type"):
+            GDPRService(storage.unit_of_work, clock, consent_types=("marketing", "events"))
 
     async def test_a_failed_transaction_leaves_neither_the_change_nor_its_audit_record(
         self,
@@ -510,7 +517,7 @@ class TestRetention:
         assert again.count == 0
 
     async def test_the_period_must_be_at_least_a_day(self, gdpr: GDPRService, tenant: str) -> None:
-        for bad in (timedelta(hours=1), timedelta(days=-3), 30):
+        for bad in (timedelta(hours=1), timedelta(days=-3), 30, timedelta(days=999_999)):
             with pytest.raises(InvalidInput) as caught:
                 await gdpr.purge_inactive(tenant, bad)  # type: ignore[arg-type]
             assert caught.value.field == "inactive_for"

@@ -123,6 +123,8 @@ class GDPRService:
         types = tuple(consent_types)
         if not types or any(not isinstance(t, str) or not 0 < len(t) <= 64 for t in types):
             raise ValueError("consent_types must be 1 to 64 character names, at least one")
+        if "events" in types:
+            raise ValueError("'events' cannot be a consent type: the history lists events under it")
         self._uow_factory = uow_factory
         self._clock = clock
         self._consent_types = types
@@ -156,6 +158,11 @@ class GDPRService:
         Raises:
             CustomerNotFound: unknown id or another tenant's id.
         """
+        return await self._export(tenant_id, customer_id, actor, "json")
+
+    async def _export(
+        self, tenant_id: str, customer_id: int, actor: str | None, format: str
+    ) -> dict[str, Any]:
         actor = check_actor(actor)
         async with self._uow(tenant_id) as uow:
             customer = await load_customer(uow, customer_id, include_deleted=True)
@@ -207,7 +214,7 @@ class GDPRService:
                 AuditAction.DATA_EXPORTED,
                 customer_id=customer.id,
                 actor=actor,
-                details={"format": "json"},
+                details={"format": format},
             )
             await uow.commit()
         return export.model_dump(mode="json")
@@ -225,7 +232,7 @@ class GDPRService:
         Raises:
             CustomerNotFound: unknown id or another tenant's id.
         """
-        document = await self.export_customer_data(tenant_id, customer_id, actor=actor)
+        document = await self._export(tenant_id, customer_id, actor, "csv")
         return export_as_csv_zip(document)
 
     # --------------------------------------------------------------------- erasure
@@ -465,7 +472,10 @@ class GDPRService:
         if not isinstance(chunk_size, int) or not 1 <= chunk_size <= 10_000:
             raise InvalidInput.single("chunk_size", "must be an integer from 1 to 10000")
         actor = check_actor(actor)
-        cutoff = self._clock.now() - inactive_for
+        try:
+            cutoff = self._clock.now() - inactive_for
+        except OverflowError:
+            raise InvalidInput.single("inactive_for", "reaches back before year 1") from None
         affected: list[int] = []
         after_id = 0
         while True:
