@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,9 +14,11 @@ from linkbay_customers import (
     CustomerNotFound,
     CustomerService,
     GDPRService,
+    HeuristicIntelligence,
     InvalidInput,
     ProfilingNotAllowed,
 )
+from linkbay_customers.ports import Storage
 from linkbay_customers.testing import FixedClock
 
 
@@ -216,3 +219,23 @@ class TestScoreTenant:
             await ai.find_similar_customers(tenant, ids["cyclist1"])
         recs = await ai.generate_recommendations(tenant, ids["cyclist1"], 3)
         assert all("best seller" in r.reason for r in recs)
+
+
+class _FallingBack(HeuristicIntelligence):
+    """An adapter whose batch answers came from its fallback, as a model's may."""
+
+    name = "model"
+
+    async def score_many(self, profiles: Any, *, now: Any, months: int) -> Any:
+        scores = await super().score_many(profiles, now=now, months=months)
+        return [replace(s, source="heuristic-fallback") for s in scores]
+
+
+async def test_the_source_reported_is_the_one_that_produced_the_answer(
+    storage: Storage, service: CustomerService, clock: FixedClock, tenant: str
+) -> None:
+    ids = await shop(service, tenant, clock)
+    ai = AIService(storage.unit_of_work, clock, _FallingBack())
+    assert (await ai.calculate_churn_risk(tenant, ids["tea1"])).source == "heuristic-fallback"
+    assert (await ai.predict_clv(tenant, ids["tea1"])).source == "heuristic-fallback"
+    assert (await ai.score_tenant(tenant)).sources == {"heuristic-fallback": len(ids)}

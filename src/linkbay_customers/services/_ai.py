@@ -182,24 +182,37 @@ class AIService:
 
     # ------------------------------------------------------------- one customer
 
+    async def _assess(self, customer: Customer, months: int = 12) -> CustomerScores:
+        """Every score of one customer from one call of the intelligence, so the source
+        reported is the one that produced them (an adapter may fall back per call)."""
+        self._require_profiling(customer)
+        (scores,) = await self._intelligence.score_many(
+            [CustomerProfile(customer)], now=self._clock.now(), months=months
+        )
+        return scores
+
     async def update_customer_segment(
         self, tenant_id: str, customer_id: int, *, actor: str | None = None
     ) -> Customer:
         """Recompute and store a customer's segment.
+
+        The intelligence is asked outside the transaction, so a slow model holds no
+        row lock.
 
         Raises:
             CustomerNotFound: unknown, deleted or another tenant's customer.
             ProfilingNotAllowed: the tenant's policy excludes the customer.
         """
         actor = check_actor(actor)
-        now = self._clock.now()
         async with self._uow(tenant_id) as uow:
-            customer = await load_customer(uow, customer_id, for_update=True)
+            customer = await load_customer(uow, customer_id)
+        scores = await self._assess(customer)
+        async with self._uow(tenant_id) as uow:
+            customer = await load_customer(uow, customer.id, for_update=True)
             self._require_profiling(customer)
-            segment = await self._intelligence.segment(customer, now=now)
-            if segment != customer.segment:
-                customer.segment = segment
-                customer.updated_at = now
+            if scores.segment != customer.segment:
+                customer.segment = scores.segment
+                customer.updated_at = self._clock.now()
                 await uow.customers.update(customer)
                 await write_audit(
                     uow,
@@ -208,7 +221,7 @@ class AIService:
                     customer_id=customer.id,
                     actor=actor,
                     changed_fields=["segment"],
-                    details={"source": self._intelligence.name},
+                    details={"source": scores.source},
                 )
                 await uow.commit()
         return customer
@@ -225,13 +238,12 @@ class AIService:
         """
         async with self._uow(tenant_id) as uow:
             customer = await load_customer(uow, customer_id)
-        self._require_profiling(customer)
-        score = await self._intelligence.churn_risk(customer, now=self._clock.now())
+        scores = await self._assess(customer)
         return ChurnPrediction(
             customer_id=customer.id,
-            churn_risk_score=score,
-            risk_level=risk_level(score),
-            source=self._intelligence.name,
+            churn_risk_score=scores.churn_risk,
+            risk_level=risk_level(scores.churn_risk),
+            source=scores.source,
         )
 
     async def predict_clv(
@@ -247,13 +259,12 @@ class AIService:
         months = _check_months(prediction_months)
         async with self._uow(tenant_id) as uow:
             customer = await load_customer(uow, customer_id)
-        self._require_profiling(customer)
-        value = await self._intelligence.predict_clv(customer, months=months, now=self._clock.now())
+        scores = await self._assess(customer, months)
         return ClvPrediction(
             customer_id=customer.id,
-            predicted_clv=quantize_money(value),
+            predicted_clv=quantize_money(scores.lifetime_value),
             prediction_months=months,
-            source=self._intelligence.name,
+            source=scores.source,
         )
 
     async def _embedding(self, uow: UnitOfWork, customer: Customer) -> Sequence[float]:
