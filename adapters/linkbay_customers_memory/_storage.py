@@ -25,6 +25,7 @@ from linkbay_customers.domain import (
     DerivedData,
     DuplicateEmail,
     MergeAlias,
+    ModelFit,
     Order,
     OrderConflict,
     Page,
@@ -41,6 +42,7 @@ from linkbay_customers.ports import (
     ConsentRepository,
     CustomerRepository,
     MergeAliasRepository,
+    ModelFitRepository,
     NoteRepository,
     OrderRepository,
     Storage,
@@ -61,6 +63,7 @@ class _Tables:
     consents: dict[int, ConsentEvent] = field(default_factory=dict)
     audit: dict[int, AuditEvent] = field(default_factory=dict)
     aliases: dict[int, MergeAlias] = field(default_factory=dict)
+    model_fits: dict[str, ModelFit] = field(default_factory=dict)
 
     def copy(self) -> _Tables:
         # Rows are never mutated in place (they are replaced by copies), so a
@@ -643,6 +646,19 @@ class InMemoryMergeAliasRepository(_Repository, MergeAliasRepository):
         return _delete_where(self._t.aliases, lambda a: a.customer_id == customer_id)
 
 
+class InMemoryModelFitRepository(_Repository, ModelFitRepository):
+    """Fitted models in memory."""
+
+    async def get(self, model: str) -> ModelFit | None:
+        """The tenant's fit of a model."""
+        return _copy(self._t.model_fits.get(model))
+
+    async def save(self, fit: ModelFit) -> None:
+        """Store a fit, replacing the previous one."""
+        self._tx.own(fit)
+        self._t.model_fits[fit.model] = _copy(fit)
+
+
 class InMemoryUnitOfWork(UnitOfWork):
     """A transaction over one tenant's in-memory tables.
 
@@ -662,6 +678,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.consents = InMemoryConsentRepository(self._tx)
         self.audit = InMemoryAuditRepository(self._tx)
         self.aliases = InMemoryMergeAliasRepository(self._tx)
+        self.model_fits = InMemoryModelFitRepository(self._tx)
 
     async def __aenter__(self) -> Self:
         """Wait for the tenant's lock and take a snapshot of its tables."""

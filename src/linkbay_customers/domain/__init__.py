@@ -30,6 +30,7 @@ from linkbay_customers.domain._errors import (
 )
 from linkbay_customers.domain._insight import (
     DerivedData,
+    ModelFit,
     ProductPurchases,
     ProductSales,
     cosine_similarity,
@@ -76,6 +77,7 @@ from linkbay_customers.domain._values import (
 
 __all__ = (
     "DerivedData",
+    "ModelFit",
     "ProductPurchases",
     "ProductSales",
     "cosine_similarity",

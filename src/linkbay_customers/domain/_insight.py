@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-__all__ = ("DerivedData", "ProductPurchases", "ProductSales", "cosine_similarity")
+__all__ = ("DerivedData", "ModelFit", "ProductPurchases", "ProductSales", "cosine_similarity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,24 @@ class DerivedData:
     embedding_version: str | None
     scored_at: datetime | None
     score_source: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFit:
+    """A statistical model fitted to one tenant's customers.
+
+    Attributes:
+        model: Which model (``"bg_nbd+gamma_gamma"``, ...).
+        parameters: The fitted parameters by name.
+        fitted_at: When it was fitted.
+        sample_size: How many customers it was fitted on.
+    """
+
+    tenant_id: str
+    model: str
+    parameters: dict[str, float]
+    fitted_at: datetime
+    sample_size: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from linkbay_customers.ports._repositories import (
     ConsentRepository,
     CustomerRepository,
     MergeAliasRepository,
+    ModelFitRepository,
     NoteRepository,
     OrderRepository,
 )
@@ -29,6 +30,7 @@ __all__ = (
     "CustomerRepository",
     "CustomerScores",
     "MergeAliasRepository",
+    "ModelFitRepository",
     "NoteRepository",
     "OrderRepository",
     "Storage",

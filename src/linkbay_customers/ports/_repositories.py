@@ -15,6 +15,7 @@ from linkbay_customers.domain import (
     CustomerNote,
     DerivedData,
     MergeAlias,
+    ModelFit,
     Order,
     Page,
     ProductPurchases,
@@ -27,6 +28,7 @@ __all__ = (
     "ConsentRepository",
     "CustomerRepository",
     "MergeAliasRepository",
+    "ModelFitRepository",
     "NoteRepository",
     "OrderRepository",
 )
@@ -315,4 +317,17 @@ class MergeAliasRepository(Protocol):
 
     async def delete_for_customer(self, customer_id: int) -> int:
         """Remove the aliases resolving to a customer; return how many were removed."""
+        ...
+
+
+@runtime_checkable
+class ModelFitRepository(Protocol):
+    """Statistical models fitted to the unit of work's tenant, one per model name."""
+
+    async def get(self, model: str) -> ModelFit | None:
+        """The tenant's latest fit of a model, or None."""
+        ...
+
+    async def save(self, fit: ModelFit) -> None:
+        """Store a fit, replacing the tenant's previous fit of that model."""
         ...

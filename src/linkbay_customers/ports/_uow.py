@@ -11,6 +11,7 @@ from linkbay_customers.ports._repositories import (
     ConsentRepository,
     CustomerRepository,
     MergeAliasRepository,
+    ModelFitRepository,
     NoteRepository,
     OrderRepository,
 )
@@ -35,6 +36,7 @@ class UnitOfWork(Protocol):
     consents: ConsentRepository
     audit: AuditRepository
     aliases: MergeAliasRepository
+    model_fits: ModelFitRepository
 
     async def __aenter__(self) -> Self:
         """Begin the transaction."""

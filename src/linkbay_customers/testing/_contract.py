@@ -37,6 +37,7 @@ from linkbay_customers.domain import (
     DerivedData,
     DuplicateEmail,
     MergeAlias,
+    ModelFit,
     OrderConflict,
     OrderItem,
     OrderShipping,
@@ -1101,6 +1102,33 @@ class IntelligenceDataContract(_ContractBase):
             (second.id, "p-2", "Tea", 1),
         ]
         assert list(none) == []
+
+    async def test_a_model_fit_is_stored_per_tenant_and_replaced_by_the_next(
+        self, storage: Storage, tenant: str, other_tenant: str
+    ) -> None:
+        first = ModelFit(
+            tenant_id=tenant,
+            model="bg_nbd",
+            parameters={"r": 0.243, "alpha": 4.414, "tiny": 1e-300, "huge": 1e300},
+            fitted_at=T0,
+            sample_size=2357,
+        )
+        async with storage.unit_of_work(tenant) as uow:
+            assert await uow.model_fits.get("bg_nbd") is None
+            await uow.model_fits.save(first)
+            await uow.commit()
+        async with storage.unit_of_work(tenant) as uow:
+            assert await uow.model_fits.get("bg_nbd") == first
+            second = replace(first, parameters={"r": 0.5}, fitted_at=T0 + timedelta(days=1))
+            await uow.model_fits.save(second)
+            await uow.commit()
+        async with storage.unit_of_work(tenant) as uow:
+            assert await uow.model_fits.get("bg_nbd") == second
+            assert await uow.model_fits.get("other") is None
+            with pytest.raises(StorageError):
+                await uow.model_fits.save(replace(first, tenant_id=other_tenant))
+        async with storage.unit_of_work(other_tenant) as uow:
+            assert await uow.model_fits.get("bg_nbd") is None
 
     async def test_best_sellers_rank_by_buyers_then_units(self, uow: UnitOfWork) -> None:
         def line(pid: str, quantity: int) -> OrderItem:
