@@ -1,4 +1,4 @@
-"""The ``linkbay-customers`` commands: serve, demo, migrate, import, export and purge.
+"""The ``linkbay-customers`` commands: serve, demo, migrate, import, score, export and purge.
 
 This is a composition root: it picks the storage from ``--database-url`` and
 imports the SQL and FastAPI adapters only when a command needs them.
@@ -31,7 +31,8 @@ from rich.table import Table
 
 from linkbay_customers import LinkbayError, __version__
 from linkbay_customers.domain import MAX_ID
-from linkbay_customers.services import ImportProgress, ImportResult, PurgeResult
+from linkbay_customers.services import ImportProgress, ImportResult, PurgeResult, ScoringSummary
+from linkbay_customers.services._ai import MAX_PREDICTION_MONTHS
 from linkbay_customers_cli._customer_files import (
     CustomerFile,
     CustomerFileFormat,
@@ -61,7 +62,7 @@ __all__ = ("app",)
 
 app = typer.Typer(
     name="linkbay-customers",
-    help="Serve, fill, migrate, export and purge a linkbay-customers database.",
+    help="Serve, fill, migrate, score, export and purge a linkbay-customers database.",
     no_args_is_help=True,
     add_completion=False,
     # Locals would print database passwords and JWT secrets.
@@ -131,7 +132,7 @@ def _main(
         ),
     ] = False,
 ) -> None:
-    """Serve, fill, migrate, export and purge a linkbay-customers database."""
+    """Serve, fill, migrate, score, export and purge a linkbay-customers database."""
 
 
 # ------------------------------------------------------------------------ serve
@@ -412,6 +413,81 @@ def _report_import(
     if len(rejected) > _MAX_REJECTIONS_SHOWN:
         console.print(f"  ... and {len(rejected) - _MAX_REJECTIONS_SHOWN} more")
     console.print(f"Rejected rows are listed in {escape(str(rejects_path))}")
+
+
+# ------------------------------------------------------------------------ score
+
+
+@app.command()
+def score(
+    tenant: TenantOption,
+    months: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_PREDICTION_MONTHS,
+            help="The period the lifetime value is predicted over, in months.",
+        ),
+    ] = 12,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Score every customer of a tenant: segment, churn risk, lifetime value, embedding.
+
+    Customers are scored by chunks, each in its own transaction, so an interrupted
+    run keeps what it scored; run it again to finish. Customers who withdrew the
+    consent that governs profiling are skipped and their derived data cleared.
+    """
+    with _reported_errors():
+        url = resolve_database_url(database_url)
+        summary = asyncio.run(_score(url, tenant, months))
+        _print_scoring_summary(tenant, months, summary)
+
+
+async def _score(url: str, tenant: str, months: int) -> ScoringSummary:
+    async with open_container(url) as container:
+        # One count query gives the bar its total; customers added meanwhile stretch it.
+        page = await container.customer_service().list_customers(tenant, page_size=1)
+        service = container.ai_service()
+        if not page.total:
+            return await service.score_tenant(tenant, months=months)
+        with Progress(
+            TextColumn("Scoring {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task(escape(tenant), total=page.total)
+
+            def advance(done: int) -> None:
+                progress.update(task, completed=done, total=max(page.total, done))
+
+            return await service.score_tenant(tenant, months=months, on_progress=advance)
+
+
+def _print_scoring_summary(tenant: str, months: int, summary: ScoringSummary) -> None:
+    if not summary.customers:
+        console.print(f"Tenant {escape(tenant)} has no customers: nothing to score.")
+        return
+    scored = summary.customers - summary.skipped_without_consent
+    table = Table(title=f"Scored tenant {escape(tenant)}", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("customers", str(summary.customers))
+    table.add_row("scored", str(scored))
+    table.add_row("skipped for consent", str(summary.skipped_without_consent))
+    table.add_section()
+    for segment, count in sorted(summary.per_segment.items(), key=lambda kv: (-kv[1], kv[0])):
+        table.add_row(f"segment {escape(segment)}", str(count))
+    table.add_section()
+    for bucket, count in summary.churn_risk_distribution.items():
+        table.add_row(f"churn risk {bucket}", str(count))
+    table.add_section()
+    table.add_row(f"predicted CLV, {months} months", f"{summary.total_predicted_clv:,.2f}")
+    for source, count in sorted(summary.sources.items()):
+        table.add_row(f"source {escape(source)}", str(count))
+    console.print(table)
 
 
 # ----------------------------------------------------------------------- export

@@ -26,11 +26,23 @@ from linkbay_customers_fastapi._problems import (
     status_for,
 )
 from linkbay_customers_fastapi._router import create_customer_router
-from linkbay_customers_fastapi._schemas import ConsentHistoryResponse, ConsentRequest, ExportFormat
+from linkbay_customers_fastapi._schemas import (
+    ChurnRiskResponse,
+    ClvResponse,
+    ConsentHistoryResponse,
+    ConsentRequest,
+    ExportFormat,
+    RecommendationResponse,
+    ScoringSummaryResponse,
+    SegmentResponse,
+    SimilarCustomerResponse,
+)
 from linkbay_customers_fastapi._tenancy import Tenancy, header_tenancy, jwt_tenancy
 
 __all__ = (
     "PROBLEM_MEDIA_TYPE",
+    "ChurnRiskResponse",
+    "ClvResponse",
     "ConsentHistoryResponse",
     "ConsentRequest",
     "ExportFormat",
@@ -41,6 +53,10 @@ __all__ = (
     "Problem",
     "ProblemFieldError",
     "ProblemResponse",
+    "RecommendationResponse",
+    "ScoringSummaryResponse",
+    "SegmentResponse",
+    "SimilarCustomerResponse",
     "Tenancy",
     "TenantRequired",
     "add_problem_handlers",

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 import linkbay_customers
 from linkbay_customers.container import CustomersContainer, bootstrap
-from linkbay_customers.services import CustomerService, GDPRService
+from linkbay_customers.services import AIService, CustomerService, GDPRService
 from linkbay_customers_fastapi._problems import add_problem_handlers
 from linkbay_customers_fastapi._router import create_customer_router
 from linkbay_customers_fastapi._tenancy import header_tenancy, jwt_tenancy
@@ -43,7 +43,8 @@ def create_app(
     secret carrying the tenant in ``tenant_claim`` and the acting user in ``sub``.
 
     The application serves the GDPR routes too, with the container's
-    ``gdpr_service``. It closes the container's storage when it shuts down.
+    ``gdpr_service``, and the intelligence routes, with its ``ai_service``. It closes
+    the container's storage when it shuts down.
 
     Args:
         container: A wired container (``bootstrap(url)``), or a database URL to
@@ -70,6 +71,10 @@ def create_app(
         service: GDPRService = wired.gdpr_service()
         return service
 
+    async def ai_service() -> AIService:
+        service: AIService = wired.ai_service()
+        return service
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
@@ -80,8 +85,9 @@ def create_app(
     app = FastAPI(
         title=title,
         version=linkbay_customers.__version__,
-        description="Multi-tenant customer management: customers, addresses, notes, orders "
-        "and GDPR (export, erasure, consent, audit trail).",
+        description="Multi-tenant customer management: customers, addresses, notes, orders, "
+        "GDPR (export, erasure, consent, audit trail) and customer intelligence (segments, "
+        "churn risk, lifetime value, similar customers, recommendations).",
         lifespan=lifespan,
     )
     add_problem_handlers(app)
@@ -89,6 +95,7 @@ def create_app(
         create_customer_router(
             customer_service,
             gdpr_service=gdpr_service,
+            ai_service=ai_service,
             get_tenant_id=tenancy.tenant_id,
             get_actor=tenancy.actor,
         )

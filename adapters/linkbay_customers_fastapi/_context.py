@@ -10,9 +10,10 @@ from pydantic import BaseModel, Field
 
 from linkbay_customers.domain import Page
 from linkbay_customers.schemas import CustomerCreate, CustomerResponse, CustomerUpdate
-from linkbay_customers.services import CustomerService, GDPRService
+from linkbay_customers.services import AIService, CustomerService, GDPRService
 
 __all__ = (
+    "AIRequestContext",
     "GDPRRequestContext",
     "PageResponse",
     "RequestContext",
@@ -43,6 +44,15 @@ class GDPRRequestContext:
 
 
 @dataclass(frozen=True, slots=True)
+class AIRequestContext:
+    """What every intelligence endpoint needs: the AI service, the tenant and the acting user."""
+
+    service: AIService
+    tenant_id: str
+    actor: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class RouteSettings:
     """Choices made once per router: the request context dependency and the schemas.
 
@@ -54,6 +64,8 @@ class RouteSettings:
         customer_response: The schema customers are returned as.
         gdpr_context: ``Annotated[GDPRRequestContext, Depends(...)]``, or None when the
             router has no GDPR service (and so no GDPR routes).
+        ai_context: ``Annotated[AIRequestContext, Depends(...)]``, or None when the
+            router has no AI service (and so no intelligence routes).
     """
 
     context: Any
@@ -61,6 +73,7 @@ class RouteSettings:
     customer_update: type[CustomerUpdate]
     customer_response: type[CustomerResponse]
     gdpr_context: Any = None
+    ai_context: Any = None
 
     def endpoint(self, **annotations: object) -> Callable[[F], F]:
         """Give an endpoint its ``ctx: RequestContext`` parameter (and ``annotations``)."""
@@ -75,6 +88,16 @@ class RouteSettings:
         if self.gdpr_context is None:
             raise RuntimeError("GDPR routes need a router built with a gdpr_service")
         return with_annotations(ctx=self.gdpr_context, **annotations)
+
+    def ai_endpoint(self, **annotations: object) -> Callable[[F], F]:
+        """Give an endpoint its ``ctx: AIRequestContext`` parameter (and ``annotations``).
+
+        Raises:
+            RuntimeError: the router has no AI service.
+        """
+        if self.ai_context is None:
+            raise RuntimeError("intelligence routes need a router built with an ai_service")
+        return with_annotations(ctx=self.ai_context, **annotations)
 
 
 def with_annotations(**annotations: object) -> Callable[[F], F]:

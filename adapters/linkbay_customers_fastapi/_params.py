@@ -6,7 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import Body, Path, Query
 
-from linkbay_customers.domain import DEFAULT_CONSENT_TYPES, MAX_ID, MAX_PAGE_SIZE
+from linkbay_customers.domain import (
+    DEFAULT_CONSENT_TYPES,
+    MAX_ID,
+    MAX_PAGE_SIZE,
+    MAX_SEARCH_LIMIT,
+)
 from linkbay_customers.schemas import (
     AddressCreate,
     AddressUpdate,
@@ -15,6 +20,7 @@ from linkbay_customers.schemas import (
     OrderCreate,
     UtcDateTime,
 )
+from linkbay_customers.services._ai import MAX_PREDICTION_MONTHS
 from linkbay_customers_fastapi._schemas import ConsentRequest
 
 __all__ = (
@@ -36,6 +42,9 @@ __all__ = (
     "OrderBody",
     "PageNumber",
     "PageSize",
+    "PredictionMonths",
+    "RecommendationLimit",
+    "SimilarLimit",
 )
 
 CustomerId = Annotated[
@@ -50,6 +59,31 @@ CustomerId = Annotated[
 AddressId = Annotated[int, Path(ge=1, le=MAX_ID, description="The address's id.")]
 PageNumber = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")]
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page.")]
+
+PredictionMonths = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=MAX_PREDICTION_MONTHS,
+        description=f"The period to predict, in months (1 to {MAX_PREDICTION_MONTHS}).",
+    ),
+]
+SimilarLimit = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=MAX_SEARCH_LIMIT,
+        description=f"Most similar customers to return (1 to {MAX_SEARCH_LIMIT}).",
+    ),
+]
+RecommendationLimit = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=MAX_SEARCH_LIMIT,
+        description=f"Most products to recommend (1 to {MAX_SEARCH_LIMIT}).",
+    ),
+]
 
 AUDIT_PAGE_SIZE = 1000
 """The largest page of audit events: compliance reviews read long trails."""

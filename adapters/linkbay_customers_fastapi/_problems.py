@@ -29,6 +29,7 @@ from linkbay_customers.domain import (
     InvalidMerge,
     LinkbayError,
     OrderConflict,
+    ProfilingNotAllowed,
     StorageError,
 )
 
@@ -124,6 +125,9 @@ _STATUSES: dict[type[LinkbayError], tuple[int, str]] = {
     DuplicateEmail: (409, "Email already in use"),
     InvalidMerge: (409, "Merge not possible"),
     OrderConflict: (409, "Order conflict"),
+    # The customer's consent state, not the caller's rights, forbids it: a conflict
+    # with the stored state, which recording the consent resolves (not 403).
+    ProfilingNotAllowed: (409, "Profiling not allowed"),
     ConsentTypeUnknown: (422, "Unknown consent type"),
     InvalidInput: (422, "Invalid input"),
     StorageError: (503, "Storage unavailable"),

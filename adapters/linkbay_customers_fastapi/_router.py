@@ -11,9 +11,10 @@ from fastapi.routing import APIRoute
 
 from linkbay_customers.domain import InvalidInput
 from linkbay_customers.schemas import CustomerCreate, CustomerResponse, CustomerUpdate
-from linkbay_customers.services import CustomerService, GDPRService
+from linkbay_customers.services import AIService, CustomerService, GDPRService
 from linkbay_customers.services._boundary import check_actor, check_tenant
 from linkbay_customers_fastapi._context import (
+    AIRequestContext,
     GDPRRequestContext,
     RequestContext,
     RouteSettings,
@@ -21,12 +22,14 @@ from linkbay_customers_fastapi._context import (
 )
 from linkbay_customers_fastapi._problems import TenantRequired, problem_responses
 from linkbay_customers_fastapi._routes_addresses import add_address_routes
+from linkbay_customers_fastapi._routes_ai import add_ai_routes, add_tenant_scoring_routes
 from linkbay_customers_fastapi._routes_customers import add_customer_routes
 from linkbay_customers_fastapi._routes_gdpr import add_gdpr_routes, add_tenant_audit_routes
 from linkbay_customers_fastapi._routes_notes import add_note_routes
 from linkbay_customers_fastapi._routes_orders import add_order_routes
 
 __all__ = (
+    "AI_ROUTE_GROUPS",
     "GDPR_ROUTE_GROUPS",
     "ROUTE_GROUPS",
     "RouteGroup",
@@ -47,6 +50,10 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
 GDPR_ROUTE_GROUPS: tuple[RouteGroup, ...] = (add_gdpr_routes,)
 """The route groups a router built with a GDPR service adds after ``ROUTE_GROUPS``;
 ``add_tenant_audit_routes`` (a fixed path) goes before them all."""
+
+AI_ROUTE_GROUPS: tuple[RouteGroup, ...] = (add_ai_routes,)
+"""The route groups a router built with an AI service adds last;
+``add_tenant_scoring_routes`` (a fixed path) goes before them all."""
 
 
 async def _no_actor() -> None:
@@ -85,6 +92,7 @@ def create_customer_router(
     *,
     get_tenant_id: Callable[..., Any],
     gdpr_service: GDPRService | Callable[..., Any] | None = None,
+    ai_service: AIService | Callable[..., Any] | None = None,
     get_actor: Callable[..., Any] | None = None,
     prefix: str = "/customers",
     tags: Sequence[str | Enum] = ("customers",),
@@ -112,6 +120,12 @@ def create_customer_router(
             ``/{customer_id}/consent``, ``/{customer_id}/audit`` and ``/audit-events``.
             None (the default): the router serves no GDPR routes. It must work on the
             same storage as ``customer_service``.
+        ai_service: The ``AIService``, or a dependency that returns it, for the
+            intelligence routes: ``/{customer_id}/segment``, ``/{customer_id}/churn-risk``,
+            ``/{customer_id}/clv``, ``/{customer_id}/similar``,
+            ``/{customer_id}/recommendations`` and ``POST /score``. None (the default):
+            the router serves no intelligence routes. It must work on the same storage
+            as ``customer_service``.
         get_tenant_id: Dependency returning the request's tenant id. A value that is not
             a valid tenant id is answered with 400 (``tenant_required``); raise your own
             error (401, say) from the dependency to answer otherwise.
@@ -165,6 +179,22 @@ def create_customer_router(
 
         gdpr_context = Annotated[GDPRRequestContext, Depends(gdpr_request_context)]
 
+    ai_context: Any = None
+    if ai_service is not None:
+
+        @with_annotations(
+            tenant_id=Annotated[Any, Depends(get_tenant_id)],
+            actor=Annotated[Any, Depends(actor_dependency)],
+            service=Annotated[Any, Depends(_service_dependency(ai_service, AIService))],
+        )
+        async def ai_request_context(tenant_id: Any, actor: Any, service: Any) -> AIRequestContext:
+            tenant_id = _checked_tenant(tenant_id)
+            if not isinstance(service, AIService):
+                raise TypeError(f"the AI service dependency returned {type(service).__name__}")
+            return AIRequestContext(service=service, tenant_id=tenant_id, actor=check_actor(actor))
+
+        ai_context = Annotated[AIRequestContext, Depends(ai_request_context)]
+
     router = APIRouter(
         prefix=prefix,
         tags=list(tags),
@@ -178,11 +208,17 @@ def create_customer_router(
         customer_update=customer_update_schema,
         customer_response=customer_response_schema,
         gdpr_context=gdpr_context,
+        ai_context=ai_context,
     )
     # Starlette tries routes in order: fixed paths before ``/{customer_id}``.
+    fixed: tuple[RouteGroup, ...] = ()
     groups = ROUTE_GROUPS
     if gdpr_context is not None:
-        groups = (add_tenant_audit_routes, *ROUTE_GROUPS, *GDPR_ROUTE_GROUPS)
-    for add_routes in groups:
+        fixed += (add_tenant_audit_routes,)
+        groups += GDPR_ROUTE_GROUPS
+    if ai_context is not None:
+        fixed += (add_tenant_scoring_routes,)
+        groups += AI_ROUTE_GROUPS
+    for add_routes in (*fixed, *groups):
         add_routes(router, settings)
     return router

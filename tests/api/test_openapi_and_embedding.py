@@ -29,6 +29,11 @@ CONFLICTS = {
     ("patch", "/customers/{customer_id}"),
     ("post", "/customers/merge"),
     ("post", "/customers/{customer_id}/orders"),
+    # profiling_not_allowed
+    ("post", "/customers/{customer_id}/segment"),
+    ("get", "/customers/{customer_id}/churn-risk"),
+    ("get", "/customers/{customer_id}/clv"),
+    ("get", "/customers/{customer_id}/similar"),
 }
 
 
@@ -51,7 +56,7 @@ def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
 def test_every_operation_has_a_summary_a_description_and_an_id(spec: dict[str, Any]) -> None:
     operations = _operations(spec)
 
-    assert len(operations) == 22  # 16 customer routes and 6 GDPR routes
+    assert len(operations) == 28  # 16 customer routes, 6 GDPR and 6 intelligence routes
     for method, path, operation in operations:
         assert operation["summary"], (method, path)
         assert operation["description"], (method, path)

@@ -29,9 +29,9 @@ CHECKS = [
 
 
 async def _populate(container: CustomersContainer) -> None:
-    # Generated ids favour small values, so customers 1 to 3 give the deeper paths data.
+    # Generated ids favour small values, so customers 1 to 4 give the deeper paths data.
     service, gdpr = container.customer_service(), container.gdpr_service()
-    for n in range(3):
+    for n in range(4):
         customer = await service.create_customer(
             TENANT, {"email": f"seed{n}@example.com", "tags": ["vip"]}, actor="seed"
         )
@@ -41,6 +41,10 @@ async def _populate(container: CustomersContainer) -> None:
         await gdpr.update_consent(
             TENANT, customer.id, "marketing", True, {"source": "seed", "ip_address": "192.0.2.1"}
         )
+    # Scored, so similar customers and recommendations have data; the last customer withdrew
+    # analytics consent, so the profiling routes answer 409 too.
+    await gdpr.update_consent(TENANT, customer.id, "analytics", False)
+    await container.ai_service().score_tenant(TENANT)
 
 
 @pytest.fixture(scope="module")

@@ -94,6 +94,13 @@ CASES: dict[str, Case] = {
         "/customers/{customer_id}/audit",
         params={"since": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"},
     ),
+    "update_customer_segment": Case("POST", "/customers/{customer_id}/segment"),
+    "get_churn_risk": Case("GET", "/customers/{customer_id}/churn-risk"),
+    "predict_clv": Case("GET", "/customers/{customer_id}/clv", params={"months": 6}),
+    "find_similar_customers": Case("GET", "/customers/{customer_id}/similar"),
+    "generate_recommendations": Case(
+        "GET", "/customers/{customer_id}/recommendations", params={"limit": 3}
+    ),
     "merge(source)": Case(
         "POST",
         MERGE_PATH,
@@ -194,6 +201,27 @@ async def test_order_ids_are_per_tenant(
 
     assert [o["order_id"] for o in orders.json()["items"]] == [ORDER["order_id"]]
     assert [o["order_id"] for o in mine_orders.json()["items"]] == [ORDER["order_id"]]
+
+
+async def test_scoring_and_similarity_stay_within_the_tenant(
+    client: httpx.AsyncClient, headers: dict[str, str], other_headers: dict[str, str]
+) -> None:
+    mine, _ = await _setup(client, headers, "owner@example.com")
+    # The same order in both tenants: a twin any cross-tenant search would find first.
+    twin, _ = await _setup(client, other_headers, "twin@example.com")
+    before = await _snapshot(client, headers, mine)
+
+    theirs = await client.post("/customers/score", headers=other_headers)
+    after = await _snapshot(client, headers, mine)
+    ours = await client.post("/customers/score", headers=headers)
+    similar = await client.get(f"/customers/{mine}/similar", headers=headers)
+    their_similar = await client.get(f"/customers/{twin}/similar", headers=other_headers)
+
+    assert theirs.json()["customers"] == 1
+    assert after == before
+    assert ours.json()["customers"] == 1
+    assert similar.json() == []
+    assert their_similar.json() == []
 
 
 def test_every_route_taking_an_id_is_covered() -> None:
