@@ -26,12 +26,16 @@ from linkbay_customers_clv._beta_geo import BetaGeoModel
 from linkbay_customers_clv._checks import MIN_CUSTOMERS
 from linkbay_customers_clv._errors import ConvergenceError
 from linkbay_customers_clv._gamma_gamma import GammaGammaModel
+from linkbay_customers_clv._intelligence import MODEL_NAME, BetaGeoIntelligence, FitOutcome
 from linkbay_customers_clv._lifetime_value import customer_lifetime_value
 
 __all__ = (
     "MIN_CUSTOMERS",
+    "MODEL_NAME",
+    "BetaGeoIntelligence",
     "BetaGeoModel",
     "ConvergenceError",
+    "FitOutcome",
     "GammaGammaModel",
     "customer_lifetime_value",
 )

@@ -349,22 +349,30 @@ class AIService:
     ) -> ScoringSummary:
         """Refresh segment, churn risk, lifetime value and embedding of every customer.
 
-        Walks the tenant by id in chunks, each in its own transaction with a fixed
-        number of statements (customers, their purchases, one batched update).
+        Walks the tenant by id in chunks: each is read (customers, their purchases)
+        in one short transaction, scored outside any, and written in another with
+        one batched update — a fixed number of statements per chunk.
         Customers the policy excludes have their derived data cleared instead.
 
         Raises:
             InvalidInput: months out of range.
         """
         months = _check_months(months)
+        policy = self._policies(check_tenant(tenant_id))
         summary = ScoringSummary()
         after_id = 0
         while True:
+            # Read, score, write: the intelligence (maybe a slow model, maybe one that
+            # reads the storage itself) runs between two short transactions.
             async with self._uow(tenant_id) as uow:
                 chunk = await uow.customers.list_after(after_id, limit=self._chunk_size)
                 if not chunk:
                     break
-                await self._score_chunk(uow, chunk, months, summary)
+                allowed = [c for c in chunk if profiling_allowed(c, policy)]
+                purchases = await uow.orders.purchases([c.id for c in allowed])
+            rows = await self._score_chunk(chunk, allowed, purchases, months, summary)
+            async with self._uow(tenant_id) as uow:
+                await uow.customers.update_derived(rows)
                 await uow.commit()
             after_id = chunk[-1].id
             if on_progress is not None:
@@ -372,12 +380,15 @@ class AIService:
         return summary
 
     async def _score_chunk(
-        self, uow: UnitOfWork, chunk: Sequence[Customer], months: int, summary: ScoringSummary
-    ) -> None:
+        self,
+        chunk: Sequence[Customer],
+        allowed: Sequence[Customer],
+        purchases: Sequence[ProductPurchases],
+        months: int,
+        summary: ScoringSummary,
+    ) -> list[DerivedData]:
         now = self._clock.now()
-        policy = self._policies(uow.tenant_id)
-        allowed = [c for c in chunk if profiling_allowed(c, policy)]
-        quantities = _quantities(await uow.orders.purchases([c.id for c in allowed]))
+        quantities = _quantities(purchases)
         profiles = [CustomerProfile(c, quantities.get(c.id, {})) for c in allowed]
         scores: Sequence[CustomerScores] = (
             await self._intelligence.score_many(profiles, now=now, months=months)
@@ -403,7 +414,6 @@ class AIService:
             for c in chunk
             if c.id not in scored
         ]
-        await uow.customers.update_derived(rows)
         summary.customers += len(chunk)
         summary.skipped_without_consent += len(chunk) - len(scores)
         segments = Counter(s.segment for s in scores)
@@ -417,6 +427,7 @@ class AIService:
         summary.total_predicted_clv += sum(
             (quantize_money(s.lifetime_value) for s in scores), Decimal(0)
         )
+        return rows
 
 
 def _similar_picks(
