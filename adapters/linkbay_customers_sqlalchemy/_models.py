@@ -42,6 +42,7 @@ __all__ = (
     "CustomerNoteMixin",
     "LinkbayBase",
     "MergeAliasMixin",
+    "ModelFitMixin",
     "ModelSet",
     "OrderLineMixin",
     "OrderMixin",
@@ -373,6 +374,16 @@ class MergeAliasMixin:
         )
 
 
+class ModelFitMixin:
+    """A statistical model fitted to one tenant: its parameters, date and sample size."""
+
+    tenant_id: Mapped[str] = _tenant_column()
+    model: Mapped[str] = mapped_column(String(64), primary_key=True, sort_order=-19)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    fitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sample_size: Mapped[int] = mapped_column(BigInteger)
+
+
 @dataclass(frozen=True)
 class ModelSet:
     """The mapped classes the storage reads and writes; all on one metadata."""
@@ -385,6 +396,7 @@ class ModelSet:
     consent_event: type[ConsentEventMixin]
     audit_event: type[AuditEventMixin]
     merge_alias: type[MergeAliasMixin]
+    model_fit: type[ModelFitMixin]
 
     @property
     def metadata(self) -> MetaData:
@@ -405,6 +417,7 @@ _DEFAULT_NAMES = {
     "consent_event": ("ConsentEvent", ConsentEventMixin, "customer_consent_events"),
     "audit_event": ("AuditEvent", AuditEventMixin, "customer_audit_events"),
     "merge_alias": ("MergeAlias", MergeAliasMixin, "customer_merge_aliases"),
+    "model_fit": ("ModelFit", ModelFitMixin, "customer_model_fits"),
 }
 
 

@@ -14,6 +14,7 @@ from linkbay_customers.domain import StorageError
 from linkbay_customers.ports import Storage, UnitOfWork
 from linkbay_customers_sqlalchemy._engine import create_engine
 from linkbay_customers_sqlalchemy._errors import translate_errors
+from linkbay_customers_sqlalchemy._fits import SqlModelFitRepository
 from linkbay_customers_sqlalchemy._models import ModelSet, default_models, id_sequence_name
 from linkbay_customers_sqlalchemy._repositories import (
     SqlAddressRepository,
@@ -69,6 +70,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         self.consents = SqlConsentRepository(self)
         self.audit = SqlAuditRepository(self)
         self.aliases = SqlMergeAliasRepository(self)
+        self.model_fits = SqlModelFitRepository(self)
 
     @property
     def models(self) -> ModelSet:
