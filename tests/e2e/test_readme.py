@@ -21,9 +21,10 @@ def python_blocks() -> list[str]:
 
 def test_the_readme_has_the_examples_these_tests_run() -> None:
     blocks = python_blocks()
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     assert "asyncio.run(main())" in blocks[0]
-    assert "create_customer_router" in blocks[1]
+    assert "gdpr_service" in blocks[1]
+    assert "create_customer_router" in blocks[2]
 
 
 def test_the_service_example_prints_what_it_promises(capsys: pytest.CaptureFixture[str]) -> None:
@@ -32,13 +33,21 @@ def test_the_service_example_prints_what_it_promises(capsys: pytest.CaptureFixtu
     assert printed == ["1 new", "1 ['mario.rossi@example.com']"]
 
 
+def test_the_gdpr_and_intelligence_example_prints_what_it_promises(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    exec(compile(python_blocks()[1], str(README), "exec"), {"__name__": "readme"})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == ["low True", "anna@example.com 1", "anonymized"]
+
+
 async def test_the_router_example_serves_the_api(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     await upgrade("sqlite+aiosqlite:///customers.db")
     namespace: dict[str, Any] = {"__name__": "readme"}
-    await asyncio.to_thread(exec, compile(python_blocks()[1], str(README), "exec"), namespace)
+    await asyncio.to_thread(exec, compile(python_blocks()[2], str(README), "exec"), namespace)
     transport = httpx.ASGITransport(app=namespace["app"])
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         headers = {"X-Tenant-ID": "tenant_123"}
