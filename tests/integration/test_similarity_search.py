@@ -1,0 +1,258 @@
+"""Similarity search on PostgreSQL: one HNSW index shared by every tenant.
+
+A tenant below ``_EXACT_SEARCH_MAX_ROWS`` live customers is ranked exactly; the
+tests that are about the index lower that threshold to 0. For a tenant of 30
+customers the planner would still rather sort them than walk the index, so the
+tests about the iterative scan also price sorting out (``enable_sort = off``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+
+from linkbay_customers.domain import EMBEDDING_DIMENSIONS, Customer, cosine_similarity
+from linkbay_customers.testing import T0, new_tenant_id
+from linkbay_customers_sqlalchemy import SqlAlchemyStorage, default_models
+from linkbay_customers_sqlalchemy import _repositories as repositories
+from tests._databases import new_postgres_database
+
+OTHER_TENANTS = 3
+OTHERS_PER_TENANT = 1000
+OURS = 30
+RECALL_CUSTOMERS = 3000
+QUERIES = 20
+HNSW_INDEX = "ix_customers_embedding_hnsw"
+
+
+@dataclass(frozen=True)
+class Population:
+    url: str
+    small_tenant: str  # OURS customers among OTHER_TENANTS * OTHERS_PER_TENANT others
+    small: dict[int, list[float]]
+    large_tenant: str
+    large: dict[int, list[float]]
+
+
+def unit_vector(rng: random.Random) -> list[float]:
+    vector = [rng.gauss(0.0, 1.0) for _ in range(EMBEDDING_DIMENSIONS)]
+    norm = sum(v * v for v in vector) ** 0.5
+    return [v / norm for v in vector]
+
+
+def exact_nearest(
+    vectors: dict[int, list[float]], query: Sequence[float], limit: int
+) -> list[tuple[int, float]]:
+    ranked = sorted(
+        ((customer_id, cosine_similarity(query, v)) for customer_id, v in vectors.items()),
+        key=lambda item: (-item[1], item[0]),
+    )
+    return ranked[:limit]
+
+
+async def add_customers(
+    storage: SqlAlchemyStorage, tenant: str, rng: random.Random, count: int
+) -> dict[int, list[float]]:
+    async with storage.unit_of_work(tenant) as uow:
+        ids = await uow.customers.next_ids(count)
+        vectors = {customer_id: unit_vector(rng) for customer_id in ids}
+        customers = [
+            Customer(
+                id=customer_id,
+                tenant_id=tenant,
+                email=None,
+                created_at=T0,
+                updated_at=T0,
+                embedding=vector,
+            )
+            for customer_id, vector in vectors.items()
+        ]
+        assert list(await uow.customers.add_many(customers)) == []
+        await uow.commit()
+    return vectors
+
+
+async def populate(url: str) -> Population:
+    rng = random.Random(20240601)
+    storage = SqlAlchemyStorage.from_url(url)
+    (hnsw,) = [i for i in default_models().tables()["customer"].indexes if i.name == HNSW_INDEX]
+    try:
+        # Building the index once over every row takes a fraction of the time
+        # that inserting each row into it does.
+        async with storage.engine.begin() as connection:
+            await connection.run_sync(hnsw.drop)
+        for _ in range(OTHER_TENANTS):
+            await add_customers(storage, new_tenant_id("other"), rng, OTHERS_PER_TENANT)
+        small_tenant, large_tenant = new_tenant_id("small"), new_tenant_id("large")
+        small = await add_customers(storage, small_tenant, rng, OURS)
+        large = await add_customers(storage, large_tenant, rng, RECALL_CUSTOMERS)
+        async with storage.engine.begin() as connection:
+            await connection.run_sync(hnsw.create)
+            await connection.execute(text("ANALYZE customers"))
+    finally:
+        await storage.close()
+    return Population(url, small_tenant, small, large_tenant, large)
+
+
+@pytest.fixture(scope="module")
+def population(postgres_server: str) -> Population:
+    """A database of its own: these tests need the index and statistics to be theirs."""
+    url = asyncio.run(new_postgres_database(postgres_server))
+    return asyncio.run(populate(url))
+
+
+@pytest.fixture
+async def storage(population: Population) -> AsyncIterator[SqlAlchemyStorage]:
+    storage = SqlAlchemyStorage.from_url(population.url)
+    yield storage
+    await storage.close()
+
+
+@pytest.fixture
+def through_the_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(repositories, "_EXACT_SEARCH_MAX_ROWS", 0)
+
+
+@pytest.fixture
+def statements(storage: SqlAlchemyStorage) -> Iterator[list[tuple[str, Any]]]:
+    """The similarity search statements the storage runs, with their parameters."""
+    captured: list[tuple[str, Any]] = []
+
+    def capture(*args: Any) -> None:
+        statement, parameters = args[2], args[3]
+        if "<=>" in statement:
+            captured.append((statement, parameters))
+
+    event.listen(storage.engine.sync_engine, "before_cursor_execute", capture)
+    yield captured
+    event.remove(storage.engine.sync_engine, "before_cursor_execute", capture)
+
+
+async def nearest(
+    storage: SqlAlchemyStorage, tenant: str, query: Sequence[float], limit: int, *, sort: bool
+) -> Sequence[tuple[Customer, float]]:
+    async with storage.unit_of_work(tenant) as uow:
+        if not sort:
+            await uow.execute(text("SET LOCAL enable_sort = off"), action="pricing sorts out")
+        return await uow.customers.nearest(query, limit=limit)
+
+
+async def plan(
+    storage: SqlAlchemyStorage,
+    tenant: str,
+    statement: tuple[str, Any],
+    *,
+    analyze: bool,
+    sort: bool = True,
+) -> str:
+    """EXPLAIN of a captured statement, with the settings ``nearest`` makes."""
+    sql, parameters = statement
+    options = "ANALYZE, COSTS OFF, TIMING OFF" if analyze else "COSTS OFF"
+    async with storage.unit_of_work(tenant) as uow:
+        if not sort:
+            await uow.execute(text("SET LOCAL enable_sort = off"), action="pricing sorts out")
+        await uow.execute(
+            repositories._SIMILARITY_SEARCH_SETTINGS,
+            {"ef_search": str(repositories._MIN_EF_SEARCH)},
+            action="configuring",
+        )
+        connection = await uow.connection()
+        result = await connection.exec_driver_sql(f"EXPLAIN ({options}) {sql}", parameters)
+        return "\n".join(str(line) for line in result.scalars())
+
+
+def first_line(explained: str, containing: str) -> str:
+    return next(line for line in explained.splitlines() if containing in line)
+
+
+@pytest.mark.parametrize("way", ["index", "exact"])
+async def test_a_small_tenant_among_many_still_gets_its_nearest_customers(
+    storage: SqlAlchemyStorage,
+    population: Population,
+    monkeypatch: pytest.MonkeyPatch,
+    way: str,
+) -> None:
+    if way == "index":
+        monkeypatch.setattr(repositories, "_EXACT_SEARCH_MAX_ROWS", 0)
+    rng = random.Random(1)
+    for _ in range(5):
+        query = unit_vector(rng)
+        found = await nearest(storage, population.small_tenant, query, 10, sort=way == "exact")
+        assert len(found) == 10
+        assert all(c.tenant_id == population.small_tenant for c, _ in found)
+        scores = [score for _, score in found]
+        assert scores == sorted(scores, reverse=True)
+        expected = exact_nearest(population.small, query, 10)
+        assert [c.id for c, _ in found] == [customer_id for customer_id, _ in expected]
+        assert scores == pytest.approx([score for _, score in expected], abs=1e-5)
+
+
+@pytest.mark.usefixtures("through_the_index")
+async def test_the_iterative_index_scan_reads_past_other_tenants_rows(
+    storage: SqlAlchemyStorage, population: Population, statements: list[tuple[str, Any]]
+) -> None:
+    await nearest(storage, population.small_tenant, unit_vector(random.Random(2)), 10, sort=False)
+    explained = await plan(
+        storage, population.small_tenant, statements[-1], analyze=True, sort=False
+    )
+    scan = explained.split(f"Index Scan using {HNSW_INDEX}")[1]
+    assert "actual rows=10" in scan.splitlines()[0], explained
+    # About 100 of the others' rows for each of ours: far more than one pass of
+    # ef_search candidates would have seen.
+    removed = first_line(scan, "Rows Removed by Filter")
+    assert int(removed.split(":")[1]) > repositories._MIN_EF_SEARCH, explained
+    exact = explained.split("One-Time Filter")[-1]
+    assert "never executed" in exact, explained
+
+
+@pytest.mark.usefixtures("through_the_index")
+async def test_when_the_index_finds_too_few_every_embedded_customer_is_ranked(
+    storage: SqlAlchemyStorage, population: Population
+) -> None:
+    query = unit_vector(random.Random(3))
+    found = await nearest(storage, population.small_tenant, query, OURS + 10, sort=False)
+    assert [c.id for c, _ in found] == [i for i, _ in exact_nearest(population.small, query, 99)]
+
+
+@pytest.mark.usefixtures("through_the_index")
+async def test_the_index_finds_at_least_95_percent_of_the_exact_nearest_ten(
+    storage: SqlAlchemyStorage, population: Population
+) -> None:
+    rng = random.Random(4)
+    hits = 0
+    for _ in range(QUERIES):
+        query = unit_vector(rng)
+        async with storage.unit_of_work(population.large_tenant) as uow:
+            found = await uow.customers.nearest(query, limit=10)
+        assert len(found) == 10
+        expected = {customer_id for customer_id, _ in exact_nearest(population.large, query, 10)}
+        hits += len(expected & {c.id for c, _ in found})
+    recall = hits / (QUERIES * 10)
+    assert recall >= 0.95
+
+
+@pytest.mark.usefixtures("through_the_index")
+async def test_a_large_tenant_is_searched_through_the_hnsw_index(
+    storage: SqlAlchemyStorage, population: Population, statements: list[tuple[str, Any]]
+) -> None:
+    async with storage.unit_of_work(population.large_tenant) as uow:
+        await uow.customers.nearest(unit_vector(random.Random(5)), limit=10)
+    explained = await plan(storage, population.large_tenant, statements[-1], analyze=False)
+    assert f"Index Scan using {HNSW_INDEX}" in explained, explained
+    assert "Order By: (embedding <=> " in explained, explained
+
+
+async def test_a_small_tenant_is_ranked_exactly_without_touching_the_index(
+    storage: SqlAlchemyStorage, population: Population, statements: list[tuple[str, Any]]
+) -> None:
+    async with storage.unit_of_work(population.small_tenant) as uow:
+        await uow.customers.nearest(unit_vector(random.Random(6)), limit=10)
+    explained = await plan(storage, population.small_tenant, statements[-1], analyze=True)
+    relaxed = explained.split("CTE relaxed")[1].split("CTE tenant_size")[0]
+    assert "never executed" in relaxed.splitlines()[1], explained
