@@ -154,12 +154,7 @@ class ChurnRiskResponse(BaseModel):
     @classmethod
     def of(cls, prediction: ChurnPrediction) -> Self:
         """Build the response from ``AIService.calculate_churn_risk``."""
-        return cls(
-            customer_id=prediction.customer_id,
-            churn_risk_score=prediction.churn_risk_score,
-            risk_level=prediction.risk_level,
-            source=prediction.source,
-        )
+        return cls.model_validate(prediction, from_attributes=True)
 
 
 class ClvResponse(BaseModel):
@@ -189,12 +184,7 @@ class ClvResponse(BaseModel):
     @classmethod
     def of(cls, prediction: ClvPrediction) -> Self:
         """Build the response from ``AIService.predict_clv``."""
-        return cls(
-            customer_id=prediction.customer_id,
-            predicted_clv=prediction.predicted_clv,
-            prediction_months=prediction.prediction_months,
-            source=prediction.source,
-        )
+        return cls.model_validate(prediction, from_attributes=True)
 
 
 class SimilarCustomerResponse(BaseModel):
@@ -262,12 +252,7 @@ class RecommendationResponse(BaseModel):
     @classmethod
     def of(cls, recommendation: ProductRecommendation) -> Self:
         """Build the response from one result of ``AIService.generate_recommendations``."""
-        return cls(
-            product_id=recommendation.product_id,
-            product_name=recommendation.product_name,
-            score=recommendation.score,
-            reason=recommendation.reason,
-        )
+        return cls.model_validate(recommendation, from_attributes=True)
 
 
 class ScoringSummaryResponse(BaseModel):

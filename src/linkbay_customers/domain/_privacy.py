@@ -11,6 +11,7 @@ from linkbay_customers.domain._entities import ConsentState, Customer
 __all__ = (
     "DEFAULT_CONSENT_TYPES",
     "PERSONAL_FIELDS",
+    "PROFILE_FIELDS",
     "DEFAULT_PROFILING_POLICY",
     "ProfilingPolicies",
     "ProfilingPolicy",
@@ -22,7 +23,7 @@ __all__ = (
 DEFAULT_CONSENT_TYPES = ("marketing", "analytics", "cookies")
 """The consent types a service accepts unless configured otherwise (the seed's)."""
 
-PERSONAL_FIELDS = (
+PROFILE_FIELDS = (
     "email",
     "first_name",
     "last_name",
@@ -31,9 +32,10 @@ PERSONAL_FIELDS = (
     "gender",
     "preferences",
     "tags",
-    "embedding",
-    "embedding_version",
 )
+"""The fields of a customer's profile, as given on create and update."""
+
+PERSONAL_FIELDS = (*PROFILE_FIELDS, "embedding", "embedding_version")
 """The customer fields anonymization clears; a host's ``extra`` columns are cleared too."""
 
 

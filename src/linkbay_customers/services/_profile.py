@@ -8,21 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from linkbay_customers.domain import Customer, InvalidInput, merge_patch
+from linkbay_customers.domain import PROFILE_FIELDS, Customer, InvalidInput, merge_patch
 from linkbay_customers.schemas import CustomerCreate, extra_values
 
-__all__ = ("PROFILE_FIELDS", "apply_profile", "build_customer", "check_birthday")
-
-PROFILE_FIELDS = (
-    "email",
-    "first_name",
-    "last_name",
-    "phone",
-    "birthday",
-    "gender",
-    "preferences",
-    "tags",
-)
+__all__ = ("apply_profile", "build_customer", "check_birthday")
 
 
 def check_birthday(birthday: date | None, today: date) -> None:
