@@ -40,8 +40,12 @@ def invalid_input_from(
     return InvalidInput(errors)
 
 
-def validated(schema: type[M], data: M | Mapping[str, Any]) -> M:
+def validated(
+    schema: type[M], data: M | Mapping[str, Any], *, prefix: tuple[str | int, ...] = ()
+) -> M:
     """Accept a schema instance as is, or validate a mapping into one.
+
+    ``prefix`` names where the mapping sits in a larger input (``("metadata",)``).
 
     Raises:
         InvalidInput: the mapping does not validate; every offending field is named.
@@ -51,7 +55,7 @@ def validated(schema: type[M], data: M | Mapping[str, Any]) -> M:
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        raise invalid_input_from(exc) from None
+        raise invalid_input_from(exc, prefix=prefix) from None
 
 
 def _is_clean_text(value: str) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from linkbay_customers.domain import (
     DEFAULT_CONSENT_TYPES,
@@ -51,7 +51,7 @@ from linkbay_customers.services._boundary import (
     check_actor,
     check_page,
     check_tenant,
-    invalid_input_from,
+    validated,
 )
 from linkbay_customers.services._customers import (
     UnitOfWorkFactory,
@@ -501,14 +501,9 @@ class GDPRService:
 def _consent_metadata(metadata: ConsentMetadata | Mapping[str, Any] | None) -> ConsentMetadata:
     if metadata is None:
         return ConsentMetadata()
-    if isinstance(metadata, ConsentMetadata):
-        return metadata
-    if not isinstance(metadata, Mapping):
+    if not isinstance(metadata, ConsentMetadata | Mapping):
         raise InvalidInput.single("metadata", "must be an object")
-    try:
-        return ConsentMetadata.model_validate(metadata)
-    except ValidationError as exc:
-        raise invalid_input_from(exc, prefix=("metadata",)) from None
+    return validated(ConsentMetadata, metadata, prefix=("metadata",))
 
 
 def _clear_derived(customer: Customer) -> list[str]:
