@@ -25,6 +25,11 @@ def test_ruff_formatting_is_applied() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_python_examples_in_the_docs_are_formatted() -> None:
+    result = _run("ruff", "format", "--check", "README.md", "docs")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_mypy_strict_passes_on_the_core_and_the_adapters() -> None:
     result = _run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr
