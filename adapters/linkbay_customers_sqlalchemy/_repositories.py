@@ -8,6 +8,7 @@ import functools
 import heapq
 import math
 import operator
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -268,6 +269,7 @@ _MAX_EF_SEARCH = 1000  # the largest hnsw.ef_search pgvector accepts
 # pick 10 out from the others (and found the true nearest, where the index
 # found 8); at 50,000 the two cost about the same; at 500,000 the index is 10x faster.
 _EXACT_SEARCH_MAX_ROWS = 50_000
+_TENANT_SIZE_SECONDS = 300.0  # how long a tenant's size class is trusted
 _EXACT_SEARCH_BATCH = 5000  # embeddings read at a time by the exact search on SQLite
 
 # Set for the rest of the transaction (set_config's ``true`` is SET LOCAL).
@@ -679,6 +681,9 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
     ) -> builtins.list[tuple[Customer, float]]:
         # ef_search below limit would end each pass of the scan short of limit rows.
         ef_search = min(max(limit, _MIN_EF_SEARCH), _MAX_EF_SEARCH)
+        # A tenant known to be large skips the size count (0: count nothing, take
+        # the index); the answer is remembered for a while, as sizes change slowly.
+        exact_max = 0 if await self._is_large_tenant() else _EXACT_SEARCH_MAX_ROWS
         await self._execute(
             _SIMILARITY_SEARCH_SETTINGS,
             {"ef_search": str(ef_search)},
@@ -691,11 +696,34 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
                 "query": list(embedding),
                 "limit": limit,
                 "exclude": list(exclude),
-                "exact_max": _EXACT_SEARCH_MAX_ROWS,
+                "exact_max": exact_max,
             },
             action="finding similar customers",
         )
         return [(self._entity(row), _similarity(row.distance)) for row in rows]
+
+    async def _is_large_tenant(self) -> bool:
+        """Whether the tenant has ``_EXACT_SEARCH_MAX_ROWS`` live customers or more,
+        counted at most once per ``_TENANT_SIZE_SECONDS`` in this storage."""
+        sizes = self._uow.storage._large_tenants
+        tenant = self._uow.tenant_id
+        known = sizes.get(tenant)
+        now = time.monotonic()
+        if known is not None and now - known[1] < _TENANT_SIZE_SECONDS:
+            return known[0]
+        t = self._table
+        some = (
+            select(literal_column("1"))
+            .where(self._mine, t.c.deleted_at.is_(None))
+            .limit(_EXACT_SEARCH_MAX_ROWS)
+            .subquery()
+        )
+        rows = await self._execute(
+            select(func.count()).select_from(some), action="sizing the tenant"
+        )
+        large = int(rows.scalar_one()) >= _EXACT_SEARCH_MAX_ROWS
+        sizes[tenant] = (large, now)
+        return large
 
     async def _nearest_exactly(
         self, embedding: Sequence[float], limit: int, exclude: Sequence[int]

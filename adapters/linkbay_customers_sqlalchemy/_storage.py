@@ -245,6 +245,8 @@ class SqlAlchemyStorage(Storage):
         self._owns_engine = owns_engine
         self._sqlite_sequences_ready = False
         self._copy_refused: set[str] = set()  # tables COPY FROM was refused on
+        # tenant -> (has many live customers, when that was counted): see ``nearest``
+        self._large_tenants: dict[str, tuple[bool, float]] = {}
         self._copy_encoders: dict[tuple[str, tuple[str, ...]], list[_Encoder | None]] = {}
 
     @classmethod
