@@ -31,8 +31,13 @@ from rich.table import Table
 
 from linkbay_customers import LinkbayError, __version__
 from linkbay_customers.domain import MAX_ID
-from linkbay_customers.services import ImportProgress, ImportResult, PurgeResult, ScoringSummary
-from linkbay_customers.services._ai import MAX_PREDICTION_MONTHS
+from linkbay_customers.services import (
+    MAX_PREDICTION_MONTHS,
+    ImportProgress,
+    ImportResult,
+    PurgeResult,
+    ScoringSummary,
+)
 from linkbay_customers_cli._customer_files import (
     CustomerFile,
     CustomerFileFormat,

@@ -20,7 +20,7 @@ from linkbay_customers.schemas import (
     OrderCreate,
     UtcDateTime,
 )
-from linkbay_customers.services._ai import MAX_PREDICTION_MONTHS
+from linkbay_customers.services import MAX_PREDICTION_MONTHS
 from linkbay_customers_fastapi._schemas import ConsentRequest
 
 __all__ = (

@@ -11,8 +11,13 @@ from fastapi.routing import APIRoute
 
 from linkbay_customers.domain import InvalidInput
 from linkbay_customers.schemas import CustomerCreate, CustomerResponse, CustomerUpdate
-from linkbay_customers.services import AIService, CustomerService, GDPRService
-from linkbay_customers.services._boundary import check_actor, check_tenant
+from linkbay_customers.services import (
+    AIService,
+    CustomerService,
+    GDPRService,
+    check_actor,
+    check_tenant,
+)
 from linkbay_customers_fastapi._context import (
     AIRequestContext,
     GDPRRequestContext,

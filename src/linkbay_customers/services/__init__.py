@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from linkbay_customers.services._ai import (
+    MAX_PREDICTION_MONTHS,
     AIService,
     ChurnPrediction,
     ClvPrediction,
@@ -11,6 +12,7 @@ from linkbay_customers.services._ai import (
     SimilarCustomer,
     risk_level,
 )
+from linkbay_customers.services._boundary import check_actor, check_tenant
 from linkbay_customers.services._customers import (
     CustomerService,
     RecordedOrder,
@@ -24,6 +26,7 @@ from linkbay_customers.services._gdpr import (
 from linkbay_customers.services._import import ImportProgress, ImportRejection, ImportResult
 
 __all__ = (
+    "MAX_PREDICTION_MONTHS",
     "AIService",
     "ChurnPrediction",
     "ClvPrediction",
@@ -39,5 +42,7 @@ __all__ = (
     "PurgeResult",
     "RecordedOrder",
     "UnitOfWorkFactory",
+    "check_actor",
+    "check_tenant",
     "export_as_csv_zip",
 )

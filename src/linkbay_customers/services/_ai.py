@@ -35,6 +35,7 @@ from linkbay_customers.services._boundary import check_actor, check_tenant
 from linkbay_customers.services._customers import UnitOfWorkFactory, load_customer, write_audit
 
 __all__ = (
+    "MAX_PREDICTION_MONTHS",
     "AIService",
     "ChurnPrediction",
     "ClvPrediction",
