@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+
+from linkbay_customers import CustomerService
+from linkbay_customers_fastapi import add_problem_handlers, create_customer_router, header_tenancy
 
 PROBLEM = "application/problem+json"
 
@@ -50,3 +56,22 @@ def assert_problem(
     assert isinstance(body["title"], str)
     assert isinstance(body["detail"], str)
     return body
+
+
+@asynccontextmanager
+async def mounted_router_client(
+    service: CustomerService, **router_options: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app that mounts only the customer router (header tenancy, problem
+    handlers), built with ``router_options`` (``gdpr_service=...``, ``ai_service=...``)."""
+    tenancy = header_tenancy()
+    app = FastAPI()
+    add_problem_handlers(app)
+    app.include_router(
+        create_customer_router(
+            service, get_tenant_id=tenancy.tenant_id, get_actor=tenancy.actor, **router_options
+        )
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client

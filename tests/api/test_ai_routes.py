@@ -14,11 +14,10 @@ from linkbay_customers import CustomersContainer
 from linkbay_customers.testing import FixedClock
 from linkbay_customers_fastapi import (
     PROBLEM_MEDIA_TYPE,
-    add_problem_handlers,
     create_customer_router,
     header_tenancy,
 )
-from tests.api._support import assert_problem
+from tests.api._support import assert_problem, mounted_router_client
 
 BIKE = ("bike", "Gravel bike", 1, "850")
 BELL = ("bell", "Bike bell", 1, "12")
@@ -531,20 +530,8 @@ class TestValidation:
 async def router_client(
     memory_container: CustomersContainer, request: pytest.FixtureRequest
 ) -> AsyncIterator[httpx.AsyncClient]:
-    tenancy = header_tenancy()
-    app = FastAPI()
-    add_problem_handlers(app)
-    ai = memory_container.ai_service() if request.param else None
-    app.include_router(
-        create_customer_router(
-            memory_container.customer_service(),
-            ai_service=ai,
-            get_tenant_id=tenancy.tenant_id,
-            get_actor=tenancy.actor,
-        )
-    )
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    options = {"ai_service": memory_container.ai_service()} if request.param else {}
+    async with mounted_router_client(memory_container.customer_service(), **options) as client:
         yield client
 
 

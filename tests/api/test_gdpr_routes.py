@@ -11,18 +11,16 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from linkbay_customers import CustomersContainer
 from linkbay_customers.testing import FixedClock
 from linkbay_customers_fastapi import (
     PROBLEM_MEDIA_TYPE,
-    add_problem_handlers,
     create_app,
     create_customer_router,
     header_tenancy,
 )
-from tests.api._support import ADDRESS, ORDER, assert_problem
+from tests.api._support import ADDRESS, ORDER, assert_problem, mounted_router_client
 
 PROFILE: dict[str, Any] = {
     "email": "mario.rossi@example.com",
@@ -518,20 +516,8 @@ def test_the_gdpr_routes_document_their_models(memory_container: CustomersContai
 async def router_client(
     memory_container: CustomersContainer, request: pytest.FixtureRequest
 ) -> AsyncIterator[httpx.AsyncClient]:
-    tenancy = header_tenancy()
-    app = FastAPI()
-    add_problem_handlers(app)
-    gdpr = memory_container.gdpr_service() if request.param else None
-    app.include_router(
-        create_customer_router(
-            memory_container.customer_service(),
-            gdpr_service=gdpr,
-            get_tenant_id=tenancy.tenant_id,
-            get_actor=tenancy.actor,
-        )
-    )
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    options = {"gdpr_service": memory_container.gdpr_service()} if request.param else {}
+    async with mounted_router_client(memory_container.customer_service(), **options) as client:
         yield client
 
 
