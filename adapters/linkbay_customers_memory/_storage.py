@@ -279,8 +279,9 @@ class InMemoryCustomerRepository(_Repository, CustomerRepository):
             updated.segment = row.segment
             updated.churn_risk_score = row.churn_risk_score
             updated.customer_lifetime_value = row.customer_lifetime_value
-            updated.embedding = None if row.embedding is None else list(row.embedding)
-            updated.embedding_version = row.embedding_version
+            if not row.keep_embedding:
+                updated.embedding = None if row.embedding is None else list(row.embedding)
+                updated.embedding_version = row.embedding_version
             updated.scored_at = row.scored_at
             updated.score_source = row.score_source
             self._t.customers[row.customer_id] = updated

@@ -38,6 +38,7 @@ __all__ = (
     "AddressMixin",
     "AuditEventMixin",
     "ConsentEventMixin",
+    "CustomerEmbeddingMixin",
     "CustomerMixin",
     "CustomerNoteMixin",
     "LinkbayBase",
@@ -81,9 +82,13 @@ class _HasSequencedId:
         )
 
 
-def _customer_fk(cls: Any, column: str = "customer_id") -> ForeignKeyConstraint:
+def _customer_fk(
+    cls: Any, column: str = "customer_id", ondelete: str | None = None
+) -> ForeignKeyConstraint:
     target = getattr(cls, "__customer_tablename__", "customers")
-    return ForeignKeyConstraint(["tenant_id", column], [f"{target}.tenant_id", f"{target}.id"])
+    return ForeignKeyConstraint(
+        ["tenant_id", column], [f"{target}.tenant_id", f"{target}.id"], ondelete=ondelete
+    )
 
 
 class CustomerMixin(_HasSequencedId):
@@ -112,8 +117,6 @@ class CustomerMixin(_HasSequencedId):
     customer_lifetime_value: Mapped[Decimal | None] = mapped_column(Money)
     churn_risk_score: Mapped[float | None] = mapped_column(Float)
     segment: Mapped[str | None] = mapped_column(String(64))
-    embedding: Mapped[list[float] | None] = mapped_column(Embedding())
-    embedding_version: Mapped[str | None] = mapped_column(String(32))
     scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     score_source: Mapped[str | None] = mapped_column(String(64))
     consent_data: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
@@ -176,6 +179,33 @@ class CustomerMixin(_HasSequencedId):
             Index(f"ix_{name}_tags_gin", "tags", postgresql_using="gin").ddl_if(
                 dialect="postgresql"
             ),
+        )
+
+
+class CustomerEmbeddingMixin:
+    """A customer's behavioural embedding, in a table of its own beside the customer's.
+
+    Every new version of a row costs an entry in each index of its table, and an
+    HNSW entry is dearer than all the others together (on the reference machine
+    about 1.7 ms against well under 0.1 ms for the b-tree ones). Kept apart, the
+    vector index is written only when an embedding is: recording an order,
+    editing a profile or refreshing a segment leaves it alone. The row goes with
+    its customer.
+    """
+
+    __customer_tablename__: ClassVar[str] = "customers"
+
+    tenant_id: Mapped[str] = _tenant_column()
+    customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, sort_order=-19)
+    embedding: Mapped[list[float]] = mapped_column(Embedding())
+    version: Mapped[str | None] = mapped_column(String(32))
+
+    @declared_attr.directive
+    @classmethod
+    def __table_args__(cls) -> tuple[Any, ...]:
+        name = cls.__tablename__  # type: ignore[attr-defined]
+        return (
+            _customer_fk(cls, ondelete="CASCADE"),
             Index(
                 f"ix_{name}_embedding_hnsw",
                 "embedding",
@@ -397,6 +427,7 @@ class ModelSet:
     audit_event: type[AuditEventMixin]
     merge_alias: type[MergeAliasMixin]
     model_fit: type[ModelFitMixin]
+    embedding: type[CustomerEmbeddingMixin]
 
     @property
     def metadata(self) -> MetaData:
@@ -418,6 +449,7 @@ _DEFAULT_NAMES = {
     "audit_event": ("AuditEvent", AuditEventMixin, "customer_audit_events"),
     "merge_alias": ("MergeAlias", MergeAliasMixin, "customer_merge_aliases"),
     "model_fit": ("ModelFit", ModelFitMixin, "customer_model_fits"),
+    "embedding": ("CustomerEmbedding", CustomerEmbeddingMixin, "customer_embeddings"),
 }
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Float,
+    Select,
     String,
     Table,
     all_,
@@ -100,7 +101,11 @@ __all__ = (
 )
 
 _CUSTOMER_FIELDS = tuple(f.name for f in dataclasses.fields(Customer) if f.name != "extra")
-_customer_fields = operator.attrgetter(*_CUSTOMER_FIELDS)
+# The embedding lives in a table of its own (see CustomerEmbeddingMixin).
+_EMBEDDING_FIELDS = ("embedding", "embedding_version")
+_ROW_FIELDS = tuple(name for name in _CUSTOMER_FIELDS if name not in _EMBEDDING_FIELDS)
+_row_fields = operator.attrgetter(*_ROW_FIELDS)
+_UNREAD = object()  # an embedding this unit of work has not read
 _ESCAPE = "\\"
 
 
@@ -221,15 +226,34 @@ class _Repository:
         return int(result.rowcount)
 
 
+def _embedding_entry(customer: Customer) -> tuple[int, Any, Any]:
+    return customer.id, customer.embedding, customer.embedding_version
+
+
+def _embedding_of(table: Table, embeddings: Table) -> ColumnElement[bool]:
+    return and_(embeddings.c.tenant_id == table.c.tenant_id, embeddings.c.customer_id == table.c.id)
+
+
 @functools.cache
-def _customer_by_id(table: Table, include_deleted: bool, for_update: bool) -> Any:
+def _customer_select(table: Table, embeddings: Table) -> Select[Any]:
+    """Customers with their embeddings: every column ``_entity`` reads."""
+    return select(
+        table, embeddings.c.embedding, embeddings.c.version.label("embedding_version")
+    ).select_from(table.outerjoin(embeddings, _embedding_of(table, embeddings)))
+
+
+@functools.cache
+def _customer_by_id(
+    table: Table, embeddings: Table, include_deleted: bool, for_update: bool
+) -> Any:
     """Reading a customer by id is the hottest query: build its statement once."""
-    statement = select(table).where(
+    statement = _customer_select(table, embeddings).where(
         table.c.tenant_id == bindparam("tenant"), table.c.id == bindparam("id")
     )
     if not include_deleted:
         statement = statement.where(table.c.deleted_at.is_(None))
-    return statement.with_for_update() if for_update else statement
+    # Locks the customer's row only (an embedding row may not exist).
+    return statement.with_for_update(of=table) if for_update else statement
 
 
 @functools.cache
@@ -258,7 +282,11 @@ def _extra_columns(table: Table) -> tuple[str, ...]:
     return tuple(c.name for c in table.columns if c.name not in _CUSTOMER_FIELDS)
 
 
-_DERIVED_COLUMNS = tuple(f.name for f in dataclasses.fields(DerivedData) if f.name != "customer_id")
+_SCORE_COLUMNS = tuple(
+    f.name
+    for f in dataclasses.fields(DerivedData)
+    if f.name not in ("customer_id", "keep_embedding", *_EMBEDDING_FIELDS)
+)
 
 # Candidates per pass of the HNSW scan. Among a million random vectors, pgvector's
 # default of 40 found 6 of the true nearest 10 on average; 100 found 8.4. On
@@ -285,7 +313,7 @@ _SIMILARITY_SEARCH_SETTINGS = text(
 
 
 @functools.cache
-def _nearest_by_index(table: Table) -> Any:
+def _nearest_by_index(table: Table, embeddings: Table) -> Any:
     """The live customers of ``tenant`` nearest to ``query`` by cosine distance (PostgreSQL).
 
     One statement, two ways; one-time filters run only the one that applies.
@@ -299,23 +327,27 @@ def _nearest_by_index(table: Table) -> Any:
       gives up after ``hnsw.max_scan_tuples`` index tuples: if it found fewer
       than ``limit`` (a tenant with few embeddings), the exact way runs instead.
     """
-    t = table
-    query = bindparam("query", type_=t.c.embedding.type)
+    t, e = table, embeddings
+    query = bindparam("query", type_=e.c.embedding.type)
     limit = bindparam("limit", type_=BigInteger())
     exact_max = bindparam("exact_max", type_=BigInteger())
-    distance = t.c.embedding.op("<=>", return_type=Float())(query)
-    live = (t.c.tenant_id == bindparam("tenant"), t.c.deleted_at.is_(None))
+    distance = e.c.embedding.op("<=>", return_type=Float())(query)
+    tenant: Any = bindparam("tenant")
+    live = (t.c.tenant_id == tenant, t.c.deleted_at.is_(None))
     candidates = (
         *live,
-        t.c.embedding.is_not(None),
-        t.c.id != all_(bindparam("exclude", type_=ARRAY(BigInteger()))),
+        e.c.tenant_id == tenant,
+        e.c.customer_id != all_(bindparam("exclude", type_=ARRAY(BigInteger()))),
     )
+    embedded = t.join(e, _embedding_of(t, e))
+    columns = (t, e.c.embedding, e.c.version.label("embedding_version"))
     # Counted only up to exact_max, from the (tenant_id, deleted_at) index.
     some_rows = select(literal_column("1")).where(*live).limit(exact_max).subquery("some_rows")
     size = select(func.count().label("rows")).select_from(some_rows).cte("tenant_size")
     small = select(size.c.rows).scalar_subquery() < exact_max
     relaxed = (
-        select(t, distance.label("distance"))
+        select(*columns, distance.label("distance"))
+        .select_from(embedded)
         .where(*candidates)
         .order_by(distance)
         .limit(limit)
@@ -331,7 +363,8 @@ def _nearest_by_index(table: Table) -> Any:
     # never starts the index scan.
     by_index = select(relaxed).where(and_(~small, found == limit))
     exact = (
-        select(t, exact_distance.label("distance"))
+        select(*columns, exact_distance.label("distance"))
+        .select_from(embedded)
         .where(*candidates, or_(small, found < limit))
         .order_by(exact_distance, t.c.id)
         .limit(limit)
@@ -359,13 +392,27 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
 
     role = "customer"
 
+    def __init__(self, uow: SqlAlchemyUnitOfWork) -> None:
+        super().__init__(uow)
+        # Each customer's embedding and version as this unit of work read or
+        # wrote them: writing a customer writes its embedding only when it differs.
+        self._embeddings_read: dict[int, tuple[Any, Any]] = {}
+
     @property
     def _extra_columns(self) -> tuple[str, ...]:
         return _extra_columns(self._table)
 
+    @property
+    def _embeddings(self) -> Table:
+        return self._uow.models.embedding.__table__  # type: ignore[attr-defined, no-any-return]
+
+    def _select(self) -> Select[Any]:
+        return _customer_select(self._table, self._embeddings)
+
     def _values(self, customer: Customer) -> dict[str, Any]:
+        """The customer's row (the embedding is written apart, see ``_write_embeddings``)."""
         self._own(customer)
-        values = dict(zip(_CUSTOMER_FIELDS, _customer_fields(customer), strict=True))
+        values = dict(zip(_ROW_FIELDS, _row_fields(customer), strict=True))
         if customer.consent_data:
             values["consent_data"] = _consent_to_json(customer.consent_data)
         if customer.extra:
@@ -383,7 +430,41 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
         values["tags"] = values["tags"] or []
         values["consent_data"] = _consent_from_json(values["consent_data"])
         values["extra"] = {name: data[name] for name in self._extra_columns}
+        self._embeddings_read[values["id"]] = (values["embedding"], values["embedding_version"])
         return Customer(**values)
+
+    async def _write_embeddings(self, items: Iterable[tuple[int, Any, Any]]) -> None:
+        """Store ``(customer id, embedding, version)`` where it differs from what was read.
+
+        An embedding is upserted (rewritten only if it changed: an unchanged row
+        costs no new HNSW entry), a missing one deleted; customers whose embedding
+        is as read cost no statement at all.
+        """
+        changed = [
+            (customer_id, embedding, version)
+            for customer_id, embedding, version in items
+            if self._embeddings_read.get(customer_id, _UNREAD) != (embedding, version)
+        ]
+        if not changed:
+            return
+        e, tenant = self._embeddings, self._uow.tenant_id
+        present = [
+            {"tenant_id": tenant, "customer_id": i, "embedding": v, "version": version}
+            for i, v, version in changed
+            if v is not None
+        ]
+        gone = [i for i, v, _ in changed if v is None]
+        if present:
+            await self._execute(
+                _upsert_embedding(self._uow.dialect, e), present, action="writing embeddings"
+            )
+        if gone:
+            await self._execute(
+                delete(e).where(e.c.tenant_id == tenant, self._one_of(e.c.customer_id, gone)),
+                action="removing embeddings",
+            )
+        for customer_id, embedding, version in changed:
+            self._embeddings_read[customer_id] = (embedding, version)
 
     async def add(self, customer: Customer) -> None:
         """Insert a customer; a taken email raises DuplicateEmail without aborting."""
@@ -397,6 +478,8 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
             if holder is None:
                 raise StorageError(f"customer {customer.id} could not be added")
             raise DuplicateEmail(customer.email or "", existing_is_deleted=holder.is_deleted)
+        self._embeddings_read[customer.id] = (None, None)
+        await self._write_embeddings([_embedding_entry(customer)])
 
     async def add_many(self, customers: Sequence[Customer]) -> builtins.list[str]:
         """Insert many customers in multi-row statements; return the emails refused as taken."""
@@ -404,24 +487,27 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
             return []
         table = self._table
         rows = [self._values(c) for c in customers]
-        # COPY when no vector is to be written (COPY's binary format has no
-        # encoder for it); a conflict with a concurrent writer falls back to the
-        # INSERT below, which skips the taken emails.
-        if (
+        # COPY when every row has the same columns; a conflict with a concurrent
+        # writer falls back to the INSERT below, which skips the taken emails.
+        refused: builtins.list[str] = []
+        if not (
             self._uow.dialect == "postgresql"
-            and all(c.embedding is None for c in customers)
             and len({frozenset(c.extra) for c in customers}) == 1
+            and await self._uow.copy_rows(table, list(rows[0]), rows, action="adding customers")
         ):
-            columns = [name for name in rows[0] if name != "embedding"]
-            if await self._uow.copy_rows(table, columns, rows, action="adding customers"):
-                return []
-        result = await self._execute(
-            _insert_ignoring_conflict(self._uow.dialect, table, ("tenant_id", "email"), "email"),
-            rows,
-            action="adding customers",
-        )
-        inserted = set(result.scalars())
-        return [c.email or "" for c in customers if c.email not in inserted]
+            result = await self._execute(
+                _insert_ignoring_conflict(
+                    self._uow.dialect, table, ("tenant_id", "email"), "email"
+                ),
+                rows,
+                action="adding customers",
+            )
+            inserted = set(result.scalars())
+            refused = [c.email or "" for c in customers if c.email not in inserted]
+        added = [c for c in customers if c.email not in refused]
+        self._embeddings_read.update((c.id, (None, None)) for c in added)
+        await self._write_embeddings(map(_embedding_entry, added))
+        return refused
 
     async def get_many_by_email(self, emails: Sequence[str]) -> dict[str, Customer]:
         """The customers holding any of ``emails``, deleted ones included."""
@@ -438,11 +524,11 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
                 .table_valued("email")
                 .render_derived(name="wanted")
             )
-            match = select(table).where(self._mine, table.c.email == email.c.email).limit(1)
+            match = self._select().where(self._mine, table.c.email == email.c.email).limit(1)
             found = match.lateral("found")
             statement = select(found).select_from(email).join(found, true())
         else:
-            statement = select(table).where(self._mine, table.c.email.in_(wanted))
+            statement = self._select().where(self._mine, table.c.email.in_(wanted))
         rows = await self._execute(statement, action="reading customers")
         return {row.email: self._entity(row) for row in rows}
 
@@ -457,13 +543,17 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
             [_keyed(row) for row in rows],
             action="updating customers",
         )
+        await self._write_embeddings(map(_embedding_entry, customers))
 
     async def get(
         self, customer_id: int, *, include_deleted: bool = False, for_update: bool = False
     ) -> Customer | None:
         """Fetch a customer; ``for_update`` locks the row (SQLite already holds the write lock)."""
         statement = _customer_by_id(
-            self._table, include_deleted, for_update and self._uow.dialect == "postgresql"
+            self._table,
+            self._embeddings,
+            include_deleted,
+            for_update and self._uow.dialect == "postgresql",
         )
         row = (
             await self._execute(
@@ -477,7 +567,7 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
     async def get_by_email(self, email: str, *, include_deleted: bool = False) -> Customer | None:
         """Fetch a customer by normalized email."""
         table = self._table
-        statement = select(table).where(self._mine, table.c.email == email)
+        statement = self._select().where(self._mine, table.c.email == email)
         if not include_deleted:
             statement = statement.where(table.c.deleted_at.is_(None))
         row = (await self._execute(statement, action="reading a customer")).first()
@@ -499,6 +589,7 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
                 raise
         if result.rowcount == 0:
             raise CustomerNotFound(customer.id)
+        await self._write_embeddings([_embedding_entry(customer)])
 
     async def delete(self, customer_id: int) -> None:
         """Remove a customer row; foreign keys refuse it while dependants remain."""
@@ -565,7 +656,7 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
         else:
             order = [column.asc().nulls_last() if column.nullable else column.asc(), t.c.id.asc()]
         rows = await self._execute(
-            select(t)
+            self._select()
             .where(*where)
             .order_by(*order)
             .limit(page_size)
@@ -596,7 +687,7 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
             inside.append(t.c.phone.like(f"%{like_escape(phone)}%", escape=_ESCAPE))
         rank = case((t.c.email == q, 0), (or_(*starts), 1), else_=2)
         rows = await self._execute(
-            select(t)
+            self._select()
             .where(self._mine, t.c.deleted_at.is_(None), or_(*inside))
             .order_by(rank, t.c.id)
             .limit(limit),
@@ -614,7 +705,7 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
         """
         t = self._table
         rows = await self._execute(
-            select(t)
+            self._select()
             .where(
                 self._mine,
                 t.c.id > after_id,
@@ -632,7 +723,7 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
         """Live customers with ids above ``after_id``, by id: a keyset walk of the primary key."""
         t = self._table
         rows = await self._execute(
-            select(t)
+            self._select()
             .where(self._mine, t.c.id > after_id, t.c.deleted_at.is_(None))
             .order_by(t.c.id)
             .limit(limit),
@@ -641,12 +732,13 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
         return [self._entity(row) for row in rows]
 
     async def update_derived(self, rows: Sequence[DerivedData]) -> None:
-        """Write the derived fields of many customers in one batched UPDATE."""
+        """Write the derived fields of many customers: one batched UPDATE, and the
+        embeddings that changed."""
         if not rows:
             return
         tenant = self._uow.tenant_id
         await self._execute(
-            _update_by_key(self._table, _DERIVED_COLUMNS),
+            _update_by_key(self._table, _SCORE_COLUMNS),
             [
                 {
                     "key_tenant": tenant,
@@ -654,14 +746,17 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
                     "segment": row.segment,
                     "churn_risk_score": row.churn_risk_score,
                     "customer_lifetime_value": row.customer_lifetime_value,
-                    "embedding": None if row.embedding is None else list(row.embedding),
-                    "embedding_version": row.embedding_version,
                     "scored_at": row.scored_at,
                     "score_source": row.score_source,
                 }
                 for row in rows
             ],
             action="writing derived data",
+        )
+        await self._write_embeddings(
+            (row.customer_id, row.embedding, row.embedding_version)
+            for row in rows
+            if not row.keep_embedding
         )
 
     async def nearest(
@@ -692,7 +787,7 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
             action="configuring the similarity search",
         )
         rows = await self._execute(
-            _nearest_by_index(self._table),
+            _nearest_by_index(self._table, self._embeddings),
             {
                 "tenant": self._uow.tenant_id,
                 "query": list(embedding),
@@ -730,18 +825,22 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
     async def _nearest_exactly(
         self, embedding: Sequence[float], limit: int, exclude: Sequence[int]
     ) -> builtins.list[tuple[Customer, float]]:
-        t = self._table
+        t, e = self._table, self._embeddings
         query = [float(v) for v in embedding]
-        dimensions = getattr(t.c.embedding.type, "dimensions", len(query))
+        dimensions = getattr(e.c.embedding.type, "dimensions", len(query))
         if len(query) != dimensions:
             raise ValueError(f"embeddings have {dimensions} dimensions, not {len(query)}")
         query_norm = math.hypot(*query)
-        where = [self._mine, t.c.deleted_at.is_(None), t.c.embedding.is_not(None)]
+        where = [self._mine, t.c.deleted_at.is_(None)]
         if exclude:
             where.append(t.c.id.not_in(list(exclude)))
         # Only ids and vectors, streamed in batches: memory stays flat however
         # large the tenant, and only the best ``limit`` survive each batch.
-        vectors = select(t.c.id, type_coerce(t.c.embedding, JSON)).where(*where)
+        vectors = (
+            select(t.c.id, type_coerce(e.c.embedding, JSON))
+            .select_from(t.join(e, _embedding_of(t, e)))
+            .where(*where)
+        )
         best: builtins.list[tuple[float, int]] = []
         connection = await self._uow.connection()
         with translate_errors("finding similar customers"):
@@ -756,11 +855,22 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
         if not best:
             return []
         rows = await self._execute(
-            select(t).where(self._mine, self._one_of(t.c.id, [-key for _, key in best])),
+            self._select().where(self._mine, self._one_of(t.c.id, [-key for _, key in best])),
             action="reading similar customers",
         )
         found = {row.id: self._entity(row) for row in rows}
         return [(found[-key], score) for score, key in best if -key in found]
+
+
+def _insert_with_conflicts(dialect: str, table: Table) -> Any:
+    """An INSERT of the dialect, which can say what a conflict does."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
 
 
 @functools.cache
@@ -771,20 +881,25 @@ def _insert_ignoring_conflict(
 
     The values go as parameters; a row refused by the conflict returns nothing.
     """
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return (
-            pg_insert(table)
-            .on_conflict_do_nothing(index_elements=columns)
-            .returning(table.c[returning])
-        )
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
     return (
-        sqlite_insert(table)
+        _insert_with_conflicts(dialect, table)
         .on_conflict_do_nothing(index_elements=columns)
         .returning(table.c[returning])
+    )
+
+
+@functools.cache
+def _upsert_embedding(dialect: str, embeddings: Table) -> Any:
+    """Insert a customer's embedding, or replace it only if it differs."""
+    statement = _insert_with_conflicts(dialect, embeddings)
+    new = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=("tenant_id", "customer_id"),
+        set_={"embedding": new.embedding, "version": new.version},
+        where=or_(
+            embeddings.c.embedding.is_distinct_from(new.embedding),
+            embeddings.c.version.is_distinct_from(new.version),
+        ),
     )
 
 

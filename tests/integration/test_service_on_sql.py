@@ -8,6 +8,11 @@ import pytest
 
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage
 from tests.unit.test_addresses_and_notes import TestAddresses, TestNotes
+from tests.unit.test_ai_service import (
+    TestOneCustomer,
+    TestScoreTenant,
+    TestSimilarityAndRecommendations,
+)
 from tests.unit.test_customer_service import (
     TestCreate,
     TestDeleteAndRestore,
@@ -45,6 +50,9 @@ __all__ = (
     "TestListAndSearch",
     "TestMerge",
     "TestNotes",
+    "TestOneCustomer",
+    "TestScoreTenant",
+    "TestSimilarityAndRecommendations",
     "TestRecordOrder",
     "TestUpdate",
     "test_a_foreign_email_is_like_an_unknown_email",

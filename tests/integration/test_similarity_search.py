@@ -28,7 +28,7 @@ OTHERS_PER_TENANT = 1000
 OURS = 30
 RECALL_CUSTOMERS = 3000
 QUERIES = 20
-HNSW_INDEX = "ix_customers_embedding_hnsw"
+HNSW_INDEX = "ix_customer_embeddings_embedding_hnsw"
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ async def add_customers(
 async def populate(url: str) -> Population:
     rng = random.Random(20240601)
     storage = SqlAlchemyStorage.from_url(url)
-    (hnsw,) = [i for i in default_models().tables()["customer"].indexes if i.name == HNSW_INDEX]
+    (hnsw,) = [i for i in default_models().tables()["embedding"].indexes if i.name == HNSW_INDEX]
     try:
         # Building the index once over every row takes a fraction of the time
         # that inserting each row into it does.
@@ -94,7 +94,7 @@ async def populate(url: str) -> Population:
         large = await add_customers(storage, large_tenant, rng, RECALL_CUSTOMERS)
         async with storage.engine.begin() as connection:
             await connection.run_sync(hnsw.create)
-            await connection.execute(text("ANALYZE customers"))
+            await connection.execute(text("ANALYZE customers, customer_embeddings"))
     finally:
         await storage.close()
     return Population(url, small_tenant, small, large_tenant, large)

@@ -18,7 +18,9 @@ from linkbay_customers import (
     InvalidInput,
     ProfilingNotAllowed,
 )
+from linkbay_customers.domain import cosine_similarity
 from linkbay_customers.ports import Storage
+from linkbay_customers.services import DEFAULT_EMBEDDING_TOLERANCE
 from linkbay_customers.testing import FixedClock
 
 
@@ -190,6 +192,37 @@ class TestScoreTenant:
         assert scored.embedding is not None
         assert scored.churn_risk_score is not None
         assert scored.customer_lifetime_value is not None
+
+    async def test_an_embedding_is_rewritten_only_when_it_moved_past_the_tolerance(
+        self, service: CustomerService, ai: AIService, tenant: str, clock: FixedClock
+    ) -> None:
+        ids = await shop(service, tenant, clock)
+        await ai.score_tenant(tenant)
+        first = (await service.get_customer(tenant, ids["tea0"])).embedding
+        clock.advance(days=2)  # recency and tenure drift: well within the tolerance
+        await ai.score_tenant(tenant)
+        drifted = await service.get_customer(tenant, ids["tea0"])
+        assert drifted.embedding == first
+        assert drifted.scored_at == clock.now()  # the scores themselves are current
+        await service.record_order(tenant, ids["tea0"], order("T0-bike", BIKE, total="900"))
+        await ai.score_tenant(tenant)
+        moved = (await service.get_customer(tenant, ids["tea0"])).embedding
+        assert moved is not None
+        assert first is not None
+        assert 1 - cosine_similarity(first, moved) > DEFAULT_EMBEDDING_TOLERANCE
+
+    async def test_with_no_tolerance_every_change_is_written(
+        self, storage: Storage, service: CustomerService, tenant: str, clock: FixedClock
+    ) -> None:
+        ids = await shop(service, tenant, clock)
+        exact = AIService(
+            storage.unit_of_work, clock, HeuristicIntelligence(), embedding_tolerance=0
+        )
+        await exact.score_tenant(tenant)
+        first = (await service.get_customer(tenant, ids["tea0"])).embedding
+        clock.advance(days=2)
+        await exact.score_tenant(tenant)
+        assert (await service.get_customer(tenant, ids["tea0"])).embedding != first
 
     async def test_customers_who_withdrew_analytics_consent_are_skipped_and_cleared(
         self,

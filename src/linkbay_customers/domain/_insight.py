@@ -16,6 +16,8 @@ class DerivedData:
     """The derived fields of one customer, written together by batch scoring.
 
     All None clears them (a customer the profiling policy excludes).
+    ``keep_embedding`` says the stored embedding is still current: it is left
+    as it is, and ``embedding``/``embedding_version`` are not written.
     """
 
     customer_id: int
@@ -26,6 +28,7 @@ class DerivedData:
     embedding_version: str | None
     scored_at: datetime | None
     score_source: str | None
+    keep_embedding: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from linkbay_customers.services._ai import (
+    DEFAULT_EMBEDDING_TOLERANCE,
     MAX_PREDICTION_MONTHS,
     AIService,
     ChurnPrediction,
@@ -26,6 +27,7 @@ from linkbay_customers.services._gdpr import (
 from linkbay_customers.services._import import ImportProgress, ImportRejection, ImportResult
 
 __all__ = (
+    "DEFAULT_EMBEDDING_TOLERANCE",
     "MAX_PREDICTION_MONTHS",
     "AIService",
     "ChurnPrediction",

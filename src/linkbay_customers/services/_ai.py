@@ -3,6 +3,7 @@ and batch scoring, over the ``CustomerIntelligence`` port and the storage ports.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from linkbay_customers.domain import (
     ProfilingNotAllowed,
     ProfilingPolicies,
     ProfilingPolicy,
+    cosine_similarity,
     policies_from,
     profiling_allowed,
     quantize_money,
@@ -50,6 +52,9 @@ RiskLevel = Literal["low", "medium", "high"]
 MAX_PREDICTION_MONTHS = 120
 CHURN_BUCKETS = ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0")
 _NEIGHBOURS_FOR_RECOMMENDATIONS = 20
+DEFAULT_EMBEDDING_TOLERANCE = 1e-3
+"""Cosine distance a stored embedding may drift from the current one before
+``score_tenant`` rewrites it (see ``AIService``)."""
 
 
 def risk_level(score: float) -> RiskLevel:
@@ -151,6 +156,11 @@ class AIService:
         intelligence: Computes segments, churn risk, lifetime value and embeddings.
         profiling_policy: Whom profiling may touch (see ``ProfilingPolicy``).
         embedding_version: Stored beside every embedding this service writes.
+        embedding_tolerance: How far (cosine distance) a customer's embedding may
+            move before ``score_tenant`` rewrites the stored one. Behaviour drifts
+            a little every day (recency, tenure) and every rewrite costs an entry
+            in the vector index; an order or a new segment moves it well past this.
+            0 rewrites every change.
         chunk_size: Customers per transaction in ``score_tenant``.
     """
 
@@ -162,10 +172,14 @@ class AIService:
         *,
         profiling_policy: ProfilingPolicy | ProfilingPolicies = DEFAULT_PROFILING_POLICY,
         embedding_version: str = "behaviour-v1",
+        embedding_tolerance: float = DEFAULT_EMBEDDING_TOLERANCE,
         chunk_size: int = 1000,
     ) -> None:
         if not 1 <= chunk_size <= 10_000:
             raise ValueError("chunk_size must be from 1 to 10000")
+        if not 0.0 <= embedding_tolerance < 1.0:
+            raise ValueError("embedding_tolerance must be at least 0 and below 1")
+        self._embedding_tolerance = embedding_tolerance
         self._uow_factory = uow_factory
         self._clock = clock
         self._intelligence = intelligence
@@ -352,7 +366,10 @@ class AIService:
 
         Walks the tenant by id in chunks: each is read (customers, their purchases)
         in one short transaction, scored outside any, and written in another with
-        one batched update — a fixed number of statements per chunk.
+        one batched update — a fixed number of statements per chunk. The next
+        chunk is read and the previous one written while one is scored. An
+        embedding is rewritten only when it moved more than the tolerance.
+        ``on_progress`` gets the number of customers written so far.
         Customers the policy excludes have their derived data cleared instead.
 
         Raises:
@@ -361,24 +378,62 @@ class AIService:
         months = _check_months(months)
         policy = self._policies(check_tenant(tenant_id))
         summary = ScoringSummary()
-        after_id = 0
-        while True:
-            # Read, score, write: the intelligence (maybe a slow model, maybe one that
-            # reads the storage itself) runs between two short transactions.
-            async with self._uow(tenant_id) as uow:
-                chunk = await uow.customers.list_after(after_id, limit=self._chunk_size)
+        # A pipeline: while one chunk is scored here, the database reads the next
+        # and writes the previous one.
+        reading = asyncio.ensure_future(self._read_chunk(tenant_id, policy, 0))
+        writing: asyncio.Future[None] | None = None
+        try:
+            while True:
+                chunk, allowed, purchases = await reading
                 if not chunk:
                     break
-                allowed = [c for c in chunk if profiling_allowed(c, policy)]
-                purchases = await uow.orders.purchases([c.id for c in allowed])
-            rows = await self._score_chunk(chunk, allowed, purchases, months, summary)
-            async with self._uow(tenant_id) as uow:
-                await uow.customers.update_derived(rows)
-                await uow.commit()
-            after_id = chunk[-1].id
-            if on_progress is not None:
-                on_progress(summary.customers)
+                reading = asyncio.ensure_future(self._read_chunk(tenant_id, policy, chunk[-1].id))
+                rows = await self._score_chunk(chunk, allowed, purchases, months, summary)
+                if writing is not None:
+                    await writing
+                    self._report(on_progress, summary.customers - len(chunk))
+                writing = asyncio.ensure_future(self._write_chunk(tenant_id, rows))
+            if writing is not None:
+                await writing
+                self._report(on_progress, summary.customers)
+        finally:
+            for pending in (reading, writing):
+                if pending is not None and not pending.done():
+                    pending.cancel()
         return summary
+
+    @staticmethod
+    def _report(on_progress: Callable[[int], None] | None, written: int) -> None:
+        if on_progress is not None:
+            on_progress(written)
+
+    async def _read_chunk(
+        self, tenant_id: str, policy: ProfilingPolicy, after_id: int
+    ) -> tuple[Sequence[Customer], list[Customer], Sequence[ProductPurchases]]:
+        """The next customers by id, those profiling may touch, and their purchases:
+        one short transaction (the intelligence, maybe a slow model or one that
+        reads the storage itself, runs between transactions)."""
+        async with self._uow(tenant_id) as uow:
+            chunk = await uow.customers.list_after(after_id, limit=self._chunk_size)
+            allowed = [c for c in chunk if profiling_allowed(c, policy)]
+            purchases = await uow.orders.purchases([c.id for c in allowed]) if allowed else []
+        return chunk, allowed, purchases
+
+    async def _write_chunk(self, tenant_id: str, rows: Sequence[DerivedData]) -> None:
+        async with self._uow(tenant_id) as uow:
+            await uow.customers.update_derived(rows)
+            await uow.commit()
+
+    def _embedding_current(self, customer: Customer, embedding: Sequence[float] | None) -> bool:
+        """Whether the customer's stored embedding is within the tolerance of ``embedding``."""
+        stored = customer.embedding
+        if stored is None or embedding is None:
+            return stored is None and embedding is None
+        if customer.embedding_version != self._embedding_version or len(stored) != len(embedding):
+            return False
+        return list(stored) == list(embedding) or (
+            1.0 - cosine_similarity(stored, embedding) <= self._embedding_tolerance
+        )
 
     async def _score_chunk(
         self,
@@ -396,6 +451,7 @@ class AIService:
             if profiles
             else []
         )
+        stored = {c.id: c for c in allowed}
         rows = [
             DerivedData(
                 customer_id=s.customer_id,
@@ -406,6 +462,7 @@ class AIService:
                 embedding_version=self._embedding_version if s.embedding else None,
                 scored_at=now,
                 score_source=s.source,
+                keep_embedding=self._embedding_current(stored[s.customer_id], s.embedding),
             )
             for s in scores
         ]

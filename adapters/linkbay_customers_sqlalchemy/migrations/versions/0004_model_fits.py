@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from linkbay_customers_sqlalchemy._types import JSONDocument, UTCDateTime
+from linkbay_customers_sqlalchemy.migrations._tenancy import protect_tenant_table
 
 revision = "0004"
 down_revision = "0003"
@@ -23,14 +24,6 @@ branch_labels = None
 depends_on = None
 
 _TABLE = "customer_model_fits"
-_TENANT_MATCHES = "tenant_id = current_setting('linkbay.tenant_id', true)"
-_WRITERS = (
-    "SELECT DISTINCT quote_ident(r.rolname)"
-    " FROM pg_class AS o CROSS JOIN LATERAL aclexplode(o.relacl) AS a"
-    " JOIN pg_roles AS r ON r.oid = a.grantee"
-    " WHERE o.oid = 'customers'::regclass AND a.grantee <> o.relowner"
-    " AND a.privilege_type = 'INSERT'"
-)
 
 
 def upgrade() -> None:
@@ -45,18 +38,7 @@ def upgrade() -> None:
     )
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute(f"ALTER TABLE {_TABLE} ENABLE ROW LEVEL SECURITY")
-    op.execute(f"ALTER TABLE {_TABLE} FORCE ROW LEVEL SECURITY")
-    op.execute(
-        f"CREATE POLICY tenant_isolation ON {_TABLE} "
-        f"USING ({_TENANT_MATCHES}) WITH CHECK ({_TENANT_MATCHES})"
-    )
-    op.execute(
-        "DO $$ DECLARE who text; BEGIN"
-        f" FOR who IN {_WRITERS} LOOP"
-        f" EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON {_TABLE} TO %s', who);"
-        " END LOOP; END $$"
-    )
+    protect_tenant_table(_TABLE)
 
 
 def downgrade() -> None:

@@ -1,0 +1,49 @@
+"""What revisions that add a tenant table do on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from alembic import op
+
+TENANT_MATCHES = "tenant_id = current_setting('linkbay.tenant_id', true)"
+
+# Roles other than the owner that may write customers: the application roles
+# granted before the revision that adds a table.
+_WRITERS = (
+    "SELECT DISTINCT quote_ident(r.rolname)"
+    " FROM pg_class AS o CROSS JOIN LATERAL aclexplode(o.relacl) AS a"
+    " JOIN pg_roles AS r ON r.oid = a.grantee"
+    " WHERE o.oid = 'customers'::regclass AND a.grantee <> o.relowner"
+    " AND a.privilege_type = 'INSERT'"
+)
+
+
+def protect_tenant_table(table: str) -> None:
+    """Give a new table the tenant policy of every other one (row-level security,
+    forced), and let every role that may write customers read and write it."""
+    op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+    op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+    op.execute(
+        f"CREATE POLICY tenant_isolation ON {table} "
+        f"USING ({TENANT_MATCHES}) WITH CHECK ({TENANT_MATCHES})"
+    )
+    op.execute(
+        "DO $$ DECLARE who text; BEGIN"
+        f" FOR who IN {_WRITERS} LOOP"
+        f" EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO %s', who);"
+        " END LOOP; END $$"
+    )
+
+
+@contextmanager
+def every_tenant_visible(*tables: str) -> Iterator[None]:
+    """Let the migrating role (the tables' owner) read and write every tenant's rows
+    of ``tables`` for a moment: forced row-level security would show it none.
+    PostgreSQL only; the DDL is part of the migration's transaction."""
+    for table in tables:
+        op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
+    yield
+    for table in tables:
+        op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
