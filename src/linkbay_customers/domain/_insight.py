@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,6 +74,5 @@ def cosine_similarity(a: Sequence[float], b: Sequence[float]) -> float:
     """The cosine of the angle between two vectors; 0 when either is all zeros."""
     if len(a) != len(b):
         raise ValueError(f"vectors of different lengths: {len(a)} and {len(b)}")
-    dot = math.fsum(x * y for x, y in zip(a, b, strict=True))
-    norm = math.sqrt(math.fsum(x * x for x in a)) * math.sqrt(math.fsum(y * y for y in b))
-    return dot / norm if norm else 0.0
+    norm = math.hypot(*a) * math.hypot(*b)
+    return sum(map(operator.mul, a, b)) / norm if norm else 0.0
