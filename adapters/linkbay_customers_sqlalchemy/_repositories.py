@@ -1136,25 +1136,40 @@ class SqlOrderRepository(_Repository, OrderRepository):
         return lines.join(t, and_(t.c.tenant_id == lines.c.tenant_id, t.c.id == lines.c.order_pk))
 
     async def purchases(self, customer_ids: Sequence[int]) -> builtins.list[ProductPurchases]:
-        """Units per customer and product over the customers' order lines, in one GROUP BY."""
+        """Units per customer and product over the customers' order lines, in one GROUP BY.
+
+        On PostgreSQL each order's lines are looked up by their key (a LATERAL
+        subquery the planner may not flatten): joined flat, the planner would hash
+        every order line of the tenant for each chunk of customers, a cost that
+        grows with the tenant rather than with the chunk.
+        """
         if not customer_ids:
             return []
         t, lines = self._table, self._lines
+        if self._uow.dialect == "postgresql":
+            order_lines = (
+                select(lines.c.product_id, lines.c.product_name, lines.c.quantity)
+                .where(lines.c.tenant_id == t.c.tenant_id, lines.c.order_pk == t.c.id)
+                .offset(literal_column("0"))  # keeps it a subquery: one lookup per order
+                .lateral("order_lines")
+            )
+            source: Any = t.join(order_lines, true())
+            line: Any = order_lines.c
+            where = [self._mine]
+        else:
+            source, line = self._lines_of_orders(), lines.c
+            where = [self._mine, lines.c.tenant_id == self._uow.tenant_id]
         rows = await self._execute(
             select(
                 t.c.customer_id,
-                lines.c.product_id,
-                func.max(lines.c.product_name).label("product_name"),
-                func.sum(lines.c.quantity).label("quantity"),
+                line.product_id,
+                func.max(line.product_name).label("product_name"),
+                func.sum(line.quantity).label("quantity"),
             )
-            .select_from(self._lines_of_orders())
-            .where(
-                self._mine,
-                lines.c.tenant_id == self._uow.tenant_id,
-                self._one_of(t.c.customer_id, customer_ids),
-            )
-            .group_by(t.c.customer_id, lines.c.product_id)
-            .order_by(t.c.customer_id, lines.c.product_id),
+            .select_from(source)
+            .where(*where, self._one_of(t.c.customer_id, customer_ids))
+            .group_by(t.c.customer_id, line.product_id)
+            .order_by(t.c.customer_id, line.product_id),
             action="reading purchases",
         )
         return [
