@@ -18,10 +18,11 @@ from linkbay_customers import (
     InvalidInput,
     ProfilingNotAllowed,
 )
-from linkbay_customers.domain import cosine_similarity
+from linkbay_customers.domain import StorageError, cosine_similarity
 from linkbay_customers.ports import Storage
 from linkbay_customers.services import DEFAULT_EMBEDDING_TOLERANCE
 from linkbay_customers.testing import FixedClock
+from linkbay_customers_memory._storage import InMemoryCustomerRepository
 
 
 def order(order_id: str, *products: tuple[str, str, int], total: str = "50") -> dict[str, Any]:
@@ -272,3 +273,30 @@ async def test_the_source_reported_is_the_one_that_produced_the_answer(
     assert (await ai.calculate_churn_risk(tenant, ids["tea1"])).source == "heuristic-fallback"
     assert (await ai.predict_clv(tenant, ids["tea1"])).source == "heuristic-fallback"
     assert (await ai.score_tenant(tenant)).sources == {"heuristic-fallback": len(ids)}
+
+
+async def test_a_failing_write_stops_batch_scoring_and_keeps_what_was_written(
+    service: CustomerService,
+    ai: AIService,
+    tenant: str,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ids = await shop(service, tenant, clock)
+    written = InMemoryCustomerRepository.update_derived
+    calls = 0
+
+    async def failing_second_write(self: Any, rows: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise StorageError("the database went away")
+        await written(self, rows)
+
+    monkeypatch.setattr(InMemoryCustomerRepository, "update_derived", failing_second_write)
+    progress: list[int] = []
+    with pytest.raises(StorageError):
+        await ai.score_tenant(tenant, on_progress=progress.append)
+    assert progress == [3]
+    scored = [await service.get_customer(tenant, i) for i in sorted(ids.values())]
+    assert [c.scored_at is not None for c in scored] == [True] * 3 + [False] * 5

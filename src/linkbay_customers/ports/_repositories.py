@@ -98,7 +98,8 @@ class CustomerRepository(Protocol):
         ...
 
     async def update_derived(self, rows: Sequence[DerivedData]) -> None:
-        """Write the derived fields of many customers at once (nothing else changes)."""
+        """Write the derived fields of many customers at once (nothing else changes);
+        a row with ``keep_embedding`` leaves the stored embedding as it is."""
         ...
 
     async def nearest(

@@ -1070,6 +1070,32 @@ class IntelligenceDataContract(_ContractBase):
         assert got.first_name == "Kept"
         assert (gone.segment, gone.churn_risk_score, gone.embedding) == (None, None, None)
 
+    async def test_derived_data_can_keep_the_stored_embedding(self, uow: UnitOfWork) -> None:
+        stored = _unit_vector(1.0, 2.0)
+        async with uow:
+            customer = await add_customer(uow, embedding=stored, embedding_version="v1")
+            await uow.customers.update_derived(
+                [
+                    DerivedData(
+                        customer_id=customer.id,
+                        segment="active",
+                        churn_risk_score=0.25,
+                        customer_lifetime_value=Decimal("10.0000"),
+                        embedding=_unit_vector(2.0, 1.0),
+                        embedding_version="v2",
+                        scored_at=T0,
+                        score_source="model",
+                        keep_embedding=True,
+                    )
+                ]
+            )
+            got = await uow.customers.get(customer.id)
+        assert got is not None
+        assert (got.segment, got.churn_risk_score, got.scored_at) == ("active", 0.25, T0)
+        assert got.embedding is not None
+        assert [round(v, 5) for v in got.embedding] == [round(v, 5) for v in stored]
+        assert got.embedding_version == "v1"
+
     async def test_nearest_ranks_by_cosine_similarity_and_skips_what_it_should(
         self, uow: UnitOfWork
     ) -> None:
