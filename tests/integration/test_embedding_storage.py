@@ -8,6 +8,7 @@ transaction that wrote this version of it) shows whether a write touched it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -24,21 +25,27 @@ async def storage(postgres_url: str) -> AsyncIterator[SqlAlchemyStorage]:
     await storage.close()
 
 
-async def embedding_version_of_row(storage: SqlAlchemyStorage, tenant: str, customer: int) -> str:
+async def as_tenant(storage: SqlAlchemyStorage, tenant: str, sql: str, **values: Any) -> Any:
+    """One value of ``sql`` run under the tenant's row-level security setting."""
     async with storage.engine.connect() as connection:
         await connection.execute(
             text("SELECT set_config('linkbay.tenant_id', :tenant, false)"), {"tenant": tenant}
         )
-        row = (
-            await connection.execute(
-                text(
-                    "SELECT xmin::text FROM customer_embeddings"
-                    " WHERE tenant_id = :tenant AND customer_id = :customer"
-                ),
-                {"tenant": tenant, "customer": customer},
-            )
-        ).one()
-    return str(row[0])
+        rows = await connection.execute(text(sql), {"tenant": tenant, **values})
+        return rows.scalar_one()
+
+
+async def embedding_row_version(storage: SqlAlchemyStorage, tenant: str, customer: int) -> str:
+    """The transaction that wrote the customer's embedding row as it is now (``xmin``)."""
+    return str(
+        await as_tenant(
+            storage,
+            tenant,
+            "SELECT xmin::text FROM customer_embeddings"
+            " WHERE tenant_id = :tenant AND customer_id = :customer",
+            customer=customer,
+        )
+    )
 
 
 ORDER = {
@@ -57,13 +64,13 @@ async def test_customer_writes_and_drift_within_the_tolerance_leave_the_embeddin
     customer = await service.create_customer(tenant, {"email": "ada@example.com"})
     await service.record_order(tenant, customer.id, ORDER)
     await ai.score_tenant(tenant)
-    written = await embedding_version_of_row(storage, tenant, customer.id)
+    written = await embedding_row_version(storage, tenant, customer.id)
 
     await service.update_customer(tenant, customer.id, {"first_name": "Ada"})
     await ai.update_customer_segment(tenant, customer.id)
     clock.advance(days=1)
     await ai.score_tenant(tenant)
-    assert await embedding_version_of_row(storage, tenant, customer.id) == written
+    assert await embedding_row_version(storage, tenant, customer.id) == written
 
     await service.record_order(
         tenant,
@@ -77,19 +84,15 @@ async def test_customer_writes_and_drift_within_the_tolerance_leave_the_embeddin
         },
     )
     await ai.score_tenant(tenant)
-    assert await embedding_version_of_row(storage, tenant, customer.id) != written
+    assert await embedding_row_version(storage, tenant, customer.id) != written
 
 
 async def embedding_rows(storage: SqlAlchemyStorage, tenant: str) -> int:
-    async with storage.engine.connect() as connection:
-        await connection.execute(
-            text("SELECT set_config('linkbay.tenant_id', :tenant, false)"), {"tenant": tenant}
+    return int(
+        await as_tenant(
+            storage, tenant, "SELECT count(*) FROM customer_embeddings WHERE tenant_id = :tenant"
         )
-        rows = await connection.execute(
-            text("SELECT count(*) FROM customer_embeddings WHERE tenant_id = :tenant"),
-            {"tenant": tenant},
-        )
-        return int(rows.scalar_one())
+    )
 
 
 @pytest.mark.parametrize("hard", [False, True])

@@ -74,9 +74,7 @@ def upgrade() -> None:
     )
     if postgresql:
         op.drop_index("ix_customers_embedding_hnsw", table_name="customers")
-        with every_tenant_visible("customers"):
-            _move_embeddings()
-    else:
+    with every_tenant_visible("customers"):
         _move_embeddings()
     op.drop_column("customers", "embedding")
     op.drop_column("customers", "embedding_version")
@@ -90,10 +88,7 @@ def downgrade() -> None:
     postgresql = op.get_bind().dialect.name == "postgresql"
     op.add_column("customers", sa.Column("embedding", Embedding()))
     op.add_column("customers", sa.Column("embedding_version", sa.String(32)))
-    if postgresql:
-        with every_tenant_visible("customers", _TABLE):
-            _move_embeddings_back()
-    else:
+    with every_tenant_visible("customers", _TABLE):
         _move_embeddings_back()
     op.drop_table(_TABLE)
     if postgresql:
