@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,12 @@ from linkbay_customers.ports import Storage
 from linkbay_customers.testing import FixedClock, new_tenant_id
 from linkbay_customers_memory import InMemoryStorage
 from tests._databases import new_postgres_database, new_sqlite_database, server_url
+
+# Every storage of the suite, and every CLI process it starts, seals the audit trail
+# with this key (PostgreSQL refuses to start without one); the tests of the key's
+# own sources unset it.
+TEST_AUDIT_KEY = "linkbay-customers test suite audit key, 256 bits or more"
+os.environ.setdefault("LINKBAY_AUDIT_KEY", TEST_AUDIT_KEY)
 
 
 @pytest.fixture

@@ -12,10 +12,14 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from linkbay_customers.audit_keys import audit_chain_from, new_audit_key
 from linkbay_customers.domain import (
     Address,
     AddressNotFound,
+    AuditChain,
     AuditEvent,
+    ChainLock,
+    ChainTip,
     ConsentEvent,
     Customer,
     CustomerFilters,
@@ -32,6 +36,7 @@ from linkbay_customers.domain import (
     ProductPurchases,
     ProductSales,
     StorageError,
+    chain_of,
     cosine_similarity,
     matches_filters,
     search_rank,
@@ -62,6 +67,7 @@ class _Tables:
     orders: dict[int, Order] = field(default_factory=dict)
     consents: dict[int, ConsentEvent] = field(default_factory=dict)
     audit: dict[int, AuditEvent] = field(default_factory=dict)
+    audit_tips: dict[int, ChainTip] = field(default_factory=dict)
     aliases: dict[int, MergeAlias] = field(default_factory=dict)
     model_fits: dict[str, ModelFit] = field(default_factory=dict)
 
@@ -562,17 +568,29 @@ class InMemoryAuditRepository(_Repository, AuditRepository):
         """Reserve ``count`` new audit event ids."""
         return [self._tx.next_id("audit") for _ in range(count)]
 
+    async def lock_chains(self, chains: Sequence[int]) -> ChainLock:
+        """The chains' tips; the tenant's lock already keeps other writers out."""
+        tips = self._t.audit_tips
+        return ChainLock(tips={c: tips[c] for c in chains if c in tips})
+
     async def append_many(self, events: Sequence[AuditEvent]) -> None:
-        """Append many events."""
+        """Append many sealed events."""
         for event in events:
             await self.append(event)
 
     async def append(self, event: AuditEvent) -> None:
-        """Append an event."""
+        """Append a sealed event and make it its chain's tip."""
         self._tx.own(event)
+        if event.sequence is None or event.hash is None:
+            raise StorageError("an audit event must be sealed before it is appended")
         if event.id in self._t.audit:
             raise StorageError(f"audit event {event.id} already exists")
+        chain = chain_of(event.customer_id)
+        tip = self._t.audit_tips.get(chain, ChainTip())
+        if event.sequence != tip.sequence + 1:
+            raise StorageError(f"position {event.sequence} of audit chain {chain} is taken")
         self._t.audit[event.id] = _copy(event)
+        self._t.audit_tips[chain] = ChainTip(event.sequence, event.hash)
 
     async def list(
         self,
@@ -596,13 +614,24 @@ class InMemoryAuditRepository(_Repository, AuditRepository):
         )
         return _page(rows, page, page_size)
 
-    async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
-        """Empty the details of the customers' events."""
-        return _replace_for_customers(self._t.audit, customer_ids, details={})
+    async def chained(
+        self, *, after: tuple[int, int] | None = None, limit: int
+    ) -> builtins.list[tuple[AuditEvent, ChainTip | None]]:
+        """Events by chain then position, with their chain's tip."""
+        rows = sorted(
+            ((chain_of(e.customer_id), e.sequence or 0), e) for e in self._t.audit.values()
+        )
+        tips = self._t.audit_tips
+        return [
+            (event, tips.get(position[0]))
+            for position, event in rows
+            if after is None or position > after
+        ][:limit]
 
-    async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
-        """Remove the customers' events."""
-        return _delete_for_customers(self._t.audit, customer_ids)
+    async def orphan_tips(self, *, limit: int) -> builtins.list[int]:
+        """Chains with a tip and no event."""
+        chains = {chain_of(e.customer_id) for e in self._t.audit.values()}
+        return sorted(c for c in self._t.audit_tips if c not in chains)[:limit]
 
 
 class InMemoryMergeAliasRepository(_Repository, MergeAliasRepository):
@@ -680,6 +709,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.audit = InMemoryAuditRepository(self._tx)
         self.aliases = InMemoryMergeAliasRepository(self._tx)
         self.model_fits = InMemoryModelFitRepository(self._tx)
+        self.audit_chain = storage.audit_chain
 
     async def __aenter__(self) -> Self:
         """Wait for the tenant's lock and take a snapshot of its tables."""
@@ -714,9 +744,16 @@ class InMemoryStorage(Storage):
 
     Ids come from sequences shared by all tenants, as in SQL storage, and are not
     handed out again after a rollback.
+
+    Args:
+        audit_key: The audit trail's HMAC key (at least 32 bytes), or its chain.
+            Without one, the ``LINKBAY_AUDIT_KEY`` (or ``LINKBAY_AUDIT_KEY_FILE``)
+            environment variable's, else a random key that lives as long as this
+            storage, like its data.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, audit_key: bytes | str | AuditChain | None = None) -> None:
+        self.audit_chain = audit_chain_from(audit_key) or AuditChain(new_audit_key().encode())
         self._tenants: dict[str, _Tables] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._sequences: dict[str, Iterator[int]] = {}

@@ -10,11 +10,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         " (and 'linkbay-customers[postgres]' for PostgreSQL)"
     ) from exc
 
+from linkbay_customers_sqlalchemy._audit_time import create_audit_clock, drop_audit_clock
 from linkbay_customers_sqlalchemy._engine import create_engine
-from linkbay_customers_sqlalchemy._erasure import (
-    create_audit_erasure_functions,
-    drop_audit_erasure_functions,
-)
 from linkbay_customers_sqlalchemy._migrate import (
     VERSION_TABLE,
     head_revision,
@@ -23,6 +20,7 @@ from linkbay_customers_sqlalchemy._migrate import (
 )
 from linkbay_customers_sqlalchemy._models import (
     AddressMixin,
+    AuditChainMixin,
     AuditEventMixin,
     ConsentEventMixin,
     CustomerEmbeddingMixin,
@@ -51,6 +49,7 @@ __all__ = (
     "grant_application_role",
     "head_revision",
     "AddressMixin",
+    "AuditChainMixin",
     "AuditEventMixin",
     "ConsentEventMixin",
     "CustomerMixin",
@@ -65,10 +64,10 @@ __all__ = (
     "SqlAlchemyStorage",
     "SqlAlchemyUnitOfWork",
     "build_models",
-    "create_audit_erasure_functions",
+    "create_audit_clock",
     "create_engine",
     "default_models",
-    "drop_audit_erasure_functions",
+    "drop_audit_clock",
     "schema_filter",
     "upgrade",
 )

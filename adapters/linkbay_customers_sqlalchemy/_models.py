@@ -31,11 +31,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
-from linkbay_customers_sqlalchemy._erasure import AUDIT_TABLE_LISTENERS
+from linkbay_customers_sqlalchemy._audit_time import AUDIT_TABLE_LISTENERS
 from linkbay_customers_sqlalchemy._types import Embedding, JSONDocument, Money, UTCDateTime
 
 __all__ = (
     "AddressMixin",
+    "AuditChainMixin",
     "AuditEventMixin",
     "ConsentEventMixin",
     "CustomerEmbeddingMixin",
@@ -357,11 +358,13 @@ class ConsentEventMixin(_HasSequencedId):
 class AuditEventMixin(_HasSequencedId):
     """Columns of one audit record. No foreign key: the trail outlives the customer.
 
-    The trail is append-only for the application: on PostgreSQL, erasure empties
-    or removes events through two functions made for the table (see
-    ``create_audit_erasure_functions``), which ``metadata.create_all`` creates
-    with it. A subclass that sets its own ``__table_args__`` must keep the
-    ``listeners`` entry of these, or create the functions itself.
+    The trail is append-only for the application (it gets SELECT and INSERT only)
+    and hash-chained per customer: ``chain_id`` (the customer id, 0 for events
+    about no customer), ``sequence`` (the position in the chain) and ``hash``
+    (see ``AuditChain``). On PostgreSQL a trigger stamps each event with the
+    database's time (see ``create_audit_clock``), which ``metadata.create_all``
+    creates with the table. A subclass that sets its own ``__table_args__`` must
+    keep the ``listeners`` entry of these, or create the trigger itself.
     """
 
     tenant_id: Mapped[str] = _tenant_column()
@@ -371,16 +374,34 @@ class AuditEventMixin(_HasSequencedId):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     changed_fields: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
     details: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
 
     @declared_attr.directive
     @classmethod
     def __table_args__(cls) -> tuple[Any, ...]:
         name = cls.__tablename__  # type: ignore[attr-defined]
         return (
+            UniqueConstraint("tenant_id", "chain_id", "sequence"),
             Index(f"ix_{name}_tenant_time", "tenant_id", "occurred_at", "id"),
             Index(f"ix_{name}_tenant_customer", "tenant_id", "customer_id", "occurred_at"),
             {"listeners": list(AUDIT_TABLE_LISTENERS)},
         )
+
+
+class AuditChainMixin:
+    """The tip of each audit chain: its last position and hash.
+
+    Appending locks the tip's row, so the writers of one customer's trail take
+    turns while other customers' writers go on; ``audit verify`` checks that each
+    chain ends at its tip (nothing removed from the end).
+    """
+
+    tenant_id: Mapped[str] = _tenant_column()
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, sort_order=-19)
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class MergeAliasMixin:
@@ -425,6 +446,7 @@ class ModelSet:
     order_line: type[OrderLineMixin]
     consent_event: type[ConsentEventMixin]
     audit_event: type[AuditEventMixin]
+    audit_chain: type[AuditChainMixin]
     merge_alias: type[MergeAliasMixin]
     model_fit: type[ModelFitMixin]
     embedding: type[CustomerEmbeddingMixin]
@@ -447,6 +469,7 @@ _DEFAULT_NAMES = {
     "order_line": ("OrderLine", OrderLineMixin, "customer_order_lines"),
     "consent_event": ("ConsentEvent", ConsentEventMixin, "customer_consent_events"),
     "audit_event": ("AuditEvent", AuditEventMixin, "customer_audit_events"),
+    "audit_chain": ("AuditChain", AuditChainMixin, "customer_audit_chains"),
     "merge_alias": ("MergeAlias", MergeAliasMixin, "customer_merge_aliases"),
     "model_fit": ("ModelFit", ModelFitMixin, "customer_model_fits"),
     "embedding": ("CustomerEmbedding", CustomerEmbeddingMixin, "customer_embeddings"),

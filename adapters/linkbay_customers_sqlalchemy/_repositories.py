@@ -38,14 +38,13 @@ from sqlalchemy import (
     select,
     text,
     true,
+    tuple_,
     type_coerce,
     union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, array
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.elements import quoted_name
-from sqlalchemy.sql.functions import Function
 
 from linkbay_customers.domain import (
     Address,
@@ -53,6 +52,8 @@ from linkbay_customers.domain import (
     AddressType,
     AuditAction,
     AuditEvent,
+    ChainLock,
+    ChainTip,
     ConsentEvent,
     ConsentState,
     Customer,
@@ -72,6 +73,7 @@ from linkbay_customers.domain import (
     ProductSales,
     StorageError,
     TagMatch,
+    chain_of,
     phone_query,
 )
 from linkbay_customers.ports import (
@@ -83,7 +85,6 @@ from linkbay_customers.ports import (
     NoteRepository,
     OrderRepository,
 )
-from linkbay_customers_sqlalchemy._erasure import ErasureKind, erasure_function_name
 from linkbay_customers_sqlalchemy._errors import is_unique_violation, translate_errors
 
 if TYPE_CHECKING:
@@ -1277,12 +1278,18 @@ class SqlConsentRepository(_Repository, ConsentRepository):
 
 
 class SqlAuditRepository(_Repository, AuditRepository):
-    """The audit trail in SQL."""
+    """The audit trail in SQL: events, and the tip of each chain."""
 
     role = "audit_event"
 
+    @property
+    def _tips(self) -> Table:
+        return self._uow.models.audit_chain.__table__  # type: ignore[attr-defined, no-any-return]
+
     def _values(self, event: AuditEvent) -> dict[str, Any]:
         self._own(event)
+        if event.sequence is None or event.hash is None:
+            raise StorageError("an audit event must be sealed before it is appended")
         return {
             "tenant_id": event.tenant_id,
             "id": event.id,
@@ -1292,26 +1299,96 @@ class SqlAuditRepository(_Repository, AuditRepository):
             "occurred_at": event.occurred_at,
             "changed_fields": list(event.changed_fields),
             "details": event.details,
+            "chain_id": chain_of(event.customer_id),
+            "sequence": event.sequence,
+            "hash": event.hash,
         }
 
-    async def append(self, event: AuditEvent) -> None:
-        """Append an event."""
-        await self._execute(
-            _insert(self._table), self._values(event), action="writing the audit trail"
+    async def lock_chains(self, chains: Sequence[int]) -> ChainLock:
+        """Lock the chains' tip rows (creating empty ones) in chain order; on PostgreSQL
+        return the transaction's time, which the audit table's trigger stamps."""
+        if not chains:
+            return ChainLock(tips={})
+        tips = self._tips
+        ordered = sorted(set(chains))
+        statement = _insert_with_conflicts(self._uow.dialect, tips).values(
+            [
+                {"tenant_id": self._uow.tenant_id, "chain_id": c, "sequence": 0, "hash": ""}
+                for c in ordered
+            ]
+        )
+        # A no-op update: it takes the row lock, waiting for a concurrent appender
+        # of the chain to commit, and then returns that appender's tip.
+        statement = statement.on_conflict_do_update(
+            index_elements=("tenant_id", "chain_id"), set_={"sequence": tips.c.sequence}
+        )
+        columns: builtins.list[Any] = [tips.c.chain_id, tips.c.sequence, tips.c.hash]
+        if self._uow.dialect == "postgresql":
+            columns.append(func.now())
+        rows = (
+            await self._execute(statement.returning(*columns), action="locking the audit trail")
+        ).all()
+        now = rows[0][3] if self._uow.dialect == "postgresql" else None
+        return ChainLock(
+            tips={int(row[0]): ChainTip(int(row[1]), row[2]) for row in rows if row[1]},
+            now=now,
         )
 
+    async def append(self, event: AuditEvent) -> None:
+        """Append a sealed event."""
+        await self.append_many([event])
+
     async def append_many(self, events: Sequence[AuditEvent]) -> None:
-        """Append many events in one batched statement (COPY on PostgreSQL when allowed)."""
+        """Append sealed events in one batched statement (COPY on PostgreSQL when
+        allowed) and move their chains' tips to the last of each."""
         if not events:
             return
         rows = [self._values(e) for e in events]
-        if self._uow.dialect == "postgresql" and await self._uow.copy_rows(
-            self._table, list(rows[0]), rows, action="writing the audit trail"
+        if not (
+            self._uow.dialect == "postgresql"
+            and await self._uow.copy_rows(
+                self._table, list(rows[0]), rows, action="writing the audit trail"
+            )
         ):
-            return
-        # SQLite; or COPY was refused (a taken id, which the INSERT reports, or
-        # row-level security binding the role).
-        await self._execute(_insert(self._table), rows, action="writing the audit trail")
+            # SQLite; or COPY was refused (a taken id or position, which the INSERT
+            # reports, or row-level security binding the role).
+            await self._execute(_insert(self._table), rows, action="writing the audit trail")
+        last = {row["chain_id"]: row for row in rows}
+        tips = self._tips
+        await self._execute(
+            update(tips)
+            .where(
+                tips.c.tenant_id == bindparam("key_tenant"),
+                tips.c.chain_id == bindparam("key_chain"),
+            )
+            .values(sequence=bindparam("new_sequence"), hash=bindparam("new_hash")),
+            [
+                {
+                    "key_tenant": self._uow.tenant_id,
+                    "key_chain": chain,
+                    "new_sequence": row["sequence"],
+                    "new_hash": row["hash"],
+                }
+                for chain, row in last.items()
+            ],
+            action="moving the audit trail's tips",
+        )
+
+    @staticmethod
+    def _event(row: Any) -> AuditEvent:
+        m = row._mapping
+        return AuditEvent(
+            id=m["id"],
+            tenant_id=m["tenant_id"],
+            customer_id=m["customer_id"],
+            actor=m["actor"],
+            action=AuditAction(m["action"]),
+            occurred_at=m["occurred_at"],
+            changed_fields=tuple(m["changed_fields"] or ()),
+            details=m["details"] or {},
+            sequence=m["sequence"],
+            hash=m["hash"],
+        )
 
     async def list(
         self,
@@ -1339,55 +1416,53 @@ class SqlAuditRepository(_Repository, AuditRepository):
             .offset((page - 1) * page_size),
             action="reading the audit trail",
         )
-        events = [
-            AuditEvent(
-                **{
-                    **row._mapping,
-                    "action": AuditAction(row.action),
-                    "changed_fields": tuple(row.changed_fields or ()),
-                    "details": row.details or {},
-                }
-            )
-            for row in rows
-        ]
+        events = [self._event(row) for row in rows]
         count = await self._execute(
             select(func.count()).select_from(t).where(*where), action="counting audit events"
         )
         return _page(events, int(count.scalar_one()), page, page_size)
 
-    async def _erase(self, kind: ErasureKind, customer_ids: Sequence[int], *, action: str) -> int:
-        """Call the table's SECURITY DEFINER erasure function (PostgreSQL).
-
-        The application role may not UPDATE or DELETE audit events; the function,
-        owned by the schema's owner, does it for the tenant of the transaction only.
-        """
-        t = self._table
-        function = Function(
-            quoted_name(erasure_function_name(t.name, kind), quote=True),
-            bindparam(None, self._uow.tenant_id, type_=String()),
-            bindparam(None, list(customer_ids), type_=ARRAY(BigInteger())),
-            type_=BigInteger(),
-            packagenames=() if t.schema is None else (t.schema,),
+    async def chained(
+        self, *, after: tuple[int, int] | None = None, limit: int
+    ) -> builtins.list[tuple[AuditEvent, ChainTip | None]]:
+        """Events by chain then position, each with its chain's tip (one statement,
+        so both come from one snapshot)."""
+        t, tips = self._table, self._tips
+        statement = (
+            select(t, tips.c.sequence.label("tip_sequence"), tips.c.hash.label("tip_hash"))
+            .outerjoin(
+                tips, and_(tips.c.tenant_id == t.c.tenant_id, tips.c.chain_id == t.c.chain_id)
+            )
+            .where(self._mine)
+            .order_by(t.c.chain_id, t.c.sequence)
+            .limit(limit)
         )
-        result = await self._execute(select(function), action=action)
-        return int(result.scalar_one())
+        if after is not None:
+            statement = statement.where(tuple_(t.c.chain_id, t.c.sequence) > tuple_(*after))
+        rows = await self._execute(statement, action="reading the audit chains")
+        return [
+            (
+                self._event(row),
+                None if row.tip_sequence is None else ChainTip(row.tip_sequence, row.tip_hash),
+            )
+            for row in rows
+        ]
 
-    async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
-        """Empty the details of the customers' events; count those that had any."""
-        if not customer_ids:
-            return 0
-        if self._uow.dialect == "postgresql":
-            return await self._erase("scrub", customer_ids, action="scrubbing the audit trail")
-        details = self._table.c.details
-        return await self._scrub_for_customers(customer_ids, {"details": {}}, details != {})
-
-    async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
-        """Remove the customers' events."""
-        if not customer_ids:
-            return 0
-        if self._uow.dialect == "postgresql":
-            return await self._erase("delete", customer_ids, action="deleting audit events")
-        return await self._delete_for_customers(customer_ids)
+    async def orphan_tips(self, *, limit: int) -> builtins.list[int]:
+        """Chains whose tip names an event, but that have none."""
+        t, tips = self._table, self._tips
+        rows = await self._execute(
+            select(tips.c.chain_id)
+            .where(
+                tips.c.tenant_id == self._uow.tenant_id,
+                tips.c.sequence > 0,  # locked once, never appended to: an empty chain
+                ~exists().where(t.c.tenant_id == tips.c.tenant_id, t.c.chain_id == tips.c.chain_id),
+            )
+            .order_by(tips.c.chain_id)
+            .limit(limit),
+            action="reading the audit chains",
+        )
+        return [int(row[0]) for row in rows]
 
 
 class SqlMergeAliasRepository(_Repository, MergeAliasRepository):

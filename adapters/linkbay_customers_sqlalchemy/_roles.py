@@ -6,11 +6,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from linkbay_customers_sqlalchemy._engine import create_engine
-from linkbay_customers_sqlalchemy._erasure import (
-    ERASURE_ARGUMENTS,
-    ERASURE_KINDS,
-    erasure_function_name,
-)
 from linkbay_customers_sqlalchemy._models import ModelSet, default_models, id_sequence_name
 
 __all__ = ("application_role_grants", "grant_application_role")
@@ -30,8 +25,7 @@ def application_role_grants(role: str, models: ModelSet | None = None) -> list[s
     The role must not own the tables and must not have BYPASSRLS: then the
     row-level security policies bind it, as a second wall behind the tenant
     filter of every query. The audit trail is append-only for it: SELECT and
-    INSERT only (any UPDATE or DELETE granted before is taken back), and EXECUTE
-    on the two functions through which erasure empties or removes events.
+    INSERT only (any UPDATE, DELETE or TRUNCATE granted before is taken back).
     """
     models = models or default_models()
     who = _quote(role)
@@ -41,11 +35,6 @@ def application_role_grants(role: str, models: ModelSet | None = None) -> list[s
         if name == "audit_event":
             statements.append(f"REVOKE UPDATE, DELETE, TRUNCATE ON {target} FROM {who}")
             statements.append(f"GRANT SELECT, INSERT ON {target} TO {who}")
-            for kind in ERASURE_KINDS:
-                function = _qualified(erasure_function_name(table.name, kind), table.schema)
-                statements.append(
-                    f"GRANT EXECUTE ON FUNCTION {function}{ERASURE_ARGUMENTS} TO {who}"
-                )
         else:
             statements.append(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {target} TO {who}")
         if "id" in table.c and table.c.id.primary_key:

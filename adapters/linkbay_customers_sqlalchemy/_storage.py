@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from linkbay_customers.domain import StorageError
+from linkbay_customers.audit_keys import (
+    AUDIT_KEY_FILE_VARIABLE,
+    AUDIT_KEY_VARIABLE,
+    AuditKeyMissing,
+    audit_chain_from,
+    new_audit_key,
+)
+from linkbay_customers.domain import AuditChain, StorageError
 from linkbay_customers.ports import Storage, UnitOfWork
 from linkbay_customers_sqlalchemy._engine import create_engine
 from linkbay_customers_sqlalchemy._errors import translate_errors
@@ -71,6 +79,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         self.audit = SqlAuditRepository(self)
         self.aliases = SqlMergeAliasRepository(self)
         self.model_fits = SqlModelFitRepository(self)
+        self.audit_chain = storage.audit_chain
 
     @property
     def models(self) -> ModelSet:
@@ -234,14 +243,42 @@ class SqlAlchemyStorage(Storage):
         engine: An async engine; see ``create_engine`` for the recommended setup.
         models: The mapped classes to use; the shipped default models unless given.
         owns_engine: Dispose of the engine on ``close()``.
+        audit_key: The audit trail's HMAC key (at least 32 bytes), or its chain.
+            Without one: the ``LINKBAY_AUDIT_KEY`` environment variable, or the
+            file ``LINKBAY_AUDIT_KEY_FILE`` names; failing both, a SQLite file
+            database keeps a generated key in ``<database>.audit-key`` beside it
+            (created on first use, readable by its owner only), an in-memory one
+            a random key, and PostgreSQL refuses to start.
+
+    Raises:
+        AuditKeyMissing: PostgreSQL without a key, or a key that is too short.
     """
 
     def __init__(
-        self, engine: AsyncEngine, *, models: ModelSet | None = None, owns_engine: bool = False
+        self,
+        engine: AsyncEngine,
+        *,
+        models: ModelSet | None = None,
+        owns_engine: bool = False,
+        audit_key: bytes | str | AuditChain | None = None,
     ) -> None:
         self.engine = engine
         self.models = models or default_models()
         self.dialect = engine.dialect.name
+        self._audit_chain = audit_chain_from(audit_key)
+        self._audit_key_file: Path | None = None
+        if self._audit_chain is None:
+            database = engine.url.database
+            if self.dialect != "sqlite":
+                raise AuditKeyMissing(
+                    f"PostgreSQL needs an audit key: set {AUDIT_KEY_VARIABLE} (at least 32"
+                    f" characters, e.g. the output of `linkbay-customers audit key`) or"
+                    f" {AUDIT_KEY_FILE_VARIABLE}, or pass audit_key="
+                )
+            if database in (None, "", ":memory:"):
+                self._audit_chain = AuditChain(new_audit_key().encode())
+            else:
+                self._audit_key_file = Path(f"{database}.audit-key")
         self._owns_engine = owns_engine
         self._sqlite_sequences_ready = False
         self._copy_refused: set[str] = set()  # tables COPY FROM was refused on
@@ -251,10 +288,29 @@ class SqlAlchemyStorage(Storage):
 
     @classmethod
     def from_url(
-        cls, database_url: str, *, models: ModelSet | None = None, **engine_options: Any
+        cls,
+        database_url: str,
+        *,
+        models: ModelSet | None = None,
+        audit_key: bytes | str | AuditChain | None = None,
+        **engine_options: Any,
     ) -> SqlAlchemyStorage:
         """Open a storage on a URL with a configured engine it owns."""
-        return cls(create_engine(database_url, **engine_options), models=models, owns_engine=True)
+        return cls(
+            create_engine(database_url, **engine_options),
+            models=models,
+            owns_engine=True,
+            audit_key=audit_key,
+        )
+
+    @property
+    def audit_chain(self) -> AuditChain:
+        """The chain sealing this storage's audit events (its key file read or made
+        on first use)."""
+        if self._audit_chain is None:
+            self._audit_chain = audit_chain_from(default_file=self._audit_key_file)
+            assert self._audit_chain is not None  # a default file always yields a key
+        return self._audit_chain
 
     def copy_encoders(self, table: Table, columns: Sequence[str]) -> list[_Encoder | None]:
         """Each column's bind processing, as a statement would apply it (cached)."""

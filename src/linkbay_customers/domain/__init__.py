@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+from linkbay_customers.domain._audit import (
+    AUDIT_DETAIL_KEYS,
+    MIN_AUDIT_KEY_BYTES,
+    TENANT_CHAIN,
+    AuditBreak,
+    AuditChain,
+    AuditVerification,
+    ChainLock,
+    ChainTip,
+    chain_of,
+    check_audit_content,
+)
 from linkbay_customers.domain._entities import (
     Address,
     AuditAction,
@@ -77,6 +89,16 @@ from linkbay_customers.domain._values import (
 )
 
 __all__ = (
+    "AUDIT_DETAIL_KEYS",
+    "MIN_AUDIT_KEY_BYTES",
+    "TENANT_CHAIN",
+    "AuditBreak",
+    "AuditChain",
+    "AuditVerification",
+    "ChainLock",
+    "ChainTip",
+    "chain_of",
+    "check_audit_content",
     "DerivedData",
     "ModelFit",
     "ProductPurchases",

@@ -8,6 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from linkbay_customers.domain._audit import check_audit_content
 from linkbay_customers.domain._values import AddressType
 
 __all__ = (
@@ -198,8 +199,11 @@ class AuditAction(StrEnum):
 class AuditEvent:
     """One append-only audit record.
 
-    ``changed_fields`` holds field names only; ``details`` holds identifiers and
-    flags, never personal values.
+    ``changed_fields`` holds field names only; ``details`` holds identifiers,
+    flags and the library's own labels, never personal values: building an event
+    that breaks this raises ``ValueError`` (see ``AUDIT_DETAIL_KEYS``).
+    ``sequence`` and ``hash`` place the event in its chain (see ``AuditChain``);
+    they are set when the event is appended.
     """
 
     id: int
@@ -210,6 +214,11 @@ class AuditEvent:
     occurred_at: datetime
     changed_fields: tuple[str, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
+    sequence: int | None = None
+    hash: str | None = None
+
+    def __post_init__(self) -> None:
+        check_audit_content(self.changed_fields, self.details)
 
 
 @dataclass(kw_only=True, frozen=True, slots=True)

@@ -9,6 +9,8 @@ from typing import Protocol, runtime_checkable
 from linkbay_customers.domain import (
     Address,
     AuditEvent,
+    ChainLock,
+    ChainTip,
     ConsentEvent,
     Customer,
     CustomerFilters,
@@ -257,7 +259,12 @@ class ConsentRepository(Protocol):
 
 @runtime_checkable
 class AuditRepository(Protocol):
-    """The audit trail of the unit of work's tenant (append-only)."""
+    """The audit trail of the unit of work's tenant: append-only, hash-chained.
+
+    There is no way to change or remove an event: erasure keeps the trail, whose
+    events hold no personal values. Events arrive sealed (``AuditChain.seal``),
+    after ``lock_chains`` for their chains in the same transaction.
+    """
 
     async def next_id(self) -> int:
         """Reserve a new audit event id."""
@@ -267,12 +274,22 @@ class AuditRepository(Protocol):
         """Reserve ``count`` new audit event ids at once."""
         ...
 
+    async def lock_chains(self, chains: Sequence[int]) -> ChainLock:
+        """Lock chains (customer ids, ``TENANT_CHAIN``) against concurrent appends until
+        the transaction ends; return their tips and the time new events must carry
+        when the storage assigns it (None otherwise)."""
+        ...
+
     async def append(self, event: AuditEvent) -> None:
-        """Append an event to the trail."""
+        """Append a sealed event to its chain.
+
+        Raises:
+            StorageError: the event is not sealed, or its position is taken.
+        """
         ...
 
     async def append_many(self, events: Sequence[AuditEvent]) -> None:
-        """Append many events at once."""
+        """Append many sealed events at once, in chain order (raises like ``append``)."""
         ...
 
     async def list(
@@ -287,12 +304,15 @@ class AuditRepository(Protocol):
         """Events oldest first, optionally of one customer, in ``[since, until)``."""
         ...
 
-    async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
-        """Empty the details of the customers' events (erasure only); return how many."""
+    async def chained(
+        self, *, after: tuple[int, int] | None = None, limit: int
+    ) -> Sequence[tuple[AuditEvent, ChainTip | None]]:
+        """Up to ``limit`` events by chain then position, after ``(chain, position)``,
+        each with its chain's recorded tip read in the same statement."""
         ...
 
-    async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
-        """Remove the customers' events (hard erasure only); return how many."""
+    async def orphan_tips(self, *, limit: int) -> Sequence[int]:
+        """Up to ``limit`` chains that have a recorded tip but no event, by chain id."""
         ...
 
 

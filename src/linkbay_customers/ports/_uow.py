@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
+from linkbay_customers.domain import AuditChain
 from linkbay_customers.ports._repositories import (
     AddressRepository,
     AuditRepository,
@@ -37,6 +38,8 @@ class UnitOfWork(Protocol):
     audit: AuditRepository
     aliases: MergeAliasRepository
     model_fits: ModelFitRepository
+    audit_chain: AuditChain
+    """Seals this storage's audit events (its key is the host's, not the database's)."""
 
     async def __aenter__(self) -> Self:
         """Begin the transaction."""

@@ -33,8 +33,9 @@ from linkbay_customers.ports import (
     CustomerScores,
     UnitOfWork,
 )
+from linkbay_customers.services._audit import write_audit
 from linkbay_customers.services._boundary import check_actor, check_tenant
-from linkbay_customers.services._customers import UnitOfWorkFactory, load_customer, write_audit
+from linkbay_customers.services._customers import UnitOfWorkFactory, load_customer
 
 __all__ = (
     "MAX_PREDICTION_MONTHS",

@@ -14,7 +14,6 @@ from linkbay_customers.domain import (
     AddressNotFound,
     AddressType,
     AuditAction,
-    AuditEvent,
     Customer,
     CustomerNote,
     CustomerNotFound,
@@ -47,6 +46,7 @@ from linkbay_customers.schemas import (
     CustomerUpdate,
     OrderCreate,
 )
+from linkbay_customers.services._audit import write_audit
 from linkbay_customers.services._boundary import (
     check_actor,
     check_id,
@@ -83,31 +83,6 @@ class RecordedOrder:
     order: Order
     customer: Customer
     created: bool
-
-
-async def write_audit(
-    uow: UnitOfWork,
-    clock: Clock,
-    action: AuditAction,
-    *,
-    customer_id: int | None,
-    actor: str | None,
-    changed_fields: Sequence[str] = (),
-    details: Mapping[str, Any] | None = None,
-) -> None:
-    """Append an audit event inside the caller's transaction."""
-    await uow.audit.append(
-        AuditEvent(
-            id=await uow.audit.next_id(),
-            tenant_id=uow.tenant_id,
-            customer_id=customer_id,
-            actor=actor,
-            action=action,
-            occurred_at=clock.now(),
-            changed_fields=tuple(changed_fields),
-            details=dict(details or {}),
-        )
-    )
 
 
 async def load_customer(
@@ -696,7 +671,7 @@ class CustomerService:
                 customer_id=customer.id,
                 actor=actor,
                 changed_fields=["total_orders", "total_spent", "average_order_value"],
-                details={"order_id": order.order_id},
+                details={"order": order.id},
             )
             await uow.commit()
         return RecordedOrder(order=order, customer=customer, created=True)
@@ -835,12 +810,9 @@ class CustomerService:
 # -------------------------------------------------------------------------- helpers
 
 
-async def purge_customer_rows(
-    uow: UnitOfWork, customer_id: int, *, with_audit_trail: bool = False
-) -> list[int]:
-    """Remove a customer and everything about it, including customers merged into it.
-
-    ``with_audit_trail`` removes their audit events too (erasure only).
+async def purge_customer_rows(uow: UnitOfWork, customer_id: int) -> list[int]:
+    """Remove a customer and everything about it, including customers merged into it,
+    except their audit trail, which holds no personal values and is never removed.
 
     Returns:
         The ids of the customers removed, the given one first.
@@ -851,8 +823,6 @@ async def purge_customer_rows(
     await uow.notes.delete_for_customers(ids)
     await uow.orders.delete_for_customers(ids)
     await uow.consents.delete_for_customers(ids)
-    if with_audit_trail:
-        await uow.audit.delete_for_customers(ids)
     for cid in ids:
         await uow.customers.delete(cid)
     return ids

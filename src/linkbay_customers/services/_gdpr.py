@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +19,8 @@ from linkbay_customers.domain import (
     DEFAULT_PROFILING_POLICY,
     AuditAction,
     AuditEvent,
+    AuditVerification,
+    ChainTip,
     ConsentEvent,
     ConsentState,
     ConsentTypeUnknown,
@@ -29,6 +31,7 @@ from linkbay_customers.domain import (
     ProfilingPolicies,
     ProfilingPolicy,
     anonymize,
+    chain_of,
     policies_from,
     profiling_allowed,
 )
@@ -47,6 +50,7 @@ from linkbay_customers.schemas import (
     MergeAliasResponse,
     OrderResponse,
 )
+from linkbay_customers.services._audit import append_audit, write_audit
 from linkbay_customers.services._boundary import (
     check_actor,
     check_page,
@@ -57,7 +61,6 @@ from linkbay_customers.services._customers import (
     UnitOfWorkFactory,
     load_customer,
     purge_customer_rows,
-    write_audit,
 )
 
 __all__ = ("GDPRService", "PurgeResult", "export_as_csv_zip")
@@ -271,7 +274,7 @@ class GDPRService:
         async with self._uow(tenant_id) as uow:
             customer = await load_customer(uow, customer_id, for_update=True, include_deleted=True)
             if not anonymize:
-                removed = await purge_customer_rows(uow, customer.id, with_audit_trail=True)
+                removed = await purge_customer_rows(uow, customer.id)
                 await write_audit(
                     uow,
                     self._clock,
@@ -445,6 +448,19 @@ class GDPRService:
                 customer_id=customer_id, since=since, until=until, page=page, page_size=page_size
             )
 
+    async def verify_audit_trail(self, tenant_id: str) -> AuditVerification:
+        """Check that no audit event of a tenant was changed, removed or inserted
+        outside the library (the keyed hash chains, see ``AuditChain``).
+
+        Reads the whole trail in chunks, in one transaction, in bounded memory.
+
+        Returns:
+            How many events and chains were checked, and the first break, if any.
+        """
+        async with self._uow(tenant_id) as uow:
+            orphans = await uow.audit.orphan_tips(limit=1)
+            return await uow.audit_chain.verify(_chained_events(uow), orphans)
+
     # ------------------------------------------------------------------- retention
 
     async def purge_inactive(
@@ -533,6 +549,18 @@ async def _all_audit_events(uow: UnitOfWork, customer_id: int) -> list[AuditEven
         page += 1
 
 
+async def _chained_events(uow: UnitOfWork) -> AsyncIterator[tuple[AuditEvent, ChainTip | None]]:
+    after: tuple[int, int] | None = None
+    while True:
+        rows = await uow.audit.chained(after=after, limit=_AUDIT_PAGE)
+        for row in rows:
+            yield row
+        if len(rows) < _AUDIT_PAGE:
+            return
+        last = rows[-1][0]
+        after = (chain_of(last.customer_id), last.sequence or 0)
+
+
 async def _anonymize_many(
     uow: UnitOfWork,
     clock: Clock,
@@ -552,9 +580,9 @@ async def _anonymize_many(
     await uow.notes.scrub_for_customers(ids)
     await uow.orders.scrub_for_customers(ids)
     await uow.consents.scrub_for_customers(ids)
-    await uow.audit.scrub_for_customers(ids)
     event_ids = await uow.audit.next_ids(len(changed))
-    await uow.audit.append_many(
+    await append_audit(
+        uow,
         [
             AuditEvent(
                 id=event_id,
@@ -567,7 +595,7 @@ async def _anonymize_many(
                 details={"reason": reason},
             )
             for event_id, customer in zip(event_ids, changed, strict=True)
-        ]
+        ],
     )
 
 

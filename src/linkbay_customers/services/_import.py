@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from linkbay_customers.domain import AuditAction, AuditEvent, Customer, InvalidInput
 from linkbay_customers.ports import Clock, CustomerIntelligence, UnitOfWork
 from linkbay_customers.schemas import CustomerCreate
+from linkbay_customers.services._audit import append_audit
 from linkbay_customers.services._boundary import invalid_input_from
 from linkbay_customers.services._profile import apply_profile, build_customer, check_birthday
 
@@ -243,7 +244,8 @@ async def _write_chunk(
         (c.id, AuditAction.CUSTOMER_CREATED, sorted(d.model_fields_set)) for c, d in created
     ] + [(c.id, AuditAction.CUSTOMER_UPDATED, sorted(f)) for c, f in changed]
     event_ids = await uow.audit.next_ids(len(events))
-    await uow.audit.append_many(
+    await append_audit(
+        uow,
         [
             AuditEvent(
                 id=event_id,
@@ -256,7 +258,7 @@ async def _write_chunk(
                 details={"source": "import"},
             )
             for event_id, (customer_id, action, fields) in zip(event_ids, events, strict=True)
-        ]
+        ],
     )
     tally.created += len(created)
     tally.updated += len(changed)

@@ -19,6 +19,7 @@ from linkbay_customers.domain import (
     OrderItem,
 )
 from linkbay_customers.ports import UnitOfWork
+from linkbay_customers.services._audit import append_audit
 
 __all__ = (
     "T0",
@@ -132,7 +133,8 @@ async def add_consent_event(uow: UnitOfWork, customer_id: int, **fields: Any) ->
 
 
 async def add_audit_event(uow: UnitOfWork, customer_id: int | None, **fields: Any) -> AuditEvent:
-    """Append an audit event."""
+    """Append an audit event the way the services do (sealed into its chain); return
+    it as stored (with the storage's time where the storage assigns it)."""
     values: dict[str, Any] = {
         "id": await uow.audit.next_id(),
         "tenant_id": uow.tenant_id,
@@ -142,6 +144,5 @@ async def add_audit_event(uow: UnitOfWork, customer_id: int | None, **fields: An
         "occurred_at": T0,
     }
     values.update(fields)
-    event = AuditEvent(**values)
-    await uow.audit.append(event)
+    (event,) = await append_audit(uow, [AuditEvent(**values)])
     return event

@@ -26,9 +26,11 @@ import pytest
 
 from linkbay_customers.domain import (
     EMBEDDING_DIMENSIONS,
+    TENANT_CHAIN,
     AddressType,
     AuditAction,
     AuditEvent,
+    ChainTip,
     ConsentState,
     Customer,
     CustomerFilters,
@@ -43,8 +45,10 @@ from linkbay_customers.domain import (
     OrderShipping,
     StorageError,
     TagMatch,
+    chain_of,
 )
 from linkbay_customers.ports import Storage, UnitOfWork
+from linkbay_customers.services._audit import append_audit
 from linkbay_customers.testing._builders import (
     T0,
     add_address,
@@ -813,69 +817,105 @@ class ConsentRepositoryContract(_ContractBase):
 
 
 class AuditRepositoryContract(_ContractBase):
-    """The audit trail."""
+    """The audit trail: append-only, hash-chained per customer."""
 
-    async def test_events_list_oldest_first_by_customer_and_time(self, uow: UnitOfWork) -> None:
-        async with uow:
+    async def test_events_list_oldest_first_by_customer_and_time(
+        self, storage: Storage, tenant: str
+    ) -> None:
+        events = []
+        async with storage.unit_of_work(tenant) as uow:
             customer = await add_customer(uow)
-            e1 = await add_audit_event(
-                uow,
-                customer.id,
-                action=AuditAction.CUSTOMER_CREATED,
-                changed_fields=("email", "first_name"),
-                details={"flag": True, "ids": [1, 2]},
-            )
-            e2 = await add_audit_event(uow, None, occurred_at=T0 + timedelta(hours=1), actor=None)
-            e3 = await add_audit_event(uow, customer.id, occurred_at=T0 + timedelta(hours=2))
+            await uow.commit()
+        # One transaction each: a storage that stamps events with its own clock
+        # (PostgreSQL's transaction time) still gives each a later time.
+        cases: list[tuple[int | None, dict[str, Any]]] = [
+            (customer.id, {"changed_fields": ("email", "first_name")}),
+            (None, {"actor": None}),
+            (customer.id, {"details": {"note_id": 7, "merge_notes": True}}),
+        ]
+        for n, (about, fields) in enumerate(cases):
+            async with storage.unit_of_work(tenant) as uow:
+                events.append(
+                    await add_audit_event(uow, about, occurred_at=T0 + timedelta(hours=n), **fields)
+                )
+                await uow.commit()
+        e1, e2, e3 = events
+        async with storage.unit_of_work(tenant) as uow:
             everything = await uow.audit.list()
             mine = await uow.audit.list(customer_id=customer.id)
-            window = await uow.audit.list(
-                since=T0 + timedelta(hours=1), until=T0 + timedelta(hours=2)
-            )
+            window = await uow.audit.list(since=e2.occurred_at, until=e3.occurred_at)
             paged = await uow.audit.list(page=2, page_size=2)
+        assert e1.occurred_at < e2.occurred_at < e3.occurred_at
         assert list(everything.items) == [e1, e2, e3]
         assert list(mine.items) == [e1, e3]
         assert list(window.items) == [e2]
         assert (paged.total, list(paged.items)) == (3, [e3])
 
-    async def test_many_events_are_appended_at_once(self, uow: UnitOfWork) -> None:
-        async with uow:
-            customer = await add_customer(uow)
-            ids = await uow.audit.next_ids(2)
-            events = [
-                AuditEvent(
-                    id=event_id,
-                    tenant_id=uow.tenant_id,
-                    customer_id=customer.id,
-                    actor=None,
-                    action=AuditAction.CUSTOMER_CREATED,
-                    occurred_at=T0 + timedelta(seconds=n),
-                    changed_fields=("email",),
-                    details={"source": "import"},
-                )
-                for n, event_id in enumerate(ids)
-            ]
-            await uow.audit.append_many(events)
-            await uow.audit.append_many([])
-            assert list((await uow.audit.list(customer_id=customer.id)).items) == events
-
-    async def test_erasure_scrubs_or_deletes_the_events_of_the_given_customers_only(
+    async def test_events_are_chained_per_customer_and_the_chains_verify(
         self, uow: UnitOfWork
     ) -> None:
         async with uow:
-            customer = await add_customer(uow)
-            bystander = await add_customer(uow)
-            mine = await add_audit_event(uow, customer.id, details={"note_id": 7})
-            theirs = await add_audit_event(uow, bystander.id, details={"note_id": 8})
-            assert await uow.audit.scrub_for_customers([customer.id]) == 1
-            assert list((await uow.audit.list(customer_id=customer.id)).items) == [
-                replace(mine, details={})
+            one, two = await add_customer(uow), await add_customer(uow)
+            ids = await uow.audit.next_ids(4)
+            stored = await append_audit(
+                uow,
+                [
+                    AuditEvent(
+                        id=event_id,
+                        tenant_id=uow.tenant_id,
+                        customer_id=about,
+                        actor=None,
+                        action=AuditAction.CUSTOMER_CREATED,
+                        occurred_at=T0,
+                        changed_fields=("email",),
+                        details={"source": "import"},
+                    )
+                    for event_id, about in zip(ids, [one.id, two.id, one.id, None], strict=True)
+                ],
+            )
+            await uow.audit.append_many([])
+            assert [(e.customer_id, e.sequence) for e in stored] == [
+                (one.id, 1),
+                (two.id, 1),
+                (one.id, 2),
+                (None, 1),
             ]
-            assert await uow.audit.delete_for_customers([customer.id]) == 1
-            assert (await uow.audit.list(customer_id=customer.id)).total == 0
-            assert list((await uow.audit.list(customer_id=bystander.id)).items) == [theirs]
-            assert await uow.audit.scrub_for_customers([]) == 0
-            assert await uow.audit.delete_for_customers([]) == 0
+            locked = await uow.audit.lock_chains([one.id, two.id, TENANT_CHAIN, 10**12])
+            assert dict(locked.tips) == {
+                one.id: ChainTip(2, stored[2].hash or ""),
+                two.id: ChainTip(1, stored[1].hash or ""),
+                TENANT_CHAIN: ChainTip(1, stored[3].hash or ""),
+            }
+            chained = await uow.audit.chained(limit=10)
+            rest = await uow.audit.chained(after=(chain_of(one.id), 1), limit=10)
+            assert await uow.audit.orphan_tips(limit=10) == []
+
+            async def rows() -> Any:
+                for row in chained:
+                    yield row
+
+            verification = await uow.audit_chain.verify(rows())
+        by_chain = sorted(stored, key=lambda e: (chain_of(e.customer_id), e.sequence or 0))
+        assert [e for e, _ in chained] == by_chain
+        assert [e for e, _ in rest] == by_chain[by_chain.index(stored[2]) :]
+        assert (verification.intact, verification.events, verification.chains) == (True, 4, 3)
+
+    async def test_an_unsealed_event_or_a_taken_position_is_refused(
+        self, storage: Storage, tenant: str
+    ) -> None:
+        async with storage.unit_of_work(tenant) as uow:
+            customer = await add_customer(uow)
+            first = await add_audit_event(uow, customer.id)
+            await uow.commit()
+        async with storage.unit_of_work(tenant) as uow:
+            unsealed = replace(first, id=await uow.audit.next_id(), sequence=None, hash=None)
+            with pytest.raises(StorageError):
+                await uow.audit.append(unsealed)
+        async with storage.unit_of_work(tenant) as uow:
+            with pytest.raises(StorageError):
+                await uow.audit.append(replace(first, id=await uow.audit.next_id()))
+        async with storage.unit_of_work(tenant) as uow:
+            assert list((await uow.audit.list()).items) == [first]
 
 
 class MergeAliasRepositoryContract(_ContractBase):
@@ -980,8 +1020,6 @@ class TenantIsolationContract(_ContractBase):
             assert await uow.orders.delete_for_customers([customer.id]) == 0
             assert await uow.consents.scrub_for_customers([customer.id]) == 0
             assert await uow.consents.delete_for_customers([customer.id]) == 0
-            assert await uow.audit.scrub_for_customers([customer.id]) == 0
-            assert await uow.audit.delete_for_customers([customer.id]) == 0
             await uow.customers.delete(customer.id)
             await uow.commit()
         async with storage.unit_of_work(tenant) as uow:

@@ -1,0 +1,328 @@
+"""The audit trail's rules: what an event may say, and the keyed hash chain that
+makes any change to the stored trail evident.
+
+Every event belongs to one chain: its customer's, or the tenant-wide chain for
+events about no customer. Each event carries its position in the chain and an
+HMAC-SHA256, under a key the host keeps outside the database, over its own
+content and the previous event's hash. Whoever can write the database but does
+not hold the key cannot change, remove or insert an event without breaking the
+chain at that point, and ``AuditChain.verify`` names the first event that breaks.
+Chains per customer keep concurrent writes of one tenant from waiting on each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import AsyncIterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from linkbay_customers.domain._entities import AuditEvent
+
+__all__ = (
+    "AUDIT_DETAIL_KEYS",
+    "MIN_AUDIT_KEY_BYTES",
+    "TENANT_CHAIN",
+    "AuditBreak",
+    "AuditChain",
+    "AuditVerification",
+    "ChainLock",
+    "ChainTip",
+    "chain_of",
+    "check_audit_content",
+)
+
+MIN_AUDIT_KEY_BYTES = 32
+"""The shortest key accepted: HMAC-SHA256's output size (RFC 2104 §3)."""
+
+TENANT_CHAIN = 0
+"""The chain id of events about no customer (customer ids start at 1)."""
+
+_ID = "id"
+_IDS = "ids"
+_FLAG = "flag"
+_LABEL = "label"
+
+AUDIT_DETAIL_KEYS: Mapping[str, str] = {
+    "address_id": _ID,
+    "note_id": _ID,
+    "order": _ID,
+    "source_customer_id": _ID,
+    "target_customer_id": _ID,
+    "customer_ids": _IDS,
+    "merge_addresses": _FLAG,
+    "merge_notes": _FLAG,
+    "merge_tags": _FLAG,
+    "merge_preferences": _FLAG,
+    "consent_type": _LABEL,
+    "format": _LABEL,
+    "reason": _LABEL,
+    "source": _LABEL,
+}
+"""The keys an event's ``details`` may hold, and the kind of value of each.
+
+Ids are positive integers (lists of them for ``_ids`` kinds), flags are booleans,
+and labels are the library's own short names (an export format, a consent type,
+a model's name): never a value a person typed.
+"""
+
+_LABEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}")
+_FIELD_PATTERN = re.compile(r"[a-z][a-z0-9_.]{0,63}")
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _detail_problem(key: str, value: object) -> str | None:
+    kind = AUDIT_DETAIL_KEYS.get(key)
+    if kind is None:
+        return f"details may not hold {key!r}: audit events hold identifiers and flags only"
+    ok = {
+        _ID: _is_id(value),
+        _IDS: isinstance(value, list) and all(_is_id(v) for v in value),
+        _FLAG: isinstance(value, bool),
+        _LABEL: isinstance(value, str) and _LABEL_PATTERN.fullmatch(value) is not None,
+    }[kind]
+    return None if ok else f"details[{key!r}] must be a {kind.replace('ids', 'list of ids')}"
+
+
+def check_audit_content(changed_fields: Sequence[str], details: Mapping[str, Any]) -> None:
+    """Refuse an event that could carry a personal value.
+
+    Raises:
+        ValueError: a detail key outside ``AUDIT_DETAIL_KEYS``, a value of the wrong
+            kind, or a changed field that is not a field name.
+    """
+    for name in changed_fields:
+        if not isinstance(name, str) or _FIELD_PATTERN.fullmatch(name) is None:
+            raise ValueError(f"changed_fields holds {name!r}, which is not a field name")
+    for key, value in details.items():
+        problem = _detail_problem(key, value)
+        if problem is not None:
+            raise ValueError(problem)
+
+
+def chain_of(customer_id: int | None) -> int:
+    """The chain an event about ``customer_id`` (None: about no customer) belongs to."""
+    return TENANT_CHAIN if customer_id is None else customer_id
+
+
+@dataclass(frozen=True, slots=True)
+class ChainTip:
+    """The last link of a chain: its position and hash (position 0: an empty chain)."""
+
+    sequence: int = 0
+    hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainLock:
+    """Chains locked for appending: their tips, and the storage's time for new events.
+
+    Attributes:
+        tips: The last link of each chain asked for that has one.
+        now: The time the storage stamps new events with (PostgreSQL's transaction
+            time), or None where the service's clock gives it.
+    """
+
+    tips: Mapping[int, ChainTip]
+    now: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditBreak:
+    """Where a chain breaks: the first event (or chain) that fails verification."""
+
+    chain: int
+    event_id: int | None
+    sequence: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"chain {self.chain}"
+        if self.event_id is not None:
+            where = f"event {self.event_id} ({where}, position {self.sequence})"
+        return f"{where}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditVerification:
+    """The outcome of checking a tenant's trail against the key.
+
+    Attributes:
+        events: How many events were checked.
+        chains: How many chains (customers, and the tenant-wide one) they form.
+        broken: The first break found, or None when every chain is intact.
+    """
+
+    events: int
+    chains: int
+    broken: AuditBreak | None = None
+
+    @property
+    def intact(self) -> bool:
+        """True when no event was changed, removed or inserted outside the library."""
+        return self.broken is None
+
+
+def _moment(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class AuditChain:
+    """Seals audit events into per-customer hash chains, and verifies them.
+
+    Args:
+        key: The HMAC key, at least ``MIN_AUDIT_KEY_BYTES`` long. Keep it outside
+            the database (an environment variable, a secrets manager, a key file
+            the database's users cannot read): whoever holds it can forge links.
+
+    Raises:
+        ValueError: the key is too short.
+    """
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        if not isinstance(key, bytes) or len(key) < MIN_AUDIT_KEY_BYTES:
+            raise ValueError(f"an audit key must be at least {MIN_AUDIT_KEY_BYTES} bytes")
+        self._key = key
+
+    def __repr__(self) -> str:
+        return "AuditChain(key=<hidden>)"
+
+    def link(self, event: AuditEvent, sequence: int, previous: str) -> str:
+        """The hash of ``event`` at ``sequence`` in its chain, after ``previous``."""
+        content = [
+            1,  # the layout of this list; a new layout would get a new number
+            event.tenant_id,
+            event.id,
+            event.customer_id,
+            sequence,
+            event.actor,
+            event.action.value,
+            _moment(event.occurred_at),
+            list(event.changed_fields),
+            event.details,
+            previous,
+        ]
+        message = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hmac.new(self._key, message.encode(), hashlib.sha256).hexdigest()
+
+    def seal(
+        self,
+        events: Sequence[AuditEvent],
+        tips: Mapping[int, ChainTip],
+        *,
+        occurred_at: datetime | None = None,
+    ) -> list[AuditEvent]:
+        """The events with their positions and hashes, each chained after ``tips``
+        (the chains' last links; absent chains are empty) and after the events
+        before it in ``events``.
+
+        Args:
+            events: Unsealed events, in the order they happened.
+            tips: The current last link of each chain the events belong to.
+            occurred_at: The time the storage assigns (its own clock), if any.
+        """
+        last = dict(tips)
+        sealed = []
+        for event in events:
+            if occurred_at is not None:
+                event = replace(event, occurred_at=occurred_at)
+            chain = chain_of(event.customer_id)
+            tip = last.get(chain, ChainTip())
+            sequence = tip.sequence + 1
+            digest = self.link(event, sequence, tip.hash)
+            event = replace(event, sequence=sequence, hash=digest)
+            last[chain] = ChainTip(sequence, digest)
+            sealed.append(event)
+        return sealed
+
+    async def verify(
+        self,
+        events: AsyncIterable[tuple[AuditEvent, ChainTip | None]],
+        orphans: Sequence[int] = (),
+    ) -> AuditVerification:
+        """Check a tenant's whole trail, streamed in bounded memory.
+
+        Args:
+            events: Every event of the tenant by chain then position, each with its
+                chain's recorded tip as read in the same statement (None: no tip).
+            orphans: Chains with a recorded tip but no event.
+
+        Returns:
+            How many events and chains were checked, and the first break found:
+            an event whose hash does not match its content and predecessor (changed
+            or inserted), a gap in the positions (removed), a chain whose last event
+            is not its recorded tip (removed from the end), or a tip without events.
+        """
+        count = chains = 0
+        current: int | None = None
+        previous = ChainTip()
+        recorded: ChainTip | None = None
+
+        def ended(chain: int) -> AuditBreak | None:
+            if recorded is None:
+                return AuditBreak(chain, None, None, "the chain has no recorded tip")
+            if recorded == previous:
+                return None
+            if recorded.sequence > previous.sequence:
+                why = "events were removed from its end"
+            else:
+                why = "the tip was changed outside the library"
+            return AuditBreak(
+                chain,
+                None,
+                None,
+                f"its recorded tip is position {recorded.sequence}, its last event"
+                f" position {previous.sequence}: {why}",
+            )
+
+        async for event, tip in events:
+            chain = chain_of(event.customer_id)
+            if chain != current:
+                if current is not None and (broken := ended(current)) is not None:
+                    return AuditVerification(count, chains, broken)
+                current, previous = chain, ChainTip()
+                chains += 1
+            recorded = tip
+            count += 1
+            expected = previous.sequence + 1
+            if event.sequence != expected:
+                why = f"position {event.sequence} follows position {previous.sequence}"
+                return AuditVerification(
+                    count,
+                    chains,
+                    AuditBreak(
+                        chain, event.id, event.sequence, f"{why}: an event was removed or inserted"
+                    ),
+                )
+            if event.hash is None or not hmac.compare_digest(
+                event.hash, self.link(event, expected, previous.hash)
+            ):
+                return AuditVerification(
+                    count,
+                    chains,
+                    AuditBreak(
+                        chain,
+                        event.id,
+                        event.sequence,
+                        "its hash does not match its content and the event before it:"
+                        " it was changed or inserted outside the library",
+                    ),
+                )
+            previous = ChainTip(expected, event.hash)
+        if current is not None and (broken := ended(current)) is not None:
+            return AuditVerification(count, chains, broken)
+        if orphans:
+            return AuditVerification(
+                count, chains, AuditBreak(orphans[0], None, None, "a recorded tip has no events")
+            )
+        return AuditVerification(count, chains)
