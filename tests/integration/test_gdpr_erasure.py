@@ -69,7 +69,7 @@ async def test_after_anonymization_no_column_of_any_table_holds_a_personal_value
     assert leaks == []
 
 
-async def test_after_hard_deletion_only_the_tombstone_references_the_customer(
+async def test_after_hard_deletion_only_the_audit_trail_references_the_customer(
     storage: SqlAlchemyStorage,
 ) -> None:
     service, gdpr = services(storage)
@@ -93,10 +93,9 @@ async def test_after_hard_deletion_only_the_tombstone_references_the_customer(
                 select(table).where(table.c.tenant_id == tenant, key.in_(ids))
             )
             references += [(table.name, dict(row._mapping)) for row in rows]
-    assert [(name, row["action"]) for name, row in references] == [
-        (storage.models.tables()["audit_event"].name, "data.erased")
-    ]
-    assert references[0][1]["changed_fields"] == []
+    audit = storage.models.tables()["audit_event"].name
+    assert {name for name, _ in references} == {audit}
+    assert "data.erased" in {row["action"] for _, row in references}
     leaks = [
         cell
         for cell in await every_cell(storage, tenant)

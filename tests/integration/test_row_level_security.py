@@ -3,47 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from linkbay_customers import CustomerService, HeuristicIntelligence
 from linkbay_customers.testing import FixedClock, add_address, add_customer, add_note, add_order
 from linkbay_customers_sqlalchemy import (
     SqlAlchemyStorage,
-    create_engine,
     default_models,
-    grant_application_role,
 )
 
 TABLES = [t.name for t in default_models().tables().values()]
-
-
-@pytest.fixture
-async def app_url(postgres_url: str) -> str:
-    """The shared test database, reached as a fresh application role."""
-    role = f"app_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(postgres_url)
-    async with admin.begin() as connection:
-        await connection.execute(
-            text(f"CREATE ROLE {role} LOGIN PASSWORD 'app-secret' NOSUPERUSER NOBYPASSRLS")
-        )
-    await grant_application_role(admin, role)
-    await admin.dispose()
-    return (
-        make_url(postgres_url)
-        .set(username=role, password="app-secret")
-        .render_as_string(hide_password=False)
-    )
-
-
-@pytest.fixture
-async def app_storage(app_url: str) -> AsyncIterator[SqlAlchemyStorage]:
-    storage = SqlAlchemyStorage.from_url(app_url, pool_size=1, max_overflow=0)
-    yield storage
-    await storage.close()
 
 
 @pytest.fixture
@@ -110,9 +82,9 @@ async def test_raw_sql_cannot_insert_a_row_of_another_tenant(
         with pytest.raises(DBAPIError, match="row-level security"):
             await connection.execute(
                 text(
-                    "INSERT INTO customer_audit_events"
-                    " (tenant_id, id, action, occurred_at, changed_fields, details)"
-                    " VALUES (:b, 424242, 'customer.updated', now(), '[]', '{}')"
+                    "INSERT INTO customer_audit_events (tenant_id, id, action, occurred_at,"
+                    " changed_fields, details, chain_id, sequence, hash) VALUES"
+                    " (:b, 424242, 'customer.updated', now(), '[]', '{}', 0, 424242, '')"
                 ),
                 {"b": b},
             )

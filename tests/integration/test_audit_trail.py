@@ -1,0 +1,324 @@
+"""The audit trail under an adversarial audit: append-only for the application role,
+stamped by the database's clock, and tamper-evident to ``verify`` even against a
+superuser's SQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from linkbay_customers import CustomerService, GDPRService, HeuristicIntelligence
+from linkbay_customers.domain import AuditAction
+from linkbay_customers.testing import FixedClock, new_tenant_id
+from linkbay_customers_sqlalchemy import SqlAlchemyStorage, create_engine, default_models, upgrade
+from tests._databases import new_postgres_database, new_sqlite_database
+
+LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def _services(storage: SqlAlchemyStorage, clock: FixedClock) -> tuple[CustomerService, GDPRService]:
+    return (
+        CustomerService(storage.unit_of_work, clock, HeuristicIntelligence()),
+        GDPRService(storage.unit_of_work, clock),
+    )
+
+
+async def _life(service: CustomerService, tenant: str) -> list[int]:
+    """Three customers with a few changes each: a trail of several chains."""
+    ids = []
+    for n in range(3):
+        customer = await service.create_customer(tenant, {"email": f"c{n}@example.com"})
+        await service.update_customer(tenant, customer.id, {"first_name": f"N{n}"})
+        await service.record_order(tenant, customer.id, {"order_id": f"o-{n}", "total": "10"})
+        ids.append(customer.id)
+    return ids
+
+
+async def _events(url: str, tenant: str) -> int:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":
+                await connection.execute(
+                    text("SELECT set_config('linkbay.tenant_id', :t, false)"), {"t": tenant}
+                )
+            count = await connection.execute(
+                text("SELECT count(*) FROM customer_audit_events WHERE tenant_id = :t"),
+                {"t": tenant},
+            )
+            return int(count.scalar_one())
+    finally:
+        await engine.dispose()
+
+
+# ----------------------------------------- the application role (PostgreSQL)
+
+
+async def test_no_sql_of_the_application_role_deletes_or_changes_an_audit_event(
+    app_url: str, app_storage: SqlAlchemyStorage
+) -> None:
+    service, _ = _services(app_storage, FixedClock())
+    tenant = new_tenant_id()
+    ids = await _life(service, tenant)
+    before = await _events(app_url, tenant)
+    attempts = [
+        "SELECT linkbay_delete_customer_audit_events(:t, ARRAY[:a, :b]::bigint[])",
+        "SELECT linkbay_scrub_customer_audit_events(:t, ARRAY[:a, :b]::bigint[])",
+        "UPDATE customer_audit_events SET details = '{}' WHERE customer_id = :a",
+        "UPDATE customer_audit_events SET occurred_at = occurred_at - interval '1 year'",
+        "DELETE FROM customer_audit_events WHERE customer_id = :a",
+        "TRUNCATE customer_audit_events",
+    ]
+    for statement in attempts:
+        async with app_storage.unit_of_work(tenant) as uow:
+            connection = await uow.connection()
+            with pytest.raises(DBAPIError, match=r"permission denied|does not exist"):
+                await connection.execute(text(statement), {"t": tenant, "a": ids[0], "b": ids[1]})
+    assert await _events(app_url, tenant) == before == 3 * 3
+
+
+async def test_the_database_stamps_each_event_with_its_own_time(
+    app_url: str, app_storage: SqlAlchemyStorage
+) -> None:
+    # The service's clock says 2020; the trail says when the database wrote it.
+    service, gdpr = _services(app_storage, FixedClock(LONG_AGO))
+    tenant = new_tenant_id()
+    started = datetime.now(UTC)
+    customer = await service.create_customer(tenant, {"email": "when@example.com"})
+    async with app_storage.unit_of_work(tenant) as uow:
+        connection = await uow.connection()
+        # A back-dated INSERT as the application role: the trigger overrides its date.
+        await connection.execute(
+            text(
+                "INSERT INTO customer_audit_events (tenant_id, id, customer_id, action,"
+                " occurred_at, changed_fields, details, chain_id, sequence, hash) VALUES"
+                " (:t, nextval('customer_audit_events_id_seq'), :c, 'customer.updated',"
+                " :then, '[]', '{}', :c, 2, :forged)"
+            ),
+            {"t": tenant, "c": customer.id, "then": LONG_AGO, "forged": "0" * 64},
+        )
+        await uow.commit()
+    trail = (await gdpr.list_audit_events(tenant)).items
+    assert len(trail) == 2
+    assert all(e.occurred_at >= started - timedelta(seconds=5) for e in trail)
+    verification = await gdpr.verify_audit_trail(tenant)
+    assert verification.broken is not None
+    assert verification.broken.event_id == trail[1].id
+    assert "changed or inserted" in verification.broken.reason
+
+
+# --------------------------------- tampering by the owner or a superuser (both)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def fresh_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """A new migrated database of each kind, whose tables a test may tamper with."""
+    if request.param == "sqlite":
+        return await new_sqlite_database(tmp_path_factory.mktemp("audit"))
+    return await new_postgres_database(request.getfixturevalue("postgres_server"))
+
+
+@pytest.fixture
+async def owner_storage(fresh_url: str) -> AsyncIterator[SqlAlchemyStorage]:
+    storage = SqlAlchemyStorage.from_url(fresh_url)
+    yield storage
+    await storage.close()
+
+
+async def _tamper(url: str, statement: str, **parameters: object) -> int:
+    """Run SQL as the database's owner (PostgreSQL's superuser), past the library."""
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            result = await connection.execute(text(statement), parameters)
+            return int(result.rowcount)
+    finally:
+        await engine.dispose()
+
+
+async def test_verify_passes_on_an_untouched_trail_erasure_included(
+    owner_storage: SqlAlchemyStorage,
+) -> None:
+    service, gdpr = _services(owner_storage, FixedClock())
+    tenant = new_tenant_id()
+    ids = await _life(service, tenant)
+    await gdpr.export_customer_data(tenant, ids[0])
+    await gdpr.delete_customer_data(tenant, ids[0], anonymize=True)
+    await gdpr.delete_customer_data(tenant, ids[1], anonymize=False)
+    verification = await gdpr.verify_audit_trail(tenant)
+    assert (verification.intact, verification.events, verification.chains) == (True, 12, 3)
+    # Erasure kept every event of both customers and added its own.
+    trail = (await gdpr.list_audit_events(tenant, customer_id=ids[1])).items
+    assert [e.action for e in trail][-1] == AuditAction.DATA_ERASED
+    assert len(trail) == 4
+
+
+@pytest.mark.parametrize(
+    ("statement", "reason"),
+    [
+        (
+            "UPDATE customer_audit_events SET actor = 'someone-else'"
+            " WHERE tenant_id = :t AND customer_id = :c AND sequence = 2",
+            "changed or inserted",
+        ),
+        (
+            "DELETE FROM customer_audit_events"
+            " WHERE tenant_id = :t AND customer_id = :c AND sequence = 2",
+            "removed or inserted",
+        ),
+        (
+            "DELETE FROM customer_audit_events"
+            " WHERE tenant_id = :t AND customer_id = :c AND sequence = 3",
+            "removed from its end",
+        ),
+        (
+            "INSERT INTO customer_audit_events (tenant_id, id, customer_id, action,"
+            " occurred_at, changed_fields, details, chain_id, sequence, hash)"
+            " SELECT tenant_id, id + 100000, customer_id, action, occurred_at, changed_fields,"
+            " details, chain_id, 4, hash FROM customer_audit_events"
+            " WHERE tenant_id = :t AND customer_id = :c AND sequence = 3",
+            "changed or inserted",
+        ),
+    ],
+    ids=["update", "delete", "delete-last", "insert"],
+)
+async def test_verify_names_the_first_event_a_superuser_changed_removed_or_added(
+    fresh_url: str, owner_storage: SqlAlchemyStorage, statement: str, reason: str
+) -> None:
+    service, gdpr = _services(owner_storage, FixedClock())
+    tenant = new_tenant_id()
+    ids = await _life(service, tenant)
+    assert (await gdpr.verify_audit_trail(tenant)).intact
+    assert await _tamper(fresh_url, statement, t=tenant, c=ids[1]) == 1
+
+    verification = await gdpr.verify_audit_trail(tenant)
+
+    assert verification.broken is not None
+    assert verification.broken.chain == ids[1]
+    assert reason in str(verification.broken)
+
+
+async def test_concurrent_writers_of_one_customer_leave_one_unbroken_chain(
+    owner_storage: SqlAlchemyStorage,
+) -> None:
+    service, gdpr = _services(owner_storage, FixedClock())
+    tenant = new_tenant_id()
+    customer = await service.create_customer(tenant, {"email": "busy@example.com"})
+    others = [
+        await service.create_customer(tenant, {"email": f"o{n}@example.com"}) for n in range(5)
+    ]
+    await asyncio.gather(
+        *(
+            service.record_order(tenant, customer.id, {"order_id": f"o-{n}", "total": "1"})
+            for n in range(20)
+        ),
+        *(service.add_note(tenant, o.id, {"note": "hello"}) for o in others),
+    )
+    verification = await gdpr.verify_audit_trail(tenant)
+    assert (verification.intact, verification.events, verification.chains) == (True, 31, 6)
+    trail = (await gdpr.list_audit_events(tenant, customer_id=customer.id, page_size=50)).items
+    assert sorted(e.sequence for e in trail) == list(range(1, 22))
+
+
+# ---------------------------------------------------------------- migration
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def legacy_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """A new database of each kind at revision 0005, before the trail was chained."""
+    if request.param == "sqlite":
+        url = await new_sqlite_database(tmp_path_factory.mktemp("legacy"), migrate=False)
+    else:
+        url = await new_postgres_database(request.getfixturevalue("postgres_server"), migrate=False)
+    await upgrade(url, "0005")
+    return url
+
+
+async def test_the_migration_chains_an_existing_trail_and_keeps_its_order_references(
+    legacy_url: str,
+) -> None:
+    tables = default_models().tables()
+    tenant = new_tenant_id()
+    engine = create_engine(legacy_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                tables["customer"]
+                .insert()
+                .values(
+                    tenant_id=tenant,
+                    id=1,
+                    email="old@example.com",
+                    preferences={},
+                    tags=[],
+                    total_orders=1,
+                    total_spent=Decimal(5),
+                    average_order_value=Decimal(5),
+                    consent_data={},
+                    is_anonymized=False,
+                    created_at=LONG_AGO,
+                    updated_at=LONG_AGO,
+                )
+            )
+            await connection.execute(
+                tables["order"]
+                .insert()
+                .values(
+                    tenant_id=tenant,
+                    id=9,
+                    customer_id=1,
+                    order_id="ORDER-Anna-Rossi",
+                    total=Decimal(5),
+                    currency="EUR",
+                    created_at=LONG_AGO,
+                    recorded_at=LONG_AGO,
+                )
+            )
+            events = tables["audit_event"]
+            await connection.execute(
+                events.insert(),
+                [
+                    {
+                        "tenant_id": tenant,
+                        "id": n,
+                        "customer_id": 1,
+                        "actor": None,
+                        "action": action,
+                        "occurred_at": LONG_AGO + timedelta(minutes=n),
+                        "changed_fields": [],
+                        "details": details,
+                    }
+                    for n, (action, details) in enumerate(
+                        [
+                            ("customer.created", {}),
+                            ("order.recorded", {"order_id": "ORDER-Anna-Rossi"}),
+                            ("customer.updated", {"email": "old@example.com"}),
+                        ],
+                        start=1,
+                    )
+                ],
+            )
+    finally:
+        await engine.dispose()
+
+    await upgrade(legacy_url)
+
+    storage = SqlAlchemyStorage.from_url(legacy_url)
+    try:
+        gdpr = GDPRService(storage.unit_of_work, FixedClock())
+        verification = await gdpr.verify_audit_trail(tenant)
+        trail = (await gdpr.list_audit_events(tenant)).items
+    finally:
+        await storage.close()
+    assert (verification.intact, verification.events) == (True, 3)
+    assert [(e.sequence, e.details) for e in trail] == [(1, {}), (2, {"order": 9}), (3, {})]
