@@ -1,4 +1,5 @@
-"""The ``linkbay-customers`` commands: serve, demo, migrate, import, score, export and purge.
+"""The ``linkbay-customers`` commands: serve, demo, migrate, import, score, export, purge
+and audit.
 
 This is a composition root: it picks the storage from ``--database-url`` and
 imports the SQL and FastAPI adapters only when a command needs them.
@@ -30,7 +31,8 @@ from rich.progress import (
 from rich.table import Table
 
 from linkbay_customers import LinkbayError, __version__
-from linkbay_customers.domain import MAX_ID
+from linkbay_customers.audit_keys import new_audit_key
+from linkbay_customers.domain import MAX_ID, AuditVerification
 from linkbay_customers.services import (
     MAX_PREDICTION_MONTHS,
     ImportProgress,
@@ -586,6 +588,60 @@ def _write_private_file(path: Path, content: bytes) -> None:
             stream.write(content)
     except OSError as error:
         raise CommandError(f"cannot write {path}: {error.strerror or error}") from error
+
+
+# ------------------------------------------------------------------------ audit
+
+audit_app = typer.Typer(
+    name="audit",
+    help="Check the audit trail's hash chains, or make a key for them.",
+    no_args_is_help=True,
+)
+app.add_typer(audit_app)
+
+
+@audit_app.command("verify")
+def audit_verify(tenant: TenantOption, database_url: DatabaseUrlOption = None) -> None:
+    """Check a tenant's audit trail against its hash chains.
+
+    Finds any event changed, removed or inserted outside the library, with the key
+    of LINKBAY_AUDIT_KEY (or LINKBAY_AUDIT_KEY_FILE, or the SQLite key file). Exits
+    0 when every chain is intact, 1 naming the first event that breaks one.
+    """
+    with _reported_errors():
+        url = resolve_database_url(database_url)
+        verification = asyncio.run(_verify(url, tenant))
+    checked = (
+        f"{verification.events} {_plural(verification.events, 'event')} in"
+        f" {verification.chains} {_plural(verification.chains, 'chain')}"
+    )
+    if verification.broken is None:
+        console.print(f"Audit trail of tenant {escape(tenant)} intact: checked {checked}.")
+        return
+    error_console.print(
+        f"[bold red]Audit trail of tenant {escape(tenant)} broken[/] at"
+        f" {escape(str(verification.broken))} (checked {checked})."
+    )
+    raise typer.Exit(1)
+
+
+async def _verify(url: str, tenant: str) -> AuditVerification:
+    async with open_container(url) as container:
+        return await container.gdpr_service().verify_audit_trail(tenant)
+
+
+@audit_app.command("key")
+def audit_key() -> None:
+    """Print a new random audit key for LINKBAY_AUDIT_KEY.
+
+    Keep it where the database's users cannot read it (a secrets manager, the
+    service's environment); with it, anyone could forge the trail's hashes.
+    """
+    typer.echo(new_audit_key())
+
+
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else f"{word}s"
 
 
 # ------------------------------------------------------------------------ purge

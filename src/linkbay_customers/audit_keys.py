@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-from linkbay_customers.domain import MIN_AUDIT_KEY_BYTES, AuditChain
+from linkbay_customers.domain import MIN_AUDIT_KEY_BYTES, AuditChain, LinkbayError
 
 __all__ = (
     "AUDIT_KEY_FILE_VARIABLE",
@@ -28,8 +28,10 @@ AUDIT_KEY_VARIABLE = "LINKBAY_AUDIT_KEY"
 AUDIT_KEY_FILE_VARIABLE = "LINKBAY_AUDIT_KEY_FILE"
 
 
-class AuditKeyMissing(RuntimeError):
-    """No audit key is configured where one is required."""
+class AuditKeyMissing(LinkbayError):
+    """No usable audit key is configured where one is required."""
+
+    code = "audit_key_missing"
 
 
 def new_audit_key() -> str:

@@ -692,6 +692,14 @@ class AuditEventResponse(BaseModel):
     occurred_at: datetime
     changed_fields: list[str]
     details: dict[str, JsonValue]
+    sequence: int | None = Field(
+        default=None, description="The event's position in its customer's audit chain."
+    )
+    hash: str | None = Field(
+        default=None,
+        description="HMAC-SHA256 (hex) over the event and the previous event's hash, under"
+        " the host's audit key: `linkbay-customers audit verify` checks the chain.",
+    )
 
     @classmethod
     def from_domain(cls, event: AuditEvent) -> Self:

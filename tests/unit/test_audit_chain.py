@@ -1,0 +1,133 @@
+"""The audit trail's rules in the core: what an event may say, the chain, the key."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from linkbay_customers import CustomerService, GDPRService, HeuristicIntelligence
+from linkbay_customers.audit_keys import AuditKeyMissing, audit_chain_from
+from linkbay_customers.domain import AuditAction, AuditChain, AuditEvent
+from linkbay_customers.testing import T0, FixedClock
+from linkbay_customers_memory import InMemoryStorage
+from linkbay_customers_sqlalchemy import SqlAlchemyStorage, upgrade
+
+KEY = b"k" * 32
+
+
+def event(**fields: object) -> AuditEvent:
+    values: dict[str, object] = {
+        "id": 1,
+        "tenant_id": "t",
+        "customer_id": 7,
+        "actor": None,
+        "action": AuditAction.CUSTOMER_UPDATED,
+        "occurred_at": T0,
+    }
+    values.update(fields)
+    return AuditEvent(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        {"email": "mario@example.com"},
+        {"note_id": "Mario"},
+        {"customer_ids": [1, "2"]},
+        {"merge_notes": "yes"},
+        {"source": "Mario Rossi <mario@example.com>"},
+        {"order_id": "A-1001"},
+    ],
+)
+def test_an_event_that_could_carry_a_personal_value_cannot_be_built(details: object) -> None:
+    with pytest.raises(ValueError, match="details"):
+        event(details=details)
+
+
+def test_changed_fields_are_field_names_only() -> None:
+    assert event(changed_fields=("email", "consent_data")).changed_fields == (
+        "email",
+        "consent_data",
+    )
+    with pytest.raises(ValueError, match="not a field name"):
+        event(changed_fields=("mario@example.com",))
+
+
+def test_sealing_chains_each_customer_apart_and_any_change_breaks_the_link() -> None:
+    chain = AuditChain(KEY)
+    first, second, other = chain.seal([event(id=1), event(id=2), event(id=3, customer_id=8)], {})
+    assert [(e.sequence, e.customer_id) for e in (first, second, other)] == [(1, 7), (2, 7), (1, 8)]
+    assert second.hash == chain.link(second, 2, first.hash or "")
+    assert chain.link(event(id=2, actor="someone"), 2, first.hash or "") != second.hash
+    assert AuditChain(b"x" * 32).link(second, 2, first.hash or "") != second.hash
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        AuditChain(b"short")
+
+
+def test_the_key_comes_from_code_then_the_environment_then_the_storages_file(
+    tmp_path: Path,
+) -> None:
+    named = tmp_path / "named.key"
+    named.write_text("n" * 40 + "\n")
+    default = tmp_path / "db.audit-key"
+    given = audit_chain_from(KEY, environ={"LINKBAY_AUDIT_KEY": "e" * 40})
+    from_env = audit_chain_from(environ={"LINKBAY_AUDIT_KEY": "e" * 40})
+    from_file = audit_chain_from(environ={"LINKBAY_AUDIT_KEY_FILE": str(named)})
+    made = audit_chain_from(default_file=default, environ={})
+    again = audit_chain_from(default_file=default, environ={})
+    sealed = event()
+    for chain in (given, from_env, from_file, made, again):
+        assert chain is not None
+    assert given.link(sealed, 1, "") == AuditChain(KEY).link(sealed, 1, "")
+    assert from_env.link(sealed, 1, "") == AuditChain(b"e" * 40).link(sealed, 1, "")
+    assert from_file.link(sealed, 1, "") == AuditChain(b"n" * 40).link(sealed, 1, "")
+    assert made.link(sealed, 1, "") == again.link(sealed, 1, "")
+    assert stat.S_IMODE(default.stat().st_mode) == 0o600
+    assert audit_chain_from(environ={}) is None
+    with pytest.raises(AuditKeyMissing, match="LINKBAY_AUDIT_KEY"):
+        audit_chain_from(environ={"LINKBAY_AUDIT_KEY": "too short"})
+    with pytest.raises(AuditKeyMissing, match="cannot read"):
+        audit_chain_from(environ={"LINKBAY_AUDIT_KEY_FILE": str(tmp_path / "missing")})
+
+
+def test_postgresql_without_a_key_refuses_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LINKBAY_AUDIT_KEY", raising=False)
+    monkeypatch.delenv("LINKBAY_AUDIT_KEY_FILE", raising=False)
+    with pytest.raises(AuditKeyMissing, match="PostgreSQL needs an audit key"):
+        SqlAlchemyStorage.from_url("postgresql+asyncpg://app@localhost/shop")
+
+
+async def test_the_embedded_default_keeps_its_key_beside_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LINKBAY_AUDIT_KEY", raising=False)
+    monkeypatch.delenv("LINKBAY_AUDIT_KEY_FILE", raising=False)
+    database = tmp_path / "shop.db"
+    url = f"sqlite+aiosqlite:///{database}"
+    await upgrade(url)
+    for attempt in range(2):  # a restart reads the same key: the trail still verifies
+        storage = SqlAlchemyStorage.from_url(url)
+        try:
+            clock = FixedClock()
+            service = CustomerService(storage.unit_of_work, clock, HeuristicIntelligence())
+            await service.create_customer("t", {"email": f"{attempt}@example.com"})
+            verification = await GDPRService(storage.unit_of_work, clock).verify_audit_trail("t")
+        finally:
+            await storage.close()
+        assert (verification.intact, verification.events) == (True, attempt + 1)
+    assert stat.S_IMODE(os.stat(f"{database}.audit-key").st_mode) == 0o600
+
+
+async def test_a_memory_storage_without_a_key_makes_one_for_its_lifetime(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("LINKBAY_AUDIT_KEY", raising=False)
+    storage = InMemoryStorage()
+    clock = FixedClock()
+    await CustomerService(storage.unit_of_work, clock, HeuristicIntelligence()).create_customer(
+        "t", {"email": "m@example.com"}
+    )
+    assert (await GDPRService(storage.unit_of_work, clock).verify_audit_trail("t")).intact
