@@ -135,8 +135,10 @@ async def test_scrubbing_for_customers_removes_personal_values_once(
             await add_order(uow, customer.id, shipping=SHIPPING)
             await add_consent_event(uow, customer.id, ip_address="192.0.2.1", user_agent="curl/8")
             await add_audit_event(uow, customer.id, details={"email": "mario@example.com"})
-        plain = await add_order(uow, one.id)  # no shipping: nothing to scrub
+        plain = await add_order(uow, one.id)  # no shipping, but named lines
+        bare = await add_order(uow, one.id, items=())  # nothing to scrub
         await add_consent_event(uow, two.id, source="web")  # neither IP nor agent
+        await add_consent_event(uow, two.id)  # nothing to scrub
         await add_audit_event(uow, two.id)  # empty details
         ids = [one.id, two.id]
         counts = [
@@ -156,7 +158,7 @@ async def test_scrubbing_for_customers_removes_personal_values_once(
             for repository in (uow.notes, uow.orders, uow.consents, uow.audit)
         ]
         await uow.commit()
-    assert counts == [2, 2, 2, 2]
+    assert counts == [2, 3, 3, 2]
     assert again == none == [0, 0, 0, 0]
     async with storage.unit_of_work(tenant) as uow:
         for customer_id in ids:
@@ -164,16 +166,21 @@ async def test_scrubbing_for_customers_removes_personal_values_once(
             orders = (await uow.orders.list_for_customer(customer_id, page=1, page_size=10)).items
             assert orders
             assert all(o.shipping is None for o in orders)
-            assert all(o.items for o in orders), "the order lines stay"
+            assert all(o.items for o in orders if o.id != bare.id), "the order lines stay"
+            assert {i.product_name for o in orders for i in o.items} == {""}
             events = await uow.consents.list_for_customer(customer_id)
-            assert {(e.ip_address, e.user_agent) for e in events} == {(None, None)}
+            assert {(e.source, e.ip_address, e.user_agent) for e in events} == {(None, None, None)}
             trail = (await uow.audit.list(customer_id=customer_id)).items
             assert trail
             assert all(e.details == {} for e in trail)
-        assert await uow.orders.get_by_order_id(plain.order_id) == plain
+        assert await uow.orders.get_by_order_id(bare.order_id) == bare
+        scrubbed_plain = await uow.orders.get_by_order_id(plain.order_id)
+        assert scrubbed_plain is not None
+        assert [i.product_id for i in scrubbed_plain.items] == [i.product_id for i in plain.items]
         assert [n.note for n in await uow.notes.list_for_customer(kept.id)] != [""]
         kept_order = (await uow.orders.list_for_customer(kept.id, page=1, page_size=1)).items
         assert kept_order[0].shipping == SHIPPING
+        assert [i.product_name for i in kept_order[0].items] == ["Mug", "Tea"]
         (kept_consent,) = await uow.consents.list_for_customer(kept.id)
         assert kept_consent.ip_address == "192.0.2.1"
         (kept_event,) = (await uow.audit.list(customer_id=kept.id)).items

@@ -61,6 +61,7 @@ from linkbay_customers.services._import import (
     run_import,
 )
 from linkbay_customers.services._profile import apply_profile, build_customer, check_birthday
+from linkbay_customers.services._subject import data_subject
 
 __all__ = ("CustomerService", "RecordedOrder", "UnitOfWorkFactory")
 
@@ -130,7 +131,11 @@ async def load_customer(
     if customer is not None and customer.is_deleted:
         target = await uow.aliases.resolve(customer_id)
         if target is not None:
-            customer = await uow.customers.get(target, for_update=for_update)
+            # A merged-away id is the target's, deleted or not: an export or an
+            # erasure asked for by that id still reaches the person.
+            customer = await uow.customers.get(
+                target, include_deleted=include_deleted, for_update=for_update
+            )
         elif not include_deleted:
             customer = None
     if customer is None:
@@ -323,7 +328,7 @@ class CustomerService:
                     changed_fields=["deleted_at"],
                 )
             else:
-                removed = await purge_customer_rows(uow, customer.id)
+                removed = await purge_customer_rows(uow, customer)
                 await write_audit(
                     uow,
                     self._clock,
@@ -836,17 +841,18 @@ class CustomerService:
 
 
 async def purge_customer_rows(
-    uow: UnitOfWork, customer_id: int, *, with_audit_trail: bool = False
+    uow: UnitOfWork, customer: Customer, *, with_audit_trail: bool = False
 ) -> list[int]:
-    """Remove a customer and everything about it, including customers merged into it.
+    """Remove a customer and everything about it, including customers merged into it
+    (the rows an export of it shows, see ``data_subject``).
 
     ``with_audit_trail`` removes their audit events too (erasure only).
 
     Returns:
         The ids of the customers removed, the given one first.
     """
-    ids = [customer_id] + [a.alias_id for a in await uow.aliases.list_for_customer(customer_id)]
-    await uow.aliases.delete_for_customer(customer_id)
+    ids = (await data_subject(uow, customer)).customer_ids
+    await uow.aliases.delete_for_customer(customer.id)
     await uow.addresses.delete_for_customers(ids)
     await uow.notes.delete_for_customers(ids)
     await uow.orders.delete_for_customers(ids)
