@@ -253,13 +253,20 @@ class InMemoryCustomerRepository(_Repository, CustomerRepository):
 
     async def delete(self, customer_id: int) -> None:
         """Remove a customer row; its dependants must be gone first."""
+        await self.delete_many([customer_id])
+
+    async def delete_many(self, customer_ids: Sequence[int]) -> None:
+        """Remove customer rows; their dependants must be gone first (nothing is removed
+        otherwise)."""
         t = self._t
+        doomed = set(customer_ids)
         for table in (t.addresses, t.notes, t.orders, t.consents):
-            if any(row.customer_id == customer_id for row in table.values()):
-                raise StorageError(f"customer {customer_id} still has dependent rows")
-        if any(a.customer_id == customer_id for a in t.aliases.values()):
-            raise StorageError(f"customer {customer_id} still has merge aliases")
-        t.customers.pop(customer_id, None)
+            if any(row.customer_id in doomed for row in table.values()):
+                raise StorageError("a customer to delete still has dependent rows")
+        if any(a.customer_id in doomed for a in t.aliases.values()):
+            raise StorageError("a customer to delete still has merge aliases")
+        for customer_id in doomed:
+            t.customers.pop(customer_id, None)
 
     async def list(self, filters: CustomerFilters, *, page: int, page_size: int) -> Page[Customer]:
         """One page of the customers passing ``filters``."""

@@ -616,10 +616,17 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
 
     async def delete(self, customer_id: int) -> None:
         """Remove a customer row; foreign keys refuse it while dependants remain."""
+        await self.delete_many([customer_id])
+
+    async def delete_many(self, customer_ids: Sequence[int]) -> None:
+        """Remove customer rows in one statement; foreign keys refuse it while dependants
+        remain."""
+        if not customer_ids:
+            return
         table = self._table
         await self._execute(
-            delete(table).where(self._mine, table.c.id == customer_id),
-            action="deleting a customer",
+            delete(table).where(self._mine, self._one_of(table.c.id, customer_ids)),
+            action="deleting customers",
         )
 
     def _filters(self, filters: CustomerFilters) -> builtins.list[ColumnElement[bool]]:

@@ -44,8 +44,8 @@ def anonymize(customer: Customer, now: datetime) -> list[str]:
 
     Clears the profile (``PERSONAL_FIELDS``) and every ``extra`` value, removes the
     source, IP address and user agent from the consent state (the decisions and
-    dates stay), marks the customer anonymized and deleted. Order counts, totals, dates, segment
-    and scores stay: they describe no one once the profile is gone.
+    dates stay), marks the customer anonymized and deleted. Order counts, totals,
+    dates, segment and scores stay: they describe no one once the profile is gone.
 
     Returns:
         The names of the fields that changed; empty when already anonymized.

@@ -89,6 +89,10 @@ class CustomerRepository(Protocol):
         """Remove a customer row for good (its dependants must be gone first)."""
         ...
 
+    async def delete_many(self, customer_ids: Sequence[int]) -> None:
+        """Remove many customer rows for good at once (their dependants must be gone first)."""
+        ...
+
     async def list(self, filters: CustomerFilters, *, page: int, page_size: int) -> Page[Customer]:
         """One page of the customers passing ``filters``, in ``filters.sort`` order."""
         ...

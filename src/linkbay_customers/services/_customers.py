@@ -859,8 +859,7 @@ async def purge_customer_rows(
     await uow.consents.delete_for_customers(ids)
     if with_audit_trail:
         await uow.audit.delete_for_customers(ids)
-    for cid in ids:
-        await uow.customers.delete(cid)
+    await uow.customers.delete_many(ids)
     return ids
 
 

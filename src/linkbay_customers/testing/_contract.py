@@ -333,6 +333,13 @@ class CustomerRepositoryContract(_ContractBase):
             await uow.customers.delete(customer.id)
             assert await uow.customers.get(customer.id, include_deleted=True) is None
 
+    async def test_many_customers_are_deleted_at_once(self, uow: UnitOfWork) -> None:
+        async with uow:
+            first, merged, kept = [await add_customer(uow) for _ in range(3)]
+            await uow.customers.delete_many([first.id, merged.id])
+            await uow.customers.delete_many([])
+            assert await uow.customers.get_many([first.id, merged.id, kept.id]) == [kept]
+
     async def test_a_customer_with_dependants_cannot_be_deleted(self, uow: UnitOfWork) -> None:
         async with uow:
             customer = await add_customer(uow)
@@ -1101,6 +1108,7 @@ class TenantIsolationContract(_ContractBase):
             assert await uow.audit.scrub_for_customers([customer.id]) == 0
             assert await uow.audit.delete_for_customers([customer.id]) == 0
             await uow.customers.delete(customer.id)
+            await uow.customers.delete_many([customer.id])
             await uow.commit()
         async with storage.unit_of_work(tenant) as uow:
             assert await uow.customers.get(customer.id) == customer
