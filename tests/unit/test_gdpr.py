@@ -307,6 +307,17 @@ class TestExport:
                 assert by_alias[section] == by_target[section], section
         assert by_target["audit_trail"][:-1] == by_alias["audit_trail"]
 
+    async def test_a_merged_away_id_still_reaches_its_target_once_that_is_erased(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str
+    ) -> None:
+        mario, old = await merge_keeping_rows_apart(service, gdpr, tenant)
+        erased = await gdpr.delete_customer_data(tenant, mario.id)
+        export = await gdpr.export_customer_data(tenant, old.id)
+        assert export["customer"]["id"] == mario.id
+        assert export["customer"]["is_anonymized"] is True
+        assert [n["customer_id"] for n in export["notes"]] == [mario.id, old.id]
+        assert await gdpr.delete_customer_data(tenant, old.id) == erased
+
     async def test_every_csv_row_about_the_person_names_its_customer_id(
         self, service: CustomerService, gdpr: GDPRService, tenant: str
     ) -> None:

@@ -82,7 +82,8 @@ class PurgeResult:
     Attributes:
         dry_run: True when nothing was changed.
         cutoff: Customers unchanged and without orders since before this moment qualified.
-        customer_ids: The customers affected (or that would be), by id.
+        customer_ids: The customers affected (or that would be): by id, each followed
+            by the customers merged into it that were not reached before.
     """
 
     dry_run: bool
@@ -226,8 +227,9 @@ class GDPRService:
     ) -> dict[str, Any]:
         """Erase a customer's personal data (GDPR art. 17); the seed's result shape.
 
-        Both reach exactly the rows ``export_customer_data`` shows: those of the
-        customer and of every customer merged into it.
+        Anonymization and hard deletion both reach exactly the rows
+        ``export_customer_data`` shows: those of the customer and of every customer
+        merged into it.
 
         Anonymization (the default) removes every personal value from every table —
         the profile and the host's extra fields, addresses, note texts, the source,
