@@ -114,9 +114,11 @@ def add_gdpr_routes(router: APIRouter, settings: RouteSettings) -> None:
         customer_id: CustomerId,
         export_format: ExportFormatQuery = ExportFormat.JSON,
     ) -> Response:
-        """Everything held about a customer (GDPR art. 15 and 20): the profile, addresses,
-        notes, orders with their lines, the consent state and its history, derived data,
-        the ids merged into it and the audit trail of all of them.
+        """Everything held about a customer and the customers merged into it (GDPR art.
+        15 and 20): the profile, addresses, notes, orders with their lines, the consent
+        state and its history, derived data, the ids merged into it and the audit trail;
+        each address, note, order, consent decision and audit event names the
+        `customer_id` it is filed under. A merged-away id exports the same person.
 
         Soft-deleted and anonymized customers can be exported too. The export itself is
         recorded in the audit trail (`data.exported`).

@@ -237,6 +237,11 @@ class InMemoryCustomerRepository(_Repository, CustomerRepository):
             return None
         return _copy(customer)
 
+    async def get_many(self, customer_ids: Sequence[int]) -> builtins.list[Customer]:
+        """The customers with any of ``customer_ids``, deleted ones included, by id."""
+        wanted = set(customer_ids)
+        return [_copy(c) for _, c in sorted(self._t.customers.items()) if c.id in wanted]
+
     async def get_by_email(self, email: str, *, include_deleted: bool = False) -> Customer | None:
         """Fetch a customer by normalized email."""
         for customer in self._t.customers.values():
@@ -254,13 +259,20 @@ class InMemoryCustomerRepository(_Repository, CustomerRepository):
 
     async def delete(self, customer_id: int) -> None:
         """Remove a customer row; its dependants must be gone first."""
+        await self.delete_many([customer_id])
+
+    async def delete_many(self, customer_ids: Sequence[int]) -> None:
+        """Remove customer rows; their dependants must be gone first (nothing is removed
+        otherwise)."""
         t = self._t
+        doomed = set(customer_ids)
         for table in (t.addresses, t.notes, t.orders, t.consents):
-            if any(row.customer_id == customer_id for row in table.values()):
-                raise StorageError(f"customer {customer_id} still has dependent rows")
-        if any(a.customer_id == customer_id for a in t.aliases.values()):
-            raise StorageError(f"customer {customer_id} still has merge aliases")
-        t.customers.pop(customer_id, None)
+            if any(row.customer_id in doomed for row in table.values()):
+                raise StorageError("a customer to delete still has dependent rows")
+        if any(a.customer_id in doomed for a in t.aliases.values()):
+            raise StorageError("a customer to delete still has merge aliases")
+        for customer_id in doomed:
+            t.customers.pop(customer_id, None)
 
     async def list(self, filters: CustomerFilters, *, page: int, page_size: int) -> Page[Customer]:
         """One page of the customers passing ``filters``."""
@@ -368,8 +380,13 @@ class InMemoryAddressRepository(_Repository, AddressRepository):
 
     async def list_for_customer(self, customer_id: int) -> list[Address]:
         """A customer's addresses, oldest first."""
+        return await self.list_for_customers([customer_id])
+
+    async def list_for_customers(self, customer_ids: Sequence[int]) -> list[Address]:
+        """The addresses of any of the customers, oldest first."""
+        wanted = set(customer_ids)
         rows = sorted(
-            (a for a in self._t.addresses.values() if a.customer_id == customer_id),
+            (a for a in self._t.addresses.values() if a.customer_id in wanted),
             key=lambda a: a.id,
         )
         return [_copy(a) for a in rows]
@@ -413,8 +430,13 @@ class InMemoryNoteRepository(_Repository, NoteRepository):
 
     async def list_for_customer(self, customer_id: int) -> list[CustomerNote]:
         """A customer's notes, oldest first."""
+        return await self.list_for_customers([customer_id])
+
+    async def list_for_customers(self, customer_ids: Sequence[int]) -> list[CustomerNote]:
+        """The notes of any of the customers, oldest first."""
+        wanted = set(customer_ids)
         rows = sorted(
-            (n for n in self._t.notes.values() if n.customer_id == customer_id),
+            (n for n in self._t.notes.values() if n.customer_id in wanted),
             key=lambda n: (n.created_at, n.id),
         )
         return [_copy(n) for n in rows]
@@ -461,8 +483,15 @@ class InMemoryOrderRepository(_Repository, OrderRepository):
         self, customer_id: int, *, page: int, page_size: int
     ) -> Page[Order]:
         """One page of a customer's orders, newest first."""
+        return await self.list_for_customers([customer_id], page=page, page_size=page_size)
+
+    async def list_for_customers(
+        self, customer_ids: Sequence[int], *, page: int, page_size: int
+    ) -> Page[Order]:
+        """One page of the orders of any of the customers, newest first."""
+        wanted = set(customer_ids)
         rows = sorted(
-            (o for o in self._t.orders.values() if o.customer_id == customer_id),
+            (o for o in self._t.orders.values() if o.customer_id in wanted),
             key=lambda o: (o.created_at, o.id),
             reverse=True,
         )
@@ -519,8 +548,19 @@ class InMemoryOrderRepository(_Repository, OrderRepository):
         return _delete_for_customers(self._t.orders, customer_ids)
 
     async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
-        """Remove the shipping details of the customers' orders."""
-        return _replace_for_customers(self._t.orders, customer_ids, shipping=None)
+        """Remove the shipping details and line product names of the customers' orders;
+        count the orders that had any."""
+        wanted = set(customer_ids)
+        changed = 0
+        for key, order in self._t.orders.items():
+            if order.customer_id not in wanted:
+                continue
+            if order.shipping is None and all(i.product_name == "" for i in order.items):
+                continue
+            items = tuple(replace(i, product_name="") for i in order.items)
+            self._t.orders[key] = replace(order, shipping=None, items=items)
+            changed += 1
+        return changed
 
 
 class InMemoryConsentRepository(_Repository, ConsentRepository):
@@ -540,8 +580,13 @@ class InMemoryConsentRepository(_Repository, ConsentRepository):
 
     async def list_for_customer(self, customer_id: int) -> list[ConsentEvent]:
         """A customer's consent events, oldest first."""
+        return await self.list_for_customers([customer_id])
+
+    async def list_for_customers(self, customer_ids: Sequence[int]) -> list[ConsentEvent]:
+        """The consent events of any of the customers, oldest first."""
+        wanted = set(customer_ids)
         rows = sorted(
-            (e for e in self._t.consents.values() if e.customer_id == customer_id),
+            (e for e in self._t.consents.values() if e.customer_id in wanted),
             key=lambda e: (e.occurred_at, e.id),
         )
         return [_copy(e) for e in rows]
@@ -551,9 +596,9 @@ class InMemoryConsentRepository(_Repository, ConsentRepository):
         return _delete_for_customers(self._t.consents, customer_ids)
 
     async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
-        """Remove the IP address and user agent of the customers' events."""
+        """Remove the source, IP address and user agent of the customers' events."""
         return _replace_for_customers(
-            self._t.consents, customer_ids, ip_address=None, user_agent=None
+            self._t.consents, customer_ids, source=None, ip_address=None, user_agent=None
         )
 
 
@@ -614,6 +659,17 @@ class InMemoryAuditRepository(_Repository, AuditRepository):
         )
         return _page(rows, page, page_size)
 
+    async def list_for_customers(
+        self, customer_ids: Sequence[int], *, page: int, page_size: int
+    ) -> Page[AuditEvent]:
+        """One page of the events about any of the customers, oldest first."""
+        wanted = set(customer_ids)
+        rows = sorted(
+            (e for e in self._t.audit.values() if e.customer_id in wanted),
+            key=lambda e: (e.occurred_at, e.id),
+        )
+        return _page(rows, page, page_size)
+
     async def chained(
         self, *, after: tuple[int, int] | None = None, limit: int
     ) -> builtins.list[tuple[AuditEvent, ChainTip | None]]:
@@ -666,8 +722,13 @@ class InMemoryMergeAliasRepository(_Repository, MergeAliasRepository):
 
     async def list_for_customer(self, customer_id: int) -> list[MergeAlias]:
         """The aliases resolving to a customer, oldest first."""
+        return await self.list_for_customers([customer_id])
+
+    async def list_for_customers(self, customer_ids: Sequence[int]) -> list[MergeAlias]:
+        """The aliases resolving to any of the customers, oldest first."""
+        wanted = set(customer_ids)
         return sorted(
-            (a for a in self._t.aliases.values() if a.customer_id == customer_id),
+            (a for a in self._t.aliases.values() if a.customer_id in wanted),
             key=lambda a: (a.merged_at, a.alias_id),
         )
 

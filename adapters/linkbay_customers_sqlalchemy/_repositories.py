@@ -575,6 +575,19 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
         ).first()
         return None if row is None else self._entity(row)
 
+    async def get_many(self, customer_ids: Sequence[int]) -> builtins.list[Customer]:
+        """The customers with any of ``customer_ids``, deleted ones included, by id."""
+        if not customer_ids:
+            return []
+        table = self._table
+        rows = await self._execute(
+            self._select()
+            .where(self._mine, self._one_of(table.c.id, customer_ids))
+            .order_by(table.c.id),
+            action="reading customers",
+        )
+        return [self._entity(row) for row in rows]
+
     async def get_by_email(self, email: str, *, include_deleted: bool = False) -> Customer | None:
         """Fetch a customer by normalized email."""
         table = self._table
@@ -604,10 +617,17 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
 
     async def delete(self, customer_id: int) -> None:
         """Remove a customer row; foreign keys refuse it while dependants remain."""
+        await self.delete_many([customer_id])
+
+    async def delete_many(self, customer_ids: Sequence[int]) -> None:
+        """Remove customer rows in one statement; foreign keys refuse it while dependants
+        remain."""
+        if not customer_ids:
+            return
         table = self._table
         await self._execute(
-            delete(table).where(self._mine, table.c.id == customer_id),
-            action="deleting a customer",
+            delete(table).where(self._mine, self._one_of(table.c.id, customer_ids)),
+            action="deleting customers",
         )
 
     def _filters(self, filters: CustomerFilters) -> builtins.list[ColumnElement[bool]]:
@@ -947,9 +967,15 @@ class SqlAddressRepository(_Repository, AddressRepository):
 
     async def list_for_customer(self, customer_id: int) -> builtins.list[Address]:
         """A customer's addresses, oldest first."""
+        return await self.list_for_customers([customer_id])
+
+    async def list_for_customers(self, customer_ids: Sequence[int]) -> builtins.list[Address]:
+        """The addresses of any of the customers, oldest first."""
         t = self._table
         rows = await self._execute(
-            select(t).where(self._mine, t.c.customer_id == customer_id).order_by(t.c.id),
+            select(t)
+            .where(self._mine, self._one_of(t.c.customer_id, customer_ids))
+            .order_by(t.c.id),
             action="listing addresses",
         )
         return [self._entity(row) for row in rows]
@@ -992,10 +1018,14 @@ class SqlNoteRepository(_Repository, NoteRepository):
 
     async def list_for_customer(self, customer_id: int) -> builtins.list[CustomerNote]:
         """A customer's notes, oldest first."""
+        return await self.list_for_customers([customer_id])
+
+    async def list_for_customers(self, customer_ids: Sequence[int]) -> builtins.list[CustomerNote]:
+        """The notes of any of the customers, oldest first."""
         t = self._table
         rows = await self._execute(
             select(t)
-            .where(self._mine, t.c.customer_id == customer_id)
+            .where(self._mine, self._one_of(t.c.customer_id, customer_ids))
             .order_by(t.c.created_at, t.c.id),
             action="listing notes",
         )
@@ -1112,8 +1142,14 @@ class SqlOrderRepository(_Repository, OrderRepository):
         self, customer_id: int, *, page: int, page_size: int
     ) -> Page[Order]:
         """One page of a customer's orders, newest first."""
+        return await self.list_for_customers([customer_id], page=page, page_size=page_size)
+
+    async def list_for_customers(
+        self, customer_ids: Sequence[int], *, page: int, page_size: int
+    ) -> Page[Order]:
+        """One page of the orders of any of the customers, newest first."""
         t = self._table
-        mine = and_(self._mine, t.c.customer_id == customer_id)
+        mine = and_(self._mine, self._one_of(t.c.customer_id, customer_ids))
         rows = await self._execute(
             select(t)
             .where(mine)
@@ -1229,15 +1265,46 @@ class SqlOrderRepository(_Repository, OrderRepository):
         return await self._delete_for_customers(customer_ids)
 
     async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
-        """Set the shipping details of the customers' orders to NULL; count those that had any.
+        """Set the shipping details of the customers' orders to NULL and empty the product
+        names of their lines; count the orders that had either.
 
         An order recorded without shipping holds a JSON ``null``, which compares
-        unequal to nothing here, like SQL NULL: neither counts as a change.
+        unequal to nothing here, like SQL NULL: neither counts as a change. The
+        orders are counted before either is written, so a repeated erasure counts
+        none and writes nothing.
         """
-        shipping = self._table.c.shipping
-        return await self._scrub_for_customers(
-            customer_ids, {"shipping": null()}, shipping != JSON.NULL
+        if not customer_ids:
+            return 0
+        t, lines = self._table, self._lines
+        named = and_(
+            lines.c.tenant_id == self._uow.tenant_id,
+            lines.c.order_pk.in_(
+                select(t.c.id).where(self._mine, self._one_of(t.c.customer_id, customer_ids))
+            ),
+            lines.c.product_name != "",
         )
+        named_line_of_order = exists().where(
+            lines.c.tenant_id == t.c.tenant_id,
+            lines.c.order_pk == t.c.id,
+            lines.c.product_name != "",
+        )
+        counted = await self._execute(
+            select(func.count())
+            .select_from(t)
+            .where(
+                self._mine,
+                self._one_of(t.c.customer_id, customer_ids),
+                or_(t.c.shipping != JSON.NULL, named_line_of_order),
+            ),
+            action="counting orders to scrub",
+        )
+        await self._execute(
+            update(lines).where(named).values(product_name=""), action="scrubbing order lines"
+        )
+        await self._scrub_for_customers(
+            customer_ids, {"shipping": null()}, t.c.shipping != JSON.NULL
+        )
+        return int(counted.scalar_one())
 
 
 class SqlConsentRepository(_Repository, ConsentRepository):
@@ -1254,10 +1321,14 @@ class SqlConsentRepository(_Repository, ConsentRepository):
 
     async def list_for_customer(self, customer_id: int) -> builtins.list[ConsentEvent]:
         """A customer's consent events, oldest first."""
+        return await self.list_for_customers([customer_id])
+
+    async def list_for_customers(self, customer_ids: Sequence[int]) -> builtins.list[ConsentEvent]:
+        """The consent events of any of the customers, oldest first."""
         t = self._table
         rows = await self._execute(
             select(t)
-            .where(self._mine, t.c.customer_id == customer_id)
+            .where(self._mine, self._one_of(t.c.customer_id, customer_ids))
             .order_by(t.c.occurred_at, t.c.id),
             action="reading consent history",
         )
@@ -1268,12 +1339,13 @@ class SqlConsentRepository(_Repository, ConsentRepository):
         return await self._delete_for_customers(customer_ids)
 
     async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
-        """Remove the IP address and user agent of the customers' events; count those changed."""
+        """Remove the source, IP address and user agent of the customers' events; count
+        those changed."""
         t = self._table
         return await self._scrub_for_customers(
             customer_ids,
-            {"ip_address": None, "user_agent": None},
-            or_(t.c.ip_address.is_not(None), t.c.user_agent.is_not(None)),
+            {"source": None, "ip_address": None, "user_agent": None},
+            or_(t.c.source.is_not(None), t.c.ip_address.is_not(None), t.c.user_agent.is_not(None)),
         )
 
 
@@ -1408,6 +1480,19 @@ class SqlAuditRepository(_Repository, AuditRepository):
             where.append(t.c.occurred_at >= since)
         if until is not None:
             where.append(t.c.occurred_at < until)
+        return await self._listed(where, page=page, page_size=page_size)
+
+    async def list_for_customers(
+        self, customer_ids: Sequence[int], *, page: int, page_size: int
+    ) -> Page[AuditEvent]:
+        """One page of the events about any of the customers, oldest first."""
+        where = [self._mine, self._one_of(self._table.c.customer_id, customer_ids)]
+        return await self._listed(where, page=page, page_size=page_size)
+
+    async def _listed(
+        self, where: Sequence[ColumnElement[bool]], *, page: int, page_size: int
+    ) -> Page[AuditEvent]:
+        t = self._table
         rows = await self._execute(
             select(t)
             .where(*where)
@@ -1493,10 +1578,14 @@ class SqlMergeAliasRepository(_Repository, MergeAliasRepository):
 
     async def list_for_customer(self, customer_id: int) -> builtins.list[MergeAlias]:
         """The aliases resolving to a customer, oldest first."""
+        return await self.list_for_customers([customer_id])
+
+    async def list_for_customers(self, customer_ids: Sequence[int]) -> builtins.list[MergeAlias]:
+        """The aliases resolving to any of the customers, oldest first."""
         t = self._table
         rows = await self._execute(
             select(t)
-            .where(self._mine, t.c.customer_id == customer_id)
+            .where(self._mine, self._one_of(t.c.customer_id, customer_ids))
             .order_by(t.c.merged_at, t.c.alias_id),
             action="listing aliases",
         )

@@ -738,6 +738,7 @@ class ConsentEventResponse(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
+    customer_id: int
     consent_type: str
     consented: bool
     previous: bool | None

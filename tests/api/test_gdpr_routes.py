@@ -116,6 +116,50 @@ class TestExport:
         assert [o["order_id"] for o in files["orders.csv"]] == [ORDER["order_id"]]
         assert [i["product_name"] for i in files["order_items.csv"]] == ["Mug"]
 
+    async def test_both_ids_of_a_merged_person_export_the_rows_of_both(
+        self, client: httpx.AsyncClient, headers: dict[str, str], customer_id: int
+    ) -> None:
+        old = await client.post("/customers", json={"email": "old@example.com"}, headers=headers)
+        old_id = old.json()["id"]
+        base = f"/customers/{old_id}"
+        for url, body in (
+            (f"{base}/addresses", {**ADDRESS, "city": "Bergamo"}),
+            (f"{base}/notes", {"note": "Old account"}),
+            (f"{base}/consent/analytics", {"consented": True}),
+        ):
+            assert (await client.post(url, json=body, headers=headers)).status_code in (200, 201)
+        merge = {
+            "source_customer_id": old_id,
+            "target_customer_id": customer_id,
+            "merge_notes": False,
+            "merge_addresses": False,
+        }
+        assert (await client.post("/customers/merge", json=merge, headers=headers)).is_success
+
+        for asked in (customer_id, old_id):
+            export = (await client.get(f"/customers/{asked}/export", headers=headers)).json()
+            assert export["customer"]["id"] == customer_id
+            assert [(a["customer_id"], a["city"]) for a in export["addresses"]] == [
+                (customer_id, "Milano"),
+                (old_id, "Bergamo"),
+            ]
+            assert [(n["customer_id"], n["note"]) for n in export["notes"]] == [
+                (customer_id, "Prefers phone calls"),
+                (old_id, "Old account"),
+            ]
+            assert [(e["customer_id"], e["consent_type"]) for e in export["consent_history"]] == [
+                (customer_id, "marketing"),
+                (old_id, "analytics"),
+            ]
+        archive = await client.get(
+            f"/customers/{old_id}/export", params={"format": "csv"}, headers=headers
+        )
+        files = _unzip(archive.content)
+        assert [(n["customer_id"], n["note"]) for n in files["notes.csv"]] == [
+            (str(customer_id), "Prefers phone calls"),
+            (str(old_id), "Old account"),
+        ]
+
     async def test_an_export_is_audited_with_the_acting_user(
         self, client: httpx.AsyncClient, headers: dict[str, str], customer_id: int
     ) -> None:

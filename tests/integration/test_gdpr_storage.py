@@ -111,8 +111,10 @@ async def test_scrubbing_for_customers_removes_personal_values_once(
             await add_note(uow, customer.id)
             await add_order(uow, customer.id, shipping=SHIPPING)
             await add_consent_event(uow, customer.id, ip_address="192.0.2.1", user_agent="curl/8")
-        plain = await add_order(uow, one.id)  # no shipping: nothing to scrub
+        plain = await add_order(uow, one.id)  # no shipping, but named lines
+        bare = await add_order(uow, one.id, items=())  # nothing to scrub
         await add_consent_event(uow, two.id, source="web")  # neither IP nor agent
+        await add_consent_event(uow, two.id)  # nothing to scrub
         ids = [one.id, two.id]
         counts = [
             await uow.notes.scrub_for_customers(ids),
@@ -129,7 +131,7 @@ async def test_scrubbing_for_customers_removes_personal_values_once(
             for repository in (uow.notes, uow.orders, uow.consents)
         ]
         await uow.commit()
-    assert counts == [2, 2, 2]
+    assert counts == [2, 3, 3]
     assert again == none == [0, 0, 0]
     async with storage.unit_of_work(tenant) as uow:
         for customer_id in ids:
@@ -137,13 +139,18 @@ async def test_scrubbing_for_customers_removes_personal_values_once(
             orders = (await uow.orders.list_for_customer(customer_id, page=1, page_size=10)).items
             assert orders
             assert all(o.shipping is None for o in orders)
-            assert all(o.items for o in orders), "the order lines stay"
+            assert all(o.items for o in orders if o.id != bare.id), "the order lines stay"
+            assert {i.product_name for o in orders for i in o.items} == {""}
             events = await uow.consents.list_for_customer(customer_id)
-            assert {(e.ip_address, e.user_agent) for e in events} == {(None, None)}
-        assert await uow.orders.get_by_order_id(plain.order_id) == plain
+            assert {(e.source, e.ip_address, e.user_agent) for e in events} == {(None, None, None)}
+        assert await uow.orders.get_by_order_id(bare.order_id) == bare
+        scrubbed_plain = await uow.orders.get_by_order_id(plain.order_id)
+        assert scrubbed_plain is not None
+        assert [i.product_id for i in scrubbed_plain.items] == [i.product_id for i in plain.items]
         assert [n.note for n in await uow.notes.list_for_customer(kept.id)] != [""]
         kept_order = (await uow.orders.list_for_customer(kept.id, page=1, page_size=1)).items
         assert kept_order[0].shipping == SHIPPING
+        assert [i.product_name for i in kept_order[0].items] == ["Mug", "Tea"]
         (kept_consent,) = await uow.consents.list_for_customer(kept.id)
         assert kept_consent.ip_address == "192.0.2.1"
 

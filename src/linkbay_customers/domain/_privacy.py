@@ -43,9 +43,9 @@ def anonymize(customer: Customer, now: datetime) -> list[str]:
     """Strip a customer of personal data, keeping the non-identifying analytics.
 
     Clears the profile (``PERSONAL_FIELDS``) and every ``extra`` value, removes the
-    IP address and user agent from the consent state (the decisions and dates stay),
-    marks the customer anonymized and deleted. Order counts, totals, dates, segment
-    and scores stay: they describe no one once the profile is gone.
+    source, IP address and user agent from the consent state (the decisions and
+    dates stay), marks the customer anonymized and deleted. Order counts, totals,
+    dates, segment and scores stay: they describe no one once the profile is gone.
 
     Returns:
         The names of the fields that changed; empty when already anonymized.
@@ -63,10 +63,12 @@ def anonymize(customer: Customer, now: datetime) -> list[str]:
         if value is not None:
             changed.append(name)
     customer.extra = dict.fromkeys(customer.extra)
-    if any(s.ip_address or s.user_agent for s in customer.consent_data.values()):
+    # The source is free text a host fills (a campaign, a form, a shop assistant's
+    # name): it goes with the rest of where the decision was taken.
+    if any(s.source or s.ip_address or s.user_agent for s in customer.consent_data.values()):
         changed.append("consent_data")
     customer.consent_data = {
-        kind: replace(state, ip_address=None, user_agent=None)
+        kind: replace(state, source=None, ip_address=None, user_agent=None)
         for kind, state in customer.consent_data.items()
     }
     customer.is_anonymized = True

@@ -67,6 +67,10 @@ class CustomerRepository(Protocol):
         """Fetch a customer; ``for_update`` locks it until the transaction ends."""
         ...
 
+    async def get_many(self, customer_ids: Sequence[int]) -> Sequence[Customer]:
+        """The customers with any of ``customer_ids``, deleted ones included, by id."""
+        ...
+
     async def get_by_email(self, email: str, *, include_deleted: bool = False) -> Customer | None:
         """Fetch a customer by normalized (lower-case) email."""
         ...
@@ -85,6 +89,10 @@ class CustomerRepository(Protocol):
 
     async def delete(self, customer_id: int) -> None:
         """Remove a customer row for good (its dependants must be gone first)."""
+        ...
+
+    async def delete_many(self, customer_ids: Sequence[int]) -> None:
+        """Remove many customer rows for good at once (their dependants must be gone first)."""
         ...
 
     async def list(self, filters: CustomerFilters, *, page: int, page_size: int) -> Page[Customer]:
@@ -141,6 +149,10 @@ class AddressRepository(Protocol):
         """A customer's addresses, oldest first."""
         ...
 
+    async def list_for_customers(self, customer_ids: Sequence[int]) -> Sequence[Address]:
+        """The addresses of any of the customers, oldest first."""
+        ...
+
     async def update(self, address: Address) -> None:
         """Write every field of an existing address."""
         ...
@@ -172,6 +184,10 @@ class NoteRepository(Protocol):
 
     async def list_for_customer(self, customer_id: int) -> Sequence[CustomerNote]:
         """A customer's notes, oldest first."""
+        ...
+
+    async def list_for_customers(self, customer_ids: Sequence[int]) -> Sequence[CustomerNote]:
+        """The notes of any of the customers, oldest first."""
         ...
 
     async def reassign(self, from_customer_id: int, to_customer_id: int) -> int:
@@ -209,6 +225,12 @@ class OrderRepository(Protocol):
         """One page of a customer's orders, newest first."""
         ...
 
+    async def list_for_customers(
+        self, customer_ids: Sequence[int], *, page: int, page_size: int
+    ) -> Page[Order]:
+        """One page of the orders of any of the customers, newest first."""
+        ...
+
     async def reassign(self, from_customer_id: int, to_customer_id: int) -> int:
         """Move every order of one customer to another; return how many moved."""
         ...
@@ -227,7 +249,8 @@ class OrderRepository(Protocol):
         ...
 
     async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
-        """Remove the shipping details of every order of the customers; return how many."""
+        """Remove the shipping details of every order of the customers and empty the
+        product names of their lines; return how many orders changed."""
         ...
 
 
@@ -247,13 +270,17 @@ class ConsentRepository(Protocol):
         """A customer's consent events, oldest first."""
         ...
 
+    async def list_for_customers(self, customer_ids: Sequence[int]) -> Sequence[ConsentEvent]:
+        """The consent events of any of the customers, oldest first."""
+        ...
+
     async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
         """Remove the customers' ledgers (hard erasure only); return how many events."""
         ...
 
     async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
-        """Remove the IP address and user agent of the customers' events (erasure only);
-        return how many events changed."""
+        """Remove the source, IP address and user agent of the customers' events (erasure
+        only); return how many events changed."""
         ...
 
 
@@ -304,6 +331,12 @@ class AuditRepository(Protocol):
         """Events oldest first, optionally of one customer, in ``[since, until)``."""
         ...
 
+    async def list_for_customers(
+        self, customer_ids: Sequence[int], *, page: int, page_size: int
+    ) -> Page[AuditEvent]:
+        """One page of the events about any of the customers, oldest first."""
+        ...
+
     async def chained(
         self, *, after: tuple[int, int] | None = None, limit: int
     ) -> Sequence[tuple[AuditEvent, ChainTip | None]]:
@@ -334,6 +367,10 @@ class MergeAliasRepository(Protocol):
 
     async def list_for_customer(self, customer_id: int) -> Sequence[MergeAlias]:
         """The aliases resolving to a customer, oldest first."""
+        ...
+
+    async def list_for_customers(self, customer_ids: Sequence[int]) -> Sequence[MergeAlias]:
+        """The aliases resolving to any of the customers, oldest first."""
         ...
 
     async def delete_for_customer(self, customer_id: int) -> int:

@@ -61,6 +61,7 @@ from linkbay_customers.services._import import (
     run_import,
 )
 from linkbay_customers.services._profile import apply_profile, build_customer, check_birthday
+from linkbay_customers.services._subject import data_subject
 
 __all__ = ("CustomerService", "RecordedOrder", "UnitOfWorkFactory")
 
@@ -105,7 +106,11 @@ async def load_customer(
     if customer is not None and customer.is_deleted:
         target = await uow.aliases.resolve(customer_id)
         if target is not None:
-            customer = await uow.customers.get(target, for_update=for_update)
+            # A merged-away id is the target's, deleted or not: an export or an
+            # erasure asked for by that id still reaches the person.
+            customer = await uow.customers.get(
+                target, include_deleted=include_deleted, for_update=for_update
+            )
         elif not include_deleted:
             customer = None
     if customer is None:
@@ -298,7 +303,7 @@ class CustomerService:
                     changed_fields=["deleted_at"],
                 )
             else:
-                removed = await purge_customer_rows(uow, customer.id)
+                removed = await purge_customer_rows(uow, customer)
                 await write_audit(
                     uow,
                     self._clock,
@@ -810,21 +815,21 @@ class CustomerService:
 # -------------------------------------------------------------------------- helpers
 
 
-async def purge_customer_rows(uow: UnitOfWork, customer_id: int) -> list[int]:
-    """Remove a customer and everything about it, including customers merged into it,
-    except their audit trail, which holds no personal values and is never removed.
+async def purge_customer_rows(uow: UnitOfWork, customer: Customer) -> list[int]:
+    """Remove a customer and everything about it, including customers merged into it
+    (the rows an export of it shows, see ``data_subject``), except their audit trail,
+    which holds no personal values and is never removed.
 
     Returns:
         The ids of the customers removed, the given one first.
     """
-    ids = [customer_id] + [a.alias_id for a in await uow.aliases.list_for_customer(customer_id)]
-    await uow.aliases.delete_for_customer(customer_id)
+    ids = (await data_subject(uow, customer)).customer_ids
+    await uow.aliases.delete_for_customer(customer.id)
     await uow.addresses.delete_for_customers(ids)
     await uow.notes.delete_for_customers(ids)
     await uow.orders.delete_for_customers(ids)
     await uow.consents.delete_for_customers(ids)
-    for cid in ids:
-        await uow.customers.delete(cid)
+    await uow.customers.delete_many(ids)
     return ids
 
 

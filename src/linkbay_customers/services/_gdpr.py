@@ -26,7 +26,6 @@ from linkbay_customers.domain import (
     ConsentTypeUnknown,
     Customer,
     InvalidInput,
-    Order,
     Page,
     ProfilingPolicies,
     ProfilingPolicy,
@@ -62,10 +61,10 @@ from linkbay_customers.services._customers import (
     load_customer,
     purge_customer_rows,
 )
+from linkbay_customers.services._subject import data_subject, data_subjects, subject_records
 
 __all__ = ("GDPRService", "PurgeResult", "export_as_csv_zip")
 
-_ORDER_PAGE = 100
 _AUDIT_PAGE = 1000
 _PURGE_CHUNK = 500
 _DERIVED_FIELDS = (
@@ -86,7 +85,8 @@ class PurgeResult:
     Attributes:
         dry_run: True when nothing was changed.
         cutoff: Customers unchanged and without orders since before this moment qualified.
-        customer_ids: The customers affected (or that would be), by id.
+        customer_ids: The customers affected (or that would be): by id, each followed
+            by the customers merged into it that were not reached before.
     """
 
     dry_run: bool
@@ -152,11 +152,12 @@ class GDPRService:
     ) -> dict[str, Any]:
         """Everything held about a customer, as JSON-ready data (GDPR art. 15 and 20).
 
-        The profile with the host's extra fields, addresses, notes, orders with their
-        lines, the consent state and its full history, derived data with when and by
-        what it was computed, the customers merged into it (ids and the data their
-        rows still hold), and the audit trail of all of them. Soft-deleted and
-        anonymized customers can be exported too. The export itself is audited.
+        The profile with the host's extra fields, the consent state, derived data with
+        when and by what it was computed, and the customers merged into it (ids and
+        the data their rows still hold); then every address, note, order with its
+        lines, consent decision and audit event of the customer and of the customers
+        merged into it, each with the ``customer_id`` it is filed under. Soft-deleted
+        and anonymized customers can be exported too. The export itself is audited.
 
         Raises:
             CustomerNotFound: unknown id or another tenant's id.
@@ -169,47 +170,25 @@ class GDPRService:
         actor = check_actor(actor)
         async with self._uow(tenant_id) as uow:
             customer = await load_customer(uow, customer_id, include_deleted=True)
-            aliases = await uow.aliases.list_for_customer(customer.id)
-            ids = [customer.id, *(a.alias_id for a in aliases)]
-            orders: list[Order] = []
-            page = 1
-            while True:
-                listed = await uow.orders.list_for_customer(
-                    customer.id, page=page, page_size=_ORDER_PAGE
-                )
-                orders.extend(listed.items)
-                if page >= listed.total_pages:
-                    break
-                page += 1
-            merged = await _merged_customers(uow, customer.id)
-            trail: list[AuditEvent] = []
-            for cid in ids:
-                trail.extend(await _all_audit_events(uow, cid))
-            trail.sort(key=lambda e: (e.occurred_at, e.id))
+            subject = await data_subject(uow, customer)
+            records = await subject_records(uow, subject)
             export = CustomerDataExport(
                 export_date=self._clock.now(),
                 customer=_customer_document(customer),
-                addresses=[
-                    AddressResponse.from_domain(a)
-                    for a in await uow.addresses.list_for_customer(customer.id)
-                ],
-                notes=[
-                    CustomerNoteResponse.from_domain(n)
-                    for n in await uow.notes.list_for_customer(customer.id)
-                ],
-                orders=[OrderResponse.from_domain(o) for o in reversed(orders)],
+                addresses=[AddressResponse.from_domain(a) for a in records.addresses],
+                notes=[CustomerNoteResponse.from_domain(n) for n in records.notes],
+                orders=[OrderResponse.from_domain(o) for o in reversed(records.orders)],
                 consent={
                     kind: ConsentStateResponse.model_validate(state)
                     for kind, state in customer.consent_data.items()
                 },
                 consent_history=[
-                    ConsentEventResponse.from_domain(e)
-                    for e in await uow.consents.list_for_customer(customer.id)
+                    ConsentEventResponse.from_domain(e) for e in records.consent_events
                 ],
                 analytics=CustomerAnalytics.model_validate(customer),
-                merge_aliases=[MergeAliasResponse.from_domain(a) for a in aliases],
-                merged_customers=[_customer_document(c) for c in merged],
-                audit_trail=[AuditEventResponse.from_domain(e) for e in trail],
+                merge_aliases=[MergeAliasResponse.from_domain(a) for a in subject.aliases],
+                merged_customers=[_customer_document(c) for c in subject.merged],
+                audit_trail=[AuditEventResponse.from_domain(e) for e in records.audit_events],
             )
             await write_audit(
                 uow,
@@ -230,7 +209,8 @@ class GDPRService:
         ``customer.csv``, ``analytics.csv``, ``addresses.csv``, ``notes.csv``,
         ``orders.csv``, ``order_items.csv``, ``consent.csv``, ``consent_history.csv``,
         ``merge_aliases.csv``, ``merged_customers.csv`` and ``audit_trail.csv``;
-        nested values are JSON text.
+        nested values are JSON text. Every row about a person carries its
+        ``customer_id``, order lines included.
 
         Raises:
             CustomerNotFound: unknown id or another tenant's id.
@@ -250,16 +230,19 @@ class GDPRService:
     ) -> dict[str, Any]:
         """Erase a customer's personal data (GDPR art. 17); the seed's result shape.
 
-        Anonymization (the default) removes every personal value from every table —
-        the profile and the host's extra fields, addresses, note texts, the IP
-        address and user agent of consent records, order shipping details, the
-        embedding, audit details — for the customer and the customers merged into it,
-        and keeps the non-identifying analytics (order counts, totals, dates). It
-        cannot be undone, and repeating it changes nothing.
+        Anonymization and hard deletion both reach exactly the rows
+        ``export_customer_data`` shows: those of the customer and of every customer
+        merged into it.
 
-        Hard deletion (``anonymize=False``) removes every row about the customer and
-        the customers merged into it, audit events included, leaving one tombstone
-        audit event without personal data.
+        Anonymization (the default) removes every personal value from every table —
+        the profile and the host's extra fields, addresses, note texts, the source,
+        IP address and user agent of consent records, order shipping details and
+        the product names of order lines, the embedding, audit details — and keeps
+        the non-identifying analytics (order counts, totals, dates) and the host's
+        order ids. It cannot be undone, and repeating it changes nothing.
+
+        Hard deletion (``anonymize=False``) removes every row about them, audit
+        events included, leaving one tombstone audit event without personal data.
 
         Returns:
             ``{"success", "method" ("anonymized" or "deleted"), "customer_id",
@@ -274,7 +257,7 @@ class GDPRService:
         async with self._uow(tenant_id) as uow:
             customer = await load_customer(uow, customer_id, for_update=True, include_deleted=True)
             if not anonymize:
-                removed = await purge_customer_rows(uow, customer.id)
+                removed = await purge_customer_rows(uow, customer)
                 await write_audit(
                     uow,
                     self._clock,
@@ -287,8 +270,8 @@ class GDPRService:
                     success=True, method="deleted", customer_id=customer.id, deleted_at=now
                 )
             else:
-                merged = await _merged_customers(uow, customer.id)
-                await _anonymize_many(uow, self._clock, [customer, *merged], actor, "request")
+                subject = await data_subject(uow, customer)
+                await _anonymize_many(uow, self._clock, subject.customers, actor, "request")
                 assert customer.deleted_at is not None
                 result = ErasureResult(
                     success=True,
@@ -474,7 +457,8 @@ class GDPRService:
         on_progress: Callable[[int], None] | None = None,
     ) -> PurgeResult:
         """Anonymize the customers with no order and no change for longer than
-        ``inactive_for`` (storage limitation, GDPR art. 5(1)(e)).
+        ``inactive_for`` (storage limitation, GDPR art. 5(1)(e)), each with the
+        customers merged into it, as ``delete_customer_data`` does.
 
         Works through the tenant in chunks by id, each chunk in its own transaction
         and a fixed number of statements. A dry run (the default) changes nothing and
@@ -493,6 +477,7 @@ class GDPRService:
         except OverflowError:
             raise InvalidInput.single("inactive_for", "reaches back before year 1") from None
         affected: list[int] = []
+        affected_ids: set[int] = set()
         after_id = 0
         while True:
             async with self._uow(tenant_id) as uow:
@@ -501,10 +486,20 @@ class GDPRService:
                 )
                 if not chunk:
                     break
+                # A person is anonymized whole, in one transaction: with the customers
+                # merged into it, which a later chunk would otherwise reach (or, in a
+                # dry run, list a second time).
+                due = {
+                    c.id: c
+                    for subject in await data_subjects(uow, chunk)
+                    for c in subject.customers
+                    if c.id not in affected_ids and not c.is_anonymized
+                }
                 if not dry_run:
-                    await _anonymize_many(uow, self._clock, chunk, actor, "retention")
+                    await _anonymize_many(uow, self._clock, list(due.values()), actor, "retention")
                     await uow.commit()
-            affected.extend(c.id for c in chunk)
+            affected.extend(due)
+            affected_ids.update(due)
             after_id = chunk[-1].id
             if on_progress is not None:
                 on_progress(len(affected))
@@ -527,26 +522,6 @@ def _clear_derived(customer: Customer) -> list[str]:
     for name in _DERIVED_FIELDS:
         setattr(customer, name, None)
     return changed
-
-
-async def _merged_customers(uow: UnitOfWork, customer_id: int) -> list[Customer]:
-    """The customers merged into one (soft-deleted rows that still hold their data)."""
-    return [
-        c
-        for a in await uow.aliases.list_for_customer(customer_id)
-        if (c := await uow.customers.get(a.alias_id, include_deleted=True)) is not None
-    ]
-
-
-async def _all_audit_events(uow: UnitOfWork, customer_id: int) -> list[AuditEvent]:
-    events: list[AuditEvent] = []
-    page = 1
-    while True:
-        listed = await uow.audit.list(customer_id=customer_id, page=page, page_size=_AUDIT_PAGE)
-        events.extend(listed.items)
-        if page >= listed.total_pages:
-            return events
-        page += 1
 
 
 async def _chained_events(uow: UnitOfWork) -> AsyncIterator[tuple[AuditEvent, ChainTip | None]]:
@@ -645,7 +620,7 @@ def export_as_csv_zip(document: Mapping[str, Any]) -> bytes:
         "analytics": [document["analytics"]],
         "orders": [{k: v for k, v in o.items() if k != "items"} for o in document["orders"]],
         "order_items": [
-            {"order_id": o["order_id"], "line": n, **item}
+            {"customer_id": o["customer_id"], "order_id": o["order_id"], "line": n, **item}
             for o in document["orders"]
             for n, item in enumerate(o["items"], start=1)
         ],

@@ -254,6 +254,18 @@ class CustomerRepositoryContract(_ContractBase):
                 == customer
             )
 
+    async def test_many_customers_are_read_by_id_at_once_deleted_ones_included(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            first = await add_customer(uow, first_name="Mario")
+            merged = await add_customer(uow, deleted_at=T0)
+            await add_customer(uow)
+            unknown = await uow.customers.next_id()
+            found = await uow.customers.get_many([merged.id, unknown, first.id])
+            assert found == [first, merged]
+            assert await uow.customers.get_many([]) == []
+
     async def test_get_for_update_returns_the_customer(self, uow: UnitOfWork) -> None:
         async with uow:
             customer = await add_customer(uow)
@@ -324,6 +336,13 @@ class CustomerRepositoryContract(_ContractBase):
             customer = await add_customer(uow)
             await uow.customers.delete(customer.id)
             assert await uow.customers.get(customer.id, include_deleted=True) is None
+
+    async def test_many_customers_are_deleted_at_once(self, uow: UnitOfWork) -> None:
+        async with uow:
+            first, merged, kept = [await add_customer(uow) for _ in range(3)]
+            await uow.customers.delete_many([first.id, merged.id])
+            await uow.customers.delete_many([])
+            assert await uow.customers.get_many([first.id, merged.id, kept.id]) == [kept]
 
     async def test_a_customer_with_dependants_cannot_be_deleted(self, uow: UnitOfWork) -> None:
         async with uow:
@@ -593,6 +612,17 @@ class AddressRepositoryContract(_ContractBase):
             assert await uow.addresses.list_for_customer(customer.id) == [first, second]
             assert await uow.addresses.get(await uow.addresses.next_id()) is None
 
+    async def test_the_addresses_of_several_customers_are_listed_at_once(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            first, second, bystander = [await add_customer(uow) for _ in range(3)]
+            a = await add_address(uow, second.id)
+            b = await add_address(uow, first.id, type=AddressType.BILLING)
+            await add_address(uow, bystander.id)
+            assert await uow.addresses.list_for_customers([first.id, second.id]) == [a, b]
+            assert await uow.addresses.list_for_customers([]) == []
+
     async def test_update_and_delete(self, uow: UnitOfWork) -> None:
         async with uow:
             customer = await add_customer(uow)
@@ -648,6 +678,17 @@ class NoteRepositoryContract(_ContractBase):
             later = await add_note(uow, customer.id, created_at=T0 + timedelta(hours=1))
             earlier = await add_note(uow, customer.id, note="first call", created_by=None)
             assert await uow.notes.list_for_customer(customer.id) == [earlier, later]
+
+    async def test_the_notes_of_several_customers_are_listed_at_once_oldest_first(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            first, second, bystander = [await add_customer(uow) for _ in range(3)]
+            later = await add_note(uow, first.id, created_at=T0 + timedelta(hours=1))
+            earlier = await add_note(uow, second.id)
+            await add_note(uow, bystander.id)
+            assert await uow.notes.list_for_customers([first.id, second.id]) == [earlier, later]
+            assert await uow.notes.list_for_customers([]) == []
 
     async def test_reassign_and_delete_for_customer(self, uow: UnitOfWork) -> None:
         async with uow:
@@ -718,6 +759,26 @@ class OrderRepositoryContract(_ContractBase):
         assert list(first.items) == [orders[4], orders[3]]
         assert list(last.items) == [orders[0]]
 
+    async def test_the_orders_of_several_customers_list_newest_first_in_pages(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            first, second, bystander = [await add_customer(uow) for _ in range(3)]
+            orders = [
+                await add_order(
+                    uow, (first if i % 2 else second).id, created_at=T0 + timedelta(days=i)
+                )
+                for i in range(5)
+            ]
+            await add_order(uow, bystander.id, created_at=T0 + timedelta(days=10))
+            ids = [first.id, second.id]
+            one = await uow.orders.list_for_customers(ids, page=1, page_size=3)
+            two = await uow.orders.list_for_customers(ids, page=2, page_size=3)
+            none = await uow.orders.list_for_customers([], page=1, page_size=3)
+        assert (one.total, two.total, none.total) == (5, 5, 0)
+        assert [*one.items, *two.items] == orders[::-1]
+        assert list(none.items) == []
+
     async def test_lines_keep_their_order_and_exact_prices(self, uow: UnitOfWork) -> None:
         lines = tuple(
             OrderItem(
@@ -747,19 +808,36 @@ class OrderRepositoryContract(_ContractBase):
             assert await uow.orders.delete_for_customers([target.id]) == 1
             assert await uow.orders.get_by_order_id(order.order_id) is None
 
-    async def test_scrubbing_removes_shipping_and_keeps_the_rest(self, uow: UnitOfWork) -> None:
+    async def test_scrubbing_removes_shipping_and_product_names_and_keeps_the_rest(
+        self, uow: UnitOfWork
+    ) -> None:
         shipping = OrderShipping(recipient_name="Mario Rossi", city="Milano", phone="+39333")
+        engraved = (
+            OrderItem(
+                product_id="ring-1",
+                product_name="Silver ring, engraved 'Mario & Giulia 12.06.2015'",
+                quantity=1,
+                unit_price=Decimal("89"),
+            ),
+        )
         async with uow:
             customer = await add_customer(uow)
             bystander = await add_customer(uow)
             shipped = await add_order(uow, customer.id, shipping=shipping)
-            plain = await add_order(uow, customer.id)
+            plain = await add_order(uow, customer.id, items=engraved)
+            unnamed = await add_order(uow, customer.id, items=())
             other = await add_order(uow, bystander.id, shipping=shipping)
-            assert await uow.orders.scrub_for_customers([customer.id]) >= 1
+            assert await uow.orders.scrub_for_customers([customer.id]) == 2
+            assert await uow.orders.scrub_for_customers([customer.id]) == 0
             assert await uow.orders.get_by_order_id(shipped.order_id) == replace(
-                shipped, shipping=None
+                shipped,
+                shipping=None,
+                items=tuple(replace(i, product_name="") for i in shipped.items),
             )
-            assert await uow.orders.get_by_order_id(plain.order_id) == plain
+            assert await uow.orders.get_by_order_id(plain.order_id) == replace(
+                plain, items=(replace(engraved[0], product_name=""),)
+            )
+            assert await uow.orders.get_by_order_id(unnamed.order_id) == unnamed
             assert await uow.orders.get_by_order_id(other.order_id) == other
             assert await uow.orders.scrub_for_customers([]) == 0
 
@@ -789,6 +867,16 @@ class ConsentRepositoryContract(_ContractBase):
             other = await add_consent_event(uow, customer.id, consent_type="analytics")
             assert await uow.consents.list_for_customer(customer.id) == [first, other, second]
 
+    async def test_the_events_of_several_customers_list_oldest_first(self, uow: UnitOfWork) -> None:
+        async with uow:
+            first, second, bystander = [await add_customer(uow) for _ in range(3)]
+            later = await add_consent_event(uow, first.id, occurred_at=T0 + timedelta(days=1))
+            earlier = await add_consent_event(uow, second.id)
+            await add_consent_event(uow, bystander.id)
+            ids = [first.id, second.id]
+            assert await uow.consents.list_for_customers(ids) == [earlier, later]
+            assert await uow.consents.list_for_customers([]) == []
+
     async def test_delete_for_customers(self, uow: UnitOfWork) -> None:
         async with uow:
             customer = await add_customer(uow)
@@ -799,19 +887,24 @@ class ConsentRepositoryContract(_ContractBase):
             assert await uow.consents.list_for_customer(customer.id) == []
             assert await uow.consents.list_for_customer(bystander.id) == [kept]
 
-    async def test_scrubbing_removes_ip_address_and_user_agent_only(self, uow: UnitOfWork) -> None:
+    async def test_scrubbing_removes_where_the_decision_was_taken_and_keeps_the_decision(
+        self, uow: UnitOfWork
+    ) -> None:
         async with uow:
             customer = await add_customer(uow)
             bystander = await add_customer(uow)
             event = await add_consent_event(
                 uow, customer.id, source="signup", ip_address="192.0.2.7", user_agent="Firefox"
             )
-            kept = await add_consent_event(
-                uow, bystander.id, ip_address="192.0.2.8", user_agent="Safari"
+            sourced = await add_consent_event(
+                uow, customer.id, source="in store, assisted by Giulia", previous=True
             )
-            assert await uow.consents.scrub_for_customers([customer.id]) == 1
+            kept = await add_consent_event(
+                uow, bystander.id, source="signup", ip_address="192.0.2.8", user_agent="Safari"
+            )
+            assert await uow.consents.scrub_for_customers([customer.id]) == 2
             assert await uow.consents.list_for_customer(customer.id) == [
-                replace(event, ip_address=None, user_agent=None)
+                replace(e, source=None, ip_address=None, user_agent=None) for e in (event, sourced)
             ]
             assert await uow.consents.list_for_customer(bystander.id) == [kept]
 
@@ -850,6 +943,26 @@ class AuditRepositoryContract(_ContractBase):
         assert list(mine.items) == [e1, e3]
         assert list(window.items) == [e2]
         assert (paged.total, list(paged.items)) == (3, [e3])
+
+    async def test_the_events_about_several_customers_list_oldest_first_in_pages(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            first, second, bystander = [await add_customer(uow) for _ in range(3)]
+            events = [
+                await add_audit_event(
+                    uow, (first if i % 2 else second).id, occurred_at=T0 + timedelta(hours=i)
+                )
+                for i in range(3)
+            ]
+            await add_audit_event(uow, bystander.id)
+            await add_audit_event(uow, None)
+            ids = [first.id, second.id]
+            one = await uow.audit.list_for_customers(ids, page=1, page_size=2)
+            two = await uow.audit.list_for_customers(ids, page=2, page_size=2)
+            none = await uow.audit.list_for_customers([], page=1, page_size=2)
+        assert (one.total, none.total) == (3, 0)
+        assert [*one.items, *two.items] == events
 
     async def test_events_are_chained_per_customer_and_the_chains_verify(
         self, uow: UnitOfWork
@@ -944,6 +1057,10 @@ class MergeAliasRepositoryContract(_ContractBase):
             assert await uow.aliases.resolve(target.id) is None
             listed = await uow.aliases.list_for_customer(target.id)
             assert [a.alias_id for a in listed] == [first.id, second.id]
+            both = await uow.aliases.list_for_customers([final.id, target.id])
+            assert both == listed
+            assert await uow.aliases.list_for_customers([final.id]) == []
+            assert await uow.aliases.list_for_customers([]) == []
             assert await uow.aliases.repoint(target.id, final.id) == 2
             assert await uow.aliases.resolve(second.id) == final.id
             assert await uow.aliases.list_for_customer(target.id) == []
@@ -973,6 +1090,7 @@ class TenantIsolationContract(_ContractBase):
             await uow.commit()
         async with storage.unit_of_work(other_tenant) as uow:
             assert await uow.customers.get(customer.id, include_deleted=True) is None
+            assert await uow.customers.get_many([customer.id, alias.id]) == []
             assert (
                 await uow.customers.get_by_email(customer.email or "", include_deleted=True) is None
             )
@@ -993,6 +1111,13 @@ class TenantIsolationContract(_ContractBase):
             assert (await uow.audit.list()).total == 0
             assert await uow.aliases.resolve(alias.id) is None
             assert await uow.aliases.list_for_customer(customer.id) == []
+            ids = [customer.id, alias.id]
+            assert await uow.addresses.list_for_customers(ids) == []
+            assert await uow.notes.list_for_customers(ids) == []
+            assert (await uow.orders.list_for_customers(ids, page=1, page_size=10)).total == 0
+            assert await uow.consents.list_for_customers(ids) == []
+            assert (await uow.audit.list_for_customers(ids, page=1, page_size=10)).total == 0
+            assert await uow.aliases.list_for_customers(ids) == []
 
     async def test_no_write_of_another_tenant_touches_its_rows(
         self, storage: Storage, tenant: str, other_tenant: str
@@ -1021,6 +1146,7 @@ class TenantIsolationContract(_ContractBase):
             assert await uow.consents.scrub_for_customers([customer.id]) == 0
             assert await uow.consents.delete_for_customers([customer.id]) == 0
             await uow.customers.delete(customer.id)
+            await uow.customers.delete_many([customer.id])
             await uow.commit()
         async with storage.unit_of_work(tenant) as uow:
             assert await uow.customers.get(customer.id) == customer
@@ -1209,6 +1335,25 @@ class IntelligenceDataContract(_ContractBase):
             top = await uow.orders.best_sellers(limit=2)
         assert [(s.product_id, s.buyers, s.quantity) for s in top] == [("c", 2, 6), ("a", 2, 2)]
         assert top[0].product_name == "Product c"
+
+    async def test_scrubbed_lines_still_count_and_take_their_name_from_other_lines(
+        self, uow: UnitOfWork
+    ) -> None:
+        mug = OrderItem(product_id="p-1", product_name="Mug", quantity=2, unit_price=Decimal(1))
+        async with uow:
+            erased, other = await add_customer(uow), await add_customer(uow)
+            await add_order(uow, erased.id, items=(replace(mug, product_name="Mug 'For Anna'"),))
+            await add_order(uow, other.id, items=(mug,))
+            await uow.orders.scrub_for_customers([erased.id])
+            top = await uow.orders.best_sellers(limit=1)
+            bought = await uow.orders.purchases([erased.id, other.id])
+        assert [(s.product_id, s.product_name, s.buyers, s.quantity) for s in top] == [
+            ("p-1", "Mug", 2, 4)
+        ]
+        assert [(p.customer_id, p.product_name, p.quantity) for p in bought] == [
+            (erased.id, "", 2),
+            (other.id, "Mug", 2),
+        ]
 
 
 class StorageContract(
