@@ -61,6 +61,7 @@ from linkbay_customers.domain import (
     CustomerNotFound,
     DerivedData,
     DuplicateEmail,
+    ExtraErasure,
     InvalidInput,
     MergeAlias,
     Order,
@@ -85,6 +86,11 @@ from linkbay_customers.ports import (
 )
 from linkbay_customers_sqlalchemy._erasure import ErasureKind, erasure_function_name
 from linkbay_customers_sqlalchemy._errors import is_unique_violation, translate_errors
+from linkbay_customers_sqlalchemy._models import (
+    CUSTOMER_FIELDS,
+    customer_extra_columns,
+    extra_erasure,
+)
 
 if TYPE_CHECKING:
     from linkbay_customers_sqlalchemy._storage import SqlAlchemyUnitOfWork
@@ -100,10 +106,9 @@ __all__ = (
     "like_escape",
 )
 
-_CUSTOMER_FIELDS = tuple(f.name for f in dataclasses.fields(Customer) if f.name != "extra")
 # The embedding lives in a table of its own (see CustomerEmbeddingMixin).
 _EMBEDDING_FIELDS = ("embedding", "embedding_version")
-_ROW_FIELDS = tuple(name for name in _CUSTOMER_FIELDS if name not in _EMBEDDING_FIELDS)
+_ROW_FIELDS = tuple(name for name in CUSTOMER_FIELDS if name not in _EMBEDDING_FIELDS)
 _row_fields = operator.attrgetter(*_ROW_FIELDS)
 _UNREAD = object()  # an embedding this unit of work has not read
 _ESCAPE = "\\"
@@ -276,12 +281,6 @@ def _keyed(row: Mapping[str, Any]) -> dict[str, Any]:
     return {**row, "key_tenant": row["tenant_id"], "key_id": row["id"]}
 
 
-@functools.cache
-def _extra_columns(table: Table) -> tuple[str, ...]:
-    """The columns a host's customer model adds to the library's."""
-    return tuple(c.name for c in table.columns if c.name not in _CUSTOMER_FIELDS)
-
-
 _SCORE_COLUMNS = tuple(
     f.name
     for f in dataclasses.fields(DerivedData)
@@ -410,7 +409,11 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
 
     @property
     def _extra_columns(self) -> tuple[str, ...]:
-        return _extra_columns(self._table)
+        return customer_extra_columns(self._table)
+
+    def extra_erasure(self) -> ExtraErasure:
+        """What anonymization writes to the host's extra columns, as the model declares them."""
+        return extra_erasure(self._table)
 
     @property
     def _embeddings(self) -> Table:
@@ -435,7 +438,7 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
 
     def _entity(self, row: Any) -> Customer:
         data = row._mapping
-        values = {name: data[name] for name in _CUSTOMER_FIELDS}
+        values = {name: data[name] for name in CUSTOMER_FIELDS}
         values["preferences"] = values["preferences"] or {}
         values["tags"] = values["tags"] or []
         values["consent_data"] = _consent_from_json(values["consent_data"])

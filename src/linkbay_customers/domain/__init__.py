@@ -27,6 +27,7 @@ from linkbay_customers.domain._errors import (
     OrderConflict,
     ProfilingNotAllowed,
     StorageError,
+    StorageRejected,
 )
 from linkbay_customers.domain._insight import (
     DerivedData,
@@ -40,6 +41,7 @@ from linkbay_customers.domain._privacy import (
     DEFAULT_PROFILING_POLICY,
     PERSONAL_FIELDS,
     PROFILE_FIELDS,
+    ExtraErasure,
     ProfilingPolicies,
     ProfilingPolicy,
     anonymize,
@@ -84,6 +86,7 @@ __all__ = (
     "cosine_similarity",
     "DEFAULT_CONSENT_TYPES",
     "DEFAULT_PROFILING_POLICY",
+    "ExtraErasure",
     "PERSONAL_FIELDS",
     "PROFILE_FIELDS",
     "ProfilingPolicies",
@@ -125,6 +128,7 @@ __all__ = (
     "Page",
     "Segment",
     "StorageError",
+    "StorageRejected",
     "TagMatch",
     "apply_order",
     "fill_missing",

@@ -248,7 +248,7 @@ class GDPRService:
         """Erase a customer's personal data (GDPR art. 17); the seed's result shape.
 
         Anonymization (the default) removes every personal value from every table —
-        the profile and the host's extra fields, addresses, note texts, the IP
+        the profile and the host's personal extra fields, addresses, note texts, the IP
         address and user agent of consent records, order shipping details, the
         embedding, audit details — for the customer and the customers merged into it,
         and keeps the non-identifying analytics (order counts, totals, dates). It
@@ -542,7 +542,8 @@ async def _anonymize_many(
 ) -> None:
     """Anonymize customers with a fixed number of statements, however many they are."""
     now = clock.now()
-    changes = {c.id: anonymize(c, now) for c in customers}
+    extra_erasure = uow.customers.extra_erasure()
+    changes = {c.id: anonymize(c, now, extra_erasure) for c in customers}
     changed = [c for c in customers if changes[c.id]]
     if not changed:
         return
