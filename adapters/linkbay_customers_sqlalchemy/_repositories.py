@@ -72,6 +72,7 @@ from linkbay_customers.domain import (
     ProductPurchases,
     ProductSales,
     StorageError,
+    StorageRejected,
     TagMatch,
     phone_query,
 )
@@ -163,7 +164,7 @@ class _Repository:
 
     def _own(self, row: Any) -> None:
         if row.tenant_id != self._uow.tenant_id:
-            raise StorageError("the row belongs to another tenant than the unit of work")
+            raise StorageRejected("the row belongs to another tenant than the unit of work")
 
     def _one_of(self, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
         """``column`` is one of ``values``: one array parameter on PostgreSQL.

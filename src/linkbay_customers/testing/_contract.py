@@ -42,6 +42,7 @@ from linkbay_customers.domain import (
     OrderItem,
     OrderShipping,
     StorageError,
+    StorageRejected,
     TagMatch,
 )
 from linkbay_customers.ports import Storage, UnitOfWork
@@ -325,7 +326,7 @@ class CustomerRepositoryContract(_ContractBase):
         async with uow:
             customer = await add_customer(uow)
             await add_address(uow, customer.id)
-            with pytest.raises(StorageError):
+            with pytest.raises(StorageRejected):
                 await uow.customers.delete(customer.id)
 
     async def test_many_customers_are_added_and_read_back_by_email_at_once(
@@ -420,7 +421,7 @@ class CustomerRepositoryContract(_ContractBase):
     ) -> None:
         async with uow:
             customer_id = await uow.customers.next_id()
-            with pytest.raises(StorageError):
+            with pytest.raises(StorageRejected):
                 await add_customer(uow, id=customer_id, tenant_id=other_tenant)
 
 
@@ -604,7 +605,7 @@ class AddressRepositoryContract(_ContractBase):
             customer = await add_customer(uow)
             await add_address(uow, customer.id, is_default=True)
             await add_address(uow, customer.id, type=AddressType.BILLING, is_default=True)
-            with pytest.raises(StorageError):
+            with pytest.raises(StorageRejected):
                 await add_address(uow, customer.id, is_default=True)
 
     async def test_an_address_needs_a_customer_of_the_same_tenant(
@@ -614,7 +615,7 @@ class AddressRepositoryContract(_ContractBase):
             foreign = await add_customer(uow)
             await uow.commit()
         async with storage.unit_of_work(tenant) as uow:
-            with pytest.raises(StorageError):
+            with pytest.raises(StorageRejected):
                 await add_address(uow, foreign.id)
 
     async def test_reassign_and_delete_for_customer(self, uow: UnitOfWork) -> None:
@@ -675,7 +676,7 @@ class NoteRepositoryContract(_ContractBase):
 
     async def test_a_note_needs_an_existing_customer(self, uow: UnitOfWork) -> None:
         async with uow:
-            with pytest.raises(StorageError):
+            with pytest.raises(StorageRejected):
                 await add_note(uow, await uow.customers.next_id())
 
 
@@ -761,7 +762,7 @@ class OrderRepositoryContract(_ContractBase):
 
     async def test_an_order_needs_an_existing_customer(self, uow: UnitOfWork) -> None:
         async with uow:
-            with pytest.raises(StorageError):
+            with pytest.raises(StorageRejected):
                 await add_order(uow, await uow.customers.next_id())
 
 
@@ -1151,7 +1152,7 @@ class IntelligenceDataContract(_ContractBase):
         async with storage.unit_of_work(tenant) as uow:
             assert await uow.model_fits.get("bg_nbd") == second
             assert await uow.model_fits.get("other") is None
-            with pytest.raises(StorageError):
+            with pytest.raises(StorageRejected):
                 await uow.model_fits.save(replace(first, tenant_id=other_tenant))
         async with storage.unit_of_work(other_tenant) as uow:
             assert await uow.model_fits.get("bg_nbd") is None
