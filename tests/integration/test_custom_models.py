@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -339,3 +341,26 @@ async def test_a_constraint_refusing_the_erasure_is_a_500_that_says_retrying_wil
         assert (await service.get_customer(tenant, customer.id)).extra == {"company_name": "ACME"}
     finally:
         await storage.close()
+
+
+STORAGE_DOCS = Path(__file__).resolve().parents[2] / "docs" / "storage.md"
+
+
+def _docs_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", STORAGE_DOCS.read_text(), flags=re.DOTALL)
+
+
+def test_the_storage_docs_erasure_example_prints_what_it_promises(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (program,) = [block for block in _docs_blocks("python") if "not_personal()" in block]
+    exec(compile(program, str(STORAGE_DOCS), "exec"), {"__name__": "docs"})
+    assert capsys.readouterr().out == "{'company_name': '', 'tax_id': None, 'plan': 'gold'}\n"
+
+
+def test_the_storage_docs_show_the_refusal_of_the_seed_model_as_it_is_raised() -> None:
+    model = _seed_customer_model(company_name=Column(String(255), nullable=False))
+    with pytest.raises(ValueError, match="company_name") as caught:
+        build_models(model.__base__, customer=model)
+    (shown,) = [block for block in _docs_blocks("text") if "ValueError" in block]
+    assert shown == f"ValueError: {caught.value}\n"
