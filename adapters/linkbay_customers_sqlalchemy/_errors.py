@@ -22,11 +22,12 @@ __all__ = ("is_unique_violation", "storage_error", "translate_errors")
 # attempt may not meet: 08 connection exception, 40 transaction rollback
 # (serialization failure, deadlock), 53 insufficient resources (too many
 # connections, disk full), 57 operator intervention (statement timeout, server
-# shutting down), 58 system error (I/O); and 55P03, a lock not available in time.
+# shutting down), 58 system error (I/O); 55P03, a lock not available in time;
+# and 25006, a write reaching a server demoted to a standby by a failover.
 # Every other class is a refusal the same statement would meet again: 23
 # integrity, 22 data, 42 syntax or access (a missing table, column or function).
 _TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
-_TRANSIENT_SQLSTATES = frozenset({"55P03"})
+_TRANSIENT_SQLSTATES = frozenset({"55P03", "25006"})
 
 # SQLite's primary result codes of the same kind: BUSY, LOCKED, NOMEM, INTERRUPT,
 # IOERR, FULL, CANTOPEN, PROTOCOL. The others (ERROR for a missing table or
