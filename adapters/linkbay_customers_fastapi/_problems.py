@@ -31,6 +31,7 @@ from linkbay_customers.domain import (
     OrderConflict,
     ProfilingNotAllowed,
     StorageError,
+    StorageRejected,
 )
 
 __all__ = (
@@ -130,11 +131,22 @@ _STATUSES: dict[type[LinkbayError], tuple[int, str]] = {
     ProfilingNotAllowed: (409, "Profiling not allowed"),
     ConsentTypeUnknown: (422, "Unknown consent type"),
     InvalidInput: (422, "Invalid input"),
+    # A refusal the same request would meet again (a constraint of the host's
+    # schema the library maps to no domain error, a missing table): the server's
+    # fault, and not worth retrying, so not a 503.
+    StorageRejected: (500, "Storage rejected the request"),
     StorageError: (503, "Storage unavailable"),
     LinkbayError: (400, "Bad request"),
 }
 
 _STORAGE_DETAIL = "The storage failed to complete the request; try again later."
+_STORAGE_REJECTED_DETAIL = (
+    "The storage refused to complete the request and would refuse it again: retrying will not"
+    " help. The cause is in the server's log."
+)
+# Long enough for a lock to clear or a pool to free a connection, short enough
+# not to hold a client back once the database is reachable again.
+_RETRY_AFTER_SECONDS = 5
 
 
 def status_for(error: LinkbayError) -> int:
@@ -188,10 +200,15 @@ def _problem(
 def _linkbay_problem(error: LinkbayError) -> ProblemResponse:
     status, title = _status_and_title(error)
     detail = error.message
-    if isinstance(error, StorageError):
-        # The driver's message can quote SQL and values; it goes to the log only.
+    headers: Mapping[str, str] | None = getattr(error, "headers", None)
+    # The driver's message can quote SQL and values; it goes to the log only.
+    if isinstance(error, StorageRejected):
+        _logger.error("storage rejected the request: %s", error.message, exc_info=error)
+        detail = _STORAGE_REJECTED_DETAIL
+    elif isinstance(error, StorageError):
         _logger.warning("storage error: %s", error.message, exc_info=error)
         detail = _STORAGE_DETAIL
+        headers = {"Retry-After": str(_RETRY_AFTER_SECONDS)}
     return _problem(
         status,
         code=error.code,
@@ -199,7 +216,7 @@ def _linkbay_problem(error: LinkbayError) -> ProblemResponse:
         detail=detail,
         field=error.field,
         errors=error.errors if isinstance(error, InvalidInput) else None,
-        headers=getattr(error, "headers", None),
+        headers=headers,
     )
 
 
@@ -315,7 +332,21 @@ _DESCRIPTIONS = {
     "`address_not_found`).",
     409: "Conflict with the stored state (`duplicate_email`, `invalid_merge`, `order_conflict`).",
     422: "Invalid input; `errors` names every offending field (`invalid_input`).",
-    503: "The storage failed; retrying may succeed (`storage_error`).",
+    500: "The storage refused the request and would refuse it again, so retrying will not "
+    "help (`storage_rejected`: the host's schema or models need a change); or the server "
+    "failed (`internal_error`).",
+    503: "The storage failed for now (the database unreachable, a timeout, a lock, a "
+    "serialization conflict); retrying after `Retry-After` seconds may succeed "
+    "(`storage_error`).",
+}
+
+_HEADERS = {
+    503: {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying.",
+            "schema": {"type": "integer"},
+        }
+    }
 }
 
 
@@ -358,6 +389,7 @@ def problem_responses(
                 status, _DESCRIPTIONS.get(status, http.HTTPStatus(status).phrase)
             ),
             "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}},
+            **({"headers": _HEADERS[status]} if status in _HEADERS else {}),
         }
         for status in statuses
     }

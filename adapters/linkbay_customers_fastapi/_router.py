@@ -204,7 +204,7 @@ def create_customer_router(
         prefix=prefix,
         tags=list(tags),
         dependencies=list(dependencies),
-        responses=problem_responses(400, 401, 422, 503),
+        responses=problem_responses(400, 401, 422, 500, 503),
         generate_unique_id_function=generate_unique_id_function,
     )
     settings = RouteSettings(

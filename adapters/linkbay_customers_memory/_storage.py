@@ -35,7 +35,7 @@ from linkbay_customers.domain import (
     Page,
     ProductPurchases,
     ProductSales,
-    StorageError,
+    StorageRejected,
     chain_of,
     cosine_similarity,
     matches_filters,
@@ -107,12 +107,12 @@ class _Transaction:
         # Mirrors the tenant wall of the SQL adapters: a row is written only under
         # the tenant of the unit of work that writes it.
         if row.tenant_id != self.tenant_id:
-            raise StorageError("the row belongs to another tenant than the unit of work")
+            raise StorageRejected("the row belongs to another tenant than the unit of work")
 
     def require_customer(self, customer_id: int) -> None:
         # Mirrors the composite foreign keys of the SQL schema.
         if customer_id not in self.tables.customers:
-            raise StorageError(f"customer {customer_id} does not exist in this tenant")
+            raise StorageRejected(f"customer {customer_id} does not exist in this tenant")
 
 
 def _copy(value: T) -> T:
@@ -224,7 +224,7 @@ class InMemoryCustomerRepository(_Repository, CustomerRepository):
         """Insert a customer."""
         self._tx.own(customer)
         if customer.id in self._t.customers:
-            raise StorageError(f"customer {customer.id} already exists")
+            raise StorageRejected(f"customer {customer.id} already exists")
         self._check_email(customer)
         self._t.customers[customer.id] = _copy(customer)
 
@@ -268,9 +268,9 @@ class InMemoryCustomerRepository(_Repository, CustomerRepository):
         doomed = set(customer_ids)
         for table in (t.addresses, t.notes, t.orders, t.consents):
             if any(row.customer_id in doomed for row in table.values()):
-                raise StorageError("a customer to delete still has dependent rows")
+                raise StorageRejected("a customer to delete still has dependent rows")
         if any(a.customer_id in doomed for a in t.aliases.values()):
-            raise StorageError("a customer to delete still has merge aliases")
+            raise StorageRejected("a customer to delete still has merge aliases")
         for customer_id in doomed:
             t.customers.pop(customer_id, None)
 
@@ -363,13 +363,13 @@ class InMemoryAddressRepository(_Repository, AddressRepository):
             and other.id != address.id
             for other in self._t.addresses.values()
         ):
-            raise StorageError(f"customer {address.customer_id} already has a default address")
+            raise StorageRejected(f"customer {address.customer_id} already has a default address")
 
     async def add(self, address: Address) -> None:
         """Insert an address."""
         self._tx.own(address)
         if address.id in self._t.addresses:
-            raise StorageError(f"address {address.id} already exists")
+            raise StorageRejected(f"address {address.id} already exists")
         self._check(address)
         self._t.addresses[address.id] = _copy(address)
 
@@ -425,7 +425,7 @@ class InMemoryNoteRepository(_Repository, NoteRepository):
         self._tx.own(note)
         self._tx.require_customer(note.customer_id)
         if note.id in self._t.notes:
-            raise StorageError(f"note {note.id} already exists")
+            raise StorageRejected(f"note {note.id} already exists")
         self._t.notes[note.id] = _copy(note)
 
     async def list_for_customer(self, customer_id: int) -> list[CustomerNote]:
@@ -469,7 +469,7 @@ class InMemoryOrderRepository(_Repository, OrderRepository):
         if any(o.order_id == order.order_id for o in self._t.orders.values()):
             raise OrderConflict(f"order {order.order_id!r} is already recorded")
         if order.id in self._t.orders:
-            raise StorageError(f"order {order.id} already exists")
+            raise StorageRejected(f"order {order.id} already exists")
         self._t.orders[order.id] = _copy(order)
 
     async def get_by_order_id(self, order_id: str) -> Order | None:
@@ -575,7 +575,7 @@ class InMemoryConsentRepository(_Repository, ConsentRepository):
         self._tx.own(event)
         self._tx.require_customer(event.customer_id)
         if event.id in self._t.consents:
-            raise StorageError(f"consent event {event.id} already exists")
+            raise StorageRejected(f"consent event {event.id} already exists")
         self._t.consents[event.id] = _copy(event)
 
     async def list_for_customer(self, customer_id: int) -> list[ConsentEvent]:
@@ -627,13 +627,13 @@ class InMemoryAuditRepository(_Repository, AuditRepository):
         """Append a sealed event and make it its chain's tip."""
         self._tx.own(event)
         if event.sequence is None or event.hash is None:
-            raise StorageError("an audit event must be sealed before it is appended")
+            raise StorageRejected("an audit event must be sealed before it is appended")
         if event.id in self._t.audit:
-            raise StorageError(f"audit event {event.id} already exists")
+            raise StorageRejected(f"audit event {event.id} already exists")
         chain = chain_of(event.customer_id)
         tip = self._t.audit_tips.get(chain, ChainTip())
         if event.sequence != tip.sequence + 1:
-            raise StorageError(f"position {event.sequence} of audit chain {chain} is taken")
+            raise StorageRejected(f"position {event.sequence} of audit chain {chain} is taken")
         self._t.audit[event.id] = _copy(event)
         self._t.audit_tips[chain] = ChainTip(event.sequence, event.hash)
 
@@ -699,7 +699,7 @@ class InMemoryMergeAliasRepository(_Repository, MergeAliasRepository):
         self._tx.require_customer(alias.alias_id)
         self._tx.require_customer(alias.customer_id)
         if alias.alias_id in self._t.aliases:
-            raise StorageError(f"customer {alias.alias_id} is already an alias")
+            raise StorageRejected(f"customer {alias.alias_id} is already an alias")
         self._t.aliases[alias.alias_id] = alias
 
     async def resolve(self, alias_id: int) -> int | None:

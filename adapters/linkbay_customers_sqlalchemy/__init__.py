@@ -34,6 +34,8 @@ from linkbay_customers_sqlalchemy._models import (
     OrderMixin,
     build_models,
     default_models,
+    not_personal,
+    personal,
 )
 from linkbay_customers_sqlalchemy._roles import application_role_grants, grant_application_role
 from linkbay_customers_sqlalchemy._storage import (
@@ -68,6 +70,8 @@ __all__ = (
     "create_engine",
     "default_models",
     "drop_audit_clock",
+    "not_personal",
+    "personal",
     "schema_filter",
     "upgrade",
 )

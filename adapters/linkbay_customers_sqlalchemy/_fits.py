@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Table, delete, insert, select
 
-from linkbay_customers.domain import ModelFit, StorageError
+from linkbay_customers.domain import ModelFit, StorageRejected
 from linkbay_customers.ports import ModelFitRepository
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class SqlModelFitRepository(ModelFitRepository):
     async def save(self, fit: ModelFit) -> None:
         """Store a fit, replacing the tenant's previous fit of that model."""
         if fit.tenant_id != self._uow.tenant_id:
-            raise StorageError("the row belongs to another tenant than the unit of work")
+            raise StorageRejected("the row belongs to another tenant than the unit of work")
         t = self._table
         await self._uow.execute(
             delete(t).where(t.c.tenant_id == fit.tenant_id, t.c.model == fit.model),

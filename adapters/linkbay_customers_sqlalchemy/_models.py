@@ -7,7 +7,9 @@ another tenant's row, and the schema distributes by ``tenant_id`` unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
@@ -17,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     Date,
     Float,
     ForeignKeyConstraint,
@@ -25,16 +28,20 @@ from sqlalchemy import (
     MetaData,
     Sequence,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
+from linkbay_customers.domain import Customer, ExtraErasure
 from linkbay_customers_sqlalchemy._audit_time import AUDIT_TABLE_LISTENERS
 from linkbay_customers_sqlalchemy._types import Embedding, JSONDocument, Money, UTCDateTime
 
 __all__ = (
+    "CUSTOMER_FIELDS",
+    "INFO_KEY",
     "AddressMixin",
     "AuditChainMixin",
     "AuditEventMixin",
@@ -49,8 +56,12 @@ __all__ = (
     "OrderLineMixin",
     "OrderMixin",
     "build_models",
+    "customer_extra_columns",
     "default_models",
+    "extra_erasure",
     "id_sequence_name",
+    "not_personal",
+    "personal",
 )
 
 NAMING_CONVENTION = {
@@ -83,6 +94,110 @@ class _HasSequencedId:
         )
 
 
+CUSTOMER_FIELDS = tuple(f.name for f in dataclasses.fields(Customer) if f.name != "extra")
+"""The fields of a customer the library knows; the other columns of its table are extras."""
+
+INFO_KEY = "linkbay"
+"""The key of a column's ``info`` holding what the library is told about the column."""
+
+_DECLARATION_KEYS = frozenset({"personal", "anonymized"})
+
+
+def personal(*, anonymized: Any = None) -> dict[str, Any]:
+    """Column ``info`` declaring an extra customer column personal, and what erasure writes.
+
+    Every extra column is personal unless declared otherwise; the declaration is
+    needed for a NOT NULL column, which anonymization cannot empty::
+
+        company_name = Column(String(255), nullable=False, info=personal(anonymized=""))
+
+    Args:
+        anonymized: The value anonymization writes to the column (None: NULL).
+
+    Returns:
+        The ``info`` mapping to pass to ``Column`` or ``mapped_column``; merge it
+        into an ``info`` of your own with ``{**personal(...), ...}``.
+    """
+    return {INFO_KEY: {"personal": True, "anonymized": anonymized}}
+
+
+def not_personal() -> dict[str, Any]:
+    """Column ``info`` declaring an extra customer column not personal: erasure keeps it.
+
+    For a value that identifies no one, such as a plan or an account tier::
+
+        plan = Column(String(20), nullable=False, info=not_personal())
+
+    Returns:
+        The ``info`` mapping to pass to ``Column`` or ``mapped_column``.
+    """
+    return {INFO_KEY: {"personal": False}}
+
+
+@functools.cache
+def customer_extra_columns(table: Table) -> tuple[str, ...]:
+    """The columns a host's customer model adds to the library's: the ``extra`` fields."""
+    return tuple(c.name for c in table.columns if c.name not in CUSTOMER_FIELDS)
+
+
+def _constant_default(column: Column[Any]) -> tuple[bool, Any]:
+    """Whether a column has a constant default, and the value it stores."""
+    default = column.default
+    if default is not None and getattr(default, "is_scalar", False):
+        return True, getattr(default, "arg", None)
+    # A server default given as a plain string is stored as that text; SQL
+    # expressions (``text(...)``) could not be written as a bound value.
+    server_default = getattr(column.server_default, "arg", None)
+    if isinstance(server_default, str) and isinstance(column.type, String):
+        return True, server_default
+    return False, None
+
+
+@functools.cache
+def extra_erasure(table: Table) -> ExtraErasure:
+    """What anonymization writes to a customer table's extra columns, as they are declared.
+
+    A column declared ``not_personal()`` is kept; a personal one (any other) gets
+    its declared ``anonymized`` value, else NULL if it is nullable, else its
+    constant default (``default=...``, or a string ``server_default``).
+
+    Raises:
+        ValueError: A NOT NULL personal column with nothing to write, or a
+            malformed declaration; the message names the column.
+    """
+    kept: set[str] = set()
+    values: dict[str, Any] = {}
+    for name in customer_extra_columns(table):
+        column = table.c[name]
+        where = f"{table.name}.{name}"
+        declared = column.info.get(INFO_KEY, {})
+        if not isinstance(declared, Mapping) or not set(declared) <= _DECLARATION_KEYS:
+            raise ValueError(
+                f"{where}: info[{INFO_KEY!r}] takes the keys 'personal' and 'anonymized';"
+                " write it with personal(anonymized=...) or not_personal()"
+            )
+        if declared.get("personal", True) is False:
+            if "anonymized" in declared:
+                raise ValueError(
+                    f"{where} is declared not personal and anonymized: anonymization"
+                    " keeps a column that is not personal, so drop 'anonymized'"
+                )
+            kept.add(name)
+            continue
+        value = declared.get("anonymized")
+        if value is None and not column.nullable:
+            has_default, value = _constant_default(column)
+            if not has_default or value is None:
+                raise ValueError(
+                    f"{where} is NOT NULL and personal, so anonymization must write a value"
+                    " to it: declare it with info=personal(anonymized=...), or mark it"
+                    " info=not_personal() if it identifies no one"
+                )
+        if value is not None:
+            values[name] = value
+    return ExtraErasure(kept=frozenset(kept), values=values)
+
+
 def _customer_fk(
     cls: Any, column: str = "customer_id", ondelete: str | None = None
 ) -> ForeignKeyConstraint:
@@ -98,6 +213,11 @@ class CustomerMixin(_HasSequencedId):
     Subclass it with a declarative base and a ``__tablename__`` (``customers`` for
     the shipped migrations). Columns a subclass adds are the customer's ``extra``
     fields: accepted on create and update and returned on read and export.
+
+    They are personal unless declared otherwise: anonymization sets them NULL, or
+    writes the value declared with ``info=personal(anonymized=...)`` (needed for a
+    NOT NULL column without a constant default), and keeps the columns declared
+    ``info=not_personal()``.
     """
 
     tenant_id: Mapped[str] = _tenant_column()
@@ -437,7 +557,12 @@ class ModelFitMixin:
 
 @dataclass(frozen=True)
 class ModelSet:
-    """The mapped classes the storage reads and writes; all on one metadata."""
+    """The mapped classes the storage reads and writes; all on one metadata.
+
+    Raises:
+        ValueError: The customer model has a NOT NULL personal column without a
+            value for anonymization to write (see ``personal``), named in the message.
+    """
 
     customer: type[CustomerMixin]
     address: type[AddressMixin]
@@ -450,6 +575,11 @@ class ModelSet:
     merge_alias: type[MergeAliasMixin]
     model_fit: type[ModelFitMixin]
     embedding: type[CustomerEmbeddingMixin]
+
+    def __post_init__(self) -> None:
+        # Refused here, when the models are bound, rather than at the first erasure,
+        # which would fail on the constraint and could never succeed.
+        extra_erasure(self.customer.__table__)  # type: ignore[attr-defined]
 
     @property
     def metadata(self) -> MetaData:

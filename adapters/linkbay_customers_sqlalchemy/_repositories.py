@@ -62,6 +62,7 @@ from linkbay_customers.domain import (
     CustomerNotFound,
     DerivedData,
     DuplicateEmail,
+    ExtraErasure,
     InvalidInput,
     MergeAlias,
     Order,
@@ -72,6 +73,7 @@ from linkbay_customers.domain import (
     ProductPurchases,
     ProductSales,
     StorageError,
+    StorageRejected,
     TagMatch,
     chain_of,
     phone_query,
@@ -86,6 +88,11 @@ from linkbay_customers.ports import (
     OrderRepository,
 )
 from linkbay_customers_sqlalchemy._errors import is_unique_violation, translate_errors
+from linkbay_customers_sqlalchemy._models import (
+    CUSTOMER_FIELDS,
+    customer_extra_columns,
+    extra_erasure,
+)
 
 if TYPE_CHECKING:
     from linkbay_customers_sqlalchemy._storage import SqlAlchemyUnitOfWork
@@ -101,10 +108,9 @@ __all__ = (
     "like_escape",
 )
 
-_CUSTOMER_FIELDS = tuple(f.name for f in dataclasses.fields(Customer) if f.name != "extra")
 # The embedding lives in a table of its own (see CustomerEmbeddingMixin).
 _EMBEDDING_FIELDS = ("embedding", "embedding_version")
-_ROW_FIELDS = tuple(name for name in _CUSTOMER_FIELDS if name not in _EMBEDDING_FIELDS)
+_ROW_FIELDS = tuple(name for name in CUSTOMER_FIELDS if name not in _EMBEDDING_FIELDS)
 _row_fields = operator.attrgetter(*_ROW_FIELDS)
 _UNREAD = object()  # an embedding this unit of work has not read
 _ESCAPE = "\\"
@@ -159,7 +165,7 @@ class _Repository:
 
     def _own(self, row: Any) -> None:
         if row.tenant_id != self._uow.tenant_id:
-            raise StorageError("the row belongs to another tenant than the unit of work")
+            raise StorageRejected("the row belongs to another tenant than the unit of work")
 
     def _one_of(self, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
         """``column`` is one of ``values``: one array parameter on PostgreSQL.
@@ -275,12 +281,6 @@ def _update_by_key(table: Table, columns: tuple[str, ...]) -> Any:
 
 def _keyed(row: Mapping[str, Any]) -> dict[str, Any]:
     return {**row, "key_tenant": row["tenant_id"], "key_id": row["id"]}
-
-
-@functools.cache
-def _extra_columns(table: Table) -> tuple[str, ...]:
-    """The columns a host's customer model adds to the library's."""
-    return tuple(c.name for c in table.columns if c.name not in _CUSTOMER_FIELDS)
 
 
 _SCORE_COLUMNS = tuple(
@@ -411,7 +411,11 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
 
     @property
     def _extra_columns(self) -> tuple[str, ...]:
-        return _extra_columns(self._table)
+        return customer_extra_columns(self._table)
+
+    def extra_erasure(self) -> ExtraErasure:
+        """What anonymization writes to the host's extra columns, as the model declares them."""
+        return extra_erasure(self._table)
 
     @property
     def _embeddings(self) -> Table:
@@ -436,7 +440,7 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
 
     def _entity(self, row: Any) -> Customer:
         data = row._mapping
-        values = {name: data[name] for name in _CUSTOMER_FIELDS}
+        values = {name: data[name] for name in CUSTOMER_FIELDS}
         values["preferences"] = values["preferences"] or {}
         values["tags"] = values["tags"] or []
         values["consent_data"] = _consent_from_json(values["consent_data"])
@@ -1361,7 +1365,7 @@ class SqlAuditRepository(_Repository, AuditRepository):
     def _values(self, event: AuditEvent) -> dict[str, Any]:
         self._own(event)
         if event.sequence is None or event.hash is None:
-            raise StorageError("an audit event must be sealed before it is appended")
+            raise StorageRejected("an audit event must be sealed before it is appended")
         return {
             "tenant_id": event.tenant_id,
             "id": event.id,

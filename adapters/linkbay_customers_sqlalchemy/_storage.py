@@ -21,7 +21,7 @@ from linkbay_customers.audit_keys import (
 from linkbay_customers.domain import AuditChain, StorageError
 from linkbay_customers.ports import Storage, UnitOfWork
 from linkbay_customers_sqlalchemy._engine import create_engine
-from linkbay_customers_sqlalchemy._errors import translate_errors
+from linkbay_customers_sqlalchemy._errors import storage_error, translate_errors
 from linkbay_customers_sqlalchemy._fits import SqlModelFitRepository
 from linkbay_customers_sqlalchemy._models import ModelSet, default_models, id_sequence_name
 from linkbay_customers_sqlalchemy._repositories import (
@@ -201,7 +201,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             return False
         except asyncpg.PostgresError as exc:
             detail = str(exc).strip().splitlines()[0]
-            raise StorageError(f"{action} failed: {detail}") from exc
+            raise storage_error(f"{action} failed: {detail}", exc) from exc
         return True
 
     async def next_ids(self, table_name: str, count: int = 1) -> list[int]:

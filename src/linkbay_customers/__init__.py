@@ -20,6 +20,7 @@ from linkbay_customers.domain import (
     ProfilingNotAllowed,
     ProfilingPolicy,
     StorageError,
+    StorageRejected,
 )
 from linkbay_customers.heuristics import HeuristicIntelligence
 from linkbay_customers.services import (
@@ -49,6 +50,7 @@ __all__ = (
     "PurgeResult",
     "RecordedOrder",
     "StorageError",
+    "StorageRejected",
     "SystemClock",
     "bootstrap",
     "__version__",

@@ -69,7 +69,7 @@ def test_every_operation_has_a_summary_a_description_and_an_id(spec: dict[str, A
 def test_every_operation_documents_its_problems(spec: dict[str, Any]) -> None:
     for method, path, operation in _operations(spec):
         statuses = {int(code) for code in operation["responses"]}
-        expected = {400, 401, 422, 503}
+        expected = {400, 401, 422, 500, 503}
         if "{" in path or path == "/customers/merge":
             expected.add(404)
         if (method, path) in CONFLICTS:
@@ -81,6 +81,8 @@ def test_every_operation_documents_its_problems(spec: dict[str, Any]) -> None:
             schema = content[PROBLEM_MEDIA_TYPE]["schema"]
             assert set(schema["required"]) == {"type", "title", "status", "detail", "code", "field"}
             assert "errors" in schema["properties"]
+        assert set(operation["responses"]["503"]["headers"]) == {"Retry-After"}, (method, path)
+        assert "storage_rejected" in operation["responses"]["500"]["description"]
 
 
 def test_success_responses_name_their_models(spec: dict[str, Any]) -> None:

@@ -11,7 +11,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from linkbay_customers import CustomerService, HeuristicIntelligence, StorageError
+from linkbay_customers import (
+    CustomerService,
+    HeuristicIntelligence,
+    StorageError,
+    StorageRejected,
+)
 from linkbay_customers.domain import MAX_ID
 from linkbay_customers.ports import UnitOfWork
 from linkbay_customers.testing import FixedClock
@@ -391,8 +396,11 @@ async def test_a_host_dependency_returning_no_valid_tenant_is_a_400() -> None:
 
 
 class BrokenUnitOfWork:
+    def __init__(self, error: StorageError) -> None:
+        self.error = error
+
     async def __aenter__(self) -> UnitOfWork:
-        raise StorageError("connect failed: password authentication failed for user 'admin'")
+        raise self.error
 
     async def __aexit__(
         self,
@@ -406,20 +414,46 @@ class BrokenUnitOfWork:
 async def test_a_storage_failure_is_a_503_that_does_not_leak_the_driver_message(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    service = CustomerService(
-        lambda tenant_id: BrokenUnitOfWork(),  # type: ignore[arg-type, return-value]
-        FixedClock(),
-        HeuristicIntelligence(),
+    response = await _response_to(
+        StorageError("connect failed: password authentication failed for user 'admin'"), caplog
     )
-
-    with caplog.at_level(logging.WARNING, logger="linkbay_customers_fastapi"):
-        async with await _client(_app(service)) as client:
-            response = await client.get("/customers/1", headers=tenant_headers("t1"))
 
     body = assert_problem(response, 503, "storage_error")
     assert "admin" not in response.text
     assert body["title"] == "Storage unavailable"
-    assert "admin" in caplog.text
+    assert int(response.headers["Retry-After"]) > 0
+    assert [(r.levelname, "admin" in r.getMessage()) for r in caplog.records] == [("WARNING", True)]
+
+
+async def test_a_storage_refusal_is_a_500_that_says_retrying_will_not_help(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    response = await _response_to(
+        StorageRejected(
+            "updating customers failed: NOT NULL constraint failed: customers.company_name"
+        ),
+        caplog,
+    )
+
+    body = assert_problem(response, 500, "storage_rejected")
+    assert "retrying will not help" in body["detail"]
+    assert "Retry-After" not in response.headers
+    assert "company_name" not in response.text
+    assert [(r.levelname, "company_name" in r.getMessage()) for r in caplog.records] == [
+        ("ERROR", True)
+    ]
+
+
+async def _response_to(error: StorageError, caplog: pytest.LogCaptureFixture) -> httpx.Response:
+    """The answer to a request whose unit of work fails with ``error``."""
+    service = CustomerService(
+        lambda tenant_id: BrokenUnitOfWork(error),  # type: ignore[arg-type, return-value]
+        FixedClock(),
+        HeuristicIntelligence(),
+    )
+    with caplog.at_level(logging.WARNING, logger="linkbay_customers_fastapi"):
+        async with await _client(_app(service)) as client:
+            return await client.get("/customers/1", headers=tenant_headers("t1"))
 
 
 async def test_an_unexpected_error_is_a_500_problem_without_details() -> None:

@@ -64,6 +64,7 @@ async def test_an_unreachable_server_is_a_storage_error_and_a_503_problem() -> N
         problem = response.json()
         assert problem["status"] == 503
         assert problem["code"] == StorageError.code
+        assert int(response.headers["Retry-After"]) > 0
         assert "127.0.0.1" not in response.text  # the driver's message stays in the log
     finally:
         await storage.close()

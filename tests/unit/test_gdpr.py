@@ -25,6 +25,7 @@ from linkbay_customers import (
 )
 from linkbay_customers.domain import AuditAction, Customer
 from linkbay_customers.ports import Storage, UnitOfWork
+from linkbay_customers.schemas import CustomerCreate
 from linkbay_customers.testing import FixedClock
 
 PROFILE = {
@@ -780,3 +781,24 @@ class TestRetention:
 
 def test_the_clock_of_the_fixture_is_utc(clock: FixedClock) -> None:
     assert clock.now().tzinfo is UTC
+
+
+class LoyaltyCustomerCreate(CustomerCreate):
+    loyalty_card: str | None = None
+    store: str | None = None
+
+
+async def test_a_storage_that_declares_nothing_about_extra_fields_empties_them_all(
+    service: CustomerService, gdpr: GDPRService, tenant: str
+) -> None:
+    customer = await service.create_customer(
+        tenant, LoyaltyCustomerCreate(email="card@example.com", loyalty_card="LC-1", store="Milan")
+    )
+
+    await gdpr.delete_customer_data(tenant, customer.id)
+
+    erased = await service.get_customer(tenant, customer.id, include_deleted=True)
+    assert erased.extra == {"loyalty_card": None, "store": None}
+    events = (await gdpr.list_audit_events(tenant, customer_id=customer.id)).items
+    anonymized = [e for e in events if e.action is AuditAction.DATA_ANONYMIZED]
+    assert {"loyalty_card", "store"} <= set(anonymized[0].changed_fields)

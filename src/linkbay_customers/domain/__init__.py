@@ -39,6 +39,7 @@ from linkbay_customers.domain._errors import (
     OrderConflict,
     ProfilingNotAllowed,
     StorageError,
+    StorageRejected,
 )
 from linkbay_customers.domain._insight import (
     DerivedData,
@@ -52,6 +53,7 @@ from linkbay_customers.domain._privacy import (
     DEFAULT_PROFILING_POLICY,
     PERSONAL_FIELDS,
     PROFILE_FIELDS,
+    ExtraErasure,
     ProfilingPolicies,
     ProfilingPolicy,
     anonymize,
@@ -106,6 +108,7 @@ __all__ = (
     "cosine_similarity",
     "DEFAULT_CONSENT_TYPES",
     "DEFAULT_PROFILING_POLICY",
+    "ExtraErasure",
     "PERSONAL_FIELDS",
     "PROFILE_FIELDS",
     "ProfilingPolicies",
@@ -147,6 +150,7 @@ __all__ = (
     "Page",
     "Segment",
     "StorageError",
+    "StorageRejected",
     "TagMatch",
     "apply_order",
     "fill_missing",

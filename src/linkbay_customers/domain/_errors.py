@@ -17,6 +17,7 @@ __all__ = (
     "OrderConflict",
     "ProfilingNotAllowed",
     "StorageError",
+    "StorageRejected",
 )
 
 
@@ -145,6 +146,27 @@ class InvalidInput(LinkbayError, ValueError):
 
 
 class StorageError(LinkbayError):
-    """The storage backend failed in a way the library cannot map to a domain error."""
+    """The storage backend failed in a way the library cannot map to a domain error.
+
+    This class itself means a failure that a later attempt may not meet: the
+    database unreachable or its connection lost, a timeout, a lock, a deadlock or
+    a serialization conflict. ``StorageRejected`` is the other kind.
+
+    Attributes:
+        retryable: Whether the same call may succeed if made again later.
+    """
 
     code = "storage_error"
+    retryable: bool = True
+
+
+class StorageRejected(StorageError):
+    """The storage refused the operation and would refuse it again: retrying cannot help.
+
+    A constraint the library maps to no domain error (such as a NOT NULL column
+    left empty), a value its column cannot hold, a table, column or function the
+    schema lacks: the schema, the models or the code must change first.
+    """
+
+    code = "storage_rejected"
+    retryable = False

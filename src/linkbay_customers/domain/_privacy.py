@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from linkbay_customers.domain._entities import ConsentState, Customer
 
@@ -13,6 +14,7 @@ __all__ = (
     "PERSONAL_FIELDS",
     "PROFILE_FIELDS",
     "DEFAULT_PROFILING_POLICY",
+    "ExtraErasure",
     "ProfilingPolicies",
     "ProfilingPolicy",
     "anonymize",
@@ -36,22 +38,53 @@ PROFILE_FIELDS = (
 """The fields of a customer's profile, as given on create and update."""
 
 PERSONAL_FIELDS = (*PROFILE_FIELDS, "embedding", "embedding_version")
-"""The customer fields anonymization clears; a host's ``extra`` columns are cleared too."""
+"""The customer fields anonymization clears; a host's personal ``extra`` fields are cleared too."""
 
 
-def anonymize(customer: Customer, now: datetime) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class ExtraErasure:
+    """What anonymization does to a host's ``extra`` fields.
+
+    Every extra field is personal unless ``kept`` names it. Anonymization writes
+    each personal field's value in ``values``, None where it names none, and
+    leaves the fields in ``kept`` as they are. The storage adapter, which knows
+    the host's columns, says which fields these are (``CustomerRepository.extra_erasure``).
+
+    Attributes:
+        kept: The extra fields that are not personal.
+        values: The value anonymization writes to a personal field that cannot
+            be empty (a NOT NULL column), by field name.
+    """
+
+    kept: frozenset[str] = frozenset()
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def erase(self, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """The extra fields as anonymization leaves them."""
+        return {
+            name: value if name in self.kept else self.values.get(name)
+            for name, value in extra.items()
+        }
+
+
+def anonymize(
+    customer: Customer, now: datetime, extra_erasure: ExtraErasure | None = None
+) -> list[str]:
     """Strip a customer of personal data, keeping the non-identifying analytics.
 
-    Clears the profile (``PERSONAL_FIELDS``) and every ``extra`` value, removes the
-    source, IP address and user agent from the consent state (the decisions and
-    dates stay), marks the customer anonymized and deleted. Order counts, totals,
-    dates, segment and scores stay: they describe no one once the profile is gone.
+    Clears the profile (``PERSONAL_FIELDS``) and the personal ``extra`` fields
+    (every one, unless ``extra_erasure`` keeps some or gives the values to write),
+    removes the source, IP address and user agent from the consent state (the
+    decisions and dates stay), marks the customer anonymized and deleted. Order
+    counts, totals, dates, segment and scores stay: they describe no one once the
+    profile is gone.
 
     Returns:
         The names of the fields that changed; empty when already anonymized.
     """
     if customer.is_anonymized:
         return []
+    erased_extra = (extra_erasure or ExtraErasure()).erase(customer.extra)
     changed = [name for name in PERSONAL_FIELDS if getattr(customer, name) not in (None, [], {})]
     customer.email = customer.first_name = customer.last_name = None
     customer.phone = customer.gender = customer.embedding_version = None
@@ -59,10 +92,8 @@ def anonymize(customer: Customer, now: datetime) -> list[str]:
     customer.embedding = None
     customer.preferences = {}
     customer.tags = []
-    for name, value in customer.extra.items():
-        if value is not None:
-            changed.append(name)
-    customer.extra = dict.fromkeys(customer.extra)
+    changed.extend(name for name, value in customer.extra.items() if erased_extra[name] != value)
+    customer.extra = erased_extra
     # The source is free text a host fills (a campaign, a form, a shop assistant's
     # name): it goes with the rest of where the decision was taken.
     if any(s.source or s.ip_address or s.user_agent for s in customer.consent_data.values()):

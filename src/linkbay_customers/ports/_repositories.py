@@ -16,6 +16,7 @@ from linkbay_customers.domain import (
     CustomerFilters,
     CustomerNote,
     DerivedData,
+    ExtraErasure,
     MergeAlias,
     ModelFit,
     Order,
@@ -86,6 +87,11 @@ class CustomerRepository(Protocol):
     async def update_many(self, customers: Sequence[Customer]) -> None:
         """Write every field of many existing customers at once."""
         ...
+
+    def extra_erasure(self) -> ExtraErasure:
+        """What anonymization writes to the extra fields; by default every one is personal."""
+        # A body, not ``...``: an adapter without a schema of extra fields inherits it.
+        return ExtraErasure()
 
     async def delete(self, customer_id: int) -> None:
         """Remove a customer row for good (its dependants must be gone first)."""

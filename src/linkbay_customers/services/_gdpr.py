@@ -235,14 +235,17 @@ class GDPRService:
         merged into it.
 
         Anonymization (the default) removes every personal value from every table —
-        the profile and the host's extra fields, addresses, note texts, the source,
-        IP address and user agent of consent records, order shipping details and
-        the product names of order lines, the embedding, audit details — and keeps
-        the non-identifying analytics (order counts, totals, dates) and the host's
-        order ids. It cannot be undone, and repeating it changes nothing.
+        the profile and the host's personal extra fields, addresses, note texts, the
+        source, IP address and user agent of consent records, order shipping details
+        and the product names of order lines, the embedding — and keeps the
+        non-identifying analytics (order counts, totals, dates) and the host's order
+        ids. It cannot be undone, and repeating it changes nothing.
 
-        Hard deletion (``anonymize=False``) removes every row about them, audit
-        events included, leaving one tombstone audit event without personal data.
+        Hard deletion (``anonymize=False``) removes every row about them.
+
+        Both keep the audit trail, which holds no personal values (accountability,
+        art. 5(2)), and add their own event to it: ``data.anonymized`` per customer,
+        or one ``data.erased`` tombstone naming the erased ids.
 
         Returns:
             ``{"success", "method" ("anonymized" or "deleted"), "customer_id",
@@ -545,7 +548,8 @@ async def _anonymize_many(
 ) -> None:
     """Anonymize customers with a fixed number of statements, however many they are."""
     now = clock.now()
-    changes = {c.id: anonymize(c, now) for c in customers}
+    extra_erasure = uow.customers.extra_erasure()
+    changes = {c.id: anonymize(c, now, extra_erasure) for c in customers}
     changed = [c for c in customers if changes[c.id]]
     if not changed:
         return

@@ -44,6 +44,7 @@ from linkbay_customers.domain import (
     OrderItem,
     OrderShipping,
     StorageError,
+    StorageRejected,
     TagMatch,
     chain_of,
 )
@@ -348,7 +349,7 @@ class CustomerRepositoryContract(_ContractBase):
         async with uow:
             customer = await add_customer(uow)
             await add_address(uow, customer.id)
-            with pytest.raises(StorageError):
+            with pytest.raises(StorageRejected):
                 await uow.customers.delete(customer.id)
 
     async def test_many_customers_are_added_and_read_back_by_email_at_once(
@@ -443,7 +444,7 @@ class CustomerRepositoryContract(_ContractBase):
     ) -> None:
         async with uow:
             customer_id = await uow.customers.next_id()
-            with pytest.raises(StorageError):
+            with pytest.raises(StorageRejected):
                 await add_customer(uow, id=customer_id, tenant_id=other_tenant)
 
 
@@ -638,7 +639,7 @@ class AddressRepositoryContract(_ContractBase):
             customer = await add_customer(uow)
             await add_address(uow, customer.id, is_default=True)
             await add_address(uow, customer.id, type=AddressType.BILLING, is_default=True)
-            with pytest.raises(StorageError):
+            with pytest.raises(StorageRejected):
                 await add_address(uow, customer.id, is_default=True)
 
     async def test_an_address_needs_a_customer_of_the_same_tenant(
@@ -648,7 +649,7 @@ class AddressRepositoryContract(_ContractBase):
             foreign = await add_customer(uow)
             await uow.commit()
         async with storage.unit_of_work(tenant) as uow:
-            with pytest.raises(StorageError):
+            with pytest.raises(StorageRejected):
                 await add_address(uow, foreign.id)
 
     async def test_reassign_and_delete_for_customer(self, uow: UnitOfWork) -> None:
@@ -720,7 +721,7 @@ class NoteRepositoryContract(_ContractBase):
 
     async def test_a_note_needs_an_existing_customer(self, uow: UnitOfWork) -> None:
         async with uow:
-            with pytest.raises(StorageError):
+            with pytest.raises(StorageRejected):
                 await add_note(uow, await uow.customers.next_id())
 
 
@@ -843,7 +844,7 @@ class OrderRepositoryContract(_ContractBase):
 
     async def test_an_order_needs_an_existing_customer(self, uow: UnitOfWork) -> None:
         async with uow:
-            with pytest.raises(StorageError):
+            with pytest.raises(StorageRejected):
                 await add_order(uow, await uow.customers.next_id())
 
 
@@ -1315,7 +1316,7 @@ class IntelligenceDataContract(_ContractBase):
         async with storage.unit_of_work(tenant) as uow:
             assert await uow.model_fits.get("bg_nbd") == second
             assert await uow.model_fits.get("other") is None
-            with pytest.raises(StorageError):
+            with pytest.raises(StorageRejected):
                 await uow.model_fits.save(replace(first, tenant_id=other_tenant))
         async with storage.unit_of_work(other_tenant) as uow:
             assert await uow.model_fits.get("bg_nbd") is None
