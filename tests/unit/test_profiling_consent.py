@@ -166,7 +166,7 @@ async def opted_in_and_not(shop: Shop, tenant: str) -> Pair:
     return Pair(excluded=anna.id, allowed=bruno.id)
 
 
-class TestCustomerPaths:
+class TestProfilingOnCustomerPaths:
     async def test_create_gives_no_segment_to_a_customer_who_never_opted_in(
         self, shop: Shop, tenant: str, other_tenant: str
     ) -> None:
@@ -264,7 +264,7 @@ class TestCustomerPaths:
         assert None not in derived(await shop.stored(tenant, pair.allowed)).values()
 
 
-class TestIntelligencePaths:
+class TestProfilingOnIntelligencePaths:
     async def test_scoring_clears_who_never_opted_in_and_scores_who_did(
         self, shop: Shop, tenant: str, clock: FixedClock
     ) -> None:
