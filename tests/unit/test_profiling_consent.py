@@ -107,26 +107,6 @@ class Shop:
         await self.gdpr.update_consent(tenant, customer_id, "analytics", True)
 
 
-@pytest.fixture
-def shop(storage: Storage, clock: FixedClock, tenant: str) -> Shop:
-    policies = Policies()
-    policies.by_tenant[tenant] = OPT_IN
-    intelligence = RecordingIntelligence()
-    container = CustomersContainer()
-    container.storage.override(providers.Object(storage))
-    container.clock.override(providers.Object(clock))
-    container.intelligence.override(providers.Object(intelligence))
-    container.profiling_policy.override(providers.Object(policies))
-    return Shop(
-        storage,
-        container.customer_service(),
-        container.ai_service(),
-        container.gdpr_service(),
-        policies,
-        intelligence,
-    )
-
-
 @dataclass
 class Pair:
     excluded: int  # never gave analytics consent
@@ -166,7 +146,30 @@ async def opted_in_and_not(shop: Shop, tenant: str) -> Pair:
     return Pair(excluded=anna.id, allowed=bruno.id)
 
 
-class TestProfilingOnCustomerPaths:
+class ProfilingShop:
+    """The shop fixture, as a method so that the classes run again on SQL carry it."""
+
+    @pytest.fixture
+    def shop(self, storage: Storage, clock: FixedClock, tenant: str) -> Shop:
+        policies = Policies()
+        policies.by_tenant[tenant] = OPT_IN
+        intelligence = RecordingIntelligence()
+        container = CustomersContainer()
+        container.storage.override(providers.Object(storage))
+        container.clock.override(providers.Object(clock))
+        container.intelligence.override(providers.Object(intelligence))
+        container.profiling_policy.override(providers.Object(policies))
+        return Shop(
+            storage,
+            container.customer_service(),
+            container.ai_service(),
+            container.gdpr_service(),
+            policies,
+            intelligence,
+        )
+
+
+class TestProfilingOnCustomerPaths(ProfilingShop):
     async def test_create_gives_no_segment_to_a_customer_who_never_opted_in(
         self, shop: Shop, tenant: str, other_tenant: str
     ) -> None:
@@ -264,7 +267,7 @@ class TestProfilingOnCustomerPaths:
         assert None not in derived(await shop.stored(tenant, pair.allowed)).values()
 
 
-class TestProfilingOnIntelligencePaths:
+class TestProfilingOnIntelligencePaths(ProfilingShop):
     async def test_scoring_clears_who_never_opted_in_and_scores_who_did(
         self, shop: Shop, tenant: str, clock: FixedClock
     ) -> None:
