@@ -376,7 +376,7 @@ class AIService:
             InvalidInput: months out of range.
         """
         months = _check_months(months)
-        check_tenant(tenant_id)
+        check_tenant(tenant_id)  # here, not inside the first read's task
         summary = ScoringSummary()
         # A pipeline: while one chunk is scored here, the database reads the next
         # and writes the previous one.
