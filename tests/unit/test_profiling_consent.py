@@ -1,9 +1,10 @@
 """Profiling consent applies on every path: no derived data for an excluded customer.
 
 The services come from the container, wired with one per-tenant policy, as a host
-would. ``tenant`` moves to an opt-in policy in the middle of some tests: derived
-data computed before (under the default policy) must go on the next write, and no
-path may compute new derived data for a customer who never opted in.
+would: ``tenant`` is opt-in, ``other_tenant`` keeps the default (opt-out). Some
+tests profile ``tenant`` under the default first and then move it to opt-in: the
+derived data computed before must go on the next write, and no path may compute
+new derived data for a customer who never opted in.
 """
 
 from __future__ import annotations
