@@ -63,6 +63,7 @@ from linkbay_customers_cli._demo import (
     tenant_is_empty,
 )
 from linkbay_customers_cli._errors import CommandError
+from linkbay_customers_cli._profiling import PROFILING_ENV, ProfilingMode
 from linkbay_customers_cli._serve import LOG_LEVELS, ServeOptions, demo_requests, run_server
 
 __all__ = ("app",)
@@ -102,6 +103,14 @@ TenantOption = Annotated[
 ActorOption = Annotated[
     str | None,
     typer.Option(metavar="ACTOR", help="Who is acting, for the audit trail.", show_default=False),
+]
+ProfilingOption = Annotated[
+    ProfilingMode,
+    typer.Option(
+        envvar=PROFILING_ENV,
+        help="Who may get segments and scores: everyone but who refused analytics "
+        "consent (opt-out) or only who gave it (opt-in).",
+    ),
 ]
 MigrateOption = Annotated[
     bool,
@@ -183,6 +192,7 @@ def serve(
             help="Worker processes; more than one needs a database URL (not memory://).",
         ),
     ] = 1,
+    profiling: ProfilingOption = ProfilingMode.OPT_OUT,
 ) -> None:
     """Serve the REST API on uvicorn; interactive docs at /docs."""
     with _reported_errors():
@@ -201,6 +211,7 @@ def serve(
             demo_customers=demo_customers,
             log_level=log_level.lower(),
             workers=workers,
+            profiling=profiling,
         )
         run_server(options, console)
 
@@ -221,20 +232,23 @@ def demo(
     ),
     database_url: DatabaseUrlOption = None,
     migrate: MigrateOption = True,
+    profiling: ProfilingOption = ProfilingMode.OPT_OUT,
 ) -> None:
     """Fill an empty tenant with synthetic customers, addresses, notes and orders."""
     with _reported_errors():
         url = resolve_database_url(database_url)
-        summary, segments = asyncio.run(_fill_demo(url, tenant, customers, seed, migrate))
+        summary, segments = asyncio.run(
+            _fill_demo(url, tenant, customers, seed, migrate, profiling)
+        )
         _print_demo_summary(url, summary, segments)
 
 
 async def _fill_demo(
-    url: str, tenant: str, customers: int, seed: int, migrate: bool
+    url: str, tenant: str, customers: int, seed: int, migrate: bool, profiling: ProfilingMode
 ) -> tuple[DemoSummary, dict[str, int]]:
     if migrate and not is_memory_url(url):
         await migrate_database(url)
-    async with open_container(url) as container:
+    async with open_container(url, profiling.policy) as container:
         service = container.customer_service()
         if not await tenant_is_empty(service, tenant):
             raise CommandError(
@@ -356,6 +370,7 @@ def import_customers(
         int, typer.Option(min=1, max=10_000, help="Rows per transaction.")
     ] = 1000,
     migrate: MigrateOption = True,
+    profiling: ProfilingOption = ProfilingMode.OPT_OUT,
 ) -> None:
     """Import customers from a CSV or JSON Lines file, upserting by email.
 
@@ -366,7 +381,7 @@ def import_customers(
     with _reported_errors():
         url = resolve_database_url(database_url)
         source = CustomerFile.open(file, file_format)
-        result = asyncio.run(_import(url, source, tenant, actor, chunk_size, migrate))
+        result = asyncio.run(_import(url, source, tenant, actor, chunk_size, migrate, profiling))
         _report_import(url, source, tenant, result, rejects or default_rejects_path(file))
 
 
@@ -377,10 +392,11 @@ async def _import(
     actor: str | None,
     chunk_size: int,
     migrate: bool,
+    profiling: ProfilingMode,
 ) -> ImportResult:
     if migrate and not is_memory_url(url):
         await migrate_database(url)
-    async with open_container(url) as container:
+    async with open_container(url, profiling.policy) as container:
         service = container.customer_service()
         with Progress(
             TextColumn("Importing {task.description}"),
@@ -437,21 +453,23 @@ def score(
         ),
     ] = 12,
     database_url: DatabaseUrlOption = None,
+    profiling: ProfilingOption = ProfilingMode.OPT_OUT,
 ) -> None:
     """Score every customer of a tenant: segment, churn risk, lifetime value, embedding.
 
     Customers are scored by chunks, each in its own transaction, so an interrupted
-    run keeps what it scored; run it again to finish. Customers who withdrew the
-    consent that governs profiling are skipped and their derived data cleared.
+    run keeps what it scored; run it again to finish. Customers the profiling
+    policy excludes (who refused analytics consent; with --profiling opt-in, who
+    never gave it) are skipped and their derived data cleared.
     """
     with _reported_errors():
         url = resolve_database_url(database_url)
-        summary = asyncio.run(_score(url, tenant, months))
+        summary = asyncio.run(_score(url, tenant, months, profiling))
         _print_scoring_summary(tenant, months, summary)
 
 
-async def _score(url: str, tenant: str, months: int) -> ScoringSummary:
-    async with open_container(url) as container:
+async def _score(url: str, tenant: str, months: int, profiling: ProfilingMode) -> ScoringSummary:
+    async with open_container(url, profiling.policy) as container:
         # One count query gives the bar its total; customers added meanwhile stretch it.
         page = await container.customer_service().list_customers(tenant, page_size=1)
         service = container.ai_service()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from linkbay_customers import CustomersContainer, StorageError, bootstrap
+from linkbay_customers import CustomersContainer, ProfilingPolicy, StorageError, bootstrap
 from linkbay_customers_cli._errors import CommandError
 
 __all__ = (
@@ -209,15 +209,18 @@ async def migrate_database(url: str) -> Migration:
 
 
 @asynccontextmanager
-async def open_container(url: str) -> AsyncIterator[CustomersContainer]:
-    """A container over the database, its storage closed on the way out.
+async def open_container(
+    url: str, profiling_policy: ProfilingPolicy | None = None
+) -> AsyncIterator[CustomersContainer]:
+    """A container over the database, its storage closed on the way out; every service
+    in it under ``profiling_policy`` (the library's default when None).
 
     Raises:
         CommandError: the storage cannot be opened or used (see ``database_errors``).
     """
     async with database_errors(url):
         try:
-            container = bootstrap(url)
+            container = bootstrap(url, profiling_policy=profiling_policy)
         except (ImportError, ValueError) as error:
             raise CommandError(f"cannot open {describe_url(url)}: {error}") from error
         try:

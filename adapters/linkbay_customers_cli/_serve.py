@@ -4,8 +4,8 @@ Migrations, the demo data and the server share one event loop, so database
 connections opened before serving (and the in-memory storage) stay usable by it.
 With ``--workers N`` the command migrates and fills the demo tenant first, then
 uvicorn runs N worker processes, each building the application with
-``worker_app()`` from the environment. SIGINT and SIGTERM stop the server
-gracefully and the command then exits with 0.
+``worker_app()`` from the environment (database URL, JWT secret, profiling mode).
+SIGINT and SIGTERM stop the server gracefully and the command then exits with 0.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from linkbay_customers import bootstrap
 from linkbay_customers_cli._database import (
     describe_url,
     is_memory_url,
@@ -32,6 +33,7 @@ from linkbay_customers_cli._database import (
 )
 from linkbay_customers_cli._demo import fill_demo_tenant, tenant_is_empty
 from linkbay_customers_cli._errors import CommandError
+from linkbay_customers_cli._profiling import PROFILING_ENV, ProfilingMode
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -59,6 +61,7 @@ class ServeOptions:
     demo_customers: int = 200
     log_level: str = "info"
     workers: int = 1
+    profiling: ProfilingMode = ProfilingMode.OPT_OUT
 
 
 @dataclass(slots=True)
@@ -130,6 +133,7 @@ def _print_banner(options: ServeOptions, console: Console) -> None:
     console.print(f"[bold]linkbay-customers API[/] on {url}")
     console.print(f"  docs:     {url}/docs")
     console.print(f"  database: {escape(describe_url(options.database_url))}")
+    console.print(f"  profiling: {options.profiling.description}")
     if options.jwt_secret:
         console.print(
             "  tenancy:  signed JWTs (Authorization: Bearer), tenant in the tenant_id claim"
@@ -149,10 +153,13 @@ def _print_banner(options: ServeOptions, console: Console) -> None:
 def worker_app() -> FastAPI:
     """The application of one worker process of ``serve --workers N``.
 
-    Reads the database URL and the JWT secret from ``LINKBAY_DATABASE_URL`` and
-    ``LINKBAY_JWT_SECRET``, which ``serve`` sets before it starts the workers.
+    Reads the database URL, the JWT secret and the profiling mode from
+    ``LINKBAY_DATABASE_URL``, ``LINKBAY_JWT_SECRET`` and ``LINKBAY_PROFILING``, which
+    ``serve`` sets before it starts the workers.
     """
-    return _create_app(os.environ[DATABASE_URL_ENV], os.environ.get(JWT_SECRET_ENV) or None)
+    profiling = ProfilingMode(os.environ.get(PROFILING_ENV, ProfilingMode.OPT_OUT))
+    container = bootstrap(os.environ[DATABASE_URL_ENV], profiling_policy=profiling.policy)
+    return _create_app(container, os.environ.get(JWT_SECRET_ENV) or None)
 
 
 async def _migrate(options: ServeOptions, console: Console) -> None:
@@ -167,7 +174,7 @@ async def _prepare(options: ServeOptions, console: Console) -> None:
     """Migrate and fill the demo tenant before worker processes start."""
     await _migrate(options, console)
     if options.demo_tenant:
-        async with open_container(options.database_url) as container:
+        async with open_container(options.database_url, options.profiling.policy) as container:
             await _fill_demo(container, options.demo_tenant, options.demo_customers, console)
 
 
@@ -180,6 +187,7 @@ def _serve_workers(options: ServeOptions, console: Console, state: _ServeState) 
         )
     asyncio.run(_prepare(options, console))
     os.environ[DATABASE_URL_ENV] = options.database_url
+    os.environ[PROFILING_ENV] = options.profiling
     if options.jwt_secret:
         os.environ[JWT_SECRET_ENV] = options.jwt_secret
     else:
@@ -200,7 +208,7 @@ async def _serve(options: ServeOptions, console: Console, state: _ServeState) ->
     import uvicorn
 
     await _migrate(options, console)
-    async with open_container(options.database_url) as container:
+    async with open_container(options.database_url, options.profiling.policy) as container:
         if options.demo_tenant:
             await _fill_demo(container, options.demo_tenant, options.demo_customers, console)
         app = _create_app(container, options.jwt_secret)

@@ -14,7 +14,12 @@ from typing import Any
 from dependency_injector import containers, providers
 
 from linkbay_customers.clock import SystemClock
-from linkbay_customers.domain import DEFAULT_CONSENT_TYPES, DEFAULT_PROFILING_POLICY
+from linkbay_customers.domain import (
+    DEFAULT_CONSENT_TYPES,
+    DEFAULT_PROFILING_POLICY,
+    ProfilingPolicies,
+    ProfilingPolicy,
+)
 from linkbay_customers.heuristics import HeuristicIntelligence
 from linkbay_customers.ports import Clock, CustomerIntelligence, Storage
 from linkbay_customers.services import AIService, CustomerService, GDPRService
@@ -29,7 +34,8 @@ class CustomersContainer(containers.DeclarativeContainer):
         storage: a ``Storage`` (required).
         clock: a ``Clock``; the system clock unless overridden.
         intelligence: a ``CustomerIntelligence``; the heuristics unless overridden.
-        profiling_policy: a ``ProfilingPolicy``, or a function giving each tenant's.
+        profiling_policy: a ``ProfilingPolicy``, or a function giving each tenant's;
+            the one every service that computes or clears derived data is given.
 
     Configuration: ``default_currency`` ("EUR"), ``consent_types`` (the seed's three).
     """
@@ -124,6 +130,7 @@ def bootstrap(
     clock: Clock | None = None,
     intelligence: CustomerIntelligence | None = None,
     default_currency: str = "EUR",
+    profiling_policy: ProfilingPolicy | ProfilingPolicies | None = None,
     **storage_options: Any,
 ) -> CustomersContainer:
     """A wired container over the storage a URL names.
@@ -133,6 +140,8 @@ def bootstrap(
         clock: Overrides the system clock.
         intelligence: Overrides the heuristic intelligence.
         default_currency: Currency of a customer's first order when it names none.
+        profiling_policy: Overrides the default profiling policy (everyone but who
+            refused ``analytics`` consent), for every service.
         **storage_options: Passed on to the storage adapter.
 
     Returns:
@@ -145,4 +154,6 @@ def bootstrap(
         container.clock.override(providers.Object(clock))
     if intelligence is not None:
         container.intelligence.override(providers.Object(intelligence))
+    if profiling_policy is not None:
+        container.profiling_policy.override(providers.Object(profiling_policy))
     return container

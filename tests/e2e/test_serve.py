@@ -72,7 +72,7 @@ def serving(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Iterato
     environment = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("LINKBAY_DATABASE_URL", "LINKBAY_JWT_SECRET")
+        if k not in ("LINKBAY_DATABASE_URL", "LINKBAY_JWT_SECRET", "LINKBAY_PROFILING")
     }
     with log.open("wb") as output:
         process = subprocess.Popen(

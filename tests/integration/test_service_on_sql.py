@@ -30,6 +30,10 @@ from tests.unit.test_gdpr import (
 )
 from tests.unit.test_import import TestImport
 from tests.unit.test_orders_and_merge import TestMerge, TestRecordOrder
+from tests.unit.test_profiling_consent import (
+    TestProfilingOnCustomerPaths,
+    TestProfilingOnIntelligencePaths,
+)
 from tests.unit.test_tenant_isolation import (
     test_a_foreign_email_is_like_an_unknown_email,
     test_a_foreign_id_behaves_exactly_like_an_unknown_id,
@@ -42,6 +46,8 @@ __all__ = (
     "TestErasure",
     "TestExport",
     "TestProfilingGate",
+    "TestProfilingOnCustomerPaths",
+    "TestProfilingOnIntelligencePaths",
     "TestRetention",
     "TestCreate",
     "TestDeleteAndRestore",

@@ -106,7 +106,8 @@ class ConsentTypeUnknown(LinkbayError):
 
 
 class ProfilingNotAllowed(LinkbayError):
-    """The tenant's profiling policy excludes the customer (consent withdrawn)."""
+    """The tenant's profiling policy excludes the customer (consent withdrawn, or never
+    given under an opt-in policy)."""
 
     code = "profiling_not_allowed"
     field = "customer_id"

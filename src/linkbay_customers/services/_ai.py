@@ -18,12 +18,9 @@ from linkbay_customers.domain import (
     DerivedData,
     InvalidInput,
     ProductPurchases,
-    ProfilingNotAllowed,
     ProfilingPolicies,
     ProfilingPolicy,
     cosine_similarity,
-    policies_from,
-    profiling_allowed,
     quantize_money,
 )
 from linkbay_customers.ports import (
@@ -36,6 +33,7 @@ from linkbay_customers.ports import (
 from linkbay_customers.services._audit import write_audit
 from linkbay_customers.services._boundary import check_actor, check_tenant
 from linkbay_customers.services._customers import UnitOfWorkFactory, load_customer
+from linkbay_customers.services._derived import ProfilingGate
 
 __all__ = (
     "MAX_PREDICTION_MONTHS",
@@ -184,24 +182,19 @@ class AIService:
         self._uow_factory = uow_factory
         self._clock = clock
         self._intelligence = intelligence
-        self._policies = policies_from(profiling_policy)
+        self._profiling = ProfilingGate(profiling_policy)
         self._embedding_version = embedding_version
         self._chunk_size = chunk_size
 
     def _uow(self, tenant_id: str) -> UnitOfWork:
         return self._uow_factory(check_tenant(tenant_id))
 
-    def _require_profiling(self, customer: Customer) -> None:
-        policy = self._policies(customer.tenant_id)
-        if not profiling_allowed(customer, policy):
-            raise ProfilingNotAllowed(customer.id, policy.consent_type)
-
     # ------------------------------------------------------------- one customer
 
     async def _assess(self, customer: Customer, months: int = 12) -> CustomerScores:
         """Every score of one customer from one call of the intelligence, so the source
         reported is the one that produced them (an adapter may fall back per call)."""
-        self._require_profiling(customer)
+        self._profiling.require(customer)
         (scores,) = await self._intelligence.score_many(
             [CustomerProfile(customer)], now=self._clock.now(), months=months
         )
@@ -225,7 +218,7 @@ class AIService:
         scores = await self._assess(customer)
         async with self._uow(tenant_id) as uow:
             customer = await load_customer(uow, customer.id, for_update=True)
-            self._require_profiling(customer)
+            self._profiling.require(customer)
             if scores.segment != customer.segment:
                 customer.segment = scores.segment
                 customer.updated_at = self._clock.now()
@@ -309,10 +302,16 @@ class AIService:
         limit = _check_limit(limit)
         async with self._uow(tenant_id) as uow:
             customer = await load_customer(uow, customer_id)
-            self._require_profiling(customer)
+            self._profiling.require(customer)
             embedding = await self._embedding(uow, customer)
             found = await uow.customers.nearest(embedding, limit=limit, exclude=[customer.id])
-        return [SimilarCustomer(customer=c, similarity_score=round(s, 6)) for c, s in found]
+        # An embedding stored before the policy excluded its customer (an opt-in policy
+        # adopted since the last scoring) is never offered.
+        return [
+            SimilarCustomer(customer=c, similarity_score=round(s, 6))
+            for c, s in found
+            if self._profiling.allows(c)
+        ]
 
     async def generate_recommendations(
         self, tenant_id: str, customer_id: int, limit: int = 5
@@ -330,13 +329,14 @@ class AIService:
         limit = _check_limit(limit)
         async with self._uow(tenant_id) as uow:
             customer = await load_customer(uow, customer_id)
-            allowed = profiling_allowed(customer, self._policies(customer.tenant_id))
             own = {p.product_id for p in await uow.orders.purchases([customer.id])}
-            if allowed and customer.total_orders:
+            if self._profiling.allows(customer) and customer.total_orders:
                 embedding = await self._embedding(uow, customer)
-                neighbours = await uow.customers.nearest(
+                found = await uow.customers.nearest(
                     embedding, limit=_NEIGHBOURS_FOR_RECOMMENDATIONS, exclude=[customer.id]
                 )
+                # As in find_similar_customers: excluded customers are no one's neighbours.
+                neighbours = [(c, s) for c, s in found if self._profiling.allows(c)]
                 purchases = await uow.orders.purchases([c.id for c, _ in neighbours])
                 picks = _similar_picks(neighbours, purchases, own, limit)
                 if picks:
@@ -377,18 +377,18 @@ class AIService:
             InvalidInput: months out of range.
         """
         months = _check_months(months)
-        policy = self._policies(check_tenant(tenant_id))
+        check_tenant(tenant_id)  # here, not inside the first read's task
         summary = ScoringSummary()
         # A pipeline: while one chunk is scored here, the database reads the next
         # and writes the previous one.
-        reading = asyncio.ensure_future(self._read_chunk(tenant_id, policy, 0))
+        reading = asyncio.ensure_future(self._read_chunk(tenant_id, 0))
         writing: asyncio.Future[None] | None = None
         try:
             while True:
                 chunk, allowed, purchases = await reading
                 if not chunk:
                     break
-                reading = asyncio.ensure_future(self._read_chunk(tenant_id, policy, chunk[-1].id))
+                reading = asyncio.ensure_future(self._read_chunk(tenant_id, chunk[-1].id))
                 rows = await self._score_chunk(chunk, allowed, purchases, months, summary)
                 if writing is not None:
                     await writing
@@ -409,14 +409,14 @@ class AIService:
             on_progress(written)
 
     async def _read_chunk(
-        self, tenant_id: str, policy: ProfilingPolicy, after_id: int
+        self, tenant_id: str, after_id: int
     ) -> tuple[Sequence[Customer], list[Customer], Sequence[ProductPurchases]]:
         """The next customers by id, those profiling may touch, and their purchases:
         one short transaction (the intelligence, maybe a slow model or one that
         reads the storage itself, runs between transactions)."""
         async with self._uow(tenant_id) as uow:
             chunk = await uow.customers.list_after(after_id, limit=self._chunk_size)
-            allowed = [c for c in chunk if profiling_allowed(c, policy)]
+            allowed = self._profiling.profiled(chunk)
             purchases = await uow.orders.purchases([c.id for c in allowed]) if allowed else []
         return chunk, allowed, purchases
 
@@ -468,11 +468,7 @@ class AIService:
             for s in scores
         ]
         scored = {s.customer_id for s in scores}
-        rows += [
-            DerivedData(c.id, None, None, None, None, None, None, None)
-            for c in chunk
-            if c.id not in scored
-        ]
+        rows += [self._profiling.cleared(c.id) for c in chunk if c.id not in scored]
         summary.customers += len(chunk)
         summary.skipped_without_consent += len(chunk) - len(scores)
         segments = Counter(s.segment for s in scores)

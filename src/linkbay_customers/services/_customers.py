@@ -32,8 +32,6 @@ from linkbay_customers.domain import (
     fill_missing,
     fold_analytics,
     merge_tags,
-    policies_from,
-    profiling_allowed,
 )
 from linkbay_customers.ports import Clock, CustomerIntelligence, UnitOfWork
 from linkbay_customers.schemas import (
@@ -54,6 +52,7 @@ from linkbay_customers.services._boundary import (
     check_tenant,
     validated,
 )
+from linkbay_customers.services._derived import ProfilingGate
 from linkbay_customers.services._import import (
     DEFAULT_CHUNK_SIZE,
     ImportResult,
@@ -129,11 +128,13 @@ class CustomerService:
     Args:
         uow_factory: Opens a unit of work for a tenant (``storage.unit_of_work``).
         clock: Source of the current time.
-        intelligence: Keeps the segment current as orders arrive.
+        intelligence: Keeps the segment current as customers arrive and order.
         default_currency: Currency of a customer's first order when it names none.
         profiling_policy: Whose segment the intelligence may compute: one policy for
-            every tenant or a function giving each tenant's; a customer it excludes
-            (who withdrew ``analytics`` consent, by default) gets no segment.
+            every tenant or a function giving each tenant's. A customer it excludes
+            (who withdrew ``analytics`` consent, by default; who never gave it, with
+            ``require_opt_in``) gets no segment, and every write of them (create,
+            import, update, order, merge, restore) clears their derived data.
     """
 
     def __init__(
@@ -149,13 +150,7 @@ class CustomerService:
         self._clock = clock
         self._intelligence = intelligence
         self._default_currency = default_currency
-        self._policies = policies_from(profiling_policy)
-
-    async def _segment(self, customer: Customer, now: datetime) -> str | None:
-        """The customer's segment, unless the tenant's policy forbids profiling them."""
-        if not profiling_allowed(customer, self._policies(customer.tenant_id)):
-            return None
-        return await self._intelligence.segment(customer, now=now)
+        self._profiling = ProfilingGate(profiling_policy)
 
     def _uow(self, tenant_id: str) -> UnitOfWork:
         return self._uow_factory(check_tenant(tenant_id))
@@ -186,7 +181,7 @@ class CustomerService:
             customer = build_customer(
                 data, customer_id=await uow.customers.next_id(), tenant_id=uow.tenant_id, now=now
             )
-            customer.segment = await self._intelligence.segment(customer, now=now)
+            await self._profiling.settle(customer, now=now, segment_by=self._intelligence)
             await uow.customers.add(customer)
             await write_audit(
                 uow,
@@ -253,6 +248,9 @@ class CustomerService:
                 holder = await uow.customers.get_by_email(customer.email, include_deleted=True)
                 if holder is not None and holder.id != customer.id:
                     raise DuplicateEmail(customer.email, existing_is_deleted=holder.is_deleted)
+            # A profile change does not move the segment; it only drops what the
+            # policy no longer allows (derived data kept from before an opt-in policy).
+            changed += await self._profiling.settle(customer, now=self._clock.now())
             customer.updated_at = self._clock.now()
             await uow.customers.update(customer)
             await write_audit(
@@ -331,6 +329,7 @@ class CustomerService:
             if not customer.is_deleted:
                 return customer
             customer.deleted_at = None
+            cleared = await self._profiling.settle(customer, now=self._clock.now())
             customer.updated_at = self._clock.now()
             await uow.customers.update(customer)
             await write_audit(
@@ -339,7 +338,7 @@ class CustomerService:
                 AuditAction.CUSTOMER_RESTORED,
                 customer_id=customer.id,
                 actor=actor,
-                changed_fields=["deleted_at"],
+                changed_fields=["deleted_at", *cleared],
             )
             await uow.commit()
         return customer
@@ -424,6 +423,7 @@ class CustomerService:
             self._uow_factory,
             self._clock,
             self._intelligence,
+            self._profiling,
             tenant_id,
             rows,
             schema=schema,
@@ -666,7 +666,7 @@ class CustomerService:
             )
             await uow.orders.add(order)
             apply_order(customer, order)
-            customer.segment = await self._segment(customer, now)
+            await self._profiling.settle(customer, now=now, segment_by=self._intelligence)
             customer.updated_at = now
             await uow.customers.update(customer)
             await write_audit(
@@ -777,7 +777,10 @@ class CustomerService:
                 )
             )
             source.deleted_at = source.updated_at = target.updated_at = now
-            target.segment = await self._segment(target, now)
+            await self._profiling.settle(target, now=now, segment_by=self._intelligence)
+            # The source stays as an alias row holding its own data: it may not keep
+            # derived data the policy excludes either.
+            await self._profiling.settle(source, now=now)
             await uow.customers.update(source)
             await uow.customers.update(target)
             flags = request.model_dump(exclude={"source_customer_id", "target_customer_id"})

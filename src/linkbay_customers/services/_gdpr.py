@@ -31,8 +31,6 @@ from linkbay_customers.domain import (
     ProfilingPolicy,
     anonymize,
     chain_of,
-    policies_from,
-    profiling_allowed,
 )
 from linkbay_customers.ports import Clock, UnitOfWork
 from linkbay_customers.schemas import (
@@ -61,21 +59,13 @@ from linkbay_customers.services._customers import (
     load_customer,
     purge_customer_rows,
 )
+from linkbay_customers.services._derived import ProfilingGate
 from linkbay_customers.services._subject import data_subject, data_subjects, subject_records
 
 __all__ = ("GDPRService", "PurgeResult", "export_as_csv_zip")
 
 _AUDIT_PAGE = 1000
 _PURGE_CHUNK = 500
-_DERIVED_FIELDS = (
-    "segment",
-    "churn_risk_score",
-    "customer_lifetime_value",
-    "embedding",
-    "embedding_version",
-    "scored_at",
-    "score_source",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +121,7 @@ class GDPRService:
         self._uow_factory = uow_factory
         self._clock = clock
         self._consent_types = types
-        self._policies = policies_from(profiling_policy)
+        self._profiling = ProfilingGate(profiling_policy)
 
     @property
     def consent_types(self) -> tuple[str, ...]:
@@ -140,7 +130,7 @@ class GDPRService:
 
     def profiling_policy(self, tenant_id: str) -> ProfilingPolicy:
         """The profiling policy of a tenant."""
-        return self._policies(check_tenant(tenant_id))
+        return self._profiling.policy(check_tenant(tenant_id))
 
     def _uow(self, tenant_id: str) -> UnitOfWork:
         return self._uow_factory(check_tenant(tenant_id))
@@ -349,9 +339,9 @@ class GDPRService:
                     user_agent=event.user_agent,
                 ),
             }
-            changed = ["consent_data"]
-            if not profiling_allowed(customer, self._policies(uow.tenant_id)):
-                changed += _clear_derived(customer)
+            # Giving consent computes nothing here (the next order or scoring does);
+            # losing it clears the derived data at once.
+            changed = ["consent_data", *await self._profiling.settle(customer, now=now)]
             customer.updated_at = now
             await uow.consents.append(event)
             await uow.customers.update(customer)
@@ -518,13 +508,6 @@ def _consent_metadata(metadata: ConsentMetadata | Mapping[str, Any] | None) -> C
     if not isinstance(metadata, ConsentMetadata | Mapping):
         raise InvalidInput.single("metadata", "must be an object")
     return validated(ConsentMetadata, metadata, prefix=("metadata",))
-
-
-def _clear_derived(customer: Customer) -> list[str]:
-    changed = [name for name in _DERIVED_FIELDS if getattr(customer, name) is not None]
-    for name in _DERIVED_FIELDS:
-        setattr(customer, name, None)
-    return changed
 
 
 async def _chained_events(uow: UnitOfWork) -> AsyncIterator[tuple[AuditEvent, ChainTip | None]]:

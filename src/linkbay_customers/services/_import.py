@@ -18,6 +18,7 @@ from linkbay_customers.ports import Clock, CustomerIntelligence, UnitOfWork
 from linkbay_customers.schemas import CustomerCreate
 from linkbay_customers.services._audit import append_audit
 from linkbay_customers.services._boundary import invalid_input_from
+from linkbay_customers.services._derived import ProfilingGate
 from linkbay_customers.services._profile import apply_profile, build_customer, check_birthday
 
 __all__ = (
@@ -125,6 +126,7 @@ async def run_import(
     uow_factory: Callable[[str], UnitOfWork],
     clock: Clock,
     intelligence: CustomerIntelligence,
+    profiling: ProfilingGate,
     tenant_id: str,
     rows: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
     *,
@@ -145,7 +147,7 @@ async def run_import(
 
     async def write(batch: list[tuple[int, CustomerCreate]]) -> None:
         async with uow_factory(tenant_id) as uow:
-            await _write_chunk(uow, clock, intelligence, batch, tally, actor)
+            await _write_chunk(uow, clock, intelligence, profiling, batch, tally, actor)
             await uow.commit()
         tally.processed += len(batch)
         if on_progress is not None:
@@ -200,6 +202,7 @@ async def _write_chunk(
     uow: UnitOfWork,
     clock: Clock,
     intelligence: CustomerIntelligence,
+    profiling: ProfilingGate,
     chunk: list[tuple[int, CustomerCreate]],
     tally: _Tally,
     actor: str | None,
@@ -219,6 +222,8 @@ async def _write_chunk(
         else:
             fields = apply_profile(holder, data, CustomerCreate, data.model_fields_set)
             if fields:
+                # As update_customer: the segment stays, what the policy excludes goes.
+                fields += await profiling.settle(holder, now=now)
                 holder.updated_at = now
                 changed.append((holder, fields))
             else:
@@ -228,7 +233,7 @@ async def _write_chunk(
     created: list[tuple[Customer, CustomerCreate]] = []
     for (_, data), customer_id in zip(fresh, ids, strict=True):
         customer = build_customer(data, customer_id=customer_id, tenant_id=uow.tenant_id, now=now)
-        customer.segment = await intelligence.segment(customer, now=now)
+        await profiling.settle(customer, now=now, segment_by=intelligence)
         created.append((customer, data))
     refused = set(await uow.customers.add_many([c for c, _ in created]))
     if refused:
