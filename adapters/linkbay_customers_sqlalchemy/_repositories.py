@@ -196,6 +196,7 @@ class _Repository:
     async def _delete_for_customers(self, customer_ids: Sequence[int]) -> int:
         if not customer_ids:
             return 0
+        self._uow.note_erasure()
         t = self._table
         result = await self._execute(
             delete(t).where(self._mine, self._one_of(t.c.customer_id, customer_ids)),
@@ -216,6 +217,7 @@ class _Repository:
         """
         if not customer_ids:
             return 0
+        self._uow.note_erasure()
         t = self._table
         result = await self._execute(
             update(t)
@@ -603,6 +605,7 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
 
     async def delete(self, customer_id: int) -> None:
         """Remove a customer row; foreign keys refuse it while dependants remain."""
+        self._uow.note_erasure()
         table = self._table
         await self._execute(
             delete(table).where(self._mine, table.c.id == customer_id),
@@ -1361,6 +1364,7 @@ class SqlAuditRepository(_Repository, AuditRepository):
         The application role may not UPDATE or DELETE audit events; the function,
         owned by the schema's owner, does it for the tenant of the transaction only.
         """
+        self._uow.note_erasure()
         t = self._table
         function = Function(
             quoted_name(erasure_function_name(t.name, kind), quote=True),
