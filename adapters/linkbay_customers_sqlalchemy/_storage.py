@@ -240,6 +240,10 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         connections' transactions to end; if one still holds a read transaction
         then, the log cannot be truncated: a warning is logged, and every later
         commit tries again without waiting until one succeeds.
+
+        Raises:
+            StorageError: the commit failed; or, after it succeeded, the checkpoint
+                failed (the change is durable; a later commit tries again).
         """
         connection = self._connection
         if connection is not None and connection.in_transaction():
@@ -320,13 +324,12 @@ class SqlAlchemyStorage(Storage):
             if wait:
                 busy = await _checkpoint(driver)
             else:
-                async with driver.execute("PRAGMA busy_timeout") as cursor:
-                    (timeout,) = await cursor.fetchone()
-                await driver.execute("PRAGMA busy_timeout = 0")
+                (timeout,) = await _pragma(driver, "busy_timeout")
+                await _pragma(driver, "busy_timeout = 0")
                 try:
                     busy = await _checkpoint(driver)
                 finally:
-                    await driver.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+                    await _pragma(driver, f"busy_timeout = {int(timeout)}")
         except sqlite3.Error as exc:
             self._wal_truncation_owed = True
             raise StorageError(f"truncating the write-ahead log failed: {exc}") from exc
@@ -347,6 +350,12 @@ class SqlAlchemyStorage(Storage):
             await self.engine.dispose()
 
 
+async def _pragma(driver: Any, pragma: str) -> Any:
+    """Run a PRAGMA on an aiosqlite connection; its first row (None when it has none)."""
+    async with driver.execute(f"PRAGMA {pragma}") as cursor:
+        return await cursor.fetchone()
+
+
 async def _checkpoint(driver: Any) -> bool:
     """``PRAGMA wal_checkpoint(TRUNCATE)`` on an aiosqlite connection: whether it was busy.
 
@@ -354,6 +363,5 @@ async def _checkpoint(driver: Any) -> bool:
     the log was then neither fully checkpointed nor truncated. Outside WAL mode
     (an in-memory database) the pragma does nothing and is never busy.
     """
-    async with driver.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
-        row = await cursor.fetchone()
-    return bool(row[0])
+    busy, _, _ = await _pragma(driver, "wal_checkpoint(TRUNCATE)")
+    return bool(busy)
