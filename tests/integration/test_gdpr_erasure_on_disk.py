@@ -2,8 +2,8 @@
 
 The storage stays open while the files are read, with pooled connections alive,
 as in a running server: the engine's closing checkpoint must not be what cleans
-them. Each test runs twice: on this SQLite build, and on connections that start
-with ``secure_delete`` off, as most builds do (this one compiles it in).
+them. The erasures run twice: on this SQLite build, and on connections that
+start with ``secure_delete`` off, as most builds do (this one compiles it in).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from linkbay_customers import GDPRService
 from linkbay_customers.testing import FixedClock, new_tenant_id
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage
 from linkbay_customers_sqlalchemy import _engine as engine_module
+from linkbay_customers_sqlalchemy import _storage as storage_module
 from tests._databases import new_sqlite_database
 from tests.integration.test_gdpr_erasure import services
 from tests.unit.test_gdpr import live_a_life, personal_values
@@ -77,7 +78,9 @@ async def database(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(params=["this build", "secure_delete off by default"])
-async def storage(request: pytest.FixtureRequest, database: Path) -> AsyncIterator[Any]:
+async def storage(
+    request: pytest.FixtureRequest, database: Path
+) -> AsyncIterator[SqlAlchemyStorage]:
     """The library's storage; the second opens its connections as a build without
     SQLITE_SECURE_DELETE does, before the library configures them."""
     options: dict[str, Any] = {}
@@ -138,7 +141,7 @@ async def test_after_erasure_no_file_of_the_open_database_holds_a_personal_value
 
 
 async def test_an_erasure_waits_for_a_read_transaction_begun_before_it(
-    this_build: SqlAlchemyStorage, database: Path
+    this_build: SqlAlchemyStorage, database: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = FixedClock()
     service, gdpr = services(this_build, clock)
@@ -150,19 +153,29 @@ async def test_an_erasure_waits_for_a_read_transaction_begun_before_it(
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM customers").fetchall()
     ended: list[bool] = []
+    open_at_checkpoint: list[bool] = []
 
     def end_reader() -> None:
-        reader.execute("COMMIT")
-        ended.append(True)
+        if not ended:
+            reader.execute("COMMIT")
+            ended.append(True)
 
-    asyncio.get_running_loop().call_later(0.3, end_reader)
+    checkpoint = storage_module._checkpoint
+
+    async def checkpoint_while_reading(driver: Any) -> bool:
+        # The reader ends while the checkpoint waits for it, not before it starts.
+        open_at_checkpoint.append(not ended)
+        asyncio.get_running_loop().call_later(0.2, end_reader)
+        return await checkpoint(driver)
+
+    monkeypatch.setattr(storage_module, "_checkpoint", checkpoint_while_reading)
     try:
         await gdpr.delete_customer_data(tenant, mario.id, anonymize=True)
     finally:
-        await asyncio.sleep(0.35)  # the reader ends, whatever the erasure did
+        end_reader()
         reader.close()
 
-    assert ended == [True]
+    assert open_at_checkpoint == [True]
     assert personal_bytes(database) == {}
 
 
