@@ -47,6 +47,10 @@ def _configure_sqlite(engine: AsyncEngine, *, file_backed: bool) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
+        # Deleted and overwritten content is zeroed, not left in free space and
+        # free pages where a raw read of the file finds it after an erasure.
+        # Most SQLite builds default to OFF (SQLITE_SECURE_DELETE unset).
+        cursor.execute("PRAGMA secure_delete = ON")
         if file_backed:
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
@@ -62,8 +66,9 @@ def _configure_sqlite(engine: AsyncEngine, *, file_backed: bool) -> None:
 def create_engine(database_url: str, **options: Any) -> AsyncEngine:
     """An async engine for ``sqlite+aiosqlite://`` or ``postgresql+asyncpg://`` URLs.
 
-    SQLite gets foreign keys, WAL, a busy timeout, immediate write transactions
-    and a Unicode-aware ``lower()``. An in-memory SQLite database lives on one
+    SQLite gets foreign keys, WAL, a busy timeout, immediate write transactions,
+    ``secure_delete`` (deleted content is zeroed in the file) and a Unicode-aware
+    ``lower()``. An in-memory SQLite database lives on one
     connection, which units of work then take in turn.
 
     Args:

@@ -203,6 +203,7 @@ class _Repository:
     async def _delete_for_customers(self, customer_ids: Sequence[int]) -> int:
         if not customer_ids:
             return 0
+        self._uow.note_erasure()
         t = self._table
         result = await self._execute(
             delete(t).where(self._mine, self._one_of(t.c.customer_id, customer_ids)),
@@ -223,6 +224,7 @@ class _Repository:
         """
         if not customer_ids:
             return 0
+        self._uow.note_erasure()
         t = self._table
         result = await self._execute(
             update(t)
@@ -628,6 +630,7 @@ class SqlCustomerRepository(_Repository, CustomerRepository):
         remain."""
         if not customer_ids:
             return
+        self._uow.note_erasure()
         table = self._table
         await self._execute(
             delete(table).where(self._mine, self._one_of(table.c.id, customer_ids)),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import operator
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -56,6 +58,8 @@ _NEXT_SQLITE_ID = text(
 
 _Encoder = Callable[[Any], Any]
 
+_logger = logging.getLogger("linkbay_customers_sqlalchemy")
+
 
 class SqlAlchemyUnitOfWork(UnitOfWork):
     """One database transaction bound to one tenant.
@@ -64,6 +68,9 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
     with ``set_config('linkbay.tenant_id', tenant, true)`` (a ``SET LOCAL``), which
     the row-level security policies check: a second wall behind the ``tenant_id``
     filter every query carries.
+
+    On SQLite, a transaction that erased personal data (see ``note_erasure``) is
+    followed, once committed, by a checkpoint that truncates the write-ahead log.
     """
 
     def __init__(self, storage: SqlAlchemyStorage, tenant_id: str) -> None:
@@ -71,6 +78,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         self.storage = storage
         self._connection: AsyncConnection | None = None
         self._entered = False
+        self._erased = False
         self.customers = SqlCustomerRepository(self)
         self.addresses = SqlAddressRepository(self)
         self.notes = SqlNoteRepository(self)
@@ -110,6 +118,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         connection, self._connection = self._connection, None
         if connection is None:
             return
+        self._erased = False
         try:
             if connection.in_transaction():
                 await connection.rollback()
@@ -222,15 +231,40 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         last = int(result.scalar_one())
         return list(range(last - count + 1, last + 1))
 
+    def note_erasure(self) -> None:
+        """Record that this transaction deletes or overwrites personal data.
+
+        The repositories' erasure statements call it. On SQLite, ``commit`` then
+        truncates the write-ahead log: its frames hold earlier images of the
+        changed pages, the erased values in them, until the log is truncated.
+        """
+        self._erased = True
+
     async def commit(self) -> None:
-        """Commit the transaction; the next statement begins a new one."""
+        """Commit the transaction; the next statement begins a new one.
+
+        On SQLite, after a transaction that erased personal data, the write-ahead
+        log is checkpointed into the database file and truncated to zero bytes
+        before this returns. That waits, up to the busy timeout, for the other
+        connections' transactions to end; if one still holds a read transaction
+        then, the log cannot be truncated: a warning is logged, and every later
+        commit tries again without waiting until one succeeds.
+
+        Raises:
+            StorageError: the commit failed; or, after it succeeded, the checkpoint
+                failed (the change is durable; a later commit tries again).
+        """
         connection = self._connection
         if connection is not None and connection.in_transaction():
             with translate_errors("committing"):
                 await connection.commit()
+            erased, self._erased = self._erased, False
+            if self.dialect == "sqlite" and (erased or self.storage._wal_truncation_owed):
+                await self.storage._truncate_wal(connection, wait=erased)
 
     async def rollback(self) -> None:
         """Roll the transaction back; the next statement begins a new one."""
+        self._erased = False
         connection = self._connection
         if connection is not None and connection.in_transaction():
             await connection.rollback()
@@ -285,6 +319,8 @@ class SqlAlchemyStorage(Storage):
         # tenant -> (has many live customers, when that was counted): see ``nearest``
         self._large_tenants: dict[str, tuple[bool, float]] = {}
         self._copy_encoders: dict[tuple[str, tuple[str, ...]], list[_Encoder | None]] = {}
+        # An erasure's write-ahead log could not be truncated yet (SQLite).
+        self._wal_truncation_owed = False
 
     @classmethod
     def from_url(
@@ -324,6 +360,42 @@ class SqlAlchemyStorage(Storage):
             self._copy_encoders[key] = encoders
         return encoders
 
+    async def _truncate_wal(self, connection: AsyncConnection, *, wait: bool) -> None:
+        """Checkpoint SQLite's write-ahead log into the database file and truncate it.
+
+        Runs on the driver's connection outside any transaction: SQLite refuses a
+        checkpoint inside one, and SQLAlchemy would begin one for a statement.
+
+        Args:
+            connection: A connection of this storage with no open transaction.
+            wait: Wait up to the connection's busy timeout for other transactions
+                to end (right after an erasure), or not at all (a retry: waiting on
+                every commit would stall a server whose database another process
+                keeps a read transaction open on).
+        """
+        driver = (await connection.get_raw_connection()).driver_connection
+        if driver is None:  # pragma: no cover - the pool always hands out a connection
+            raise StorageError("truncating the write-ahead log failed: no database connection")
+        try:
+            if wait:
+                busy = await _checkpoint(driver)
+            else:
+                (timeout,) = await _pragma(driver, "busy_timeout")
+                await _pragma(driver, "busy_timeout = 0")
+                try:
+                    busy = await _checkpoint(driver)
+                finally:
+                    await _pragma(driver, f"busy_timeout = {int(timeout)}")
+        except sqlite3.Error as exc:
+            self._wal_truncation_owed = True
+            raise StorageError(f"truncating the write-ahead log failed: {exc}") from exc
+        if busy and wait:
+            _logger.warning(
+                "erased data stays in the SQLite write-ahead log: another connection keeps"
+                " a read transaction open; a later commit truncates the log"
+            )
+        self._wal_truncation_owed = busy
+
     def unit_of_work(self, tenant_id: str) -> SqlAlchemyUnitOfWork:
         """A new unit of work for one tenant."""
         return SqlAlchemyUnitOfWork(self, tenant_id)
@@ -332,3 +404,20 @@ class SqlAlchemyStorage(Storage):
         """Dispose of the engine if this storage created it."""
         if self._owns_engine:
             await self.engine.dispose()
+
+
+async def _pragma(driver: Any, pragma: str) -> Any:
+    """Run a PRAGMA on an aiosqlite connection; its first row (None when it has none)."""
+    async with driver.execute(f"PRAGMA {pragma}") as cursor:
+        return await cursor.fetchone()
+
+
+async def _checkpoint(driver: Any) -> bool:
+    """``PRAGMA wal_checkpoint(TRUNCATE)`` on an aiosqlite connection: whether it was busy.
+
+    Busy means another connection kept a transaction open beyond the busy timeout:
+    the log was then neither fully checkpointed nor truncated. Outside WAL mode
+    (an in-memory database) the pragma does nothing and is never busy.
+    """
+    busy, _, _ = await _pragma(driver, "wal_checkpoint(TRUNCATE)")
+    return bool(busy)

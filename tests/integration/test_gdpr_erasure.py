@@ -37,8 +37,10 @@ async def every_cell(storage: SqlAlchemyStorage, tenant: str) -> list[tuple[str,
     return cells
 
 
-def services(storage: SqlAlchemyStorage) -> tuple[CustomerService, GDPRService]:
-    clock = FixedClock()
+def services(
+    storage: SqlAlchemyStorage, clock: FixedClock | None = None
+) -> tuple[CustomerService, GDPRService]:
+    clock = clock or FixedClock()
     return (
         CustomerService(storage.unit_of_work, clock, HeuristicIntelligence()),
         GDPRService(storage.unit_of_work, clock),
