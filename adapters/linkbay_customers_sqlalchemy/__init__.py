@@ -10,7 +10,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         " (and 'linkbay-customers[postgres]' for PostgreSQL)"
     ) from exc
 
-from linkbay_customers_sqlalchemy._audit_time import create_audit_clock, drop_audit_clock
+from linkbay_customers_sqlalchemy._audit_triggers import create_audit_triggers, drop_audit_triggers
 from linkbay_customers_sqlalchemy._engine import create_engine
 from linkbay_customers_sqlalchemy._migrate import (
     VERSION_TABLE,
@@ -66,10 +66,10 @@ __all__ = (
     "SqlAlchemyStorage",
     "SqlAlchemyUnitOfWork",
     "build_models",
-    "create_audit_clock",
+    "create_audit_triggers",
     "create_engine",
     "default_models",
-    "drop_audit_clock",
+    "drop_audit_triggers",
     "not_personal",
     "personal",
     "schema_filter",

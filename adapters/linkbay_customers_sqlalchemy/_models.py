@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from linkbay_customers.domain import Customer, ExtraErasure
-from linkbay_customers_sqlalchemy._audit_time import AUDIT_TABLE_LISTENERS
+from linkbay_customers_sqlalchemy._audit_triggers import AUDIT_CHAINS_INFO, AUDIT_TABLE_LISTENERS
 from linkbay_customers_sqlalchemy._types import Embedding, JSONDocument, Money, UTCDateTime
 
 __all__ = (
@@ -481,11 +481,15 @@ class AuditEventMixin(_HasSequencedId):
     The trail is append-only for the application (it gets SELECT and INSERT only)
     and hash-chained per customer: ``chain_id`` (the customer id, 0 for events
     about no customer), ``sequence`` (the position in the chain) and ``hash``
-    (see ``AuditChain``). On PostgreSQL a trigger stamps each event with the
-    database's time (see ``create_audit_clock``), which ``metadata.create_all``
-    creates with the table. A subclass that sets its own ``__table_args__`` must
-    keep the ``listeners`` entry of these, or create the trigger itself.
+    (see ``AuditChain``). A trigger moves the chain's tip (in the table
+    ``__audit_chain_tablename__`` names) with each insert, and on PostgreSQL
+    stamps each event with the database's time (see ``create_audit_triggers``);
+    ``metadata.create_all`` creates it with the table. A subclass that sets its
+    own ``__table_args__`` must keep the ``info`` and ``listeners`` entries of
+    these, or create the trigger itself.
     """
+
+    __audit_chain_tablename__: ClassVar[str] = "customer_audit_chains"
 
     tenant_id: Mapped[str] = _tenant_column()
     customer_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -506,7 +510,10 @@ class AuditEventMixin(_HasSequencedId):
             UniqueConstraint("tenant_id", "chain_id", "sequence"),
             Index(f"ix_{name}_tenant_time", "tenant_id", "occurred_at", "id"),
             Index(f"ix_{name}_tenant_customer", "tenant_id", "customer_id", "occurred_at"),
-            {"listeners": list(AUDIT_TABLE_LISTENERS)},
+            {
+                "info": {AUDIT_CHAINS_INFO: cls.__audit_chain_tablename__},
+                "listeners": list(AUDIT_TABLE_LISTENERS),
+            },
         )
 
 
@@ -625,6 +632,11 @@ def build_models(base: type[Any], **given: type[Any]) -> ModelSet:
         given["customer"].__tablename__ if "customer" in given else _DEFAULT_NAMES["customer"][2]
     )
     order_table = given["order"].__tablename__ if "order" in given else "customer_orders"
+    chain_table = (
+        given["audit_chain"].__tablename__
+        if "audit_chain" in given
+        else _DEFAULT_NAMES["audit_chain"][2]
+    )
     models: dict[str, type[Any]] = {}
     for role, (class_name, mixin, table_name) in _DEFAULT_NAMES.items():
         if role in given:
@@ -634,6 +646,7 @@ def build_models(base: type[Any], **given: type[Any]) -> ModelSet:
             "__tablename__": table_name,
             "__customer_tablename__": customer_table,
             "__order_tablename__": order_table,
+            "__audit_chain_tablename__": chain_table,
         }
         models[role] = type(class_name, (base, mixin), namespace)
     return ModelSet(**models)

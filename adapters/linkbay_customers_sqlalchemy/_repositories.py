@@ -6,6 +6,7 @@ import builtins
 import dataclasses
 import functools
 import heapq
+import json
 import math
 import operator
 import time
@@ -941,6 +942,27 @@ def _upsert_embedding(dialect: str, embeddings: Table) -> Any:
     )
 
 
+@functools.cache
+def _lock_chains(dialect: str, tips: Table) -> Any:
+    """Create the tip rows missing among ``:chains`` and lock them all, in chain order.
+
+    The no-op update takes the row lock, waiting for a concurrent appender of the
+    chain to commit, and then returns that appender's tip. On PostgreSQL it also
+    returns the transaction's time.
+    """
+    name = f'"{tips.name}"' if tips.schema is None else f'"{tips.schema}"."{tips.name}"'
+    if dialect == "postgresql":
+        chains, moment = "unnest(CAST(:chains AS bigint[])) AS chain(value)", ", now()"
+    else:
+        chains, moment = "json_each(:chains)", ""
+    return text(
+        f"INSERT INTO {name} (tenant_id, chain_id, sequence, hash)"
+        f" SELECT :tenant, value, 0, '' FROM {chains} WHERE true ORDER BY value"
+        f" ON CONFLICT (tenant_id, chain_id) DO UPDATE SET sequence = {name}.sequence"
+        f" RETURNING chain_id, sequence, hash{moment}"
+    )
+
+
 class SqlAddressRepository(_Repository, AddressRepository):
     """Addresses in SQL."""
 
@@ -1388,29 +1410,21 @@ class SqlAuditRepository(_Repository, AuditRepository):
         return the transaction's time, which the audit table's trigger stamps."""
         if not chains:
             return ChainLock(tips={})
-        tips = self._tips
         ordered = sorted(set(chains))
-        statement = _insert_with_conflicts(self._uow.dialect, tips).values(
-            [
-                {"tenant_id": self._uow.tenant_id, "chain_id": c, "sequence": 0, "hash": ""}
-                for c in ordered
-            ]
-        )
-        # A no-op update: it takes the row lock, waiting for a concurrent appender
-        # of the chain to commit, and then returns that appender's tip.
-        statement = statement.on_conflict_do_update(
-            index_elements=("tenant_id", "chain_id"), set_={"sequence": tips.c.sequence}
-        )
-        columns: builtins.list[Any] = [tips.c.chain_id, tips.c.sequence, tips.c.hash]
-        if self._uow.dialect == "postgresql":
-            columns.append(func.now())
+        postgresql = self._uow.dialect == "postgresql"
         rows = (
-            await self._execute(statement.returning(*columns), action="locking the audit trail")
+            await self._execute(
+                _lock_chains(self._uow.dialect, self._tips),
+                {
+                    "tenant": self._uow.tenant_id,
+                    "chains": ordered if postgresql else json.dumps(ordered),
+                },
+                action="locking the audit trail",
+            )
         ).all()
-        now = rows[0][3] if self._uow.dialect == "postgresql" else None
         return ChainLock(
             tips={int(row[0]): ChainTip(int(row[1]), row[2]) for row in rows if row[1]},
-            now=now,
+            now=rows[0][3] if postgresql else None,
         )
 
     async def append(self, event: AuditEvent) -> None:
@@ -1419,39 +1433,17 @@ class SqlAuditRepository(_Repository, AuditRepository):
 
     async def append_many(self, events: Sequence[AuditEvent]) -> None:
         """Append sealed events in one batched statement (COPY on PostgreSQL when
-        allowed) and move their chains' tips to the last of each."""
+        allowed); the table's trigger moves their chains' tips."""
         if not events:
             return
         rows = [self._values(e) for e in events]
-        if not (
-            self._uow.dialect == "postgresql"
-            and await self._uow.copy_rows(
-                self._table, list(rows[0]), rows, action="writing the audit trail"
-            )
+        if self._uow.dialect == "postgresql" and await self._uow.copy_rows(
+            self._table, list(rows[0]), rows, action="writing the audit trail"
         ):
-            # SQLite; or COPY was refused (a taken id or position, which the INSERT
-            # reports, or row-level security binding the role).
-            await self._execute(_insert(self._table), rows, action="writing the audit trail")
-        last = {row["chain_id"]: row for row in rows}
-        tips = self._tips
-        await self._execute(
-            update(tips)
-            .where(
-                tips.c.tenant_id == bindparam("key_tenant"),
-                tips.c.chain_id == bindparam("key_chain"),
-            )
-            .values(sequence=bindparam("new_sequence"), hash=bindparam("new_hash")),
-            [
-                {
-                    "key_tenant": self._uow.tenant_id,
-                    "key_chain": chain,
-                    "new_sequence": row["sequence"],
-                    "new_hash": row["hash"],
-                }
-                for chain, row in last.items()
-            ],
-            action="moving the audit trail's tips",
-        )
+            return
+        # SQLite; or COPY was refused (a taken id or position, which the INSERT
+        # reports, or row-level security binding the role).
+        await self._execute(_insert(self._table), rows, action="writing the audit trail")
 
     @staticmethod
     def _event(row: Any) -> AuditEvent:

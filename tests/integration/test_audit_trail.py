@@ -10,13 +10,24 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import DeclarativeBase
 
 from linkbay_customers import CustomerService, GDPRService, HeuristicIntelligence
 from linkbay_customers.domain import AuditAction
 from linkbay_customers.testing import FixedClock, new_tenant_id
-from linkbay_customers_sqlalchemy import SqlAlchemyStorage, create_engine, default_models, upgrade
+from linkbay_customers_sqlalchemy import (
+    AuditEventMixin,
+    ModelSet,
+    SqlAlchemyStorage,
+    build_models,
+    create_audit_triggers,
+    create_engine,
+    default_models,
+    drop_audit_triggers,
+    upgrade,
+)
 from tests._databases import new_postgres_database, new_sqlite_database
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
@@ -322,3 +333,55 @@ async def test_the_migration_chains_an_existing_trail_and_keeps_its_order_refere
         await storage.close()
     assert (verification.intact, verification.events) == (True, 3)
     assert [(e.sequence, e.details) for e in trail] == [(1, {}), (2, {"order": 9}), (3, {})]
+
+
+# ------------------------------------------------------------ a host's own audit table
+
+
+class HostBase(DeclarativeBase):
+    metadata = MetaData()
+
+
+class HostAuditEvent(HostBase, AuditEventMixin):
+    __tablename__ = "host_audit_trail"
+
+
+HOST_MODELS: ModelSet = build_models(HostBase, audit_event=HostAuditEvent)
+
+
+async def test_a_host_audit_table_gets_its_triggers_from_create_all(
+    empty_database_url: str,
+) -> None:
+    engine = create_engine(empty_database_url)
+    postgresql = engine.dialect.name == "postgresql"
+    async with engine.begin() as connection:
+        if postgresql:
+            await connection.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+        await connection.run_sync(HOST_MODELS.metadata.create_all)
+    storage = SqlAlchemyStorage.from_url(empty_database_url, models=HOST_MODELS)
+    service, gdpr = _services(storage, FixedClock(LONG_AGO))
+    tenant = new_tenant_id()
+    try:
+        customer = await service.create_customer(tenant, {"email": "host@example.com"})
+        await service.update_customer(tenant, customer.id, {"first_name": "Ada"})
+        verification = await gdpr.verify_audit_trail(tenant)
+        trail = (await gdpr.list_audit_events(tenant)).items
+    finally:
+        await storage.close()
+    assert (verification.intact, verification.events) == (True, 2)
+    # The database's clock on PostgreSQL; the service's elsewhere.
+    assert all((e.occurred_at > LONG_AGO) == postgresql for e in trail)
+    triggers = (
+        "SELECT count(*) FROM pg_trigger WHERE tgname = 'host_audit_trail_append'"
+        if postgresql
+        else "SELECT count(*) FROM sqlite_master WHERE name = 'host_audit_trail_append'"
+    )
+    async with engine.begin() as connection:
+        # What a host's own migrations call, once the table exists.
+        await connection.run_sync(drop_audit_triggers, HOST_MODELS)
+        assert (await connection.execute(text(triggers))).scalar_one() == 0
+        await connection.run_sync(create_audit_triggers, HOST_MODELS)
+        assert (await connection.execute(text(triggers))).scalar_one() == 1
+        await connection.run_sync(HOST_MODELS.metadata.drop_all)
+        assert (await connection.execute(text(triggers))).scalar_one() == 0
+    await engine.dispose()

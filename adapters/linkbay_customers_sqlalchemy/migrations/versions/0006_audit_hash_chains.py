@@ -16,10 +16,11 @@ old events are brought to what events may hold now: an order's reference
 becomes the order's internal id, and any other value that is not an identifier,
 flag or label of the library is dropped (erasure used to empty those anyway).
 
-PostgreSQL only: the two erasure functions of revision 0003 are dropped (erasure
-keeps the trail now, so no role may change or remove an event in any way), and a
-trigger stamps every new event with the transaction's time. The new table gets
-the tenant policy of every other one.
+A trigger moves a chain's tip with every event inserted, and on PostgreSQL stamps
+the event with the transaction's time. PostgreSQL only: the two erasure functions
+of revision 0003 are dropped (erasure keeps the trail now, so no role may change
+or remove an event in any way), and the new table gets the tenant policy of every
+other one.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from linkbay_customers.domain import (
     chain_of,
     check_audit_content,
 )
-from linkbay_customers_sqlalchemy._audit_time import create_audit_clock, drop_audit_clock
+from linkbay_customers_sqlalchemy._audit_triggers import create_audit_triggers, drop_audit_triggers
 from linkbay_customers_sqlalchemy._models import default_models
 from linkbay_customers_sqlalchemy.migrations._tenancy import (
     every_tenant_visible,
@@ -235,18 +236,19 @@ def upgrade() -> None:
             op.f(f"uq_{_EVENTS}_tenant_id_chain_id_sequence"),
             ["tenant_id", "chain_id", "sequence"],
         )
+    # After the last batch operation: SQLite's rebuild of the table would drop it.
+    create_audit_triggers(bind, default_models())
     if not postgresql:
         return
     protect_tenant_table(_CHAINS)
     for function in _ERASURE_FUNCTIONS:
         op.execute(f"DROP FUNCTION IF EXISTS {function}")
-    create_audit_clock(bind, default_models())
 
 
 def downgrade() -> None:
     bind = op.get_bind()
+    drop_audit_triggers(bind, default_models())
     if bind.dialect.name == "postgresql":
-        drop_audit_clock(bind, default_models())
         _revision_0003().upgrade()
     with op.batch_alter_table(_EVENTS) as batch:
         batch.drop_constraint(op.f(f"uq_{_EVENTS}_tenant_id_chain_id_sequence"), type_="unique")
