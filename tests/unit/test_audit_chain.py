@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from linkbay_customers import CustomerService, GDPRService, HeuristicIntelligence
+from linkbay_customers import AIService, CustomerService, GDPRService, HeuristicIntelligence
 from linkbay_customers.audit_keys import AuditKeyMissing, audit_chain_from
 from linkbay_customers.domain import AuditAction, AuditChain, AuditEvent
 from linkbay_customers.testing import T0, FixedClock
@@ -131,3 +131,19 @@ async def test_a_memory_storage_without_a_key_makes_one_for_its_lifetime(
         "t", {"email": "m@example.com"}
     )
     assert (await GDPRService(storage.unit_of_work, clock).verify_audit_trail("t")).intact
+
+
+def test_names_that_go_into_the_trail_are_checked_when_the_services_are_built() -> None:
+    storage = InMemoryStorage()
+    clock = FixedClock()
+    with pytest.raises(ValueError, match="consent_types"):
+        GDPRService(storage.unit_of_work, clock, consent_types=("e-mail marketing",))
+
+    class Named(HeuristicIntelligence):
+        name = "Anna's model"
+
+    with pytest.raises(ValueError, match="recorded in the audit trail"):
+        AIService(storage.unit_of_work, clock, Named())
+    kinds = GDPRService(storage.unit_of_work, clock, consent_types=("sms", "ads:v2")).consent_types
+    assert kinds == ("sms", "ads:v2")
+    assert event(changed_fields=("companyName",)).changed_fields == ("companyName",)

@@ -13,6 +13,7 @@ from linkbay_customers.domain._audit import (
     ChainTip,
     chain_of,
     check_audit_content,
+    is_audit_label,
 )
 from linkbay_customers.domain._entities import (
     Address,
@@ -101,6 +102,7 @@ __all__ = (
     "ChainTip",
     "chain_of",
     "check_audit_content",
+    "is_audit_label",
     "DerivedData",
     "ModelFit",
     "ProductPurchases",

@@ -35,6 +35,7 @@ __all__ = (
     "ChainTip",
     "chain_of",
     "check_audit_content",
+    "is_audit_label",
 )
 
 MIN_AUDIT_KEY_BYTES = 32
@@ -72,7 +73,7 @@ a model's name): never a value a person typed.
 """
 
 _LABEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}")
-_FIELD_PATTERN = re.compile(r"[a-z][a-z0-9_.]{0,63}")
+_FIELD_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,63}")
 
 
 def _is_id(value: object) -> bool:
@@ -87,7 +88,7 @@ def _detail_problem(key: str, value: object) -> str | None:
         _ID: _is_id(value),
         _IDS: isinstance(value, list) and all(_is_id(v) for v in value),
         _FLAG: isinstance(value, bool),
-        _LABEL: isinstance(value, str) and _LABEL_PATTERN.fullmatch(value) is not None,
+        _LABEL: is_audit_label(value),
     }[kind]
     return None if ok else f"details[{key!r}] must be a {kind.replace('ids', 'list of ids')}"
 
@@ -106,6 +107,12 @@ def check_audit_content(changed_fields: Sequence[str], details: Mapping[str, Any
         problem = _detail_problem(key, value)
         if problem is not None:
             raise ValueError(problem)
+
+
+def is_audit_label(value: object) -> bool:
+    """Whether ``value`` can stand in an event's details as a label: 1 to 64 letters,
+    digits and ``_ . : / -``, starting with a letter or digit (no spaces, no ``@``)."""
+    return isinstance(value, str) and _LABEL_PATTERN.fullmatch(value) is not None
 
 
 def chain_of(customer_id: int | None) -> int:

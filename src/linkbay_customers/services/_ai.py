@@ -21,6 +21,7 @@ from linkbay_customers.domain import (
     ProfilingPolicies,
     ProfilingPolicy,
     cosine_similarity,
+    is_audit_label,
     quantize_money,
 )
 from linkbay_customers.ports import (
@@ -178,6 +179,12 @@ class AIService:
             raise ValueError("chunk_size must be from 1 to 10000")
         if not 0.0 <= embedding_tolerance < 1.0:
             raise ValueError("embedding_tolerance must be at least 0 and below 1")
+        if not is_audit_label(intelligence.name):
+            # The name goes into the audit trail as the source of the scores.
+            raise ValueError(
+                f"the intelligence's name {intelligence.name!r} must be 1 to 64 letters,"
+                " digits or _ . : / - (it is recorded in the audit trail)"
+            )
         self._embedding_tolerance = embedding_tolerance
         self._uow_factory = uow_factory
         self._clock = clock

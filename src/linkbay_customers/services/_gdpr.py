@@ -31,6 +31,7 @@ from linkbay_customers.domain import (
     ProfilingPolicy,
     anonymize,
     chain_of,
+    is_audit_label,
 )
 from linkbay_customers.ports import Clock, UnitOfWork
 from linkbay_customers.schemas import (
@@ -114,8 +115,11 @@ class GDPRService:
         profiling_policy: ProfilingPolicy | ProfilingPolicies = DEFAULT_PROFILING_POLICY,
     ) -> None:
         types = tuple(consent_types)
-        if not types or any(not isinstance(t, str) or not 0 < len(t) <= 64 for t in types):
-            raise ValueError("consent_types must be 1 to 64 character names, at least one")
+        if not types or not all(is_audit_label(t) for t in types):
+            # A consent type is recorded in the audit trail's details.
+            raise ValueError(
+                "consent_types must be names of 1 to 64 letters, digits or _ . : / -, at least one"
+            )
         if "events" in types:
             raise ValueError("'events' cannot be a consent type: the history lists events under it")
         self._uow_factory = uow_factory
