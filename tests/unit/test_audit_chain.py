@@ -147,3 +147,12 @@ def test_names_that_go_into_the_trail_are_checked_when_the_services_are_built() 
     kinds = GDPRService(storage.unit_of_work, clock, consent_types=("sms", "ads:v2")).consent_types
     assert kinds == ("sms", "ads:v2")
     assert event(changed_fields=("companyName",)).changed_fields == ("companyName",)
+
+
+def test_a_flag_is_a_boolean_and_an_id_is_not_even_after_the_other_was_checked() -> None:
+    assert event(details={"merge_notes": True}).details == {"merge_notes": True}
+    with pytest.raises(ValueError, match="merge_notes"):
+        event(details={"merge_notes": 1})
+    assert event(details={"note_id": 1}).details == {"note_id": 1}
+    with pytest.raises(ValueError, match="note_id"):
+        event(details={"note_id": True})

@@ -12,6 +12,7 @@ Chains per customer keep concurrent writes of one tenant from waiting on each ot
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -80,6 +81,18 @@ def _is_id(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
+@functools.lru_cache(maxsize=4096, typed=True)
+def _field_ok(name: str) -> bool:
+    return _FIELD_PATTERN.fullmatch(name) is not None
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _scalar_detail_problem(key: str, value: str | int | bool | None) -> str | None:
+    # Most events repeat the same few keys and values (a source, a format, ids are
+    # not repeated but are cheap): remembered, a bulk import checks each once.
+    return _detail_problem(key, value)
+
+
 def _detail_problem(key: str, value: object) -> str | None:
     kind = AUDIT_DETAIL_KEYS.get(key)
     if kind is None:
@@ -101,10 +114,15 @@ def check_audit_content(changed_fields: Sequence[str], details: Mapping[str, Any
             kind, or a changed field that is not a field name.
     """
     for name in changed_fields:
-        if not isinstance(name, str) or _FIELD_PATTERN.fullmatch(name) is None:
+        if not isinstance(name, str) or not _field_ok(name):
             raise ValueError(f"changed_fields holds {name!r}, which is not a field name")
     for key, value in details.items():
-        problem = _detail_problem(key, value)
+        scalar = value is None or isinstance(value, str | int)  # bool is an int
+        problem = (
+            _scalar_detail_problem(key, value)
+            if scalar and isinstance(key, str)
+            else _detail_problem(key, value)
+        )
         if problem is not None:
             raise ValueError(problem)
 
@@ -204,8 +222,16 @@ class AuditChain:
     def __repr__(self) -> str:
         return "AuditChain(key=<hidden>)"
 
-    def link(self, event: AuditEvent, sequence: int, previous: str) -> str:
-        """The hash of ``event`` at ``sequence`` in its chain, after ``previous``."""
+    def link(
+        self,
+        event: AuditEvent,
+        sequence: int,
+        previous: str,
+        *,
+        occurred_at: datetime | None = None,
+    ) -> str:
+        """The hash of ``event`` at ``sequence`` in its chain, after ``previous``
+        (dated ``occurred_at`` instead of its own time, when given)."""
         content = [
             1,  # the layout of this list; a new layout would get a new number
             event.tenant_id,
@@ -214,7 +240,7 @@ class AuditChain:
             sequence,
             event.actor,
             event.action.value,
-            _moment(event.occurred_at),
+            _moment(event.occurred_at if occurred_at is None else occurred_at),
             list(event.changed_fields),
             event.details,
             previous,
@@ -241,15 +267,13 @@ class AuditChain:
         last = dict(tips)
         sealed = []
         for event in events:
-            if occurred_at is not None:
-                event = replace(event, occurred_at=occurred_at)
             chain = chain_of(event.customer_id)
             tip = last.get(chain, ChainTip())
+            moment = event.occurred_at if occurred_at is None else occurred_at
             sequence = tip.sequence + 1
-            digest = self.link(event, sequence, tip.hash)
-            event = replace(event, sequence=sequence, hash=digest)
+            digest = self.link(event, sequence, tip.hash, occurred_at=moment)
+            sealed.append(replace(event, occurred_at=moment, sequence=sequence, hash=digest))
             last[chain] = ChainTip(sequence, digest)
-            sealed.append(event)
         return sealed
 
     async def verify(
