@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from linkbay_customers import CustomersContainer, ProfilingPolicy, StorageError, bootstrap
 from linkbay_customers_cli._errors import CommandError
@@ -52,15 +51,16 @@ def is_memory_url(url: str) -> bool:
 
 
 def describe_url(url: str) -> str:
-    """The URL with its password masked, fit for printing."""
+    """The URL with its password masked (SQLAlchemy's rendering), fit for printing."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        # Not a URL SQLAlchemy can read, so no password it could mask: show the text
+        # only when it holds no credentials at all.
+        return "<unparseable URL>" if "@" in url else url
 
 
 def resolve_database_url(url: str | None) -> str:
