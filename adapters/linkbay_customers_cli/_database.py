@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -213,14 +214,22 @@ async def open_container(
     url: str, profiling_policy: ProfilingPolicy | None = None
 ) -> AsyncIterator[CustomersContainer]:
     """A container over the database, its storage closed on the way out; every service
-    in it under ``profiling_policy`` (the library's default when None).
+    in it under ``profiling_policy`` (the library's default when None), and reading
+    phone numbers without a country code in the region ``LINKBAY_PHONE_REGION`` names
+    (unset: they must start with ``+``), the one revision 0007 migrates with.
 
     Raises:
-        CommandError: the storage cannot be opened or used (see ``database_errors``).
+        CommandError: the storage cannot be opened or used (see ``database_errors``),
+            or ``LINKBAY_PHONE_REGION`` names no region.
     """
+    from linkbay_customers_sqlalchemy import PHONE_REGION_VARIABLE
+
+    region = os.environ.get(PHONE_REGION_VARIABLE) or None
     async with database_errors(url):
         try:
-            container = bootstrap(url, profiling_policy=profiling_policy)
+            container = bootstrap(
+                url, profiling_policy=profiling_policy, default_phone_region=region
+            )
         except (ImportError, ValueError) as error:
             raise CommandError(f"cannot open {describe_url(url)}: {error}") from error
         try:

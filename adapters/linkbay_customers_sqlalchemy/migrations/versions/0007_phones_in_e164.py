@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from linkbay_customers.domain import check_phone_region, normalize_phone
+from linkbay_customers_sqlalchemy._migrate import PHONE_REGION_VARIABLE
 from linkbay_customers_sqlalchemy._types import JSONDocument
 from linkbay_customers_sqlalchemy.migrations._tenancy import every_tenant_visible
 
@@ -43,8 +44,6 @@ revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
-
-REGION_VARIABLE = "LINKBAY_PHONE_REGION"
 
 _CUSTOMERS = "customers"
 _ORDERS = "customer_orders"
@@ -139,7 +138,7 @@ def _shipping_phones(bind: sa.Connection, region: str | None) -> None:
 
 def upgrade() -> None:
     bind = op.get_bind()
-    region = check_phone_region(os.environ.get(REGION_VARIABLE) or None)
+    region = check_phone_region(os.environ.get(PHONE_REGION_VARIABLE) or None)
     with every_tenant_visible(_CUSTOMERS, _ORDERS):
         _customer_phones(bind, region)
         _shipping_phones(bind, region)
