@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -122,6 +123,8 @@ def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str
     return result
 
 
+# Ranking a search calls this once per candidate with the same query.
+@functools.lru_cache(maxsize=256)
 def phone_query(query: str) -> str | None:
     """The phone form of a search query, or None when it cannot be part of a phone.
 
