@@ -83,7 +83,7 @@ def normalize_phone(raw: str, region: str | None = None) -> str:
     except phonenumbers.NumberParseException:
         number = None
     if number is None or number.extension or not phonenumbers.is_valid_number(number):
-        hint = "" if region or raw.lstrip().startswith("+") else _NO_REGION_HINT
+        hint = "" if region or is_international_phone(raw) else _NO_REGION_HINT
         raise ValueError(f"is not a valid phone number{hint}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
