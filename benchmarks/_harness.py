@@ -43,7 +43,7 @@ def customer_rows(count: int, seed: int) -> Iterator[dict[str, Any]]:
             "email": f"c{seed}.{i}.{rnd.randrange(10**6)}@{domain}",
             "first_name": rnd.choice(FIRST),
             "last_name": rnd.choice(LAST),
-            "phone": f"+39 3{rnd.randrange(10**8):08d}",
+            "phone": f"+39 34{rnd.randrange(10**8):08d}",
             "tags": rnd.sample(TAGS, rnd.randrange(3)),
             "preferences": {"language": rnd.choice(["it", "en", "de"])},
         }

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from linkbay_customers import CustomersContainer, ProfilingPolicy, StorageError, bootstrap
 from linkbay_customers_cli._errors import CommandError
@@ -52,15 +52,16 @@ def is_memory_url(url: str) -> bool:
 
 
 def describe_url(url: str) -> str:
-    """The URL with its password masked, fit for printing."""
+    """The URL with its password masked (SQLAlchemy's rendering), fit for printing."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        # Not a URL SQLAlchemy can read, so no password it could mask: show the text
+        # only when it holds no credentials at all.
+        return "<unparseable URL>" if "@" in url else url
 
 
 def resolve_database_url(url: str | None) -> str:
@@ -213,14 +214,22 @@ async def open_container(
     url: str, profiling_policy: ProfilingPolicy | None = None
 ) -> AsyncIterator[CustomersContainer]:
     """A container over the database, its storage closed on the way out; every service
-    in it under ``profiling_policy`` (the library's default when None).
+    in it under ``profiling_policy`` (the library's default when None), and reading
+    phone numbers without a country code in the region ``LINKBAY_PHONE_REGION`` names
+    (unset: they must start with ``+``), the one revision 0007 migrates with.
 
     Raises:
-        CommandError: the storage cannot be opened or used (see ``database_errors``).
+        CommandError: the storage cannot be opened or used (see ``database_errors``),
+            or ``LINKBAY_PHONE_REGION`` names no region.
     """
+    from linkbay_customers_sqlalchemy import PHONE_REGION_VARIABLE
+
+    region = os.environ.get(PHONE_REGION_VARIABLE) or None
     async with database_errors(url):
         try:
-            container = bootstrap(url, profiling_policy=profiling_policy)
+            container = bootstrap(
+                url, profiling_policy=profiling_policy, default_phone_region=region
+            )
         except (ImportError, ValueError) as error:
             raise CommandError(f"cannot open {describe_url(url)}: {error}") from error
         try:

@@ -135,7 +135,7 @@ class _Country:
     cities: tuple[tuple[str, str | None, str], ...]  # city, state, postal code pattern
     streets: tuple[str, ...]
     number_first: bool
-    phone: str  # pattern: '#' is a digit
+    phone: str  # pattern: "#" is a digit; within a range phonenumbers holds valid
 
 
 # fmt: off
@@ -150,7 +150,7 @@ _COUNTRIES = (
          ("Bologna", "BO", "401##"), ("Napoli", "NA", "801##"), ("Firenze", "FI", "501##")),
         ("Via Roma", "Via Garibaldi", "Corso Buenos Aires", "Via Dante", "Viale Monza",
          "Via Mazzini", "Corso Vittorio Emanuele"),
-        False, "+39 3## #######",
+        False, "+39 34# #######",
     ),
     _Country(
         "DE", 0.15, "de",
@@ -159,7 +159,7 @@ _COUNTRIES = (
         (("Berlin", None, "10###"), ("München", "BY", "80###"), ("Hamburg", None, "20###"),
          ("Köln", "NW", "50###")),
         ("Hauptstraße", "Schillerstraße", "Gartenweg", "Bahnhofstraße", "Lindenallee"),
-        False, "+49 15# ########",
+        False, "+49 151 ########",
     ),
     _Country(
         "FR", 0.15, "fr",
@@ -168,7 +168,7 @@ _COUNTRIES = (
         (("Paris", None, "750##"), ("Lyon", None, "6900#"), ("Marseille", None, "130##"),
          ("Bordeaux", None, "330##")),
         ("rue de la République", "avenue Victor Hugo", "rue Pasteur", "boulevard Voltaire"),
-        True, "+33 6 ## ## ## ##",
+        True, "+33 6 1# ## ## ##",
     ),
     _Country(
         "ES", 0.13, "es",
@@ -186,7 +186,7 @@ _COUNTRIES = (
         (("London", None, "N# #AB"), ("Manchester", None, "M# #CD"),
          ("Edinburgh", None, "EH# #EF"), ("Bristol", None, "BS# #GH")),
         ("High Street", "Station Road", "Church Lane", "Victoria Road"),
-        True, "+44 7### ######",
+        True, "+44 78## ######",
     ),
 )
 # fmt: on

@@ -13,6 +13,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from linkbay_customers_sqlalchemy._audit_triggers import create_audit_triggers, drop_audit_triggers
 from linkbay_customers_sqlalchemy._engine import create_engine
 from linkbay_customers_sqlalchemy._migrate import (
+    PHONE_REGION_VARIABLE,
     VERSION_TABLE,
     head_revision,
     schema_filter,
@@ -45,6 +46,7 @@ from linkbay_customers_sqlalchemy._storage import (
 )
 
 __all__ = (
+    "PHONE_REGION_VARIABLE",
     "TENANT_SETTING",
     "VERSION_TABLE",
     "application_role_grants",

@@ -15,10 +15,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from linkbay_customers_sqlalchemy._engine import create_engine
 from linkbay_customers_sqlalchemy._storage import ID_COUNTER_TABLE
 
-__all__ = ("VERSION_TABLE", "alembic_config", "head_revision", "schema_filter", "upgrade")
+__all__ = (
+    "PHONE_REGION_VARIABLE",
+    "VERSION_TABLE",
+    "alembic_config",
+    "head_revision",
+    "schema_filter",
+    "upgrade",
+)
 
 VERSION_TABLE = "linkbay_alembic_version"
 """Where the applied revision is recorded (apart from a host's own ``alembic_version``)."""
+
+PHONE_REGION_VARIABLE = "LINKBAY_PHONE_REGION"
+"""The environment variable naming the region revision 0007 reads stored phone numbers
+without a country code in (unset: they stay as they are); the CLI's default phone
+region too."""
 
 _SCRIPTS = Path(__file__).parent / "migrations"
 

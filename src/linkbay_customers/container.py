@@ -37,11 +37,17 @@ class CustomersContainer(containers.DeclarativeContainer):
         profiling_policy: a ``ProfilingPolicy``, or a function giving each tenant's;
             the one every service that computes or clears derived data is given.
 
-    Configuration: ``default_currency`` ("EUR"), ``consent_types`` (the seed's three).
+    Configuration: ``default_currency`` ("EUR"), ``consent_types`` (the seed's three),
+    ``default_phone_region`` (None: phone numbers must start with ``+`` and their
+    country code; ``"IT"`` reads ``"333 123 4567"`` as an Italian number).
     """
 
     config = providers.Configuration(
-        default={"default_currency": "EUR", "consent_types": DEFAULT_CONSENT_TYPES}
+        default={
+            "default_currency": "EUR",
+            "consent_types": DEFAULT_CONSENT_TYPES,
+            "default_phone_region": None,
+        }
     )
 
     # The ports are runtime-checkable Protocols: the slots check what is plugged in.
@@ -64,6 +70,7 @@ class CustomersContainer(containers.DeclarativeContainer):
         intelligence=intelligence,
         default_currency=config.default_currency,
         profiling_policy=profiling_policy,
+        default_phone_region=config.default_phone_region,
     )
     ai_service = providers.Singleton(
         AIService,
@@ -131,6 +138,7 @@ def bootstrap(
     intelligence: CustomerIntelligence | None = None,
     default_currency: str = "EUR",
     profiling_policy: ProfilingPolicy | ProfilingPolicies | None = None,
+    default_phone_region: str | None = None,
     **storage_options: Any,
 ) -> CustomersContainer:
     """A wired container over the storage a URL names.
@@ -142,6 +150,8 @@ def bootstrap(
         default_currency: Currency of a customer's first order when it names none.
         profiling_policy: Overrides the default profiling policy (everyone but who
             refused ``analytics`` consent), for every service.
+        default_phone_region: The country whose numbering plan reads a phone number
+            written without its country code (see ``CustomerService``).
         **storage_options: Passed on to the storage adapter.
 
     Returns:
@@ -149,6 +159,7 @@ def bootstrap(
     """
     container = CustomersContainer()
     container.config.default_currency.from_value(default_currency)
+    container.config.default_phone_region.from_value(default_phone_region)
     container.storage.override(providers.Object(open_storage(database_url, **storage_options)))
     if clock is not None:
         container.clock.override(providers.Object(clock))

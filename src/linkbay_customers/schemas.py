@@ -53,6 +53,7 @@ from linkbay_customers.domain import (
     OrderItem,
     OrderShipping,
     TagMatch,
+    is_international_phone,
     normalize_phone,
 )
 
@@ -205,6 +206,12 @@ def normalize_email(value: str) -> str:
     return result.normalized.lower()
 
 
+def _phone(value: str) -> str:
+    # A number with its country code is checked and normalized here; one without
+    # it waits for the service, which knows the default region the host set.
+    return normalize_phone(value) if is_international_phone(value) else value
+
+
 def _country(value: str) -> str:
     code = value.strip().upper()
     if code not in COUNTRY_CODES:
@@ -276,7 +283,7 @@ Email = Annotated[
     AfterValidator(normalize_email),
 ]
 Phone = Annotated[
-    Annotated[str, Field(max_length=40), Storable, AfterValidator(normalize_phone)] | None,
+    Annotated[str, Field(max_length=40), Storable, AfterValidator(_phone)] | None,
     BeforeValidator(_blank_to_none),
 ]
 Tag = Annotated[str, Field(min_length=1, max_length=64), Storable]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 
+from linkbay_customers import bootstrap
 from linkbay_customers.testing import FixedClock
+from linkbay_customers_fastapi import create_app
 from tests.api._support import ORDER, assert_problem, tenant_headers
 
 MARIO: dict[str, Any] = {
@@ -25,6 +29,51 @@ async def _create(client: httpx.AsyncClient, headers: dict[str, str], **fields: 
     response = await client.post("/customers", json=fields, headers=headers)
     assert response.status_code == 201, response.text
     return response.json()
+
+
+@pytest.fixture
+async def italian_client(database_url: str, clock: FixedClock) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app whose host reads phone numbers without a country code as Italian."""
+    container = bootstrap(database_url, clock=clock, default_phone_region="IT")
+    transport = httpx.ASGITransport(app=create_app(container))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+    finally:
+        await container.storage().close()
+
+
+class TestPhones:
+    async def test_a_national_number_is_stored_in_e164_in_the_host_s_region(
+        self, italian_client: httpx.AsyncClient, headers: dict[str, str]
+    ) -> None:
+        created = await _create(
+            italian_client, headers, email="a@example.com", phone="333 123 4567"
+        )
+        assert created["phone"] == "+393331234567"
+        response = await italian_client.patch(
+            f"/customers/{created['id']}", json={"phone": "02 1234 5678"}, headers=headers
+        )
+        assert response.json()["phone"] == "+390212345678"
+
+    @pytest.mark.parametrize("phone", ["call me", "12", "+39 12345"])
+    async def test_a_number_that_is_not_valid_is_a_problem_naming_phone(
+        self, italian_client: httpx.AsyncClient, headers: dict[str, str], phone: str
+    ) -> None:
+        response = await italian_client.post(
+            "/customers", json={"email": "a@example.com", "phone": phone}, headers=headers
+        )
+        body = assert_problem(response, 422, "invalid_input", field="phone")
+        assert "is not a valid phone number" in body["errors"][0]["message"]
+
+    async def test_without_a_region_a_national_number_is_refused(
+        self, client: httpx.AsyncClient, headers: dict[str, str]
+    ) -> None:
+        response = await client.post(
+            "/customers", json={"email": "a@example.com", "phone": "333 123 4567"}, headers=headers
+        )
+        body = assert_problem(response, 422, "invalid_input", field="phone")
+        assert "with its country code" in body["detail"]
 
 
 class TestCreate:

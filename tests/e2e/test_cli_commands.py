@@ -23,7 +23,9 @@ from linkbay_customers_sqlalchemy import head_revision
 T = TypeVar("T")
 
 # The commands read these; the tests say what they mean instead.
-runner = CliRunner(env={"LINKBAY_DATABASE_URL": None, "LINKBAY_JWT_SECRET": None})
+runner = CliRunner(
+    env={"LINKBAY_DATABASE_URL": None, "LINKBAY_JWT_SECRET": None, "LINKBAY_PHONE_REGION": None}
+)
 
 
 def cli(*args: str) -> tuple[int, str, str]:
@@ -138,6 +140,34 @@ class TestMigrate:
 
 
 class TestImport:
+    @pytest.mark.parametrize(
+        ("region", "stored", "rejected"), [("IT", "+393331234567", []), (None, None, ["phone"])]
+    )
+    def test_national_numbers_are_read_in_the_region_the_environment_names(
+        self,
+        empty_database_url: str,
+        tmp_path: Path,
+        region: str | None,
+        stored: str | None,
+        rejected: list[str],
+    ) -> None:
+        source = tmp_path / "customers.csv"
+        source.write_text("email,phone\nmario@example.com,333 123 4567\n")
+        tenant = new_tenant_id()
+        args = ["import", str(source), "--tenant", tenant, "--database-url", empty_database_url]
+
+        result = runner.invoke(app, args, env={"LINKBAY_PHONE_REGION": region})
+
+        assert result.exit_code == 0, result.output
+        report = tmp_path / "customers.csv.rejects.csv"
+        assert ([r["field"] for r in read_report(report)] if report.exists() else []) == rejected
+
+        async def check(service: CustomerService) -> str | None:
+            found = await service.search_customers(tenant, "mario@example.com")
+            return found[0].phone if found else None
+
+        assert on_service(empty_database_url, check) == stored
+
     def test_a_csv_file_is_imported_and_its_rejects_reported(
         self, empty_database_url: str, tmp_path: Path
     ) -> None:

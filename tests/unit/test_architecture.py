@@ -1,4 +1,4 @@
-"""The core imports nothing but the standard library and its three dependencies."""
+"""The core imports nothing but the standard library and its dependencies."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from pathlib import Path
 import linkbay_customers
 
 CORE = Path(linkbay_customers.__file__).parent
-ALLOWED = {"pydantic", "email_validator", "dependency_injector", "linkbay_customers"}
+ALLOWED = {
+    "pydantic",
+    "email_validator",
+    "dependency_injector",
+    "phonenumbers",
+    "pycountry",
+    "linkbay_customers",
+}
 COMPOSITION_ROOT = CORE / "container.py"
 TEST_SUPPORT = CORE / "testing"
 

@@ -75,6 +75,13 @@ def test_a_sqlite_path_that_is_a_directory_is_refused(tmp_path: Path) -> None:
         ("postgresql+asyncpg://app:s3cret@db:5432/x", "postgresql+asyncpg://app:***@db:5432/x"),
         ("postgresql+asyncpg://app@db/x", "postgresql+asyncpg://app@db/x"),
         ("sqlite+aiosqlite:////tmp/x.db", "sqlite+aiosqlite:////tmp/x.db"),
+        (
+            "postgresql+asyncpg://app:p%40ss@db/x?ssl=require",
+            "postgresql+asyncpg://app:***@db/x?ssl=require",
+        ),
+        ("memory://", "memory://"),
+        ("customers.db", "customers.db"),
+        ("postgresql://u:pw@h:port/db", "<unparseable URL>"),
     ],
 )
 def test_passwords_are_masked_when_a_url_is_shown(url: str, shown: str) -> None:

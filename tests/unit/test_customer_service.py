@@ -182,7 +182,7 @@ class TestUpdate:
             {
                 "email": "a@example.com",
                 "first_name": "Ada",
-                "phone": "+3912345",
+                "phone": "+39 06 1234 5678",
                 "preferences": {"language": "it", "newsletter": True, "ui": {"theme": "dark"}},
                 "tags": ["vip"],
             },

@@ -87,6 +87,8 @@ from linkbay_customers.domain._values import (
     MONEY_QUANTUM,
     AddressType,
     Segment,
+    check_phone_region,
+    is_international_phone,
     normalize_phone,
     quantize_money,
 )
@@ -160,6 +162,8 @@ __all__ = (
     "matches_filters",
     "merge_patch",
     "merge_tags",
+    "check_phone_region",
+    "is_international_phone",
     "normalize_phone",
     "phone_query",
     "quantize_money",

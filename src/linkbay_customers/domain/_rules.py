@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -10,7 +11,12 @@ from typing import Any
 from linkbay_customers.domain._entities import Customer, Order
 from linkbay_customers.domain._errors import InvalidInput, InvalidMerge
 from linkbay_customers.domain._query import CustomerFilters, TagMatch
-from linkbay_customers.domain._values import MAX_MONEY, normalize_phone, quantize_money
+from linkbay_customers.domain._values import (
+    MAX_MONEY,
+    is_international_phone,
+    normalize_phone,
+    quantize_money,
+)
 
 __all__ = (
     "apply_order",
@@ -117,13 +123,28 @@ def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str
     return result
 
 
+# Ranking a search calls this once per candidate with the same query.
+@functools.lru_cache(maxsize=256)
 def phone_query(query: str) -> str | None:
-    """The phone form of a search query, or None when it cannot be part of a phone."""
+    """The phone form of a search query, or None when it cannot be part of a phone.
+
+    Stored numbers are E.164. A whole international number becomes its E.164 form;
+    anything else of digits and formatting becomes its digits, after the ``+`` if it
+    starts with one, and otherwise without leading zeros: a trunk prefix (the UK's
+    ``020 7946 0958``) or an international call prefix (``0039 ...``) that E.164
+    never holds. A number is then found however it is written, national forms
+    included.
+    """
     try:
         return normalize_phone(query)
     except ValueError:
-        digits = "".join(ch for ch in query if ch.isdigit())
-        return digits if digits and not any(ch.isalpha() for ch in query) else None
+        pass
+    if any(ch.isalpha() for ch in query):
+        return None
+    digits = "".join(ch for ch in query if ch.isdigit())
+    if is_international_phone(query):
+        return f"+{digits}" if digits else None
+    return digits.lstrip("0") or None
 
 
 def search_rank(customer: Customer, query: str) -> int | None:

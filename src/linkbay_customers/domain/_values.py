@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
+
+import phonenumbers
+import pycountry
 
 __all__ = (
     "COUNTRY_CODES",
@@ -14,6 +16,8 @@ __all__ = (
     "MONEY_QUANTUM",
     "AddressType",
     "Segment",
+    "check_phone_region",
+    "is_international_phone",
     "normalize_phone",
     "quantize_money",
 )
@@ -56,273 +60,55 @@ class Segment(StrEnum):
     CHURNED = "churned"
 
 
-_PHONE_FORMATTING = re.compile(r"[\s().\-/]")
-_PHONE_SHAPE = re.compile(r"\+?[0-9]{4,20}")
+def normalize_phone(raw: str, region: str | None = None) -> str:
+    """A phone number in E.164 form, checked against the numbering plan of its country.
 
+    ``"+39 333-123 4567"`` becomes ``"+393331234567"``; so does ``"333 123 4567"``
+    with ``region="IT"``, and ``"0039 333 1234567"`` too (the region's
+    international call prefix). Parsing and validation are ``phonenumbers``'
+    (Google's libphonenumber metadata).
 
-def normalize_phone(raw: str) -> str:
-    """Strip formatting characters from a phone number and check its shape.
+    Args:
+        raw: The number as written, with any spaces, dashes, dots or brackets.
+        region: ISO 3166-1 alpha-2 code of the country a number written without
+            its country code belongs to. With None, only numbers that start with
+            ``+`` and their country code are accepted.
 
-    ``"+39 333-123 4567"`` becomes ``"+393331234567"``. Raises ValueError when what
-    remains is not an optional ``+`` followed by 4 to 20 digits.
+    Raises:
+        ValueError: not a valid number (or one with an extension, which E.164 cannot
+            hold); the message starts with "is not a valid phone number".
     """
-    compact = _PHONE_FORMATTING.sub("", raw.strip())
-    if not _PHONE_SHAPE.fullmatch(compact):
-        raise ValueError("phone must be digits, optionally with a leading '+'")
-    return compact
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or number.extension or not phonenumbers.is_valid_number(number):
+        hint = "" if region or is_international_phone(raw) else _NO_REGION_HINT
+        raise ValueError(f"is not a valid phone number{hint}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-# ISO 3166-1 alpha-2: the 249 officially assigned codes.
-COUNTRY_CODES: frozenset[str] = frozenset(
-    [
-        "AD",
-        "AE",
-        "AF",
-        "AG",
-        "AI",
-        "AL",
-        "AM",
-        "AO",
-        "AQ",
-        "AR",
-        "AS",
-        "AT",
-        "AU",
-        "AW",
-        "AX",
-        "AZ",
-        "BA",
-        "BB",
-        "BD",
-        "BE",
-        "BF",
-        "BG",
-        "BH",
-        "BI",
-        "BJ",
-        "BL",
-        "BM",
-        "BN",
-        "BO",
-        "BQ",
-        "BR",
-        "BS",
-        "BT",
-        "BV",
-        "BW",
-        "BY",
-        "BZ",
-        "CA",
-        "CC",
-        "CD",
-        "CF",
-        "CG",
-        "CH",
-        "CI",
-        "CK",
-        "CL",
-        "CM",
-        "CN",
-        "CO",
-        "CR",
-        "CU",
-        "CV",
-        "CW",
-        "CX",
-        "CY",
-        "CZ",
-        "DE",
-        "DJ",
-        "DK",
-        "DM",
-        "DO",
-        "DZ",
-        "EC",
-        "EE",
-        "EG",
-        "EH",
-        "ER",
-        "ES",
-        "ET",
-        "FI",
-        "FJ",
-        "FK",
-        "FM",
-        "FO",
-        "FR",
-        "GA",
-        "GB",
-        "GD",
-        "GE",
-        "GF",
-        "GG",
-        "GH",
-        "GI",
-        "GL",
-        "GM",
-        "GN",
-        "GP",
-        "GQ",
-        "GR",
-        "GS",
-        "GT",
-        "GU",
-        "GW",
-        "GY",
-        "HK",
-        "HM",
-        "HN",
-        "HR",
-        "HT",
-        "HU",
-        "ID",
-        "IE",
-        "IL",
-        "IM",
-        "IN",
-        "IO",
-        "IQ",
-        "IR",
-        "IS",
-        "IT",
-        "JE",
-        "JM",
-        "JO",
-        "JP",
-        "KE",
-        "KG",
-        "KH",
-        "KI",
-        "KM",
-        "KN",
-        "KP",
-        "KR",
-        "KW",
-        "KY",
-        "KZ",
-        "LA",
-        "LB",
-        "LC",
-        "LI",
-        "LK",
-        "LR",
-        "LS",
-        "LT",
-        "LU",
-        "LV",
-        "LY",
-        "MA",
-        "MC",
-        "MD",
-        "ME",
-        "MF",
-        "MG",
-        "MH",
-        "MK",
-        "ML",
-        "MM",
-        "MN",
-        "MO",
-        "MP",
-        "MQ",
-        "MR",
-        "MS",
-        "MT",
-        "MU",
-        "MV",
-        "MW",
-        "MX",
-        "MY",
-        "MZ",
-        "NA",
-        "NC",
-        "NE",
-        "NF",
-        "NG",
-        "NI",
-        "NL",
-        "NO",
-        "NP",
-        "NR",
-        "NU",
-        "NZ",
-        "OM",
-        "PA",
-        "PE",
-        "PF",
-        "PG",
-        "PH",
-        "PK",
-        "PL",
-        "PM",
-        "PN",
-        "PR",
-        "PS",
-        "PT",
-        "PW",
-        "PY",
-        "QA",
-        "RE",
-        "RO",
-        "RS",
-        "RU",
-        "RW",
-        "SA",
-        "SB",
-        "SC",
-        "SD",
-        "SE",
-        "SG",
-        "SH",
-        "SI",
-        "SJ",
-        "SK",
-        "SL",
-        "SM",
-        "SN",
-        "SO",
-        "SR",
-        "SS",
-        "ST",
-        "SV",
-        "SX",
-        "SY",
-        "SZ",
-        "TC",
-        "TD",
-        "TF",
-        "TG",
-        "TH",
-        "TJ",
-        "TK",
-        "TL",
-        "TM",
-        "TN",
-        "TO",
-        "TR",
-        "TT",
-        "TV",
-        "TW",
-        "TZ",
-        "UA",
-        "UG",
-        "UM",
-        "US",
-        "UY",
-        "UZ",
-        "VA",
-        "VC",
-        "VE",
-        "VG",
-        "VI",
-        "VN",
-        "VU",
-        "WF",
-        "WS",
-        "YE",
-        "YT",
-        "ZA",
-        "ZM",
-        "ZW",
-    ]
-)
+_NO_REGION_HINT = "; write it with its country code, such as '+39 333 123 4567'"
+
+
+def is_international_phone(raw: str) -> bool:
+    """Whether a number is written with its country code (it starts with ``+``)."""
+    return raw.lstrip().startswith("+")
+
+
+def check_phone_region(region: str | None) -> str | None:
+    """A default phone region: None, or a country code ``phonenumbers`` has a plan for.
+
+    Raises:
+        ValueError: an unknown region.
+    """
+    if region is None:
+        return None
+    code = region.strip().upper() if isinstance(region, str) else ""
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{region!r} is not a region with a phone numbering plan, such as 'IT'")
+    return code
+
+
+COUNTRY_CODES: frozenset[str] = frozenset(country.alpha_2 for country in pycountry.countries)
+"""ISO 3166-1 alpha-2: the officially assigned codes, as ``pycountry`` ships them."""

@@ -29,6 +29,7 @@ from linkbay_customers.domain import (
     ProfilingPolicies,
     ProfilingPolicy,
     apply_order,
+    check_phone_region,
     fill_missing,
     fold_analytics,
     merge_tags,
@@ -59,7 +60,12 @@ from linkbay_customers.services._import import (
     ProgressCallback,
     run_import,
 )
-from linkbay_customers.services._profile import apply_profile, build_customer, check_birthday
+from linkbay_customers.services._profile import (
+    apply_profile,
+    build_customer,
+    check_birthday,
+    resolve_phone,
+)
 from linkbay_customers.services._subject import data_subject
 
 __all__ = ("CustomerService", "RecordedOrder", "UnitOfWorkFactory")
@@ -135,6 +141,13 @@ class CustomerService:
             (who withdrew ``analytics`` consent, by default; who never gave it, with
             ``require_opt_in``) gets no segment, and every write of them (create,
             import, update, order, merge, restore) clears their derived data.
+        default_phone_region: ISO 3166-1 alpha-2 code of the country whose numbering
+            plan reads a phone number written without its country code
+            (``"333 123 4567"`` with ``"IT"`` is stored as ``"+393331234567"``).
+            None, the default, accepts only numbers that start with ``+``.
+
+    Raises:
+        ValueError: ``default_phone_region`` names no region with a numbering plan.
     """
 
     def __init__(
@@ -145,7 +158,9 @@ class CustomerService:
         *,
         default_currency: str = "EUR",
         profiling_policy: ProfilingPolicy | ProfilingPolicies = DEFAULT_PROFILING_POLICY,
+        default_phone_region: str | None = None,
     ) -> None:
+        self._phone_region = check_phone_region(default_phone_region)
         self._uow_factory = uow_factory
         self._clock = clock
         self._intelligence = intelligence
@@ -171,7 +186,7 @@ class CustomerService:
             DuplicateEmail: the email is used by another customer of the tenant,
                 including a soft-deleted one, which keeps its email for a restore.
         """
-        data = validated(CustomerCreate, data)
+        data = resolve_phone(validated(CustomerCreate, data), self._phone_region)
         actor = check_actor(actor)
         check_birthday(data.birthday, self._clock.now().date())
         now = self._clock.now()
@@ -236,7 +251,7 @@ class CustomerService:
             InvalidInput: a field is invalid.
             DuplicateEmail: the new email is used by another customer of the tenant.
         """
-        data = validated(CustomerUpdate, data)
+        data = resolve_phone(validated(CustomerUpdate, data), self._phone_region)
         actor = check_actor(actor)
         check_birthday(data.birthday, self._clock.now().date())
         async with self._uow(tenant_id) as uow:
@@ -430,6 +445,7 @@ class CustomerService:
             chunk_size=chunk_size,
             on_progress=on_progress,
             actor=actor,
+            phone_region=self._phone_region,
         )
 
     # ------------------------------------------------------------------ addresses
@@ -629,6 +645,9 @@ class CustomerService:
                 different content.
         """
         data = validated(OrderCreate, data)
+        if data.shipping is not None:
+            shipping_data = resolve_phone(data.shipping, self._phone_region, field="shipping.phone")
+            data = data.model_copy(update={"shipping": shipping_data})
         actor = check_actor(actor)
         now = self._clock.now()
         if data.created_at is not None and data.created_at > now + _FUTURE_ORDER_TOLERANCE:

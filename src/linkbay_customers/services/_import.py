@@ -19,7 +19,12 @@ from linkbay_customers.schemas import CustomerCreate
 from linkbay_customers.services._audit import append_audit
 from linkbay_customers.services._boundary import invalid_input_from
 from linkbay_customers.services._derived import ProfilingGate
-from linkbay_customers.services._profile import apply_profile, build_customer, check_birthday
+from linkbay_customers.services._profile import (
+    apply_profile,
+    build_customer,
+    check_birthday,
+    resolve_phone,
+)
 
 __all__ = (
     "DEFAULT_CHUNK_SIZE",
@@ -103,7 +108,12 @@ class _Tally:
 
 
 def _validate(
-    schema: type[CustomerCreate], number: int, row: Any, tally: _Tally, today: date
+    schema: type[CustomerCreate],
+    number: int,
+    row: Any,
+    tally: _Tally,
+    today: date,
+    phone_region: str | None,
 ) -> CustomerCreate | None:
     if not isinstance(row, Mapping):
         tally.reject(number, None, "a row must be a mapping of field names to values")
@@ -116,6 +126,7 @@ def _validate(
         return None
     try:
         check_birthday(data.birthday, today)
+        data = resolve_phone(data, phone_region)
     except InvalidInput as exc:
         tally.reject(number, exc.field, exc.errors[0].message)
         return None
@@ -134,6 +145,7 @@ async def run_import(
     chunk_size: int,
     on_progress: ProgressCallback | None,
     actor: str | None,
+    phone_region: str | None,
 ) -> ImportResult:
     """Import rows chunk by chunk, one transaction per chunk (see CustomerService).
 
@@ -173,7 +185,7 @@ async def run_import(
                 # Let the write in progress reach the database between our rows.
                 await asyncio.sleep(0)
                 today = clock.now().date()
-            data = _validate(schema, number, row, tally, today)
+            data = _validate(schema, number, row, tally, today, phone_region)
             if data is None:
                 tally.processed += 1
                 continue

@@ -4,14 +4,43 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from linkbay_customers.domain import PROFILE_FIELDS, Customer, InvalidInput, merge_patch
+from linkbay_customers.domain import (
+    PROFILE_FIELDS,
+    Customer,
+    InvalidInput,
+    is_international_phone,
+    merge_patch,
+    normalize_phone,
+)
 from linkbay_customers.schemas import CustomerCreate, extra_values
 
-__all__ = ("apply_profile", "build_customer", "check_birthday")
+__all__ = ("apply_profile", "build_customer", "check_birthday", "resolve_phone")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def resolve_phone(data: M, region: str | None, *, field: str = "phone") -> M:
+    """``data`` with its ``phone`` in E.164 form, a national number read in ``region``.
+
+    The schema has already normalized a number written with its country code; one
+    written without it is resolved here, where the host's default region is known.
+
+    Raises:
+        InvalidInput: naming ``field``: not a valid number in ``region``, or
+            national with no region set.
+    """
+    phone = getattr(data, "phone", None)
+    if phone is None or is_international_phone(phone):
+        return data
+    try:
+        phone = normalize_phone(phone, region)
+    except ValueError as exc:
+        raise InvalidInput.single(field, str(exc)) from None
+    return data.model_copy(update={"phone": phone})
 
 
 def check_birthday(birthday: date | None, today: date) -> None:
