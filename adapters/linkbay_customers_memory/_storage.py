@@ -815,6 +815,19 @@ class InMemoryStorage(Storage):
 
     def __init__(self, *, audit_key: bytes | str | AuditChain | None = None) -> None:
         self.audit_chain = audit_chain_from(audit_key) or AuditChain(new_audit_key().encode())
+
+    @classmethod
+    def from_url(
+        cls, url: str = "memory://", *, audit_key: bytes | str | AuditChain | None = None
+    ) -> InMemoryStorage:
+        """A new, empty storage for a ``memory://`` URL (the factory of that scheme).
+
+        Raises:
+            ValueError: the URL is not ``memory://``; nothing may follow it.
+        """
+        if url.lower() != "memory://":
+            raise ValueError(f"the in-memory storage's URL is memory://, not {url!r}")
+        return cls(audit_key=audit_key)
         self._tenants: dict[str, _Tables] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._sequences: dict[str, Iterator[int]] = {}
