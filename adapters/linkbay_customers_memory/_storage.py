@@ -815,6 +815,9 @@ class InMemoryStorage(Storage):
 
     def __init__(self, *, audit_key: bytes | str | AuditChain | None = None) -> None:
         self.audit_chain = audit_chain_from(audit_key) or AuditChain(new_audit_key().encode())
+        self._tenants: dict[str, _Tables] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._sequences: dict[str, Iterator[int]] = {}
 
     @classmethod
     def from_url(
@@ -828,9 +831,6 @@ class InMemoryStorage(Storage):
         if url.lower() != "memory://":
             raise ValueError(f"the in-memory storage's URL is memory://, not {url!r}")
         return cls(audit_key=audit_key)
-        self._tenants: dict[str, _Tables] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._sequences: dict[str, Iterator[int]] = {}
 
     def _committed(self, tenant_id: str) -> _Tables:
         return self._tenants.get(tenant_id) or _Tables()

@@ -104,7 +104,7 @@ def async_database_url(database_url: str) -> str:
     """
     try:
         url = make_url(database_url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
         raise ValueError(f"{database_url!r} is not a valid database URL") from exc
     dialect = url.get_backend_name()
     if dialect not in supported_dialects() or dialect not in ASYNC_DRIVERS:

@@ -170,7 +170,9 @@ def _factory(url: str) -> StorageFactory:
         loaded: StorageFactory = entry.load()
     except ImportError as exc:
         # The adapters' own ImportErrors name the extra to install.
-        raise ImportError(f"the {scheme}:// storage ({entry.value}) cannot be loaded: {exc}") from exc
+        raise ImportError(
+            f"the {scheme}:// storage ({entry.value}) cannot be loaded: {exc}"
+        ) from exc
     return loaded
 
 
