@@ -54,11 +54,12 @@ def test_bootstrap_builds_an_intelligence_from_the_storage_and_clock_once() -> N
 
 
 def test_bootstrap_wires_beta_geo_over_the_storage_in_one_line() -> None:
-    container = bootstrap(
-        "memory://",
-        intelligence=lambda storage, clock: BetaGeoIntelligence(storage.unit_of_work, clock),
-    )
-    assert isinstance(container.ai_service()._intelligence, BetaGeoIntelligence)
+    clock = FixedClock()
+    container = bootstrap("memory://", clock=clock, intelligence=BetaGeoIntelligence.from_storage)
+    intelligence = container.ai_service()._intelligence
+    assert isinstance(intelligence, BetaGeoIntelligence)
+    assert intelligence._clock is clock
+    assert intelligence._uow_factory == container.storage().unit_of_work
 
 
 def test_an_intelligence_class_is_called_as_a_factory() -> None:
