@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import re
 import sys
 import tomllib
 from collections.abc import Iterator
@@ -19,7 +20,11 @@ from linkbay_customers.registry import (
 )
 from linkbay_customers_memory import InMemoryStorage
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage
-from linkbay_customers_sqlalchemy._engine import ASYNC_DRIVERS, supported_dialects
+from linkbay_customers_sqlalchemy._engine import (
+    ASYNC_DRIVERS,
+    async_database_url,
+    supported_dialects,
+)
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
@@ -182,3 +187,28 @@ def test_the_sql_engine_opens_the_schemes_routed_to_it_and_drives_each() -> None
 
 def test_the_sql_engine_refuses_a_scheme_routed_elsewhere(other_registered: None) -> None:
     assert "other" not in supported_dialects()
+    with pytest.raises(ValueError, match="unsupported database 'other'"):
+        async_database_url("other://u@h/db")
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("sqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("postgresql://u:p%40ss@h:5433/db", "postgresql+asyncpg://u:p%40ss@h:5433/db"),
+    ],
+)
+def test_the_sql_engine_names_each_dialects_async_driver(given: str, expected: str) -> None:
+    assert async_database_url(given) == expected
+
+
+def test_the_sql_engine_refuses_a_driver_it_does_not_use() -> None:
+    with pytest.raises(ValueError, match=r"driver 'postgresql\+psycopg'.*postgresql\+asyncpg://"):
+        async_database_url("postgresql+psycopg://u@h/db")
+
+
+def test_a_missing_driver_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # as if not installed
+    with pytest.raises(ImportError, match=re.escape("pip install 'linkbay-customers[postgres]'")):
+        open_storage("postgresql+asyncpg://u@h/db")
