@@ -12,7 +12,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-from linkbay_customers.registry import registered_storage, storage_schemes
+from linkbay_customers.registry import registered_storages
 
 __all__ = (
     "ASYNC_DRIVERS",
@@ -78,11 +78,9 @@ def _configure_sqlite(engine: AsyncEngine, *, file_backed: bool) -> None:
 
 def supported_dialects() -> tuple[str, ...]:
     """The storage schemes the registry routes to this adapter: the dialects it opens."""
+    package = __name__.split(".")[0]
     return tuple(
-        scheme
-        for scheme in storage_schemes()
-        if (found := registered_storage(scheme)) is not None
-        and found.module.split(".")[0] == __name__.split(".")[0]
+        found.scheme for found in registered_storages() if found.module.split(".")[0] == package
     )
 
 

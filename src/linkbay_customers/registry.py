@@ -31,6 +31,7 @@ __all__ = (
     "open_storage",
     "register_storage",
     "registered_storage",
+    "registered_storages",
     "storage_schemes",
     "unregister_storage",
     "url_scheme",
@@ -127,19 +128,32 @@ def storage_schemes() -> tuple[str, ...]:
     return tuple(sorted(_declared().keys() | _runtime.keys()))
 
 
+def _runtime_registration(scheme: str, factory: StorageFactory) -> RegisteredStorage:
+    module = getattr(factory, "__module__", None) or type(factory).__module__
+    name = getattr(factory, "__qualname__", None) or type(factory).__qualname__
+    return RegisteredStorage(scheme, module, f"{module}:{name}", None)
+
+
+def _declared_registration(entry: EntryPoint) -> RegisteredStorage:
+    distribution = entry.dist.name if entry.dist is not None else None
+    return RegisteredStorage(entry.name.lower(), entry.module, entry.value, distribution)
+
+
+def registered_storages() -> tuple[RegisteredStorage, ...]:
+    """Where every scheme's storage comes from, without importing any, by scheme."""
+    found = {scheme: _declared_registration(entry) for scheme, entry in _declared().items()}
+    found |= {scheme: _runtime_registration(scheme, f) for scheme, f in _runtime.items()}
+    return tuple(found[scheme] for scheme in sorted(found))
+
+
 def registered_storage(scheme: str) -> RegisteredStorage | None:
     """Where a scheme's storage comes from, without importing it; None if unregistered."""
     scheme = scheme.lower()
     factory = _runtime.get(scheme)
     if factory is not None:
-        module = getattr(factory, "__module__", None) or type(factory).__module__
-        name = getattr(factory, "__qualname__", None) or type(factory).__qualname__
-        return RegisteredStorage(scheme, module, f"{module}:{name}", None)
+        return _runtime_registration(scheme, factory)
     entry = _declared().get(scheme)
-    if entry is None:
-        return None
-    distribution = entry.dist.name if entry.dist is not None else None
-    return RegisteredStorage(scheme, entry.module, entry.value, distribution)
+    return None if entry is None else _declared_registration(entry)
 
 
 def _unknown(url: str, scheme: str) -> ValueError:
@@ -151,8 +165,10 @@ def _unknown(url: str, scheme: str) -> ValueError:
         else " (the library's own schemes come from its installed metadata: "
         "pip install linkbay-customers, or pip install -e . in a checkout)"
     )
+    given = url.split("://", 1)[0]
+    spelled = f" (as {given}://)" if given != scheme else ""
     return ValueError(
-        f"no storage is registered for {scheme}:// ({url.split('://', 1)[0]}://...); "
+        f"no storage is registered for {scheme}://{spelled}; "
         f"registered: {known}{hint}. A storage registers its scheme in the "
         f"{ENTRY_POINT_GROUP!r} entry-point group or with register_storage()"
     )

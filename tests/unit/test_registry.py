@@ -15,6 +15,7 @@ from linkbay_customers.ports import Storage
 from linkbay_customers.registry import (
     ENTRY_POINT_GROUP,
     registered_storage,
+    registered_storages,
     unregister_storage,
     url_scheme,
 )
@@ -162,6 +163,7 @@ def test_a_host_registers_a_scheme_at_run_time(other_registered: None) -> None:
     found = registered_storage("other")
     assert found is not None
     assert (found.module, found.distribution) == (__name__, None)
+    assert found in registered_storages()
 
 
 def test_a_run_time_registration_takes_precedence_over_an_entry_point() -> None:
