@@ -15,7 +15,7 @@ from linkbay_customers import (
     bootstrap,
     storage_schemes,
 )
-from linkbay_customers.registry import registered_storage, url_scheme
+from linkbay_customers.registry import RegisteredStorage, registered_storage, url_scheme
 from linkbay_customers_cli._errors import CommandError
 
 __all__ = (
@@ -24,6 +24,7 @@ __all__ = (
     "database_errors",
     "default_database_url",
     "describe_url",
+    "has_shipped_schema",
     "is_memory_url",
     "migrate_database",
     "open_container",
@@ -51,6 +52,17 @@ def default_database_url() -> str:
 def is_memory_url(url: str) -> bool:
     """Whether the URL names the in-memory storage, which has no schema to migrate."""
     return url.split(":", 1)[0].lower() == _MEMORY
+
+
+def has_shipped_schema(url: str) -> bool:
+    """Whether the URL's storage is the SQL one, whose schema the shipped migrations
+    build (a third-party storage's schema is its own business)."""
+    found = registered_storage(url_scheme(url))
+    return found is not None and _is_sql(found)
+
+
+def _is_sql(found: RegisteredStorage) -> bool:
+    return found.module.split(".")[0] == "linkbay_customers_sqlalchemy"
 
 
 def describe_url(url: str) -> str:
@@ -95,7 +107,7 @@ def resolve_database_url(url: str | None) -> str:
         )
     if dialect == _MEMORY:
         return f"{_MEMORY}://"
-    if found.module.split(".")[0] != "linkbay_customers_sqlalchemy":
+    if not _is_sql(found):
         return url
     url = _sql_url(url)
     return _sqlite_url(rest) if url.startswith(f"{_SQLITE}://") else url
