@@ -48,6 +48,7 @@ from linkbay_customers_cli._customer_files import (
 )
 from linkbay_customers_cli._database import (
     describe_url,
+    has_shipped_schema,
     is_memory_url,
     migrate_database,
     open_container,
@@ -246,7 +247,7 @@ def demo(
 async def _fill_demo(
     url: str, tenant: str, customers: int, seed: int, migrate: bool, profiling: ProfilingMode
 ) -> tuple[DemoSummary, dict[str, int]]:
-    if migrate and not is_memory_url(url):
+    if migrate and has_shipped_schema(url):
         await migrate_database(url)
     async with open_container(url, profiling.policy) as container:
         service = container.customer_service()
@@ -314,6 +315,12 @@ def migrate(database_url: DatabaseUrlOption = None) -> None:
         url = resolve_database_url(database_url)
         if is_memory_url(url):
             console.print("memory:// has no schema; nothing to migrate.")
+            return
+        if not has_shipped_schema(url):
+            console.print(
+                f"{escape(describe_url(url))}: the shipped migrations are for SQL databases; "
+                "this storage's schema is its own. Nothing to migrate."
+            )
             return
         migration = asyncio.run(migrate_database(url))
         where = escape(describe_url(url))
@@ -394,7 +401,7 @@ async def _import(
     migrate: bool,
     profiling: ProfilingMode,
 ) -> ImportResult:
-    if migrate and not is_memory_url(url):
+    if migrate and has_shipped_schema(url):
         await migrate_database(url)
     async with open_container(url, profiling.policy) as container:
         service = container.customer_service()

@@ -8,7 +8,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from linkbay_customers import CustomersContainer, ProfilingPolicy, StorageError, bootstrap
+from linkbay_customers import (
+    CustomersContainer,
+    ProfilingPolicy,
+    StorageError,
+    bootstrap,
+    storage_schemes,
+)
+from linkbay_customers.registry import RegisteredStorage, registered_storage, url_scheme
 from linkbay_customers_cli._errors import CommandError
 
 __all__ = (
@@ -17,6 +24,7 @@ __all__ = (
     "database_errors",
     "default_database_url",
     "describe_url",
+    "has_shipped_schema",
     "is_memory_url",
     "migrate_database",
     "open_container",
@@ -28,17 +36,12 @@ DEFAULT_DATABASE_FILE = "linkbay_customers.db"
 
 _MEMORY = "memory"
 _SQLITE = "sqlite+aiosqlite"
-_POSTGRES = "postgresql+asyncpg"
-# Schemes a user is likely to type, and the async driver each one means here.
-_SCHEMES = {
-    _MEMORY: _MEMORY,
-    "sqlite": _SQLITE,
-    _SQLITE: _SQLITE,
-    "postgresql": _POSTGRES,
-    "postgres": _POSTGRES,
-    _POSTGRES: _POSTGRES,
-}
-_EXAMPLES = "sqlite+aiosqlite:///path/to/file.db, postgresql+asyncpg://user@host/db or memory://"
+# A spelling users type that SQLAlchemy (and so the registry) no longer knows.
+_ALIASES = {"postgres": "postgresql"}
+
+
+def _examples() -> str:
+    return ", ".join(f"{scheme}://..." for scheme in storage_schemes()) or "none registered"
 
 
 def default_database_url() -> str:
@@ -49,6 +52,17 @@ def default_database_url() -> str:
 def is_memory_url(url: str) -> bool:
     """Whether the URL names the in-memory storage, which has no schema to migrate."""
     return url.split(":", 1)[0].lower() == _MEMORY
+
+
+def has_shipped_schema(url: str) -> bool:
+    """Whether the URL's storage is the SQL one, whose schema the shipped migrations
+    build (a third-party storage's schema is its own business)."""
+    found = registered_storage(url_scheme(url))
+    return found is not None and _is_sql(found)
+
+
+def _is_sql(found: RegisteredStorage) -> bool:
+    return found.module.split(".")[0] == "linkbay_customers_sqlalchemy"
 
 
 def describe_url(url: str) -> str:
@@ -65,33 +79,51 @@ def describe_url(url: str) -> str:
 
 
 def resolve_database_url(url: str | None) -> str:
-    """Check a ``--database-url`` and spell it the way the storage adapters expect.
+    """Check a ``--database-url`` and spell it the way its storage adapter expects.
 
-    ``sqlite://`` and ``postgresql://`` (or ``postgres://``) get the async drivers
-    the library uses; a relative SQLite path becomes absolute.
+    The scheme must be one the storage registry knows (``linkbay_customers.registry``).
+    SQL URLs get the async driver the library uses (``sqlite://`` and
+    ``postgresql://``, or ``postgres://``); a relative SQLite path becomes absolute.
+    Other schemes go to their storage as given.
 
     Raises:
-        CommandError: the URL is malformed, names an unsupported database or
-            driver, or a SQLite file in a directory that does not exist.
+        CommandError: the URL is malformed, names no registered scheme or an
+            unsupported driver, or a SQLite file in a directory that does not exist.
     """
     if url is None:
         return default_database_url()
     url = url.strip()
     scheme, separator, rest = url.partition("://")
-    if not separator:
+    if not separator or not scheme:
         raise CommandError(
-            f"{describe_url(url)!r} is not a database URL; use {_EXAMPLES}", exit_code=2
+            f"{describe_url(url)!r} is not a database URL; use {_examples()}", exit_code=2
         )
-    driver = _SCHEMES.get(scheme.lower())
-    if driver is None:
+    dialect, plus, driver = scheme.lower().partition("+")
+    dialect = _ALIASES.get(dialect, dialect)
+    url = f"{dialect}{plus}{driver}://{rest}"
+    found = registered_storage(url_scheme(url))
+    if found is None:
         raise CommandError(
-            f"unsupported database URL scheme {scheme!r}; use {_EXAMPLES}", exit_code=2
+            f"unsupported database URL scheme {scheme!r}; registered: {_examples()}", exit_code=2
         )
-    if driver == _MEMORY:
+    if dialect == _MEMORY:
         return f"{_MEMORY}://"
-    if driver == _SQLITE:
-        return _sqlite_url(rest)
-    return _postgres_url(f"{driver}://{rest}")
+    if not _is_sql(found):
+        return url
+    url = _sql_url(url)
+    return _sqlite_url(rest) if url.startswith(f"{_SQLITE}://") else url
+
+
+def _sql_url(url: str) -> str:
+    try:
+        from linkbay_customers_sqlalchemy import async_database_url
+    except ImportError as error:
+        raise CommandError(f"cannot use {describe_url(url)}: {error}", exit_code=2) from error
+    try:
+        return async_database_url(url)
+    except ValueError as error:
+        message = str(error).replace(url, describe_url(url))
+        raise CommandError(message, exit_code=2) from None
 
 
 def _sqlite_url(rest: str) -> str:
@@ -110,19 +142,6 @@ def _sqlite_url(rest: str) -> str:
             f"the directory {file.parent} for the SQLite database does not exist", exit_code=2
         )
     return f"{_SQLITE}:///{file}" + (f"?{query}" if query else "")
-
-
-def _postgres_url(url: str) -> str:
-    from sqlalchemy import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        make_url(url)
-    except (ArgumentError, ValueError):
-        raise CommandError(
-            f"{describe_url(url)!r} is not a valid database URL; use {_EXAMPLES}", exit_code=2
-        ) from None
-    return url
 
 
 def _first_line(error: BaseException) -> str:

@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from linkbay_customers import bootstrap
 from linkbay_customers_cli._database import (
     describe_url,
+    has_shipped_schema,
     is_memory_url,
     migrate_database,
     open_container,
@@ -165,7 +166,7 @@ def worker_app() -> FastAPI:
 async def _migrate(options: ServeOptions, console: Console) -> None:
     if is_memory_url(options.database_url):
         console.print("memory:// keeps the data only while the server runs.")
-    elif options.migrate:
+    elif options.migrate and has_shipped_schema(options.database_url):
         migration = await migrate_database(options.database_url)
         console.print(f"Database schema at revision {migration.after}.")
 

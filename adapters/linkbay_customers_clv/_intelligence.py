@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from linkbay_customers.ports import (
     CustomerIntelligence,
     CustomerProfile,
     CustomerScores,
+    Storage,
     UnitOfWork,
 )
 from linkbay_customers_clv._beta_geo import BetaGeoModel
@@ -142,6 +144,20 @@ class BetaGeoIntelligence(CustomerIntelligence):
         self._chunk_size = chunk_size
         self._cache: dict[str, _Models | None] = {}
         self._cached_at: dict[str, float] = {}
+
+    @classmethod
+    def from_storage(cls, storage: Storage, clock: Clock, **options: Any) -> BetaGeoIntelligence:
+        """The models over a storage's units of work: the factory ``bootstrap`` takes.
+
+        ``bootstrap(url, intelligence=BetaGeoIntelligence.from_storage)``; with
+        options, ``functools.partial(BetaGeoIntelligence.from_storage, discount_rate=0.02)``.
+
+        Args:
+            storage: Where the orders are read and the fits stored.
+            clock: Source of the current time.
+            **options: The constructor's keyword arguments (``fallback``, ...).
+        """
+        return cls(storage.unit_of_work, clock, **options)
 
     # --------------------------------------------------------------------- fitting
 

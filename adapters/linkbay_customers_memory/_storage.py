@@ -819,6 +819,19 @@ class InMemoryStorage(Storage):
         self._locks: dict[str, asyncio.Lock] = {}
         self._sequences: dict[str, Iterator[int]] = {}
 
+    @classmethod
+    def from_url(
+        cls, url: str = "memory://", *, audit_key: bytes | str | AuditChain | None = None
+    ) -> InMemoryStorage:
+        """A new, empty storage for a ``memory://`` URL (the factory of that scheme).
+
+        Raises:
+            ValueError: the URL is not ``memory://``; nothing may follow it.
+        """
+        if url.lower() != "memory://":
+            raise ValueError(f"the in-memory storage's URL is memory://, not {url!r}")
+        return cls(audit_key=audit_key)
+
     def _committed(self, tenant_id: str) -> _Tables:
         return self._tenants.get(tenant_id) or _Tables()
 

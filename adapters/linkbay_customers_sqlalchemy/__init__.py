@@ -11,7 +11,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from linkbay_customers_sqlalchemy._audit_triggers import create_audit_triggers, drop_audit_triggers
-from linkbay_customers_sqlalchemy._engine import create_engine
+from linkbay_customers_sqlalchemy._engine import async_database_url, create_engine
 from linkbay_customers_sqlalchemy._migrate import (
     PHONE_REGION_VARIABLE,
     VERSION_TABLE,
@@ -69,6 +69,7 @@ __all__ = (
     "SqlAlchemyUnitOfWork",
     "build_models",
     "create_audit_triggers",
+    "async_database_url",
     "create_engine",
     "default_models",
     "drop_audit_triggers",

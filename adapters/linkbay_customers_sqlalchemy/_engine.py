@@ -7,13 +7,26 @@ from typing import Any
 
 import orjson
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-__all__ = ("POSTGRES_POOL_SIZE", "SUPPORTED_DIALECTS", "create_engine", "dump_json")
+from linkbay_customers.registry import registered_storages
 
-SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+__all__ = (
+    "ASYNC_DRIVERS",
+    "POSTGRES_POOL_SIZE",
+    "async_database_url",
+    "create_engine",
+    "dump_json",
+    "supported_dialects",
+)
+
+# The async driver each dialect is driven by here, and the extra that installs it.
+# Which dialects this adapter opens is declared once, as storage schemes in the
+# registry (pyproject.toml's entry points); a test keeps the two in step.
+ASYNC_DRIVERS = {"sqlite": ("aiosqlite", "sqlalchemy"), "postgresql": ("asyncpg", "postgres")}
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_POOL_SIZE = 10
 """Connections a PostgreSQL engine keeps open by default; callers beyond it wait."""
@@ -63,8 +76,48 @@ def _configure_sqlite(engine: AsyncEngine, *, file_backed: bool) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def supported_dialects() -> tuple[str, ...]:
+    """The storage schemes the registry routes to this adapter: the dialects it opens."""
+    package = __name__.split(".")[0]
+    return tuple(
+        found.scheme for found in registered_storages() if found.module.split(".")[0] == package
+    )
+
+
+def _unsupported(what: str) -> ValueError:
+    spelled = " or ".join(
+        f"{dialect}+{ASYNC_DRIVERS[dialect][0]}://"
+        for dialect in supported_dialects()
+        if dialect in ASYNC_DRIVERS
+    )
+    return ValueError(f"unsupported database {what}; use {spelled or 'a registered scheme'}")
+
+
+def async_database_url(database_url: str) -> str:
+    """The URL with its dialect's async driver named (``sqlite://`` -> ``sqlite+aiosqlite://``).
+
+    Raises:
+        ValueError: the URL is malformed, or names a dialect this adapter does
+            not open or a driver it does not use.
+    """
+    try:
+        url = make_url(database_url)
+    except (ArgumentError, ValueError) as exc:
+        raise ValueError(f"{database_url!r} is not a valid database URL") from exc
+    dialect = url.get_backend_name()
+    if dialect not in supported_dialects() or dialect not in ASYNC_DRIVERS:
+        raise _unsupported(repr(dialect))
+    driver = ASYNC_DRIVERS[dialect][0]
+    if url.drivername == dialect:
+        return url.set(drivername=f"{dialect}+{driver}").render_as_string(hide_password=False)
+    if url.get_driver_name() != driver:
+        raise _unsupported(f"driver {url.drivername!r}")
+    return database_url
+
+
 def create_engine(database_url: str, **options: Any) -> AsyncEngine:
-    """An async engine for ``sqlite+aiosqlite://`` or ``postgresql+asyncpg://`` URLs.
+    """An async engine for ``sqlite+aiosqlite://`` or ``postgresql+asyncpg://`` URLs
+    (``sqlite://`` and ``postgresql://`` get those drivers).
 
     SQLite gets foreign keys, WAL, a busy timeout, immediate write transactions,
     ``secure_delete`` (deleted content is zeroed in the file) and a Unicode-aware
@@ -77,14 +130,21 @@ def create_engine(database_url: str, **options: Any) -> AsyncEngine:
 
     Raises:
         ValueError: the URL names a database the library does not support.
+        ImportError: the dialect's driver is not installed (the message names the extra).
     """
-    url = make_url(database_url)
+    url = make_url(async_database_url(database_url))
     dialect = url.get_backend_name()
     options.setdefault("json_serializer", dump_json)
-    if dialect not in SUPPORTED_DIALECTS:
-        raise ValueError(
-            f"unsupported database {dialect!r}; use sqlite+aiosqlite:// or postgresql+asyncpg://"
-        )
+    try:
+        return _create_engine(url, dialect, options)
+    except ImportError as exc:  # the dialect's driver is not installed
+        raise ImportError(
+            f"{dialect}:// needs {ASYNC_DRIVERS[dialect][0]}: "
+            f"pip install 'linkbay-customers[{ASYNC_DRIVERS[dialect][1]}]' ({exc})"
+        ) from exc
+
+
+def _create_engine(url: URL, dialect: str, options: dict[str, Any]) -> AsyncEngine:
     if dialect == "sqlite":
         in_memory = url.database in (None, "", ":memory:")
         if in_memory:

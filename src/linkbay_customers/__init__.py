@@ -23,6 +23,7 @@ from linkbay_customers.domain import (
     StorageRejected,
 )
 from linkbay_customers.heuristics import HeuristicIntelligence
+from linkbay_customers.registry import open_storage, register_storage, storage_schemes
 from linkbay_customers.services import (
     AIService,
     CustomerService,
@@ -53,6 +54,9 @@ __all__ = (
     "StorageRejected",
     "SystemClock",
     "bootstrap",
+    "open_storage",
+    "register_storage",
+    "storage_schemes",
     "__version__",
 )
 

@@ -2,14 +2,14 @@
 
 The container has ``Dependency()`` slots for the adapters (storage, clock,
 intelligence) and builds the services from them. A host overrides the slots it
-wants to supply; ``bootstrap(database_url)`` fills them from a URL, importing the
-storage adapter only when asked for it.
+wants to supply; ``bootstrap(database_url)`` fills them from a URL, through the
+registry of storage schemes (``linkbay_customers.registry``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 from dependency_injector import containers, providers
 
@@ -22,9 +22,14 @@ from linkbay_customers.domain import (
 )
 from linkbay_customers.heuristics import HeuristicIntelligence
 from linkbay_customers.ports import Clock, CustomerIntelligence, Storage
+from linkbay_customers.registry import open_storage
 from linkbay_customers.services import AIService, CustomerService, GDPRService
 
-__all__ = ("CustomersContainer", "bootstrap", "open_storage")
+__all__ = ("CustomersContainer", "IntelligenceFactory", "bootstrap", "open_storage")
+
+IntelligenceFactory: TypeAlias = Callable[[Storage, Clock], CustomerIntelligence]
+"""Builds an intelligence over the container's storage and clock (``BetaGeoIntelligence``
+reads orders through the storage's unit of work)."""
 
 
 class CustomersContainer(containers.DeclarativeContainer):
@@ -88,54 +93,11 @@ class CustomersContainer(containers.DeclarativeContainer):
     )
 
 
-def _memory_storage(url: str, **options: Any) -> Storage:
-    from linkbay_customers_memory import InMemoryStorage
-
-    return InMemoryStorage()
-
-
-def _sql_storage(url: str, **options: Any) -> Storage:
-    try:
-        from linkbay_customers_sqlalchemy import SqlAlchemyStorage  # imported lazily
-    except ImportError as exc:
-        raise ImportError(
-            f"{url.split(':', 1)[0]}:// needs the SQL storage: "
-            "pip install 'linkbay-customers[sqlalchemy]' (or '[postgres]' for PostgreSQL)"
-        ) from exc
-    return SqlAlchemyStorage.from_url(url, **options)
-
-
-_STORAGE_SCHEMES: dict[str, Callable[..., Storage]] = {
-    "memory": _memory_storage,
-    "sqlite": _sql_storage,
-    "postgresql": _sql_storage,
-}
-
-
-def open_storage(database_url: str, **options: Any) -> Storage:
-    """Open the storage adapter a URL names, importing it only now.
-
-    Args:
-        database_url: ``memory://`` for the in-memory adapter;
-            ``sqlite+aiosqlite:///path.db`` or ``postgresql+asyncpg://...`` for SQL.
-        **options: Passed on to the adapter.
-
-    Raises:
-        ValueError: the URL names no known adapter.
-    """
-    scheme = database_url.split(":", 1)[0].split("+", 1)[0].lower()
-    opener = _STORAGE_SCHEMES.get(scheme)
-    if opener is None:
-        known = ", ".join(f"{name}://" for name in sorted(_STORAGE_SCHEMES))
-        raise ValueError(f"no storage adapter for {database_url!r}; known: {known}")
-    return opener(database_url, **options)
-
-
 def bootstrap(
     database_url: str = "memory://",
     *,
     clock: Clock | None = None,
-    intelligence: CustomerIntelligence | None = None,
+    intelligence: CustomerIntelligence | IntelligenceFactory | None = None,
     default_currency: str = "EUR",
     profiling_policy: ProfilingPolicy | ProfilingPolicies | None = None,
     default_phone_region: str | None = None,
@@ -144,9 +106,13 @@ def bootstrap(
     """A wired container over the storage a URL names.
 
     Args:
-        database_url: Which storage to open (see ``open_storage``).
+        database_url: Which storage to open: a scheme in the registry
+            (``linkbay_customers.registry.open_storage``).
         clock: Overrides the system clock.
-        intelligence: Overrides the heuristic intelligence.
+        intelligence: Overrides the heuristic intelligence: an intelligence, or a
+            factory called once, on first use, with the container's storage and
+            clock (``lambda storage, clock: BetaGeoIntelligence(storage.unit_of_work,
+            clock)``).
         default_currency: Currency of a customer's first order when it names none.
         profiling_policy: Overrides the default profiling policy (everyone but who
             refused ``analytics`` consent), for every service.
@@ -156,6 +122,11 @@ def bootstrap(
 
     Returns:
         The container; close its storage with ``await container.storage().close()``.
+
+    Raises:
+        ValueError: the URL names no registered storage scheme.
+        ImportError: the scheme's adapter needs an extra that is not installed.
+        TypeError: ``intelligence`` is neither an intelligence nor callable.
     """
     container = CustomersContainer()
     container.config.default_currency.from_value(default_currency)
@@ -163,8 +134,18 @@ def bootstrap(
     container.storage.override(providers.Object(open_storage(database_url, **storage_options)))
     if clock is not None:
         container.clock.override(providers.Object(clock))
-    if intelligence is not None:
+    # A class passes a runtime Protocol check (it has the methods): it is a factory.
+    if isinstance(intelligence, CustomerIntelligence) and not isinstance(intelligence, type):
         container.intelligence.override(providers.Object(intelligence))
+    elif callable(intelligence):
+        container.intelligence.override(
+            providers.Singleton(intelligence, container.storage, container.clock)
+        )
+    elif intelligence is not None:
+        raise TypeError(
+            "intelligence must be a CustomerIntelligence or a factory of (storage, clock), "
+            f"not {type(intelligence).__name__}"
+        )
     if profiling_policy is not None:
         container.profiling_policy.override(providers.Object(profiling_policy))
     return container

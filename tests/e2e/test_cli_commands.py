@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -14,10 +14,19 @@ import pytest
 from sqlalchemy import make_url
 from typer.testing import CliRunner
 
-from linkbay_customers import CustomerNotFound, CustomerService, bootstrap
+from linkbay_customers import (
+    CustomerNotFound,
+    CustomerService,
+    HeuristicIntelligence,
+    SystemClock,
+    bootstrap,
+    register_storage,
+)
+from linkbay_customers.registry import unregister_storage
 from linkbay_customers.testing import new_tenant_id
 from linkbay_customers_cli._app import app
-from linkbay_customers_cli._demo import segment_counts
+from linkbay_customers_cli._demo import DEFAULT_DEMO_TENANT, segment_counts
+from linkbay_customers_memory import InMemoryStorage
 from linkbay_customers_sqlalchemy import head_revision
 
 T = TypeVar("T")
@@ -419,3 +428,43 @@ class TestDemo:
 
         a, b = on_service(sqlite_url, profiles)
         assert a == b
+
+
+class _KeptStorage(InMemoryStorage):
+    """Survives the command's close, so the test can look at what it stored."""
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def scratch_storage() -> Iterator[InMemoryStorage]:
+    storage = _KeptStorage()
+    register_storage("scratchdb", lambda url, **options: storage)
+    yield storage
+    unregister_storage("scratchdb")
+
+
+def test_the_commands_work_on_a_storage_registered_by_a_host(
+    scratch_storage: InMemoryStorage,
+) -> None:
+    code, out, err = cli("migrate", "--database-url", "scratchdb://x")
+    assert code == 0, err
+    assert "Nothing to migrate" in out
+    code, out, err = cli("demo", "--database-url", "scratchdb://x", "--customers", "3")
+    assert code == 0, err
+
+    async def count() -> int:
+        service = CustomerService(
+            scratch_storage.unit_of_work, SystemClock(), HeuristicIntelligence()
+        )
+        return len((await service.list_customers(DEFAULT_DEMO_TENANT)).items)
+
+    assert asyncio.run(count()) == 3
+
+
+def test_an_unregistered_scheme_is_refused_with_the_registered_ones() -> None:
+    code, _, err = cli("migrate", "--database-url", "scratchdb://x")
+    assert code == 2
+    assert "unsupported database URL scheme 'scratchdb'" in err
+    assert "memory://..., postgresql://..., sqlite://..." in err

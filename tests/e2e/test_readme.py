@@ -21,10 +21,11 @@ def python_blocks() -> list[str]:
 
 def test_the_readme_has_the_examples_these_tests_run() -> None:
     blocks = python_blocks()
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     assert "asyncio.run(main())" in blocks[0]
     assert "gdpr_service" in blocks[1]
-    assert "create_customer_router" in blocks[2]
+    assert "intelligence=BetaGeoIntelligence.from_storage" in blocks[2]
+    assert "create_customer_router" in blocks[3]
 
 
 def test_the_service_example_prints_what_it_promises(capsys: pytest.CaptureFixture[str]) -> None:
@@ -41,13 +42,18 @@ def test_the_gdpr_and_intelligence_example_prints_what_it_promises(
     assert printed == ["low True", "anna@example.com 1", "anonymized"]
 
 
+def test_the_intelligence_example_wires_both_adapters(capsys: pytest.CaptureFixture[str]) -> None:
+    exec(compile(python_blocks()[2], str(README), "exec"), {"__name__": "readme"})
+    assert capsys.readouterr().out.splitlines() == ["bg_nbd linkbay_ai"]
+
+
 async def test_the_router_example_serves_the_api(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     await upgrade("sqlite+aiosqlite:///customers.db")
     namespace: dict[str, Any] = {"__name__": "readme"}
-    await asyncio.to_thread(exec, compile(python_blocks()[2], str(README), "exec"), namespace)
+    await asyncio.to_thread(exec, compile(python_blocks()[3], str(README), "exec"), namespace)
     transport = httpx.ASGITransport(app=namespace["app"])
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         headers = {"X-Tenant-ID": "tenant_123"}

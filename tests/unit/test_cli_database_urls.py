@@ -48,8 +48,8 @@ def test_sqlite_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.Monkey
 @pytest.mark.parametrize(
     ("given", "message"),
     [
-        ("mysql://u@h/db", "unsupported database URL scheme 'mysql'"),
-        ("postgresql+psycopg://u@h/db", "unsupported database URL scheme 'postgresql+psycopg'"),
+        ("mysql://u@h/db", "unsupported database URL scheme 'mysql'; registered: memory://"),
+        ("postgresql+psycopg://u@h/db", "unsupported database driver 'postgresql+psycopg'"),
         ("customers.db", "is not a database URL"),
         ("sqlite://", "in-memory SQLite"),
         ("sqlite+aiosqlite:///:memory:", "in-memory SQLite"),
