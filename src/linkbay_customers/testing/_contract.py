@@ -161,8 +161,8 @@ class _ContractBase:
     def storage(self) -> Storage:
         pytest.fail(
             f"{type(self).__name__} needs a `storage` fixture that yields the Storage under "
-            "test: define `async def storage(self)` under @pytest.fixture in the class "
-            "(or in a fixtures class it inherits from)",
+            "test: add `@pytest.fixture async def storage(self)` to the class, or to a class "
+            "of fixtures it inherits from",
             pytrace=False,
         )
 
