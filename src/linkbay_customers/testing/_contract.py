@@ -126,6 +126,8 @@ def _run_under_pytest_asyncio(function: Any) -> None:
     leaves a plain ``@pytest.fixture`` to pytest, which refuses it. Marking those of
     a contract class is what auto mode does for every fixture, confined to the class.
     """
+    # The attribute is pytest-asyncio's own (private, the same since 0.17); a test runs a
+    # fresh strict-mode project against it (tests/contract/test_contract_in_a_fresh_project.py).
     is_async = inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
     if is_async and not hasattr(function, "_force_asyncio_fixture"):
         function._force_asyncio_fixture = True
@@ -159,6 +161,7 @@ class _ContractBase:
 
     @pytest.fixture
     def storage(self) -> Storage:
+        """Placeholder: the class under test provides the storage."""
         pytest.fail(
             f"{type(self).__name__} needs a `storage` fixture that yields the Storage under "
             "test: add `@pytest.fixture async def storage(self)` to the class, or to a class "
