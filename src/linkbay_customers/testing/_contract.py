@@ -126,11 +126,12 @@ def _run_under_pytest_asyncio(function: Any) -> None:
     leaves a plain ``@pytest.fixture`` to pytest, which refuses it. Marking those of
     a contract class is what auto mode does for every fixture, confined to the class.
     """
-    # The attribute is pytest-asyncio's own (private, the same since 0.17); a test runs a
-    # fresh strict-mode project against it (tests/contract/test_contract_in_a_fresh_project.py).
+    # The attributes are pytest-asyncio's own (private, long unchanged); a test runs a fresh
+    # strict-mode project against them (tests/contract/test_contract_in_a_fresh_project.py).
     is_async = inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
     if is_async and not hasattr(function, "_force_asyncio_fixture"):
         function._force_asyncio_fixture = True
+        function._loop_scope = None  # the default loop scope, as with no loop_scope argument
 
 
 class _ContractBase:
