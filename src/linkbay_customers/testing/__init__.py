@@ -22,6 +22,7 @@ from linkbay_customers.testing._builders import (  # noqa: E402
 )
 from linkbay_customers.testing._clock import FixedClock  # noqa: E402
 from linkbay_customers.testing._contract import (  # noqa: E402
+    OPTIONAL_CAPABILITIES,
     AddressRepositoryContract,
     AuditRepositoryContract,
     ConsentRepositoryContract,
@@ -37,6 +38,7 @@ from linkbay_customers.testing._contract import (  # noqa: E402
 )
 
 __all__ = (
+    "OPTIONAL_CAPABILITIES",
     "T0",
     "AddressRepositoryContract",
     "AuditRepositoryContract",

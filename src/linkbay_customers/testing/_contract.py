@@ -10,6 +10,16 @@ Subclass the mixins (or ``StorageContract``, which has them all) and provide a
             yield storage
             await storage.close()
 
+The fixture may also come from a class of fixtures listed after the contract
+(``class TestMyStorage(StorageContract, MyFixtures)``). Async fixtures of a contract
+class run under pytest-asyncio whatever the project's ``asyncio_mode``: strict mode
+needs no ``@pytest_asyncio.fixture``. A class that provides no ``storage`` fails
+every test with a message saying so.
+
+A storage that leaves out optional roles (``OPTIONAL_CAPABILITIES``) says which it
+has in ``capabilities``; the tests of the others are skipped, naming the missing
+capability.
+
 Every test works in tenants of its own (fresh random ids), so the storage may be
 shared between tests and need not be emptied.
 """
@@ -17,10 +27,12 @@ shared between tests and need not be emptied.
 from __future__ import annotations
 
 import asyncio
+import inspect
+from collections.abc import Callable, Set
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 
@@ -62,6 +74,7 @@ from linkbay_customers.testing._builders import (
 )
 
 __all__ = (
+    "OPTIONAL_CAPABILITIES",
     "AddressRepositoryContract",
     "AuditRepositoryContract",
     "ConsentRepositoryContract",
@@ -78,11 +91,93 @@ __all__ = (
 
 _ALL = CustomerFilters()
 
+OPTIONAL_CAPABILITIES: frozenset[str] = frozenset(
+    {
+        # customers.list_after and customers.update_derived: scoring a whole tenant
+        "derived_data",
+        # customers.nearest: similar customers and the recommendations built on them
+        "similarity",
+        # orders.purchases and orders.best_sellers: recommendations, purchase-aware scoring
+        "purchases",
+        # model_fits: the parameters a statistical intelligence fits per tenant
+        "model_fits",
+    }
+)
+"""The roles a storage may leave out; every other part of the contract is required."""
+
+_Test = TypeVar("_Test", bound=Callable[..., Any])
+
+
+def _requires(capability: str) -> Callable[[_Test], _Test]:
+    """Skip the decorated test unless the contract class declares ``capability``."""
+    assert capability in OPTIONAL_CAPABILITIES, capability
+
+    def mark(test: _Test) -> _Test:
+        vars(test)["_contract_capability"] = capability
+        return test
+
+    return mark
+
+
+def _run_under_pytest_asyncio(function: Any) -> None:
+    """Mark an async fixture as ``@pytest_asyncio.fixture`` does.
+
+    Strict mode (pytest-asyncio's default) runs only async fixtures so marked and
+    leaves a plain ``@pytest.fixture`` to pytest, which refuses it. Marking those of
+    a contract class is what auto mode does for every fixture, confined to the class.
+    """
+    # The attributes are pytest-asyncio's own (private, long unchanged); a test runs a fresh
+    # strict-mode project against them (tests/contract/test_contract_in_a_fresh_project.py).
+    is_async = inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
+    if is_async and not hasattr(function, "_force_asyncio_fixture"):
+        function._force_asyncio_fixture = True
+        function._loop_scope = None  # the default loop scope, as with no loop_scope argument
+
 
 class _ContractBase:
     """Fixtures shared by every contract: two fresh tenants of one storage."""
 
     pytestmark = pytest.mark.asyncio
+
+    capabilities: ClassVar[Set[str]] = OPTIONAL_CAPABILITIES
+    """The optional roles the storage under test has; by default all of them."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        unknown = set(cls.capabilities) - OPTIONAL_CAPABILITIES
+        if unknown:
+            raise TypeError(
+                f"{cls.__name__}.capabilities names unknown capabilities {sorted(unknown)}; "
+                f"the optional ones are {sorted(OPTIONAL_CAPABILITIES)}"
+            )
+        for klass in cls.__mro__:
+            for name, value in vars(klass).items():
+                if callable(value) and not name.startswith("test"):
+                    _run_under_pytest_asyncio(inspect.unwrap(value))
+        # In `class TestX(SomeContract, MyFixtures)` the placeholder below comes first
+        # in the MRO; the storage of the fixtures class is the one meant.
+        provided = [vars(klass)[_STORAGE] for klass in cls.__mro__ if _STORAGE in vars(klass)]
+        if provided[0] is _PLACEHOLDER and len(provided) > 1:
+            setattr(cls, _STORAGE, provided[1])
+
+    @pytest.fixture
+    def storage(self) -> Storage:
+        """Placeholder: the class under test provides the storage."""
+        pytest.fail(
+            f"{type(self).__name__} needs a `storage` fixture that yields the Storage under "
+            "test: add `@pytest.fixture async def storage(self)` to the class, or to a class "
+            "of fixtures it inherits from",
+            pytrace=False,
+        )
+
+    @pytest.fixture(autouse=True)
+    def _skip_undeclared_capability(self, request: pytest.FixtureRequest) -> None:
+        capability = getattr(request.function, "_contract_capability", None)
+        if capability is not None and capability not in self.capabilities:
+            pytest.skip(
+                f"{type(self).__name__} does not declare the {capability!r} capability "
+                "in its `capabilities`"
+            )
 
     @pytest.fixture
     def tenant(self) -> str:
@@ -96,6 +191,10 @@ class _ContractBase:
     def uow(self, storage: Storage, tenant: str) -> UnitOfWork:
         """A fresh, not yet entered, unit of work of ``tenant``."""
         return storage.unit_of_work(tenant)
+
+
+_STORAGE = "storage"
+_PLACEHOLDER = vars(_ContractBase)[_STORAGE]
 
 
 class UnitOfWorkContract(_ContractBase):
@@ -652,7 +751,7 @@ class AddressRepositoryContract(_ContractBase):
             with pytest.raises(StorageRejected):
                 await add_address(uow, foreign.id)
 
-    async def test_reassign_and_delete_for_customer(self, uow: UnitOfWork) -> None:
+    async def test_addresses_are_reassigned_and_deleted_per_customer(self, uow: UnitOfWork) -> None:
         async with uow:
             source = await add_customer(uow)
             target = await add_customer(uow)
@@ -691,7 +790,7 @@ class NoteRepositoryContract(_ContractBase):
             assert await uow.notes.list_for_customers([first.id, second.id]) == [earlier, later]
             assert await uow.notes.list_for_customers([]) == []
 
-    async def test_reassign_and_delete_for_customer(self, uow: UnitOfWork) -> None:
+    async def test_notes_are_reassigned_and_deleted_per_customer(self, uow: UnitOfWork) -> None:
         async with uow:
             source = await add_customer(uow)
             target = await add_customer(uow)
@@ -798,7 +897,7 @@ class OrderRepositoryContract(_ContractBase):
         assert stored.items == lines
         assert stored.total == Decimal("1234567.8901")
 
-    async def test_reassign_and_delete_for_customer(self, uow: UnitOfWork) -> None:
+    async def test_orders_are_reassigned_and_deleted_per_customer(self, uow: UnitOfWork) -> None:
         async with uow:
             source = await add_customer(uow)
             target = await add_customer(uow)
@@ -1184,6 +1283,7 @@ class IntelligenceDataContract(_ContractBase):
     """What the intelligence features read and write: chunks, derived data,
     nearest neighbours, purchases and best sellers."""
 
+    @_requires("derived_data")
     async def test_customers_are_walked_by_id_in_chunks_without_deleted_ones(
         self, uow: UnitOfWork
     ) -> None:
@@ -1197,6 +1297,7 @@ class IntelligenceDataContract(_ContractBase):
         assert head == [first, second]
         assert tail == [third]
 
+    @_requires("derived_data")
     async def test_derived_data_is_written_and_cleared_in_one_call(self, uow: UnitOfWork) -> None:
         vector = _unit_vector(1.0, 2.0)
         async with uow:
@@ -1235,6 +1336,7 @@ class IntelligenceDataContract(_ContractBase):
         assert got.first_name == "Kept"
         assert (gone.segment, gone.churn_risk_score, gone.embedding) == (None, None, None)
 
+    @_requires("derived_data")
     async def test_derived_data_can_keep_the_stored_embedding(self, uow: UnitOfWork) -> None:
         stored = _unit_vector(1.0, 2.0)
         async with uow:
@@ -1261,6 +1363,7 @@ class IntelligenceDataContract(_ContractBase):
         assert [round(v, 5) for v in got.embedding] == [round(v, 5) for v in stored]
         assert got.embedding_version == "v1"
 
+    @_requires("similarity")
     async def test_nearest_ranks_by_cosine_similarity_and_skips_what_it_should(
         self, uow: UnitOfWork
     ) -> None:
@@ -1276,6 +1379,7 @@ class IntelligenceDataContract(_ContractBase):
         assert [round(score, 4) for _, score in found] == [1.0, 0.9578, 0.0]
         assert [c.id for c, _ in two] == [close.id, far.id]
 
+    @_requires("purchases")
     async def test_purchases_sum_units_per_customer_and_product(self, uow: UnitOfWork) -> None:
         mug = OrderItem(product_id="p-1", product_name="Mug", quantity=2, unit_price=Decimal(1))
         tea = OrderItem(product_id="p-2", product_name="Tea", quantity=1, unit_price=Decimal(1))
@@ -1294,6 +1398,7 @@ class IntelligenceDataContract(_ContractBase):
         ]
         assert list(none) == []
 
+    @_requires("model_fits")
     async def test_a_model_fit_is_stored_per_tenant_and_replaced_by_the_next(
         self, storage: Storage, tenant: str, other_tenant: str
     ) -> None:
@@ -1321,6 +1426,7 @@ class IntelligenceDataContract(_ContractBase):
         async with storage.unit_of_work(other_tenant) as uow:
             assert await uow.model_fits.get("bg_nbd") is None
 
+    @_requires("purchases")
     async def test_best_sellers_rank_by_buyers_then_units(self, uow: UnitOfWork) -> None:
         def line(pid: str, quantity: int) -> OrderItem:
             name = f"Product {pid}"
@@ -1337,6 +1443,7 @@ class IntelligenceDataContract(_ContractBase):
         assert [(s.product_id, s.buyers, s.quantity) for s in top] == [("c", 2, 6), ("a", 2, 2)]
         assert top[0].product_name == "Product c"
 
+    @_requires("purchases")
     async def test_scrubbed_lines_still_count_and_take_their_name_from_other_lines(
         self, uow: UnitOfWork
     ) -> None:
