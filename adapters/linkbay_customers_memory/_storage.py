@@ -770,7 +770,11 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.audit = InMemoryAuditRepository(self._tx)
         self.aliases = InMemoryMergeAliasRepository(self._tx)
         self.model_fits = InMemoryModelFitRepository(self._tx)
-        self.audit_chain = storage.audit_chain
+
+    @property
+    def audit_chain(self) -> AuditChain:
+        """The storage's audit chain."""
+        return self._storage.audit_chain
 
     async def __aenter__(self) -> Self:
         """Wait for the tenant's lock and take a snapshot of its tables."""

@@ -87,7 +87,12 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         self.audit = SqlAuditRepository(self)
         self.aliases = SqlMergeAliasRepository(self)
         self.model_fits = SqlModelFitRepository(self)
-        self.audit_chain = storage.audit_chain
+
+    @property
+    def audit_chain(self) -> AuditChain:
+        """The storage's audit chain; a SQLite file database's key file is read, or
+        made, only when the trail is first written or verified."""
+        return self.storage.audit_chain
 
     @property
     def models(self) -> ModelSet:

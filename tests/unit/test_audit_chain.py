@@ -156,3 +156,26 @@ def test_a_flag_is_a_boolean_and_an_id_is_not_even_after_the_other_was_checked()
     assert event(details={"note_id": 1}).details == {"note_id": 1}
     with pytest.raises(ValueError, match="note_id"):
         event(details={"note_id": True})
+
+
+async def test_reading_without_writing_the_trail_makes_no_key_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LINKBAY_AUDIT_KEY", raising=False)
+    monkeypatch.delenv("LINKBAY_AUDIT_KEY_FILE", raising=False)
+    database = tmp_path / "shop.db"
+    url = f"sqlite+aiosqlite:///{database}"
+    await upgrade(url)
+    storage = SqlAlchemyStorage.from_url(url)
+    try:
+        service = CustomerService(storage.unit_of_work, FixedClock(), HeuristicIntelligence())
+        assert (await service.list_customers("t")).total == 0
+    finally:
+        await storage.close()
+    names = _names_in(tmp_path)
+    assert "shop.db" in names
+    assert "shop.db.audit-key" not in names
+
+
+def _names_in(directory: Path) -> set[str]:
+    return {entry.name for entry in directory.iterdir()}

@@ -38,8 +38,11 @@ class UnitOfWork(Protocol):
     audit: AuditRepository
     aliases: MergeAliasRepository
     model_fits: ModelFitRepository
-    audit_chain: AuditChain
-    """Seals this storage's audit events (its key is the host's, not the database's)."""
+
+    @property
+    def audit_chain(self) -> AuditChain:
+        """Seals this storage's audit events (its key is the host's, not the database's)."""
+        ...
 
     async def __aenter__(self) -> Self:
         """Begin the transaction."""
