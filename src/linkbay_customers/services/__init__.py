@@ -11,9 +11,7 @@ from linkbay_customers.services._ai import (
     ProductRecommendation,
     ScoringSummary,
     SimilarCustomer,
-    risk_level,
 )
-from linkbay_customers.services._boundary import check_actor, check_tenant
 from linkbay_customers.services._customers import (
     CustomerService,
     RecordedOrder,
@@ -35,7 +33,6 @@ __all__ = (
     "ProductRecommendation",
     "ScoringSummary",
     "SimilarCustomer",
-    "risk_level",
     "CustomerService",
     "GDPRService",
     "ImportProgress",
@@ -44,7 +41,5 @@ __all__ = (
     "PurgeResult",
     "RecordedOrder",
     "UnitOfWorkFactory",
-    "check_actor",
-    "check_tenant",
     "export_as_csv_zip",
 )

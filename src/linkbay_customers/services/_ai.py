@@ -20,6 +20,8 @@ from linkbay_customers.domain import (
     ProductPurchases,
     ProfilingPolicies,
     ProfilingPolicy,
+    check_actor,
+    check_tenant,
     cosine_similarity,
     is_audit_label,
     quantize_money,
@@ -32,7 +34,6 @@ from linkbay_customers.ports import (
     UnitOfWork,
 )
 from linkbay_customers.services._audit import write_audit
-from linkbay_customers.services._boundary import check_actor, check_tenant
 from linkbay_customers.services._customers import UnitOfWorkFactory, load_customer
 from linkbay_customers.services._derived import ProfilingGate
 
@@ -45,7 +46,6 @@ __all__ = (
     "RiskLevel",
     "ScoringSummary",
     "SimilarCustomer",
-    "risk_level",
 )
 
 RiskLevel = Literal["low", "medium", "high"]

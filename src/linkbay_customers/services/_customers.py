@@ -29,7 +29,9 @@ from linkbay_customers.domain import (
     ProfilingPolicies,
     ProfilingPolicy,
     apply_order,
+    check_actor,
     check_phone_region,
+    check_tenant,
     fill_missing,
     fold_analytics,
     merge_tags,
@@ -46,13 +48,7 @@ from linkbay_customers.schemas import (
     OrderCreate,
 )
 from linkbay_customers.services._audit import write_audit
-from linkbay_customers.services._boundary import (
-    check_actor,
-    check_id,
-    check_page,
-    check_tenant,
-    validated,
-)
+from linkbay_customers.services._boundary import check_id, check_page, validated
 from linkbay_customers.services._derived import ProfilingGate
 from linkbay_customers.services._import import (
     DEFAULT_CHUNK_SIZE,

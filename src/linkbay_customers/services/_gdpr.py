@@ -31,6 +31,8 @@ from linkbay_customers.domain import (
     ProfilingPolicy,
     anonymize,
     chain_of,
+    check_actor,
+    check_tenant,
     is_audit_label,
 )
 from linkbay_customers.ports import Clock, UnitOfWork
@@ -49,12 +51,7 @@ from linkbay_customers.schemas import (
     OrderResponse,
 )
 from linkbay_customers.services._audit import append_audit, write_audit
-from linkbay_customers.services._boundary import (
-    check_actor,
-    check_page,
-    check_tenant,
-    validated,
-)
+from linkbay_customers.services._boundary import check_page, validated
 from linkbay_customers.services._customers import (
     UnitOfWorkFactory,
     load_customer,
