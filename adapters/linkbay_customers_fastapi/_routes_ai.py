@@ -122,7 +122,9 @@ def add_ai_routes(router: APIRouter, settings: RouteSettings) -> None:
         Computed now, from the customer's orders; nothing is stored. A customer without
         orders has a predicted value of 0.
         """
-        prediction = await ctx.service.predict_clv(ctx.tenant_id, customer_id, months)
+        prediction = await ctx.service.predict_clv(
+            ctx.tenant_id, customer_id, prediction_months=months
+        )
         return ClvResponse.of(prediction)
 
     @router.get(
@@ -143,7 +145,7 @@ def add_ai_routes(router: APIRouter, settings: RouteSettings) -> None:
         never scored are not found, so the list may be shorter than `limit`, or empty.
         Customers the profiling policy excludes are never listed.
         """
-        found = await ctx.service.find_similar_customers(ctx.tenant_id, customer_id, limit)
+        found = await ctx.service.find_similar_customers(ctx.tenant_id, customer_id, limit=limit)
         return [SimilarCustomerResponse.of(s) for s in found]
 
     @router.get(
@@ -164,5 +166,5 @@ def add_ai_routes(router: APIRouter, settings: RouteSettings) -> None:
         profiling policy excludes gets the shop's best sellers instead (never personalized
         for the latter). Empty when the shop has no orders at all.
         """
-        found = await ctx.service.generate_recommendations(ctx.tenant_id, customer_id, limit)
+        found = await ctx.service.generate_recommendations(ctx.tenant_id, customer_id, limit=limit)
         return [RecommendationResponse.of(r) for r in found]

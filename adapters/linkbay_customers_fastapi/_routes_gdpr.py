@@ -171,7 +171,7 @@ def add_gdpr_routes(router: APIRouter, settings: RouteSettings) -> None:
         leaving one `data.erased` event without personal data; the id is then unknown.
         """
         result = await ctx.service.delete_customer_data(
-            ctx.tenant_id, customer_id, anonymize, actor=ctx.actor
+            ctx.tenant_id, customer_id, anonymize=anonymize, actor=ctx.actor
         )
         return ErasureResult.model_validate(result)
 
@@ -204,7 +204,7 @@ def add_gdpr_routes(router: APIRouter, settings: RouteSettings) -> None:
             customer_id,
             consent_type,
             data.consented,
-            data.metadata,
+            metadata=data.metadata,
             actor=ctx.actor,
         )
         return ConsentEventResponse.from_domain(event)

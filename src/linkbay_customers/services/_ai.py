@@ -263,7 +263,7 @@ class AIService:
         )
 
     async def predict_clv(
-        self, tenant_id: str, customer_id: int, prediction_months: int = 12
+        self, tenant_id: str, customer_id: int, *, prediction_months: int = 12
     ) -> ClvPrediction:
         """Expected revenue from a customer over the next ``prediction_months`` (1-120).
 
@@ -293,7 +293,7 @@ class AIService:
         return await self._intelligence.embed(profile, now=self._clock.now())
 
     async def find_similar_customers(
-        self, tenant_id: str, customer_id: int, limit: int = 10
+        self, tenant_id: str, customer_id: int, *, limit: int = 10
     ) -> list[SimilarCustomer]:
         """The customers behaving most like this one, most similar first.
 
@@ -321,7 +321,7 @@ class AIService:
         ]
 
     async def generate_recommendations(
-        self, tenant_id: str, customer_id: int, limit: int = 5
+        self, tenant_id: str, customer_id: int, *, limit: int = 5
     ) -> list[ProductRecommendation]:
         """Products the most similar customers bought and this one did not.
 

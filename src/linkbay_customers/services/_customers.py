@@ -279,8 +279,8 @@ class CustomerService:
         self,
         tenant_id: str,
         customer_id: int,
-        soft_delete: bool = True,
         *,
+        soft_delete: bool = True,
         actor: str | None = None,
     ) -> bool:
         """Delete a customer: soft by default (restorable), or for good.
@@ -358,6 +358,7 @@ class CustomerService:
         self,
         tenant_id: str,
         filters: CustomerSearchFilters | Mapping[str, Any] | None = None,
+        *,
         page: int = 1,
         page_size: int = 20,
     ) -> Page[Customer]:
@@ -576,16 +577,18 @@ class CustomerService:
         tenant_id: str,
         customer_id: int,
         data: CustomerNoteCreate | Mapping[str, Any],
-        created_by: str | None = None,
+        *,
+        actor: str | None = None,
     ) -> CustomerNote:
-        """Add a note written by ``created_by`` (the acting user).
+        """Add a note written by ``actor`` (the acting user), kept as its ``created_by``.
 
         Raises:
             CustomerNotFound: unknown or deleted customer.
-            InvalidInput: empty or over-long note, or an invalid ``created_by``.
+            InvalidInput: empty or over-long note, or an invalid ``actor`` (named by the
+                note field it fills, ``created_by``).
         """
         data = validated(CustomerNoteCreate, data)
-        created_by = check_actor(created_by, field="created_by")
+        created_by = check_actor(actor, field="created_by")
         async with self._uow(tenant_id) as uow:
             customer = await load_customer(uow, customer_id, for_update=True)
             note = CustomerNote(

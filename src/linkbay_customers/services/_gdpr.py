@@ -215,8 +215,8 @@ class GDPRService:
         self,
         tenant_id: str,
         customer_id: int,
-        anonymize: bool = True,
         *,
+        anonymize: bool = True,
         actor: str | None = None,
     ) -> dict[str, Any]:
         """Erase a customer's personal data (GDPR art. 17); the seed's result shape.
@@ -289,8 +289,8 @@ class GDPRService:
         customer_id: int,
         consent_type: str,
         consented: bool,
-        metadata: ConsentMetadata | Mapping[str, Any] | None = None,
         *,
+        metadata: ConsentMetadata | Mapping[str, Any] | None = None,
         actor: str | None = None,
     ) -> ConsentEvent:
         """Record a consent decision (GDPR art. 7): append it to the ledger and make it
@@ -444,8 +444,8 @@ class GDPRService:
         self,
         tenant_id: str,
         inactive_for: timedelta,
-        dry_run: bool = True,
         *,
+        dry_run: bool = True,
         actor: str | None = None,
         chunk_size: int = _PURGE_CHUNK,
         on_progress: Callable[[int], None] | None = None,
