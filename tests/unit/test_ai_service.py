@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -175,6 +176,19 @@ class TestSimilarityAndRecommendations:
 
 
 class TestScoreTenant:
+    async def test_an_async_progress_callback_is_awaited(
+        self, service: CustomerService, ai: AIService, tenant: str, clock: FixedClock
+    ) -> None:
+        await shop(service, tenant, clock)
+        progress: list[int] = []
+
+        async def report(done: int) -> None:
+            await asyncio.sleep(0)
+            progress.append(done)
+
+        await ai.score_tenant(tenant, on_progress=report)
+        assert progress == [3, 6, 8]
+
     async def test_every_customer_is_scored_in_chunks_with_a_summary(
         self, service: CustomerService, ai: AIService, tenant: str, clock: FixedClock
     ) -> None:

@@ -6,6 +6,7 @@ fixture that is not the in-memory one needs only ``storage`` overridden.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -726,6 +727,15 @@ class TestRetention:
         assert dry.customer_ids == tuple(c.id for c in idle)
         assert dry.cutoff == clock.now() - timedelta(days=365)
         assert (await service.get_customer(tenant, idle[0].id)).email == "idle0@example.com"
+
+        awaited: list[int] = []
+
+        async def report(done: int) -> None:
+            await asyncio.sleep(0)
+            awaited.append(done)
+
+        await gdpr.purge_inactive(tenant, timedelta(days=365), chunk_size=2, on_progress=report)
+        assert awaited == [2, 4, 5]
 
         seen: list[int] = []
         done = await gdpr.purge_inactive(

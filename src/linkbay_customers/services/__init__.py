@@ -23,6 +23,7 @@ from linkbay_customers.services._gdpr import (
     export_as_csv_zip,
 )
 from linkbay_customers.services._import import ImportProgress, ImportRejection, ImportResult
+from linkbay_customers.services._progress import ProgressCallback
 
 __all__ = (
     "DEFAULT_EMBEDDING_TOLERANCE",
@@ -38,6 +39,7 @@ __all__ = (
     "ImportProgress",
     "ImportRejection",
     "ImportResult",
+    "ProgressCallback",
     "PurgeResult",
     "RecordedOrder",
     "UnitOfWorkFactory",

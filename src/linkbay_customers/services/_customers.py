@@ -52,8 +52,8 @@ from linkbay_customers.services._boundary import check_id, check_page, validated
 from linkbay_customers.services._derived import ProfilingGate
 from linkbay_customers.services._import import (
     DEFAULT_CHUNK_SIZE,
+    ImportProgress,
     ImportResult,
-    ProgressCallback,
     run_import,
 )
 from linkbay_customers.services._profile import (
@@ -62,6 +62,7 @@ from linkbay_customers.services._profile import (
     check_birthday,
     resolve_phone,
 )
+from linkbay_customers.services._progress import ProgressCallback
 from linkbay_customers.services._subject import data_subject
 
 __all__ = ("CustomerService", "RecordedOrder", "UnitOfWorkFactory")
@@ -400,7 +401,7 @@ class CustomerService:
         tenant_id: str,
         rows: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
         *,
-        on_progress: ProgressCallback | None = None,
+        on_progress: ProgressCallback[ImportProgress] | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         schema: type[CustomerCreate] = CustomerCreate,
         actor: str | None = None,

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import zipfile
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,6 +58,7 @@ from linkbay_customers.services._customers import (
     purge_customer_rows,
 )
 from linkbay_customers.services._derived import ProfilingGate
+from linkbay_customers.services._progress import ProgressCallback, report_progress
 from linkbay_customers.services._subject import data_subject, data_subjects, subject_records
 
 __all__ = ("GDPRService", "PurgeResult", "export_as_csv_zip")
@@ -448,7 +449,7 @@ class GDPRService:
         dry_run: bool = True,
         actor: str | None = None,
         chunk_size: int = _PURGE_CHUNK,
-        on_progress: Callable[[int], None] | None = None,
+        on_progress: ProgressCallback[int] | None = None,
     ) -> PurgeResult:
         """Anonymize the customers with no order and no change for longer than
         ``inactive_for`` (storage limitation, GDPR art. 5(1)(e)), each with the
@@ -456,7 +457,9 @@ class GDPRService:
 
         Works through the tenant in chunks by id, each chunk in its own transaction
         and a fixed number of statements. A dry run (the default) changes nothing and
-        lists who would be anonymized.
+        lists who would be anonymized. ``on_progress`` gets the number of customers
+        anonymized (or, in a dry run, found) so far, after every chunk; an async
+        callback is awaited.
 
         Raises:
             InvalidInput: ``inactive_for`` is not a positive period of at least a day.
@@ -495,8 +498,7 @@ class GDPRService:
             affected.extend(due)
             affected_ids.update(due)
             after_id = chunk[-1].id
-            if on_progress is not None:
-                on_progress(len(affected))
+            await report_progress(on_progress, len(affected))
         return PurgeResult(dry_run=dry_run, cutoff=cutoff, customer_ids=tuple(affected))
 
 
