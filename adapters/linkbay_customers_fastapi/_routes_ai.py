@@ -5,6 +5,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from linkbay_customers.schemas import (
+    ChurnRiskResponse,
+    ClvResponse,
+    RecommendationResponse,
+    ScoringSummaryResponse,
+    SegmentResponse,
+    SimilarCustomerResponse,
+)
 from linkbay_customers_fastapi._context import AIRequestContext, RouteSettings
 from linkbay_customers_fastapi._params import (
     CustomerId,
@@ -13,14 +21,6 @@ from linkbay_customers_fastapi._params import (
     SimilarLimit,
 )
 from linkbay_customers_fastapi._problems import problem_responses
-from linkbay_customers_fastapi._schemas import (
-    ChurnRiskResponse,
-    ClvResponse,
-    RecommendationResponse,
-    ScoringSummaryResponse,
-    SegmentResponse,
-    SimilarCustomerResponse,
-)
 
 __all__ = ("add_ai_routes", "add_tenant_scoring_routes")
 

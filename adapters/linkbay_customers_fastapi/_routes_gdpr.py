@@ -12,10 +12,12 @@ from linkbay_customers.domain import AuditEvent, CustomerNotFound, Page
 from linkbay_customers.schemas import (
     AuditEventResponse,
     ConsentEventResponse,
+    ConsentHistoryResponse,
     CustomerDataExport,
     ErasureResult,
+    PageResponse,
 )
-from linkbay_customers_fastapi._context import GDPRRequestContext, PageResponse, RouteSettings
+from linkbay_customers_fastapi._context import GDPRRequestContext, RouteSettings
 from linkbay_customers_fastapi._params import (
     AuditCustomerId,
     AuditPageSize,
@@ -27,7 +29,7 @@ from linkbay_customers_fastapi._params import (
     PageNumber,
 )
 from linkbay_customers_fastapi._problems import problem_responses
-from linkbay_customers_fastapi._schemas import ConsentHistoryResponse, ExportFormat
+from linkbay_customers_fastapi._schemas import ExportFormat
 
 __all__ = ("add_gdpr_routes", "add_tenant_audit_routes")
 
