@@ -125,7 +125,7 @@ async def live(service: CustomerService, gdpr: GDPRService, values: dict[str, An
         customer.id,
         "marketing",
         True,
-        {"ip_address": values["ip"], "user_agent": values["user_agent"]},
+        metadata={"ip_address": values["ip"], "user_agent": values["user_agent"]},
     )
     return customer.id
 

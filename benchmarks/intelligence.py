@@ -148,7 +148,7 @@ async def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
     timings, hits = [], 0
     for index in picks:
         start = time.perf_counter()
-        similar = await ai.find_similar_customers(TENANT, int(ids[index]), 10)
+        similar = await ai.find_similar_customers(TENANT, int(ids[index]), limit=10)
         timings.append((time.perf_counter() - start) * 1000)
         cosine = vectors @ vectors[index]
         cosine[index] = -np.inf

@@ -483,7 +483,7 @@ async def fill_demo_tenant(
         for address in person.addresses:
             await service.add_address(tenant_id, customer_id, address, actor=_ACTOR)
         for note in person.notes:
-            await service.add_note(tenant_id, customer_id, note, created_by="support")
+            await service.add_note(tenant_id, customer_id, note, actor="support")
         for order in person.orders:
             await service.record_order(tenant_id, customer_id, order, actor=_ACTOR)
             lines += len(order.items)

@@ -11,8 +11,17 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "pip install 'linkbay-customers[fastapi]'"
     ) from exc
 
+from linkbay_customers.schemas import (
+    ChurnRiskResponse,
+    ClvResponse,
+    ConsentHistoryResponse,
+    PageResponse,
+    RecommendationResponse,
+    ScoringSummaryResponse,
+    SegmentResponse,
+    SimilarCustomerResponse,
+)
 from linkbay_customers_fastapi._app import HealthResponse, create_app
-from linkbay_customers_fastapi._context import PageResponse
 from linkbay_customers_fastapi._problems import (
     PROBLEM_MEDIA_TYPE,
     InvalidHeader,
@@ -26,17 +35,7 @@ from linkbay_customers_fastapi._problems import (
     status_for,
 )
 from linkbay_customers_fastapi._router import create_customer_router
-from linkbay_customers_fastapi._schemas import (
-    ChurnRiskResponse,
-    ClvResponse,
-    ConsentHistoryResponse,
-    ConsentRequest,
-    ExportFormat,
-    RecommendationResponse,
-    ScoringSummaryResponse,
-    SegmentResponse,
-    SimilarCustomerResponse,
-)
+from linkbay_customers_fastapi._schemas import ConsentRequest, ExportFormat
 from linkbay_customers_fastapi._tenancy import Tenancy, header_tenancy, jwt_tenancy
 
 __all__ = (

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field
-
-from linkbay_customers.domain import Page
 from linkbay_customers.schemas import CustomerCreate, CustomerResponse, CustomerUpdate
 from linkbay_customers.services import AIService, CustomerService, GDPRService
 
 __all__ = (
     "AIRequestContext",
     "GDPRRequestContext",
-    "PageResponse",
     "RequestContext",
     "RouteSettings",
     "with_annotations",
@@ -114,24 +110,3 @@ def with_annotations(**annotations: object) -> Callable[[F], F]:
         return func
 
     return apply
-
-
-class PageResponse(BaseModel, Generic[T]):
-    """One page of a listing, with the totals across all pages."""
-
-    items: list[T]
-    total: int = Field(description="How many items the listing has across all pages.")
-    page: int = Field(description="This page's number, from 1.")
-    page_size: int = Field(description="Items per page.")
-    total_pages: int = Field(description="How many pages the listing has at this page size.")
-
-    @classmethod
-    def of(cls, page: Page[Any], items: list[T]) -> Self:
-        """Build the response from a domain page and its items as response models."""
-        return cls(
-            items=items,
-            total=page.total,
-            page=page.page,
-            page_size=page.page_size,
-            total_pages=page.total_pages,
-        )

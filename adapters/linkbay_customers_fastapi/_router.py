@@ -9,14 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, params
 from fastapi.routing import APIRoute
 
-from linkbay_customers.domain import InvalidInput
+from linkbay_customers.domain import InvalidInput, check_actor, check_tenant
 from linkbay_customers.schemas import CustomerCreate, CustomerResponse, CustomerUpdate
 from linkbay_customers.services import (
     AIService,
     CustomerService,
     GDPRService,
-    check_actor,
-    check_tenant,
 )
 from linkbay_customers_fastapi._context import (
     AIRequestContext,

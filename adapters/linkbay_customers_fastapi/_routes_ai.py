@@ -5,6 +5,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from linkbay_customers.schemas import (
+    ChurnRiskResponse,
+    ClvResponse,
+    RecommendationResponse,
+    ScoringSummaryResponse,
+    SegmentResponse,
+    SimilarCustomerResponse,
+)
 from linkbay_customers_fastapi._context import AIRequestContext, RouteSettings
 from linkbay_customers_fastapi._params import (
     CustomerId,
@@ -13,14 +21,6 @@ from linkbay_customers_fastapi._params import (
     SimilarLimit,
 )
 from linkbay_customers_fastapi._problems import problem_responses
-from linkbay_customers_fastapi._schemas import (
-    ChurnRiskResponse,
-    ClvResponse,
-    RecommendationResponse,
-    ScoringSummaryResponse,
-    SegmentResponse,
-    SimilarCustomerResponse,
-)
 
 __all__ = ("add_ai_routes", "add_tenant_scoring_routes")
 
@@ -122,7 +122,9 @@ def add_ai_routes(router: APIRouter, settings: RouteSettings) -> None:
         Computed now, from the customer's orders; nothing is stored. A customer without
         orders has a predicted value of 0.
         """
-        prediction = await ctx.service.predict_clv(ctx.tenant_id, customer_id, months)
+        prediction = await ctx.service.predict_clv(
+            ctx.tenant_id, customer_id, prediction_months=months
+        )
         return ClvResponse.of(prediction)
 
     @router.get(
@@ -143,7 +145,7 @@ def add_ai_routes(router: APIRouter, settings: RouteSettings) -> None:
         never scored are not found, so the list may be shorter than `limit`, or empty.
         Customers the profiling policy excludes are never listed.
         """
-        found = await ctx.service.find_similar_customers(ctx.tenant_id, customer_id, limit)
+        found = await ctx.service.find_similar_customers(ctx.tenant_id, customer_id, limit=limit)
         return [SimilarCustomerResponse.of(s) for s in found]
 
     @router.get(
@@ -164,5 +166,5 @@ def add_ai_routes(router: APIRouter, settings: RouteSettings) -> None:
         profiling policy excludes gets the shop's best sellers instead (never personalized
         for the latter). Empty when the shop has no orders at all.
         """
-        found = await ctx.service.generate_recommendations(ctx.tenant_id, customer_id, limit)
+        found = await ctx.service.generate_recommendations(ctx.tenant_id, customer_id, limit=limit)
         return [RecommendationResponse.of(r) for r in found]

@@ -13,12 +13,9 @@ from linkbay_customers.schemas import (
     CustomerCreate,
     CustomerResponse,
     CustomerUpdate,
-)
-from linkbay_customers_fastapi._context import (
     PageResponse,
-    RequestContext,
-    RouteSettings,
 )
+from linkbay_customers_fastapi._context import RequestContext, RouteSettings
 from linkbay_customers_fastapi._params import (
     CUSTOMER_CREATE_EXAMPLES,
     CUSTOMER_UPDATE_EXAMPLES,

@@ -12,10 +12,12 @@ from linkbay_customers.domain import AuditEvent, CustomerNotFound, Page
 from linkbay_customers.schemas import (
     AuditEventResponse,
     ConsentEventResponse,
+    ConsentHistoryResponse,
     CustomerDataExport,
     ErasureResult,
+    PageResponse,
 )
-from linkbay_customers_fastapi._context import GDPRRequestContext, PageResponse, RouteSettings
+from linkbay_customers_fastapi._context import GDPRRequestContext, RouteSettings
 from linkbay_customers_fastapi._params import (
     AuditCustomerId,
     AuditPageSize,
@@ -27,7 +29,7 @@ from linkbay_customers_fastapi._params import (
     PageNumber,
 )
 from linkbay_customers_fastapi._problems import problem_responses
-from linkbay_customers_fastapi._schemas import ConsentHistoryResponse, ExportFormat
+from linkbay_customers_fastapi._schemas import ExportFormat
 
 __all__ = ("add_gdpr_routes", "add_tenant_audit_routes")
 
@@ -171,7 +173,7 @@ def add_gdpr_routes(router: APIRouter, settings: RouteSettings) -> None:
         leaving one `data.erased` event without personal data; the id is then unknown.
         """
         result = await ctx.service.delete_customer_data(
-            ctx.tenant_id, customer_id, anonymize, actor=ctx.actor
+            ctx.tenant_id, customer_id, anonymize=anonymize, actor=ctx.actor
         )
         return ErasureResult.model_validate(result)
 
@@ -204,7 +206,7 @@ def add_gdpr_routes(router: APIRouter, settings: RouteSettings) -> None:
             customer_id,
             consent_type,
             data.consented,
-            data.metadata,
+            metadata=data.metadata,
             actor=ctx.actor,
         )
         return ConsentEventResponse.from_domain(event)

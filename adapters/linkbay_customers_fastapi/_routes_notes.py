@@ -28,7 +28,7 @@ def add_note_routes(router: APIRouter, settings: RouteSettings) -> None:
         ctx: RequestContext, customer_id: CustomerId, data: NoteBody
     ) -> CustomerNoteResponse:
         """Add a note about a customer; `created_by` is the acting user of the request."""
-        note = await ctx.service.add_note(ctx.tenant_id, customer_id, data, created_by=ctx.actor)
+        note = await ctx.service.add_note(ctx.tenant_id, customer_id, data, actor=ctx.actor)
         return CustomerNoteResponse.from_domain(note)
 
     @router.get(

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from linkbay_customers.schemas import OrderResponse
-from linkbay_customers_fastapi._context import (
-    PageResponse,
-    RequestContext,
-    RouteSettings,
-)
+from linkbay_customers.schemas import OrderResponse, PageResponse
+from linkbay_customers_fastapi._context import RequestContext, RouteSettings
 from linkbay_customers_fastapi._params import CustomerId, OrderBody, PageNumber, PageSize
 from linkbay_customers_fastapi._problems import problem_responses
 

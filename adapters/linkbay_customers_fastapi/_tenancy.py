@@ -11,8 +11,7 @@ import jwt
 from fastapi import Depends, Header
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from linkbay_customers.domain import InvalidInput
-from linkbay_customers.services import check_actor, check_tenant
+from linkbay_customers.domain import InvalidInput, check_actor, check_tenant
 from linkbay_customers_fastapi._context import with_annotations
 from linkbay_customers_fastapi._problems import InvalidHeader, NotAuthenticated, TenantRequired
 

@@ -36,10 +36,14 @@ async def _populate(container: CustomersContainer) -> None:
             TENANT, {"email": f"seed{n}@example.com", "tags": ["vip"]}, actor="seed"
         )
         await service.add_address(TENANT, customer.id, ADDRESS)
-        await service.add_note(TENANT, customer.id, {"note": "seeded"}, created_by="seed")
+        await service.add_note(TENANT, customer.id, {"note": "seeded"}, actor="seed")
         await service.record_order(TENANT, customer.id, {**ORDER, "order_id": f"seed-{n}"})
         await gdpr.update_consent(
-            TENANT, customer.id, "marketing", True, {"source": "seed", "ip_address": "192.0.2.1"}
+            TENANT,
+            customer.id,
+            "marketing",
+            True,
+            metadata={"source": "seed", "ip_address": "192.0.2.1"},
         )
     # Scored, so similar customers and recommendations have data; the last customer withdrew
     # analytics consent, so the profiling routes answer 409 too.

@@ -117,7 +117,7 @@ class TestNotes:
     async def test_notes_keep_their_author_and_order(
         self, service: CustomerService, tenant: str, customer_id: int, clock: FixedClock
     ) -> None:
-        first = await service.add_note(tenant, customer_id, {"note": "called"}, created_by="u1")
+        first = await service.add_note(tenant, customer_id, {"note": "called"}, actor="u1")
         clock.advance(minutes=1)
         second = await service.add_note(tenant, customer_id, {"note": "emailed"})
         assert (first.created_by, second.created_by) == ("u1", None)
@@ -137,6 +137,6 @@ class TestNotes:
         field: str,
     ) -> None:
         with pytest.raises(InvalidInput) as caught:
-            await service.add_note(tenant, customer_id, {"note": note}, created_by=created_by)
+            await service.add_note(tenant, customer_id, {"note": note}, actor=created_by)
         assert caught.value.field == field
         assert await service.list_notes(tenant, customer_id) == []

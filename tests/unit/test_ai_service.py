@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -80,11 +81,11 @@ class TestOneCustomer:
     ) -> None:
         ids = await shop(service, tenant, clock)
         churn = await ai.calculate_churn_risk(tenant, ids["newbie"])
-        clv = await ai.predict_clv(tenant, ids["newbie"], 12)
+        clv = await ai.predict_clv(tenant, ids["newbie"], prediction_months=12)
         assert 0.0 <= churn.churn_risk_score <= 1.0
         assert clv.predicted_clv == Decimal("0")
         assert clv.prediction_months == 12
-        recs = await ai.generate_recommendations(tenant, ids["newbie"], 2)
+        recs = await ai.generate_recommendations(tenant, ids["newbie"], limit=2)
         assert [r.product_id for r in recs] == ["bell", "bike"]
         assert all("best seller" in r.reason for r in recs)
 
@@ -92,12 +93,12 @@ class TestOneCustomer:
         self, service: CustomerService, ai: AIService, tenant: str, clock: FixedClock
     ) -> None:
         ids = await shop(service, tenant, clock)
-        six = await ai.predict_clv(tenant, ids["cyclist2"], 6)
-        twelve = await ai.predict_clv(tenant, ids["cyclist2"], 12)
+        six = await ai.predict_clv(tenant, ids["cyclist2"], prediction_months=6)
+        twelve = await ai.predict_clv(tenant, ids["cyclist2"], prediction_months=12)
         assert Decimal(0) < six.predicted_clv < twelve.predicted_clv
         for bad in (0, 121, True):
             with pytest.raises(InvalidInput) as caught:
-                await ai.predict_clv(tenant, ids["cyclist2"], bad)
+                await ai.predict_clv(tenant, ids["cyclist2"], prediction_months=bad)
             assert caught.value.field == "months"
 
     async def test_segment_is_recomputed_stored_and_audited(
@@ -144,12 +145,12 @@ class TestSimilarityAndRecommendations:
     ) -> None:
         ids = await shop(service, tenant, clock)
         await ai.score_tenant(tenant)
-        similar = await ai.find_similar_customers(tenant, ids["cyclist0"], 3)
+        similar = await ai.find_similar_customers(tenant, ids["cyclist0"], limit=3)
         assert {s.customer.id for s in similar} == {ids[f"cyclist{n}"] for n in (1, 2, 3)}
         scores = [s.similarity_score for s in similar]
         assert scores == sorted(scores, reverse=True)
         assert all(0.5 < s <= 1.0 for s in scores)
-        tea = await ai.find_similar_customers(tenant, ids["tea0"], 2)
+        tea = await ai.find_similar_customers(tenant, ids["tea0"], limit=2)
         assert {s.customer.id for s in tea} == {ids["tea1"], ids["tea2"]}
 
     async def test_recommendations_are_what_similar_customers_bought_and_this_one_did_not(
@@ -157,7 +158,7 @@ class TestSimilarityAndRecommendations:
     ) -> None:
         ids = await shop(service, tenant, clock)
         await ai.score_tenant(tenant)
-        recs = await ai.generate_recommendations(tenant, ids["cyclist0"], 5)
+        recs = await ai.generate_recommendations(tenant, ids["cyclist0"], limit=5)
         assert recs[0].product_id == "light"
         assert recs[0].product_name == "Front light"
         assert "similar" in recs[0].reason
@@ -170,11 +171,24 @@ class TestSimilarityAndRecommendations:
         ids = await shop(service, tenant, clock)
         for bad in (0, 101):
             with pytest.raises(InvalidInput) as caught:
-                await ai.find_similar_customers(tenant, ids["tea0"], bad)
+                await ai.find_similar_customers(tenant, ids["tea0"], limit=bad)
             assert caught.value.field == "limit"
 
 
 class TestScoreTenant:
+    async def test_an_async_progress_callback_is_awaited(
+        self, service: CustomerService, ai: AIService, tenant: str, clock: FixedClock
+    ) -> None:
+        await shop(service, tenant, clock)
+        progress: list[int] = []
+
+        async def report(done: int) -> None:
+            await asyncio.sleep(0)
+            progress.append(done)
+
+        await ai.score_tenant(tenant, on_progress=report)
+        assert progress == [3, 6, 8]
+
     async def test_every_customer_is_scored_in_chunks_with_a_summary(
         self, service: CustomerService, ai: AIService, tenant: str, clock: FixedClock
     ) -> None:
@@ -245,13 +259,13 @@ class TestScoreTenant:
             None,
             None,
         )
-        similar = await ai.find_similar_customers(tenant, ids["cyclist0"], 10)
+        similar = await ai.find_similar_customers(tenant, ids["cyclist0"], limit=10)
         assert ids["cyclist1"] not in {s.customer.id for s in similar}
         with pytest.raises(ProfilingNotAllowed):
             await ai.calculate_churn_risk(tenant, ids["cyclist1"])
         with pytest.raises(ProfilingNotAllowed):
             await ai.find_similar_customers(tenant, ids["cyclist1"])
-        recs = await ai.generate_recommendations(tenant, ids["cyclist1"], 3)
+        recs = await ai.generate_recommendations(tenant, ids["cyclist1"], limit=3)
         assert all("best seller" in r.reason for r in recs)
 
 

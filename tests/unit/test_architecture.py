@@ -96,3 +96,25 @@ def test_the_core_runs_with_no_outer_library_installed() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "a@example.com"
+
+
+def test_the_adapters_import_only_the_public_modules_of_the_core() -> None:
+    private = [
+        f"{path.relative_to(ADAPTERS)}:{node.lineno} imports {module}"
+        for path in ADAPTERS.rglob("*.py")
+        for node, module in _imports(ast.parse(path.read_text()))
+        if module.split(".")[0] == "linkbay_customers"
+        and any(part.startswith("_") for part in module.split(".")[1:])
+    ]
+    assert private == []
+
+
+def test_the_root_package_exports_what_the_services_return() -> None:
+    for name in ("ImportResult", "Page", "ChurnPrediction", "ClvPrediction", "ScoringSummary"):
+        assert name in linkbay_customers.__all__
+
+
+def test_the_services_package_exports_no_adapter_plumbing() -> None:
+    import linkbay_customers.services as services
+
+    assert {"check_tenant", "check_actor", "risk_level"} & set(services.__all__) == set()

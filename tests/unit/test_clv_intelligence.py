@@ -96,8 +96,8 @@ async def test_the_service_answers_from_the_models_and_names_the_source(
     later = await ai.calculate_churn_risk(tenant, buyer.id)
     assert soon.source == later.source == "bg_nbd"
     assert 0 < soon.churn_risk_score < later.churn_risk_score < 1
-    year = await ai.predict_clv(tenant, buyer.id, 12)
-    half = await ai.predict_clv(tenant, buyer.id, 6)
+    year = await ai.predict_clv(tenant, buyer.id, prediction_months=12)
+    half = await ai.predict_clv(tenant, buyer.id, prediction_months=6)
     assert year.source == "bg_nbd"
     assert Decimal(0) < half.predicted_clv < year.predicted_clv
     nobody = await service.create_customer(tenant, {"email": "browser@example.com"})

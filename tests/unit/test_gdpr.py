@@ -6,6 +6,7 @@ fixture that is not the in-memory one needs only ``storage`` overridden.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -75,7 +76,7 @@ async def live_a_life(service: CustomerService, gdpr: GDPRService, tenant: str) 
     await service.update_customer(tenant, mario.id, {"last_name": "Rossi-Bianchi"})
     await service.add_address(tenant, mario.id, HOME)
     await service.add_address(tenant, mario.id, OFFICE)
-    await service.add_note(tenant, mario.id, {"note": NOTE}, created_by="clerk-2")
+    await service.add_note(tenant, mario.id, {"note": NOTE}, actor="clerk-2")
     await service.record_order(
         tenant,
         mario.id,
@@ -95,10 +96,14 @@ async def live_a_life(service: CustomerService, gdpr: GDPRService, tenant: str) 
         },
     )
     await gdpr.update_consent(
-        tenant, mario.id, "marketing", True, {"ip_address": IP, "user_agent": AGENT}
+        tenant, mario.id, "marketing", True, metadata={"ip_address": IP, "user_agent": AGENT}
     )
-    await gdpr.update_consent(tenant, mario.id, "analytics", True, {"source": "signup-form"})
-    await gdpr.update_consent(tenant, mario.id, "marketing", False, {"source": "unsubscribe"})
+    await gdpr.update_consent(
+        tenant, mario.id, "analytics", True, metadata={"source": "signup-form"}
+    )
+    await gdpr.update_consent(
+        tenant, mario.id, "marketing", False, metadata={"source": "unsubscribe"}
+    )
     old = await service.create_customer(tenant, OLD_ACCOUNT)
     await service.add_note(tenant, old.id, {"note": "Old account, moved house"})
     await service.merge_customers(
@@ -122,7 +127,9 @@ async def merge_keeping_rows_apart(
     mario = await service.create_customer(tenant, PROFILE)
     await service.add_address(tenant, mario.id, HOME)
     await service.add_note(tenant, mario.id, {"note": NOTE})
-    await gdpr.update_consent(tenant, mario.id, "marketing", True, {"source": "signup-form"})
+    await gdpr.update_consent(
+        tenant, mario.id, "marketing", True, metadata={"source": "signup-form"}
+    )
     await service.record_order(
         tenant,
         mario.id,
@@ -144,7 +151,7 @@ async def merge_keeping_rows_apart(
         old.id,
         "analytics",
         True,
-        {"source": "old shop, assisted by Giulia", "ip_address": IP, "user_agent": AGENT},
+        metadata={"source": "old shop, assisted by Giulia", "ip_address": IP, "user_agent": AGENT},
     )
     await service.record_order(tenant, old.id, OLD_ORDER)
     await service.merge_customers(
@@ -388,7 +395,9 @@ class TestErasure:
         luigi = await service.create_customer(tenant, {"email": "luigi.verdi@example.com"})
         await service.add_address(tenant, luigi.id, OFFICE)
         await service.add_note(tenant, luigi.id, {"note": "Luigi prefers email"})
-        await gdpr.update_consent(tenant, luigi.id, "marketing", True, {"source": "signup-form"})
+        await gdpr.update_consent(
+            tenant, luigi.id, "marketing", True, metadata={"source": "signup-form"}
+        )
         export = await gdpr.export_customer_data(tenant, mario.id)
         ids = {row["customer_id"] for section in SECTIONS for row in export[section]}
         assert ids == {mario.id, old.id}
@@ -514,7 +523,7 @@ class TestConsent:
     ) -> None:
         mario = await service.create_customer(tenant, PROFILE)
         first = await gdpr.update_consent(
-            tenant, mario.id, "marketing", True, {"ip_address": IP, "user_agent": AGENT}
+            tenant, mario.id, "marketing", True, metadata={"ip_address": IP, "user_agent": AGENT}
         )
         clock.advance(days=3)
         await gdpr.update_consent(tenant, mario.id, "marketing", False)
@@ -541,10 +550,14 @@ class TestConsent:
         mario = await service.create_customer(tenant, PROFILE)
         for key, value in (("consented", True), ("date", "2020-01-01T00:00:00Z")):
             with pytest.raises(InvalidInput) as caught:
-                await gdpr.update_consent(tenant, mario.id, "marketing", False, {key: value})
+                await gdpr.update_consent(
+                    tenant, mario.id, "marketing", False, metadata={key: value}
+                )
             assert caught.value.field == f"metadata.{key}"
         with pytest.raises(InvalidInput) as caught:
-            await gdpr.update_consent(tenant, mario.id, "marketing", True, {"ip_address": "x"})
+            await gdpr.update_consent(
+                tenant, mario.id, "marketing", True, metadata={"ip_address": "x"}
+            )
         assert caught.value.field == "metadata.ip_address"
         with pytest.raises(InvalidInput) as caught:
             await gdpr.update_consent(tenant, mario.id, "marketing", "yes")  # type: ignore[arg-type]
@@ -600,7 +613,7 @@ class TestConsent:
         self, service: CustomerService, gdpr: GDPRService, tenant: str
     ) -> None:
         mario = await service.create_customer(tenant, PROFILE)
-        await gdpr.update_consent(tenant, mario.id, "marketing", True, {"ip_address": IP})
+        await gdpr.update_consent(tenant, mario.id, "marketing", True, metadata={"ip_address": IP})
         await service.update_customer(tenant, mario.id, {"tags": ["x"]})
         await gdpr.delete_customer_data(tenant, mario.id)
         export = await gdpr.export_customer_data(tenant, mario.id)
@@ -714,6 +727,15 @@ class TestRetention:
         assert dry.customer_ids == tuple(c.id for c in idle)
         assert dry.cutoff == clock.now() - timedelta(days=365)
         assert (await service.get_customer(tenant, idle[0].id)).email == "idle0@example.com"
+
+        awaited: list[int] = []
+
+        async def report(done: int) -> None:
+            await asyncio.sleep(0)
+            awaited.append(done)
+
+        await gdpr.purge_inactive(tenant, timedelta(days=365), chunk_size=2, on_progress=report)
+        assert awaited == [2, 4, 5]
 
         seen: list[int] = []
         done = await gdpr.purge_inactive(

@@ -42,6 +42,12 @@ from linkbay_customers.domain._errors import (
     StorageError,
     StorageRejected,
 )
+from linkbay_customers.domain._identifiers import (
+    MAX_ACTOR_LENGTH,
+    MAX_TENANT_LENGTH,
+    check_actor,
+    check_tenant,
+)
 from linkbay_customers.domain._insight import (
     DerivedData,
     ModelFit,
@@ -105,6 +111,10 @@ __all__ = (
     "chain_of",
     "check_audit_content",
     "is_audit_label",
+    "MAX_ACTOR_LENGTH",
+    "MAX_TENANT_LENGTH",
+    "check_actor",
+    "check_tenant",
     "DerivedData",
     "ModelFit",
     "ProductPurchases",

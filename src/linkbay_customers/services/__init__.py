@@ -11,9 +11,7 @@ from linkbay_customers.services._ai import (
     ProductRecommendation,
     ScoringSummary,
     SimilarCustomer,
-    risk_level,
 )
-from linkbay_customers.services._boundary import check_actor, check_tenant
 from linkbay_customers.services._customers import (
     CustomerService,
     RecordedOrder,
@@ -25,6 +23,7 @@ from linkbay_customers.services._gdpr import (
     export_as_csv_zip,
 )
 from linkbay_customers.services._import import ImportProgress, ImportRejection, ImportResult
+from linkbay_customers.services._progress import ProgressCallback
 
 __all__ = (
     "DEFAULT_EMBEDDING_TOLERANCE",
@@ -35,16 +34,14 @@ __all__ = (
     "ProductRecommendation",
     "ScoringSummary",
     "SimilarCustomer",
-    "risk_level",
     "CustomerService",
     "GDPRService",
     "ImportProgress",
     "ImportRejection",
     "ImportResult",
+    "ProgressCallback",
     "PurgeResult",
     "RecordedOrder",
     "UnitOfWorkFactory",
-    "check_actor",
-    "check_tenant",
     "export_as_csv_zip",
 )

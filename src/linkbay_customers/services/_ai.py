@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
@@ -20,6 +20,8 @@ from linkbay_customers.domain import (
     ProductPurchases,
     ProfilingPolicies,
     ProfilingPolicy,
+    check_actor,
+    check_tenant,
     cosine_similarity,
     is_audit_label,
     quantize_money,
@@ -32,9 +34,9 @@ from linkbay_customers.ports import (
     UnitOfWork,
 )
 from linkbay_customers.services._audit import write_audit
-from linkbay_customers.services._boundary import check_actor, check_tenant
 from linkbay_customers.services._customers import UnitOfWorkFactory, load_customer
 from linkbay_customers.services._derived import ProfilingGate
+from linkbay_customers.services._progress import ProgressCallback, report_progress
 
 __all__ = (
     "MAX_PREDICTION_MONTHS",
@@ -45,7 +47,6 @@ __all__ = (
     "RiskLevel",
     "ScoringSummary",
     "SimilarCustomer",
-    "risk_level",
 )
 
 RiskLevel = Literal["low", "medium", "high"]
@@ -263,7 +264,7 @@ class AIService:
         )
 
     async def predict_clv(
-        self, tenant_id: str, customer_id: int, prediction_months: int = 12
+        self, tenant_id: str, customer_id: int, *, prediction_months: int = 12
     ) -> ClvPrediction:
         """Expected revenue from a customer over the next ``prediction_months`` (1-120).
 
@@ -293,7 +294,7 @@ class AIService:
         return await self._intelligence.embed(profile, now=self._clock.now())
 
     async def find_similar_customers(
-        self, tenant_id: str, customer_id: int, limit: int = 10
+        self, tenant_id: str, customer_id: int, *, limit: int = 10
     ) -> list[SimilarCustomer]:
         """The customers behaving most like this one, most similar first.
 
@@ -321,7 +322,7 @@ class AIService:
         ]
 
     async def generate_recommendations(
-        self, tenant_id: str, customer_id: int, limit: int = 5
+        self, tenant_id: str, customer_id: int, *, limit: int = 5
     ) -> list[ProductRecommendation]:
         """Products the most similar customers bought and this one did not.
 
@@ -368,7 +369,7 @@ class AIService:
         tenant_id: str,
         *,
         months: int = 12,
-        on_progress: Callable[[int], None] | None = None,
+        on_progress: ProgressCallback[int] | None = None,
     ) -> ScoringSummary:
         """Refresh segment, churn risk, lifetime value and embedding of every customer.
 
@@ -377,7 +378,8 @@ class AIService:
         one batched update — a fixed number of statements per chunk. The next
         chunk is read and the previous one written while one is scored. An
         embedding is rewritten only when it moved more than the tolerance.
-        ``on_progress`` gets the number of customers written so far.
+        ``on_progress`` gets the number of customers written so far, after every
+        chunk; an async callback is awaited.
         Customers the policy excludes have their derived data cleared instead.
 
         Raises:
@@ -399,21 +401,16 @@ class AIService:
                 rows = await self._score_chunk(chunk, allowed, purchases, months, summary)
                 if writing is not None:
                     await writing
-                    self._report(on_progress, summary.customers - len(chunk))
+                    await report_progress(on_progress, summary.customers - len(chunk))
                 writing = asyncio.ensure_future(self._write_chunk(tenant_id, rows))
             if writing is not None:
                 await writing
-                self._report(on_progress, summary.customers)
+                await report_progress(on_progress, summary.customers)
         finally:
             for pending in (reading, writing):
                 if pending is not None and not pending.done():
                     pending.cancel()
         return summary
-
-    @staticmethod
-    def _report(on_progress: Callable[[int], None] | None, written: int) -> None:
-        if on_progress is not None:
-            on_progress(written)
 
     async def _read_chunk(
         self, tenant_id: str, after_id: int

@@ -11,18 +11,13 @@ from linkbay_customers.domain import MAX_ID, MAX_PAGE_SIZE, FieldError, InvalidI
 from linkbay_customers.schemas import field_error_message
 
 __all__ = (
-    "check_actor",
     "check_id",
     "check_page",
-    "check_tenant",
     "invalid_input_from",
     "validated",
 )
 
 M = TypeVar("M", bound=BaseModel)
-
-_MAX_TENANT_LENGTH = 64
-_MAX_ACTOR_LENGTH = 255
 
 
 def invalid_input_from(
@@ -56,36 +51,6 @@ def validated(
         return schema.model_validate(data)
     except ValidationError as exc:
         raise invalid_input_from(exc, prefix=prefix) from None
-
-
-def _is_clean_text(value: str) -> bool:
-    return value.isprintable() and not any(ch.isspace() for ch in value)
-
-
-def check_tenant(tenant_id: object) -> str:
-    """A tenant id is 1 to 64 printable characters without spaces."""
-    if (
-        not isinstance(tenant_id, str)
-        or not 0 < len(tenant_id) <= _MAX_TENANT_LENGTH
-        or not _is_clean_text(tenant_id)
-    ):
-        raise InvalidInput.single(
-            "tenant_id", f"must be 1 to {_MAX_TENANT_LENGTH} printable characters without spaces"
-        )
-    return tenant_id
-
-
-def check_actor(actor: object, field: str = "actor") -> str | None:
-    """An acting user is None or 1 to 255 printable characters."""
-    if actor is None:
-        return None
-    if (
-        not isinstance(actor, str)
-        or not 0 < len(actor) <= _MAX_ACTOR_LENGTH
-        or not actor.isprintable()
-    ):
-        raise InvalidInput.single(field, f"must be 1 to {_MAX_ACTOR_LENGTH} printable characters")
-    return actor
 
 
 def check_id(value: object) -> bool:

@@ -29,7 +29,9 @@ from linkbay_customers.domain import (
     ProfilingPolicies,
     ProfilingPolicy,
     apply_order,
+    check_actor,
     check_phone_region,
+    check_tenant,
     fill_missing,
     fold_analytics,
     merge_tags,
@@ -46,18 +48,12 @@ from linkbay_customers.schemas import (
     OrderCreate,
 )
 from linkbay_customers.services._audit import write_audit
-from linkbay_customers.services._boundary import (
-    check_actor,
-    check_id,
-    check_page,
-    check_tenant,
-    validated,
-)
+from linkbay_customers.services._boundary import check_id, check_page, validated
 from linkbay_customers.services._derived import ProfilingGate
 from linkbay_customers.services._import import (
     DEFAULT_CHUNK_SIZE,
+    ImportProgress,
     ImportResult,
-    ProgressCallback,
     run_import,
 )
 from linkbay_customers.services._profile import (
@@ -66,6 +62,7 @@ from linkbay_customers.services._profile import (
     check_birthday,
     resolve_phone,
 )
+from linkbay_customers.services._progress import ProgressCallback
 from linkbay_customers.services._subject import data_subject
 
 __all__ = ("CustomerService", "RecordedOrder", "UnitOfWorkFactory")
@@ -283,8 +280,8 @@ class CustomerService:
         self,
         tenant_id: str,
         customer_id: int,
-        soft_delete: bool = True,
         *,
+        soft_delete: bool = True,
         actor: str | None = None,
     ) -> bool:
         """Delete a customer: soft by default (restorable), or for good.
@@ -362,6 +359,7 @@ class CustomerService:
         self,
         tenant_id: str,
         filters: CustomerSearchFilters | Mapping[str, Any] | None = None,
+        *,
         page: int = 1,
         page_size: int = 20,
     ) -> Page[Customer]:
@@ -403,7 +401,7 @@ class CustomerService:
         tenant_id: str,
         rows: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
         *,
-        on_progress: ProgressCallback | None = None,
+        on_progress: ProgressCallback[ImportProgress] | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         schema: type[CustomerCreate] = CustomerCreate,
         actor: str | None = None,
@@ -580,16 +578,18 @@ class CustomerService:
         tenant_id: str,
         customer_id: int,
         data: CustomerNoteCreate | Mapping[str, Any],
-        created_by: str | None = None,
+        *,
+        actor: str | None = None,
     ) -> CustomerNote:
-        """Add a note written by ``created_by`` (the acting user).
+        """Add a note written by ``actor`` (the acting user), kept as its ``created_by``.
 
         Raises:
             CustomerNotFound: unknown or deleted customer.
-            InvalidInput: empty or over-long note, or an invalid ``created_by``.
+            InvalidInput: empty or over-long note, or an invalid ``actor`` (named by the
+                note field it fills, ``created_by``).
         """
         data = validated(CustomerNoteCreate, data)
-        created_by = check_actor(created_by, field="created_by")
+        created_by = check_actor(actor, field="created_by")
         async with self._uow(tenant_id) as uow:
             customer = await load_customer(uow, customer_id, for_update=True)
             note = CustomerNote(

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import zipfile
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +31,8 @@ from linkbay_customers.domain import (
     ProfilingPolicy,
     anonymize,
     chain_of,
+    check_actor,
+    check_tenant,
     is_audit_label,
 )
 from linkbay_customers.ports import Clock, UnitOfWork
@@ -49,18 +51,14 @@ from linkbay_customers.schemas import (
     OrderResponse,
 )
 from linkbay_customers.services._audit import append_audit, write_audit
-from linkbay_customers.services._boundary import (
-    check_actor,
-    check_page,
-    check_tenant,
-    validated,
-)
+from linkbay_customers.services._boundary import check_page, validated
 from linkbay_customers.services._customers import (
     UnitOfWorkFactory,
     load_customer,
     purge_customer_rows,
 )
 from linkbay_customers.services._derived import ProfilingGate
+from linkbay_customers.services._progress import ProgressCallback, report_progress
 from linkbay_customers.services._subject import data_subject, data_subjects, subject_records
 
 __all__ = ("GDPRService", "PurgeResult", "export_as_csv_zip")
@@ -218,8 +216,8 @@ class GDPRService:
         self,
         tenant_id: str,
         customer_id: int,
-        anonymize: bool = True,
         *,
+        anonymize: bool = True,
         actor: str | None = None,
     ) -> dict[str, Any]:
         """Erase a customer's personal data (GDPR art. 17); the seed's result shape.
@@ -292,8 +290,8 @@ class GDPRService:
         customer_id: int,
         consent_type: str,
         consented: bool,
-        metadata: ConsentMetadata | Mapping[str, Any] | None = None,
         *,
+        metadata: ConsentMetadata | Mapping[str, Any] | None = None,
         actor: str | None = None,
     ) -> ConsentEvent:
         """Record a consent decision (GDPR art. 7): append it to the ledger and make it
@@ -447,11 +445,11 @@ class GDPRService:
         self,
         tenant_id: str,
         inactive_for: timedelta,
-        dry_run: bool = True,
         *,
+        dry_run: bool = True,
         actor: str | None = None,
         chunk_size: int = _PURGE_CHUNK,
-        on_progress: Callable[[int], None] | None = None,
+        on_progress: ProgressCallback[int] | None = None,
     ) -> PurgeResult:
         """Anonymize the customers with no order and no change for longer than
         ``inactive_for`` (storage limitation, GDPR art. 5(1)(e)), each with the
@@ -459,7 +457,9 @@ class GDPRService:
 
         Works through the tenant in chunks by id, each chunk in its own transaction
         and a fixed number of statements. A dry run (the default) changes nothing and
-        lists who would be anonymized.
+        lists who would be anonymized. ``on_progress`` gets the number of customers
+        anonymized (or, in a dry run, found) so far, after every chunk; an async
+        callback is awaited.
 
         Raises:
             InvalidInput: ``inactive_for`` is not a positive period of at least a day.
@@ -498,8 +498,7 @@ class GDPRService:
             affected.extend(due)
             affected_ids.update(due)
             after_id = chunk[-1].id
-            if on_progress is not None:
-                on_progress(len(affected))
+            await report_progress(on_progress, len(affected))
         return PurgeResult(dry_run=dry_run, cutoff=cutoff, customer_ids=tuple(affected))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,13 +24,13 @@ from linkbay_customers.services._profile import (
     check_birthday,
     resolve_phone,
 )
+from linkbay_customers.services._progress import ProgressCallback, report_progress
 
 __all__ = (
     "DEFAULT_CHUNK_SIZE",
     "ImportProgress",
     "ImportRejection",
     "ImportResult",
-    "ProgressCallback",
     "run_import",
 )
 
@@ -70,10 +69,6 @@ class ImportResult(ImportProgress):
     """The outcome of an import: the counts and a reason for every rejected row."""
 
     rejections: tuple[ImportRejection, ...] = field(default=())
-
-
-ProgressCallback = Callable[[ImportProgress], Any]
-"""Called after every chunk; may be a coroutine function."""
 
 
 async def _numbered(
@@ -143,7 +138,7 @@ async def run_import(
     *,
     schema: type[CustomerCreate],
     chunk_size: int,
-    on_progress: ProgressCallback | None,
+    on_progress: ProgressCallback[ImportProgress] | None,
     actor: str | None,
     phone_region: str | None,
 ) -> ImportResult:
@@ -162,10 +157,7 @@ async def run_import(
             await _write_chunk(uow, clock, intelligence, profiling, batch, tally, actor)
             await uow.commit()
         tally.processed += len(batch)
-        if on_progress is not None:
-            outcome = on_progress(tally.progress())
-            if inspect.isawaitable(outcome):
-                await outcome
+        await report_progress(on_progress, tally.progress())
 
     async def flush() -> None:
         nonlocal writing, chunk
