@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from sqlalchemy import make_url, text
 
 from linkbay_customers_sqlalchemy import create_engine, upgrade
@@ -58,4 +59,21 @@ async def new_sqlite_database(directory: Path, *, migrate: bool = True) -> str:
     url = f"sqlite+aiosqlite:///{directory / f'linkbay_{uuid.uuid4().hex[:12]}.db'}"
     if migrate:
         await upgrade(url)
+    return url
+
+
+async def database_of_kind(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    *,
+    revision: str | None = "head",
+) -> str:
+    """A new database of the kind a parametrised fixture names (``request.param``:
+    "sqlite" or "postgres"), migrated to ``revision`` (None: no schema at all)."""
+    if request.param == "sqlite":
+        url = await new_sqlite_database(tmp_path_factory.mktemp("db"), migrate=False)
+    else:
+        url = await new_postgres_database(request.getfixturevalue("postgres_server"), migrate=False)
+    if revision is not None:
+        await upgrade(url, revision)
     return url

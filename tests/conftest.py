@@ -11,7 +11,12 @@ from linkbay_customers.domain import Customer
 from linkbay_customers.ports import Storage
 from linkbay_customers.testing import FixedClock, new_tenant_id
 from linkbay_customers_memory import InMemoryStorage
-from tests._databases import new_postgres_database, new_sqlite_database, server_url
+from tests._databases import (
+    database_of_kind,
+    new_postgres_database,
+    new_sqlite_database,
+    server_url,
+)
 
 # Every storage of the suite, and every CLI process it starts, seals the audit trail
 # with this key (PostgreSQL refuses to start without one); the tests of the key's
@@ -90,10 +95,7 @@ async def empty_database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> str:
     """A new database of each kind with no schema at all."""
-    if request.param == "sqlite":
-        return await new_sqlite_database(tmp_path_factory.mktemp("empty"), migrate=False)
-    server = request.getfixturevalue("postgres_server")
-    return await new_postgres_database(server, migrate=False)
+    return await database_of_kind(request, tmp_path_factory, revision=None)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -28,7 +28,7 @@ from linkbay_customers_sqlalchemy import (
     drop_audit_triggers,
     upgrade,
 )
-from tests._databases import new_postgres_database, new_sqlite_database
+from tests._databases import database_of_kind
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -132,9 +132,7 @@ async def fresh_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> str:
     """A new migrated database of each kind, whose tables a test may tamper with."""
-    if request.param == "sqlite":
-        return await new_sqlite_database(tmp_path_factory.mktemp("audit"))
-    return await new_postgres_database(request.getfixturevalue("postgres_server"))
+    return await database_of_kind(request, tmp_path_factory)
 
 
 @pytest.fixture
@@ -247,12 +245,7 @@ async def legacy_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> str:
     """A new database of each kind at revision 0005, before the trail was chained."""
-    if request.param == "sqlite":
-        url = await new_sqlite_database(tmp_path_factory.mktemp("legacy"), migrate=False)
-    else:
-        url = await new_postgres_database(request.getfixturevalue("postgres_server"), migrate=False)
-    await upgrade(url, "0005")
-    return url
+    return await database_of_kind(request, tmp_path_factory, revision="0005")
 
 
 async def test_the_migration_chains_an_existing_trail_and_keeps_its_order_references(

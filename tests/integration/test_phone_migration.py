@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from linkbay_customers.testing import new_tenant_id
 from linkbay_customers_sqlalchemy import create_engine, default_models, upgrade
-from tests._databases import new_postgres_database, new_sqlite_database
+from tests._databases import database_of_kind
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -31,12 +31,7 @@ PHONES = {
 async def database_at_0006(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> str:
-    if request.param == "sqlite":
-        url = await new_sqlite_database(tmp_path_factory.mktemp("phones"), migrate=False)
-    else:
-        url = await new_postgres_database(request.getfixturevalue("postgres_server"), migrate=False)
-    await upgrade(url, "0006")
-    return url
+    return await database_of_kind(request, tmp_path_factory, revision="0006")
 
 
 def _customer(tenant: str, customer_id: int, phone: str | None) -> dict[str, Any]:

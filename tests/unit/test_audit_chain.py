@@ -18,6 +18,13 @@ from linkbay_customers_sqlalchemy import SqlAlchemyStorage, upgrade
 KEY = b"k" * 32
 
 
+@pytest.fixture
+def no_key_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither key variable set (the suite sets LINKBAY_AUDIT_KEY for every other test)."""
+    monkeypatch.delenv("LINKBAY_AUDIT_KEY", raising=False)
+    monkeypatch.delenv("LINKBAY_AUDIT_KEY_FILE", raising=False)
+
+
 def event(**fields: object) -> AuditEvent:
     values: dict[str, object] = {
         "id": 1,
@@ -93,18 +100,14 @@ def test_the_key_comes_from_code_then_the_environment_then_the_storages_file(
         audit_chain_from(environ={"LINKBAY_AUDIT_KEY_FILE": str(tmp_path / "missing")})
 
 
-def test_postgresql_without_a_key_refuses_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("LINKBAY_AUDIT_KEY", raising=False)
-    monkeypatch.delenv("LINKBAY_AUDIT_KEY_FILE", raising=False)
+@pytest.mark.usefixtures("no_key_in_the_environment")
+def test_postgresql_without_a_key_refuses_to_start() -> None:
     with pytest.raises(AuditKeyMissing, match="PostgreSQL needs an audit key"):
         SqlAlchemyStorage.from_url("postgresql+asyncpg://app@localhost/shop")
 
 
-async def test_the_embedded_default_keeps_its_key_beside_the_database(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("LINKBAY_AUDIT_KEY", raising=False)
-    monkeypatch.delenv("LINKBAY_AUDIT_KEY_FILE", raising=False)
+@pytest.mark.usefixtures("no_key_in_the_environment")
+async def test_the_embedded_default_keeps_its_key_beside_the_database(tmp_path: Path) -> None:
     database = tmp_path / "shop.db"
     url = f"sqlite+aiosqlite:///{database}"
     await upgrade(url)
@@ -121,10 +124,8 @@ async def test_the_embedded_default_keeps_its_key_beside_the_database(
     assert stat.S_IMODE(os.stat(f"{database}.audit-key").st_mode) == 0o600
 
 
-async def test_a_memory_storage_without_a_key_makes_one_for_its_lifetime(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("LINKBAY_AUDIT_KEY", raising=False)
+@pytest.mark.usefixtures("no_key_in_the_environment")
+async def test_a_memory_storage_without_a_key_makes_one_for_its_lifetime() -> None:
     storage = InMemoryStorage()
     clock = FixedClock()
     await CustomerService(storage.unit_of_work, clock, HeuristicIntelligence()).create_customer(
@@ -158,11 +159,8 @@ def test_a_flag_is_a_boolean_and_an_id_is_not_even_after_the_other_was_checked()
         event(details={"note_id": True})
 
 
-async def test_reading_without_writing_the_trail_makes_no_key_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("LINKBAY_AUDIT_KEY", raising=False)
-    monkeypatch.delenv("LINKBAY_AUDIT_KEY_FILE", raising=False)
+@pytest.mark.usefixtures("no_key_in_the_environment")
+async def test_reading_without_writing_the_trail_makes_no_key_file(tmp_path: Path) -> None:
     database = tmp_path / "shop.db"
     url = f"sqlite+aiosqlite:///{database}"
     await upgrade(url)
