@@ -24,6 +24,7 @@ from linkbay_customers.schemas import (
 from linkbay_customers_fastapi._app import HealthResponse, create_app
 from linkbay_customers_fastapi._problems import (
     PROBLEM_MEDIA_TYPE,
+    BodyTooLarge,
     InvalidHeader,
     NotAuthenticated,
     Problem,
@@ -34,12 +35,15 @@ from linkbay_customers_fastapi._problems import (
     problem_responses,
     status_for,
 )
+from linkbay_customers_fastapi._limits import DEFAULT_MAX_BODY_SIZE
 from linkbay_customers_fastapi._router import create_customer_router
 from linkbay_customers_fastapi._schemas import ConsentRequest, ExportFormat
-from linkbay_customers_fastapi._tenancy import Tenancy, header_tenancy, jwt_tenancy
+from linkbay_customers_fastapi._tenancy import Tenancy, check_jwt_key, header_tenancy, jwt_tenancy
 
 __all__ = (
+    "DEFAULT_MAX_BODY_SIZE",
     "PROBLEM_MEDIA_TYPE",
+    "BodyTooLarge",
     "ChurnRiskResponse",
     "ClvResponse",
     "ConsentHistoryResponse",
@@ -59,6 +63,7 @@ __all__ = (
     "Tenancy",
     "TenantRequired",
     "add_problem_handlers",
+    "check_jwt_key",
     "create_app",
     "create_customer_router",
     "header_tenancy",

@@ -36,6 +36,7 @@ from linkbay_customers.domain import (
 
 __all__ = (
     "PROBLEM_MEDIA_TYPE",
+    "BodyTooLarge",
     "InvalidHeader",
     "NotAuthenticated",
     "Problem",
@@ -67,6 +68,13 @@ class InvalidHeader(LinkbayError):
     """A request header the API reads is malformed (HTTP 400)."""
 
     code = "invalid_header"
+
+
+class BodyTooLarge(LinkbayError):
+    """The request body is larger than the API accepts (HTTP 413)."""
+
+    code = "body_too_large"
+    field = "body"
 
 
 class NotAuthenticated(LinkbayError):
@@ -121,6 +129,7 @@ _STATUSES: dict[type[LinkbayError], tuple[int, str]] = {
     TenantRequired: (400, "Tenant required"),
     InvalidHeader: (400, "Invalid header"),
     NotAuthenticated: (401, "Not authenticated"),
+    BodyTooLarge: (413, "Request body too large"),
     CustomerNotFound: (404, "Customer not found"),
     AddressNotFound: (404, "Address not found"),
     DuplicateEmail: (409, "Email already in use"),
@@ -330,6 +339,7 @@ _DESCRIPTIONS = {
     "(`not_authenticated`).",
     404: "Not found: an unknown id, or another tenant's (`customer_not_found`, "
     "`address_not_found`).",
+    413: "The request body is larger than the API accepts (`body_too_large`).",
     409: "Conflict with the stored state (`duplicate_email`, `invalid_merge`, `order_conflict`).",
     422: "Invalid input; `errors` names every offending field (`invalid_input`).",
     500: "The storage refused the request and would refuse it again, so retrying will not "

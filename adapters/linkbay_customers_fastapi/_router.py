@@ -23,6 +23,7 @@ from linkbay_customers_fastapi._context import (
     RouteSettings,
     with_annotations,
 )
+from linkbay_customers_fastapi._limits import DEFAULT_MAX_BODY_SIZE, limited_route_class
 from linkbay_customers_fastapi._problems import TenantRequired, problem_responses
 from linkbay_customers_fastapi._routes_addresses import add_address_routes
 from linkbay_customers_fastapi._routes_ai import add_ai_routes, add_tenant_scoring_routes
@@ -104,6 +105,7 @@ def create_customer_router(
     customer_update_schema: type[CustomerUpdate] = CustomerUpdate,
     customer_response_schema: type[CustomerResponse] = CustomerResponse,
     generate_unique_id_function: Callable[[APIRoute], str] = _route_id,
+    max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
 ) -> APIRouter:
     """Build the customer REST API as a router to include in a FastAPI application.
 
@@ -144,6 +146,9 @@ def create_customer_router(
         generate_unique_id_function: Makes each route's OpenAPI ``operationId``; by default
             the route's name (``create_customer``, ...). Pass another function when the
             router is included more than once in an application, so the ids stay unique.
+        max_body_size: The largest request body read, in bytes (1 MiB by default). A
+            larger one is answered with 413 ``body_too_large`` without being read
+            whole. None: no limit here (the host limits bodies in front of the API).
 
     Returns:
         A new router; call once per application (or per mount point).
@@ -199,10 +204,11 @@ def create_customer_router(
         ai_context = Annotated[AIRequestContext, Depends(ai_request_context)]
 
     router = APIRouter(
+        route_class=APIRoute if max_body_size is None else limited_route_class(max_body_size),
         prefix=prefix,
         tags=list(tags),
         dependencies=list(dependencies),
-        responses=problem_responses(400, 401, 422, 500, 503),
+        responses=problem_responses(400, 401, 413, 422, 500, 503),
         generate_unique_id_function=generate_unique_id_function,
     )
     settings = RouteSettings(

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import jwt
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from linkbay_customers.domain import InvalidInput, check_actor, check_tenant
@@ -18,7 +18,7 @@ from linkbay_customers_fastapi._problems import InvalidHeader, NotAuthenticated,
 if TYPE_CHECKING:
     from jwt.types import Options  # PyJWT >= 2.10; only the type checker needs it
 
-__all__ = ("Tenancy", "header_tenancy", "jwt_tenancy")
+__all__ = ("Tenancy", "check_jwt_key", "header_tenancy", "jwt_tenancy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,20 @@ class Tenancy:
     actor: Callable[..., Awaitable[str | None]]
 
 
+def _single_header(request: Request, name: str) -> None:
+    """Refuse a request that sends a header more than once.
+
+    Behind a gateway that appends its own header instead of replacing the client's,
+    a repeated header would let the client choose which one counts.
+
+    Raises:
+        InvalidHeader: ``name`` appears more than once (HTTP 400).
+    """
+    count = len(request.headers.getlist(name))
+    if count > 1:
+        raise InvalidHeader(f"the {name} header must be sent once, not {count} times", field=name)
+
+
 def header_tenancy(
     *, tenant_header: str = "X-Tenant-ID", actor_header: str = "X-Actor-ID"
 ) -> Tenancy:
@@ -48,12 +62,14 @@ def header_tenancy(
 
     Args:
         tenant_header: Header naming the tenant (required; 1 to 64 printable characters
-            without spaces). Missing or invalid: 400 ``tenant_required``.
+            without spaces). Missing or invalid: 400 ``tenant_required``; sent twice:
+            400 ``invalid_header``.
         actor_header: Header naming the acting user (optional; 1 to 255 printable
-            characters). Invalid: 400 ``invalid_header``.
+            characters). Invalid or sent twice: 400 ``invalid_header``.
     """
 
     async def tenant_id(
+        request: Request,
         value: str | None = Header(
             None,
             alias=tenant_header,
@@ -61,6 +77,7 @@ def header_tenancy(
             examples=["tenant_123"],
         ),
     ) -> str:
+        _single_header(request, tenant_header)
         if value is None:
             raise TenantRequired(f"the {tenant_header} header is required", field=tenant_header)
         try:
@@ -72,6 +89,7 @@ def header_tenancy(
             ) from None
 
     async def actor(
+        request: Request,
         value: str | None = Header(
             None,
             alias=actor_header,
@@ -79,6 +97,7 @@ def header_tenancy(
             examples=["user_456"],
         ),
     ) -> str | None:
+        _single_header(request, actor_header)
         try:
             return check_actor(value, field=actor_header)
         except InvalidInput as exc:
@@ -88,6 +107,32 @@ def header_tenancy(
             ) from None
 
     return Tenancy(tenant_id=tenant_id, actor=actor)
+
+
+def check_jwt_key(key: Any, algorithms: Sequence[str] = ("HS256",)) -> None:
+    """Refuse a key too weak for any of the algorithms, before any token is checked.
+
+    An HMAC secret must be at least as long as the hash's output (RFC 7518 §3.2): 32
+    bytes for HS256, 48 for HS384, 64 for HS512. An RSA key must have at least 2048
+    bits. The minimums are PyJWT's own.
+
+    Raises:
+        ValueError: no algorithm, an unknown one, a key the algorithm cannot use, or
+            a key shorter than its minimum.
+    """
+    if not algorithms:
+        raise ValueError("jwt_tenancy needs at least one algorithm")
+    for name in algorithms:
+        try:
+            algorithm = jwt.get_algorithm_by_name(name)
+            prepared = algorithm.prepare_key(key.key if isinstance(key, jwt.PyJWK) else key)
+        except NotImplementedError:
+            raise ValueError(f"unknown or unavailable JWT algorithm {name!r}") from None
+        except (jwt.InvalidKeyError, TypeError, ValueError) as error:
+            raise ValueError(f"the key cannot be used with {name}: {error}") from None
+        weakness = algorithm.check_key_length(prepared)
+        if weakness:
+            raise ValueError(f"the key is too weak for {name}: {weakness}")
 
 
 def jwt_tenancy(
@@ -100,36 +145,57 @@ def jwt_tenancy(
     issuer: str | None = None,
     leeway: float | timedelta = 0,
     required_claims: Sequence[str] = (),
+    require_expiry: bool = True,
 ) -> Tenancy:
     """Tenant and acting user read from a signed JWT in ``Authorization: Bearer <token>``.
 
-    The signature is always checked, as are ``exp`` and ``nbf`` when present (and
-    ``aud``/``iss`` when configured). A request without a token, with a token that
-    does not verify, or without a valid tenant claim gets 401 ``not_authenticated``
-    and never reaches the storage.
+    The signature is always checked, and so is ``exp``, which every token must carry
+    unless ``require_expiry`` is False; ``nbf`` when present, and ``aud``/``iss`` when
+    configured. A request without a token, with a token that does not verify, or
+    without a valid tenant claim gets 401 ``not_authenticated`` and never reaches
+    the storage.
 
     Args:
-        key: The HMAC secret for ``HS*`` algorithms, or the public key (PEM text, a
+        key: The HMAC secret for ``HS*`` algorithms (at least 32 bytes for HS256, 48
+            for HS384, 64 for HS512: RFC 7518 §3.2), or the public key (PEM text, a
             ``cryptography`` key or a ``jwt.PyJWK``) for ``RS*``/``ES*``/``EdDSA``.
         algorithms: The algorithms accepted; never let the token choose.
         tenant_claim: The claim holding the tenant id.
         actor_claim: The claim holding the acting user (``sub``), or None for no actor.
-        audience: The expected ``aud``; tokens for another audience are refused.
-        issuer: The expected ``iss``.
+        audience: The expected ``aud``; tokens for another audience, or for none, are
+            refused.
+        issuer: The expected ``iss``; tokens from another issuer, or from none, are
+            refused.
         leeway: Clock skew tolerated on ``exp``/``nbf``, in seconds or as a timedelta.
-        required_claims: Claims every token must carry, such as ``("exp",)``.
+        required_claims: Claims every token must carry besides ``exp``, such as
+            ``("iat",)``.
+        require_expiry: Refuse tokens without ``exp``, which would be valid forever.
+            Turn off only for tokens whose lifetime the host limits otherwise.
+
+    Raises:
+        ValueError: no algorithm, or a key too weak for one of them (see
+            ``check_jwt_key``).
     """
+    accepted = list(algorithms)
+    check_jwt_key(key, accepted)
     bearer = HTTPBearer(
         auto_error=False,
         description=f"A JWT signed by the host, carrying the tenant in `{tenant_claim}`.",
     )
-    accepted = list(algorithms)
-    if not accepted:
-        raise ValueError("jwt_tenancy needs at least one algorithm")
-    options: Options = {"verify_signature": True, "require": list(required_claims)}
+    # PyJWT itself refuses a token without ``aud``/``iss`` when either is expected.
+    required = dict.fromkeys([*(["exp"] if require_expiry else []), *required_claims])
+    options: Options = {
+        "verify_signature": True,
+        "require": list(required),
+        "enforce_minimum_key_length": True,
+    }
 
     @with_annotations(credentials=Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)])
-    async def claims(credentials: HTTPAuthorizationCredentials | None) -> dict[str, Any]:
+    async def claims(
+        request: Request, credentials: HTTPAuthorizationCredentials | None
+    ) -> dict[str, Any]:
+        if len(request.headers.getlist("Authorization")) > 1:
+            raise NotAuthenticated("the Authorization header must be sent once")
         if credentials is None:
             raise NotAuthenticated("a bearer token is required")
         try:
@@ -144,6 +210,8 @@ def jwt_tenancy(
             )
         except jwt.ExpiredSignatureError:
             raise NotAuthenticated("the token has expired") from None
+        except jwt.MissingRequiredClaimError as error:
+            raise NotAuthenticated(f"the token carries no {error.claim!r} claim") from None
         except jwt.PyJWTError:
             raise NotAuthenticated("the token is not valid") from None
         return decoded

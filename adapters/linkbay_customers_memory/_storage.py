@@ -846,5 +846,8 @@ class InMemoryStorage(Storage):
         """A new unit of work for one tenant."""
         return InMemoryUnitOfWork(self, tenant_id)
 
+    async def ping(self) -> None:
+        """Always answers: the data is in this process."""
+
     async def close(self) -> None:
         """Nothing to release; the data stays until the object is dropped."""

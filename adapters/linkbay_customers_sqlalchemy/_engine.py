@@ -158,4 +158,7 @@ def _create_engine(url: URL, dialect: str, options: dict[str, Any]) -> AsyncEngi
     # under every burst, and a new PostgreSQL connection costs far more than a query.
     options.setdefault("pool_size", POSTGRES_POOL_SIZE)
     options.setdefault("max_overflow", 0)
+    # A pooled connection the server dropped (a restart, a failover) is replaced
+    # before a unit of work gets it, not failed on first use.
+    options.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **options)

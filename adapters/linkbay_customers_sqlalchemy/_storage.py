@@ -405,6 +405,20 @@ class SqlAlchemyStorage(Storage):
         """A new unit of work for one tenant."""
         return SqlAlchemyUnitOfWork(self, tenant_id)
 
+    async def ping(self) -> None:
+        """Check the database answers: a connection from the pool (pinged before use)
+        and one statement, outside any transaction (on SQLite, no write lock)."""
+        with translate_errors("checking the database"):
+            async with self.engine.connect() as connection:
+                if self.dialect == "sqlite":
+                    driver = (await connection.get_raw_connection()).driver_connection
+                    try:
+                        await _pragma(driver, "schema_version")
+                    except sqlite3.Error as exc:
+                        raise StorageError(f"checking the database failed: {exc}") from exc
+                else:
+                    await connection.exec_driver_sql("SELECT 1")
+
     async def close(self) -> None:
         """Dispose of the engine if this storage created it."""
         if self._owns_engine:

@@ -74,6 +74,10 @@ class Storage(Protocol):
         """A new, not yet entered, unit of work for one tenant."""
         ...
 
+    async def ping(self) -> None:
+        """Check the storage answers now; raise ``StorageError`` when it does not."""
+        ...
+
     async def close(self) -> None:
         """Release connections and other resources."""
         ...
