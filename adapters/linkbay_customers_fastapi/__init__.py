@@ -22,6 +22,7 @@ from linkbay_customers.schemas import (
     SimilarCustomerResponse,
 )
 from linkbay_customers_fastapi._app import HealthResponse, create_app
+from linkbay_customers_fastapi._limits import DEFAULT_MAX_BODY_SIZE
 from linkbay_customers_fastapi._problems import (
     PROBLEM_MEDIA_TYPE,
     BodyTooLarge,
@@ -35,7 +36,6 @@ from linkbay_customers_fastapi._problems import (
     problem_responses,
     status_for,
 )
-from linkbay_customers_fastapi._limits import DEFAULT_MAX_BODY_SIZE
 from linkbay_customers_fastapi._router import create_customer_router
 from linkbay_customers_fastapi._schemas import ConsentRequest, ExportFormat
 from linkbay_customers_fastapi._tenancy import Tenancy, check_jwt_key, header_tenancy, jwt_tenancy

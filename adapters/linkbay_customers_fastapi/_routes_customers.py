@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from linkbay_customers.domain import MAX_SEARCH_LIMIT, CustomerSort, TagMatch
 from linkbay_customers.schemas import (
     CustomerCreate,
     CustomerResponse,
     CustomerUpdate,
+    Money,
     PageResponse,
 )
 from linkbay_customers_fastapi._context import RequestContext, RouteSettings
@@ -33,17 +33,20 @@ Segment = Annotated[
     Query(min_length=1, max_length=64, description="Only customers of this segment."),
 ]
 MinSpent = Annotated[
-    Decimal | None, Query(ge=0, description="Only customers who spent at least this much.")
+    Money | None,
+    Query(description="Only customers who spent at least this much (a plain decimal)."),
 ]
 MaxSpent = Annotated[
-    Decimal | None, Query(ge=0, description="Only customers who spent at most this much.")
+    Money | None,
+    Query(description="Only customers who spent at most this much (a plain decimal)."),
 ]
 Tags = Annotated[
-    str | None,
+    list[Annotated[str, Field(max_length=4000)]] | None,
     Query(
-        max_length=4000,
-        description="Comma-separated tags, such as `vip,early_adopter`: only customers with "
-        "any of them (all of them with `tags_match=all`).",
+        max_length=50,
+        description="Tags, comma-separated (`tags=vip,early_adopter`) or repeated "
+        "(`tags=vip&tags=early_adopter`), which means the same: only customers with any of "
+        "them (all of them with `tags_match=all`).",
     ),
 ]
 EmailContains = Annotated[
@@ -64,8 +67,10 @@ CreatedBefore = Annotated[
 ]
 
 
-def _tag_list(tags: str | None) -> list[str]:
-    return [tag for tag in (part.strip() for part in (tags or "").split(",")) if tag]
+def _tag_list(tags: list[str] | None) -> list[str]:
+    return [
+        tag for value in tags or () for tag in (part.strip() for part in value.split(",")) if tag
+    ]
 
 
 def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:

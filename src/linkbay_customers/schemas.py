@@ -13,7 +13,6 @@ of ``CustomerResponse`` returns them.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -32,6 +31,7 @@ from pydantic import (
     IPvAnyAddress,
     JsonValue,
     PlainSerializer,
+    StrictBool,
     StringConstraints,
     ValidationInfo,
     field_validator,
@@ -40,6 +40,7 @@ from pydantic import (
 from linkbay_customers.domain import (
     COUNTRY_CODES,
     MAX_ID,
+    MAX_JSON_DOCUMENT_BYTES,
     Address,
     AddressType,
     AuditEvent,
@@ -55,6 +56,7 @@ from linkbay_customers.domain import (
     Page,
     TagMatch,
     is_international_phone,
+    json_document_size,
     normalize_phone,
 )
 
@@ -89,6 +91,7 @@ __all__ = (
     "CustomerSearchFilters",
     "CustomerUpdate",
     "MergeAliasResponse",
+    "Money",
     "OrderCreate",
     "OrderItemCreate",
     "OrderItemResponse",
@@ -107,7 +110,6 @@ __all__ = (
 
 _T = TypeVar("_T")
 
-_MAX_JSON_BYTES = 16_384
 _MAX_JSON_DEPTH = 16
 
 
@@ -183,10 +185,10 @@ def _check_json(value: object, depth: int = 0) -> int:
 def _json_document(value: dict[str, JsonValue]) -> dict[str, JsonValue]:
     # Serialize only when the cheap bound cannot rule out an oversized document.
     if (
-        _check_json(value) > _MAX_JSON_BYTES
-        and len(json.dumps(value, ensure_ascii=False).encode("utf-8")) > _MAX_JSON_BYTES
+        _check_json(value) > MAX_JSON_DOCUMENT_BYTES
+        and json_document_size(value) > MAX_JSON_DOCUMENT_BYTES
     ):
-        raise ValueError(f"must serialize to at most {_MAX_JSON_BYTES} bytes")
+        raise ValueError(f"must serialize to at most {MAX_JSON_DOCUMENT_BYTES} bytes")
     return value
 
 
@@ -254,8 +256,30 @@ def _int_to_str(value: object) -> object:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+# A plain decimal: digits with an optional fraction, as JSON numbers are written, but
+# no exponent, digit separators (Python's "1_000") or surrounding spaces, which
+# Decimal() would take.
+_PLAIN_DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
+def _plain_money(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("must be a number or a decimal string such as '19.99'")
+    if isinstance(value, str) and not _PLAIN_DECIMAL.fullmatch(value):
+        raise ValueError(
+            "must be a number or a decimal string such as '19.99', without spaces, "
+            "digit separators or exponent"
+        )
+    return value
+
+
+def _unsigned_zero(value: Decimal) -> Decimal:
+    # -0 is no amount anyone owes: it is stored and returned as 0.
+    return value.copy_abs() if value.is_zero() else value
+
+
 def _money_json(value: Decimal) -> float:
-    return float(value)
+    return float(_unsigned_zero(value))
 
 
 def _not_null(cls: type[BaseModel], value: object) -> object:
@@ -313,8 +337,12 @@ Country = Annotated[str, Field(min_length=2, max_length=2), AfterValidator(_coun
 Currency = Annotated[str, Field(min_length=3, max_length=3), AfterValidator(_currency)]
 Money = Annotated[
     Decimal,
+    BeforeValidator(_plain_money),
     Field(ge=0, le=Decimal("1e13"), max_digits=18, decimal_places=4, allow_inf_nan=False),
+    AfterValidator(_unsigned_zero),
 ]
+"""An amount of money: a JSON number or a plain decimal string (``19.99``), from 0 up
+to 10^13 with at most four decimals; ``-0`` is 0."""
 MoneyOut = Annotated[Decimal, PlainSerializer(_money_json, return_type=float, when_used="json")]
 Birthday = Annotated[date, Field(ge=date(1900, 1, 1))]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -482,10 +510,10 @@ class CustomerMergeRequest(BaseModel):
 
     source_customer_id: Id
     target_customer_id: Id
-    merge_addresses: bool = True
-    merge_notes: bool = True
-    merge_tags: bool = True
-    merge_preferences: bool = False
+    merge_addresses: StrictBool = True
+    merge_notes: StrictBool = True
+    merge_tags: StrictBool = True
+    merge_preferences: StrictBool = False
 
 
 class MergeAliasResponse(BaseModel):
@@ -518,7 +546,7 @@ class AddressCreate(BaseModel):
     state: OptionalText100 = None
     postal_code: Annotated[str, Field(min_length=1, max_length=20), Storable]
     country: Country
-    is_default: bool = False
+    is_default: StrictBool = False
 
 
 class AddressUpdate(BaseModel):
@@ -533,7 +561,7 @@ class AddressUpdate(BaseModel):
     state: OptionalText100 = None
     postal_code: Annotated[str, Field(min_length=1, max_length=20), Storable] | None = None
     country: Country | None = None
-    is_default: bool | None = None
+    is_default: StrictBool | None = None
 
     _required_not_null = field_validator(
         "type", "address_line1", "city", "postal_code", "country", "is_default"

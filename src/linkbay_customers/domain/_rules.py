@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -19,9 +20,12 @@ from linkbay_customers.domain._values import (
 )
 
 __all__ = (
+    "MAX_JSON_DOCUMENT_BYTES",
     "apply_order",
+    "check_preferences",
     "fill_missing",
     "fold_analytics",
+    "json_document_size",
     "matches_filters",
     "merge_patch",
     "merge_tags",
@@ -108,6 +112,32 @@ def fill_missing(target: Mapping[str, Any], source: Mapping[str, Any]) -> dict[s
         elif isinstance(value, Mapping) and isinstance(result[key], Mapping):
             result[key] = fill_missing(result[key], value)
     return result
+
+
+MAX_JSON_DOCUMENT_BYTES = 16_384
+"""The largest JSON document a customer holds (its preferences), serialized in UTF-8."""
+
+
+def json_document_size(value: Any) -> int:
+    """The size in bytes of a JSON value serialized as the storages keep it (UTF-8)."""
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+
+
+def check_preferences(preferences: dict[str, Any]) -> dict[str, Any]:
+    """Preferences as they are about to be stored, within ``MAX_JSON_DOCUMENT_BYTES``.
+
+    A patch or a merge within the bound on its own can make the stored document
+    outgrow it; the bound holds on what is stored.
+
+    Raises:
+        InvalidInput: the document is larger (field ``preferences``).
+    """
+    if json_document_size(preferences) > MAX_JSON_DOCUMENT_BYTES:
+        raise InvalidInput.single(
+            "preferences",
+            f"the stored preferences must serialize to at most {MAX_JSON_DOCUMENT_BYTES} bytes",
+        )
+    return preferences
 
 
 def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from linkbay_customers.domain import (
     apply_order,
     check_actor,
     check_phone_region,
+    check_preferences,
     check_tenant,
     fill_missing,
     fold_analytics,
@@ -785,7 +786,9 @@ class CustomerService:
             if request.merge_tags:
                 target.tags = merge_tags(target.tags, source.tags)
             if request.merge_preferences:
-                target.preferences = fill_missing(target.preferences, source.preferences)
+                target.preferences = check_preferences(
+                    fill_missing(target.preferences, source.preferences)
+                )
             await uow.aliases.repoint(source.id, target.id)
             await uow.aliases.add(
                 MergeAlias(

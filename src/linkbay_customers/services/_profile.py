@@ -12,6 +12,7 @@ from linkbay_customers.domain import (
     PROFILE_FIELDS,
     Customer,
     InvalidInput,
+    check_preferences,
     is_international_phone,
     merge_patch,
     normalize_phone,
@@ -89,7 +90,9 @@ def apply_profile(
             continue
         value: Any = getattr(data, name)
         if name == "preferences":
-            value = {} if value is None else merge_patch(customer.preferences, value)
+            value = (
+                {} if value is None else check_preferences(merge_patch(customer.preferences, value))
+            )
         elif name == "tags":
             value = [] if value is None else list(value)
         if getattr(customer, name) != value:
