@@ -1,5 +1,5 @@
-"""The ``linkbay-customers`` commands: serve, demo, migrate, import, score, export, purge
-and audit.
+"""The ``linkbay-customers`` commands: serve, token, demo, migrate, import, score, export,
+purge and audit.
 
 This is a composition root: it picks the storage from ``--database-url`` and
 imports the SQL and FastAPI adapters only when a command needs them.
@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -47,11 +49,13 @@ from linkbay_customers_cli._customer_files import (
     write_rejects,
 )
 from linkbay_customers_cli._database import (
+    OWNER_DATABASE_URL_ENV,
     describe_url,
     has_shipped_schema,
     is_memory_url,
     migrate_database,
     open_container,
+    prepare_schema,
     resolve_database_url,
 )
 from linkbay_customers_cli._demo import (
@@ -65,7 +69,18 @@ from linkbay_customers_cli._demo import (
 )
 from linkbay_customers_cli._errors import CommandError
 from linkbay_customers_cli._profiling import PROFILING_ENV, ProfilingMode
-from linkbay_customers_cli._serve import LOG_LEVELS, ServeOptions, demo_requests, run_server
+from linkbay_customers_cli._serve import (
+    JWT_AUDIENCE_ENV,
+    JWT_ISSUER_ENV,
+    JWT_SECRET_ENV,
+    LOG_LEVELS,
+    MAX_BODY_SIZE_ENV,
+    ApiOptions,
+    ServeOptions,
+    check_jwt_secret,
+    demo_requests,
+    run_server,
+)
 
 __all__ = ("app",)
 
@@ -119,6 +134,45 @@ MigrateOption = Annotated[
         "--migrate/--no-migrate", help="Bring the schema up to date first (SQL databases)."
     ),
 ]
+OwnerDatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--owner-database-url",
+        metavar="URL",
+        envvar=OWNER_DATABASE_URL_ENV,
+        help="Run the migrations connected with this URL, the tables' owner, when "
+        "--database-url is an application role that does not own them. Without it, a "
+        "schema already current is left alone.",
+        show_default=False,
+    ),
+]
+JwtSecretOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="SECRET",
+        envvar=JWT_SECRET_ENV,
+        help="The HS256 secret tokens are signed with: at least 32 bytes (RFC 7518 §3.2).",
+        show_default=False,
+    ),
+]
+JwtAudienceOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="AUDIENCE",
+        envvar=JWT_AUDIENCE_ENV,
+        help="The aud claim tokens carry (and serve requires).",
+        show_default=False,
+    ),
+]
+JwtIssuerOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="ISSUER",
+        envvar=JWT_ISSUER_ENV,
+        help="The iss claim tokens carry (and serve requires).",
+        show_default=False,
+    ),
+]
 
 
 @contextmanager
@@ -166,10 +220,29 @@ def serve(
         str | None,
         typer.Option(
             metavar="SECRET",
-            envvar="LINKBAY_JWT_SECRET",
-            help="Accept only JWTs signed with this secret (tenant in the tenant_id claim) "
-            "instead of X-Tenant-ID headers.",
+            envvar=JWT_SECRET_ENV,
+            help="Accept only JWTs signed with this secret (HS256, at least 32 bytes; tenant "
+            "in the tenant_id claim, expiry in exp) instead of X-Tenant-ID headers.",
             show_default=False,
+        ),
+    ] = None,
+    jwt_audience: JwtAudienceOption = None,
+    jwt_issuer: JwtIssuerOption = None,
+    jwt_allow_no_expiry: Annotated[
+        bool,
+        typer.Option(
+            "--jwt-allow-no-expiry",
+            help="Accept tokens without an exp claim, valid forever (refused by default).",
+        ),
+    ] = False,
+    max_body_size: Annotated[
+        int | None,
+        typer.Option(
+            metavar="BYTES",
+            envvar=MAX_BODY_SIZE_ENV,
+            min=1,
+            help="The largest request body read; larger ones get 413.",
+            show_default="1048576 (1 MiB)",
         ),
     ] = None,
     demo: Annotated[
@@ -185,6 +258,7 @@ def serve(
         str, typer.Option(metavar="LEVEL", help=f"uvicorn's log level: {', '.join(LOG_LEVELS)}.")
     ] = "info",
     migrate: MigrateOption = True,
+    owner_database_url: OwnerDatabaseUrlOption = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -202,11 +276,20 @@ def serve(
                 f"unknown --log-level {log_level!r}; use one of {', '.join(LOG_LEVELS)}",
                 exit_code=2,
             )
+        if jwt_secret:
+            check_jwt_secret(jwt_secret)
         options = ServeOptions(
             database_url=resolve_database_url(database_url),
             host=host,
             port=port,
-            jwt_secret=jwt_secret or None,
+            api=ApiOptions(
+                jwt_secret=jwt_secret or None,
+                jwt_audience=jwt_audience or None,
+                jwt_issuer=jwt_issuer or None,
+                jwt_require_expiry=not jwt_allow_no_expiry,
+                max_body_size=max_body_size,
+            ),
+            owner_database_url=_owner_url(owner_database_url),
             migrate=migrate,
             demo_tenant=demo_tenant if demo else None,
             demo_customers=demo_customers,
@@ -215,6 +298,68 @@ def serve(
             profiling=profiling,
         )
         run_server(options, console)
+
+
+def _owner_url(url: str | None) -> str | None:
+    return resolve_database_url(url) if url else None
+
+
+# ------------------------------------------------------------------------ token
+
+_DURATION = re.compile(r"([0-9]+)\s*([smhd]?)")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
+_MAX_TOKEN_LIFETIME = 366 * 86_400
+
+
+def _duration_seconds(text: str) -> int:
+    match = _DURATION.fullmatch(text.strip().lower())
+    seconds = int(match[1]) * _DURATION_UNITS[match[2]] if match else 0
+    if not 1 <= seconds <= _MAX_TOKEN_LIFETIME:
+        raise CommandError(
+            f"--expires {text!r} is not a lifetime: use seconds or a number with s, m, h or d"
+            " (such as 30m, 1h, 7d), up to 366 days",
+            exit_code=2,
+        )
+    return seconds
+
+
+@app.command()
+def token(
+    tenant: TenantOption,
+    sub: Annotated[
+        str | None,
+        typer.Option(
+            "--sub", metavar="USER", help="The acting user (the sub claim).", show_default=False
+        ),
+    ] = None,
+    expires: Annotated[
+        str, typer.Option(metavar="LIFETIME", help="How long the token is valid: 30m, 1h, 7d.")
+    ] = "1h",
+    jwt_secret: JwtSecretOption = None,
+    jwt_audience: JwtAudienceOption = None,
+    jwt_issuer: JwtIssuerOption = None,
+) -> None:
+    """Print a development JWT that serve --jwt-secret accepts.
+
+    Signed with HS256 and the secret serve uses (--jwt-secret or LINKBAY_JWT_SECRET),
+    carrying the tenant in tenant_id, the user in sub, and exp (plus aud and iss when
+    given). For trying the API out: production tokens come from the host's identity
+    provider.
+    """
+    with _reported_errors():
+        if not jwt_secret:
+            raise CommandError(
+                f"the secret is required: --jwt-secret SECRET or {JWT_SECRET_ENV}", exit_code=2
+            )
+        check_jwt_secret(jwt_secret)
+        lifetime = _duration_seconds(expires)
+        claims: dict[str, object] = {"tenant_id": tenant, "exp": int(time.time()) + lifetime}
+        for name, value in (("sub", sub), ("aud", jwt_audience), ("iss", jwt_issuer)):
+            if value:
+                claims[name] = value
+        import jwt
+
+        typer.echo(jwt.encode(claims, jwt_secret, algorithm="HS256"))
 
 
 # ------------------------------------------------------------------------- demo
@@ -233,22 +378,36 @@ def demo(
     ),
     database_url: DatabaseUrlOption = None,
     migrate: MigrateOption = True,
+    owner_database_url: OwnerDatabaseUrlOption = None,
     profiling: ProfilingOption = ProfilingMode.OPT_OUT,
 ) -> None:
     """Fill an empty tenant with synthetic customers, addresses, notes and orders."""
     with _reported_errors():
         url = resolve_database_url(database_url)
+        owner_url = _owner_url(owner_database_url) if migrate else None
         summary, segments = asyncio.run(
-            _fill_demo(url, tenant, customers, seed, migrate, profiling)
+            _fill_demo(url, owner_url, tenant, customers, seed, migrate, profiling)
         )
         _print_demo_summary(url, summary, segments)
 
 
+async def _prepare_schema(url: str, owner_url: str | None, migrate: bool) -> None:
+    if migrate:
+        migration = await prepare_schema(url, owner_url)
+        if migration is not None:
+            console.print(migration.report())
+
+
 async def _fill_demo(
-    url: str, tenant: str, customers: int, seed: int, migrate: bool, profiling: ProfilingMode
+    url: str,
+    owner_url: str | None,
+    tenant: str,
+    customers: int,
+    seed: int,
+    migrate: bool,
+    profiling: ProfilingMode,
 ) -> tuple[DemoSummary, dict[str, int]]:
-    if migrate and has_shipped_schema(url):
-        await migrate_database(url)
+    await _prepare_schema(url, owner_url, migrate)
     async with open_container(url, profiling.policy) as container:
         service = container.customer_service()
         if not await tenant_is_empty(service, tenant):
@@ -377,6 +536,7 @@ def import_customers(
         int, typer.Option(min=1, max=10_000, help="Rows per transaction.")
     ] = 1000,
     migrate: MigrateOption = True,
+    owner_database_url: OwnerDatabaseUrlOption = None,
     profiling: ProfilingOption = ProfilingMode.OPT_OUT,
 ) -> None:
     """Import customers from a CSV or JSON Lines file, upserting by email.
@@ -387,13 +547,17 @@ def import_customers(
     """
     with _reported_errors():
         url = resolve_database_url(database_url)
+        owner_url = _owner_url(owner_database_url) if migrate else None
         source = CustomerFile.open(file, file_format)
-        result = asyncio.run(_import(url, source, tenant, actor, chunk_size, migrate, profiling))
+        result = asyncio.run(
+            _import(url, owner_url, source, tenant, actor, chunk_size, migrate, profiling)
+        )
         _report_import(url, source, tenant, result, rejects or default_rejects_path(file))
 
 
 async def _import(
     url: str,
+    owner_url: str | None,
     source: CustomerFile,
     tenant: str,
     actor: str | None,
@@ -401,8 +565,7 @@ async def _import(
     migrate: bool,
     profiling: ProfilingMode,
 ) -> ImportResult:
-    if migrate and has_shipped_schema(url):
-        await migrate_database(url)
+    await _prepare_schema(url, owner_url, migrate)
     async with open_container(url, profiling.policy) as container:
         service = container.customer_service()
         with Progress(

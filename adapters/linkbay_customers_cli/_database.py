@@ -20,6 +20,7 @@ from linkbay_customers_cli._errors import CommandError
 
 __all__ = (
     "DEFAULT_DATABASE_FILE",
+    "OWNER_DATABASE_URL_ENV",
     "Migration",
     "database_errors",
     "default_database_url",
@@ -28,13 +29,20 @@ __all__ = (
     "is_memory_url",
     "migrate_database",
     "open_container",
+    "prepare_schema",
     "resolve_database_url",
 )
 
 DEFAULT_DATABASE_FILE = "linkbay_customers.db"
 """The SQLite file the commands use, in the current directory, unless told otherwise."""
 
+OWNER_DATABASE_URL_ENV = "LINKBAY_OWNER_DATABASE_URL"
+"""Where ``serve``, ``import`` and ``demo`` read the URL migrations connect with, when
+``--database-url`` names a role that does not own the tables."""
+
 _MEMORY = "memory"
+# SQLSTATE insufficient_privilege: the role may not read or change what it tried to.
+_INSUFFICIENT_PRIVILEGE = "42501"
 _SQLITE = "sqlite+aiosqlite"
 # A spelling users type that SQLAlchemy (and so the registry) no longer knows.
 _ALIASES = {"postgres": "postgresql"}
@@ -191,6 +199,29 @@ class Migration:
         """Whether any migration was applied."""
         return self.before != self.after
 
+    def report(self) -> str:
+        """One line saying where the schema is, and whether migrations ran."""
+        if self.changed:
+            before = f"revision {self.before}" if self.before else "an empty schema"
+            return f"Database schema migrated from {before} to revision {self.after}."
+        return f"Database schema at revision {self.after}, the latest: no migration to run."
+
+
+def _permission_denied(error: BaseException) -> bool:
+    for cause in (error, error.__cause__, getattr(error.__cause__, "orig", None)):
+        if cause is not None and _INSUFFICIENT_PRIVILEGE in (
+            getattr(cause, "sqlstate", None),
+            getattr(cause, "pgcode", None),
+        ):
+            return True
+    return False
+
+
+_OWNER_HINT = (
+    "run the migrations as the tables' owner: --owner-database-url URL (or "
+    f"{OWNER_DATABASE_URL_ENV}), or linkbay-customers migrate --database-url OWNER_URL first"
+)
+
 
 async def _current_revision(url: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
@@ -226,6 +257,53 @@ async def migrate_database(url: str) -> Migration:
         before = await _current_revision(url)
         await upgrade(url)
         return Migration(before=before, after=await _current_revision(url))
+
+
+async def prepare_schema(url: str, owner_url: str | None = None) -> Migration | None:
+    """Bring a SQL database's schema up to date before a command works on it.
+
+    With ``owner_url`` (the tables' owner) the migrations connect with it, and the
+    command then works connected with ``url``, which may be an application role
+    that does not own the tables (see ``grant_application_role``). Without it, a
+    schema already at the latest revision is left alone, so such a role can run
+    the command; a schema behind is migrated with ``url``.
+
+    Returns:
+        The revisions before and after, or None for a storage without the shipped
+        schema (``memory://``, a third-party storage).
+
+    Raises:
+        CommandError: the database cannot be reached, its revision cannot be read,
+            or ``url``'s role may not migrate it (the message says how to).
+    """
+    if not has_shipped_schema(url):
+        return None
+    if owner_url is not None:
+        return await migrate_database(owner_url)
+    from linkbay_customers_sqlalchemy import head_revision
+
+    try:
+        async with database_errors(url):
+            current = await _current_revision(url)
+    except CommandError as error:
+        if _permission_denied(error):
+            raise CommandError(
+                f"{error.message} (the role may not read the schema's revision: grant it"
+                f" again with grant_application_role, or {_OWNER_HINT})"
+            ) from error
+        raise
+    if current == head_revision():
+        return Migration(before=current, after=current)
+    try:
+        return await migrate_database(url)
+    except CommandError as error:
+        if not _permission_denied(error):
+            raise
+        at = f"revision {current}" if current else "no schema"
+        raise CommandError(
+            f"{describe_url(url)} is at {at}, not {head_revision()}, and this role may"
+            f" not migrate it: {_OWNER_HINT}"
+        ) from error
 
 
 @asynccontextmanager

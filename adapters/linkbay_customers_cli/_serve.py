@@ -4,7 +4,8 @@ Migrations, the demo data and the server share one event loop, so database
 connections opened before serving (and the in-memory storage) stay usable by it.
 With ``--workers N`` the command migrates and fills the demo tenant first, then
 uvicorn runs N worker processes, each building the application with
-``worker_app()`` from the environment (database URL, JWT secret, profiling mode).
+``worker_app()`` from the environment (database URL, JWT settings, body limit,
+profiling mode).
 SIGINT and SIGTERM stop the server gracefully and the command then exits with 0.
 """
 
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -27,10 +28,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from linkbay_customers import bootstrap
 from linkbay_customers_cli._database import (
     describe_url,
-    has_shipped_schema,
     is_memory_url,
-    migrate_database,
     open_container,
+    prepare_schema,
 )
 from linkbay_customers_cli._demo import fill_demo_tenant, tenant_is_empty
 from linkbay_customers_cli._errors import CommandError
@@ -41,12 +41,66 @@ if TYPE_CHECKING:
 
     from linkbay_customers import CustomersContainer
 
-__all__ = ("ServeOptions", "base_url", "demo_requests", "run_server", "worker_app")
+__all__ = (
+    "ApiOptions",
+    "ServeOptions",
+    "base_url",
+    "check_jwt_secret",
+    "demo_requests",
+    "run_server",
+    "worker_app",
+)
 
 DATABASE_URL_ENV = "LINKBAY_DATABASE_URL"
 JWT_SECRET_ENV = "LINKBAY_JWT_SECRET"
+JWT_AUDIENCE_ENV = "LINKBAY_JWT_AUDIENCE"
+JWT_ISSUER_ENV = "LINKBAY_JWT_ISSUER"
+JWT_ALLOW_NO_EXPIRY_ENV = "LINKBAY_JWT_ALLOW_NO_EXPIRY"
+MAX_BODY_SIZE_ENV = "LINKBAY_MAX_BODY_SIZE"
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiOptions:
+    """How the served application authenticates requests and bounds their bodies.
+
+    Attributes:
+        jwt_secret: Accept only JWTs signed with it (HS256); None for tenant headers.
+        jwt_audience: The ``aud`` tokens must carry, if any.
+        jwt_issuer: The ``iss`` tokens must carry, if any.
+        jwt_require_expiry: Refuse tokens without ``exp``.
+        max_body_size: The largest request body, in bytes; None for the adapter's
+            default (1 MiB).
+    """
+
+    jwt_secret: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_require_expiry: bool = True
+    max_body_size: int | None = None
+
+    def environment(self) -> dict[str, str | None]:
+        """These options as the environment ``worker_app`` reads (None: unset)."""
+        return {
+            JWT_SECRET_ENV: self.jwt_secret,
+            JWT_AUDIENCE_ENV: self.jwt_audience,
+            JWT_ISSUER_ENV: self.jwt_issuer,
+            JWT_ALLOW_NO_EXPIRY_ENV: None if self.jwt_require_expiry else "1",
+            MAX_BODY_SIZE_ENV: None if self.max_body_size is None else str(self.max_body_size),
+        }
+
+    @classmethod
+    def from_environment(cls) -> ApiOptions:
+        """The options ``environment()`` wrote."""
+        size = os.environ.get(MAX_BODY_SIZE_ENV)
+        return cls(
+            jwt_secret=os.environ.get(JWT_SECRET_ENV) or None,
+            jwt_audience=os.environ.get(JWT_AUDIENCE_ENV) or None,
+            jwt_issuer=os.environ.get(JWT_ISSUER_ENV) or None,
+            jwt_require_expiry=not os.environ.get(JWT_ALLOW_NO_EXPIRY_ENV),
+            max_body_size=int(size) if size else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +110,8 @@ class ServeOptions:
     database_url: str
     host: str
     port: int
-    jwt_secret: str | None = None
+    api: ApiOptions = ApiOptions()
+    owner_database_url: str | None = None
     migrate: bool = True
     demo_tenant: str | None = None
     demo_customers: int = 200
@@ -89,14 +144,47 @@ def demo_requests(url: str, tenant: str, *, jwt: bool) -> list[str]:
     ]
 
 
-def _create_app(container: CustomersContainer | str, jwt_secret: str | None) -> FastAPI:
+def _fastapi_adapter(command: str) -> Any:
     try:
-        from linkbay_customers_fastapi import create_app
+        import linkbay_customers_fastapi
     except ImportError as error:
         raise CommandError(
-            f"serve needs the FastAPI adapter: pip install 'linkbay-customers[cli]' ({error})"
+            f"{command} needs the FastAPI adapter: pip install 'linkbay-customers[cli]' ({error})"
         ) from error
-    return create_app(container, jwt_secret=jwt_secret)
+    return linkbay_customers_fastapi
+
+
+def check_jwt_secret(secret: str, *, option: str = "--jwt-secret") -> None:
+    """Refuse a JWT secret too short for HS256 (RFC 7518 §3.2: 32 bytes or more).
+
+    Raises:
+        CommandError: the secret is too short (exit code 2).
+    """
+    try:
+        _fastapi_adapter("signing tokens").check_jwt_key(secret, ("HS256",))
+    except ValueError:
+        raise CommandError(
+            f"{option} is too short: {len(secret.encode())} bytes, and HS256 needs at least"
+            " 32 (RFC 7518 §3.2); make one with: python -c 'import secrets;"
+            " print(secrets.token_urlsafe(48))'",
+            exit_code=2,
+        ) from None
+
+
+def _create_app(container: CustomersContainer | str, api: ApiOptions) -> FastAPI:
+    adapter = _fastapi_adapter("serve")
+    extra: dict[str, Any] = {}
+    if api.max_body_size is not None:
+        extra["max_body_size"] = api.max_body_size
+    app: FastAPI = adapter.create_app(
+        container,
+        jwt_secret=api.jwt_secret,
+        jwt_audience=api.jwt_audience,
+        jwt_issuer=api.jwt_issuer,
+        jwt_require_expiry=api.jwt_require_expiry,
+        **extra,
+    )
+    return app
 
 
 async def _fill_demo(
@@ -135,7 +223,7 @@ def _print_banner(options: ServeOptions, console: Console) -> None:
     console.print(f"  docs:     {url}/docs")
     console.print(f"  database: {escape(describe_url(options.database_url))}")
     console.print(f"  profiling: {options.profiling.description}")
-    if options.jwt_secret:
+    if options.api.jwt_secret:
         console.print(
             "  tenancy:  signed JWTs (Authorization: Bearer), tenant in the tenant_id claim"
         )
@@ -143,32 +231,35 @@ def _print_banner(options: ServeOptions, console: Console) -> None:
         console.print("  tenancy:  X-Tenant-ID header; X-Actor-ID names who acts, for the audit")
     if options.demo_tenant:
         console.print(f"Try the demo tenant [bold]{escape(options.demo_tenant)}[/]:")
-        for line in demo_requests(url, options.demo_tenant, jwt=bool(options.jwt_secret)):
+        for line in demo_requests(url, options.demo_tenant, jwt=bool(options.api.jwt_secret)):
             console.print(f"  {escape(line)}")
-        if options.jwt_secret:
+        if options.api.jwt_secret:
             console.print(
-                f"  ($TOKEN: a JWT signed with the secret, tenant_id {options.demo_tenant!r})"
+                f"  ($TOKEN: linkbay-customers token --tenant {options.demo_tenant}"
+                " --sub you --expires 1h, with the same secret)"
             )
 
 
 def worker_app() -> FastAPI:
     """The application of one worker process of ``serve --workers N``.
 
-    Reads the database URL, the JWT secret and the profiling mode from
-    ``LINKBAY_DATABASE_URL``, ``LINKBAY_JWT_SECRET`` and ``LINKBAY_PROFILING``, which
-    ``serve`` sets before it starts the workers.
+    Reads the database URL, the JWT settings, the body limit and the profiling mode
+    from ``LINKBAY_DATABASE_URL``, ``LINKBAY_JWT_SECRET`` (``..._AUDIENCE``,
+    ``..._ISSUER``, ``..._ALLOW_NO_EXPIRY``), ``LINKBAY_MAX_BODY_SIZE`` and
+    ``LINKBAY_PROFILING``, which ``serve`` sets before it starts the workers.
     """
     profiling = ProfilingMode(os.environ.get(PROFILING_ENV, ProfilingMode.OPT_OUT))
     container = bootstrap(os.environ[DATABASE_URL_ENV], profiling_policy=profiling.policy)
-    return _create_app(container, os.environ.get(JWT_SECRET_ENV) or None)
+    return _create_app(container, ApiOptions.from_environment())
 
 
 async def _migrate(options: ServeOptions, console: Console) -> None:
     if is_memory_url(options.database_url):
         console.print("memory:// keeps the data only while the server runs.")
-    elif options.migrate and has_shipped_schema(options.database_url):
-        migration = await migrate_database(options.database_url)
-        console.print(f"Database schema at revision {migration.after}.")
+    elif options.migrate:
+        migration = await prepare_schema(options.database_url, options.owner_database_url)
+        if migration is not None:
+            console.print(migration.report())
 
 
 async def _prepare(options: ServeOptions, console: Console) -> None:
@@ -189,10 +280,11 @@ def _serve_workers(options: ServeOptions, console: Console, state: _ServeState) 
     asyncio.run(_prepare(options, console))
     os.environ[DATABASE_URL_ENV] = options.database_url
     os.environ[PROFILING_ENV] = options.profiling
-    if options.jwt_secret:
-        os.environ[JWT_SECRET_ENV] = options.jwt_secret
-    else:
-        os.environ.pop(JWT_SECRET_ENV, None)
+    for name, value in options.api.environment().items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     _print_banner(options, console)
     state.serving = True
     uvicorn.run(
@@ -212,7 +304,7 @@ async def _serve(options: ServeOptions, console: Console, state: _ServeState) ->
     async with open_container(options.database_url, options.profiling.policy) as container:
         if options.demo_tenant:
             await _fill_demo(container, options.demo_tenant, options.demo_customers, console)
-        app = _create_app(container, options.jwt_secret)
+        app = _create_app(container, options.api)
         server = uvicorn.Server(
             uvicorn.Config(app, host=options.host, port=options.port, log_level=options.log_level)
         )

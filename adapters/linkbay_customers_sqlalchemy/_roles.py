@@ -6,6 +6,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from linkbay_customers_sqlalchemy._engine import create_engine
+from linkbay_customers_sqlalchemy._migrate import VERSION_TABLE
 from linkbay_customers_sqlalchemy._models import ModelSet, default_models, id_sequence_name
 
 __all__ = ("application_role_grants", "grant_application_role")
@@ -26,6 +27,8 @@ def application_role_grants(role: str, models: ModelSet | None = None) -> list[s
     row-level security policies bind it, as a second wall behind the tenant
     filter of every query. The audit trail is append-only for it: SELECT and
     INSERT only (any UPDATE, DELETE or TRUNCATE granted before is taken back).
+    The schema's revision is readable (SELECT on the migrations' version table), so
+    the role can tell whether the schema is current, and never changes it.
     """
     models = models or default_models()
     who = _quote(role)
@@ -40,6 +43,7 @@ def application_role_grants(role: str, models: ModelSet | None = None) -> list[s
         if "id" in table.c and table.c.id.primary_key:
             sequence = _quote(id_sequence_name(table.name))
             statements.append(f"GRANT USAGE, SELECT ON SEQUENCE {sequence} TO {who}")
+    statements.append(f"GRANT SELECT ON {_quote(VERSION_TABLE)} TO {who}")
     return statements
 
 
@@ -52,10 +56,21 @@ async def grant_application_role(
         database: A PostgreSQL URL, or an engine to use (it is left open).
         role: The role the application connects as.
         models: The models whose tables to grant; the default ones unless given.
+
+    Raises:
+        ValueError: no role of that name exists (create it first).
     """
     engine = create_engine(database) if isinstance(database, str) else database
     try:
         async with engine.begin() as connection:
+            found = await connection.scalar(
+                text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": role}
+            )
+            if found is None:
+                raise ValueError(
+                    f"the role {role!r} does not exist: create it first "
+                    f"(CREATE ROLE {_quote(role)} LOGIN PASSWORD '...'), then grant it"
+                )
             for statement in application_role_grants(role, models):
                 await connection.execute(text(statement))
     finally:
