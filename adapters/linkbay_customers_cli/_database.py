@@ -259,12 +259,31 @@ async def migrate_database(url: str) -> Migration:
         return Migration(before=before, after=await _current_revision(url))
 
 
+async def _grant_role_of(url: str, owner_url: str) -> None:
+    """Grant ``url``'s role what it needs on tables the owner's migrations created."""
+    from sqlalchemy import make_url
+
+    from linkbay_customers_sqlalchemy import grant_application_role
+
+    role, owner = make_url(url), make_url(owner_url)
+    if role.get_backend_name() != "postgresql" or not role.username:
+        return
+    if role.username == owner.username:
+        return
+    async with database_errors(owner_url):
+        try:
+            await grant_application_role(owner_url, role.username)
+        except ValueError as error:
+            raise CommandError(f"{describe_url(owner_url)}: {error}") from error
+
+
 async def prepare_schema(url: str, owner_url: str | None = None) -> Migration | None:
     """Bring a SQL database's schema up to date before a command works on it.
 
     With ``owner_url`` (the tables' owner) the migrations connect with it, and the
     command then works connected with ``url``, which may be an application role
-    that does not own the tables (see ``grant_application_role``). Without it, a
+    that does not own the tables: on PostgreSQL, once migrations ran, that role is
+    granted what it needs (``grant_application_role``). Without it, a
     schema already at the latest revision is left alone, so such a role can run
     the command; a schema behind is migrated with ``url``.
 
@@ -279,7 +298,10 @@ async def prepare_schema(url: str, owner_url: str | None = None) -> Migration | 
     if not has_shipped_schema(url):
         return None
     if owner_url is not None:
-        return await migrate_database(owner_url)
+        migration = await migrate_database(owner_url)
+        if migration.changed:
+            await _grant_role_of(url, owner_url)
+        return migration
     from linkbay_customers_sqlalchemy import head_revision
 
     try:
