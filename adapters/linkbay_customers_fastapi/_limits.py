@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -17,6 +18,9 @@ DEFAULT_MAX_BODY_SIZE = 1_048_576
 """The largest request body the API reads by default, in bytes (1 MiB): a customer
 with the largest preferences and fifty tags, or an order of a thousand lines, is far
 smaller."""
+
+
+_UTF8 = ("utf-8", "utf-8-sig")
 
 
 def _declared_length(request: Request) -> int | None:
@@ -51,10 +55,13 @@ def _is_json(request: Request) -> bool:
 
 def _check_utf8(body: bytes) -> None:
     # JSON exchanged between systems is UTF-8 (RFC 8259 §8.1); the standard library's
-    # parser would guess UTF-16 and UTF-32 from the first bytes and accept them.
+    # parser guesses UTF-16 and UTF-32 from the first bytes (ASCII text in UTF-16 is
+    # valid UTF-8 with NULs between) and would accept them.
     try:
+        if json.detect_encoding(body) not in _UTF8:
+            raise UnicodeError
         body.decode("utf-8")
-    except UnicodeDecodeError:
+    except UnicodeError:
         raise InvalidInput.single(
             "body", "must be JSON encoded as UTF-8", type="json_invalid"
         ) from None

@@ -16,6 +16,7 @@ from linkbay_customers.testing import FixedClock
 from linkbay_customers_fastapi import (
     Tenancy,
     add_problem_handlers,
+    check_jwt_key,
     create_app,
     create_customer_router,
     header_tenancy,
@@ -257,3 +258,105 @@ async def test_create_app_with_a_secret_requires_signed_tokens(
     assert signed.status_code == 201
     assert signed.json()["tenant_id"] == "acme"
     assert health.status_code == 200
+
+
+class TestRepeatedHeaders:
+    @pytest.mark.parametrize("header", ["X-Tenant-ID", "X-Actor-ID"])
+    async def test_a_header_sent_twice_is_a_400_naming_it_that_never_reaches_the_storage(
+        self, spy: SpyStorage, header: str
+    ) -> None:
+        headers = [("X-Tenant-ID", "a"), ("X-Actor-ID", "u1"), (header, "b")]
+        async with await _client(_app(spy, header_tenancy())) as client:
+            listed = await client.get("/customers", headers=headers)
+            created = await client.post("/customers", json={"email": "a@x.com"}, headers=headers)
+
+        for response in (listed, created):
+            body = assert_problem(response, 400, "invalid_header", header)
+            assert body["detail"] == f"the {header} header must be sent once, not 2 times"
+        assert spy.tenants == []
+
+    async def test_one_of_each_header_is_served(self, spy: SpyStorage) -> None:
+        async with await _client(_app(spy, header_tenancy())) as client:
+            listed = await client.get("/customers", headers={"X-Tenant-ID": "a", "X-Actor-ID": "u"})
+
+        assert listed.status_code == 200
+        assert spy.tenants == ["a"]
+
+    async def test_two_authorization_headers_are_refused(
+        self, jwt_client: httpx.AsyncClient
+    ) -> None:
+        good = bearer({"tenant_id": "acme"})["Authorization"]
+        headers = [
+            ("Authorization", good),
+            ("Authorization", bearer({"tenant_id": "b"})["Authorization"]),
+        ]
+
+        response = await jwt_client.get("/customers", headers=headers)
+
+        body = assert_problem(response, 401, "not_authenticated", "Authorization")
+        assert body["detail"] == "the Authorization header must be sent once"
+
+
+class TestWeakTokens:
+    @pytest.mark.parametrize(
+        ("key", "algorithms"),
+        [
+            pytest.param("x", ("HS256",), id="one byte"),
+            pytest.param("k" * 31, ("HS256",), id="31 bytes"),
+            pytest.param("k" * 47, ("HS384",), id="47 bytes for HS384"),
+            pytest.param("k" * 63, ("HS256", "HS512"), id="63 bytes for HS512"),
+        ],
+    )
+    def test_a_secret_shorter_than_the_hash_is_refused_when_configured(
+        self, key: str, algorithms: tuple[str, ...], memory_container: CustomersContainer
+    ) -> None:
+        with pytest.raises(ValueError, match=r"too weak .*RFC 7518 Section 3\.2"):
+            jwt_tenancy(key, algorithms=algorithms)
+        with pytest.raises(ValueError, match="too weak"):
+            create_app(memory_container, jwt_secret=key, jwt_algorithms=algorithms)
+
+    def test_a_secret_of_32_bytes_is_enough_for_hs256(self) -> None:
+        jwt_tenancy("k" * 32)
+        check_jwt_key("k" * 64, ("HS256", "HS384", "HS512"))
+
+    async def test_a_token_without_exp_is_refused_by_default(self, spy: SpyStorage) -> None:
+        async with await _client(_app(spy, jwt_tenancy(SECRET))) as client:
+            forever = await client.get(
+                "/customers", headers=bearer({"tenant_id": "acme"}, expires=False)
+            )
+            expiring = await client.get("/customers", headers=bearer({"tenant_id": "acme"}))
+
+        body = assert_problem(forever, 401, "not_authenticated", "Authorization")
+        assert body["detail"] == "the token carries no 'exp' claim"
+        assert expiring.status_code == 200
+        assert spy.tenants == ["acme"]
+
+    async def test_tokens_without_exp_can_be_allowed(self, spy: SpyStorage) -> None:
+        async with await _client(_app(spy, jwt_tenancy(SECRET, require_expiry=False))) as client:
+            forever = await client.get(
+                "/customers", headers=bearer({"tenant_id": "acme"}, expires=False)
+            )
+
+        assert forever.status_code == 200
+
+    async def test_audience_and_issuer_are_checked_when_configured(
+        self, memory_container: CustomersContainer
+    ) -> None:
+        app = create_app(
+            memory_container, jwt_secret=SECRET, jwt_audience="crm", jwt_issuer="https://id.test"
+        )
+        good = {"tenant_id": "acme", "aud": "crm", "iss": "https://id.test"}
+        async with await _client(app) as client:
+            ok = await client.get("/customers", headers=bearer(good))
+            no_aud = await client.get(
+                "/customers", headers=bearer({"tenant_id": "acme", "iss": "https://id.test"})
+            )
+            other_iss = await client.get("/customers", headers=bearer({**good, "iss": "evil"}))
+            no_exp = await client.get("/customers", headers=bearer(good, expires=False))
+
+        assert ok.status_code == 200
+        assert assert_problem(no_aud, 401, "not_authenticated", "Authorization")["detail"] == (
+            "the token carries no 'aud' claim"
+        )
+        assert_problem(other_iss, 401, "not_authenticated", "Authorization")
+        assert_problem(no_exp, 401, "not_authenticated", "Authorization")
