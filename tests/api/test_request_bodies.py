@@ -4,7 +4,6 @@ and preferences bounded on what is stored."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -176,9 +175,9 @@ class TestEncoding:
 
 
 @pytest.fixture
-async def customer_url(client: httpx.AsyncClient, headers: dict[str, str]) -> AsyncIterator[str]:
+async def customer_url(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
     created = await client.post("/customers", json={"email": "p@example.com"}, headers=headers)
-    yield f"/customers/{created.json()['id']}"
+    return f"/customers/{created.json()['id']}"
 
 
 class TestPreferencesBound:

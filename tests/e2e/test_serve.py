@@ -177,7 +177,8 @@ def test_a_jwt_secret_from_the_environment_replaces_the_tenant_header(tmp_path: 
         with httpx.Client(base_url=server.url, timeout=10) as http:
             anonymous = http.get("/customers", headers={"X-Tenant-ID": "acme"})
             assert anonymous.status_code == 401
-            token = jwt.encode({"tenant_id": "acme", "sub": "alice"}, secret, algorithm="HS256")
+            claims = {"tenant_id": "acme", "sub": "alice", "exp": time.time() + 600}
+            token = jwt.encode(claims, secret, algorithm="HS256")
             auth = {"Authorization": f"Bearer {token}"}
             created = http.post("/customers", json={"email": "a@example.com"}, headers=auth)
             assert created.status_code == 201, created.text
@@ -224,7 +225,8 @@ def test_worker_processes_share_the_database_and_the_jwt_secret(tmp_path: Path) 
     secret = "workers-secret-that-is-long-enough-for-hs256"
     args = ("--workers", "2", "--demo", "--demo-customers", "20", "--jwt-secret", secret)
     with serving(tmp_path, *args) as server:
-        token = jwt.encode({"tenant_id": "demo", "sub": "alice"}, secret, algorithm="HS256")
+        claims = {"tenant_id": "demo", "sub": "alice", "exp": time.time() + 600}
+        token = jwt.encode(claims, secret, algorithm="HS256")
         auth = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=server.url, timeout=10) as http:
             assert http.get("/customers", headers={"X-Tenant-ID": "demo"}).status_code == 401
