@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from dependency_injector import providers
 from fastapi import FastAPI
@@ -15,6 +17,7 @@ from linkbay_customers_fastapi import (
     header_tenancy,
 )
 from linkbay_customers_memory import InMemoryStorage
+from linkbay_customers_sqlalchemy import create_engine
 from tests.api._support import assert_problem, tenant_headers
 
 
@@ -105,3 +108,46 @@ async def test_a_problem_quoting_a_lone_surrogate_is_still_valid_json() -> None:
 
     body = assert_problem(response, 422, "invalid_input", "name\\udc80")
     assert body["errors"][0]["message"] == "bad value \\ud800"
+
+
+async def test_readiness_answers_while_the_storage_does(client: httpx.AsyncClient) -> None:
+    ready = await client.get("/health/ready")
+
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ok", "version": linkbay_customers.__version__}
+
+
+async def test_readiness_takes_no_sqlite_write_lock(sqlite_url: str) -> None:
+    writer = create_engine(sqlite_url)
+    container = bootstrap(sqlite_url)
+    app = create_app(container)
+    try:
+        async with writer.connect() as connection:
+            await connection.exec_driver_sql("SELECT 1")  # BEGIN IMMEDIATE: the write lock
+            async with await _client(app) as client:
+                ready = await asyncio.wait_for(client.get("/health/ready"), timeout=5)
+            await connection.rollback()
+    finally:
+        await writer.dispose()
+        await container.storage().close()
+
+    assert ready.status_code == 200
+
+
+class FailingStorage(InMemoryStorage):
+    async def ping(self) -> None:
+        raise linkbay_customers.StorageError("the database is unreachable")
+
+
+async def test_readiness_is_a_503_while_the_storage_fails_and_liveness_is_not() -> None:
+    container = bootstrap("memory://")
+    container.storage.override(providers.Object(FailingStorage()))
+
+    async with await _client(create_app(container)) as client:
+        live = await client.get("/health")
+        ready = await client.get("/health/ready")
+
+    assert live.status_code == 200
+    body = assert_problem(ready, 503, "storage_error")
+    assert ready.headers["retry-after"] == "5"
+    assert "unreachable" not in body["detail"]
