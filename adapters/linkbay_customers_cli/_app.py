@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -34,7 +34,7 @@ from rich.table import Table
 
 from linkbay_customers import LinkbayError, __version__
 from linkbay_customers.audit_keys import new_audit_key
-from linkbay_customers.domain import MAX_ID, AuditVerification
+from linkbay_customers.domain import MAX_ID, AuditVerification, check_actor, check_tenant
 from linkbay_customers.services import (
     MAX_PREDICTION_MONTHS,
     ImportProgress,
@@ -134,43 +134,38 @@ MigrateOption = Annotated[
         "--migrate/--no-migrate", help="Bring the schema up to date first (SQL databases)."
     ),
 ]
+
+
+def _text_option(*names: str, metavar: str, envvar: str, help: str) -> Any:
+    """An optional text option read from ``envvar`` too, its value never shown."""
+    return typer.Option(*names, metavar=metavar, envvar=envvar, help=help, show_default=False)
+
+
 OwnerDatabaseUrlOption = Annotated[
     str | None,
-    typer.Option(
+    _text_option(
         "--owner-database-url",
         metavar="URL",
         envvar=OWNER_DATABASE_URL_ENV,
         help="Run the migrations connected with this URL, the tables' owner, when "
         "--database-url is an application role that does not own them. Without it, a "
         "schema already current is left alone.",
-        show_default=False,
-    ),
-]
-JwtSecretOption = Annotated[
-    str | None,
-    typer.Option(
-        metavar="SECRET",
-        envvar=JWT_SECRET_ENV,
-        help="The HS256 secret tokens are signed with: at least 32 bytes (RFC 7518 §3.2).",
-        show_default=False,
     ),
 ]
 JwtAudienceOption = Annotated[
     str | None,
-    typer.Option(
+    _text_option(
         metavar="AUDIENCE",
         envvar=JWT_AUDIENCE_ENV,
         help="The aud claim tokens carry (and serve requires).",
-        show_default=False,
     ),
 ]
 JwtIssuerOption = Annotated[
     str | None,
-    typer.Option(
+    _text_option(
         metavar="ISSUER",
         envvar=JWT_ISSUER_ENV,
         help="The iss claim tokens carry (and serve requires).",
-        show_default=False,
     ),
 ]
 
@@ -218,12 +213,11 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     jwt_secret: Annotated[
         str | None,
-        typer.Option(
+        _text_option(
             metavar="SECRET",
             envvar=JWT_SECRET_ENV,
             help="Accept only JWTs signed with this secret (HS256, at least 32 bytes; tenant "
             "in the tenant_id claim, expiry in exp) instead of X-Tenant-ID headers.",
-            show_default=False,
         ),
     ] = None,
     jwt_audience: JwtAudienceOption = None,
@@ -335,7 +329,14 @@ def token(
     expires: Annotated[
         str, typer.Option(metavar="LIFETIME", help="How long the token is valid: 30m, 1h, 7d.")
     ] = "1h",
-    jwt_secret: JwtSecretOption = None,
+    jwt_secret: Annotated[
+        str | None,
+        _text_option(
+            metavar="SECRET",
+            envvar=JWT_SECRET_ENV,
+            help="The HS256 secret serve checks tokens with: at least 32 bytes.",
+        ),
+    ] = None,
     jwt_audience: JwtAudienceOption = None,
     jwt_issuer: JwtIssuerOption = None,
 ) -> None:
@@ -353,7 +354,11 @@ def token(
             )
         check_jwt_secret(jwt_secret)
         lifetime = _duration_seconds(expires)
-        claims: dict[str, object] = {"tenant_id": tenant, "exp": int(time.time()) + lifetime}
+        claims: dict[str, object] = {
+            "tenant_id": check_tenant(tenant),
+            "exp": int(time.time()) + lifetime,
+        }
+        sub = check_actor(sub, field="--sub")
         for name, value in (("sub", sub), ("aud", jwt_audience), ("iss", jwt_issuer)):
             if value:
                 claims[name] = value

@@ -166,3 +166,53 @@ def test_serve_can_accept_tokens_without_expiry_when_told(tmp_path: Path) -> Non
         )
 
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(("--tenant", "acme"), "the secret is required", id="no secret"),
+        pytest.param(
+            ("--tenant", "acme", "--jwt-secret", "short"),
+            "--jwt-secret is too short: 5 bytes",
+            id="short secret",
+        ),
+        pytest.param(
+            ("--tenant", "acme", "--jwt-secret", SECRET, "--expires", "2y"),
+            "--expires '2y' is not a lifetime",
+            id="bad lifetime",
+        ),
+        pytest.param(
+            ("--tenant", "two words", "--jwt-secret", SECRET),
+            "tenant_id: must be",
+            id="bad tenant",
+        ),
+    ],
+)
+def test_the_token_command_refuses_what_serve_would_not_accept(
+    args: tuple[str, ...], message: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from linkbay_customers_cli._app import app
+
+    result = CliRunner(env={"LINKBAY_JWT_SECRET": None}).invoke(app, ["token", *args])
+
+    assert result.exit_code in (1, 2)
+    assert result.stderr.startswith(f"Error: {message}"), result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(("lifetime", "seconds"), [("90", 90), ("30m", 1800), ("7d", 604_800)])
+def test_token_lifetimes_are_seconds_or_a_unit(lifetime: str, seconds: int) -> None:
+    from typer.testing import CliRunner
+
+    from linkbay_customers_cli._app import app
+
+    result = CliRunner().invoke(
+        app, ["token", "-t", "acme", "--jwt-secret", SECRET, "--expires", lifetime]
+    )
+
+    claims = jwt.decode(result.stdout.strip(), SECRET, algorithms=["HS256"])
+    assert seconds - 5 <= claims["exp"] - time.time() <= seconds
+    assert "sub" not in claims
