@@ -256,10 +256,10 @@ def _int_to_str(value: object) -> object:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-# A plain decimal: digits with an optional fraction, as JSON numbers are written, but
-# no exponent, digit separators (Python's "1_000") or surrounding spaces, which
-# Decimal() would take.
-_PLAIN_DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+# A decimal written as a JSON number is (digits, an optional fraction and exponent),
+# and nothing else Decimal() would take: digit separators (Python's "1_000"),
+# surrounding spaces, "NaN" or "Infinity".
+_PLAIN_DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def _plain_money(value: object) -> object:
@@ -267,8 +267,8 @@ def _plain_money(value: object) -> object:
         raise ValueError("must be a number or a decimal string such as '19.99'")
     if isinstance(value, str) and not _PLAIN_DECIMAL.fullmatch(value):
         raise ValueError(
-            "must be a number or a decimal string such as '19.99', without spaces, "
-            "digit separators or exponent"
+            "must be a number or a decimal string such as '19.99', without spaces or "
+            "digit separators"
         )
     return value
 
@@ -341,8 +341,8 @@ Money = Annotated[
     Field(ge=0, le=Decimal("1e13"), max_digits=18, decimal_places=4, allow_inf_nan=False),
     AfterValidator(_unsigned_zero),
 ]
-"""An amount of money: a JSON number or a plain decimal string (``19.99``), from 0 up
-to 10^13 with at most four decimals; ``-0`` is 0."""
+"""An amount of money: a JSON number, or a string written as one (``"19.99"``), from 0
+up to 10^13 with at most four decimals; ``-0`` is 0."""
 MoneyOut = Annotated[Decimal, PlainSerializer(_money_json, return_type=float, when_used="json")]
 Birthday = Annotated[date, Field(ge=date(1900, 1, 1))]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
