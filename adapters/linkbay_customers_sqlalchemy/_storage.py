@@ -18,7 +18,7 @@ from linkbay_customers.audit_keys import (
     audit_chain_from,
     new_audit_key,
 )
-from linkbay_customers.domain import AuditChain, StorageError
+from linkbay_customers.domain import AuditChain, ModelFit, StorageError
 from linkbay_customers.ports import Storage, UnitOfWork
 from linkbay_customers_sqlalchemy._engine import create_engine
 from linkbay_customers_sqlalchemy._errors import translate_errors
@@ -83,7 +83,6 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         self.consents = SqlConsentRepository(self)
         self.audit = SqlAuditRepository(self)
         self.aliases = SqlMergeAliasRepository(self)
-        self.model_fits = SqlModelFitRepository(self)
 
     @property
     def audit_chain(self) -> AuditChain:
@@ -322,6 +321,26 @@ class SqlAlchemyStorage(Storage):
     def unit_of_work(self, tenant_id: str) -> SqlAlchemyUnitOfWork:
         """A new unit of work for one tenant."""
         return SqlAlchemyUnitOfWork(self, tenant_id)
+
+    async def load_model_fit(self, tenant_id: str, model: str) -> ModelFit | None:
+        """The tenant's fit of a model, or None (``linkbay_customers_clv.ModelFitStorage``).
+
+        Raises:
+            StorageError: the database failed.
+        """
+        async with self.unit_of_work(tenant_id) as uow:
+            return await SqlModelFitRepository(uow).get(model)
+
+    async def save_model_fit(self, tenant_id: str, fit: ModelFit) -> None:
+        """Store a fit, replacing the tenant's previous fit of that model.
+
+        Raises:
+            StorageRejected: the fit belongs to another tenant.
+            StorageError: the database failed.
+        """
+        async with self.unit_of_work(tenant_id) as uow:
+            await SqlModelFitRepository(uow).save(fit)
+            await uow.commit()
 
     async def close(self) -> None:
         """Dispose of the engine if this storage created it."""

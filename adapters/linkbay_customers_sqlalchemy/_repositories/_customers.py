@@ -36,7 +36,7 @@ from linkbay_customers.domain import (
     TagMatch,
     phone_query,
 )
-from linkbay_customers.ports import CustomerRepository
+from linkbay_customers.ports import CustomerBulkImport, CustomerRepository, DerivedDataStore
 from linkbay_customers_sqlalchemy._errors import is_unique_violation, translate_errors
 from linkbay_customers_sqlalchemy._models import extra_erasure
 from linkbay_customers_sqlalchemy._repositories._customer_rows import (
@@ -81,7 +81,9 @@ def _customer_by_id(
     return statement.with_for_update(of=table) if for_update else statement
 
 
-class SqlCustomerRepository(SqlNearestNeighbours, CustomerRepository):
+class SqlCustomerRepository(
+    SqlNearestNeighbours, CustomerRepository, CustomerBulkImport, DerivedDataStore
+):
     """Customers in SQL; columns a host adds to its model are the ``extra`` fields."""
 
     def extra_erasure(self) -> ExtraErasure:

@@ -5,14 +5,13 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 
 from linkbay_customers.domain import ModelFit
-from linkbay_customers.ports import ModelFitRepository
 from linkbay_customers_sqlalchemy._repositories._base import SqlRepository
 from linkbay_customers_sqlalchemy._repositories._statements import plain_insert
 
 __all__ = ("SqlModelFitRepository",)
 
 
-class SqlModelFitRepository(SqlRepository, ModelFitRepository):
+class SqlModelFitRepository(SqlRepository):
     """One row per tenant and model name; saving replaces it."""
 
     role = "model_fit"

@@ -18,7 +18,7 @@ from linkbay_customers.domain import (
     ProductPurchases,
     ProductSales,
 )
-from linkbay_customers.ports import OrderRepository
+from linkbay_customers.ports import OrderRepository, PurchaseHistory
 from linkbay_customers_sqlalchemy._repositories._base import SqlRepository
 from linkbay_customers_sqlalchemy._repositories._postgresql import lines_by_order_key
 from linkbay_customers_sqlalchemy._repositories._statements import (
@@ -30,7 +30,7 @@ from linkbay_customers_sqlalchemy._repositories._statements import (
 __all__ = ("SqlOrderRepository",)
 
 
-class SqlOrderRepository(SqlRepository, OrderRepository):
+class SqlOrderRepository(SqlRepository, OrderRepository, PurchaseHistory):
     """Orders and their lines in SQL."""
 
     role = "order"

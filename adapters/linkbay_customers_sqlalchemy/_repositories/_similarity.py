@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from sqlalchemy import JSON, select, type_coerce
 
 from linkbay_customers.domain import Customer
+from linkbay_customers.ports import NearestNeighbours
 from linkbay_customers_sqlalchemy._errors import translate_errors
 from linkbay_customers_sqlalchemy._repositories._customer_rows import CustomerRows
 from linkbay_customers_sqlalchemy._repositories._statements import embedding_of
@@ -30,7 +31,7 @@ def _cosine(query: Sequence[float], query_norm: float, vector: Sequence[float]) 
     return sum(map(operator.mul, query, vector)) / norm if norm else 0.0
 
 
-class SqlNearestNeighbours(CustomerRows):
+class SqlNearestNeighbours(CustomerRows, NearestNeighbours):
     """The live customers most similar to an embedding."""
 
     async def nearest(
