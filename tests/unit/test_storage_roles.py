@@ -70,24 +70,22 @@ async def test_scoring_a_tenant_needs_derived_data_and_purchases(
     assert (await customers.get_customer(tenant, customer.id)).scored_at is None
 
 
-async def test_similar_customers_need_nearest_neighbours(clock: FixedClock, tenant: str) -> None:
-    storage = StorageWithout("similarity")
-    customers, ai = services(storage, clock)
+@pytest.mark.parametrize(
+    ("missing", "operation", "role", "repository"),
+    [
+        ("similarity", "find_similar_customers", "NearestNeighbours", "uow.customers"),
+        ("purchases", "generate_recommendations", "PurchaseHistory", "uow.orders"),
+    ],
+)
+async def test_similar_customers_and_recommendations_need_their_roles(
+    clock: FixedClock, tenant: str, missing: str, operation: str, role: str, repository: str
+) -> None:
+    customers, ai = services(StorageWithout(missing), clock)
     customer = await customers.create_customer(tenant, {"email": "a@example.com"})
     with pytest.raises(StorageRoleMissing) as caught:
-        await ai.find_similar_customers(tenant, customer.id)
-    assert caught.value.role == "NearestNeighbours"
-    assert "uow.customers" in str(caught.value)
-
-
-async def test_recommendations_need_purchases(clock: FixedClock, tenant: str) -> None:
-    storage = StorageWithout("purchases")
-    customers, ai = services(storage, clock)
-    customer = await customers.create_customer(tenant, {"email": "a@example.com"})
-    with pytest.raises(StorageRoleMissing) as caught:
-        await ai.generate_recommendations(tenant, customer.id)
-    assert caught.value.role == "PurchaseHistory"
-    assert "uow.orders" in str(caught.value)
+        await getattr(ai, operation)(tenant, customer.id)
+    assert caught.value.role == role
+    assert f"({repository}) does not implement {role}" in str(caught.value)
 
 
 async def test_beta_geo_needs_a_storage_that_keeps_fits(clock: FixedClock) -> None:
