@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import httpx
 from dependency_injector import providers
@@ -151,3 +152,22 @@ async def test_readiness_is_a_503_while_the_storage_fails_and_liveness_is_not() 
     body = assert_problem(ready, 503, "storage_error")
     assert ready.headers["retry-after"] == "5"
     assert "unreachable" not in body["detail"]
+
+
+async def test_the_docs_pages_load_every_asset_from_the_app_itself(
+    memory_container: CustomersContainer,
+) -> None:
+    """/docs and /redoc work on a machine without internet: no asset from a CDN."""
+    async with await _client(create_app(memory_container)) as client:
+        for page, kinds in (("/docs", {".js", ".css"}), ("/redoc", {".js"})):
+            html = await client.get(page)
+            assert html.status_code == 200
+            assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html.text)
+            assert not [url for url in assets if "://" in url], f"{page} links a remote asset"
+            loaded = set()
+            for url in assets:
+                asset = await client.get(url)
+                assert asset.status_code == 200, url
+                assert asset.content, url
+                loaded.update(kind for kind in kinds if url.endswith(kind))
+            assert loaded == kinds, f"{page} loads {sorted(loaded)}"

@@ -41,6 +41,7 @@ from linkbay_customers.domain._errors import (
     ProfilingNotAllowed,
     StorageError,
     StorageRejected,
+    StorageRoleMissing,
 )
 from linkbay_customers.domain._identifiers import (
     MAX_ACTOR_LENGTH,
@@ -169,6 +170,7 @@ __all__ = (
     "Segment",
     "StorageError",
     "StorageRejected",
+    "StorageRoleMissing",
     "TagMatch",
     "apply_order",
     "check_preferences",
