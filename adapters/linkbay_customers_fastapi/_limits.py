@@ -31,8 +31,10 @@ def _declared_length(request: Request) -> int | None:
         return None
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, read until it exceeds ``limit`` bytes, and no further."""
+async def _read_body(request: Request, limit: int | None) -> bytes:
+    """The body, read until it exceeds ``limit`` bytes (None: whole), and no further."""
+    if limit is None:
+        return await request.body()
     too_large = BodyTooLarge(f"the request body must be at most {limit} bytes")
     declared = _declared_length(request)
     if declared is not None and declared > limit:
@@ -67,19 +69,21 @@ def _check_utf8(body: bytes) -> None:
         ) from None
 
 
-def limited_route_class(max_body_size: int) -> type[APIRoute]:
+def limited_route_class(max_body_size: int | None) -> type[APIRoute]:
     """A route class reading at most ``max_body_size`` bytes of a request's body.
 
     A larger body is answered with 413 ``body_too_large`` as soon as its declared
-    length or the bytes received so far exceed the limit, without reading the rest.
-    A JSON body that is not UTF-8 is answered with 422 ``invalid_input`` (field
-    ``body``). Routes without a body are left as they are.
+    length or the bytes received so far exceed the limit, without reading the rest
+    (None: no limit). A JSON body that is not UTF-8 is answered with 422
+    ``invalid_input`` (field ``body``). Routes without a body are left as they are.
 
     Raises:
-        ValueError: ``max_body_size`` is not a positive number of bytes.
+        ValueError: ``max_body_size`` is neither None nor a positive number of bytes.
     """
-    if isinstance(max_body_size, bool) or not isinstance(max_body_size, int) or max_body_size < 1:
-        raise ValueError("max_body_size must be a positive number of bytes")
+    if max_body_size is not None and (
+        isinstance(max_body_size, bool) or not isinstance(max_body_size, int) or max_body_size < 1
+    ):
+        raise ValueError("max_body_size must be a positive number of bytes, or None")
 
     class LimitedBodyRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

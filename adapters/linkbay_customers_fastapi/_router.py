@@ -149,6 +149,7 @@ def create_customer_router(
         max_body_size: The largest request body read, in bytes (1 MiB by default). A
             larger one is answered with 413 ``body_too_large`` without being read
             whole. None: no limit here (the host limits bodies in front of the API).
+            Either way a JSON body must be UTF-8 (422 ``invalid_input`` otherwise).
 
     Returns:
         A new router; call once per application (or per mount point).
@@ -204,7 +205,7 @@ def create_customer_router(
         ai_context = Annotated[AIRequestContext, Depends(ai_request_context)]
 
     router = APIRouter(
-        route_class=APIRoute if max_body_size is None else limited_route_class(max_body_size),
+        route_class=limited_route_class(max_body_size),
         prefix=prefix,
         tags=list(tags),
         dependencies=list(dependencies),

@@ -132,8 +132,14 @@ class TestBodySize:
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             huge = {"email": "h@x.com", "first_name": "y" * 100, "padding": "z" * 2_000_000}
             answer = await client.post("/customers", json=huge, headers={"X-Tenant-ID": "u"})
+            utf16 = await client.post(
+                "/customers",
+                content=json.dumps({"email": "u@x.com"}).encode("utf-16"),
+                headers={"X-Tenant-ID": "u", "Content-Type": "application/json"},
+            )
         # Read whole, then refused by the schema for its unknown field.
         assert_problem(answer, 422, "invalid_input", "padding")
+        assert_problem(utf16, 422, "invalid_input", "body")
 
     @pytest.mark.parametrize("size", [0, -1, True])
     def test_a_limit_that_is_not_a_positive_size_is_refused(
