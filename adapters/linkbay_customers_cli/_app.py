@@ -33,6 +33,7 @@ from rich.table import Table
 from linkbay_customers import LinkbayError, __version__
 from linkbay_customers.audit_keys import new_audit_key
 from linkbay_customers.domain import MAX_ID, AuditVerification
+from linkbay_customers.schemas import CustomerDataExport
 from linkbay_customers.services import (
     MAX_PREDICTION_MONTHS,
     ImportProgress,
@@ -601,7 +602,8 @@ async def _export(
                 tenant, customer_id, actor=actor
             )
             return archive
-        document = await service.export_customer_data(tenant, customer_id, actor=actor)
+        export = await service.export_customer_data(tenant, customer_id, actor=actor)
+        document = CustomerDataExport.of(export).model_dump(mode="json")
         return json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8")
 
 
