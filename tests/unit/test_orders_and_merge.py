@@ -16,8 +16,8 @@ from linkbay_customers import (
     OrderConflict,
 )
 from linkbay_customers.domain import MAX_MONEY, AuditAction, Customer
-from linkbay_customers.schemas import CustomerDataExport
 from linkbay_customers.ports import Storage
+from linkbay_customers.schemas import CustomerDataExport
 from linkbay_customers.testing import FixedClock
 
 DERIVED_FIELDS = (

@@ -18,7 +18,7 @@ from linkbay_customers.domain import (
 from linkbay_customers.ports import UnitOfWork
 from linkbay_customers.schemas import AddressCreate, AddressUpdate, CustomerNoteCreate
 from linkbay_customers.services._boundary import check_id, validated
-from linkbay_customers.services._change import Transactions, load_customer
+from linkbay_customers.services._change import Transactions
 
 __all__ = ("AddressesAndNotes", "move_addresses")
 
@@ -71,9 +71,11 @@ class AddressesAndNotes:
         Raises:
             CustomerNotFound: unknown or deleted customer.
         """
-        async with self._tx.read(tenant_id) as uow:
-            customer = await load_customer(uow, customer_id)
-            return await uow.addresses.list_for_customer(customer.id)
+        return await self._tx.of_customer(
+            tenant_id,
+            customer_id,
+            lambda uow, customer: uow.addresses.list_for_customer(customer.id),
+        )
 
     async def update_address(
         self,
@@ -177,9 +179,9 @@ class AddressesAndNotes:
         Raises:
             CustomerNotFound: unknown or deleted customer.
         """
-        async with self._tx.read(tenant_id) as uow:
-            customer = await load_customer(uow, customer_id)
-            return await uow.notes.list_for_customer(customer.id)
+        return await self._tx.of_customer(
+            tenant_id, customer_id, lambda uow, customer: uow.notes.list_for_customer(customer.id)
+        )
 
 
 async def move_addresses(uow: UnitOfWork, source_id: int, target_id: int, now: datetime) -> None:

@@ -11,11 +11,11 @@ raises rolls everything back.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from linkbay_customers.domain import (
     AuditAction,
@@ -30,11 +30,14 @@ from linkbay_customers.ports import Clock, CustomerIntelligence, UnitOfWork
 from linkbay_customers.services._audit import append_audit
 from linkbay_customers.services._boundary import check_id
 from linkbay_customers.services._derived import ProfilingGate
+from linkbay_customers.services._subject import purge_customer_rows
 
 __all__ = ("Change", "Transactions", "UnitOfWorkFactory", "load_customer")
 
 UnitOfWorkFactory = Callable[[str], UnitOfWork]
 """Opens a unit of work bound to one tenant (``Storage.unit_of_work`` is one)."""
+
+T = TypeVar("T")
 
 
 async def load_customer(
@@ -163,6 +166,17 @@ class Change:
         await self.uow.customers.update_many(customers)
         self._written = True
 
+    async def purge(self, customer: Customer, action: AuditAction) -> list[int]:
+        """Remove a customer and every row about it, with the customers merged into it
+        (``purge_customer_rows``), and record ``action`` naming the ids removed.
+
+        Returns:
+            The ids of the customers removed, the given one first.
+        """
+        removed = await purge_customer_rows(self.uow, customer)
+        self.audit(action, customer_id=customer.id, details={"customer_ids": removed})
+        return removed
+
     async def write_derived(self, rows: Sequence[DerivedData]) -> None:
         """Write the derived fields of many customers (batch scoring)."""
         await self.uow.customers.update_derived(rows)
@@ -240,6 +254,21 @@ class Transactions:
             InvalidInput: an invalid tenant id.
         """
         return self.uow_factory(check_tenant(tenant_id))
+
+    async def of_customer(
+        self,
+        tenant_id: str,
+        customer_id: int,
+        read: Callable[[UnitOfWork, Customer], Awaitable[T]],
+    ) -> T:
+        """Read something of a non-deleted customer (merge aliases followed) in one unit
+        of work: ``read(uow, customer)``.
+
+        Raises:
+            CustomerNotFound: unknown, deleted or another tenant's customer.
+        """
+        async with self.read(tenant_id) as uow:
+            return await read(uow, await load_customer(uow, customer_id))
 
     @asynccontextmanager
     async def change(self, tenant_id: str, *, actor: str | None = None) -> AsyncIterator[Change]:

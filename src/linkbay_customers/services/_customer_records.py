@@ -4,6 +4,7 @@ list, search and import customers."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from linkbay_customers.domain import (
@@ -19,7 +20,7 @@ from linkbay_customers.domain import (
 )
 from linkbay_customers.schemas import CustomerCreate, CustomerSearchFilters, CustomerUpdate
 from linkbay_customers.services._boundary import check_page, validated
-from linkbay_customers.services._change import Transactions, load_customer
+from linkbay_customers.services._change import Change, Transactions, load_customer
 from linkbay_customers.services._import import (
     DEFAULT_CHUNK_SIZE,
     ImportProgress,
@@ -33,7 +34,6 @@ from linkbay_customers.services._profile import (
     resolve_phone,
 )
 from linkbay_customers.services._progress import ProgressCallback
-from linkbay_customers.services._subject import purge_customer_rows
 
 __all__ = ("CustomerRecords",)
 
@@ -168,20 +168,9 @@ class CustomerRecords:
         async with self._tx.change(tenant_id, actor=actor) as change:
             customer = await change.customer(customer_id, include_deleted=True)
             if not soft_delete:
-                removed = await purge_customer_rows(change.uow, customer)
-                change.audit(
-                    AuditAction.CUSTOMER_HARD_DELETED,
-                    customer_id=customer.id,
-                    details={"customer_ids": removed},
-                )
+                await change.purge(customer, AuditAction.CUSTOMER_HARD_DELETED)
             elif not customer.is_deleted:
-                customer.deleted_at = change.now
-                cleared = await change.save(customer)
-                change.audit(
-                    AuditAction.CUSTOMER_DELETED,
-                    customer_id=customer.id,
-                    changed_fields=["deleted_at", *cleared],
-                )
+                await _set_deleted(change, customer, change.now, AuditAction.CUSTOMER_DELETED)
         return True
 
     async def restore_customer(
@@ -197,15 +186,8 @@ class CustomerRecords:
             customer = await change.customer(customer_id, include_deleted=True)
             if customer.is_anonymized:
                 raise CustomerNotFound(customer_id)
-            if not customer.is_deleted:
-                return customer
-            customer.deleted_at = None
-            cleared = await change.save(customer)
-            change.audit(
-                AuditAction.CUSTOMER_RESTORED,
-                customer_id=customer.id,
-                changed_fields=["deleted_at", *cleared],
-            )
+            if customer.is_deleted:
+                await _set_deleted(change, customer, None, AuditAction.CUSTOMER_RESTORED)
         return customer
 
     async def list_customers(
@@ -295,3 +277,12 @@ class CustomerRecords:
             actor=actor,
             phone_region=self._phone_region,
         )
+
+
+async def _set_deleted(
+    change: Change, customer: Customer, deleted_at: datetime | None, action: AuditAction
+) -> None:
+    # Soft delete and restore: the customer is written as any change writes it.
+    customer.deleted_at = deleted_at
+    cleared = await change.save(customer)
+    change.audit(action, customer_id=customer.id, changed_fields=["deleted_at", *cleared])

@@ -49,12 +49,7 @@ from linkbay_customers.services._gdpr_results import (
     PurgeResult,
 )
 from linkbay_customers.services._progress import ProgressCallback, report_progress
-from linkbay_customers.services._subject import (
-    data_subject,
-    data_subjects,
-    purge_customer_rows,
-    subject_records,
-)
+from linkbay_customers.services._subject import data_subject, data_subjects, subject_records
 
 __all__ = ("GDPRService", "export_as_csv_zip")
 
@@ -210,12 +205,7 @@ class GDPRService:
         async with self._tx.change(tenant_id, actor=actor) as change:
             customer = await change.customer(customer_id, include_deleted=True)
             if not anonymize:
-                removed = await purge_customer_rows(change.uow, customer)
-                change.audit(
-                    AuditAction.DATA_ERASED,
-                    customer_id=customer.id,
-                    details={"customer_ids": removed},
-                )
+                await change.purge(customer, AuditAction.DATA_ERASED)
                 return Erasure(customer_id=customer.id, method="deleted", deleted_at=change.now)
             subject = await data_subject(change.uow, customer)
             await _anonymize_many(change, subject.customers, "request")
@@ -321,10 +311,12 @@ class GDPRService:
         Raises:
             CustomerNotFound: unknown, deleted or another tenant's customer.
         """
-        async with self._tx.read(tenant_id) as uow:
-            customer = await load_customer(uow, customer_id)
+
+        async def history(uow: UnitOfWork, customer: Customer) -> ConsentHistory:
             events = await uow.consents.list_for_customer(customer.id)
-        return ConsentHistory(current=dict(customer.consent_data), events=tuple(events))
+            return ConsentHistory(current=dict(customer.consent_data), events=tuple(events))
+
+        return await self._tx.of_customer(tenant_id, customer_id, history)
 
     # ----------------------------------------------------------------- audit trail
 

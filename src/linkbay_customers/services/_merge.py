@@ -20,7 +20,7 @@ from linkbay_customers.domain import (
 from linkbay_customers.schemas import CustomerMergeRequest
 from linkbay_customers.services._addresses_notes import move_addresses
 from linkbay_customers.services._boundary import validated
-from linkbay_customers.services._change import Transactions, load_customer
+from linkbay_customers.services._change import Transactions
 from linkbay_customers.services._derived import clear_derived
 
 __all__ = ("CustomerMerges",)
@@ -129,6 +129,6 @@ class CustomerMerges:
         Raises:
             CustomerNotFound: unknown or deleted customer.
         """
-        async with self._tx.read(tenant_id) as uow:
-            customer = await load_customer(uow, customer_id)
-            return await uow.aliases.list_for_customer(customer.id)
+        return await self._tx.of_customer(
+            tenant_id, customer_id, lambda uow, customer: uow.aliases.list_for_customer(customer.id)
+        )

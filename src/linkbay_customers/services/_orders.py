@@ -22,7 +22,7 @@ from linkbay_customers.domain import (
 )
 from linkbay_customers.schemas import OrderCreate
 from linkbay_customers.services._boundary import check_page, validated
-from linkbay_customers.services._change import Transactions, load_customer
+from linkbay_customers.services._change import Transactions
 from linkbay_customers.services._profile import resolve_phone
 
 __all__ = ("CustomerOrders", "RecordedOrder")
@@ -138,9 +138,13 @@ class CustomerOrders:
             InvalidInput: ``page`` < 1 or ``page_size`` not in 1..100.
         """
         check_page(page, page_size)
-        async with self._tx.read(tenant_id) as uow:
-            customer = await load_customer(uow, customer_id)
-            return await uow.orders.list_for_customer(customer.id, page=page, page_size=page_size)
+        return await self._tx.of_customer(
+            tenant_id,
+            customer_id,
+            lambda uow, customer: uow.orders.list_for_customer(
+                customer.id, page=page, page_size=page_size
+            ),
+        )
 
 
 def _is_retry(
