@@ -97,16 +97,3 @@ def test_the_architecture_docs_show_the_entry_points_pyproject_declares() -> Non
     assert tomllib.loads(shown)["project"]["entry-points"] == {
         ENTRY_POINT_GROUP: pyproject["project"]["entry-points"][ENTRY_POINT_GROUP]
     }
-
-
-def test_the_gdpr_docs_show_the_typed_results_and_the_json_they_are_served_as(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    program = _program("gdpr.md", "CustomerDataExport.of(export)")
-    exec(compile(program, str(DOCS / "gdpr.md"), "exec"), {"__name__": "docs"})
-    assert capsys.readouterr().out.splitlines() == [
-        "True 1",
-        "mario@example.com preference-center",
-        "json mario@example.com",
-        "anonymized True",
-    ]
