@@ -1,8 +1,9 @@
 """Every Python example of README.md and docs/ runs as written and prints what it shows.
 
-Each ```python block is a complete program: it runs as its own module, in an empty
-working directory, and every ``print`` in it is followed by ``#>`` lines showing
-what it prints, which pytest-examples checks. A block marked
+Each ```python block is a complete program, formatted and linted as the code is:
+it runs as its own module, in an empty working directory, and every ``print`` in
+it is followed by ``#>`` lines showing what it prints, which pytest-examples
+checks (``pytest --update-examples`` rewrites them). A block marked
 ```` ```python needs="postgres" ```` reads its database URL from
 ``LINKBAY_DATABASE_URL``, and gets a new, migrated PostgreSQL database there (the
 audit key is in ``LINKBAY_AUDIT_KEY`` for every block, as the suite sets it).
@@ -16,6 +17,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import pytest_examples.run_code
 from pytest_examples import CodeExample, EvalExample, find_examples
 
 from linkbay_customers.registry import ENTRY_POINT_GROUP, storage_schemes, unregister_storage
@@ -65,12 +67,24 @@ def test_the_example_runs_as_written_and_prints_what_it_shows(
     if needs == "postgres":
         url = asyncio.run(new_postgres_database(request.getfixturevalue("postgres_server")))
         monkeypatch.setenv("LINKBAY_DATABASE_URL", url)
-    eval_example.set_config(line_length=100, target_version="py311")
+    # Formatted as the code is (black, which keeps the #> lines; ruff's checks).
+    eval_example.set_config(
+        line_length=100,
+        target_version="py311",
+        ruff_line_length=100,
+        ruff_select=["E", "F", "W", "I", "UP", "B", "SIM", "RUF", "ASYNC", "C4", "PIE", "RET"],
+    )
+    # pytest-examples rewrites an example's traceback onto frames it forges, which
+    # pytest cannot render on Python 3.11 (an INTERNALERROR instead of the failure):
+    # keep the real traceback, through the file the example runs from.
+    monkeypatch.setattr(pytest_examples.run_code, "create_example_traceback", lambda *_: None)
     registered = set(storage_schemes())
     try:
         if eval_example.update_examples:  # pytest --update-examples rewrites the #> lines
+            eval_example.format(example)
             eval_example.run_print_update(example, rewrite_assertions=False)
         else:
+            eval_example.lint(example)
             eval_example.run_print_check(example, rewrite_assertions=False)
     finally:
         # The example runs in this process: a storage it registers must not outlive it.
