@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -77,7 +77,7 @@ class _Record:
     action: AuditAction
     customer_id: int | None
     changed_fields: tuple[str, ...]
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any]
 
 
 class Change:
