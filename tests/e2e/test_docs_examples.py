@@ -3,16 +3,22 @@
 Each ```python block is a complete program, formatted and linted as the code is:
 it runs as its own module, in an empty working directory, and every ``print`` in
 it is followed by ``#>`` lines showing what it prints, which pytest-examples
-checks (``pytest --update-examples`` rewrites them). A block marked
-```` ```python needs="postgres" ```` reads its database URL from
-``LINKBAY_DATABASE_URL``, and gets a new, migrated PostgreSQL database there (the
-audit key is in ``LINKBAY_AUDIT_KEY`` for every block, as the suite sets it).
+checks (``pytest --update-examples`` rewrites them). Settings in the fence:
+
+- ```` ```python needs="postgres" ````: the block reads its database URL from
+  ``LINKBAY_DATABASE_URL`` and gets a new, migrated PostgreSQL database there.
+- ```` ```python file="main.py" ````: the page tells the reader to save the block
+  as that file; every block of the page runs beside all such files, and may
+  import them. The file's own behaviour is shown by the blocks that import it.
+
+The audit key is in ``LINKBAY_AUDIT_KEY`` for every block, as the suite sets it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -27,10 +33,23 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 EXAMPLES = [example for page in PAGES for example in find_examples(page)]
 NEEDS = {"postgres"}
+SETTINGS = {"needs", "file"}
 
 
 def _name(example: CodeExample) -> str:
     return f"{example.path.relative_to(ROOT)}:{example.start_line}"
+
+
+def _save_files_of_the_page(
+    example: CodeExample, work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Write the page's file blocks into ``work``, importable afresh by this example."""
+    for block in EXAMPLES:
+        name = block.prefix_settings().get("file")
+        if block.path == example.path and name is not None:
+            (work / name).write_text(block.source)
+            monkeypatch.delitem(sys.modules, Path(name).stem, raising=False)
+    monkeypatch.syspath_prepend(str(work))
 
 
 def test_the_pages_have_examples() -> None:
@@ -56,14 +75,16 @@ def test_the_example_runs_as_written_and_prints_what_it_shows(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = example.prefix_settings()
-    assert set(settings) <= {"needs"}, f"unknown settings {sorted(settings)}"
+    assert set(settings) <= SETTINGS, f"unknown settings {sorted(settings)}"
     needs = settings.get("needs")
     assert needs is None or needs in NEEDS, f"needs={needs!r}"
     # A block that prints nothing it shows would only prove that nothing raised.
-    assert eval_example.update_examples or "#>" in example.source, "it shows no output"
+    shown = "file" in settings or "#>" in example.source
+    assert eval_example.update_examples or shown, "it shows no output"
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
+    _save_files_of_the_page(example, work, monkeypatch)
     if needs == "postgres":
         url = asyncio.run(new_postgres_database(request.getfixturevalue("postgres_server")))
         monkeypatch.setenv("LINKBAY_DATABASE_URL", url)

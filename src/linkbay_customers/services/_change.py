@@ -26,7 +26,13 @@ from linkbay_customers.domain import (
     check_audit_content,
     check_tenant,
 )
-from linkbay_customers.ports import Clock, CustomerIntelligence, UnitOfWork
+from linkbay_customers.ports import (
+    Clock,
+    CustomerIntelligence,
+    UnitOfWork,
+    bulk_import,
+    derived_data,
+)
 from linkbay_customers.services._audit import append_audit
 from linkbay_customers.services._boundary import check_id
 from linkbay_customers.services._derived import ProfilingGate
@@ -141,10 +147,14 @@ class Change:
 
     async def add_many(self, customers: Sequence[Customer]) -> set[str]:
         """Insert new customers at once, as ``add`` does each; returns the emails the
-        storage refused as taken (those customers are not inserted)."""
+        storage refused as taken (those customers are not inserted).
+
+        Raises:
+            StorageRoleMissing: the storage has no ``CustomerBulkImport``.
+        """
         for customer in customers:
             await self.derive(customer, resegment=True)
-        refused = set(await self.uow.customers.add_many(customers))
+        refused = set(await bulk_import(self.uow).add_many(customers))
         self._written = True
         return refused
 
@@ -178,8 +188,12 @@ class Change:
         return removed
 
     async def write_derived(self, rows: Sequence[DerivedData]) -> None:
-        """Write the derived fields of many customers (batch scoring)."""
-        await self.uow.customers.update_derived(rows)
+        """Write the derived fields of many customers (batch scoring).
+
+        Raises:
+            StorageRoleMissing: the storage has no ``DerivedDataStore``.
+        """
+        await derived_data(self.uow).update_derived(rows)
         self._written = True
 
     def audit(

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from linkbay_customers.domain import AuditAction, Customer, InvalidInput
+from linkbay_customers.ports import bulk_import
 from linkbay_customers.schemas import CustomerCreate
 from linkbay_customers.services._boundary import invalid_input_from
 from linkbay_customers.services._change import Change, Transactions
@@ -200,7 +201,7 @@ async def _write_chunk(
     change: Change, chunk: list[tuple[int, CustomerCreate]], tally: _Tally
 ) -> None:
     uow = change.uow
-    existing = await uow.customers.get_many_by_email([data.email for _, data in chunk])
+    existing = await bulk_import(uow).get_many_by_email([data.email for _, data in chunk])
     fresh: list[tuple[int, CustomerCreate]] = []
     changed: list[tuple[Customer, list[str]]] = []
     for number, data in chunk:
@@ -220,7 +221,7 @@ async def _write_chunk(
             else:
                 tally.unchanged += 1
 
-    ids = await uow.customers.next_ids(len(fresh))
+    ids = await bulk_import(uow).next_ids(len(fresh))
     created = [
         (
             build_customer(data, customer_id=customer_id, tenant_id=uow.tenant_id, now=change.now),
