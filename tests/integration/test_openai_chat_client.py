@@ -250,7 +250,9 @@ async def test_a_reply_slower_than_the_timeout_falls_back_on_time_and_the_loop_r
 
 async def test_the_clients_own_timeout_bounds_a_call(server: ChatServer) -> None:
     server.play(Reply("late", delay=5.0))
-    async with OpenAIChatClient(base_url=server.base_url, api_key="k", model=MODEL, timeout=0.3) as c:
+    async with OpenAIChatClient(
+        base_url=server.base_url, api_key="k", model=MODEL, timeout=0.3
+    ) as c:
         started = time.monotonic()
         with pytest.raises((TimeoutError, openai.APITimeoutError)):
             await c.chat("Take your time.")
