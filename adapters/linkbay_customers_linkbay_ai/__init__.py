@@ -17,6 +17,7 @@ other object with an async ``chat(prompt)`` will do, e.g. LinkBay-AI's orchestra
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from linkbay_customers_linkbay_ai._client import DEFAULT_CHAT_OPTIONS, ChatClient, ChatReply
@@ -49,7 +50,5 @@ _NEEDS_OPENAI = frozenset({"EmptyReply", "OpenAIChatClient", "OpenAIReply"})
 def __getattr__(name: str) -> Any:
     # The openai package is the ai extra's: imported only when its client is asked for.
     if name in _NEEDS_OPENAI:
-        from linkbay_customers_linkbay_ai import _openai
-
-        return getattr(_openai, name)
+        return getattr(importlib.import_module(f"{__name__}._openai"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
