@@ -112,7 +112,7 @@ class ChatServer:
                     headers = {"Retry-After": step.retry_after} if step.retry_after else {}
                     error = {"message": f"scripted {step.status}", "type": "scripted"}
                     return JSONResponse({"error": error}, status_code=step.status, headers=headers)
-                await asyncio.sleep(step.delay)
+                await _wait(request, step.delay)
                 prompt = str(body["messages"][-1]["content"])
                 text = step.content(prompt) if callable(step.content) else step.content
                 return JSONResponse(_completion(body["model"], text))
@@ -120,6 +120,14 @@ class ChatServer:
                 self._done(generation)
 
         return app
+
+
+async def _wait(request: Request, delay: float) -> None:
+    """Sleep ``delay`` seconds, or until the client hangs up (its timeout expired)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + delay
+    while loop.time() < end and not await request.is_disconnected():
+        await asyncio.sleep(min(0.02, max(end - loop.time(), 0)))
 
 
 def _completion(model: str, text: str) -> dict[str, Any]:

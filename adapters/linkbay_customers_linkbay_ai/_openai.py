@@ -127,6 +127,9 @@ class OpenAIChatClient(ChatClient):
         self._openai = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0
         )
+        # Resolved here: openai imports its resource modules on first access, which
+        # would otherwise hold up the event loop on the first call.
+        self._completions = self._openai.chat.completions
 
     @property
     def base_url(self) -> str:
@@ -183,7 +186,7 @@ class OpenAIChatClient(ChatClient):
         extra: dict[str, Any] = {}
         if self._temperature is not None:
             extra["temperature"] = self._temperature
-        completion = await self._openai.chat.completions.create(
+        completion = await self._completions.create(
             model=self.model, messages=[{"role": "user", "content": prompt}], **extra
         )
         content = completion.choices[0].message.content if completion.choices else None

@@ -398,8 +398,10 @@ async def test_a_refused_connection_is_retried_then_raised() -> None:
     with running_chat_server() as gone:
         base_url = gone.base_url
     async with OpenAIChatClient(base_url=base_url, api_key="k", model=MODEL, max_retries=1) as c:
+        started = time.monotonic()
         with pytest.raises(openai.APIConnectionError):
             await c.chat("Hello.")
+    assert time.monotonic() - started >= 0.25 * 0.75  # the first backoff, jitter included
 
 
 # ---------------------------------------------------------------- options
