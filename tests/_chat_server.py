@@ -126,8 +126,10 @@ async def _wait(request: Request, delay: float) -> None:
     """Sleep ``delay`` seconds, or until the client hangs up (its timeout expired)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + delay
-    while loop.time() < end and not await request.is_disconnected():
-        await asyncio.sleep(min(0.02, max(end - loop.time(), 0)))
+    while (remaining := end - loop.time()) > 0:
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(min(0.02, remaining))
 
 
 def _completion(model: str, text: str) -> dict[str, Any]:
