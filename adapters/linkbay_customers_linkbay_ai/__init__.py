@@ -12,7 +12,8 @@
 The model sees order analytics only, never personal data; every reply is validated,
 and any failure falls back to ``HeuristicIntelligence`` for that call or customer.
 ``OpenAIChatClient`` (any OpenAI-compatible endpoint) needs the ``ai`` extra; any
-other object with an async ``chat(prompt)`` will do, e.g. LinkBay-AI's orchestrator.
+other object with an async ``chat(prompt)`` will do, e.g. LinkBay-AI's orchestrator
+with a provider that works (docs/linkbay_ai.md: 0.2.2's own providers do not).
 """
 
 from __future__ import annotations

@@ -73,7 +73,8 @@ class LinkBayAIIntelligence(CustomerIntelligence):
     living on the instance, so one adapter serves concurrent calls safely.
 
     Args:
-        client: The chat client, e.g. LinkBay-AI's ``AIOrchestrator``.
+        client: The chat client, e.g. ``OpenAIChatClient`` for any OpenAI-compatible
+            endpoint.
         fallback: Answers whenever the model does not; ``HeuristicIntelligence()``
             unless given. Embeddings always come from it.
         name: The source recorded beside the model's scores.
