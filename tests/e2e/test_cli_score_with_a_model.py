@@ -5,49 +5,38 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
 from linkbay_customers.testing import new_tenant_id
-from tests._chat_server import ChatServer, Failure, Reply, good_answer, running_chat_server
+from tests._chat_server import ChatServer, Failure
 from tests.e2e.test_cli_score import cli, customer, fill, row
 
 
-@pytest.fixture(scope="module")
-def chat_server() -> Iterator[ChatServer]:
-    with running_chat_server() as server:
-        yield server
-
-
-@pytest.fixture
-def server(chat_server: ChatServer) -> ChatServer:
-    chat_server.play(Reply(good_answer))
-    return chat_server
-
-
 def test_the_models_scores_are_counted_under_its_source(
-    server: ChatServer, sqlite_url: str
+    chat_server: ChatServer, sqlite_url: str
 ) -> None:
     tenant = new_tenant_id()
     ids = fill(sqlite_url, tenant)
     args = ["--tenant", tenant, "--database-url", sqlite_url]
-    code, out, err = cli("score", *args, "--model", "local-model", "--model-url", server.base_url)
+    code, out, err = cli(
+        "score", *args, "--model", "local-model", "--model-url", chat_server.base_url
+    )
     assert code == 0, out + err
     assert row(out, "scored") == "5"
     assert row(out, "source linkbay_ai") == "5"
     assert "source heuristic" not in out
     assert row(out, "segment at_risk") == "5"
     assert "scored by the heuristics" not in out
-    assert len(server.seen) == 1  # one batch
-    assert server.seen[0].body["model"] == "local-model"
+    assert len(chat_server.seen) == 1  # one batch
+    assert chat_server.seen[0].body["model"] == "local-model"
     assert customer(sqlite_url, tenant, ids[0]).score_source == "linkbay_ai"
 
 
 def test_a_model_whose_replies_all_fall_back_is_not_reported_as_scoring(
-    server: ChatServer, sqlite_url: str
+    chat_server: ChatServer, sqlite_url: str
 ) -> None:
-    server.play(Failure(500))
+    chat_server.play(Failure(500))
     tenant = new_tenant_id()
     fill(sqlite_url, tenant)
     command = [sys.executable, "-m", "linkbay_customers_cli", "score", "--tenant", tenant]
@@ -56,7 +45,7 @@ def test_a_model_whose_replies_all_fall_back_is_not_reported_as_scoring(
         capture_output=True,
         text=True,
         timeout=120,
-        env={**_environment(), "OPENAI_BASE_URL": server.base_url},
+        env={**_environment(), "OPENAI_BASE_URL": chat_server.base_url},
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert row(run.stdout, "source heuristic") == "5"
@@ -65,7 +54,7 @@ def test_a_model_whose_replies_all_fall_back_is_not_reported_as_scoring(
     warnings = [line for line in run.stderr.splitlines() if "fell back" in line]
     assert len(warnings) == 1, run.stderr
     assert "the client raised InternalServerError" in warnings[0]
-    assert len(server.seen) == 3  # one batch, tried three times
+    assert len(chat_server.seen) == 3  # one batch, tried three times
 
 
 def test_without_the_openai_package_the_model_option_names_the_extra(

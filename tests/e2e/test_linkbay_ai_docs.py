@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,6 @@ PAGE = Path(__file__).resolve().parents[2] / "docs" / "linkbay_ai.md"
 
 def programs() -> list[str]:
     return re.findall(r"```python\n(.*?)```", PAGE.read_text(), flags=re.DOTALL)
-
-
-@pytest.fixture(scope="module")
-def chat_server() -> Iterator[ChatServer]:
-    with running_chat_server() as server:
-        yield server
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from email.utils import formatdate
@@ -21,7 +21,6 @@ import pytest
 from linkbay_customers import bootstrap
 from linkbay_customers.domain import Customer
 from linkbay_customers.heuristics import HeuristicIntelligence
-from linkbay_customers.ports import CustomerProfile
 from linkbay_customers.testing import T0, FixedClock
 from linkbay_customers_linkbay_ai import (
     EmptyReply,
@@ -31,51 +30,19 @@ from linkbay_customers_linkbay_ai import (
 )
 from tests._chat_server import ChatServer, Failure, Reply, good_answer, running_chat_server
 from tests._databases import new_sqlite_database
+from tests.unit.test_linkbay_ai import customer, profile
 
 NOW = T0
 LOGGER = "linkbay_customers_linkbay_ai"
 MODEL = "local-model"
 
 
-@pytest.fixture(scope="module")
-def chat_server() -> Iterator[ChatServer]:
-    with running_chat_server() as server:
-        yield server
-
-
 @pytest.fixture
-def server(chat_server: ChatServer) -> ChatServer:
-    chat_server.play(Reply(good_answer))
-    return chat_server
-
-
-@pytest.fixture
-async def client(server: ChatServer) -> AsyncIterator[OpenAIChatClient]:
+async def client(chat_server: ChatServer) -> AsyncIterator[OpenAIChatClient]:
     async with OpenAIChatClient(
-        base_url=server.base_url, api_key="local-key", model=MODEL, max_retry_wait=1.0
+        base_url=chat_server.base_url, api_key="local-key", model=MODEL, max_retry_wait=1.0
     ) as chat_client:
         yield chat_client
-
-
-def customer(customer_id: int = 1, **changes: Any) -> Customer:
-    base = Customer(
-        id=customer_id,
-        tenant_id="shop",
-        email=f"c{customer_id}@example.com",
-        currency="EUR",
-        total_orders=4,
-        total_spent=Decimal("480.00"),
-        average_order_value=Decimal("120.00"),
-        first_order_at=NOW - timedelta(days=400),
-        last_order_at=NOW - timedelta(days=200),
-        created_at=NOW - timedelta(days=410),
-        updated_at=NOW,
-    )
-    return replace(base, **changes)
-
-
-def profile(customer_id: int) -> CustomerProfile:
-    return CustomerProfile(customer(customer_id), {"sku-1": 2})
 
 
 async def heuristic_assessment(c: Customer) -> tuple[str, float, Decimal]:
@@ -126,7 +93,7 @@ async def watching_the_loop() -> AsyncIterator[LoopWatch]:
 
 
 async def test_a_valid_reply_is_used_and_its_source_names_the_model(
-    server: ChatServer, client: OpenAIChatClient
+    chat_server: ChatServer, client: OpenAIChatClient
 ) -> None:
     intelligence = LinkBayAIIntelligence(client, name=MODEL)
     assessment = await intelligence.assess(customer(), months=12, now=NOW)
@@ -138,7 +105,7 @@ async def test_a_valid_reply_is_used_and_its_source_names_the_model(
     assert assessment.source == MODEL
     segment = await intelligence.segment_with_source(customer(), now=NOW)
     assert segment == ("at_risk", MODEL)
-    [first, second] = server.seen
+    [first, second] = chat_server.seen
     assert first.body["model"] == MODEL
     assert first.body["temperature"] == 0.0
     assert first.authorization == "Bearer local-key"
@@ -149,7 +116,7 @@ async def test_a_valid_reply_is_used_and_its_source_names_the_model(
 
 
 async def test_a_batch_is_one_request_and_every_customer_keeps_the_models_scores(
-    server: ChatServer, client: OpenAIChatClient
+    chat_server: ChatServer, client: OpenAIChatClient
 ) -> None:
     intelligence = LinkBayAIIntelligence(client, batch_size=3)
     scores = await intelligence.score_many([profile(i) for i in (1, 2, 3)], now=NOW, months=12)
@@ -158,13 +125,13 @@ async def test_a_batch_is_one_request_and_every_customer_keeps_the_models_scores
         (2, "linkbay_ai", Decimal("78.5000")),
         (3, "linkbay_ai", Decimal("79.5000")),
     ]
-    assert len(server.seen) == 1
+    assert len(chat_server.seen) == 1
 
 
 async def test_the_reply_reports_the_model_the_server_names(
-    server: ChatServer, client: OpenAIChatClient
+    chat_server: ChatServer, client: OpenAIChatClient
 ) -> None:
-    server.play(Reply("hello"))
+    chat_server.play(Reply("hello"))
     assert await client.chat("Say hello.") == OpenAIReply(content="hello", model=MODEL)
 
 
@@ -182,24 +149,24 @@ async def test_the_reply_reports_the_model_the_server_names(
     ids=["malformed", "out of range", "unknown segment", "extra key"],
 )
 async def test_an_unusable_reply_falls_back_with_a_warning_naming_why(
-    server: ChatServer,
+    chat_server: ChatServer,
     client: OpenAIChatClient,
     reply: str,
     reason: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    server.play(Reply(reply))
+    chat_server.play(Reply(reply))
     intelligence = LinkBayAIIntelligence(client)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         risk = await intelligence.churn_risk_with_source(customer(9), now=NOW)
     assert risk == (await HeuristicIntelligence().churn_risk(customer(9), now=NOW), "heuristic")
     [record] = caplog.records
-    assert "fell back to heuristic for tenant shop, customer ids [9]" in record.getMessage()
+    assert "fell back to heuristic for tenant shop-1, customer ids [9]" in record.getMessage()
     assert reason in record.getMessage()
 
 
 async def test_bad_batch_entries_fall_back_for_their_customers_only(
-    server: ChatServer, client: OpenAIChatClient
+    chat_server: ChatServer, client: OpenAIChatClient
 ) -> None:
     def spoiled(prompt: str) -> str:
         entries = json.loads(good_answer(prompt))
@@ -207,7 +174,7 @@ async def test_bad_batch_entries_fall_back_for_their_customers_only(
         entries[2]["segment"] = "Active"  # not a segment
         return json.dumps(entries)
 
-    server.play(Reply(spoiled))
+    chat_server.play(Reply(spoiled))
     profiles = [profile(i) for i in (1, 2, 3, 4)]
     scores = await LinkBayAIIntelligence(client).score_many(profiles, now=NOW, months=12)
     assert [s.source for s in scores] == ["linkbay_ai", "heuristic", "heuristic", "linkbay_ai"]
@@ -216,9 +183,9 @@ async def test_bad_batch_entries_fall_back_for_their_customers_only(
 
 
 async def test_a_reply_without_text_is_an_empty_reply(
-    server: ChatServer, client: OpenAIChatClient
+    chat_server: ChatServer, client: OpenAIChatClient
 ) -> None:
-    server.play(Reply(""))
+    chat_server.play(Reply(""))
     with pytest.raises(EmptyReply, match=MODEL):
         await client.chat("Say nothing.")
 
@@ -227,9 +194,9 @@ async def test_a_reply_without_text_is_an_empty_reply(
 
 
 async def test_a_reply_slower_than_the_timeout_falls_back_on_time_and_the_loop_runs_on(
-    server: ChatServer, client: OpenAIChatClient, caplog: pytest.LogCaptureFixture
+    chat_server: ChatServer, client: OpenAIChatClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server.play(Reply(good_answer, delay=5.0))
+    chat_server.play(Reply(good_answer, delay=5.0))
     intelligence = LinkBayAIIntelligence(client, timeout=0.3)
     async with watching_the_loop() as watch:
         started = time.monotonic()
@@ -248,10 +215,10 @@ async def test_a_reply_slower_than_the_timeout_falls_back_on_time_and_the_loop_r
     assert "no reply within 0.3 s" in caplog.records[0].getMessage()
 
 
-async def test_the_clients_own_timeout_bounds_a_call(server: ChatServer) -> None:
-    server.play(Reply("late", delay=5.0))
+async def test_the_clients_own_timeout_bounds_a_call(chat_server: ChatServer) -> None:
+    chat_server.play(Reply("late", delay=5.0))
     async with OpenAIChatClient(
-        base_url=server.base_url, api_key="k", model=MODEL, timeout=0.3
+        base_url=chat_server.base_url, api_key="k", model=MODEL, timeout=0.3
     ) as c:
         started = time.monotonic()
         with pytest.raises((TimeoutError, openai.APITimeoutError)):
@@ -260,9 +227,9 @@ async def test_the_clients_own_timeout_bounds_a_call(server: ChatServer) -> None
 
 
 async def test_other_calls_finish_while_one_reply_is_slow(
-    server: ChatServer, client: OpenAIChatClient
+    chat_server: ChatServer, client: OpenAIChatClient
 ) -> None:
-    server.play(Reply(good_answer, delay=1.5), Reply(good_answer))
+    chat_server.play(Reply(good_answer, delay=1.5), Reply(good_answer))
     intelligence = LinkBayAIIntelligence(client, timeout=1.0, max_concurrency=4)
     started = time.monotonic()
     slow = asyncio.create_task(intelligence.assess(customer(1), months=12, now=NOW))
@@ -278,24 +245,24 @@ async def test_other_calls_finish_while_one_reply_is_slow(
 
 
 async def test_eight_customers_four_at_a_time_take_two_replies_not_eight(
-    server: ChatServer, client: OpenAIChatClient
+    chat_server: ChatServer, client: OpenAIChatClient
 ) -> None:
-    server.play(Reply(good_answer, delay=0.5))
+    chat_server.play(Reply(good_answer, delay=0.5))
     intelligence = LinkBayAIIntelligence(client, max_concurrency=4, batch_size=1)
     profiles = [profile(i) for i in range(1, 9)]
     started = time.monotonic()
     scores = await intelligence.score_many(profiles, now=NOW, months=12)
     elapsed = time.monotonic() - started
     assert [s.source for s in scores] == ["linkbay_ai"] * 8
-    assert len(server.seen) == 8
-    assert server.max_in_flight == 4
+    assert len(chat_server.seen) == 8
+    assert chat_server.max_in_flight == 4
     assert 0.95 <= elapsed < 2.5  # two rounds of 0.5 s; one at a time would take 4 s
 
 
 async def test_single_customer_calls_share_the_adapters_concurrency_limit(
-    server: ChatServer, client: OpenAIChatClient
+    chat_server: ChatServer, client: OpenAIChatClient
 ) -> None:
-    server.play(Reply(good_answer, delay=0.5))
+    chat_server.play(Reply(good_answer, delay=0.5))
     intelligence = LinkBayAIIntelligence(client, max_concurrency=4)
     started = time.monotonic()
     assessments = await asyncio.gather(
@@ -303,7 +270,7 @@ async def test_single_customer_calls_share_the_adapters_concurrency_limit(
     )
     elapsed = time.monotonic() - started
     assert [a.source for a in assessments] == ["linkbay_ai"] * 8
-    assert server.max_in_flight == 4
+    assert chat_server.max_in_flight == 4
     assert 0.95 <= elapsed < 2.5
 
 
@@ -311,67 +278,71 @@ async def test_single_customer_calls_share_the_adapters_concurrency_limit(
 
 
 async def test_a_429_is_retried_after_the_wait_the_server_asks_for(
-    server: ChatServer, client: OpenAIChatClient
+    chat_server: ChatServer, client: OpenAIChatClient
 ) -> None:
-    server.play(Failure(429, retry_after="0.4"), Reply(good_answer))
+    chat_server.play(Failure(429, retry_after="0.4"), Reply(good_answer))
     assessment = await LinkBayAIIntelligence(client).assess(customer(), months=12, now=NOW)
     assert assessment.source == "linkbay_ai"
-    [refused, answered] = server.seen
+    [refused, answered] = chat_server.seen
     assert 0.4 <= answered.at - refused.at < 0.9
 
 
 async def test_retry_after_as_an_http_date_is_honoured(
-    server: ChatServer, client: OpenAIChatClient
+    chat_server: ChatServer, client: OpenAIChatClient
 ) -> None:
-    server.play(Failure(429, retry_after=formatdate(time.time() + 1.0, usegmt=True)), Reply("ok"))
+    chat_server.play(
+        Failure(429, retry_after=formatdate(time.time() + 1.0, usegmt=True)), Reply("ok")
+    )
     assert (await client.chat("Hello.")).content == "ok"
-    [refused, answered] = server.seen
+    [refused, answered] = chat_server.seen
     assert answered.at - refused.at >= 0.05  # an HTTP date has whole seconds: up to 1 s
 
 
-async def test_a_long_retry_after_is_capped(server: ChatServer) -> None:
-    server.play(Failure(429, retry_after="120"), Reply("ok"))
+async def test_a_long_retry_after_is_capped(chat_server: ChatServer) -> None:
+    chat_server.play(Failure(429, retry_after="120"), Reply("ok"))
     async with OpenAIChatClient(
-        base_url=server.base_url, api_key="k", model=MODEL, max_retry_wait=0.3
+        base_url=chat_server.base_url, api_key="k", model=MODEL, max_retry_wait=0.3
     ) as c:
         assert (await c.chat("Hello.")).content == "ok"
-    [refused, answered] = server.seen
+    [refused, answered] = chat_server.seen
     assert 0.3 <= answered.at - refused.at < 0.8
 
 
-async def test_a_retry_after_past_the_timeout_is_not_waited(server: ChatServer) -> None:
-    server.play(Failure(429, retry_after="5"), Reply("ok"))
+async def test_a_retry_after_past_the_timeout_is_not_waited(chat_server: ChatServer) -> None:
+    chat_server.play(Failure(429, retry_after="5"), Reply("ok"))
     async with OpenAIChatClient(
-        base_url=server.base_url, api_key="k", model=MODEL, timeout=1.0, max_retry_wait=5.0
+        base_url=chat_server.base_url, api_key="k", model=MODEL, timeout=1.0, max_retry_wait=5.0
     ) as c:
         started = time.monotonic()
         with pytest.raises(openai.RateLimitError):
             await c.chat("Hello.")
     assert time.monotonic() - started < 0.5
-    assert len(server.seen) == 1
+    assert len(chat_server.seen) == 1
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
 async def test_server_errors_are_retried_a_bounded_number_of_times_then_fall_back(
-    server: ChatServer, status: int, caplog: pytest.LogCaptureFixture
+    chat_server: ChatServer, status: int, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server.play(Failure(status))
+    chat_server.play(Failure(status))
     async with OpenAIChatClient(
-        base_url=server.base_url, api_key="k", model=MODEL, max_retries=2
+        base_url=chat_server.base_url, api_key="k", model=MODEL, max_retries=2
     ) as c:
         with caplog.at_level(logging.WARNING, logger=LOGGER):
             risk = await LinkBayAIIntelligence(c).churn_risk_with_source(customer(), now=NOW)
     assert risk.source == "heuristic"
-    assert len(server.seen) == 3
+    assert len(chat_server.seen) == 3
     [record] = caplog.records
     assert "the client raised" in record.getMessage()
 
 
-async def test_a_500_then_a_reply_is_used(server: ChatServer, client: OpenAIChatClient) -> None:
-    server.play(Failure(500), Reply(good_answer))
+async def test_a_500_then_a_reply_is_used(
+    chat_server: ChatServer, client: OpenAIChatClient
+) -> None:
+    chat_server.play(Failure(500), Reply(good_answer))
     risk = await LinkBayAIIntelligence(client).churn_risk_with_source(customer(), now=NOW)
     assert risk == (0.42, "linkbay_ai")
-    assert len(server.seen) == 2
+    assert len(chat_server.seen) == 2
 
 
 @pytest.mark.parametrize(
@@ -386,12 +357,12 @@ async def test_a_500_then_a_reply_is_used(server: ChatServer, client: OpenAIChat
     ],
 )
 async def test_other_client_errors_are_not_retried(
-    server: ChatServer, client: OpenAIChatClient, status: int, error: type[Exception]
+    chat_server: ChatServer, client: OpenAIChatClient, status: int, error: type[Exception]
 ) -> None:
-    server.play(Failure(status, retry_after="0"), Reply("ok"))
+    chat_server.play(Failure(status, retry_after="0"), Reply("ok"))
     with pytest.raises(error):
         await client.chat("Hello.")
-    assert len(server.seen) == 1
+    assert len(chat_server.seen) == 1
 
 
 async def test_a_refused_connection_is_retried_then_raised() -> None:
@@ -445,7 +416,7 @@ async def _tenant(url: str, intelligence: LinkBayAIIntelligence, customers: int)
 
 
 async def test_score_tenant_through_the_model_on_sqlite(
-    server: ChatServer, client: OpenAIChatClient, tmp_path: Path
+    chat_server: ChatServer, client: OpenAIChatClient, tmp_path: Path
 ) -> None:
     url = await new_sqlite_database(tmp_path)
     container = await _tenant(url, LinkBayAIIntelligence(client, batch_size=4), 10)
@@ -454,7 +425,7 @@ async def test_score_tenant_through_the_model_on_sqlite(
         assert summary.customers == 10
         assert summary.sources == {"linkbay_ai": 10}
         assert summary.per_segment == {"at_risk": 10}
-        assert len(server.seen) == 3  # 4 + 4 + 2
+        assert len(chat_server.seen) == 3  # 4 + 4 + 2
         risk = await container.ai_service().calculate_churn_risk("shop", 1)
         assert risk.source == "linkbay_ai"
     finally:
@@ -462,9 +433,12 @@ async def test_score_tenant_through_the_model_on_sqlite(
 
 
 async def test_a_tenant_whose_replies_all_fall_back_is_counted_as_heuristic_and_warned_once(
-    server: ChatServer, client: OpenAIChatClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    chat_server: ChatServer,
+    client: OpenAIChatClient,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    server.play(Failure(500))
+    chat_server.play(Failure(500))
     url = await new_sqlite_database(tmp_path)
     intelligence = LinkBayAIIntelligence(client, batch_size=2)
     container = await _tenant(url, intelligence, 9)
@@ -474,7 +448,7 @@ async def test_a_tenant_whose_replies_all_fall_back_is_counted_as_heuristic_and_
     finally:
         await container.storage().close()
     assert summary.sources == {"heuristic": 9}
-    assert len(server.seen) == 5 * 3  # 5 chunks, each tried 3 times
+    assert len(chat_server.seen) == 5 * 3  # 5 chunks, each tried 3 times
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     [warning] = warnings
     assert "fell back to heuristic for tenant shop" in warning.getMessage()
@@ -483,9 +457,9 @@ async def test_a_tenant_whose_replies_all_fall_back_is_counted_as_heuristic_and_
 
 
 async def test_each_run_warns_again(
-    server: ChatServer, client: OpenAIChatClient, caplog: pytest.LogCaptureFixture
+    chat_server: ChatServer, client: OpenAIChatClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server.play(Reply("{not json"))
+    chat_server.play(Reply("{not json"))
     intelligence = LinkBayAIIntelligence(client)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         for _ in range(2):  # two runs, each its own task
