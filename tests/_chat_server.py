@@ -48,6 +48,7 @@ class Failure:
 
     status: int
     retry_after: str | None = None
+    retry_after_ms: str | None = None
 
 
 Step = Reply | Failure
@@ -110,6 +111,8 @@ class ChatServer:
             try:
                 if isinstance(step, Failure):
                     headers = {"Retry-After": step.retry_after} if step.retry_after else {}
+                    if step.retry_after_ms:
+                        headers["retry-after-ms"] = step.retry_after_ms
                     error = {"message": f"scripted {step.status}", "type": "scripted"}
                     return JSONResponse({"error": error}, status_code=step.status, headers=headers)
                 await _wait(request, step.delay)

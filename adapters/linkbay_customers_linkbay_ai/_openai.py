@@ -131,11 +131,6 @@ class OpenAIChatClient(ChatClient):
         # would otherwise hold up the event loop on the first call.
         self._completions = self._openai.chat.completions
 
-    @property
-    def base_url(self) -> str:
-        """The API root requests go to."""
-        return str(self._openai.base_url)
-
     async def chat(self, prompt: str, /, *args: Any, **options: Any) -> OpenAIReply:
         """Complete ``prompt`` as one user message; retries as the class describes.
 

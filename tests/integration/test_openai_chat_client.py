@@ -287,15 +287,25 @@ async def test_a_429_is_retried_after_the_wait_the_server_asks_for(
     assert 0.4 <= answered.at - refused.at < 0.9
 
 
-async def test_retry_after_as_an_http_date_is_honoured(
+async def test_retry_after_as_an_http_date_is_honoured(chat_server: ChatServer) -> None:
+    # An HTTP date has whole seconds: two seconds from now is a wait of one to two.
+    when = formatdate(time.time() + 2.0, usegmt=True)
+    chat_server.play(Failure(429, retry_after=when), Reply("ok"))
+    async with OpenAIChatClient(
+        base_url=chat_server.base_url, api_key="k", model=MODEL, max_retry_wait=5.0
+    ) as c:
+        assert (await c.chat("Hello.")).content == "ok"
+    [refused, answered] = chat_server.seen
+    assert 0.9 <= answered.at - refused.at < 2.6
+
+
+async def test_retry_after_ms_is_read_before_retry_after(
     chat_server: ChatServer, client: OpenAIChatClient
 ) -> None:
-    chat_server.play(
-        Failure(429, retry_after=formatdate(time.time() + 1.0, usegmt=True)), Reply("ok")
-    )
+    chat_server.play(Failure(429, retry_after="30", retry_after_ms="300"), Reply("ok"))
     assert (await client.chat("Hello.")).content == "ok"
     [refused, answered] = chat_server.seen
-    assert answered.at - refused.at >= 0.05  # an HTTP date has whole seconds: up to 1 s
+    assert 0.3 <= answered.at - refused.at < 0.8
 
 
 async def test_a_long_retry_after_is_capped(chat_server: ChatServer) -> None:
