@@ -182,6 +182,17 @@ async def test_bad_batch_entries_fall_back_for_their_customers_only(
     assert scores[1:3] == fallen
 
 
+async def test_without_a_url_and_a_key_the_environment_names_them(
+    chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", chat_server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "key-from-the-environment")
+    chat_server.play(Reply("hello"))
+    async with OpenAIChatClient(model=MODEL) as c:
+        assert (await c.chat("Hello.")).content == "hello"
+    assert chat_server.seen[0].authorization == "Bearer key-from-the-environment"
+
+
 async def test_a_reply_without_text_is_an_empty_reply(
     chat_server: ChatServer, client: OpenAIChatClient
 ) -> None:
