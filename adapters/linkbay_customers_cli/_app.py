@@ -65,6 +65,7 @@ from linkbay_customers_cli._demo import (
     tenant_is_empty,
 )
 from linkbay_customers_cli._errors import CommandError
+from linkbay_customers_cli._postgres import postgres_app
 from linkbay_customers_cli._profiling import PROFILING_ENV, ProfilingMode
 from linkbay_customers_cli._serve import LOG_LEVELS, ServeOptions, demo_requests, run_server
 
@@ -684,6 +685,7 @@ audit_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(audit_app)
+app.add_typer(postgres_app)
 
 
 @audit_app.command("verify")

@@ -25,6 +25,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from linkbay_customers_clv._beta_geo import BetaGeoModel
 from linkbay_customers_clv._checks import MIN_CUSTOMERS
 from linkbay_customers_clv._errors import ConvergenceError
+from linkbay_customers_clv._fit_storage import ModelFitStorage
 from linkbay_customers_clv._gamma_gamma import GammaGammaModel
 from linkbay_customers_clv._intelligence import MODEL_NAME, BetaGeoIntelligence, FitOutcome
 from linkbay_customers_clv._lifetime_value import customer_lifetime_value
@@ -37,5 +38,6 @@ __all__ = (
     "ConvergenceError",
     "FitOutcome",
     "GammaGammaModel",
+    "ModelFitStorage",
     "customer_lifetime_value",
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -18,6 +18,7 @@ from linkbay_customers.domain import (
     MAX_MONEY,
     Customer,
     ModelFit,
+    StorageRoleMissing,
     quantize_money,
 )
 from linkbay_customers.heuristics import HeuristicIntelligence
@@ -27,11 +28,12 @@ from linkbay_customers.ports import (
     CustomerProfile,
     CustomerScores,
     Storage,
-    UnitOfWork,
+    derived_data,
 )
 from linkbay_customers_clv._beta_geo import BetaGeoModel
 from linkbay_customers_clv._checks import FloatArray
 from linkbay_customers_clv._errors import ConvergenceError
+from linkbay_customers_clv._fit_storage import ModelFitStorage
 from linkbay_customers_clv._gamma_gamma import GammaGammaModel
 from linkbay_customers_clv._lifetime_value import customer_lifetime_value
 
@@ -95,7 +97,7 @@ class BetaGeoIntelligence(CustomerIntelligence):
     BG/NBD (Fader, Hardie & Lee 2005) models when customers buy and when they stop;
     Gamma-Gamma models how much they spend. Both are fitted per tenant by
     ``fit(tenant_id)`` on the customers with at least one order, in days, and stored
-    through the unit of work (``model_fits``) with the fit date and sample size.
+    in the storage (``ModelFitStorage``) with the fit date and sample size.
 
     Churn risk is the probability of no purchase within ``churn_horizon_days`` —
     not ``1 - P(alive)``, which calls every customer without a repeat purchase
@@ -109,7 +111,8 @@ class BetaGeoIntelligence(CustomerIntelligence):
     so a refit in another process is picked up.
 
     Args:
-        uow_factory: Opens a unit of work for a tenant (``storage.unit_of_work``).
+        storage: Where the customers are read (its ``derived_data`` role) and the
+            fits kept.
         clock: Source of the current time (the fit date).
         fallback: Answers what the models cannot; ``HeuristicIntelligence`` by default.
         churn_horizon_days: The horizon of churn risk.
@@ -122,7 +125,7 @@ class BetaGeoIntelligence(CustomerIntelligence):
 
     def __init__(
         self,
-        uow_factory: Callable[[str], UnitOfWork],
+        storage: ModelFitStorage,
         clock: Clock,
         *,
         fallback: CustomerIntelligence | None = None,
@@ -135,7 +138,7 @@ class BetaGeoIntelligence(CustomerIntelligence):
             raise ValueError("churn_horizon_days must be positive")
         if not 0 <= discount_rate < 1:
             raise ValueError("discount_rate must be in [0, 1)")
-        self._uow_factory = uow_factory
+        self._storage = storage
         self._clock = clock
         self._fallback = fallback or HeuristicIntelligence()
         self._horizon = churn_horizon_days
@@ -153,11 +156,20 @@ class BetaGeoIntelligence(CustomerIntelligence):
         options, ``functools.partial(BetaGeoIntelligence.from_storage, discount_rate=0.02)``.
 
         Args:
-            storage: Where the orders are read and the fits stored.
+            storage: Where the customers are read and the fits kept.
             clock: Source of the current time.
             **options: The constructor's keyword arguments (``fallback``, ...).
+
+        Raises:
+            StorageRoleMissing: the storage keeps no fits (it is no ``ModelFitStorage``).
         """
-        return cls(storage.unit_of_work, clock, **options)
+        if not isinstance(storage, ModelFitStorage):
+            raise StorageRoleMissing(
+                "ModelFitStorage",
+                implementer=f"the storage ({type(storage).__name__})",
+                needed_by="BetaGeoIntelligence, which keeps the models it fits there",
+            )
+        return cls(storage, clock, **options)
 
     # --------------------------------------------------------------------- fitting
 
@@ -167,13 +179,16 @@ class BetaGeoIntelligence(CustomerIntelligence):
         Returns:
             The stored fit, or None with the reason the data could not be fitted
             (the fallback then keeps answering for the tenant).
+
+        Raises:
+            StorageRoleMissing: the storage cannot walk the tenant (``DerivedDataStore``).
         """
         now = self._clock.now()
         buyers: list[Customer] = []
         after_id = 0
         while True:
-            async with self._uow_factory(tenant_id) as uow:
-                chunk = await uow.customers.list_after(after_id, limit=self._chunk_size)
+            async with self._storage.unit_of_work(tenant_id) as uow:
+                chunk = await derived_data(uow).list_after(after_id, limit=self._chunk_size)
             if not chunk:
                 break
             buyers += [c for c in chunk if c.total_orders > 0 and c.first_order_at is not None]
@@ -207,9 +222,7 @@ class BetaGeoIntelligence(CustomerIntelligence):
             fitted_at=now,
             sample_size=len(buyers),
         )
-        async with self._uow_factory(tenant_id) as uow:
-            await uow.model_fits.save(fit)
-            await uow.commit()
+        await self._storage.save_model_fit(tenant_id, fit)
         self._remember(tenant_id, fit)
         return FitOutcome(fit=fit, reason=reason)
 
@@ -235,8 +248,7 @@ class BetaGeoIntelligence(CustomerIntelligence):
         cached_at = self._cached_at.get(tenant_id)
         if cached_at is not None and time.monotonic() - cached_at < self._cache_seconds:
             return self._cache[tenant_id]
-        async with self._uow_factory(tenant_id) as uow:
-            fit = await uow.model_fits.get(MODEL_NAME)
+        fit = await self._storage.load_model_fit(tenant_id, MODEL_NAME)
         return self._remember(tenant_id, fit)
 
     # ------------------------------------------------------------------- scoring

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Literal
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 import linkbay_customers
@@ -82,7 +83,9 @@ def create_app(
         finally:
             await wired.storage().close()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from fastapi-offline's package, not
+    # from a CDN, so they work on a machine without internet access.
+    app = FastAPIOffline(
         title=title,
         version=linkbay_customers.__version__,
         description="Multi-tenant customer management: customers, addresses, notes, orders, "

@@ -32,6 +32,7 @@ from linkbay_customers.domain import (
     ProfilingNotAllowed,
     StorageError,
     StorageRejected,
+    StorageRoleMissing,
 )
 
 __all__ = (
@@ -135,6 +136,9 @@ _STATUSES: dict[type[LinkbayError], tuple[int, str]] = {
     # schema the library maps to no domain error, a missing table): the server's
     # fault, and not worth retrying, so not a 503.
     StorageRejected: (500, "Storage rejected the request"),
+    # The storage the host plugged in lacks an optional role the route needs: the
+    # server does not support the operation, whoever asks (not the client's fault).
+    StorageRoleMissing: (501, "Not supported by the storage"),
     StorageError: (503, "Storage unavailable"),
     LinkbayError: (400, "Bad request"),
 }

@@ -45,11 +45,14 @@ from linkbay_customers.ports import (
     AddressRepository,
     AuditRepository,
     ConsentRepository,
+    CustomerBulkImport,
     CustomerRepository,
+    DerivedDataStore,
     MergeAliasRepository,
-    ModelFitRepository,
+    NearestNeighbours,
     NoteRepository,
     OrderRepository,
+    PurchaseHistory,
     Storage,
     UnitOfWork,
 )
@@ -178,7 +181,9 @@ class _Repository:
         return self._tx.tables
 
 
-class InMemoryCustomerRepository(_Repository, CustomerRepository):
+class InMemoryCustomerRepository(
+    _Repository, CustomerRepository, CustomerBulkImport, DerivedDataStore, NearestNeighbours
+):
     """Customers in memory."""
 
     async def next_id(self) -> int:
@@ -455,7 +460,7 @@ class InMemoryNoteRepository(_Repository, NoteRepository):
         return _replace_for_customers(self._t.notes, customer_ids, note="")
 
 
-class InMemoryOrderRepository(_Repository, OrderRepository):
+class InMemoryOrderRepository(_Repository, OrderRepository, PurchaseHistory):
     """Orders in memory."""
 
     async def next_id(self) -> int:
@@ -737,19 +742,6 @@ class InMemoryMergeAliasRepository(_Repository, MergeAliasRepository):
         return _delete_where(self._t.aliases, lambda a: a.customer_id == customer_id)
 
 
-class InMemoryModelFitRepository(_Repository, ModelFitRepository):
-    """Fitted models in memory."""
-
-    async def get(self, model: str) -> ModelFit | None:
-        """The tenant's fit of a model."""
-        return _copy(self._t.model_fits.get(model))
-
-    async def save(self, fit: ModelFit) -> None:
-        """Store a fit, replacing the previous one."""
-        self._tx.own(fit)
-        self._t.model_fits[fit.model] = _copy(fit)
-
-
 class InMemoryUnitOfWork(UnitOfWork):
     """A transaction over one tenant's in-memory tables.
 
@@ -769,7 +761,6 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.consents = InMemoryConsentRepository(self._tx)
         self.audit = InMemoryAuditRepository(self._tx)
         self.aliases = InMemoryMergeAliasRepository(self._tx)
-        self.model_fits = InMemoryModelFitRepository(self._tx)
 
     @property
     def audit_chain(self) -> AuditChain:
@@ -845,6 +836,22 @@ class InMemoryStorage(Storage):
     def unit_of_work(self, tenant_id: str) -> InMemoryUnitOfWork:
         """A new unit of work for one tenant."""
         return InMemoryUnitOfWork(self, tenant_id)
+
+    async def load_model_fit(self, tenant_id: str, model: str) -> ModelFit | None:
+        """The tenant's fit of a model, or None (``linkbay_customers_clv.ModelFitStorage``)."""
+        async with self.unit_of_work(tenant_id) as uow:
+            return _copy(uow._tx.tables.model_fits.get(model))
+
+    async def save_model_fit(self, tenant_id: str, fit: ModelFit) -> None:
+        """Store a fit, replacing the tenant's previous fit of that model.
+
+        Raises:
+            StorageRejected: the fit belongs to another tenant.
+        """
+        async with self.unit_of_work(tenant_id) as uow:
+            uow._tx.own(fit)
+            uow._tx.tables.model_fits[fit.model] = _copy(fit)
+            await uow.commit()
 
     async def close(self) -> None:
         """Nothing to release; the data stays until the object is dropped."""

@@ -10,7 +10,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         " (and 'linkbay-customers[postgres]' for PostgreSQL)"
     ) from exc
 
-from linkbay_customers_sqlalchemy._audit_triggers import create_audit_triggers, drop_audit_triggers
 from linkbay_customers_sqlalchemy._engine import async_database_url, create_engine
 from linkbay_customers_sqlalchemy._migrate import (
     PHONE_REGION_VARIABLE,
@@ -34,7 +33,9 @@ from linkbay_customers_sqlalchemy._models import (
     OrderLineMixin,
     OrderMixin,
     build_models,
+    create_audit_triggers,
     default_models,
+    drop_audit_triggers,
     not_personal,
     personal,
 )

@@ -17,19 +17,16 @@ schema; the application role can neither drop nor replace them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
-if TYPE_CHECKING:
-    from linkbay_customers_sqlalchemy._models import ModelSet
-
 __all__ = (
     "AUDIT_CHAINS_INFO",
     "AUDIT_TABLE_LISTENERS",
-    "create_audit_triggers",
-    "drop_audit_triggers",
+    "create_triggers_of_table",
+    "drop_triggers_of_table",
     "trigger_function_name",
 )
 
@@ -48,7 +45,8 @@ def _quoted(connection: Connection, name: str, schema: str | None) -> str:
     return quote(name) if schema is None else f"{quote(schema)}.{quote(name)}"
 
 
-def _create_for_table(table: Table, connection: Connection, **_: Any) -> None:
+def create_triggers_of_table(table: Table, connection: Connection, **_: Any) -> None:
+    """Create (or replace) the triggers of an audit table (see ``create_audit_triggers``)."""
     postgresql = connection.dialect.name == "postgresql"
     schema = table.schema
     if postgresql and schema is None:
@@ -100,7 +98,8 @@ def _create_for_table(table: Table, connection: Connection, **_: Any) -> None:
     )
 
 
-def _drop_for_table(table: Table, connection: Connection, **_: Any) -> None:
+def drop_triggers_of_table(table: Table, connection: Connection, **_: Any) -> None:
+    """Drop the triggers of an audit table, and their functions, if they exist."""
     quote = connection.dialect.identifier_preparer.quote
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {quote(table.name + '_append')}")
@@ -114,26 +113,8 @@ def _drop_for_table(table: Table, connection: Connection, **_: Any) -> None:
         connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS {function}()")
 
 
-AUDIT_TABLE_LISTENERS = (("after_create", _create_for_table), ("before_drop", _drop_for_table))
+AUDIT_TABLE_LISTENERS = (
+    ("after_create", create_triggers_of_table),
+    ("before_drop", drop_triggers_of_table),
+)
 """What ``metadata.create_all`` and ``drop_all`` do besides the audit table itself."""
-
-
-def create_audit_triggers(connection: Connection, models: ModelSet) -> None:
-    """Create (or replace) the triggers of a model set's audit table: the database's
-    time on PostgreSQL, and the chains' tips on both databases.
-
-    For a host that manages its schema itself, in one of its own migrations (as
-    the role owning the tables): ``create_audit_triggers(op.get_bind(), models)``.
-    The shipped migrations create them for the default tables, and
-    ``metadata.create_all`` creates them for any model set.
-
-    Args:
-        connection: A synchronous connection (``op.get_bind()``, or inside ``run_sync``).
-        models: The model set whose audit table to equip.
-    """
-    _create_for_table(models.audit_event.__table__, connection)  # type: ignore[attr-defined]
-
-
-def drop_audit_triggers(connection: Connection, models: ModelSet) -> None:
-    """Drop the triggers of a model set's audit table, if they exist."""
-    _drop_for_table(models.audit_event.__table__, connection)  # type: ignore[attr-defined]

@@ -33,10 +33,16 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from linkbay_customers.domain import Customer, ExtraErasure
-from linkbay_customers_sqlalchemy._audit_triggers import AUDIT_CHAINS_INFO, AUDIT_TABLE_LISTENERS
+from linkbay_customers_sqlalchemy._audit_triggers import (
+    AUDIT_CHAINS_INFO,
+    AUDIT_TABLE_LISTENERS,
+    create_triggers_of_table,
+    drop_triggers_of_table,
+)
 from linkbay_customers_sqlalchemy._types import Embedding, JSONDocument, Money, UTCDateTime
 
 __all__ = (
@@ -56,8 +62,10 @@ __all__ = (
     "OrderLineMixin",
     "OrderMixin",
     "build_models",
+    "create_audit_triggers",
     "customer_extra_columns",
     "default_models",
+    "drop_audit_triggers",
     "extra_erasure",
     "id_sequence_name",
     "not_personal",
@@ -662,3 +670,24 @@ class LinkbayBase(DeclarativeBase):
 def default_models() -> ModelSet:
     """The shipped models on ``LinkbayBase`` (created once)."""
     return build_models(LinkbayBase)
+
+
+def create_audit_triggers(connection: Connection, models: ModelSet) -> None:
+    """Create (or replace) the triggers of a model set's audit table: the database's
+    time on PostgreSQL, and the chains' tips on both databases.
+
+    For a host that manages its schema itself, in one of its own migrations (as
+    the role owning the tables): ``create_audit_triggers(op.get_bind(), models)``.
+    The shipped migrations create them for the default tables, and
+    ``metadata.create_all`` creates them for any model set.
+
+    Args:
+        connection: A synchronous connection (``op.get_bind()``, or inside ``run_sync``).
+        models: The model set whose audit table to equip.
+    """
+    create_triggers_of_table(models.audit_event.__table__, connection)  # type: ignore[attr-defined]
+
+
+def drop_audit_triggers(connection: Connection, models: ModelSet) -> None:
+    """Drop the triggers of a model set's audit table, if they exist."""
+    drop_triggers_of_table(models.audit_event.__table__, connection)  # type: ignore[attr-defined]

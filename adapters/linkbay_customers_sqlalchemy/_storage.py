@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import operator
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Table, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from linkbay_customers.audit_keys import (
@@ -20,13 +18,13 @@ from linkbay_customers.audit_keys import (
     audit_chain_from,
     new_audit_key,
 )
-from linkbay_customers.domain import AuditChain, StorageError
+from linkbay_customers.domain import AuditChain, ModelFit, StorageError
 from linkbay_customers.ports import Storage, UnitOfWork
 from linkbay_customers_sqlalchemy._engine import create_engine
-from linkbay_customers_sqlalchemy._errors import storage_error, translate_errors
-from linkbay_customers_sqlalchemy._fits import SqlModelFitRepository
+from linkbay_customers_sqlalchemy._errors import translate_errors
 from linkbay_customers_sqlalchemy._models import ModelSet, default_models, id_sequence_name
 from linkbay_customers_sqlalchemy._repositories import (
+    PostgresFeatures,
     SqlAddressRepository,
     SqlAuditRepository,
     SqlConsentRepository,
@@ -35,6 +33,7 @@ from linkbay_customers_sqlalchemy._repositories import (
     SqlNoteRepository,
     SqlOrderRepository,
 )
+from linkbay_customers_sqlalchemy._repositories._fits import SqlModelFitRepository
 
 __all__ = ("ID_COUNTER_TABLE", "TENANT_SETTING", "SqlAlchemyStorage", "SqlAlchemyUnitOfWork")
 
@@ -55,8 +54,6 @@ _NEXT_SQLITE_ID = text(
     "ON CONFLICT (name) DO UPDATE SET value = value + :count RETURNING value"
 )
 
-
-_Encoder = Callable[[Any], Any]
 
 _logger = logging.getLogger("linkbay_customers_sqlalchemy")
 
@@ -86,7 +83,6 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         self.consents = SqlConsentRepository(self)
         self.audit = SqlAuditRepository(self)
         self.aliases = SqlMergeAliasRepository(self)
-        self.model_fits = SqlModelFitRepository(self)
 
     @property
     def audit_chain(self) -> AuditChain:
@@ -103,6 +99,11 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
     def dialect(self) -> str:
         """``sqlite`` or ``postgresql``."""
         return self.storage.dialect
+
+    @property
+    def postgresql(self) -> PostgresFeatures | None:
+        """COPY and the similarity search on PostgreSQL; None on SQLite."""
+        return self.storage.postgresql
 
     async def __aenter__(self) -> Self:
         """Check a connection out of the pool."""
@@ -147,76 +148,6 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         connection = await self.connection()
         with translate_errors(action):
             return await connection.execute(statement, parameters)
-
-    async def copy_rows(
-        self,
-        table: Table,
-        columns: Sequence[str],
-        rows: Sequence[Mapping[str, Any]],
-        *,
-        action: str,
-    ) -> bool:
-        """Bulk-load rows' ``columns`` with PostgreSQL's COPY, inside this transaction.
-
-        The values go through the columns' own bind processing, so they are stored
-        exactly as an INSERT would store them. The load runs in a savepoint: if a
-        unique constraint refuses a row, nothing of it remains and the result is
-        False (the caller then inserts another way, resolving the conflicts).
-
-        PostgreSQL refuses COPY FROM into a table whose row-level security binds
-        the role, as it binds an application role: then the result is False too,
-        and the storage does not try COPY on that table again.
-
-        Returns:
-            True when every row was copied; False on a unique violation or when
-            COPY is not allowed.
-        """
-        import asyncpg
-
-        if table.name in self.storage._copy_refused:
-            return False
-
-        pick = operator.itemgetter(*columns)
-        encoders = [
-            (index, encode)
-            for index, encode in enumerate(self.storage.copy_encoders(table, columns))
-            if encode is not None
-        ]
-        # Rows of one batch share many values (timestamps, zero amounts): encode
-        # a value once while the next row holds the very same object.
-        last_in: list[Any] = [None] * len(columns)
-        last_out: list[Any] = [None] * len(columns)
-        records = []
-        for row in rows:
-            values = list(pick(row)) if len(columns) > 1 else [pick(row)]
-            for index, encode in encoders:
-                value = values[index]
-                if value is None:
-                    continue
-                if value is last_in[index]:
-                    values[index] = last_out[index]
-                else:
-                    last_in[index] = value
-                    values[index] = last_out[index] = encode(value)
-            records.append(tuple(values))
-        connection = await self.connection()
-        driver = (await connection.get_raw_connection()).driver_connection
-        if driver is None:  # pragma: no cover - the pool always hands out a connection
-            raise StorageError(f"{action} failed: no database connection")
-        try:
-            async with driver.transaction():  # a savepoint: the transaction is open
-                await driver.copy_records_to_table(
-                    table.name, records=records, columns=columns, schema_name=table.schema
-                )
-        except asyncpg.UniqueViolationError:
-            return False
-        except asyncpg.FeatureNotSupportedError:
-            self.storage._copy_refused.add(table.name)
-            return False
-        except asyncpg.PostgresError as exc:
-            detail = str(exc).strip().splitlines()[0]
-            raise storage_error(f"{action} failed: {detail}", exc) from exc
-        return True
 
     async def next_ids(self, table_name: str, count: int = 1) -> list[int]:
         """Reserve ``count`` new ids of a table (a PostgreSQL sequence or a SQLite counter)."""
@@ -320,10 +251,8 @@ class SqlAlchemyStorage(Storage):
                 self._audit_key_file = Path(f"{database}.audit-key")
         self._owns_engine = owns_engine
         self._sqlite_sequences_ready = False
-        self._copy_refused: set[str] = set()  # tables COPY FROM was refused on
-        # tenant -> (has many live customers, when that was counted): see ``nearest``
-        self._large_tenants: dict[str, tuple[bool, float]] = {}
-        self._copy_encoders: dict[tuple[str, tuple[str, ...]], list[_Encoder | None]] = {}
+        self.postgresql = PostgresFeatures(engine.dialect) if self.dialect == "postgresql" else None
+        """COPY and the similarity search, with their caches; None on SQLite."""
         # An erasure's write-ahead log could not be truncated yet (SQLite).
         self._wal_truncation_owed = False
 
@@ -352,18 +281,6 @@ class SqlAlchemyStorage(Storage):
             self._audit_chain = audit_chain_from(default_file=self._audit_key_file)
             assert self._audit_chain is not None  # a default file always yields a key
         return self._audit_chain
-
-    def copy_encoders(self, table: Table, columns: Sequence[str]) -> list[_Encoder | None]:
-        """Each column's bind processing, as a statement would apply it (cached)."""
-        key = (table.name, tuple(columns))
-        encoders = self._copy_encoders.get(key)
-        if encoders is None:
-            dialect = self.engine.dialect
-            encoders = [
-                table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
-            ]
-            self._copy_encoders[key] = encoders
-        return encoders
 
     async def _truncate_wal(self, connection: AsyncConnection, *, wait: bool) -> None:
         """Checkpoint SQLite's write-ahead log into the database file and truncate it.
@@ -404,6 +321,26 @@ class SqlAlchemyStorage(Storage):
     def unit_of_work(self, tenant_id: str) -> SqlAlchemyUnitOfWork:
         """A new unit of work for one tenant."""
         return SqlAlchemyUnitOfWork(self, tenant_id)
+
+    async def load_model_fit(self, tenant_id: str, model: str) -> ModelFit | None:
+        """The tenant's fit of a model, or None (``linkbay_customers_clv.ModelFitStorage``).
+
+        Raises:
+            StorageError: the database failed.
+        """
+        async with self.unit_of_work(tenant_id) as uow:
+            return await SqlModelFitRepository(uow).get(model)
+
+    async def save_model_fit(self, tenant_id: str, fit: ModelFit) -> None:
+        """Store a fit, replacing the tenant's previous fit of that model.
+
+        Raises:
+            StorageRejected: the fit belongs to another tenant.
+            StorageError: the database failed.
+        """
+        async with self.unit_of_work(tenant_id) as uow:
+            await SqlModelFitRepository(uow).save(fit)
+            await uow.commit()
 
     async def close(self) -> None:
         """Dispose of the engine if this storage created it."""

@@ -22,6 +22,7 @@ from linkbay_customers.domain import (
     ProfilingPolicy,
     StorageError,
     StorageRejected,
+    StorageRoleMissing,
 )
 from linkbay_customers.heuristics import HeuristicIntelligence
 from linkbay_customers.registry import open_storage, register_storage, storage_schemes
@@ -72,6 +73,7 @@ __all__ = (
     "SimilarCustomer",
     "StorageError",
     "StorageRejected",
+    "StorageRoleMissing",
     "SystemClock",
     "bootstrap",
     "open_storage",

@@ -111,8 +111,7 @@ def bootstrap(
         clock: Overrides the system clock.
         intelligence: Overrides the heuristic intelligence: an intelligence, or a
             factory called once, on first use, with the container's storage and
-            clock (``lambda storage, clock: BetaGeoIntelligence(storage.unit_of_work,
-            clock)``).
+            clock (``BetaGeoIntelligence.from_storage``).
         default_currency: Currency of a customer's first order when it names none.
         profiling_policy: Overrides the default profiling policy (everyone but who
             refused ``analytics`` consent), for every service.

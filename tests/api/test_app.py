@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 from dependency_injector import providers
 from fastapi import FastAPI
@@ -105,3 +107,22 @@ async def test_a_problem_quoting_a_lone_surrogate_is_still_valid_json() -> None:
 
     body = assert_problem(response, 422, "invalid_input", "name\\udc80")
     assert body["errors"][0]["message"] == "bad value \\ud800"
+
+
+async def test_the_docs_pages_load_every_asset_from_the_app_itself(
+    memory_container: CustomersContainer,
+) -> None:
+    """/docs and /redoc work on a machine without internet: no asset from a CDN."""
+    async with await _client(create_app(memory_container)) as client:
+        for page, kinds in (("/docs", {".js", ".css"}), ("/redoc", {".js"})):
+            html = await client.get(page)
+            assert html.status_code == 200
+            assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html.text)
+            assert not [url for url in assets if "://" in url], f"{page} links a remote asset"
+            loaded = set()
+            for url in assets:
+                asset = await client.get(url)
+                assert asset.status_code == 200, url
+                assert asset.content, url
+                loaded.update(kind for kind in kinds if url.endswith(kind))
+            assert loaded == kinds, f"{page} loads {sorted(loaded)}"

@@ -19,7 +19,12 @@ import pytest
 
 import linkbay_customers
 import linkbay_customers_memory
-from linkbay_customers.testing import IntelligenceDataContract, StorageContract, UnitOfWorkContract
+from linkbay_customers.testing import (
+    IntelligenceDataContract,
+    PurchaseHistoryContract,
+    StorageContract,
+    UnitOfWorkContract,
+)
 
 STORAGE_DOCS = Path(__file__).resolve().parents[2] / "docs" / "storage.md"
 
@@ -56,8 +61,8 @@ class MemoryFixtures:
         await storage.close()
 
 
-class TestOnlyModelFits(IntelligenceDataContract, MemoryFixtures):
-    capabilities = frozenset({"model_fits"})
+class TestOnlyPurchases(IntelligenceDataContract, MemoryFixtures):
+    capabilities = frozenset({"purchases"})
 """
 
 
@@ -138,7 +143,7 @@ def test_the_project_runs_in_strict_mode_and_fails_only_where_it_should(run: Run
         "TestMyStorage",
         "TestMyStorageWithoutVectors",
         "TestForgotTheStorage",
-        "TestOnlyModelFits",
+        "TestOnlyPurchases",
     }
 
 
@@ -175,12 +180,12 @@ def test_a_class_without_a_storage_fixture_fails_each_test_naming_the_fixture(ru
 def test_a_class_of_fixtures_provides_the_storage_and_undeclared_roles_are_skipped(
     run: Run,
 ) -> None:
-    outcomes = run.outcomes["TestOnlyModelFits"]
+    outcomes = run.outcomes["TestOnlyPurchases"]
     assert set(outcomes) == _test_names(IntelligenceDataContract)
-    passed = [name for name, o in outcomes.items() if o.result == "passed"]
-    assert passed == ["test_a_model_fit_is_stored_per_tenant_and_replaced_by_the_next"]
+    passed = {name for name, o in outcomes.items() if o.result == "passed"}
+    assert passed == _test_names(PurchaseHistoryContract)
     reasons = {o.message for o in outcomes.values() if o.result == "skipped"}
     assert reasons == {
-        f"TestOnlyModelFits does not declare the {capability!r} capability in its `capabilities`"
-        for capability in ("derived_data", "similarity", "purchases")
+        f"TestOnlyPurchases does not declare the {capability!r} capability in its `capabilities`"
+        for capability in ("derived_data", "similarity")
     }

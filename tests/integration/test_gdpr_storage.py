@@ -195,4 +195,5 @@ async def test_bulk_writes_fall_back_to_insert_when_row_level_security_refuses_c
     assert (await service.list_customers(tenant)).total == 3
     trail = await GDPRService(app_storage.unit_of_work, FixedClock()).list_audit_events(tenant)
     assert trail.total == 3
-    assert app_storage._copy_refused >= {"customers", "customer_audit_events"}
+    assert app_storage.postgresql is not None
+    assert app_storage.postgresql.copy_refused >= {"customers", "customer_audit_events"}

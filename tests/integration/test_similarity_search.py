@@ -1,6 +1,6 @@
 """Similarity search on PostgreSQL: one HNSW index shared by every tenant.
 
-A tenant below ``_EXACT_SEARCH_MAX_ROWS`` live customers is ranked exactly; the
+A tenant below ``EXACT_SEARCH_MAX_ROWS`` live customers is ranked exactly; the
 tests that are about the index lower that threshold to 0. For a tenant of 30
 customers the planner would still rather sort them than walk the index, so the
 tests about the iterative scan also price sorting out (``enable_sort = off``).
@@ -20,7 +20,7 @@ from sqlalchemy import event, text
 from linkbay_customers.domain import EMBEDDING_DIMENSIONS, Customer, cosine_similarity
 from linkbay_customers.testing import T0, new_tenant_id
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage, default_models
-from linkbay_customers_sqlalchemy import _repositories as repositories
+from linkbay_customers_sqlalchemy._repositories import _postgresql as postgresql
 from tests._databases import new_postgres_database
 
 OTHER_TENANTS = 3
@@ -116,7 +116,7 @@ async def storage(population: Population) -> AsyncIterator[SqlAlchemyStorage]:
 
 @pytest.fixture
 def through_the_index(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(repositories, "_EXACT_SEARCH_MAX_ROWS", 0)
+    monkeypatch.setattr(postgresql, "EXACT_SEARCH_MAX_ROWS", 0)
 
 
 @pytest.fixture
@@ -158,8 +158,8 @@ async def plan(
         if not sort:
             await uow.execute(text("SET LOCAL enable_sort = off"), action="pricing sorts out")
         await uow.execute(
-            repositories._SIMILARITY_SEARCH_SETTINGS,
-            {"ef_search": str(repositories._MIN_EF_SEARCH)},
+            postgresql.SIMILARITY_SEARCH_SETTINGS,
+            {"ef_search": str(postgresql.MIN_EF_SEARCH)},
             action="configuring",
         )
         connection = await uow.connection()
@@ -179,7 +179,7 @@ async def test_a_small_tenant_among_many_still_gets_its_nearest_customers(
     way: str,
 ) -> None:
     if way == "index":
-        monkeypatch.setattr(repositories, "_EXACT_SEARCH_MAX_ROWS", 0)
+        monkeypatch.setattr(postgresql, "EXACT_SEARCH_MAX_ROWS", 0)
     rng = random.Random(1)
     for _ in range(5):
         query = unit_vector(rng)
@@ -206,7 +206,7 @@ async def test_the_iterative_index_scan_reads_past_other_tenants_rows(
     # About 100 of the others' rows for each of ours: far more than one pass of
     # ef_search candidates would have seen.
     removed = first_line(scan, "Rows Removed by Filter")
-    assert int(removed.split(":")[1]) > repositories._MIN_EF_SEARCH, explained
+    assert int(removed.split(":")[1]) > postgresql.MIN_EF_SEARCH, explained
     exact = explained.split("One-Time Filter")[-1]
     assert "never executed" in exact, explained
 

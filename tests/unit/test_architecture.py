@@ -118,3 +118,86 @@ def test_the_services_package_exports_no_adapter_plumbing() -> None:
     import linkbay_customers.services as services
 
     assert {"check_tenant", "check_actor", "risk_level"} & set(services.__all__) == set()
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _module_graph(package: Path) -> dict[str, set[str]]:
+    """Each module of an adapter package and the package's modules it imports, at any
+    depth of the file: lazily, or only for the type checker, an import still binds."""
+    modules = {
+        _module_name(p, package.parent): p
+        for p in package.rglob("*.py")
+        if "migrations" not in p.parts
+    }
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                assert node.level == 0, f"{name} imports relatively"
+                imported |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        graph[name] = (imported & modules.keys()) - {name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in sorted(graph[module]):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            component = []
+            while not component or component[-1] != module:
+                component.append(stack.pop())
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_adapter_has_an_import_cycle() -> None:
+    packages = [p for p in ADAPTERS.iterdir() if (p / "__init__.py").is_file()]
+    graphs = {p.name: _module_graph(p) for p in packages}
+    sql = graphs["linkbay_customers_sqlalchemy"]
+    # The walk sees the imports the cycles were made of, type-checking ones included.
+    assert (
+        "linkbay_customers_sqlalchemy._repositories._session"
+        in sql["linkbay_customers_sqlalchemy._repositories._base"]
+    )
+    assert {name: _cycles(graph) for name, graph in graphs.items() if _cycles(graph)} == {}
+
+
+def test_the_cycle_check_sees_a_cycle_through_a_type_checking_import(tmp_path: Path) -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
+    package = tmp_path / "linkbay_customers_sample"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "_one.py").write_text("from linkbay_customers_sample._two import X\n")
+    (package / "_two.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from linkbay_customers_sample._one import Y\n"
+    )
+    assert _cycles(_module_graph(package)) == [
+        ["linkbay_customers_sample._one", "linkbay_customers_sample._two"]
+    ]

@@ -17,6 +17,7 @@ from linkbay_customers_clv import (
     BetaGeoIntelligence,
     BetaGeoModel,
     GammaGammaModel,
+    ModelFitStorage,
 )
 
 TRUE_BG = BetaGeoModel(r=0.8, alpha=40.0, a=0.6, b=3.0)
@@ -51,7 +52,7 @@ async def simulated_tenant(storage: Storage, clock: FixedClock, tenant: str, n: 
 
 @pytest.fixture
 def model(storage: Storage, clock: FixedClock) -> BetaGeoIntelligence:
-    return BetaGeoIntelligence(storage.unit_of_work, clock, cache_seconds=0)
+    return BetaGeoIntelligence.from_storage(storage, clock, cache_seconds=0)
 
 
 async def test_a_fit_recovers_the_parameters_and_is_stored_with_date_and_size(
@@ -69,8 +70,8 @@ async def test_a_fit_recovers_the_parameters_and_is_stored_with_date_and_size(
     assert p["q"] > 1
     assert outcome.fit.sample_size == 3000
     assert outcome.fit.fitted_at == clock.now()
-    async with storage.unit_of_work(tenant) as uow:
-        assert await uow.model_fits.get(MODEL_NAME) == outcome.fit
+    assert isinstance(storage, ModelFitStorage)
+    assert await storage.load_model_fit(tenant, MODEL_NAME) == outcome.fit
 
 
 async def test_the_service_answers_from_the_models_and_names_the_source(
@@ -130,7 +131,7 @@ async def test_another_process_picks_up_a_stored_fit(
 ) -> None:
     await simulated_tenant(storage, clock, tenant, 800)
     fitted = (await model.fit(tenant)).fit
-    elsewhere = BetaGeoIntelligence(storage.unit_of_work, clock)
+    elsewhere = BetaGeoIntelligence.from_storage(storage, clock)
     async with storage.unit_of_work(tenant) as uow:
         customer = (await uow.customers.list_after(0, limit=1))[0]
     risk = await elsewhere.churn_risk(customer, now=clock.now())

@@ -59,7 +59,7 @@ def test_bootstrap_wires_beta_geo_over_the_storage_in_one_line() -> None:
     intelligence = container.ai_service()._intelligence
     assert isinstance(intelligence, BetaGeoIntelligence)
     assert intelligence._clock is clock
-    assert intelligence._uow_factory == container.storage().unit_of_work
+    assert intelligence._storage is container.storage()
 
 
 def test_an_intelligence_class_is_called_as_a_factory() -> None:

@@ -41,6 +41,7 @@ from linkbay_customers.domain._errors import (
     ProfilingNotAllowed,
     StorageError,
     StorageRejected,
+    StorageRoleMissing,
 )
 from linkbay_customers.domain._identifiers import (
     MAX_ACTOR_LENGTH,
@@ -165,6 +166,7 @@ __all__ = (
     "Segment",
     "StorageError",
     "StorageRejected",
+    "StorageRoleMissing",
     "TagMatch",
     "apply_order",
     "fill_missing",

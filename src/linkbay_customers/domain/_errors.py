@@ -18,6 +18,7 @@ __all__ = (
     "ProfilingNotAllowed",
     "StorageError",
     "StorageRejected",
+    "StorageRoleMissing",
 )
 
 
@@ -116,6 +117,25 @@ class ProfilingNotAllowed(LinkbayError):
         super().__init__(f"customer {customer_id} may not be profiled: no {consent_type!r} consent")
         self.customer_id = customer_id
         self.consent_type = consent_type
+
+
+class StorageRoleMissing(LinkbayError):
+    """The storage does not implement an optional role that the operation needs.
+
+    The storage works for everything else; the host needs a storage with the role
+    (``linkbay_customers.ports.storage_roles`` lists a unit of work's roles).
+
+    Attributes:
+        role: The Protocol the storage lacks (``CustomerBulkImport``, ...).
+        needed_by: What the role is needed for.
+    """
+
+    code = "storage_role_missing"
+
+    def __init__(self, role: str, *, implementer: str, needed_by: str) -> None:
+        super().__init__(f"{implementer} does not implement {role}, needed for {needed_by}")
+        self.role = role
+        self.needed_by = needed_by
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,6 @@ from linkbay_customers.domain import (
     DerivedData,
     ExtraErasure,
     MergeAlias,
-    ModelFit,
     Order,
     Page,
     ProductPurchases,
@@ -29,24 +28,33 @@ __all__ = (
     "AddressRepository",
     "AuditRepository",
     "ConsentRepository",
+    "CustomerBulkImport",
     "CustomerRepository",
+    "DerivedDataStore",
     "MergeAliasRepository",
-    "ModelFitRepository",
+    "NearestNeighbours",
     "NoteRepository",
     "OrderRepository",
+    "PurchaseHistory",
 )
 
 
 @runtime_checkable
 class CustomerRepository(Protocol):
-    """Customers of the unit of work's tenant."""
+    """Customers of the unit of work's tenant: what every storage must implement.
+
+    The optional roles of the same object (``uow.customers``) are
+    ``CustomerBulkImport``, ``DerivedDataStore`` and ``NearestNeighbours``.
+    Every method may also raise ``StorageError`` when the storage fails, and
+    ``StorageRejected`` when it would fail again (a constraint, a missing table).
+    """
 
     async def next_id(self) -> int:
-        """Reserve a new customer id."""
-        ...
+        """Reserve a new customer id.
 
-    async def next_ids(self, count: int) -> Sequence[int]:
-        """Reserve ``count`` new customer ids at once."""
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def add(self, customer: Customer) -> None:
@@ -55,75 +63,94 @@ class CustomerRepository(Protocol):
         Raises:
             DuplicateEmail: the email is taken in the tenant, with ``existing_is_deleted``
                 telling whether its holder is soft-deleted; nothing was written.
+            StorageRejected: the customer belongs to another tenant.
         """
-        ...
-
-    async def add_many(self, customers: Sequence[Customer]) -> Sequence[str]:
-        """Insert many customers at once; return the emails refused as already taken."""
         ...
 
     async def get(
         self, customer_id: int, *, include_deleted: bool = False, for_update: bool = False
     ) -> Customer | None:
-        """Fetch a customer; ``for_update`` locks it until the transaction ends."""
+        """Fetch a customer (None if there is none); ``for_update`` locks it until the
+        transaction ends.
+
+        Raises:
+            StorageError: the storage failed (or the lock was not granted in time).
+        """
         ...
 
     async def get_many(self, customer_ids: Sequence[int]) -> Sequence[Customer]:
-        """The customers with any of ``customer_ids``, deleted ones included, by id."""
+        """The customers with any of ``customer_ids``, deleted ones included, by id.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def get_by_email(self, email: str, *, include_deleted: bool = False) -> Customer | None:
-        """Fetch a customer by normalized (lower-case) email."""
-        ...
+        """Fetch a customer by normalized (lower-case) email; None if there is none.
 
-    async def get_many_by_email(self, emails: Sequence[str]) -> Mapping[str, Customer]:
-        """The customers (deleted ones included) holding any of ``emails``, by email."""
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def update(self, customer: Customer) -> None:
-        """Write every field of an existing customer; raise DuplicateEmail on a taken email."""
+        """Write every field of an existing customer.
+
+        Raises:
+            DuplicateEmail: the new email is taken in the tenant.
+            CustomerNotFound: no such customer in the tenant.
+            StorageRejected: the customer belongs to another tenant.
+        """
         ...
 
     async def update_many(self, customers: Sequence[Customer]) -> None:
-        """Write every field of many existing customers at once."""
+        """Write every field of many existing customers at once.
+
+        Raises:
+            StorageRejected: a customer belongs to another tenant.
+        """
         ...
 
     def extra_erasure(self) -> ExtraErasure:
-        """What anonymization writes to the extra fields; by default every one is personal."""
+        """What anonymization writes to the extra fields; by default every one is personal.
+
+        Raises:
+            ValueError: the storage's schema declares an extra field that cannot be erased.
+        """
         # A body, not ``...``: an adapter without a schema of extra fields inherits it.
         return ExtraErasure()
 
     async def delete(self, customer_id: int) -> None:
-        """Remove a customer row for good (its dependants must be gone first)."""
+        """Remove a customer row for good (its dependants must be gone first).
+
+        Raises:
+            StorageRejected: addresses, notes, orders or other rows still point at it.
+        """
         ...
 
     async def delete_many(self, customer_ids: Sequence[int]) -> None:
-        """Remove many customer rows for good at once (their dependants must be gone first)."""
+        """Remove many customer rows for good at once (their dependants must be gone first).
+
+        Raises:
+            StorageRejected: rows still point at one of them.
+        """
         ...
 
     async def list(self, filters: CustomerFilters, *, page: int, page_size: int) -> Page[Customer]:
-        """One page of the customers passing ``filters``, in ``filters.sort`` order."""
+        """One page of the customers passing ``filters``, in ``filters.sort`` order.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def search(self, query: str, *, limit: int) -> Sequence[Customer]:
-        """Non-deleted customers matching ``query``, best first (see ``search_rank``)."""
-        ...
+        """Non-deleted customers matching ``query``, best first (see ``search_rank``).
 
-    async def list_after(self, after_id: int, *, limit: int) -> Sequence[Customer]:
-        """Up to ``limit`` non-deleted customers with ids above ``after_id``, by id."""
-        ...
-
-    async def update_derived(self, rows: Sequence[DerivedData]) -> None:
-        """Write the derived fields of many customers at once (nothing else changes);
-        a row with ``keep_embedding`` leaves the stored embedding as it is."""
-        ...
-
-    async def nearest(
-        self, embedding: Sequence[float], *, limit: int, exclude: Sequence[int] = ()
-    ) -> Sequence[tuple[Customer, float]]:
-        """Non-deleted customers with an embedding, most similar first by cosine
-        similarity to ``embedding``, with that similarity; ``exclude`` ids left out.
-        Returns ``limit`` of them whenever that many exist."""
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def list_inactive(
@@ -131,162 +158,404 @@ class CustomerRepository(Protocol):
     ) -> Sequence[Customer]:
         """Customers not yet anonymized, deleted ones included, unchanged since before
         ``cutoff`` and with no order since then: up to ``limit`` with ids above
-        ``after_id``, by id."""
+        ``after_id``, by id.
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+
+@runtime_checkable
+class CustomerBulkImport(Protocol):
+    """The ``bulk_import`` role of ``uow.customers``: many customers per statement.
+
+    ``CustomerService.import_customers`` needs it.
+    """
+
+    async def next_ids(self, count: int) -> Sequence[int]:
+        """Reserve ``count`` new customer ids at once.
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+    async def add_many(self, customers: Sequence[Customer]) -> Sequence[str]:
+        """Insert many customers at once; return the emails refused as already taken
+        (those customers were not written, the others were).
+
+        Raises:
+            StorageRejected: a customer belongs to another tenant.
+        """
+        ...
+
+    async def get_many_by_email(self, emails: Sequence[str]) -> Mapping[str, Customer]:
+        """The customers (deleted ones included) holding any of ``emails``, by email.
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+
+@runtime_checkable
+class DerivedDataStore(Protocol):
+    """The ``derived_data`` role of ``uow.customers``: the tenant walked in chunks, and the
+    fields the intelligence derives written in batches.
+
+    ``AIService.score_tenant`` and ``BetaGeoIntelligence.fit`` need it.
+    """
+
+    async def list_after(self, after_id: int, *, limit: int) -> Sequence[Customer]:
+        """Up to ``limit`` non-deleted customers with ids above ``after_id``, by id.
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+    async def update_derived(self, rows: Sequence[DerivedData]) -> None:
+        """Write the derived fields of many customers at once (nothing else changes);
+        a row with ``keep_embedding`` leaves the stored embedding as it is.
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+
+@runtime_checkable
+class NearestNeighbours(Protocol):
+    """The ``similarity`` role of ``uow.customers``: customers by embedding.
+
+    ``AIService.find_similar_customers`` and ``generate_recommendations`` need it.
+    """
+
+    async def nearest(
+        self, embedding: Sequence[float], *, limit: int, exclude: Sequence[int] = ()
+    ) -> Sequence[tuple[Customer, float]]:
+        """Non-deleted customers with an embedding, most similar first by cosine
+        similarity to ``embedding``, with that similarity; ``exclude`` ids left out.
+        Returns ``limit`` of them whenever that many exist.
+
+        Raises:
+            ValueError: ``embedding`` has another number of dimensions than the stored ones.
+            StorageError: the storage failed.
+        """
         ...
 
 
 @runtime_checkable
 class AddressRepository(Protocol):
-    """Addresses of the unit of work's tenant."""
+    """Addresses of the unit of work's tenant.
+
+    Every method may also raise ``StorageError`` when the storage fails.
+    """
 
     async def next_id(self) -> int:
-        """Reserve a new address id."""
+        """Reserve a new address id.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def add(self, address: Address) -> None:
-        """Insert an address."""
+        """Insert an address.
+
+        Raises:
+            StorageRejected: the customer has a default address of that type already
+                (one default per type), the customer does not exist in the tenant, or
+                the address belongs to another tenant.
+        """
         ...
 
     async def get(self, address_id: int) -> Address | None:
-        """Fetch an address by id."""
+        """Fetch an address by id; None if there is none.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def list_for_customer(self, customer_id: int) -> Sequence[Address]:
-        """A customer's addresses, oldest first."""
+        """A customer's addresses, oldest first.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def list_for_customers(self, customer_ids: Sequence[int]) -> Sequence[Address]:
-        """The addresses of any of the customers, oldest first."""
+        """The addresses of any of the customers, oldest first.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def update(self, address: Address) -> None:
-        """Write every field of an existing address."""
+        """Write every field of an existing address.
+
+        Raises:
+            AddressNotFound: no such address in the tenant.
+            StorageRejected: a second default address of its type, or the address
+                belongs to another tenant.
+        """
         ...
 
     async def delete(self, address_id: int) -> None:
-        """Remove an address."""
+        """Remove an address (nothing happens if there is none).
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def reassign(self, from_customer_id: int, to_customer_id: int) -> int:
-        """Move every address of one customer to another; return how many moved."""
+        """Move every address of one customer to another; return how many moved.
+
+        Raises:
+            StorageRejected: the target customer does not exist in the tenant.
+        """
         ...
 
     async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
-        """Remove every address of the customers; return how many were removed."""
+        """Remove every address of the customers; return how many were removed.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
 
 @runtime_checkable
 class NoteRepository(Protocol):
-    """Customer notes of the unit of work's tenant."""
+    """Customer notes of the unit of work's tenant.
+
+    Every method may also raise ``StorageError`` when the storage fails.
+    """
 
     async def next_id(self) -> int:
-        """Reserve a new note id."""
+        """Reserve a new note id.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def add(self, note: CustomerNote) -> None:
-        """Insert a note."""
+        """Insert a note.
+
+        Raises:
+            StorageRejected: the customer does not exist in the tenant, or the note
+                belongs to another tenant.
+        """
         ...
 
     async def list_for_customer(self, customer_id: int) -> Sequence[CustomerNote]:
-        """A customer's notes, oldest first."""
+        """A customer's notes, oldest first.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def list_for_customers(self, customer_ids: Sequence[int]) -> Sequence[CustomerNote]:
-        """The notes of any of the customers, oldest first."""
+        """The notes of any of the customers, oldest first.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def reassign(self, from_customer_id: int, to_customer_id: int) -> int:
-        """Move every note of one customer to another; return how many moved."""
+        """Move every note of one customer to another; return how many moved.
+
+        Raises:
+            StorageRejected: the target customer does not exist in the tenant.
+        """
         ...
 
     async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
-        """Remove every note of the customers; return how many were removed."""
+        """Remove every note of the customers; return how many were removed.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
-        """Empty the text of every note of the customers; return how many changed."""
+        """Empty the text of every note of the customers; return how many changed.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
 
 @runtime_checkable
 class OrderRepository(Protocol):
-    """Orders (with their lines) of the unit of work's tenant."""
+    """Orders (with their lines) of the unit of work's tenant.
+
+    Its optional role, on the same object (``uow.orders``), is ``PurchaseHistory``.
+    Every method may also raise ``StorageError`` when the storage fails.
+    """
 
     async def next_id(self) -> int:
-        """Reserve a new internal order id."""
+        """Reserve a new internal order id.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def add(self, order: Order) -> None:
-        """Insert an order and its lines; raise OrderConflict if ``order_id`` exists."""
+        """Insert an order and its lines.
+
+        Raises:
+            OrderConflict: the tenant has an order of that ``order_id``; nothing was written.
+            StorageRejected: the customer does not exist in the tenant, or the order
+                belongs to another tenant.
+        """
         ...
 
     async def get_by_order_id(self, order_id: str) -> Order | None:
-        """Fetch an order by the host's order id."""
+        """Fetch an order by the host's order id; None if there is none.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def list_for_customer(
         self, customer_id: int, *, page: int, page_size: int
     ) -> Page[Order]:
-        """One page of a customer's orders, newest first."""
+        """One page of a customer's orders, newest first.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def list_for_customers(
         self, customer_ids: Sequence[int], *, page: int, page_size: int
     ) -> Page[Order]:
-        """One page of the orders of any of the customers, newest first."""
+        """One page of the orders of any of the customers, newest first.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def reassign(self, from_customer_id: int, to_customer_id: int) -> int:
-        """Move every order of one customer to another; return how many moved."""
-        ...
+        """Move every order of one customer to another; return how many moved.
 
-    async def purchases(self, customer_ids: Sequence[int]) -> Sequence[ProductPurchases]:
-        """Units bought per customer and product over every order of the customers
-        (the greatest of the names its lines carry), by customer and product id."""
-        ...
-
-    async def best_sellers(self, *, limit: int) -> Sequence[ProductSales]:
-        """The tenant's products with the most distinct buyers, then units, then id."""
+        Raises:
+            StorageRejected: the target customer does not exist in the tenant.
+        """
         ...
 
     async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
-        """Remove every order (and its lines) of the customers; return how many."""
+        """Remove every order (and its lines) of the customers; return how many.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
         """Remove the shipping details of every order of the customers and empty the
-        product names of their lines; return how many orders changed."""
+        product names of their lines; return how many orders changed.
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+
+@runtime_checkable
+class PurchaseHistory(Protocol):
+    """The ``purchases`` role of ``uow.orders``: what customers bought, summed.
+
+    ``AIService.score_tenant``, ``find_similar_customers`` (for a customer with no
+    current embedding) and ``generate_recommendations`` need it.
+    """
+
+    async def purchases(self, customer_ids: Sequence[int]) -> Sequence[ProductPurchases]:
+        """Units bought per customer and product over every order of the customers
+        (the greatest of the names its lines carry), by customer and product id.
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+    async def best_sellers(self, *, limit: int) -> Sequence[ProductSales]:
+        """The tenant's products with the most distinct buyers, then units, then id.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
 
 @runtime_checkable
 class ConsentRepository(Protocol):
-    """The consent ledger of the unit of work's tenant (append-only)."""
+    """The consent ledger of the unit of work's tenant (append-only).
+
+    Every method may also raise ``StorageError`` when the storage fails.
+    """
 
     async def next_id(self) -> int:
-        """Reserve a new consent event id."""
+        """Reserve a new consent event id.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def append(self, event: ConsentEvent) -> None:
-        """Append an event to the ledger."""
+        """Append an event to the ledger.
+
+        Raises:
+            StorageRejected: the customer does not exist in the tenant, or the event
+                belongs to another tenant.
+        """
         ...
 
     async def list_for_customer(self, customer_id: int) -> Sequence[ConsentEvent]:
-        """A customer's consent events, oldest first."""
+        """A customer's consent events, oldest first.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def list_for_customers(self, customer_ids: Sequence[int]) -> Sequence[ConsentEvent]:
-        """The consent events of any of the customers, oldest first."""
+        """The consent events of any of the customers, oldest first.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def delete_for_customers(self, customer_ids: Sequence[int]) -> int:
-        """Remove the customers' ledgers (hard erasure only); return how many events."""
+        """Remove the customers' ledgers (hard erasure only); return how many events.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def scrub_for_customers(self, customer_ids: Sequence[int]) -> int:
         """Remove the source, IP address and user agent of the customers' events (erasure
-        only); return how many events changed."""
+        only); return how many events changed.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
 
@@ -296,33 +565,51 @@ class AuditRepository(Protocol):
 
     There is no way to change or remove an event: erasure keeps the trail, whose
     events hold no personal values. Events arrive sealed (``AuditChain.seal``),
-    after ``lock_chains`` for their chains in the same transaction.
+    after ``lock_chains`` for their chains in the same transaction. Every method
+    may also raise ``StorageError`` when the storage fails.
     """
 
     async def next_id(self) -> int:
-        """Reserve a new audit event id."""
+        """Reserve a new audit event id.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def next_ids(self, count: int) -> Sequence[int]:
-        """Reserve ``count`` new audit event ids at once."""
+        """Reserve ``count`` new audit event ids at once.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def lock_chains(self, chains: Sequence[int]) -> ChainLock:
         """Lock chains (customer ids, ``TENANT_CHAIN``) against concurrent appends until
         the transaction ends; return their tips and the time new events must carry
-        when the storage assigns it (None otherwise)."""
+        when the storage assigns it (None otherwise).
+
+        Raises:
+            StorageError: the storage failed (or the locks were not granted in time).
+        """
         ...
 
     async def append(self, event: AuditEvent) -> None:
         """Append a sealed event to its chain.
 
         Raises:
-            StorageError: the event is not sealed, or its position is taken.
+            StorageRejected: the event is not sealed, its id or position is taken, or it
+                belongs to another tenant.
         """
         ...
 
     async def append_many(self, events: Sequence[AuditEvent]) -> None:
-        """Append many sealed events at once, in chain order (raises like ``append``)."""
+        """Append many sealed events at once, in chain order.
+
+        Raises:
+            StorageRejected: as ``append``, for any of the events.
+        """
         ...
 
     async def list(
@@ -334,64 +621,95 @@ class AuditRepository(Protocol):
         page: int = 1,
         page_size: int = 100,
     ) -> Page[AuditEvent]:
-        """Events oldest first, optionally of one customer, in ``[since, until)``."""
+        """Events oldest first, optionally of one customer, in ``[since, until)``.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def list_for_customers(
         self, customer_ids: Sequence[int], *, page: int, page_size: int
     ) -> Page[AuditEvent]:
-        """One page of the events about any of the customers, oldest first."""
+        """One page of the events about any of the customers, oldest first.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def chained(
         self, *, after: tuple[int, int] | None = None, limit: int
     ) -> Sequence[tuple[AuditEvent, ChainTip | None]]:
         """Up to ``limit`` events by chain then position, after ``(chain, position)``,
-        each with its chain's recorded tip read in the same statement."""
+        each with its chain's recorded tip read in the same statement.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def orphan_tips(self, *, limit: int) -> Sequence[int]:
-        """Up to ``limit`` chains that have a recorded tip but no event, by chain id."""
+        """Up to ``limit`` chains that have a recorded tip but no event, by chain id.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
 
 @runtime_checkable
 class MergeAliasRepository(Protocol):
-    """Merged-away customer ids and the customer each now resolves to."""
+    """Merged-away customer ids and the customer each now resolves to.
+
+    Every method may also raise ``StorageError`` when the storage fails.
+    """
 
     async def add(self, alias: MergeAlias) -> None:
-        """Record an alias."""
+        """Record an alias.
+
+        Raises:
+            StorageRejected: the id is an alias already, the customer it resolves to
+                does not exist in the tenant, or the alias belongs to another tenant.
+        """
         ...
 
     async def resolve(self, alias_id: int) -> int | None:
-        """The customer id an alias resolves to, or None if ``alias_id`` is no alias."""
+        """The customer id an alias resolves to, or None if ``alias_id`` is no alias.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def repoint(self, from_customer_id: int, to_customer_id: int) -> int:
-        """Make every alias of one customer resolve to another; return how many changed."""
+        """Make every alias of one customer resolve to another; return how many changed.
+
+        Raises:
+            StorageRejected: the target customer does not exist in the tenant.
+        """
         ...
 
     async def list_for_customer(self, customer_id: int) -> Sequence[MergeAlias]:
-        """The aliases resolving to a customer, oldest first."""
+        """The aliases resolving to a customer, oldest first.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def list_for_customers(self, customer_ids: Sequence[int]) -> Sequence[MergeAlias]:
-        """The aliases resolving to any of the customers, oldest first."""
+        """The aliases resolving to any of the customers, oldest first.
+
+        Raises:
+            StorageError: the storage failed.
+        """
         ...
 
     async def delete_for_customer(self, customer_id: int) -> int:
-        """Remove the aliases resolving to a customer; return how many were removed."""
-        ...
+        """Remove the aliases resolving to a customer; return how many were removed.
 
-
-@runtime_checkable
-class ModelFitRepository(Protocol):
-    """Statistical models fitted to the unit of work's tenant, one per model name."""
-
-    async def get(self, model: str) -> ModelFit | None:
-        """The tenant's latest fit of a model, or None."""
-        ...
-
-    async def save(self, fit: ModelFit) -> None:
-        """Store a fit, replacing the tenant's previous fit of that model."""
+        Raises:
+            StorageError: the storage failed.
+        """
         ...

@@ -12,7 +12,6 @@ from linkbay_customers.ports._repositories import (
     ConsentRepository,
     CustomerRepository,
     MergeAliasRepository,
-    ModelFitRepository,
     NoteRepository,
     OrderRepository,
 )
@@ -27,6 +26,11 @@ class UnitOfWork(Protocol):
     Used as ``async with storage.unit_of_work(tenant_id) as uow``. Repositories add
     and flush; only ``commit()`` makes changes durable, and leaving the block without
     it rolls them back.
+
+    ``customers`` and ``orders`` may implement optional roles besides their core
+    Protocol (``CustomerBulkImport``, ``DerivedDataStore``, ``NearestNeighbours``,
+    ``PurchaseHistory``); ``storage_roles`` says which, and a service that needs a
+    missing one raises ``StorageRoleMissing``.
     """
 
     tenant_id: str
@@ -37,7 +41,6 @@ class UnitOfWork(Protocol):
     consents: ConsentRepository
     audit: AuditRepository
     aliases: MergeAliasRepository
-    model_fits: ModelFitRepository
 
     @property
     def audit_chain(self) -> AuditChain:
@@ -45,7 +48,12 @@ class UnitOfWork(Protocol):
         ...
 
     async def __aenter__(self) -> Self:
-        """Begin the transaction."""
+        """Begin the transaction.
+
+        Raises:
+            StorageError: the storage cannot be reached.
+            RuntimeError: the unit of work was entered before.
+        """
         ...
 
     async def __aexit__(
@@ -54,15 +62,22 @@ class UnitOfWork(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """End the transaction, rolling back whatever was not committed."""
+        """End the transaction, rolling back whatever was not committed; the exception
+        that ended the block, if any, propagates (raises nothing of its own but a
+        failed rollback's)."""
         ...
 
     async def commit(self) -> None:
-        """Make the transaction's changes durable."""
+        """Make the transaction's changes durable.
+
+        Raises:
+            StorageError: the commit, or what the storage does right after it, failed.
+        """
         ...
 
     async def rollback(self) -> None:
-        """Discard the transaction's uncommitted changes."""
+        """Discard the transaction's uncommitted changes (raises nothing of its own but
+        the backend's, if the rollback itself fails)."""
         ...
 
 
@@ -71,9 +86,10 @@ class Storage(Protocol):
     """A storage backend: opens tenant-bound units of work and owns their resources."""
 
     def unit_of_work(self, tenant_id: str) -> UnitOfWork:
-        """A new, not yet entered, unit of work for one tenant."""
+        """A new, not yet entered, unit of work for one tenant (raises nothing: the
+        storage is reached when the unit of work is entered)."""
         ...
 
     async def close(self) -> None:
-        """Release connections and other resources."""
+        """Release connections and other resources (raises nothing of its own)."""
         ...

@@ -32,6 +32,9 @@ from linkbay_customers.ports import (
     CustomerProfile,
     CustomerScores,
     UnitOfWork,
+    derived_data,
+    nearest_neighbours,
+    purchase_history,
 )
 from linkbay_customers.services._audit import write_audit
 from linkbay_customers.services._customers import UnitOfWorkFactory, load_customer
@@ -289,7 +292,7 @@ class AIService:
             self._embedding_version
         ):
             return customer.embedding
-        purchases = await uow.orders.purchases([customer.id])
+        purchases = await purchase_history(uow).purchases([customer.id])
         profile = CustomerProfile(customer, _quantities(purchases).get(customer.id, {}))
         return await self._intelligence.embed(profile, now=self._clock.now())
 
@@ -306,13 +309,17 @@ class AIService:
             CustomerNotFound: unknown, deleted or another tenant's customer.
             ProfilingNotAllowed: the tenant's policy excludes the customer.
             InvalidInput: limit out of range.
+            StorageRoleMissing: the storage has no ``NearestNeighbours`` (or, for a
+                customer without a current embedding, no ``PurchaseHistory``).
         """
         limit = _check_limit(limit)
         async with self._uow(tenant_id) as uow:
             customer = await load_customer(uow, customer_id)
             self._profiling.require(customer)
             embedding = await self._embedding(uow, customer)
-            found = await uow.customers.nearest(embedding, limit=limit, exclude=[customer.id])
+            found = await nearest_neighbours(uow).nearest(
+                embedding, limit=limit, exclude=[customer.id]
+            )
         # An embedding stored before the policy excluded its customer (an opt-in policy
         # adopted since the last scoring) is never offered.
         return [
@@ -333,23 +340,25 @@ class AIService:
         Raises:
             CustomerNotFound: unknown, deleted or another tenant's customer.
             InvalidInput: limit out of range.
+            StorageRoleMissing: the storage has no ``PurchaseHistory``, or no
+                ``NearestNeighbours`` for a customer with orders.
         """
         limit = _check_limit(limit)
         async with self._uow(tenant_id) as uow:
             customer = await load_customer(uow, customer_id)
-            own = {p.product_id for p in await uow.orders.purchases([customer.id])}
+            own = {p.product_id for p in await purchase_history(uow).purchases([customer.id])}
             if self._profiling.allows(customer) and customer.total_orders:
                 embedding = await self._embedding(uow, customer)
-                found = await uow.customers.nearest(
+                found = await nearest_neighbours(uow).nearest(
                     embedding, limit=_NEIGHBOURS_FOR_RECOMMENDATIONS, exclude=[customer.id]
                 )
                 # As in find_similar_customers: excluded customers are no one's neighbours.
                 neighbours = [(c, s) for c, s in found if self._profiling.allows(c)]
-                purchases = await uow.orders.purchases([c.id for c, _ in neighbours])
+                purchases = await purchase_history(uow).purchases([c.id for c, _ in neighbours])
                 picks = _similar_picks(neighbours, purchases, own, limit)
                 if picks:
                     return picks
-            sales = await uow.orders.best_sellers(limit=limit + len(own))
+            sales = await purchase_history(uow).best_sellers(limit=limit + len(own))
         tenant_buyers = max((s.buyers for s in sales), default=0) or 1
         return [
             ProductRecommendation(
@@ -384,6 +393,8 @@ class AIService:
 
         Raises:
             InvalidInput: months out of range.
+            StorageRoleMissing: the storage has no ``DerivedDataStore`` or no
+                ``PurchaseHistory``; nothing was written.
         """
         months = _check_months(months)
         check_tenant(tenant_id)  # here, not inside the first read's task
@@ -419,14 +430,16 @@ class AIService:
         one short transaction (the intelligence, maybe a slow model or one that
         reads the storage itself, runs between transactions)."""
         async with self._uow(tenant_id) as uow:
-            chunk = await uow.customers.list_after(after_id, limit=self._chunk_size)
+            chunk = await derived_data(uow).list_after(after_id, limit=self._chunk_size)
             allowed = self._profiling.profiled(chunk)
-            purchases = await uow.orders.purchases([c.id for c in allowed]) if allowed else []
+            purchases = (
+                await purchase_history(uow).purchases([c.id for c in allowed]) if allowed else []
+            )
         return chunk, allowed, purchases
 
     async def _write_chunk(self, tenant_id: str, rows: Sequence[DerivedData]) -> None:
         async with self._uow(tenant_id) as uow:
-            await uow.customers.update_derived(rows)
+            await derived_data(uow).update_derived(rows)
             await uow.commit()
 
     def _embedding_current(self, customer: Customer, embedding: Sequence[float] | None) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from linkbay_customers.domain import AuditAction, AuditEvent, Customer, InvalidInput
-from linkbay_customers.ports import Clock, CustomerIntelligence, UnitOfWork
+from linkbay_customers.ports import Clock, CustomerIntelligence, UnitOfWork, bulk_import
 from linkbay_customers.schemas import CustomerCreate
 from linkbay_customers.services._audit import append_audit
 from linkbay_customers.services._boundary import invalid_input_from
@@ -212,7 +212,7 @@ async def _write_chunk(
     actor: str | None,
 ) -> None:
     now = clock.now()
-    existing = await uow.customers.get_many_by_email([data.email for _, data in chunk])
+    existing = await bulk_import(uow).get_many_by_email([data.email for _, data in chunk])
     fresh: list[tuple[int, CustomerCreate]] = []
     changed: list[tuple[Customer, list[str]]] = []
     for number, data in chunk:
@@ -233,13 +233,13 @@ async def _write_chunk(
             else:
                 tally.unchanged += 1
 
-    ids = await uow.customers.next_ids(len(fresh))
+    ids = await bulk_import(uow).next_ids(len(fresh))
     created: list[tuple[Customer, CustomerCreate]] = []
     for (_, data), customer_id in zip(fresh, ids, strict=True):
         customer = build_customer(data, customer_id=customer_id, tenant_id=uow.tenant_id, now=now)
         await profiling.settle(customer, now=now, segment_by=intelligence)
         created.append((customer, data))
-    refused = set(await uow.customers.add_many([c for c, _ in created]))
+    refused = set(await bulk_import(uow).add_many([c for c, _ in created]))
     if refused:
         numbers = {data.email: number for number, data in fresh}
         for email in refused:

@@ -16,9 +16,13 @@ class run under pytest-asyncio whatever the project's ``asyncio_mode``: strict m
 needs no ``@pytest_asyncio.fixture``. A class that provides no ``storage`` fails
 every test with a message saying so.
 
-A storage that leaves out optional roles (``OPTIONAL_CAPABILITIES``) says which it
-has in ``capabilities``; the tests of the others are skipped, naming the missing
-capability.
+Each role of a storage has its contract class: the core repositories'
+(``CustomerRepositoryContract``, ...) and the optional roles'
+(``CustomerBulkImportContract``, ``DerivedDataContract``, ``NearestNeighboursContract``,
+``PurchaseHistoryContract``). A storage that leaves out optional roles
+(``OPTIONAL_CAPABILITIES``) says which it has in ``capabilities``; the tests of the
+others are skipped, naming the missing capability, and ``StorageRolesContract``
+checks that the storage implements each role declared.
 
 Every test works in tenants of its own (fresh random ids), so the storage may be
 shared between tests and need not be emptied.
@@ -51,7 +55,6 @@ from linkbay_customers.domain import (
     DerivedData,
     DuplicateEmail,
     MergeAlias,
-    ModelFit,
     OrderConflict,
     OrderItem,
     OrderShipping,
@@ -60,7 +63,16 @@ from linkbay_customers.domain import (
     TagMatch,
     chain_of,
 )
-from linkbay_customers.ports import Storage, UnitOfWork
+from linkbay_customers.ports import (
+    STORAGE_ROLES,
+    Storage,
+    UnitOfWork,
+    bulk_import,
+    derived_data,
+    nearest_neighbours,
+    purchase_history,
+    storage_roles,
+)
 from linkbay_customers.services._audit import append_audit
 from linkbay_customers.testing._builders import (
     T0,
@@ -78,32 +90,29 @@ __all__ = (
     "AddressRepositoryContract",
     "AuditRepositoryContract",
     "ConsentRepositoryContract",
+    "ContractBase",
+    "CustomerBulkImportContract",
     "CustomerListingContract",
     "CustomerRepositoryContract",
+    "DerivedDataContract",
     "IntelligenceDataContract",
     "MergeAliasRepositoryContract",
+    "NearestNeighboursContract",
     "NoteRepositoryContract",
     "OrderRepositoryContract",
+    "PurchaseHistoryContract",
     "StorageContract",
+    "StorageRolesContract",
     "TenantIsolationContract",
     "UnitOfWorkContract",
 )
 
 _ALL = CustomerFilters()
 
-OPTIONAL_CAPABILITIES: frozenset[str] = frozenset(
-    {
-        # customers.list_after and customers.update_derived: scoring a whole tenant
-        "derived_data",
-        # customers.nearest: similar customers and the recommendations built on them
-        "similarity",
-        # orders.purchases and orders.best_sellers: recommendations, purchase-aware scoring
-        "purchases",
-        # model_fits: the parameters a statistical intelligence fits per tenant
-        "model_fits",
-    }
-)
-"""The roles a storage may leave out; every other part of the contract is required."""
+OPTIONAL_CAPABILITIES: frozenset[str] = frozenset(role.name for role in STORAGE_ROLES)
+"""The roles a storage may leave out (``linkbay_customers.ports.STORAGE_ROLES``:
+``bulk_import``, ``derived_data``, ``similarity``, ``purchases``); every other part of
+the contract is required."""
 
 _Test = TypeVar("_Test", bound=Callable[..., Any])
 
@@ -134,8 +143,12 @@ def _run_under_pytest_asyncio(function: Any) -> None:
         function._loop_scope = None  # the default loop scope, as with no loop_scope argument
 
 
-class _ContractBase:
-    """Fixtures shared by every contract: two fresh tenants of one storage."""
+class ContractBase:
+    """Fixtures shared by every contract: two fresh tenants of one storage.
+
+    The base of a contract an adapter ships for a port of its own (as
+    ``linkbay_customers_clv.testing.ModelFitStorageContract`` does).
+    """
 
     pytestmark = pytest.mark.asyncio
 
@@ -194,10 +207,10 @@ class _ContractBase:
 
 
 _STORAGE = "storage"
-_PLACEHOLDER = vars(_ContractBase)[_STORAGE]
+_PLACEHOLDER = vars(ContractBase)[_STORAGE]
 
 
-class UnitOfWorkContract(_ContractBase):
+class UnitOfWorkContract(ContractBase):
     """Commit, rollback and id reservation."""
 
     async def test_the_unit_of_work_is_bound_to_its_tenant(
@@ -297,7 +310,7 @@ class UnitOfWorkContract(_ContractBase):
         assert all(i > 0 for i in ids)
 
 
-class CustomerRepositoryContract(_ContractBase):
+class CustomerRepositoryContract(ContractBase):
     """Storing and fetching customers."""
 
     async def test_a_customer_round_trips_with_every_field(self, uow: UnitOfWork) -> None:
@@ -451,58 +464,6 @@ class CustomerRepositoryContract(_ContractBase):
             with pytest.raises(StorageRejected):
                 await uow.customers.delete(customer.id)
 
-    async def test_many_customers_are_added_and_read_back_by_email_at_once(
-        self, uow: UnitOfWork
-    ) -> None:
-        async with uow:
-            taken = await add_customer(uow, email="taken@example.com")
-            ids = await uow.customers.next_ids(3)
-            assert len(set(ids)) == 3
-            batch = [
-                Customer(
-                    id=customer_id,
-                    tenant_id=uow.tenant_id,
-                    email=email,
-                    first_name="Batch",
-                    tags=["import"],
-                    total_spent=Decimal("1.5"),
-                    created_at=T0,
-                    updated_at=T0,
-                )
-                for customer_id, email in zip(
-                    ids, ["one@example.com", "taken@example.com", "two@example.com"], strict=True
-                )
-            ]
-            assert list(await uow.customers.add_many(batch)) == ["taken@example.com"]
-            assert await uow.customers.next_ids(0) == []
-            # Every kind of value survives a batch: consent, scores, money, dates.
-            scored = [
-                replace(
-                    batch[0],
-                    id=customer_id,
-                    email=f"scored{n}@example.com",
-                    consent_data={"marketing": ConsentState(consented=True, date=T0, source="web")},
-                    churn_risk_score=0.25,
-                    customer_lifetime_value=Decimal("123.4567"),
-                    birthday=T0.date(),
-                    last_order_at=T0,
-                    embedding=[0.5] * EMBEDDING_DIMENSIONS if n else None,
-                )
-                for n, customer_id in enumerate(await uow.customers.next_ids(2))
-            ]
-            for customer in scored:
-                assert list(await uow.customers.add_many([customer])) == []
-                assert await uow.customers.get(customer.id) == customer
-            assert list(await uow.customers.add_many([])) == []
-            found = await uow.customers.get_many_by_email(
-                ["one@example.com", "two@example.com", "taken@example.com", "none@example.com"]
-            )
-        assert found == {
-            "one@example.com": batch[0],
-            "two@example.com": batch[2],
-            "taken@example.com": taken,
-        }
-
     async def test_many_customers_are_updated_at_once(self, uow: UnitOfWork) -> None:
         async with uow:
             first = await add_customer(uow)
@@ -547,7 +508,64 @@ class CustomerRepositoryContract(_ContractBase):
                 await add_customer(uow, id=customer_id, tenant_id=other_tenant)
 
 
-class CustomerListingContract(_ContractBase):
+class CustomerBulkImportContract(ContractBase):
+    """``CustomerBulkImport``: many customers reserved, added and read back at once."""
+
+    @_requires("bulk_import")
+    async def test_many_customers_are_added_and_read_back_by_email_at_once(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            taken = await add_customer(uow, email="taken@example.com")
+            ids = await bulk_import(uow).next_ids(3)
+            assert len(set(ids)) == 3
+            batch = [
+                Customer(
+                    id=customer_id,
+                    tenant_id=uow.tenant_id,
+                    email=email,
+                    first_name="Batch",
+                    tags=["import"],
+                    total_spent=Decimal("1.5"),
+                    created_at=T0,
+                    updated_at=T0,
+                )
+                for customer_id, email in zip(
+                    ids, ["one@example.com", "taken@example.com", "two@example.com"], strict=True
+                )
+            ]
+            assert list(await bulk_import(uow).add_many(batch)) == ["taken@example.com"]
+            assert await bulk_import(uow).next_ids(0) == []
+            # Every kind of value survives a batch: consent, scores, money, dates.
+            scored = [
+                replace(
+                    batch[0],
+                    id=customer_id,
+                    email=f"scored{n}@example.com",
+                    consent_data={"marketing": ConsentState(consented=True, date=T0, source="web")},
+                    churn_risk_score=0.25,
+                    customer_lifetime_value=Decimal("123.4567"),
+                    birthday=T0.date(),
+                    last_order_at=T0,
+                    embedding=[0.5] * EMBEDDING_DIMENSIONS if n else None,
+                )
+                for n, customer_id in enumerate(await bulk_import(uow).next_ids(2))
+            ]
+            for customer in scored:
+                assert list(await bulk_import(uow).add_many([customer])) == []
+                assert await uow.customers.get(customer.id) == customer
+            assert list(await bulk_import(uow).add_many([])) == []
+            found = await bulk_import(uow).get_many_by_email(
+                ["one@example.com", "two@example.com", "taken@example.com", "none@example.com"]
+            )
+        assert found == {
+            "one@example.com": batch[0],
+            "two@example.com": batch[2],
+            "taken@example.com": taken,
+        }
+
+
+class CustomerListingContract(ContractBase):
     """Filtering, sorting, paging and searching customers."""
 
     async def test_every_filter_narrows_the_listing(self, uow: UnitOfWork) -> None:
@@ -698,7 +716,7 @@ class CustomerListingContract(_ContractBase):
         assert [c.id for c in found] == [c.id for c in alive[:3]]
 
 
-class AddressRepositoryContract(_ContractBase):
+class AddressRepositoryContract(ContractBase):
     """Addresses."""
 
     async def test_addresses_round_trip_oldest_first(self, uow: UnitOfWork) -> None:
@@ -769,7 +787,7 @@ class AddressRepositoryContract(_ContractBase):
             assert await uow.addresses.delete_for_customers([]) == 0
 
 
-class NoteRepositoryContract(_ContractBase):
+class NoteRepositoryContract(ContractBase):
     """Notes."""
 
     async def test_notes_round_trip_oldest_first(self, uow: UnitOfWork) -> None:
@@ -824,7 +842,7 @@ class NoteRepositoryContract(_ContractBase):
                 await add_note(uow, await uow.customers.next_id())
 
 
-class OrderRepositoryContract(_ContractBase):
+class OrderRepositoryContract(ContractBase):
     """Orders and their lines."""
 
     async def test_an_order_round_trips_with_lines_and_shipping(self, uow: UnitOfWork) -> None:
@@ -947,7 +965,7 @@ class OrderRepositoryContract(_ContractBase):
                 await add_order(uow, await uow.customers.next_id())
 
 
-class ConsentRepositoryContract(_ContractBase):
+class ConsentRepositoryContract(ContractBase):
     """The consent ledger."""
 
     async def test_events_list_oldest_first(self, uow: UnitOfWork) -> None:
@@ -1009,7 +1027,7 @@ class ConsentRepositoryContract(_ContractBase):
             assert await uow.consents.list_for_customer(bystander.id) == [kept]
 
 
-class AuditRepositoryContract(_ContractBase):
+class AuditRepositoryContract(ContractBase):
     """The audit trail: append-only, hash-chained per customer."""
 
     async def test_events_list_oldest_first_by_customer_and_time(
@@ -1131,7 +1149,7 @@ class AuditRepositoryContract(_ContractBase):
             assert list((await uow.audit.list()).items) == [first]
 
 
-class MergeAliasRepositoryContract(_ContractBase):
+class MergeAliasRepositoryContract(ContractBase):
     """Merge aliases."""
 
     async def test_aliases_resolve_repoint_and_delete(self, uow: UnitOfWork) -> None:
@@ -1168,7 +1186,7 @@ class MergeAliasRepositoryContract(_ContractBase):
             assert await uow.aliases.resolve(first.id) is None
 
 
-class TenantIsolationContract(_ContractBase):
+class TenantIsolationContract(ContractBase):
     """Nothing of one tenant is visible, or reachable, from another."""
 
     async def test_no_read_of_another_tenant_sees_its_rows(
@@ -1279,9 +1297,8 @@ def _unit_vector(*weights: float) -> list[float]:
     return [v / norm for v in vector]
 
 
-class IntelligenceDataContract(_ContractBase):
-    """What the intelligence features read and write: chunks, derived data,
-    nearest neighbours, purchases and best sellers."""
+class DerivedDataContract(ContractBase):
+    """``DerivedDataStore``: the tenant walked in chunks, derived data written in batches."""
 
     @_requires("derived_data")
     async def test_customers_are_walked_by_id_in_chunks_without_deleted_ones(
@@ -1292,8 +1309,8 @@ class IntelligenceDataContract(_ContractBase):
             await add_customer(uow, deleted_at=T0)
             second = await add_customer(uow)
             third = await add_customer(uow)
-            head = await uow.customers.list_after(0, limit=2)
-            tail = await uow.customers.list_after(head[-1].id, limit=2)
+            head = await derived_data(uow).list_after(0, limit=2)
+            tail = await derived_data(uow).list_after(head[-1].id, limit=2)
         assert head == [first, second]
         assert tail == [third]
 
@@ -1305,7 +1322,7 @@ class IntelligenceDataContract(_ContractBase):
             cleared = await add_customer(
                 uow, segment="active", churn_risk_score=0.5, embedding=vector
             )
-            await uow.customers.update_derived(
+            await derived_data(uow).update_derived(
                 [
                     DerivedData(
                         customer_id=scored.id,
@@ -1320,7 +1337,7 @@ class IntelligenceDataContract(_ContractBase):
                     DerivedData(cleared.id, None, None, None, None, None, None, None),
                 ]
             )
-            await uow.customers.update_derived([])
+            await derived_data(uow).update_derived([])
             got = await uow.customers.get(scored.id)
             gone = await uow.customers.get(cleared.id)
         assert got is not None
@@ -1341,7 +1358,7 @@ class IntelligenceDataContract(_ContractBase):
         stored = _unit_vector(1.0, 2.0)
         async with uow:
             customer = await add_customer(uow, embedding=stored, embedding_version="v1")
-            await uow.customers.update_derived(
+            await derived_data(uow).update_derived(
                 [
                     DerivedData(
                         customer_id=customer.id,
@@ -1363,6 +1380,10 @@ class IntelligenceDataContract(_ContractBase):
         assert [round(v, 5) for v in got.embedding] == [round(v, 5) for v in stored]
         assert got.embedding_version == "v1"
 
+
+class NearestNeighboursContract(ContractBase):
+    """``NearestNeighbours``: customers ranked by the similarity of their embeddings."""
+
     @_requires("similarity")
     async def test_nearest_ranks_by_cosine_similarity_and_skips_what_it_should(
         self, uow: UnitOfWork
@@ -1373,11 +1394,19 @@ class IntelligenceDataContract(_ContractBase):
             far = await add_customer(uow, embedding=_unit_vector(0.0, 1.0))
             await add_customer(uow)  # no embedding
             await add_customer(uow, embedding=_unit_vector(1.0, 0.0), deleted_at=T0)
-            found = await uow.customers.nearest(_unit_vector(1.0, 0.0), limit=5, exclude=[])
-            two = await uow.customers.nearest(_unit_vector(1.0, 0.0), limit=2, exclude=[same.id])
+            found = await nearest_neighbours(uow).nearest(
+                _unit_vector(1.0, 0.0), limit=5, exclude=[]
+            )
+            two = await nearest_neighbours(uow).nearest(
+                _unit_vector(1.0, 0.0), limit=2, exclude=[same.id]
+            )
         assert [c.id for c, _ in found] == [same.id, close.id, far.id]
         assert [round(score, 4) for _, score in found] == [1.0, 0.9578, 0.0]
         assert [c.id for c, _ in two] == [close.id, far.id]
+
+
+class PurchaseHistoryContract(ContractBase):
+    """``PurchaseHistory``: units bought per customer and product, and best sellers."""
 
     @_requires("purchases")
     async def test_purchases_sum_units_per_customer_and_product(self, uow: UnitOfWork) -> None:
@@ -1389,42 +1418,14 @@ class IntelligenceDataContract(_ContractBase):
             await add_order(uow, first.id, items=(mug, tea))
             await add_order(uow, first.id, items=(mug,))
             await add_order(uow, second.id, items=(tea,))
-            bought = await uow.orders.purchases([first.id, second.id])
-            none = await uow.orders.purchases([])
+            bought = await purchase_history(uow).purchases([first.id, second.id])
+            none = await purchase_history(uow).purchases([])
         assert [(p.customer_id, p.product_id, p.product_name, p.quantity) for p in bought] == [
             (first.id, "p-1", "Mug", 4),
             (first.id, "p-2", "Tea", 1),
             (second.id, "p-2", "Tea", 1),
         ]
         assert list(none) == []
-
-    @_requires("model_fits")
-    async def test_a_model_fit_is_stored_per_tenant_and_replaced_by_the_next(
-        self, storage: Storage, tenant: str, other_tenant: str
-    ) -> None:
-        first = ModelFit(
-            tenant_id=tenant,
-            model="bg_nbd",
-            parameters={"r": 0.243, "alpha": 4.414, "tiny": 1e-300, "huge": 1e300},
-            fitted_at=T0,
-            sample_size=2357,
-        )
-        async with storage.unit_of_work(tenant) as uow:
-            assert await uow.model_fits.get("bg_nbd") is None
-            await uow.model_fits.save(first)
-            await uow.commit()
-        async with storage.unit_of_work(tenant) as uow:
-            assert await uow.model_fits.get("bg_nbd") == first
-            second = replace(first, parameters={"r": 0.5}, fitted_at=T0 + timedelta(days=1))
-            await uow.model_fits.save(second)
-            await uow.commit()
-        async with storage.unit_of_work(tenant) as uow:
-            assert await uow.model_fits.get("bg_nbd") == second
-            assert await uow.model_fits.get("other") is None
-            with pytest.raises(StorageRejected):
-                await uow.model_fits.save(replace(first, tenant_id=other_tenant))
-        async with storage.unit_of_work(other_tenant) as uow:
-            assert await uow.model_fits.get("bg_nbd") is None
 
     @_requires("purchases")
     async def test_best_sellers_rank_by_buyers_then_units(self, uow: UnitOfWork) -> None:
@@ -1439,7 +1440,7 @@ class IntelligenceDataContract(_ContractBase):
             await add_order(uow, buyers[0].id, items=(line("a", 1), line("b", 9)))
             await add_order(uow, buyers[1].id, items=(line("a", 1), line("c", 1)))
             await add_order(uow, buyers[2].id, items=(line("c", 5),))
-            top = await uow.orders.best_sellers(limit=2)
+            top = await purchase_history(uow).best_sellers(limit=2)
         assert [(s.product_id, s.buyers, s.quantity) for s in top] == [("c", 2, 6), ("a", 2, 2)]
         assert top[0].product_name == "Product c"
 
@@ -1453,8 +1454,8 @@ class IntelligenceDataContract(_ContractBase):
             await add_order(uow, erased.id, items=(replace(mug, product_name="Mug 'For Anna'"),))
             await add_order(uow, other.id, items=(mug,))
             await uow.orders.scrub_for_customers([erased.id])
-            top = await uow.orders.best_sellers(limit=1)
-            bought = await uow.orders.purchases([erased.id, other.id])
+            top = await purchase_history(uow).best_sellers(limit=1)
+            bought = await purchase_history(uow).purchases([erased.id, other.id])
         assert [(s.product_id, s.product_name, s.buyers, s.quantity) for s in top] == [
             ("p-1", "Mug", 2, 4)
         ]
@@ -1464,9 +1465,33 @@ class IntelligenceDataContract(_ContractBase):
         ]
 
 
+class IntelligenceDataContract(
+    DerivedDataContract, NearestNeighboursContract, PurchaseHistoryContract
+):
+    """What the intelligence features read and write: the three roles above at once."""
+
+
+class StorageRolesContract(ContractBase):
+    """The storage implements every optional role the class declares."""
+
+    async def test_the_storage_implements_every_declared_role(self, uow: UnitOfWork) -> None:
+        implemented = storage_roles(uow)
+        missing = [
+            f"{role.name!r} (uow.{role.repository} is no {role.protocol.__name__})"
+            for role in STORAGE_ROLES
+            if role.name in self.capabilities and role.name not in implemented
+        ]
+        assert missing == [], (
+            f"{type(self).__name__} declares roles its storage does not implement: "
+            f"{', '.join(missing)}; implement them or leave them out of `capabilities`"
+        )
+
+
 class StorageContract(
     UnitOfWorkContract,
+    StorageRolesContract,
     CustomerRepositoryContract,
+    CustomerBulkImportContract,
     CustomerListingContract,
     AddressRepositoryContract,
     NoteRepositoryContract,
@@ -1474,7 +1499,9 @@ class StorageContract(
     ConsentRepositoryContract,
     AuditRepositoryContract,
     MergeAliasRepositoryContract,
-    IntelligenceDataContract,
+    DerivedDataContract,
+    NearestNeighboursContract,
+    PurchaseHistoryContract,
     TenantIsolationContract,
 ):
     """Every contract at once."""

@@ -43,8 +43,11 @@ from linkbay_customers.domain import (
     chain_of,
     check_audit_content,
 )
-from linkbay_customers_sqlalchemy._audit_triggers import create_audit_triggers, drop_audit_triggers
-from linkbay_customers_sqlalchemy._models import default_models
+from linkbay_customers_sqlalchemy._models import (
+    create_audit_triggers,
+    default_models,
+    drop_audit_triggers,
+)
 from linkbay_customers_sqlalchemy.migrations._tenancy import (
     every_tenant_visible,
     protect_tenant_table,

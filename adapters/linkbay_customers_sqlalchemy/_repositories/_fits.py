@@ -2,36 +2,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from sqlalchemy import delete, select
 
-from sqlalchemy import Table, delete, insert, select
-
-from linkbay_customers.domain import ModelFit, StorageRejected
-from linkbay_customers.ports import ModelFitRepository
-
-if TYPE_CHECKING:
-    from linkbay_customers_sqlalchemy._storage import SqlAlchemyUnitOfWork
+from linkbay_customers.domain import ModelFit
+from linkbay_customers_sqlalchemy._repositories._base import SqlRepository
+from linkbay_customers_sqlalchemy._repositories._statements import plain_insert
 
 __all__ = ("SqlModelFitRepository",)
 
 
-class SqlModelFitRepository(ModelFitRepository):
+class SqlModelFitRepository(SqlRepository):
     """One row per tenant and model name; saving replaces it."""
 
-    def __init__(self, uow: SqlAlchemyUnitOfWork) -> None:
-        self._uow = uow
-
-    @property
-    def _table(self) -> Table:
-        return self._uow.models.model_fit.__table__  # type: ignore[attr-defined, no-any-return]
+    role = "model_fit"
 
     async def get(self, model: str) -> ModelFit | None:
         """The tenant's fit of a model, or None."""
         t = self._table
         row = (
-            await self._uow.execute(
-                select(t).where(t.c.tenant_id == self._uow.tenant_id, t.c.model == model),
-                action="reading a model fit",
+            await self._execute(
+                select(t).where(self._mine, t.c.model == model), action="reading a model fit"
             )
         ).first()
         if row is None:
@@ -46,15 +36,13 @@ class SqlModelFitRepository(ModelFitRepository):
 
     async def save(self, fit: ModelFit) -> None:
         """Store a fit, replacing the tenant's previous fit of that model."""
-        if fit.tenant_id != self._uow.tenant_id:
-            raise StorageRejected("the row belongs to another tenant than the unit of work")
+        self._own(fit)
         t = self._table
-        await self._uow.execute(
-            delete(t).where(t.c.tenant_id == fit.tenant_id, t.c.model == fit.model),
-            action="replacing a model fit",
+        await self._execute(
+            delete(t).where(self._mine, t.c.model == fit.model), action="replacing a model fit"
         )
-        await self._uow.execute(
-            insert(t),
+        await self._execute(
+            plain_insert(t),
             {
                 "tenant_id": fit.tenant_id,
                 "model": fit.model,
