@@ -141,10 +141,3 @@ def test_the_architecture_docs_show_the_entry_points_pyproject_declares() -> Non
         ENTRY_POINT_GROUP: pyproject["project"]["entry-points"][ENTRY_POINT_GROUP]
     }
 
-
-def test_the_storage_docs_list_the_roles_of_a_storage(capsys: pytest.CaptureFixture[str]) -> None:
-    program = _program("storage.md", "storage_roles(")
-    exec(compile(program, str(DOCS / "storage.md"), "exec"), {"__name__": "docs"})
-    printed = capsys.readouterr().out.splitlines()
-    assert printed == ["['bulk_import', 'derived_data', 'purchases', 'similarity']"]
-    assert f"# {printed[0]}" in program
