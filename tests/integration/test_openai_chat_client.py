@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -298,35 +298,33 @@ async def test_a_429_is_retried_after_the_wait_the_server_asks_for(
     assert 0.4 <= answered.at - refused.at < 0.9
 
 
-async def test_retry_after_as_an_http_date_is_honoured(chat_server: ChatServer) -> None:
+def _in_two_seconds() -> Failure:
     # An HTTP date has whole seconds: two seconds from now is a wait of one to two.
-    when = formatdate(time.time() + 2.0, usegmt=True)
-    chat_server.play(Failure(429, retry_after=when), Reply("ok"))
-    async with OpenAIChatClient(
-        base_url=chat_server.base_url, api_key="k", model=MODEL, max_retry_wait=5.0
-    ) as c:
-        assert (await c.chat("Hello.")).content == "ok"
-    [refused, answered] = chat_server.seen
-    assert 0.9 <= answered.at - refused.at < 2.6
+    return Failure(429, retry_after=formatdate(time.time() + 2.0, usegmt=True))
 
 
-async def test_retry_after_ms_is_read_before_retry_after(
-    chat_server: ChatServer, client: OpenAIChatClient
+@pytest.mark.parametrize(
+    ("refusal", "max_retry_wait", "waited"),
+    [
+        (_in_two_seconds, 5.0, (0.9, 2.6)),
+        (lambda: Failure(429, retry_after="30", retry_after_ms="300"), 5.0, (0.3, 0.8)),
+        (lambda: Failure(429, retry_after="120"), 0.3, (0.3, 0.8)),
+    ],
+    ids=["an http date", "retry-after-ms first", "capped"],
+)
+async def test_the_wait_before_a_retry_is_the_one_the_server_asks_for(
+    chat_server: ChatServer,
+    refusal: Callable[[], Failure],
+    max_retry_wait: float,
+    waited: tuple[float, float],
 ) -> None:
-    chat_server.play(Failure(429, retry_after="30", retry_after_ms="300"), Reply("ok"))
-    assert (await client.chat("Hello.")).content == "ok"
-    [refused, answered] = chat_server.seen
-    assert 0.3 <= answered.at - refused.at < 0.8
-
-
-async def test_a_long_retry_after_is_capped(chat_server: ChatServer) -> None:
-    chat_server.play(Failure(429, retry_after="120"), Reply("ok"))
+    chat_server.play(refusal(), Reply("ok"))
     async with OpenAIChatClient(
-        base_url=chat_server.base_url, api_key="k", model=MODEL, max_retry_wait=0.3
+        base_url=chat_server.base_url, api_key="k", model=MODEL, max_retry_wait=max_retry_wait
     ) as c:
         assert (await c.chat("Hello.")).content == "ok"
     [refused, answered] = chat_server.seen
-    assert 0.3 <= answered.at - refused.at < 0.8
+    assert waited[0] <= answered.at - refused.at < waited[1]
 
 
 async def test_a_retry_after_past_the_timeout_is_not_waited(chat_server: ChatServer) -> None:
