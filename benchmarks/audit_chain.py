@@ -8,8 +8,9 @@ Run by hand (not part of the test suite):
 For each way of writing, the floor is the same work without the chain: one
 asyncpg transaction that sets the tenant and INSERTs the event into the same
 table (its trigger and row-level security included), with a made-up position and
-hash. The project's figure is the library's ``write_audit`` in a unit of work:
-lock the chain's tip, seal the event (HMAC-SHA256), INSERT it, move the tip.
+hash. The project's figure is an event recorded by a change of the library's
+(``Change.audit``, what every service method writes through): lock the chain's
+tip, seal the event (HMAC-SHA256), INSERT it, move the tip.
 
 - ``sequential``: one writer, one event per transaction (latency).
 - ``parallel``: ``--writers`` concurrent writers, each on customers of its own.
@@ -39,8 +40,9 @@ from _harness import customer_rows, new_database, postgres_admin, report
 from sqlalchemy import make_url, text
 
 from linkbay_customers import CustomerService, GDPRService, HeuristicIntelligence, SystemClock
-from linkbay_customers.domain import AuditAction
-from linkbay_customers.services._audit import write_audit
+from linkbay_customers.domain import DEFAULT_PROFILING_POLICY, AuditAction
+from linkbay_customers.services._change import Transactions
+from linkbay_customers.services._derived import ProfilingGate
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage
 
 TARGETS = {
@@ -83,18 +85,18 @@ async def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
     pool = await asyncpg.create_pool(dsn, min_size=args.writers, max_size=args.writers)
     positions = itertools.count(10**9)  # made-up positions of the floor's events
 
+    transactions = Transactions(
+        storage.unit_of_work, clock, ProfilingGate(DEFAULT_PROFILING_POLICY)
+    )
+
     def project_job(customer_id: int) -> Callable[[], Awaitable[None]]:
         async def job() -> None:
-            async with storage.unit_of_work(tenant) as uow:
-                await write_audit(
-                    uow,
-                    clock,
+            async with transactions.change(tenant, actor="bench") as change:
+                change.audit(
                     AuditAction.CUSTOMER_UPDATED,
                     customer_id=customer_id,
-                    actor="bench",
                     changed_fields=("first_name",),
                 )
-                await uow.commit()
 
         return job
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -17,6 +18,9 @@ from tests._databases import (
     new_sqlite_database,
     server_url,
 )
+
+if TYPE_CHECKING:
+    from tests._chat_server import ChatServer
 
 # Every storage of the suite, and every CLI process it starts, seals the audit trail
 # with this key (PostgreSQL refuses to start without one); the tests of the key's
@@ -102,3 +106,21 @@ async def empty_database_url(
 def database_url(request: pytest.FixtureRequest) -> str:
     """Each real database in turn."""
     return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+@pytest.fixture(scope="session")
+def shared_chat_server() -> Iterator[ChatServer]:
+    """A local OpenAI-compatible chat server (``tests._chat_server``) for the session."""
+    from tests._chat_server import running_chat_server
+
+    with running_chat_server() as server:
+        yield server
+
+
+@pytest.fixture
+def chat_server(shared_chat_server: ChatServer) -> ChatServer:
+    """The local chat server, its past forgotten, answering every request well."""
+    from tests._chat_server import Reply, good_answer
+
+    shared_chat_server.play(Reply(good_answer))
+    return shared_chat_server

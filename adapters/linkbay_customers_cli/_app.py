@@ -12,8 +12,8 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -35,6 +35,8 @@ from rich.table import Table
 from linkbay_customers import LinkbayError, __version__
 from linkbay_customers.audit_keys import new_audit_key
 from linkbay_customers.domain import MAX_ID, AuditVerification, check_actor, check_tenant
+from linkbay_customers.ports import CustomerIntelligence
+from linkbay_customers.schemas import CustomerDataExport
 from linkbay_customers.services import (
     MAX_PREDICTION_MONTHS,
     ImportProgress,
@@ -630,22 +632,74 @@ def score(
     ] = 12,
     database_url: DatabaseUrlOption = None,
     profiling: ProfilingOption = ProfilingMode.OPT_OUT,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODEL",
+            envvar="LINKBAY_AI_MODEL",
+            help="Score with this chat model instead of the heuristics, over an "
+            "OpenAI-compatible endpoint (--model-url; its key in OPENAI_API_KEY). "
+            "Needs the ai extra.",
+            show_default=False,
+        ),
+    ] = None,
+    model_url: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            envvar="OPENAI_BASE_URL",
+            help="The endpoint's API root, e.g. http://localhost:11434/v1.",
+            show_default="OpenAI's",
+        ),
+    ] = None,
 ) -> None:
     """Score every customer of a tenant: segment, churn risk, lifetime value, embedding.
 
     Customers are scored by chunks, each in its own transaction, so an interrupted
     run keeps what it scored; run it again to finish. Customers the profiling
     policy excludes (who refused analytics consent; with --profiling opt-in, who
-    never gave it) are skipped and their derived data cleared.
+    never gave it) are skipped and their derived data cleared. With --model, a
+    customer whose reply is unusable (or missing) is scored by the heuristics; the
+    summary counts customers by source.
     """
     with _reported_errors():
         url = resolve_database_url(database_url)
-        summary = asyncio.run(_score(url, tenant, months, profiling))
-        _print_scoring_summary(tenant, months, summary)
+        summary = asyncio.run(_score(url, tenant, months, profiling, model, model_url))
+        _print_scoring_summary(tenant, months, summary, model)
 
 
-async def _score(url: str, tenant: str, months: int, profiling: ProfilingMode) -> ScoringSummary:
-    async with open_container(url, profiling.policy) as container:
+_MODEL_SOURCE = "linkbay_ai"  # the source --model's scores are recorded under
+
+
+@asynccontextmanager
+async def _chat_model(
+    model: str | None, model_url: str | None
+) -> AsyncIterator[CustomerIntelligence | None]:
+    if model is None:
+        yield None
+        return
+    try:
+        from linkbay_customers_linkbay_ai import LinkBayAIIntelligence, OpenAIChatClient
+    except ImportError as error:
+        raise CommandError(f"--model: {error}") from error
+    # Local servers want a key but ignore it.
+    api_key = os.environ.get("OPENAI_API_KEY") or "unused"
+    async with OpenAIChatClient(base_url=model_url, api_key=api_key, model=model) as client:
+        yield LinkBayAIIntelligence(client, name=_MODEL_SOURCE)
+
+
+async def _score(
+    url: str,
+    tenant: str,
+    months: int,
+    profiling: ProfilingMode,
+    model: str | None = None,
+    model_url: str | None = None,
+) -> ScoringSummary:
+    async with (
+        _chat_model(model, model_url) as intelligence,
+        open_container(url, profiling.policy, intelligence) as container,
+    ):
         # One count query gives the bar its total; customers added meanwhile stretch it.
         page = await container.customer_service().list_customers(tenant, page_size=1)
         service = container.ai_service()
@@ -667,7 +721,9 @@ async def _score(url: str, tenant: str, months: int, profiling: ProfilingMode) -
             return await service.score_tenant(tenant, months=months, on_progress=advance)
 
 
-def _print_scoring_summary(tenant: str, months: int, summary: ScoringSummary) -> None:
+def _print_scoring_summary(
+    tenant: str, months: int, summary: ScoringSummary, model: str | None = None
+) -> None:
     if not summary.customers:
         console.print(f"Tenant {escape(tenant)} has no customers: nothing to score.")
         return
@@ -689,6 +745,12 @@ def _print_scoring_summary(tenant: str, months: int, summary: ScoringSummary) ->
     for source, count in sorted(summary.sources.items()):
         table.add_row(f"source {escape(source)}", str(count))
     console.print(table)
+    fell_back = scored - summary.sources.get(_MODEL_SOURCE, 0)
+    if model is not None and fell_back:
+        console.print(
+            f"{fell_back} of {scored} customers were scored by the heuristics, not by"
+            f" {escape(model)}: its replies were missing or unusable (the warnings say why)."
+        )
 
 
 # ----------------------------------------------------------------------- export
@@ -770,7 +832,8 @@ async def _export(
                 tenant, customer_id, actor=actor
             )
             return archive
-        document = await service.export_customer_data(tenant, customer_id, actor=actor)
+        export = await service.export_customer_data(tenant, customer_id, actor=actor)
+        document = CustomerDataExport.of(export).model_dump(mode="json")
         return json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8")
 
 

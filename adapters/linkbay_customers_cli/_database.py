@@ -15,6 +15,7 @@ from linkbay_customers import (
     bootstrap,
     storage_schemes,
 )
+from linkbay_customers.ports import CustomerIntelligence
 from linkbay_customers.registry import RegisteredStorage, registered_storage, url_scheme
 from linkbay_customers_cli._errors import CommandError
 
@@ -330,10 +331,13 @@ async def prepare_schema(url: str, owner_url: str | None = None) -> Migration | 
 
 @asynccontextmanager
 async def open_container(
-    url: str, profiling_policy: ProfilingPolicy | None = None
+    url: str,
+    profiling_policy: ProfilingPolicy | None = None,
+    intelligence: CustomerIntelligence | None = None,
 ) -> AsyncIterator[CustomersContainer]:
     """A container over the database, its storage closed on the way out; every service
-    in it under ``profiling_policy`` (the library's default when None), and reading
+    in it under ``profiling_policy`` (the library's default when None), scoring with
+    ``intelligence`` (the heuristics when None), and reading
     phone numbers without a country code in the region ``LINKBAY_PHONE_REGION`` names
     (unset: they must start with ``+``), the one revision 0007 migrates with.
 
@@ -347,7 +351,10 @@ async def open_container(
     async with database_errors(url):
         try:
             container = bootstrap(
-                url, profiling_policy=profiling_policy, default_phone_region=region
+                url,
+                profiling_policy=profiling_policy,
+                default_phone_region=region,
+                intelligence=intelligence,
             )
         except (ImportError, ValueError) as error:
             raise CommandError(f"cannot open {describe_url(url)}: {error}") from error

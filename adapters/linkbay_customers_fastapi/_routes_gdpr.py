@@ -139,9 +139,8 @@ def add_gdpr_routes(router: APIRouter, settings: RouteSettings) -> None:
                     ),
                 },
             )
-        document = await ctx.service.export_customer_data(
-            ctx.tenant_id, customer_id, actor=ctx.actor
-        )
+        export = await ctx.service.export_customer_data(ctx.tenant_id, customer_id, actor=ctx.actor)
+        document = CustomerDataExport.of(export).model_dump(mode="json")
         return JSONResponse(document, headers=_NO_STORE)
 
     @router.delete(
@@ -172,10 +171,10 @@ def add_gdpr_routes(router: APIRouter, settings: RouteSettings) -> None:
         Hard deletion (`anonymize=false`) removes every row, audit events included,
         leaving one `data.erased` event without personal data; the id is then unknown.
         """
-        result = await ctx.service.delete_customer_data(
+        erasure = await ctx.service.delete_customer_data(
             ctx.tenant_id, customer_id, anonymize=anonymize, actor=ctx.actor
         )
-        return ErasureResult.model_validate(result)
+        return ErasureResult.of(erasure)
 
     @router.post(
         "/{customer_id}/consent/{consent_type}",

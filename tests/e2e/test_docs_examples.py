@@ -7,6 +7,9 @@ checks (``pytest --update-examples`` rewrites them). Settings in the fence:
 
 - ```` ```python needs="postgres" ````: the block reads its database URL from
   ``LINKBAY_DATABASE_URL`` and gets a new, migrated PostgreSQL database there.
+- ```` ```python needs="chat" ````: the block reads ``OPENAI_BASE_URL``,
+  ``OPENAI_API_KEY`` and ``LINKBAY_AI_MODEL``, which name the suite's local
+  OpenAI-compatible chat server (``tests._chat_server``), answering well.
 - ```` ```python file="main.py" ````: the page tells the reader to save the block
   as that file; every block of the page runs beside all such files, and may
   import them. The file's own behaviour is shown by the blocks that import it.
@@ -32,7 +35,7 @@ from tests._databases import new_postgres_database
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 EXAMPLES = [example for page in PAGES for example in find_examples(page)]
-NEEDS = {"postgres"}
+NEEDS = {"postgres", "chat"}
 SETTINGS = {"needs", "file"}
 
 
@@ -88,6 +91,11 @@ def test_the_example_runs_as_written_and_prints_what_it_shows(
     if needs == "postgres":
         url = asyncio.run(new_postgres_database(request.getfixturevalue("postgres_server")))
         monkeypatch.setenv("LINKBAY_DATABASE_URL", url)
+    if needs == "chat":
+        chat_server = request.getfixturevalue("chat_server")
+        monkeypatch.setenv("OPENAI_BASE_URL", chat_server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "docs-key")
+        monkeypatch.setenv("LINKBAY_AI_MODEL", "docs-model")
     # Formatted as the code is (black, which keeps the #> lines; ruff's checks).
     eval_example.set_config(
         line_length=100,
@@ -132,4 +140,3 @@ def test_the_architecture_docs_show_the_entry_points_pyproject_declares() -> Non
     assert tomllib.loads(shown)["project"]["entry-points"] == {
         ENTRY_POINT_GROUP: pyproject["project"]["entry-points"][ENTRY_POINT_GROUP]
     }
-

@@ -34,7 +34,7 @@ def test_an_unknown_url_names_the_known_ones() -> None:
 def test_bootstrap_takes_an_intelligence_instance() -> None:
     intelligence = HeuristicIntelligence()
     container = bootstrap("memory://", intelligence=intelligence)
-    assert container.customer_service()._intelligence is intelligence
+    assert container.customer_service()._tx.intelligence is intelligence
 
 
 def test_bootstrap_builds_an_intelligence_from_the_storage_and_clock_once() -> None:
@@ -49,7 +49,7 @@ def test_bootstrap_builds_an_intelligence_from_the_storage_and_clock_once() -> N
     assert calls == []  # built on first use, not by bootstrap
     service = container.customer_service()
     assert calls == [(container.storage(), clock)]
-    assert container.ai_service()._intelligence is service._intelligence
+    assert container.ai_service()._intelligence is service._tx.intelligence
     assert len(calls) == 1
 
 
@@ -69,7 +69,7 @@ def test_an_intelligence_class_is_called_as_a_factory() -> None:
             self.storage = storage
 
     container = bootstrap("memory://", intelligence=Named)
-    intelligence = container.customer_service()._intelligence
+    intelligence = container.customer_service()._tx.intelligence
     assert isinstance(intelligence, Named)
     assert intelligence.storage is container.storage()
 
@@ -92,7 +92,7 @@ def test_a_host_can_plug_its_own_adapters_into_the_slots() -> None:
     container.storage.override(storage)
     container.intelligence.override(intelligence)
     service = container.customer_service()
-    assert service._intelligence is intelligence
+    assert service._tx.intelligence is intelligence
 
 
 def test_a_slot_refuses_what_does_not_fit_its_port() -> None:

@@ -20,14 +20,33 @@ from linkbay_customers import (
     ConsentTypeUnknown,
     CustomerNotFound,
     CustomerService,
+    Erasure,
     GDPRService,
     InvalidInput,
     ProfilingPolicy,
 )
 from linkbay_customers.domain import AuditAction, Customer
 from linkbay_customers.ports import Storage, UnitOfWork
-from linkbay_customers.schemas import CustomerCreate
+from linkbay_customers.schemas import (
+    ConsentHistoryResponse,
+    CustomerCreate,
+    CustomerDataExport,
+    ErasureResult,
+)
 from linkbay_customers.testing import FixedClock
+
+
+async def exported(gdpr: GDPRService, tenant: str, customer_id: int, **options: Any) -> Any:
+    """The export as the REST API and the CLI give it out (JSON)."""
+    export = await gdpr.export_customer_data(tenant, customer_id, **options)
+    return CustomerDataExport.of(export).model_dump(mode="json")
+
+
+async def consent_history(gdpr: GDPRService, tenant: str, customer_id: int) -> Any:
+    """The consent history as the REST API gives it out (JSON)."""
+    history = await gdpr.get_consent_history(tenant, customer_id)
+    return ConsentHistoryResponse.of(history).model_dump(mode="json")
+
 
 PROFILE = {
     "email": "Mario.Rossi@Example.com",
@@ -213,7 +232,7 @@ class TestExport:
         )
         mario = await live_a_life(service, gdpr, tenant)
 
-        export = await gdpr.export_customer_data(tenant, mario.id, actor="dpo")
+        export = await exported(gdpr, tenant, mario.id, actor="dpo")
 
         text = json.dumps(export, ensure_ascii=False)
         for value in [*personal_values(), "ORD-1"]:
@@ -273,7 +292,7 @@ class TestExport:
     ) -> None:
         mario, old = await merge_keeping_rows_apart(service, gdpr, tenant)
 
-        export = await gdpr.export_customer_data(tenant, mario.id)
+        export = await exported(gdpr, tenant, mario.id)
 
         assert [(a["customer_id"], a["address_line1"]) for a in export["addresses"]] == [
             (mario.id, HOME["address_line1"]),
@@ -307,8 +326,8 @@ class TestExport:
         self, service: CustomerService, gdpr: GDPRService, tenant: str
     ) -> None:
         mario, old = await merge_keeping_rows_apart(service, gdpr, tenant)
-        by_alias = await gdpr.export_customer_data(tenant, old.id)
-        by_target = await gdpr.export_customer_data(tenant, mario.id)
+        by_alias = await exported(gdpr, tenant, old.id)
+        by_target = await exported(gdpr, tenant, mario.id)
         assert by_alias["customer"]["id"] == mario.id
         for section in (*SECTIONS, "merged_customers"):
             if section != "audit_trail":  # the second export adds its own data.exported
@@ -320,7 +339,7 @@ class TestExport:
     ) -> None:
         mario, old = await merge_keeping_rows_apart(service, gdpr, tenant)
         erased = await gdpr.delete_customer_data(tenant, mario.id)
-        export = await gdpr.export_customer_data(tenant, old.id)
+        export = await exported(gdpr, tenant, old.id)
         assert export["customer"]["id"] == mario.id
         assert export["customer"]["is_anonymized"] is True
         assert [n["customer_id"] for n in export["notes"]] == [mario.id, old.id]
@@ -365,7 +384,8 @@ class TestErasure:
 
         result = await gdpr.delete_customer_data(tenant, mario.id, anonymize=True, actor="dpo")
 
-        assert result == {
+        assert result == Erasure(customer_id=mario.id, method="anonymized", deleted_at=clock.now())
+        assert ErasureResult.of(result).model_dump(mode="json") == {
             "success": True,
             "method": "anonymized",
             "customer_id": mario.id,
@@ -377,7 +397,7 @@ class TestErasure:
         assert kept.is_anonymized
         assert (kept.total_orders, kept.total_spent) == (1, mario.total_spent)
         assert kept.first_order_at == mario.first_order_at
-        export = json.dumps(await gdpr.export_customer_data(tenant, mario.id))
+        export = json.dumps(await exported(gdpr, tenant, mario.id))
         for value in personal_values():
             assert value not in export, value
         assert "ORD-1" in export  # the order itself stays, without its shipping details
@@ -398,7 +418,7 @@ class TestErasure:
         await gdpr.update_consent(
             tenant, luigi.id, "marketing", True, metadata={"source": "signup-form"}
         )
-        export = await gdpr.export_customer_data(tenant, mario.id)
+        export = await exported(gdpr, tenant, mario.id)
         ids = {row["customer_id"] for section in SECTIONS for row in export[section]}
         assert ids == {mario.id, old.id}
         async with storage.unit_of_work(tenant) as uow:
@@ -436,7 +456,7 @@ class TestErasure:
         mario, _ = await merge_keeping_rows_apart(service, gdpr, tenant)
         await gdpr.delete_customer_data(tenant, mario.id)
 
-        export = await gdpr.export_customer_data(tenant, mario.id)
+        export = await exported(gdpr, tenant, mario.id)
 
         states = [*export["consent"].values()]
         states += [s for c in export["merged_customers"] for s in c["consent_data"].values()]
@@ -477,10 +497,9 @@ class TestErasure:
 
         result = await gdpr.delete_customer_data(tenant, mario.id, anonymize=False, actor="dpo")
 
-        assert result["method"] == "deleted"
-        assert result["customer_id"] == mario.id
+        assert (result.method, result.customer_id) == ("deleted", mario.id)
         with pytest.raises(CustomerNotFound):
-            await gdpr.export_customer_data(tenant, mario.id)
+            await exported(gdpr, tenant, mario.id)
         with pytest.raises(CustomerNotFound):
             await service.get_customer(tenant, aliases[0].alias_id, include_deleted=True)
         trail = (await gdpr.list_audit_events(tenant)).items
@@ -530,7 +549,7 @@ class TestConsent:
         clock.advance(days=1)
         await service.update_customer(tenant, mario.id, {"first_name": "Mariano"})
 
-        history = await gdpr.get_consent_history(tenant, mario.id)
+        history = await consent_history(gdpr, tenant, mario.id)
 
         assert first.previous is None
         assert history["marketing"]["consented"] is False
@@ -562,7 +581,7 @@ class TestConsent:
         with pytest.raises(InvalidInput) as caught:
             await gdpr.update_consent(tenant, mario.id, "marketing", "yes")  # type: ignore[arg-type]
         assert caught.value.field == "consented"
-        assert (await gdpr.get_consent_history(tenant, mario.id)) == {"events": []}
+        assert (await consent_history(gdpr, tenant, mario.id)) == {"events": []}
 
     async def test_consent_types_are_configurable_and_unknown_ones_refused(
         self, storage: Storage, service: CustomerService, clock: FixedClock, tenant: str
@@ -606,7 +625,7 @@ class TestConsent:
         broken = GDPRService(failing_factory, clock)
         with pytest.raises(RuntimeError):
             await broken.update_consent(tenant, mario.id, "marketing", True)
-        assert await gdpr.get_consent_history(tenant, mario.id) == {"events": []}
+        assert await consent_history(gdpr, tenant, mario.id) == {"events": []}
         assert (await gdpr.list_audit_events(tenant)).total == before
 
     async def test_consent_history_survives_later_changes_and_anonymization(
@@ -616,7 +635,7 @@ class TestConsent:
         await gdpr.update_consent(tenant, mario.id, "marketing", True, metadata={"ip_address": IP})
         await service.update_customer(tenant, mario.id, {"tags": ["x"]})
         await gdpr.delete_customer_data(tenant, mario.id)
-        export = await gdpr.export_customer_data(tenant, mario.id)
+        export = await exported(gdpr, tenant, mario.id)
         assert [(e["consent_type"], e["consented"]) for e in export["consent_history"]] == [
             ("marketing", True)
         ]
@@ -662,7 +681,7 @@ class TestAuditTrail:
         self, service: CustomerService, gdpr: GDPRService, tenant: str
     ) -> None:
         mario = await live_a_life(service, gdpr, tenant)
-        await gdpr.export_customer_data(tenant, mario.id)
+        await exported(gdpr, tenant, mario.id)
         await gdpr.delete_customer_data(tenant, mario.id)
         trail = (await gdpr.list_audit_events(tenant, page_size=1000)).items
         actions = {e.action for e in trail}

@@ -4,6 +4,7 @@ import asyncio
 import json
 import logging
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -655,3 +656,31 @@ async def test_a_client_taking_only_a_prompt_works_with_empty_chat_options() -> 
     assert (await intelligence.segment_with_source(customer(), now=NOW)).source == "linkbay_ai"
     default = adapter(Plain())
     assert (await default.segment_with_source(customer(), now=NOW)).source == "heuristic"
+
+
+async def test_a_run_warns_once_per_reason_and_logs_the_rest_at_debug_level(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    profiles = [profile(i) for i in range(1, 7)]
+    client = ScriptedClient(*[RuntimeError("down")] * 6, "garbage")
+    intelligence = adapter(client, batch_size=2)
+    with caplog.at_level(logging.DEBUG, logger=LOGGER):
+        scores = await intelligence.score_many(profiles, now=NOW, months=12)
+        await intelligence.score_many(profiles, now=NOW, months=12)  # the same run
+        await intelligence.churn_risk(customer(7), now=NOW)  # another reason
+    assert [s.source for s in scores] == ["heuristic"] * 6
+    levels = Counter(r.levelno for r in caplog.records)
+    assert levels == {logging.WARNING: 2, logging.DEBUG: 5}
+    first, second = (r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "the client raised RuntimeError" in first
+    assert "later fallbacks for this reason in this run are logged at debug level" in first
+    assert "customer ids [7]" in second
+
+
+async def test_each_tenant_is_warned_about_on_its_own(caplog: pytest.LogCaptureFixture) -> None:
+    intelligence = adapter(ScriptedClient("garbage"))
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        await intelligence.segment(customer(1), now=NOW)
+        await intelligence.segment(customer(2), now=NOW)
+        await intelligence.segment(customer(3, tenant_id="shop-2"), now=NOW)
+    assert ["shop-2" in r.getMessage() for r in caplog.records] == [False, True]

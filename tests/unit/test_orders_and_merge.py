@@ -7,16 +7,22 @@ from typing import Any
 import pytest
 
 from linkbay_customers import (
+    AIService,
     CustomerNotFound,
     CustomerService,
+    GDPRService,
     InvalidInput,
     InvalidMerge,
     OrderConflict,
 )
-from linkbay_customers.domain import MAX_MONEY, Customer
+from linkbay_customers.domain import MAX_MONEY, AuditAction, Customer
 from linkbay_customers.ports import Storage
+from linkbay_customers.schemas import CustomerDataExport
 from linkbay_customers.testing import FixedClock
+from tests.unit.test_profiling_consent import DERIVED
 
+# The export shows every derived field but the embedding.
+EXPORTED_DERIVED = tuple(name for name in DERIVED if not name.startswith("embedding"))
 ORDER: dict[str, Any] = {
     "order_id": "A-1",
     "total": "99.99",
@@ -307,6 +313,41 @@ class TestMerge:
         gone = await service.get_customer(tenant, source.id, include_deleted=True)
         assert gone.id == target.id  # the source id now resolves to the target
         assert [a.alias_id for a in await service.list_aliases(tenant, target.id)] == [source.id]
+
+    async def test_the_merged_away_customer_keeps_no_derived_data(
+        self,
+        storage: Storage,
+        service: CustomerService,
+        ai: AIService,
+        gdpr: GDPRService,
+        tenant: str,
+        clock: FixedClock,
+    ) -> None:
+        source, target = await self._pair(service, tenant, clock)
+        await ai.score_tenant(tenant)
+        scored = await service.get_customer(tenant, source.id)
+        assert scored.segment == "active"
+        assert None not in [getattr(scored, name) for name in DERIVED]
+
+        await service.merge_customers(
+            tenant, {"source_customer_id": source.id, "target_customer_id": target.id}
+        )
+
+        export = await gdpr.export_customer_data(tenant, target.id)
+        document = CustomerDataExport.of(export).model_dump(mode="json")
+        (merged,) = document["merged_customers"]
+        assert merged["id"] == source.id
+        assert merged["total_orders"] == 0
+        assert [merged[name] for name in EXPORTED_DERIVED] == [None] * 5
+        async with storage.unit_of_work(tenant) as uow:
+            stored = await uow.customers.get(source.id, include_deleted=True)
+        assert stored is not None
+        assert {name: getattr(stored, name) for name in DERIVED} == dict.fromkeys(DERIVED)
+        assert document["customer"]["segment"] is not None  # the target's is recomputed
+        merged_into = [
+            e for e in export.audit_trail if e.action is AuditAction.CUSTOMER_MERGED_INTO
+        ]
+        assert set(merged_into[0].changed_fields) == {"deleted_at", *DERIVED}
 
     async def test_merge_options_off_leave_addresses_notes_tags_and_preferences(
         self, service: CustomerService, tenant: str, clock: FixedClock

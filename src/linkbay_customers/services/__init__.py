@@ -17,10 +17,13 @@ from linkbay_customers.services._customers import (
     RecordedOrder,
     UnitOfWorkFactory,
 )
-from linkbay_customers.services._gdpr import (
-    GDPRService,
+from linkbay_customers.services._gdpr import GDPRService, export_as_csv_zip
+from linkbay_customers.services._gdpr_results import (
+    ConsentHistory,
+    DataExport,
+    Erasure,
+    ErasureMethod,
     PurgeResult,
-    export_as_csv_zip,
 )
 from linkbay_customers.services._import import ImportProgress, ImportRejection, ImportResult
 from linkbay_customers.services._progress import ProgressCallback
@@ -31,6 +34,10 @@ __all__ = (
     "AIService",
     "ChurnPrediction",
     "ClvPrediction",
+    "ConsentHistory",
+    "DataExport",
+    "Erasure",
+    "ErasureMethod",
     "ProductRecommendation",
     "ScoringSummary",
     "SimilarCustomer",

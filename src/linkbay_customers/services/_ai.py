@@ -36,8 +36,7 @@ from linkbay_customers.ports import (
     nearest_neighbours,
     purchase_history,
 )
-from linkbay_customers.services._audit import write_audit
-from linkbay_customers.services._customers import UnitOfWorkFactory, load_customer
+from linkbay_customers.services._change import Transactions, UnitOfWorkFactory, load_customer
 from linkbay_customers.services._derived import ProfilingGate
 from linkbay_customers.services._progress import ProgressCallback, report_progress
 
@@ -190,15 +189,12 @@ class AIService:
                 " digits or _ . : / - (it is recorded in the audit trail)"
             )
         self._embedding_tolerance = embedding_tolerance
-        self._uow_factory = uow_factory
         self._clock = clock
         self._intelligence = intelligence
         self._profiling = ProfilingGate(profiling_policy)
+        self._tx = Transactions(uow_factory, clock, self._profiling, intelligence)
         self._embedding_version = embedding_version
         self._chunk_size = chunk_size
-
-    def _uow(self, tenant_id: str) -> UnitOfWork:
-        return self._uow_factory(check_tenant(tenant_id))
 
     # ------------------------------------------------------------- one customer
 
@@ -224,26 +220,21 @@ class AIService:
             ProfilingNotAllowed: the tenant's policy excludes the customer.
         """
         actor = check_actor(actor)
-        async with self._uow(tenant_id) as uow:
+        async with self._tx.read(tenant_id) as uow:
             customer = await load_customer(uow, customer_id)
         scores = await self._assess(customer)
-        async with self._uow(tenant_id) as uow:
-            customer = await load_customer(uow, customer.id, for_update=True)
+        async with self._tx.change(tenant_id, actor=actor) as change:
+            customer = await change.customer(customer.id)
             self._profiling.require(customer)
             if scores.segment != customer.segment:
                 customer.segment = scores.segment
-                customer.updated_at = self._clock.now()
-                await uow.customers.update(customer)
-                await write_audit(
-                    uow,
-                    self._clock,
+                await change.save(customer)
+                change.audit(
                     AuditAction.SCORES_UPDATED,
                     customer_id=customer.id,
-                    actor=actor,
                     changed_fields=["segment"],
                     details={"source": scores.source},
                 )
-                await uow.commit()
         return customer
 
     async def calculate_churn_risk(self, tenant_id: str, customer_id: int) -> ChurnPrediction:
@@ -256,7 +247,7 @@ class AIService:
             CustomerNotFound: unknown, deleted or another tenant's customer.
             ProfilingNotAllowed: the tenant's policy excludes the customer.
         """
-        async with self._uow(tenant_id) as uow:
+        async with self._tx.read(tenant_id) as uow:
             customer = await load_customer(uow, customer_id)
         scores = await self._assess(customer)
         return ChurnPrediction(
@@ -277,7 +268,7 @@ class AIService:
             InvalidInput: months out of range.
         """
         months = _check_months(prediction_months)
-        async with self._uow(tenant_id) as uow:
+        async with self._tx.read(tenant_id) as uow:
             customer = await load_customer(uow, customer_id)
         scores = await self._assess(customer, months)
         return ClvPrediction(
@@ -313,7 +304,7 @@ class AIService:
                 customer without a current embedding, no ``PurchaseHistory``).
         """
         limit = _check_limit(limit)
-        async with self._uow(tenant_id) as uow:
+        async with self._tx.read(tenant_id) as uow:
             customer = await load_customer(uow, customer_id)
             self._profiling.require(customer)
             embedding = await self._embedding(uow, customer)
@@ -344,7 +335,7 @@ class AIService:
                 ``NearestNeighbours`` for a customer with orders.
         """
         limit = _check_limit(limit)
-        async with self._uow(tenant_id) as uow:
+        async with self._tx.read(tenant_id) as uow:
             customer = await load_customer(uow, customer_id)
             own = {p.product_id for p in await purchase_history(uow).purchases([customer.id])}
             if self._profiling.allows(customer) and customer.total_orders:
@@ -429,7 +420,7 @@ class AIService:
         """The next customers by id, those profiling may touch, and their purchases:
         one short transaction (the intelligence, maybe a slow model or one that
         reads the storage itself, runs between transactions)."""
-        async with self._uow(tenant_id) as uow:
+        async with self._tx.read(tenant_id) as uow:
             chunk = await derived_data(uow).list_after(after_id, limit=self._chunk_size)
             allowed = self._profiling.profiled(chunk)
             purchases = (
@@ -438,9 +429,8 @@ class AIService:
         return chunk, allowed, purchases
 
     async def _write_chunk(self, tenant_id: str, rows: Sequence[DerivedData]) -> None:
-        async with self._uow(tenant_id) as uow:
-            await derived_data(uow).update_derived(rows)
-            await uow.commit()
+        async with self._tx.change(tenant_id) as change:
+            await change.write_derived(rows)
 
     def _embedding_current(self, customer: Customer, embedding: Sequence[float] | None) -> bool:
         """Whether the customer's stored embedding is within the tolerance of ``embedding``."""

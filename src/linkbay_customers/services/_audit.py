@@ -1,14 +1,13 @@
-"""Writing the audit trail: every service appends events through here."""
+"""Appending to the audit trail: every change's events are sealed and written here."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from linkbay_customers.domain import AuditAction, AuditEvent, chain_of
-from linkbay_customers.ports import Clock, UnitOfWork
+from linkbay_customers.domain import AuditEvent, chain_of
+from linkbay_customers.ports import UnitOfWork
 
-__all__ = ("append_audit", "write_audit")
+__all__ = ("append_audit",)
 
 
 async def append_audit(uow: UnitOfWork, events: Sequence[AuditEvent]) -> Sequence[AuditEvent]:
@@ -26,31 +25,3 @@ async def append_audit(uow: UnitOfWork, events: Sequence[AuditEvent]) -> Sequenc
     sealed = uow.audit_chain.seal(events, locked.tips, occurred_at=locked.now)
     await uow.audit.append_many(sealed)
     return sealed
-
-
-async def write_audit(
-    uow: UnitOfWork,
-    clock: Clock,
-    action: AuditAction,
-    *,
-    customer_id: int | None,
-    actor: str | None,
-    changed_fields: Sequence[str] = (),
-    details: Mapping[str, Any] | None = None,
-) -> None:
-    """Append an audit event inside the caller's transaction."""
-    await append_audit(
-        uow,
-        [
-            AuditEvent(
-                id=await uow.audit.next_id(),
-                tenant_id=uow.tenant_id,
-                customer_id=customer_id,
-                actor=actor,
-                action=action,
-                occurred_at=clock.now(),
-                changed_fields=tuple(changed_fields),
-                details=dict(details or {}),
-            )
-        ],
-    )

@@ -24,7 +24,7 @@ from linkbay_customers.domain import (
 )
 from linkbay_customers.ports import CustomerIntelligence
 
-__all__ = ("DERIVED_FIELDS", "ProfilingGate")
+__all__ = ("DERIVED_FIELDS", "ProfilingGate", "clear_derived")
 
 DERIVED_FIELDS = tuple(
     f.name
@@ -32,6 +32,15 @@ DERIVED_FIELDS = tuple(
     if f.name not in ("customer_id", "keep_embedding")
 )
 """The customer fields computed by profiling, provenance included (``DerivedData``'s)."""
+
+
+def clear_derived(customer: Customer) -> list[str]:
+    """Clear every derived field of a customer (``DERIVED_FIELDS``); return those that
+    held a value."""
+    changed = [name for name in DERIVED_FIELDS if getattr(customer, name) is not None]
+    for name in changed:
+        setattr(customer, name, None)
+    return changed
 
 
 class ProfilingGate:
@@ -93,10 +102,7 @@ class ProfilingGate:
             The names of the fields that changed.
         """
         if not self.allows(customer):
-            changed = [name for name in DERIVED_FIELDS if getattr(customer, name) is not None]
-            for name in changed:
-                setattr(customer, name, None)
-            return changed
+            return clear_derived(customer)
         if segment_by is None:
             return []
         segment = await segment_by.segment(customer, now=now)

@@ -8,11 +8,8 @@ import io
 import json
 import zipfile
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-
-from pydantic import TypeAdapter
 
 from linkbay_customers.domain import (
     DEFAULT_CONSENT_TYPES,
@@ -36,56 +33,28 @@ from linkbay_customers.domain import (
     is_audit_label,
 )
 from linkbay_customers.ports import Clock, UnitOfWork
-from linkbay_customers.schemas import (
-    AddressResponse,
-    AuditEventResponse,
-    ConsentEventResponse,
-    ConsentMetadata,
-    ConsentStateResponse,
-    CustomerAnalytics,
-    CustomerDataExport,
-    CustomerNoteResponse,
-    CustomerResponse,
-    ErasureResult,
-    MergeAliasResponse,
-    OrderResponse,
-)
-from linkbay_customers.services._audit import append_audit, write_audit
+from linkbay_customers.schemas import ConsentMetadata, CustomerDataExport
 from linkbay_customers.services._boundary import check_page, validated
-from linkbay_customers.services._customers import (
+from linkbay_customers.services._change import (
+    Change,
+    Transactions,
     UnitOfWorkFactory,
     load_customer,
-    purge_customer_rows,
 )
 from linkbay_customers.services._derived import ProfilingGate
+from linkbay_customers.services._gdpr_results import (
+    ConsentHistory,
+    DataExport,
+    Erasure,
+    PurgeResult,
+)
 from linkbay_customers.services._progress import ProgressCallback, report_progress
 from linkbay_customers.services._subject import data_subject, data_subjects, subject_records
 
-__all__ = ("GDPRService", "PurgeResult", "export_as_csv_zip")
+__all__ = ("GDPRService", "export_as_csv_zip")
 
 _AUDIT_PAGE = 1000
 _PURGE_CHUNK = 500
-
-
-@dataclass(frozen=True, slots=True)
-class PurgeResult:
-    """What ``purge_inactive`` found and, unless a dry run, anonymized.
-
-    Attributes:
-        dry_run: True when nothing was changed.
-        cutoff: Customers unchanged and without orders since before this moment qualified.
-        customer_ids: The customers affected (or that would be): by id, each followed
-            by the customers merged into it that were not reached before.
-    """
-
-    dry_run: bool
-    cutoff: datetime
-    customer_ids: tuple[int, ...]
-
-    @property
-    def count(self) -> int:
-        """How many customers are affected."""
-        return len(self.customer_ids)
 
 
 class GDPRService:
@@ -120,10 +89,8 @@ class GDPRService:
             )
         if "events" in types:
             raise ValueError("'events' cannot be a consent type: the history lists events under it")
-        self._uow_factory = uow_factory
-        self._clock = clock
         self._consent_types = types
-        self._profiling = ProfilingGate(profiling_policy)
+        self._tx = Transactions(uow_factory, clock, ProfilingGate(profiling_policy))
 
     @property
     def consent_types(self) -> tuple[str, ...]:
@@ -132,17 +99,14 @@ class GDPRService:
 
     def profiling_policy(self, tenant_id: str) -> ProfilingPolicy:
         """The profiling policy of a tenant."""
-        return self._profiling.policy(check_tenant(tenant_id))
-
-    def _uow(self, tenant_id: str) -> UnitOfWork:
-        return self._uow_factory(check_tenant(tenant_id))
+        return self._tx.profiling.policy(check_tenant(tenant_id))
 
     # ------------------------------------------------------- access and portability
 
     async def export_customer_data(
         self, tenant_id: str, customer_id: int, *, actor: str | None = None
-    ) -> dict[str, Any]:
-        """Everything held about a customer, as JSON-ready data (GDPR art. 15 and 20).
+    ) -> DataExport:
+        """Everything held about a customer (GDPR art. 15 and 20).
 
         The profile with the host's extra fields, the consent state, derived data with
         when and by what it was computed, and the customers merged into it (ids and
@@ -151,6 +115,9 @@ class GDPRService:
         merged into it, each with the ``customer_id`` it is filed under. Soft-deleted
         and anonymized customers can be exported too. The export itself is audited.
 
+        ``CustomerDataExport.of(export).model_dump(mode="json")`` (in
+        ``linkbay_customers.schemas``) is the JSON document the REST API serves.
+
         Raises:
             CustomerNotFound: unknown id or another tenant's id.
         """
@@ -158,40 +125,26 @@ class GDPRService:
 
     async def _export(
         self, tenant_id: str, customer_id: int, actor: str | None, format: str
-    ) -> dict[str, Any]:
+    ) -> DataExport:
         actor = check_actor(actor)
-        async with self._uow(tenant_id) as uow:
-            customer = await load_customer(uow, customer_id, include_deleted=True)
-            subject = await data_subject(uow, customer)
-            records = await subject_records(uow, subject)
-            export = CustomerDataExport(
-                export_date=self._clock.now(),
-                customer=_customer_document(customer),
-                addresses=[AddressResponse.from_domain(a) for a in records.addresses],
-                notes=[CustomerNoteResponse.from_domain(n) for n in records.notes],
-                orders=[OrderResponse.from_domain(o) for o in reversed(records.orders)],
-                consent={
-                    kind: ConsentStateResponse.model_validate(state)
-                    for kind, state in customer.consent_data.items()
-                },
-                consent_history=[
-                    ConsentEventResponse.from_domain(e) for e in records.consent_events
-                ],
-                analytics=CustomerAnalytics.model_validate(customer),
-                merge_aliases=[MergeAliasResponse.from_domain(a) for a in subject.aliases],
-                merged_customers=[_customer_document(c) for c in subject.merged],
-                audit_trail=[AuditEventResponse.from_domain(e) for e in records.audit_events],
+        async with self._tx.change(tenant_id, actor=actor) as change:
+            customer = await load_customer(change.uow, customer_id, include_deleted=True)
+            subject = await data_subject(change.uow, customer)
+            records = await subject_records(change.uow, subject)
+            change.audit(
+                AuditAction.DATA_EXPORTED, customer_id=customer.id, details={"format": format}
             )
-            await write_audit(
-                uow,
-                self._clock,
-                AuditAction.DATA_EXPORTED,
-                customer_id=customer.id,
-                actor=actor,
-                details={"format": format},
-            )
-            await uow.commit()
-        return export.model_dump(mode="json")
+        return DataExport(
+            export_date=change.now,
+            customer=customer,
+            addresses=tuple(records.addresses),
+            notes=tuple(records.notes),
+            orders=tuple(reversed(records.orders)),
+            consent_history=tuple(records.consent_events),
+            merge_aliases=subject.aliases,
+            merged_customers=subject.merged,
+            audit_trail=tuple(records.audit_events),
+        )
 
     async def export_customer_data_csv(
         self, tenant_id: str, customer_id: int, *, actor: str | None = None
@@ -207,8 +160,8 @@ class GDPRService:
         Raises:
             CustomerNotFound: unknown id or another tenant's id.
         """
-        document = await self._export(tenant_id, customer_id, actor, "csv")
-        return export_as_csv_zip(document)
+        export = await self._export(tenant_id, customer_id, actor, "csv")
+        return export_as_csv_zip(CustomerDataExport.of(export).model_dump(mode="json"))
 
     # --------------------------------------------------------------------- erasure
 
@@ -219,8 +172,8 @@ class GDPRService:
         *,
         anonymize: bool = True,
         actor: str | None = None,
-    ) -> dict[str, Any]:
-        """Erase a customer's personal data (GDPR art. 17); the seed's result shape.
+    ) -> Erasure:
+        """Erase a customer's personal data (GDPR art. 17).
 
         Anonymization and hard deletion both reach exactly the rows
         ``export_customer_data`` shows: those of the customer and of every customer
@@ -240,42 +193,24 @@ class GDPRService:
         or one ``data.erased`` tombstone naming the erased ids.
 
         Returns:
-            ``{"success", "method" ("anonymized" or "deleted"), "customer_id",
-            "deleted_at"}`` as JSON-ready data.
+            Who was erased, how and when; ``ErasureResult.of(erasure)`` (in
+            ``linkbay_customers.schemas``) is the seed's JSON shape, ``{"success",
+            "method", "customer_id", "deleted_at"}``.
 
         Raises:
             CustomerNotFound: unknown id or another tenant's id (or already deleted
                 for good).
         """
         actor = check_actor(actor)
-        now = self._clock.now()
-        async with self._uow(tenant_id) as uow:
-            customer = await load_customer(uow, customer_id, for_update=True, include_deleted=True)
+        async with self._tx.change(tenant_id, actor=actor) as change:
+            customer = await change.customer(customer_id, include_deleted=True)
             if not anonymize:
-                removed = await purge_customer_rows(uow, customer)
-                await write_audit(
-                    uow,
-                    self._clock,
-                    AuditAction.DATA_ERASED,
-                    customer_id=customer.id,
-                    actor=actor,
-                    details={"customer_ids": removed},
-                )
-                result = ErasureResult(
-                    success=True, method="deleted", customer_id=customer.id, deleted_at=now
-                )
-            else:
-                subject = await data_subject(uow, customer)
-                await _anonymize_many(uow, self._clock, subject.customers, actor, "request")
-                assert customer.deleted_at is not None
-                result = ErasureResult(
-                    success=True,
-                    method="anonymized",
-                    customer_id=customer.id,
-                    deleted_at=customer.deleted_at,
-                )
-            await uow.commit()
-        return result.model_dump(mode="json")
+                await change.purge(customer, AuditAction.DATA_ERASED)
+                return Erasure(customer_id=customer.id, method="deleted", deleted_at=change.now)
+            subject = await data_subject(change.uow, customer)
+            await _anonymize_many(change, subject.customers, "request")
+        assert customer.deleted_at is not None
+        return Erasure(customer_id=customer.id, method="anonymized", deleted_at=customer.deleted_at)
 
     # --------------------------------------------------------------------- consent
 
@@ -315,17 +250,16 @@ class GDPRService:
             raise InvalidInput.single("consented", "must be true or false")
         details = _consent_metadata(metadata)
         actor = check_actor(actor)
-        now = self._clock.now()
-        async with self._uow(tenant_id) as uow:
-            customer = await load_customer(uow, customer_id, for_update=True)
+        async with self._tx.change(tenant_id, actor=actor) as change:
+            customer = await change.customer(customer_id)
             previous = customer.consent_data.get(kind)
             event = ConsentEvent(
-                id=await uow.consents.next_id(),
-                tenant_id=uow.tenant_id,
+                id=await change.uow.consents.next_id(),
+                tenant_id=change.uow.tenant_id,
                 customer_id=customer.id,
                 consent_type=kind,
                 consented=consented,
-                occurred_at=now,
+                occurred_at=change.now,
                 previous=None if previous is None else previous.consented,
                 source=details.source,
                 ip_address=None if details.ip_address is None else str(details.ip_address),
@@ -335,28 +269,22 @@ class GDPRService:
                 **customer.consent_data,
                 kind: ConsentState(
                     consented=consented,
-                    date=now,
+                    date=change.now,
                     source=event.source,
                     ip_address=event.ip_address,
                     user_agent=event.user_agent,
                 ),
             }
+            await change.uow.consents.append(event)
             # Giving consent computes nothing here (the next order or scoring does);
             # losing it clears the derived data at once.
-            changed = ["consent_data", *await self._profiling.settle(customer, now=now)]
-            customer.updated_at = now
-            await uow.consents.append(event)
-            await uow.customers.update(customer)
-            await write_audit(
-                uow,
-                self._clock,
+            cleared = await change.save(customer)
+            change.audit(
                 AuditAction.CONSENT_UPDATED,
                 customer_id=customer.id,
-                actor=actor,
-                changed_fields=changed,
+                changed_fields=["consent_data", *cleared],
                 details={"consent_type": kind},
             )
-            await uow.commit()
         return event
 
     async def has_consent(self, tenant_id: str, customer_id: int, consent_type: str) -> bool:
@@ -367,29 +295,28 @@ class GDPRService:
             CustomerNotFound: unknown, deleted or another tenant's customer.
         """
         kind = self._check_consent_type(consent_type)
-        async with self._uow(tenant_id) as uow:
+        async with self._tx.read(tenant_id) as uow:
             customer = await load_customer(uow, customer_id)
         state = customer.consent_data.get(kind)
         return state is not None and state.consented
 
-    async def get_consent_history(self, tenant_id: str, customer_id: int) -> dict[str, Any]:
-        """The current state per consent type (the seed's shape) and, under ``events``,
-        every decision ever recorded, oldest first.
+    async def get_consent_history(self, tenant_id: str, customer_id: int) -> ConsentHistory:
+        """The current decision per consent type and every decision ever recorded,
+        oldest first.
+
+        ``ConsentHistoryResponse.of(history)`` (in ``linkbay_customers.schemas``) is the
+        seed's JSON shape: the current state keyed by type, the decisions under
+        ``events``.
 
         Raises:
             CustomerNotFound: unknown, deleted or another tenant's customer.
         """
-        async with self._uow(tenant_id) as uow:
-            customer = await load_customer(uow, customer_id)
+
+        async def history(uow: UnitOfWork, customer: Customer) -> ConsentHistory:
             events = await uow.consents.list_for_customer(customer.id)
-        history: dict[str, Any] = {
-            kind: ConsentStateResponse.model_validate(state).model_dump(mode="json")
-            for kind, state in customer.consent_data.items()
-        }
-        history["events"] = [
-            ConsentEventResponse.from_domain(e).model_dump(mode="json") for e in events
-        ]
-        return history
+            return ConsentHistory(current=dict(customer.consent_data), events=tuple(events))
+
+        return await self._tx.of_customer(tenant_id, customer_id, history)
 
     # ----------------------------------------------------------------- audit trail
 
@@ -421,7 +348,7 @@ class GDPRService:
                 raise InvalidInput.single(name, "must be a timezone-aware datetime")
         if since is not None and until is not None and until <= since:
             raise InvalidInput.single("until", "must be later than since")
-        async with self._uow(tenant_id) as uow:
+        async with self._tx.read(tenant_id) as uow:
             return await uow.audit.list(
                 customer_id=customer_id, since=since, until=until, page=page, page_size=page_size
             )
@@ -435,7 +362,7 @@ class GDPRService:
         Returns:
             How many events and chains were checked, and the first break, if any.
         """
-        async with self._uow(tenant_id) as uow:
+        async with self._tx.read(tenant_id) as uow:
             orphans = await uow.audit.orphan_tips(limit=1)
             return await uow.audit_chain.verify(_chained_events(uow), orphans)
 
@@ -470,16 +397,18 @@ class GDPRService:
             raise InvalidInput.single("chunk_size", "must be an integer from 1 to 10000")
         actor = check_actor(actor)
         try:
-            cutoff = self._clock.now() - inactive_for
+            cutoff = self._tx.clock.now() - inactive_for
         except OverflowError:
             raise InvalidInput.single("inactive_for", "reaches back before year 1") from None
         affected: list[int] = []
         affected_ids: set[int] = set()
         after_id = 0
         while True:
-            async with self._uow(tenant_id) as uow:
+            async with self._tx.change(tenant_id, actor=actor) as change:
                 chunk = list(
-                    await uow.customers.list_inactive(cutoff, after_id=after_id, limit=chunk_size)
+                    await change.uow.customers.list_inactive(
+                        cutoff, after_id=after_id, limit=chunk_size
+                    )
                 )
                 if not chunk:
                     break
@@ -488,13 +417,12 @@ class GDPRService:
                 # dry run, list a second time).
                 due = {
                     c.id: c
-                    for subject in await data_subjects(uow, chunk)
+                    for subject in await data_subjects(change.uow, chunk)
                     for c in subject.customers
                     if c.id not in affected_ids and not c.is_anonymized
                 }
                 if not dry_run:
-                    await _anonymize_many(uow, self._clock, list(due.values()), actor, "retention")
-                    await uow.commit()
+                    await _anonymize_many(change, list(due.values()), "retention")
             affected.extend(due)
             affected_ids.update(due)
             after_id = chunk[-1].id
@@ -525,56 +453,28 @@ async def _chained_events(uow: UnitOfWork) -> AsyncIterator[tuple[AuditEvent, Ch
         after = (chain_of(last.customer_id), last.sequence or 0)
 
 
-async def _anonymize_many(
-    uow: UnitOfWork,
-    clock: Clock,
-    customers: Sequence[Customer],
-    actor: str | None,
-    reason: str,
-) -> None:
+async def _anonymize_many(change: Change, customers: Sequence[Customer], reason: str) -> None:
     """Anonymize customers with a fixed number of statements, however many they are."""
-    now = clock.now()
+    uow = change.uow
     extra_erasure = uow.customers.extra_erasure()
-    changes = {c.id: anonymize(c, now, extra_erasure) for c in customers}
+    changes = {c.id: anonymize(c, change.now, extra_erasure) for c in customers}
     changed = [c for c in customers if changes[c.id]]
     if not changed:
         return
     ids = [c.id for c in changed]
-    await uow.customers.update_many(changed)
+    await change.save_many(changed)
     await uow.addresses.delete_for_customers(ids)
     await uow.notes.scrub_for_customers(ids)
     await uow.orders.scrub_for_customers(ids)
     await uow.consents.scrub_for_customers(ids)
-    event_ids = await uow.audit.next_ids(len(changed))
-    await append_audit(
-        uow,
-        [
-            AuditEvent(
-                id=event_id,
-                tenant_id=uow.tenant_id,
-                customer_id=customer.id,
-                actor=actor,
-                action=AuditAction.DATA_ANONYMIZED,
-                occurred_at=now,
-                changed_fields=tuple(changes[customer.id]),
-                details={"reason": reason},
-            )
-            for event_id, customer in zip(event_ids, changed, strict=True)
-        ],
-    )
+    for customer in changed:
+        change.audit(
+            AuditAction.DATA_ANONYMIZED,
+            customer_id=customer.id,
+            changed_fields=changes[customer.id],
+            details={"reason": reason},
+        )
 
-
-def _customer_document(customer: Customer) -> dict[str, Any]:
-    document: dict[str, Any] = CustomerResponse.from_domain(customer).model_dump(mode="json")
-    document["consent_data"] = {
-        kind: ConsentStateResponse.model_validate(state).model_dump(mode="json")
-        for kind, state in customer.consent_data.items()
-    }
-    document.update(_EXTRA.dump_python(customer.extra, mode="json"))
-    return document
-
-
-_EXTRA: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
 
 _CSV_SECTIONS = (
     "addresses",

@@ -5,19 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from pydantic import ValidationError
 
-from linkbay_customers.domain import AuditAction, AuditEvent, Customer, InvalidInput
-from linkbay_customers.ports import Clock, CustomerIntelligence, UnitOfWork, bulk_import
+from linkbay_customers.domain import AuditAction, Customer, InvalidInput
+from linkbay_customers.ports import bulk_import
 from linkbay_customers.schemas import CustomerCreate
-from linkbay_customers.services._audit import append_audit
 from linkbay_customers.services._boundary import invalid_input_from
-from linkbay_customers.services._derived import ProfilingGate
+from linkbay_customers.services._change import Change, Transactions
 from linkbay_customers.services._profile import (
     apply_profile,
     build_customer,
@@ -129,10 +128,7 @@ def _validate(
 
 
 async def run_import(
-    uow_factory: Callable[[str], UnitOfWork],
-    clock: Clock,
-    intelligence: CustomerIntelligence,
-    profiling: ProfilingGate,
+    tx: Transactions,
     tenant_id: str,
     rows: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
     *,
@@ -153,9 +149,8 @@ async def run_import(
     writing: asyncio.Task[None] | None = None
 
     async def write(batch: list[tuple[int, CustomerCreate]]) -> None:
-        async with uow_factory(tenant_id) as uow:
-            await _write_chunk(uow, clock, intelligence, profiling, batch, tally, actor)
-            await uow.commit()
+        async with tx.change(tenant_id, actor=actor) as change:
+            await _write_chunk(change, batch, tally)
         tally.processed += len(batch)
         await report_progress(on_progress, tally.progress())
 
@@ -170,13 +165,13 @@ async def run_import(
             chunk = []
             emails.clear()
 
-    today = clock.now().date()
+    today = tx.clock.now().date()
     try:
         async for number, row in _numbered(rows):
             if number % _YIELD_EVERY == 0:
                 # Let the write in progress reach the database between our rows.
                 await asyncio.sleep(0)
-                today = clock.now().date()
+                today = tx.clock.now().date()
             data = _validate(schema, number, row, tally, today, phone_region)
             if data is None:
                 tally.processed += 1
@@ -203,15 +198,9 @@ async def run_import(
 
 
 async def _write_chunk(
-    uow: UnitOfWork,
-    clock: Clock,
-    intelligence: CustomerIntelligence,
-    profiling: ProfilingGate,
-    chunk: list[tuple[int, CustomerCreate]],
-    tally: _Tally,
-    actor: str | None,
+    change: Change, chunk: list[tuple[int, CustomerCreate]], tally: _Tally
 ) -> None:
-    now = clock.now()
+    uow = change.uow
     existing = await bulk_import(uow).get_many_by_email([data.email for _, data in chunk])
     fresh: list[tuple[int, CustomerCreate]] = []
     changed: list[tuple[Customer, list[str]]] = []
@@ -227,19 +216,20 @@ async def _write_chunk(
             fields = apply_profile(holder, data, CustomerCreate, data.model_fields_set)
             if fields:
                 # As update_customer: the segment stays, what the policy excludes goes.
-                fields += await profiling.settle(holder, now=now)
-                holder.updated_at = now
+                fields += await change.derive(holder)
                 changed.append((holder, fields))
             else:
                 tally.unchanged += 1
 
     ids = await bulk_import(uow).next_ids(len(fresh))
-    created: list[tuple[Customer, CustomerCreate]] = []
-    for (_, data), customer_id in zip(fresh, ids, strict=True):
-        customer = build_customer(data, customer_id=customer_id, tenant_id=uow.tenant_id, now=now)
-        await profiling.settle(customer, now=now, segment_by=intelligence)
-        created.append((customer, data))
-    refused = set(await bulk_import(uow).add_many([c for c, _ in created]))
+    created = [
+        (
+            build_customer(data, customer_id=customer_id, tenant_id=uow.tenant_id, now=change.now),
+            data,
+        )
+        for (_, data), customer_id in zip(fresh, ids, strict=True)
+    ]
+    refused = await change.add_many([c for c, _ in created])
     if refused:
         numbers = {data.email: number for number, data in fresh}
         for email in refused:
@@ -247,27 +237,20 @@ async def _write_chunk(
                 numbers[email], "email", "email: taken by a concurrent write; import again"
             )
         created = [(c, d) for c, d in created if c.email not in refused]
-    await uow.customers.update_many([c for c, _ in changed])
-
-    events = [
-        (c.id, AuditAction.CUSTOMER_CREATED, sorted(d.model_fields_set)) for c, d in created
-    ] + [(c.id, AuditAction.CUSTOMER_UPDATED, sorted(f)) for c, f in changed]
-    event_ids = await uow.audit.next_ids(len(events))
-    await append_audit(
-        uow,
-        [
-            AuditEvent(
-                id=event_id,
-                tenant_id=uow.tenant_id,
-                customer_id=customer_id,
-                actor=actor,
-                action=action,
-                occurred_at=now,
-                changed_fields=tuple(fields),
-                details={"source": "import"},
-            )
-            for event_id, (customer_id, action, fields) in zip(event_ids, events, strict=True)
-        ],
-    )
+    await change.save_many([c for c, _ in changed])
+    for customer, data in created:
+        change.audit(
+            AuditAction.CUSTOMER_CREATED,
+            customer_id=customer.id,
+            changed_fields=sorted(data.model_fields_set),
+            details={"source": "import"},
+        )
+    for customer, fields in changed:
+        change.audit(
+            AuditAction.CUSTOMER_UPDATED,
+            customer_id=customer.id,
+            changed_fields=sorted(fields),
+            details={"source": "import"},
+        )
     tally.created += len(created)
     tally.updated += len(changed)

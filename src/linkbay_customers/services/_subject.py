@@ -24,7 +24,14 @@ from linkbay_customers.domain import (
 )
 from linkbay_customers.ports import UnitOfWork
 
-__all__ = ("DataSubject", "SubjectRecords", "data_subject", "data_subjects", "subject_records")
+__all__ = (
+    "DataSubject",
+    "SubjectRecords",
+    "data_subject",
+    "data_subjects",
+    "purge_customer_rows",
+    "subject_records",
+)
 
 T = TypeVar("T")
 
@@ -124,6 +131,24 @@ async def subject_records(uow: UnitOfWork, subject: DataSubject) -> SubjectRecor
             lambda page: uow.audit.list_for_customers(ids, page=page, page_size=_PAGE)
         ),
     )
+
+
+async def purge_customer_rows(uow: UnitOfWork, customer: Customer) -> list[int]:
+    """Remove a customer and everything about it, including customers merged into it
+    (the rows an export of it shows, see ``data_subject``), except their audit trail,
+    which holds no personal values and is never removed.
+
+    Returns:
+        The ids of the customers removed, the given one first.
+    """
+    ids = (await data_subject(uow, customer)).customer_ids
+    await uow.aliases.delete_for_customer(customer.id)
+    await uow.addresses.delete_for_customers(ids)
+    await uow.notes.delete_for_customers(ids)
+    await uow.orders.delete_for_customers(ids)
+    await uow.consents.delete_for_customers(ids)
+    await uow.customers.delete_many(ids)
+    return ids
 
 
 async def _every_page(read: Callable[[int], Awaitable[Page[T]]]) -> list[T]:

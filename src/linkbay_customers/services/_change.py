@@ -1,0 +1,297 @@
+"""One path for every change: what a change of a tenant's data does inside its transaction.
+
+A service opens a ``Change`` for the tenant (``Transactions.change``) and, inside it,
+loads the customers it changes (locked, merge aliases followed), changes them, and
+hands them back with ``add`` or ``save``: the change computes their derived data under
+the profiling policy, stamps ``updated_at`` from the clock, writes them, and records
+the audit events. Leaving the block commits what was written, audit events included,
+in that one transaction; a block that wrote nothing commits nothing, and one that
+raises rolls everything back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from linkbay_customers.domain import (
+    AuditAction,
+    AuditEvent,
+    Customer,
+    CustomerNotFound,
+    DerivedData,
+    check_audit_content,
+    check_tenant,
+)
+from linkbay_customers.ports import (
+    Clock,
+    CustomerIntelligence,
+    UnitOfWork,
+    bulk_import,
+    derived_data,
+)
+from linkbay_customers.services._audit import append_audit
+from linkbay_customers.services._boundary import check_id
+from linkbay_customers.services._derived import ProfilingGate
+from linkbay_customers.services._subject import purge_customer_rows
+
+__all__ = ("Change", "Transactions", "UnitOfWorkFactory", "load_customer")
+
+UnitOfWorkFactory = Callable[[str], UnitOfWork]
+"""Opens a unit of work bound to one tenant (``Storage.unit_of_work`` is one)."""
+
+T = TypeVar("T")
+
+
+async def load_customer(
+    uow: UnitOfWork,
+    customer_id: int,
+    *,
+    for_update: bool = False,
+    include_deleted: bool = False,
+    field: str | None = None,
+) -> Customer:
+    """Fetch a customer, following a merge alias to the customer it now resolves to.
+
+    Raises:
+        CustomerNotFound: no such customer in the tenant (another tenant's id included),
+            or it is deleted and ``include_deleted`` is False.
+    """
+    if not check_id(customer_id):
+        raise CustomerNotFound(customer_id, field=field)
+    customer = await uow.customers.get(customer_id, include_deleted=True, for_update=for_update)
+    if customer is not None and customer.is_deleted:
+        target = await uow.aliases.resolve(customer_id)
+        if target is not None:
+            # A merged-away id is the target's, deleted or not: an export or an
+            # erasure asked for by that id still reaches the person.
+            customer = await uow.customers.get(
+                target, include_deleted=include_deleted, for_update=for_update
+            )
+        elif not include_deleted:
+            customer = None
+    if customer is None:
+        raise CustomerNotFound(customer_id, field=field)
+    return customer
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    action: AuditAction
+    customer_id: int | None
+    changed_fields: tuple[str, ...]
+    details: dict[str, Any]
+
+
+class Change:
+    """One change of a tenant's data, inside one unit of work (see the module).
+
+    Attributes:
+        uow: The unit of work, for the rows a change writes besides customers
+            (addresses, notes, orders, the consent ledger).
+        now: The moment of the change: every timestamp it writes is this one.
+        actor: The acting user, recorded with every audit event.
+    """
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        now: datetime,
+        actor: str | None,
+        profiling: ProfilingGate,
+        intelligence: CustomerIntelligence | None,
+    ) -> None:
+        self.uow = uow
+        self.now = now
+        self.actor = actor
+        self._profiling = profiling
+        self._intelligence = intelligence
+        self._records: list[_Record] = []
+        self._written = False
+
+    async def customer(
+        self, customer_id: int, *, include_deleted: bool = False, field: str | None = None
+    ) -> Customer:
+        """The customer an id names (merge aliases followed), locked until the change ends.
+
+        Raises:
+            CustomerNotFound: unknown id, another tenant's, or a deleted customer when
+                ``include_deleted`` is False; ``field`` names the input it came from.
+        """
+        return await load_customer(
+            self.uow, customer_id, for_update=True, include_deleted=include_deleted, field=field
+        )
+
+    async def derive(self, customer: Customer, *, resegment: bool = False) -> list[str]:
+        """Bring a customer's derived data in line with the profiling policy: clear it
+        when the policy excludes them, else recompute the segment when ``resegment``
+        (see ``ProfilingGate.settle``). Returns the names of the fields that changed."""
+        if resegment and self._intelligence is None:
+            raise RuntimeError("this change has no intelligence to compute segments with")
+        return await self._profiling.settle(
+            customer, now=self.now, segment_by=self._intelligence if resegment else None
+        )
+
+    async def add(self, customer: Customer) -> None:
+        """Insert a new customer, its segment computed under the profiling policy.
+
+        Raises:
+            DuplicateEmail: the email is taken in the tenant.
+        """
+        await self.derive(customer, resegment=True)
+        await self.uow.customers.add(customer)
+        self._written = True
+
+    async def add_many(self, customers: Sequence[Customer]) -> set[str]:
+        """Insert new customers at once, as ``add`` does each; returns the emails the
+        storage refused as taken (those customers are not inserted).
+
+        Raises:
+            StorageRoleMissing: the storage has no ``CustomerBulkImport``.
+        """
+        for customer in customers:
+            await self.derive(customer, resegment=True)
+        refused = set(await bulk_import(self.uow).add_many(customers))
+        self._written = True
+        return refused
+
+    async def save(self, customer: Customer, *, resegment: bool = False) -> list[str]:
+        """Write a changed customer: derived data under the policy (the segment
+        recomputed when ``resegment``), ``updated_at`` stamped. Returns the names of the
+        derived fields that changed."""
+        derived = await self.derive(customer, resegment=resegment)
+        customer.updated_at = self.now
+        await self.uow.customers.update(customer)
+        self._written = True
+        return derived
+
+    async def save_many(self, customers: Sequence[Customer]) -> None:
+        """Write many changed customers at once, ``updated_at`` stamped; their derived
+        data was brought in line by the caller (``derive``), as each needs."""
+        for customer in customers:
+            customer.updated_at = self.now
+        await self.uow.customers.update_many(customers)
+        self._written = True
+
+    async def purge(self, customer: Customer, action: AuditAction) -> list[int]:
+        """Remove a customer and every row about it, with the customers merged into it
+        (``purge_customer_rows``), and record ``action`` naming the ids removed.
+
+        Returns:
+            The ids of the customers removed, the given one first.
+        """
+        removed = await purge_customer_rows(self.uow, customer)
+        self.audit(action, customer_id=customer.id, details={"customer_ids": removed})
+        return removed
+
+    async def write_derived(self, rows: Sequence[DerivedData]) -> None:
+        """Write the derived fields of many customers (batch scoring).
+
+        Raises:
+            StorageRoleMissing: the storage has no ``DerivedDataStore``.
+        """
+        await derived_data(self.uow).update_derived(rows)
+        self._written = True
+
+    def audit(
+        self,
+        action: AuditAction,
+        *,
+        customer_id: int | None,
+        changed_fields: Sequence[str] = (),
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record an audit event of the change; it is written with the change.
+
+        Raises:
+            ValueError: the fields or details would carry personal values.
+        """
+        fields, content = tuple(changed_fields), dict(details or {})
+        check_audit_content(fields, content)
+        self._records.append(_Record(action, customer_id, fields, content))
+        self._written = True
+
+    async def _finish(self) -> None:
+        if not self._written:
+            return
+        if self._records:
+            ids = await self.uow.audit.next_ids(len(self._records))
+            await append_audit(
+                self.uow,
+                [
+                    AuditEvent(
+                        id=event_id,
+                        tenant_id=self.uow.tenant_id,
+                        customer_id=record.customer_id,
+                        actor=self.actor,
+                        action=record.action,
+                        occurred_at=self.now,
+                        changed_fields=record.changed_fields,
+                        details=record.details,
+                    )
+                    for event_id, record in zip(ids, self._records, strict=True)
+                ],
+            )
+        await self.uow.commit()
+
+
+class Transactions:
+    """How a service reaches a tenant's data: units of work to read, changes to write.
+
+    Args:
+        uow_factory: Opens a unit of work for a tenant (``storage.unit_of_work``).
+        clock: Source of the current time.
+        profiling: The profiling policy every change applies to derived data.
+        intelligence: Computes segments for changes that call for it, if the
+            service has one.
+    """
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        profiling: ProfilingGate,
+        intelligence: CustomerIntelligence | None = None,
+    ) -> None:
+        self.uow_factory = uow_factory
+        self.clock = clock
+        self.profiling = profiling
+        self.intelligence = intelligence
+
+    def read(self, tenant_id: str) -> UnitOfWork:
+        """A unit of work of the tenant, to read in (it commits nothing).
+
+        Raises:
+            InvalidInput: an invalid tenant id.
+        """
+        return self.uow_factory(check_tenant(tenant_id))
+
+    async def of_customer(
+        self,
+        tenant_id: str,
+        customer_id: int,
+        read: Callable[[UnitOfWork, Customer], Awaitable[T]],
+    ) -> T:
+        """Read something of a non-deleted customer (merge aliases followed) in one unit
+        of work: ``read(uow, customer)``.
+
+        Raises:
+            CustomerNotFound: unknown, deleted or another tenant's customer.
+        """
+        async with self.read(tenant_id) as uow:
+            return await read(uow, await load_customer(uow, customer_id))
+
+    @asynccontextmanager
+    async def change(self, tenant_id: str, *, actor: str | None = None) -> AsyncIterator[Change]:
+        """Open a change of the tenant's data; leaving the block commits what it wrote.
+
+        Raises:
+            InvalidInput: an invalid tenant id.
+        """
+        async with self.read(tenant_id) as uow:
+            change = Change(uow, self.clock.now(), actor, self.profiling, self.intelligence)
+            yield change
+            await change._finish()

@@ -1,0 +1,137 @@
+"""The merges of ``CustomerService``: a duplicate folded into the customer that is kept,
+its id an alias of it from then on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from linkbay_customers.domain import (
+    AuditAction,
+    Customer,
+    CustomerNotFound,
+    InvalidMerge,
+    MergeAlias,
+    check_actor,
+    check_preferences,
+    fill_missing,
+    fold_analytics,
+    merge_tags,
+)
+from linkbay_customers.schemas import CustomerMergeRequest
+from linkbay_customers.services._addresses_notes import move_addresses
+from linkbay_customers.services._boundary import validated
+from linkbay_customers.services._change import Transactions
+from linkbay_customers.services._derived import clear_derived
+
+__all__ = ("CustomerMerges",)
+
+
+class CustomerMerges:
+    """Merges (part of ``CustomerService``)."""
+
+    _tx: Transactions
+
+    async def merge_customers(
+        self,
+        tenant_id: str,
+        merge_request: CustomerMergeRequest | Mapping[str, Any],
+        *,
+        actor: str | None = None,
+    ) -> Customer:
+        """Merge a duplicate (source) into the customer that is kept (target).
+
+        Orders and order analytics always move to the target; addresses, notes, tags
+        and preferences move when the request asks for them (preferences already set
+        on the target win). The source is soft-deleted and kept as an alias, so its
+        id resolves to the target from then on; its derived data (segment, scores,
+        embedding) is cleared, since the orders it described are the target's now.
+        Retrying a merge that is done returns the target and changes nothing.
+
+        Raises:
+            CustomerNotFound: either customer is unknown (or of another tenant).
+            InvalidMerge: self-merge, a deleted source or target, or customers whose
+                orders are in different currencies.
+        """
+        request = validated(CustomerMergeRequest, merge_request)
+        actor = check_actor(actor)
+        source_id, target_id = request.source_customer_id, request.target_customer_id
+        if source_id == target_id:
+            raise InvalidMerge(
+                "a customer cannot be merged into itself", field="target_customer_id"
+            )
+        async with self._tx.change(tenant_id, actor=actor) as change:
+            uow = change.uow
+            # Lock both rows in id order so that concurrent merges cannot deadlock.
+            rows = {
+                cid: await uow.customers.get(cid, include_deleted=True, for_update=True)
+                for cid in sorted((source_id, target_id))
+            }
+            source, target = rows[source_id], rows[target_id]
+            if source is None:
+                raise CustomerNotFound(source_id, field="source_customer_id")
+            if target is None:
+                raise CustomerNotFound(target_id, field="target_customer_id")
+            if target.is_deleted:
+                resolved = await uow.aliases.resolve(target.id)
+                if resolved is None:
+                    raise InvalidMerge("the target customer is deleted", field="target_customer_id")
+                target = await change.customer(resolved, field="target_customer_id")
+            if source.is_deleted:
+                if await uow.aliases.resolve(source.id) == target.id:
+                    return target
+                raise InvalidMerge("the source customer is deleted", field="source_customer_id")
+            if target.id == source.id:
+                raise InvalidMerge(
+                    "a customer cannot be merged into itself", field="target_customer_id"
+                )
+            fold_analytics(target, source)
+            await uow.orders.reassign(source.id, target.id)
+            if request.merge_addresses:
+                await move_addresses(uow, source.id, target.id, change.now)
+            if request.merge_notes:
+                await uow.notes.reassign(source.id, target.id)
+            if request.merge_tags:
+                target.tags = merge_tags(target.tags, source.tags)
+            if request.merge_preferences:
+                target.preferences = check_preferences(
+                    fill_missing(target.preferences, source.preferences)
+                )
+            await uow.aliases.repoint(source.id, target.id)
+            await uow.aliases.add(
+                MergeAlias(
+                    tenant_id=uow.tenant_id,
+                    alias_id=source.id,
+                    customer_id=target.id,
+                    merged_at=change.now,
+                )
+            )
+            source.deleted_at = change.now
+            # The source stays as an alias row holding its own profile, but what was
+            # derived from its orders describes the target now.
+            cleared = clear_derived(source)
+            await change.save(source)
+            await change.save(target, resegment=True)
+            flags = request.model_dump(exclude={"source_customer_id", "target_customer_id"})
+            change.audit(
+                AuditAction.CUSTOMER_MERGED,
+                customer_id=target.id,
+                details={"source_customer_id": source.id, **flags},
+            )
+            change.audit(
+                AuditAction.CUSTOMER_MERGED_INTO,
+                customer_id=source.id,
+                changed_fields=["deleted_at", *cleared],
+                details={"target_customer_id": target.id},
+            )
+        return target
+
+    async def list_aliases(self, tenant_id: str, customer_id: int) -> Sequence[MergeAlias]:
+        """The customer ids merged into a customer, oldest merge first.
+
+        Raises:
+            CustomerNotFound: unknown or deleted customer.
+        """
+        return await self._tx.of_customer(
+            tenant_id, customer_id, lambda uow, customer: uow.aliases.list_for_customer(customer.id)
+        )
