@@ -121,7 +121,7 @@ _STORIES = (
     _Story("big_spender", 0.10, (1, 60), (120, 700), (8, 26), basket=2.2),
     _Story("lapsing", 0.15, (95, 175), (30, 400), (2, 9)),
     _Story("dormant", 0.13, (190, 355), (20, 300), (1, 6)),
-    _Story("gone", 0.14, (370, 420), (0, 300), (1, 5)),
+    _Story("gone", 0.14, (370, 1500), (0, 300), (1, 5)),
 )
 
 
@@ -254,6 +254,7 @@ class _DemoBuilder:
         orders = self.orders(index, story, taste, first, last, addresses, country)
         spent = sum((order.total for order in orders), Decimal(0))
         profile = CustomerCreate(
+            created_at=self.signed_up(orders),
             email=self.email(first, last),
             first_name=first,
             last_name=last,
@@ -286,6 +287,14 @@ class _DemoBuilder:
             email = f"{local}{n}@{domain}"
         self.emails.add(email)
         return email
+
+    def signed_up(self, orders: Sequence[OrderCreate]) -> datetime:
+        """Before the first order (by up to four months), or, for who never ordered,
+        any time in the last three years."""
+        rnd = self.rnd
+        if orders and orders[0].created_at is not None:
+            return orders[0].created_at - timedelta(days=rnd.uniform(0, 120))
+        return self.now - timedelta(days=rnd.uniform(0, 3 * 365))
 
     def birthday(self) -> date:
         return date(1950, 1, 1) + timedelta(days=self.rnd.randrange(365 * 55))

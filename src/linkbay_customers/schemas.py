@@ -395,6 +395,12 @@ class CustomerCreate(BaseModel):
     gender: OptionalText32 = None
     preferences: Preferences = Field(default_factory=dict)
     tags: Tags = Field(default_factory=list)
+    created_at: UtcDateTime | None = Field(
+        default=None,
+        description="When the customer signed up, for customers brought over from another "
+        "system (timezone-aware; not in the future). Defaults to the time of creation; an "
+        "import keeps an existing customer's.",
+    )
 
 
 class CustomerUpdate(BaseModel):

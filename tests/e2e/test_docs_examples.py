@@ -10,6 +10,9 @@ checks (``pytest --update-examples`` rewrites them). Settings in the fence:
 - ```` ```python needs="chat" ````: the block reads ``OPENAI_BASE_URL``,
   ``OPENAI_API_KEY`` and ``LINKBAY_AI_MODEL``, which name the suite's local
   OpenAI-compatible chat server (``tests._chat_server``), answering well.
+- ```` ```python test="pytest" ````: the block is a test module (a contract suite
+  subclass, say); it runs under pytest in a project of its own, with pytest's
+  defaults (pytest-asyncio in strict mode), and must pass.
 - ```` ```python file="main.py" ````: the page tells the reader to save the block
   as that file; every block of the page runs beside all such files, and may
   import them. The file's own behaviour is shown by the blocks that import it.
@@ -20,7 +23,9 @@ The audit key is in ``LINKBAY_AUDIT_KEY`` for every block, as the suite sets it.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -36,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 EXAMPLES = [example for page in PAGES for example in find_examples(page)]
 NEEDS = {"postgres", "chat"}
-SETTINGS = {"needs", "file"}
+SETTINGS = {"needs", "file", "test"}
 
 
 def _name(example: CodeExample) -> str:
@@ -53,6 +58,24 @@ def _save_files_of_the_page(
             (work / name).write_text(block.source)
             monkeypatch.delitem(sys.modules, Path(name).stem, raising=False)
     monkeypatch.syspath_prepend(str(work))
+
+
+def _passes_under_pytest(example: CodeExample, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "test_example.py").write_text(example.source)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_example.py"],
+        cwd=project,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert re.search(r"\b\d+ passed\b", run.stdout), run.stdout[-2000:]
 
 
 def test_the_pages_have_examples() -> None:
@@ -82,6 +105,9 @@ def test_the_example_runs_as_written_and_prints_what_it_shows(
     needs = settings.get("needs")
     assert needs is None or needs in NEEDS, f"needs={needs!r}"
     # A block that prints nothing it shows would only prove that nothing raised.
+    if settings.get("test") == "pytest":
+        _passes_under_pytest(example, tmp_path)
+        return
     shown = "file" in settings or "#>" in example.source
     assert eval_example.update_examples or shown, "it shows no output"
     work = tmp_path / "work"

@@ -52,6 +52,22 @@ def test_orders_are_in_the_past_in_one_currency_and_add_up(people: list[DemoCust
             assert all(item.unit_price == prices[item.product_id] for item in order.items)
 
 
+def test_every_customer_signed_up_before_its_first_order(people: list[DemoCustomer]) -> None:
+    for person in people:
+        signed_up = person.profile.created_at
+        assert signed_up is not None
+        assert signed_up < T0
+        first = min((o.created_at for o in person.orders if o.created_at), default=None)
+        assert first is None or signed_up <= first
+    browsers = [p.profile.created_at for p in people if not p.orders]
+    assert any(T0 - signed_up > timedelta(days=365) for signed_up in browsers if signed_up)
+
+
+def test_some_customers_are_gone_for_years(people: list[DemoCustomer]) -> None:
+    last_orders = [max(o.created_at for o in p.orders if o.created_at) for p in people if p.orders]
+    assert sum(1 for last in last_orders if T0 - last > timedelta(days=2 * 365)) >= 5
+
+
 def test_recency_spend_and_repeat_buying_vary(people: list[DemoCustomer]) -> None:
     last_order_days = [
         (T0 - max(o.created_at for o in p.orders if o.created_at)).days for p in people if p.orders

@@ -130,7 +130,7 @@ class TestCsv:
     @pytest.mark.parametrize(
         ("header", "message"),
         [
-            ("email,first_name,id,created_at", "unknown column(s) id, created_at"),
+            ("email,first_name,id,updated_at", "unknown column(s) id, updated_at"),
             ("first_name,last_name", "the header has no email column"),
             ("email,Email", "the header repeats column(s) email"),
         ],

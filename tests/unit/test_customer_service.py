@@ -54,6 +54,28 @@ class TestCreate:
         assert customer.created_at == customer.updated_at == clock.now()
         assert await service.get_customer(tenant, customer.id) == customer
 
+    async def test_a_customer_from_another_system_keeps_the_time_it_signed_up(
+        self, service: CustomerService, tenant: str, clock: FixedClock
+    ) -> None:
+        signed_up = clock.now() - timedelta(days=900)
+        customer = await service.create_customer(
+            tenant, {"email": "old@example.com", "created_at": signed_up.isoformat()}
+        )
+        assert customer.created_at == signed_up
+        assert customer.updated_at == clock.now()
+        assert (await service.get_customer(tenant, customer.id)).created_at == signed_up
+
+    @pytest.mark.parametrize("created_at", ["2999-01-01T00:00:00+00:00", "2020-01-01T00:00:00"])
+    async def test_a_sign_up_in_the_future_or_without_a_timezone_is_refused(
+        self, service: CustomerService, tenant: str, created_at: str
+    ) -> None:
+        with pytest.raises(InvalidInput) as caught:
+            await service.create_customer(
+                tenant, {"email": "x@example.com", "created_at": created_at}
+            )
+        assert caught.value.field == "created_at"
+        assert (await service.list_customers(tenant)).total == 0
+
     async def test_accepts_a_plain_mapping(self, service: CustomerService, tenant: str) -> None:
         customer = await service.create_customer(tenant, {"email": "map@example.com"})
         assert customer.email == "map@example.com"

@@ -159,3 +159,25 @@ class TestImport:
         with pytest.raises(InvalidInput) as caught:
             await service.import_customers(tenant, rows(1), chunk_size=chunk_size)
         assert caught.value.field == field
+
+
+class TestSignUpTimes:
+    async def test_new_customers_keep_their_sign_up_and_existing_ones_their_own(
+        self, service: CustomerService, tenant: str, clock: FixedClock
+    ) -> None:
+        existing = await service.create_customer(tenant, {"email": "kept@example.com"})
+        long_ago = "2019-03-01T09:30:00+00:00"
+        result = await service.import_customers(
+            tenant,
+            [
+                {"email": "new@example.com", "created_at": long_ago},
+                {"email": "kept@example.com", "created_at": long_ago, "first_name": "Kim"},
+                {"email": "ahead@example.com", "created_at": "2999-01-01T00:00:00+00:00"},
+            ],
+        )
+        assert (result.created, result.updated, result.rejected) == (1, 1, 1)
+        assert [(r.row, r.field) for r in result.rejections] == [(3, "created_at")]
+        new = await service.get_customer_by_email(tenant, "new@example.com")
+        kept = await service.get_customer(tenant, existing.id)
+        assert new.created_at.isoformat() == long_ago
+        assert (kept.created_at, kept.first_name) == (existing.created_at, "Kim")

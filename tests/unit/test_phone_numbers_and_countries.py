@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pycountry
 import pytest
 from pydantic import ValidationError
@@ -23,8 +20,6 @@ from linkbay_customers.domain import (
 from linkbay_customers.schemas import AddressCreate, CustomerCreate, CustomerUpdate
 from linkbay_customers.testing import FixedClock
 from linkbay_customers_memory import InMemoryStorage
-
-ARCHITECTURE_DOCS = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
 
 
 @pytest.fixture
@@ -211,16 +206,6 @@ def test_the_container_and_bootstrap_pass_the_region_to_the_service() -> None:
     container = bootstrap("memory://", default_phone_region="GB")
     assert container.config.default_phone_region() == "GB"
     assert CustomersContainer().config.default_phone_region() is None
-
-
-def test_the_docs_phone_example_prints_what_it_promises(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", ARCHITECTURE_DOCS.read_text(), flags=re.DOTALL)
-    (program,) = [block for block in blocks if "default_phone_region" in block]
-    exec(compile(program, str(ARCHITECTURE_DOCS), "exec"), {"__name__": "docs"})
-    promised = re.findall(r"# (.*)", program)
-    assert capsys.readouterr().out.splitlines() == promised
 
 
 # ------------------------------------------------------------------ countries

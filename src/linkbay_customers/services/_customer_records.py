@@ -31,6 +31,7 @@ from linkbay_customers.services._profile import (
     apply_profile,
     build_customer,
     check_birthday,
+    check_new_customer,
     resolve_phone,
 )
 from linkbay_customers.services._progress import ProgressCallback
@@ -60,7 +61,7 @@ class CustomerRecords:
         """
         data = resolve_phone(validated(CustomerCreate, data), self._phone_region)
         actor = check_actor(actor)
-        check_birthday(data.birthday, self._tx.clock.now().date())
+        check_new_customer(data, self._tx.clock.now())
         async with self._tx.change(tenant_id, actor=actor) as change:
             # No lookup first: the storage refuses a taken email atomically, which a
             # check-then-insert could not promise under concurrent creates anyway.

@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,7 +20,7 @@ from linkbay_customers.services._change import Change, Transactions
 from linkbay_customers.services._profile import (
     apply_profile,
     build_customer,
-    check_birthday,
+    check_new_customer,
     resolve_phone,
 )
 from linkbay_customers.services._progress import ProgressCallback, report_progress
@@ -106,7 +106,7 @@ def _validate(
     number: int,
     row: Any,
     tally: _Tally,
-    today: date,
+    now: datetime,
     phone_region: str | None,
 ) -> CustomerCreate | None:
     if not isinstance(row, Mapping):
@@ -119,7 +119,7 @@ def _validate(
         tally.reject(number, error.field, error.message)
         return None
     try:
-        check_birthday(data.birthday, today)
+        check_new_customer(data, now)
         data = resolve_phone(data, phone_region)
     except InvalidInput as exc:
         tally.reject(number, exc.field, exc.errors[0].message)
@@ -165,14 +165,14 @@ async def run_import(
             chunk = []
             emails.clear()
 
-    today = tx.clock.now().date()
+    now = tx.clock.now()
     try:
         async for number, row in _numbered(rows):
             if number % _YIELD_EVERY == 0:
                 # Let the write in progress reach the database between our rows.
                 await asyncio.sleep(0)
-                today = tx.clock.now().date()
-            data = _validate(schema, number, row, tally, today, phone_region)
+                now = tx.clock.now()
+            data = _validate(schema, number, row, tally, now, phone_region)
             if data is None:
                 tally.processed += 1
                 continue

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from linkbay_customers.domain import (
@@ -23,11 +22,10 @@ from linkbay_customers.domain import (
 from linkbay_customers.schemas import OrderCreate
 from linkbay_customers.services._boundary import check_page, validated
 from linkbay_customers.services._change import Transactions
-from linkbay_customers.services._profile import resolve_phone
+from linkbay_customers.services._profile import check_not_in_the_future, resolve_phone
 
 __all__ = ("CustomerOrders", "RecordedOrder")
 
-_FUTURE_ORDER_TOLERANCE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +76,7 @@ class CustomerOrders:
             data = data.model_copy(update={"shipping": shipping_data})
         actor = check_actor(actor)
         now = self._tx.clock.now()
-        if data.created_at is not None and data.created_at > now + _FUTURE_ORDER_TOLERANCE:
-            raise InvalidInput.single("created_at", "must not be in the future")
+        check_not_in_the_future("created_at", data.created_at, now)
         items = tuple(item.to_domain() for item in data.items)
         shipping = data.shipping_to_domain()
         async with self._tx.change(tenant_id, actor=actor) as change:

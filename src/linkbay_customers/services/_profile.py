@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -19,7 +19,15 @@ from linkbay_customers.domain import (
 )
 from linkbay_customers.schemas import CustomerCreate, extra_values
 
-__all__ = ("apply_profile", "build_customer", "check_birthday", "resolve_phone")
+__all__ = (
+    "FUTURE_TOLERANCE",
+    "apply_profile",
+    "build_customer",
+    "check_birthday",
+    "check_new_customer",
+    "check_not_in_the_future",
+    "resolve_phone",
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -42,6 +50,30 @@ def resolve_phone(data: M, region: str | None, *, field: str = "phone") -> M:
     except ValueError as exc:
         raise InvalidInput.single(field, str(exc)) from None
     return data.model_copy(update={"phone": phone})
+
+
+FUTURE_TOLERANCE = timedelta(minutes=5)
+"""How far past the service's clock a given time may lie: the host's clock may run ahead."""
+
+
+def check_not_in_the_future(field: str, moment: datetime | None, now: datetime) -> None:
+    """A time given for something that happened (an order, a sign-up) may not lie ahead.
+
+    Raises:
+        InvalidInput: naming ``field``.
+    """
+    if moment is not None and moment > now + FUTURE_TOLERANCE:
+        raise InvalidInput.single(field, "must not be in the future")
+
+
+def check_new_customer(data: CustomerCreate, now: datetime) -> None:
+    """A new customer's birthday and sign-up time may not lie in the future.
+
+    Raises:
+        InvalidInput: naming ``birthday`` or ``created_at``.
+    """
+    check_birthday(data.birthday, now.date())
+    check_not_in_the_future("created_at", data.created_at, now)
 
 
 def check_birthday(birthday: date | None, today: date) -> None:
@@ -69,7 +101,8 @@ def build_customer(
         gender=data.gender,
         preferences=dict(data.preferences),
         tags=list(data.tags),
-        created_at=now,
+        # A customer brought over from another system keeps the time it signed up.
+        created_at=data.created_at or now,
         updated_at=now,
         extra=extra_values(data, CustomerCreate, only_set=False),
     )
