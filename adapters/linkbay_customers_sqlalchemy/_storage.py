@@ -44,7 +44,6 @@ TENANT_SETTING = "linkbay.tenant_id"
 _SET_TENANT = text(f"SELECT set_config('{TENANT_SETTING}', :tenant, true)")
 
 
-
 def _reserve_ids(dialect: str, counters: Table) -> Any:
     """Advance one tenant's counter of one kind by ``count``; the new last id.
 
