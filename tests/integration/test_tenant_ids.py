@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import event, select, text
+from sqlalchemy import event, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,7 +19,7 @@ from linkbay_customers import CustomerService, GDPRService, HeuristicIntelligenc
 from linkbay_customers.testing import FixedClock, new_tenant_id
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage, create_engine, default_models, upgrade
 from linkbay_customers_sqlalchemy._migrate import alembic_config
-from tests._databases import database_of_kind, new_postgres_database
+from tests._databases import customer_row, database_of_kind, new_postgres_database
 from tests.integration.conftest import as_role, new_role
 
 COUNTERS = default_models().tables()["id_counter"].name
@@ -173,23 +173,6 @@ async def database_at_0007(
     return await database_of_kind(request, tmp_path_factory, revision="0007")
 
 
-def _customer(tenant: str, customer_id: int) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant,
-        "id": customer_id,
-        "email": f"{tenant}-{customer_id}@example.com",
-        "preferences": {},
-        "tags": [],
-        "total_orders": 0,
-        "total_spent": Decimal(0),
-        "average_order_value": Decimal(0),
-        "consent_data": {},
-        "is_anonymized": False,
-        "created_at": LONG_AGO,
-        "updated_at": LONG_AGO,
-    }
-
-
 def _event(
     tenant: str, event_id: int, customer_id: int, sequence: int = 1, **details: Any
 ) -> dict[str, Any]:
@@ -207,6 +190,7 @@ def _event(
     }
 
 
+LAST_SHARED_IDS = {"customers": 6, "customer_addresses": 9, "customer_audit_events": 7}
 CHAIN_TIPS = (("a", 1, 1), ("b", 2, 1), ("b", 3, 1), ("b", 4, 1), ("a", 5, 2), ("a", 6, 1))
 
 
@@ -223,7 +207,7 @@ async def _seed_shared_sequence_data(url: str) -> None:
                 await connection.execute(text("SET row_security = off"))
             await connection.execute(
                 tables["customer"].insert(),
-                [_customer(t, i) for t, i in (("a", 1), ("b", 2), ("b", 3), ("b", 4), ("a", 5))],
+                [customer_row(t, i) for t, i in (("a", 1), ("b", 2), ("b", 3), ("b", 4), ("a", 5))],
             )
             await connection.execute(
                 tables["address"].insert(),
@@ -262,24 +246,66 @@ async def _seed_shared_sequence_data(url: str) -> None:
                     for t, c, n in CHAIN_TIPS
                 ],
             )
-            if engine.dialect.name == "postgresql":
-                for table, last in (("customers", 6), ("customer_addresses", 9)):
+            for table, last in LAST_SHARED_IDS.items():
+                if engine.dialect.name == "postgresql":
                     await connection.execute(text(f"SELECT setval('{table}_id_seq', {last})"))
-                await connection.execute(text("SELECT setval('customer_audit_events_id_seq', 7)"))
+                else:
+                    # The table the earlier code created on first use.
+                    await connection.execute(
+                        text(
+                            "CREATE TABLE IF NOT EXISTS linkbay_id_sequences"
+                            " (name VARCHAR(128) PRIMARY KEY, value BIGINT NOT NULL)"
+                        )
+                    )
+                    await connection.execute(
+                        text("INSERT INTO linkbay_id_sequences VALUES (:name, :value)"),
+                        {"name": table, "value": last},
+                    )
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def upgraded_from_0007(database_at_0007: str) -> str:
+    """A database of two tenants numbered by the shared sequences, upgraded to head."""
+    await _seed_shared_sequence_data(database_at_0007)
+    await upgrade(database_at_0007)
+    return database_at_0007
+
+
+@asynccontextmanager
+async def _service_on(url: str) -> AsyncIterator[tuple[CustomerService, SqlAlchemyStorage]]:
+    storage = SqlAlchemyStorage.from_url(url)
+    try:
+        yield _services(storage)[0], storage
+    finally:
+        await storage.close()
+
+
+async def _shared_counters(url: str) -> dict[str, int]:
+    """The last id of each table's sequence shared by every tenant (SQLite: of each
+    row of ``linkbay_id_sequences``); none once ids are counted per tenant."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":
+                query = (
+                    "SELECT replace(sequencename, '_id_seq', ''), last_value FROM pg_sequences"
+                    " WHERE last_value IS NOT NULL"
+                )
+            elif await connection.run_sync(lambda c: inspect(c).has_table("linkbay_id_sequences")):
+                query = "SELECT name, value FROM linkbay_id_sequences"
+            else:
+                return {}
+            return {name: last for name, last in await connection.execute(text(query))}
     finally:
         await engine.dispose()
 
 
 async def test_revision_0008_keeps_every_id_and_each_tenant_counts_on_from_its_own(
-    database_at_0007: str,
+    upgraded_from_0007: str,
 ) -> None:
-    await _seed_shared_sequence_data(database_at_0007)
-
-    await upgrade(database_at_0007)
-
-    storage = SqlAlchemyStorage.from_url(database_at_0007)
-    service, _ = _services(storage)
-    try:
+    async with _service_on(upgraded_from_0007) as (service, storage):
         kept = {t: (await service.list_customers(t, {})).items for t in ("a", "b")}
         assert {t: sorted(c.id for c in items) for t, items in kept.items()} == {
             "a": [1, 5],
@@ -295,55 +321,30 @@ async def test_revision_0008_keeps_every_id_and_each_tenant_counts_on_from_its_o
             assert await uow.notes.next_id() == 1
             # Events 8-10: the two customers' creations and the address.
             assert await uow.audit.next_id() == 11
-    finally:
-        await storage.close()
-    engine = create_engine(database_at_0007)
-    try:
-        async with engine.connect() as connection:
-            if engine.dialect.name == "postgresql":
-                sequences = await connection.execute(
-                    text("SELECT count(*) FROM pg_class WHERE relkind = 'S'")
-                )
-            else:
-                sequences = await connection.execute(
-                    text(
-                        "SELECT count(*) FROM sqlite_master"
-                        " WHERE type = 'table' AND name = 'linkbay_id_sequences'"
-                    )
-                )
-            assert sequences.scalar_one() == 0
-    finally:
-        await engine.dispose()
+    assert await _shared_counters(upgraded_from_0007) == {}
 
 
 async def test_revision_0008_downgrades_to_sequences_past_every_tenants_ids(
-    database_at_0007: str,
+    upgraded_from_0007: str,
 ) -> None:
-    await _seed_shared_sequence_data(database_at_0007)
-    await upgrade(database_at_0007)
-    storage = SqlAlchemyStorage.from_url(database_at_0007)
-    service, _ = _services(storage)
-    try:
+    async with _service_on(upgraded_from_0007) as (service, _):
         for _ in range(4):
             await service.create_customer("b", _someone())  # B: 5, 6, 7, 8
-    finally:
-        await storage.close()
 
-    engine = create_engine(database_at_0007)
+    engine = create_engine(upgraded_from_0007)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(lambda c: command.downgrade(alembic_config(c), "0007"))
             await connection.commit()
-            if engine.dialect.name == "postgresql":
-                query = "SELECT nextval('customers_id_seq')"
-            else:
-                query = "SELECT value FROM linkbay_id_sequences WHERE name = 'customers'"
-            following = (await connection.execute(text(query))).scalar_one()
     finally:
         await engine.dispose()
-    # B's last customer is 8: PostgreSQL's sequence hands out 9 next, SQLite's
-    # counter holds 8 (the last handed out).
-    assert following == (9 if engine.dialect.name == "postgresql" else 8)
+
+    # The largest id of any tenant: B's customer 8, A's address 9, B's event 8.
+    assert await _shared_counters(upgraded_from_0007) == {
+        "customers": 8,
+        "customer_addresses": 9,
+        "customer_audit_events": 8,
+    }
 
 
 # --------------------------------------------------- the application role (PostgreSQL)
@@ -380,9 +381,7 @@ async def test_an_application_role_granted_before_0008_creates_customers_after_i
     finally:
         await admin.dispose()
 
-    storage = SqlAlchemyStorage.from_url(as_role(postgres_at_0007, role))
-    service, _ = _services(storage)
-    try:
+    async with _service_on(as_role(postgres_at_0007, role)) as (service, storage):
         assert (await service.create_customer("a", {"email": "new@example.com"})).id == 7
         assert (await service.create_customer("c", {"email": "new@example.com"})).id == 1
         async with storage.unit_of_work("a") as uow:
@@ -391,8 +390,6 @@ async def test_an_application_role_granted_before_0008_creates_customers_after_i
             assert set(seen.scalars()) == {"a"}
             with pytest.raises(DBAPIError, match="permission denied"):
                 await connection.execute(text(f"DELETE FROM {COUNTERS} WHERE tenant_id = 'a'"))
-    finally:
-        await storage.close()
 
 
 async def test_the_counters_of_another_tenant_cannot_be_changed_or_created(
