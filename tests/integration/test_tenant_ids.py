@@ -297,7 +297,7 @@ async def _shared_counters(url: str) -> dict[str, int]:
                 query = "SELECT name, value FROM linkbay_id_sequences"
             else:
                 return {}
-            return {name: last for name, last in await connection.execute(text(query))}
+            return dict(await connection.execute(text(query)))  # type: ignore[arg-type]
     finally:
         await engine.dispose()
 
