@@ -297,7 +297,7 @@ async def _shared_counters(url: str) -> dict[str, int]:
                 query = "SELECT name, value FROM linkbay_id_sequences"
             else:
                 return {}
-            return dict(await connection.execute(text(query)))  # type: ignore[arg-type]
+            return dict((await connection.execute(text(query))).all())  # type: ignore[arg-type]
     finally:
         await engine.dispose()
 
