@@ -410,6 +410,10 @@ async def test_the_counters_of_another_tenant_cannot_be_changed_or_created(
                 {"b": b},
             )
     async with app_storage.unit_of_work(b) as uow:
+        connection = await uow.connection()
+        with pytest.raises(DBAPIError, match="permission denied"):
+            await connection.execute(text(f"DELETE FROM {COUNTERS} WHERE tenant_id = :b"), {"b": b})
+    async with app_storage.unit_of_work(b) as uow:
         counters = default_models().tables()["id_counter"]
         connection = await uow.connection()
         rows = await connection.execute(select(counters.c.kind, counters.c.last_id))
