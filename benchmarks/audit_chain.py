@@ -7,8 +7,8 @@ Run by hand (not part of the test suite):
 
 For each way of writing, the floor is the same work without the chain: one
 asyncpg transaction that sets the tenant and INSERTs the event into the same
-table (its trigger and row-level security included), with a made-up position and
-hash. The project's figure is an event recorded by a change of the library's
+table (its trigger and row-level security included), with a made-up id, position
+and hash. The project's figure is an event recorded by a change of the library's
 (``Change.audit``, what every service method writes through): lock the chain's
 tip, seal the event (HMAC-SHA256), INSERT it, move the tip.
 
@@ -53,7 +53,7 @@ TARGETS = {
 _FLOOR_INSERT = (
     "INSERT INTO customer_audit_events (tenant_id, id, customer_id, actor, action,"
     " occurred_at, changed_fields, details, chain_id, sequence, hash)"
-    " VALUES ($1, nextval('customer_audit_events_id_seq'), $2, 'bench', 'customer.updated',"
+    " VALUES ($1, $3, $2, 'bench', 'customer.updated',"
     " now(), '[\"first_name\"]', '{}', $2, $3, $4)"
 )
 
@@ -83,7 +83,7 @@ async def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
     ids = [c.id async for c in _all_ids(service, tenant)]
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     pool = await asyncpg.create_pool(dsn, min_size=args.writers, max_size=args.writers)
-    positions = itertools.count(10**9)  # made-up positions of the floor's events
+    positions = itertools.count(10**9)  # made-up ids and positions of the floor's events
 
     transactions = Transactions(
         storage.unit_of_work, clock, ProfilingGate(DEFAULT_PROFILING_POLICY)

@@ -46,11 +46,17 @@ TENANT = "bench"
 _ORDERS = """
 INSERT INTO customer_orders
     (tenant_id, id, customer_id, order_id, total, currency, created_at, recorded_at, shipping)
-SELECT c.tenant_id, nextval('customer_orders_id_seq'), c.id, 'o-' || c.id || '-' || n,
+SELECT c.tenant_id, row_number() OVER (ORDER BY c.id, n), c.id, 'o-' || c.id || '-' || n,
        round((5 + random() * 200)::numeric, 2), 'EUR',
        now() - (random() * 700 || ' days')::interval, now(), 'null'::jsonb
 FROM customers c CROSS JOIN LATERAL generate_series(1, 1 + (c.id % 3)) AS n
 WHERE c.tenant_id = :tenant
+"""
+# The orders above are numbered from 1 in the tenant: its counter carries on after them.
+_ORDER_COUNTER = """
+INSERT INTO customer_id_counters (tenant_id, kind, last_id)
+SELECT :tenant, 'customer_orders', count(*) FROM customer_orders WHERE tenant_id = :tenant
+ON CONFLICT (tenant_id, kind) DO UPDATE SET last_id = excluded.last_id
 """
 _LINES = """
 INSERT INTO customer_order_lines
@@ -88,7 +94,7 @@ async def _fill(url: str, service: CustomerService, customers: int, others: int)
     engine = create_engine(url)
     async with engine.begin() as connection:
         for tenant in (TENANT, "neighbour"):
-            for statement in (_ORDERS, _LINES, _AGGREGATES):
+            for statement in (_ORDERS, _ORDER_COUNTER, _LINES, _AGGREGATES):
                 await connection.execute(text(statement), {"tenant": tenant})
     await engine.dispose()
     await _vacuum(url)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import make_url, text
@@ -77,3 +80,23 @@ async def database_of_kind(
     if revision is not None:
         await upgrade(url, revision)
     return url
+
+
+def customer_row(tenant: str, customer_id: int, **columns: Any) -> dict[str, Any]:
+    """A row of ``customers`` as a migration finds it, for INSERTs below the library."""
+    created = datetime(2020, 1, 1, tzinfo=UTC)
+    return {
+        "tenant_id": tenant,
+        "id": customer_id,
+        "email": f"c{customer_id}@example.com",
+        "preferences": {},
+        "tags": [],
+        "total_orders": 0,
+        "total_spent": Decimal(0),
+        "average_order_value": Decimal(0),
+        "consent_data": {},
+        "is_anonymized": False,
+        "created_at": created,
+        "updated_at": created,
+        **columns,
+    }

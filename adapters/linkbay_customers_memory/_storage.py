@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import copy
-import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from types import TracebackType
@@ -73,6 +72,7 @@ class _Tables:
     audit_tips: dict[int, ChainTip] = field(default_factory=dict)
     aliases: dict[int, MergeAlias] = field(default_factory=dict)
     model_fits: dict[str, ModelFit] = field(default_factory=dict)
+    id_counters: dict[str, int] = field(default_factory=dict)
 
     def copy(self) -> _Tables:
         # Rows are never mutated in place (they are replaced by copies), so a
@@ -104,7 +104,12 @@ class _Transaction:
         self._tables = None
 
     def next_id(self, table: str) -> int:
-        return next(self.storage._sequences.setdefault(table, itertools.count(1)))
+        # Each tenant counts its own ids, as the SQL adapters do: no id tells one
+        # tenant anything about another's activity.
+        # The counters are part of the tenant's tables: a rollback gives ids back.
+        counters = self.tables.id_counters
+        counters[table] = counters.get(table, 0) + 1
+        return counters[table]
 
     def own(self, row: Any) -> None:
         # Mirrors the tenant wall of the SQL adapters: a row is written only under
@@ -798,8 +803,8 @@ class InMemoryUnitOfWork(UnitOfWork):
 class InMemoryStorage(Storage):
     """Storage in process memory, for tests and prototyping.
 
-    Ids come from sequences shared by all tenants, as in SQL storage, and are not
-    handed out again after a rollback.
+    Each tenant counts its own ids from 1, as in SQL storage; a rollback gives the
+    ids it reserved back.
 
     Args:
         audit_key: The audit trail's HMAC key (at least 32 bytes), or its chain.
@@ -812,7 +817,6 @@ class InMemoryStorage(Storage):
         self.audit_chain = audit_chain_from(audit_key) or AuditChain(new_audit_key().encode())
         self._tenants: dict[str, _Tables] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._sequences: dict[str, Iterator[int]] = {}
 
     @classmethod
     def from_url(

@@ -13,7 +13,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from linkbay_customers_sqlalchemy._engine import create_engine
-from linkbay_customers_sqlalchemy._storage import ID_COUNTER_TABLE
 
 __all__ = (
     "PHONE_REGION_VARIABLE",
@@ -39,13 +38,13 @@ def schema_filter(dialect: str) -> Callable[[Any, str | None, str, bool, Any], b
     """An Alembic ``include_object`` hook for one dialect.
 
     It leaves out what the mapped schema does not describe there: the library's
-    bookkeeping tables, and indexes declared for another dialect only.
+    version table, and indexes declared for another dialect only.
     """
 
     def include_object(
         obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
     ) -> bool:
-        if type_ == "table" and name in (VERSION_TABLE, ID_COUNTER_TABLE):
+        if type_ == "table" and name == VERSION_TABLE:
             return False
         condition = getattr(obj, "_ddl_if", None)
         if type_ == "index" and condition is not None and condition.dialect is not None:

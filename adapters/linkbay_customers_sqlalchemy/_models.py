@@ -26,7 +26,6 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
-    Sequence,
     String,
     Table,
     Text,
@@ -55,6 +54,7 @@ __all__ = (
     "CustomerEmbeddingMixin",
     "CustomerMixin",
     "CustomerNoteMixin",
+    "IdCounterMixin",
     "LinkbayBase",
     "MergeAliasMixin",
     "ModelFitMixin",
@@ -67,7 +67,6 @@ __all__ = (
     "default_models",
     "drop_audit_triggers",
     "extra_erasure",
-    "id_sequence_name",
     "not_personal",
     "personal",
 )
@@ -87,19 +86,14 @@ def _tenant_column() -> Mapped[str]:
     return mapped_column(String(64), primary_key=True, sort_order=-20)
 
 
-def id_sequence_name(table_name: str) -> str:
-    """The PostgreSQL sequence that hands out a table's ids."""
-    return f"{table_name}_id_seq"
+class _HasTenantId:
+    """An ``id`` unique within the tenant, handed out by the tenant's counter
+    (``IdCounterMixin``): no sequence shared by every tenant."""
 
-
-class _HasSequencedId:
     @declared_attr
     @classmethod
     def id(cls) -> Mapped[int]:
-        name = id_sequence_name(cls.__tablename__)  # type: ignore[attr-defined]
-        return mapped_column(
-            BigInteger, Sequence(name), primary_key=True, autoincrement=False, sort_order=-19
-        )
+        return mapped_column(BigInteger, primary_key=True, autoincrement=False, sort_order=-19)
 
 
 CUSTOMER_FIELDS = tuple(f.name for f in dataclasses.fields(Customer) if f.name != "extra")
@@ -215,7 +209,7 @@ def _customer_fk(
     )
 
 
-class CustomerMixin(_HasSequencedId):
+class CustomerMixin(_HasTenantId):
     """Columns of a customer (the seed's CustomerMixin and more).
 
     Subclass it with a declarative base and a ``__tablename__`` (``customers`` for
@@ -345,7 +339,7 @@ class CustomerEmbeddingMixin:
         )
 
 
-class AddressMixin(_HasSequencedId):
+class AddressMixin(_HasTenantId):
     """Columns of a customer address (the seed's AddressMixin).
 
     Set ``__customer_tablename__`` when the customer table is not ``customers``.
@@ -386,7 +380,7 @@ class AddressMixin(_HasSequencedId):
         )
 
 
-class CustomerNoteMixin(_HasSequencedId):
+class CustomerNoteMixin(_HasTenantId):
     """Columns of a customer note (the seed's CustomerNoteMixin)."""
 
     __customer_tablename__: ClassVar[str] = "customers"
@@ -407,7 +401,7 @@ class CustomerNoteMixin(_HasSequencedId):
         )
 
 
-class OrderMixin(_HasSequencedId):
+class OrderMixin(_HasTenantId):
     """Columns of an order recorded from the host's order system."""
 
     __customer_tablename__: ClassVar[str] = "customers"
@@ -458,7 +452,7 @@ class OrderLineMixin:
         )
 
 
-class ConsentEventMixin(_HasSequencedId):
+class ConsentEventMixin(_HasTenantId):
     """Columns of one consent ledger entry."""
 
     __customer_tablename__: ClassVar[str] = "customers"
@@ -483,7 +477,7 @@ class ConsentEventMixin(_HasSequencedId):
         )
 
 
-class AuditEventMixin(_HasSequencedId):
+class AuditEventMixin(_HasTenantId):
     """Columns of one audit record. No foreign key: the trail outlives the customer.
 
     The trail is append-only for the application (it gets SELECT and INSERT only)
@@ -560,6 +554,20 @@ class MergeAliasMixin:
         )
 
 
+class IdCounterMixin:
+    """The last id handed out per tenant and kind (the table the ids are of).
+
+    Reserving ids advances the tenant's row by the number reserved in one
+    statement (an upsert returning the new last id); the row stays locked until
+    the transaction ends, so concurrent writers of one tenant take turns on it
+    while other tenants never wait. A rolled-back transaction gives its ids back.
+    """
+
+    tenant_id: Mapped[str] = _tenant_column()
+    kind: Mapped[str] = mapped_column(String(128), primary_key=True, sort_order=-19)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+
+
 class ModelFitMixin:
     """A statistical model fitted to one tenant: its parameters, date and sample size."""
 
@@ -590,6 +598,7 @@ class ModelSet:
     merge_alias: type[MergeAliasMixin]
     model_fit: type[ModelFitMixin]
     embedding: type[CustomerEmbeddingMixin]
+    id_counter: type[IdCounterMixin]
 
     def __post_init__(self) -> None:
         # Refused here, when the models are bound, rather than at the first erasure,
@@ -618,6 +627,7 @@ _DEFAULT_NAMES = {
     "merge_alias": ("MergeAlias", MergeAliasMixin, "customer_merge_aliases"),
     "model_fit": ("ModelFit", ModelFitMixin, "customer_model_fits"),
     "embedding": ("CustomerEmbedding", CustomerEmbeddingMixin, "customer_embeddings"),
+    "id_counter": ("IdCounter", IdCounterMixin, "customer_id_counters"),
 }
 
 

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from linkbay_customers_sqlalchemy._engine import create_engine
 from linkbay_customers_sqlalchemy._migrate import VERSION_TABLE
-from linkbay_customers_sqlalchemy._models import ModelSet, default_models, id_sequence_name
+from linkbay_customers_sqlalchemy._models import ModelSet, default_models
 
 __all__ = ("application_role_grants", "grant_application_role")
 
@@ -27,6 +27,7 @@ def application_role_grants(role: str, models: ModelSet | None = None) -> list[s
     row-level security policies bind it, as a second wall behind the tenant
     filter of every query. The audit trail is append-only for it: SELECT and
     INSERT only (any UPDATE, DELETE or TRUNCATE granted before is taken back).
+    The id counters only ever advance: SELECT, INSERT and UPDATE, no DELETE.
     The schema's revision is readable (SELECT on the migrations' version table), so
     the role can tell whether the schema is current, and never changes it.
     """
@@ -38,11 +39,11 @@ def application_role_grants(role: str, models: ModelSet | None = None) -> list[s
         if name == "audit_event":
             statements.append(f"REVOKE UPDATE, DELETE, TRUNCATE ON {target} FROM {who}")
             statements.append(f"GRANT SELECT, INSERT ON {target} TO {who}")
+        elif name == "id_counter":
+            statements.append(f"REVOKE DELETE, TRUNCATE ON {target} FROM {who}")
+            statements.append(f"GRANT SELECT, INSERT, UPDATE ON {target} TO {who}")
         else:
             statements.append(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {target} TO {who}")
-        if "id" in table.c and table.c.id.primary_key:
-            sequence = _quote(id_sequence_name(table.name))
-            statements.append(f"GRANT USAGE, SELECT ON SEQUENCE {sequence} TO {who}")
     statements.append(f"GRANT SELECT ON {_quote(VERSION_TABLE)} TO {who}")
     return statements
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import text
+from sqlalchemy import BigInteger, Table, bindparam, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from linkbay_customers.audit_keys import (
@@ -22,7 +23,7 @@ from linkbay_customers.domain import AuditChain, ModelFit, StorageError
 from linkbay_customers.ports import Storage, UnitOfWork
 from linkbay_customers_sqlalchemy._engine import create_engine
 from linkbay_customers_sqlalchemy._errors import translate_errors
-from linkbay_customers_sqlalchemy._models import ModelSet, default_models, id_sequence_name
+from linkbay_customers_sqlalchemy._models import ModelSet, default_models
 from linkbay_customers_sqlalchemy._repositories import (
     PostgresFeatures,
     SqlAddressRepository,
@@ -35,24 +36,31 @@ from linkbay_customers_sqlalchemy._repositories import (
 )
 from linkbay_customers_sqlalchemy._repositories._fits import SqlModelFitRepository
 
-__all__ = ("ID_COUNTER_TABLE", "TENANT_SETTING", "SqlAlchemyStorage", "SqlAlchemyUnitOfWork")
+__all__ = ("TENANT_SETTING", "SqlAlchemyStorage", "SqlAlchemyUnitOfWork")
 
 TENANT_SETTING = "linkbay.tenant_id"
 """The PostgreSQL setting the row-level security policies compare ``tenant_id`` with."""
 
 _SET_TENANT = text(f"SELECT set_config('{TENANT_SETTING}', :tenant, true)")
 
-ID_COUNTER_TABLE = "linkbay_id_sequences"
-"""SQLite's id counters; created on first use, not part of the mapped schema."""
 
-_CREATE_SQLITE_SEQUENCES = text(
-    f"CREATE TABLE IF NOT EXISTS {ID_COUNTER_TABLE} "
-    "(name VARCHAR(128) PRIMARY KEY, value BIGINT NOT NULL)"
-)
-_NEXT_SQLITE_ID = text(
-    f"INSERT INTO {ID_COUNTER_TABLE} (name, value) VALUES (:name, :count) "
-    "ON CONFLICT (name) DO UPDATE SET value = value + :count RETURNING value"
-)
+def _reserve_ids(dialect: str, counters: Table) -> Any:
+    """Advance one tenant's counter of one kind by ``count``; the new last id.
+
+    ``INSERT ... ON CONFLICT (tenant_id, kind) DO UPDATE SET last_id = last_id + count
+    RETURNING last_id``: one statement whatever the count, starting the tenant's
+    ids at 1. The updated row stays locked until the transaction ends.
+    """
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(counters).values(
+        tenant_id=bindparam("tenant"),
+        kind=bindparam("kind"),
+        last_id=bindparam("count", type_=BigInteger),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[counters.c.tenant_id, counters.c.kind],
+        set_={"last_id": counters.c.last_id + statement.excluded.last_id},
+    ).returning(counters.c.last_id)
 
 
 _logger = logging.getLogger("linkbay_customers_sqlalchemy")
@@ -150,19 +158,15 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             return await connection.execute(statement, parameters)
 
     async def next_ids(self, table_name: str, count: int = 1) -> list[int]:
-        """Reserve ``count`` new ids of a table (a PostgreSQL sequence or a SQLite counter)."""
-        if self.dialect == "postgresql":
-            result = await self.execute(
-                text("SELECT nextval(:sequence) FROM generate_series(1, :count)"),
-                {"sequence": id_sequence_name(table_name), "count": count},
-                action="reserving ids",
-            )
-            return [int(row[0]) for row in result]
-        if not self.storage._sqlite_sequences_ready:
-            await self.execute(_CREATE_SQLITE_SEQUENCES, action="creating the id counters")
-            self.storage._sqlite_sequences_ready = True
+        """Reserve the tenant's next ``count`` ids of a table, consecutive, in one statement.
+
+        Each tenant counts its own ids (``IdCounterMixin``), so no id says anything
+        about another tenant's activity.
+        """
         result = await self.execute(
-            _NEXT_SQLITE_ID, {"name": table_name, "count": count}, action="reserving ids"
+            self.storage._reserve_ids,
+            {"tenant": self.tenant_id, "kind": table_name, "count": count},
+            action="reserving ids",
         )
         last = int(result.scalar_one())
         return list(range(last - count + 1, last + 1))
@@ -250,7 +254,10 @@ class SqlAlchemyStorage(Storage):
             else:
                 self._audit_key_file = Path(f"{database}.audit-key")
         self._owns_engine = owns_engine
-        self._sqlite_sequences_ready = False
+        self._reserve_ids = _reserve_ids(
+            self.dialect,
+            self.models.id_counter.__table__,  # type: ignore[attr-defined]
+        )
         self.postgresql = PostgresFeatures(engine.dialect) if self.dialect == "postgresql" else None
         """COPY and the similarity search, with their caches; None on SQLite."""
         # An erasure's write-ahead log could not be truncated yet (SQLite).

@@ -159,8 +159,16 @@ async def test_a_foreign_id_is_answered_like_an_unknown_id(
     other_headers: dict[str, str],
     name: str,
 ) -> None:
+    # Each tenant counts its own ids: the owner's tenant gets ahead, so that the
+    # owner's ids name nothing of the intruder's tenant.
+    earlier = await client.post(
+        "/customers", json={"email": "earlier@example.com"}, headers=headers
+    )
+    await client.post(f"/customers/{earlier.json()['id']}/addresses", json=ADDRESS, headers=headers)
     customer, address = await _setup(client, headers, "owner@example.com")
-    own, _ = await _setup(client, other_headers, "intruder@example.com")
+    own, own_address = await _setup(client, other_headers, "intruder@example.com")
+    assert own not in (customer, UNKNOWN)
+    assert own_address != address
     before = await _snapshot(client, headers, customer)
     others_before = await _snapshot(client, other_headers, own)
     case = CASES[name]

@@ -103,16 +103,16 @@ async def test_the_database_stamps_each_event_with_its_own_time(
     started = datetime.now(UTC)
     customer = await service.create_customer(tenant, {"email": "when@example.com"})
     async with app_storage.unit_of_work(tenant) as uow:
+        event_id = await uow.audit.next_id()
         connection = await uow.connection()
         # A back-dated INSERT as the application role: the trigger overrides its date.
         await connection.execute(
             text(
                 "INSERT INTO customer_audit_events (tenant_id, id, customer_id, action,"
                 " occurred_at, changed_fields, details, chain_id, sequence, hash) VALUES"
-                " (:t, nextval('customer_audit_events_id_seq'), :c, 'customer.updated',"
-                " :then, '[]', '{}', :c, 2, :forged)"
+                " (:t, :id, :c, 'customer.updated', :then, '[]', '{}', :c, 2, :forged)"
             ),
-            {"t": tenant, "c": customer.id, "then": LONG_AGO, "forged": "0" * 64},
+            {"t": tenant, "id": event_id, "c": customer.id, "then": LONG_AGO, "forged": "0" * 64},
         )
         await uow.commit()
     trail = (await gdpr.list_audit_events(tenant)).items

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from linkbay_customers.testing import new_tenant_id
 from linkbay_customers_sqlalchemy import create_engine, default_models, upgrade
-from tests._databases import database_of_kind
+from tests._databases import customer_row, database_of_kind
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -32,24 +32,6 @@ async def database_at_0006(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> str:
     return await database_of_kind(request, tmp_path_factory, revision="0006")
-
-
-def _customer(tenant: str, customer_id: int, phone: str | None) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant,
-        "id": customer_id,
-        "email": f"c{customer_id}@example.com",
-        "phone": phone,
-        "preferences": {},
-        "tags": [],
-        "total_orders": 0,
-        "total_spent": Decimal(0),
-        "average_order_value": Decimal(0),
-        "consent_data": {},
-        "is_anonymized": False,
-        "created_at": LONG_AGO,
-        "updated_at": LONG_AGO,
-    }
 
 
 def _order(tenant: str, order_id: int, shipping: dict[str, Any] | None) -> dict[str, Any]:
@@ -73,7 +55,7 @@ async def _seed(url: str, tenant: str) -> None:
         async with engine.begin() as connection:
             await connection.execute(
                 tables["customer"].insert(),
-                [_customer(tenant, cid, old) for cid, (old, _) in PHONES.items()],
+                [customer_row(tenant, cid, phone=old) for cid, (old, _) in PHONES.items()],
             )
             await connection.execute(
                 tables["order"].insert(),

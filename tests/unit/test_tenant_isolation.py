@@ -91,11 +91,16 @@ async def test_a_foreign_id_behaves_exactly_like_an_unknown_id(
     tenant: str,
     other_tenant: str,
 ) -> None:
+    # Each tenant counts its own ids: the victim's tenant gets ahead, so that the
+    # victim's id names no customer of the other tenant.
+    for n in range(2):
+        await service.create_customer(tenant, {"email": f"earlier{n}@example.com"})
     victim = await service.create_customer(tenant, {"email": "victim@example.com"})
     address = await service.add_address(tenant, victim.id, ADDRESS)
     await service.add_note(tenant, victim.id, {"note": "private"})
     await service.record_order(tenant, victim.id, {"order_id": "x", "total": 5})
     own = await service.create_customer(other_tenant, {"email": "own@example.com"})
+    assert own.id != victim.id
     before = await _snapshot(storage, tenant, victim.id)
 
     foreign = Ids(customer=victim.id, address=address.id, own_customer=own.id)

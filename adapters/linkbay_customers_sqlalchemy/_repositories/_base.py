@@ -45,12 +45,12 @@ class SqlRepository:
         return await self._session.execute(statement, parameters, action=action)
 
     async def next_id(self) -> int:
-        """Reserve a new id of this repository's table."""
+        """Reserve the tenant's next id of this repository's table."""
         (new_id,) = await self._session.next_ids(self._table.name)
         return new_id
 
     async def next_ids(self, count: int) -> builtins.list[int]:
-        """Reserve ``count`` new ids of this repository's table at once."""
+        """Reserve the tenant's next ``count`` ids of this repository's table at once."""
         return await self._session.next_ids(self._table.name, count) if count else []
 
     async def _copy(self, rows: Sequence[Mapping[str, Any]], *, action: str) -> bool:

@@ -20,19 +20,24 @@ _WRITERS = (
 )
 
 
-def protect_tenant_table(table: str) -> None:
+def protect_tenant_table(table: str, privileges: str = "SELECT, INSERT, UPDATE, DELETE") -> None:
     """Give a new table the tenant policy of every other one (row-level security,
-    forced), and let every role that may write customers read and write it."""
+    forced), and grant ``privileges`` on it to every role that may write customers."""
     op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
     op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
     op.execute(
         f"CREATE POLICY tenant_isolation ON {table} "
         f"USING ({TENANT_MATCHES}) WITH CHECK ({TENANT_MATCHES})"
     )
+    grant_to_writers(f"{privileges} ON {table}")
+
+
+def grant_to_writers(privileges: str) -> None:
+    """``GRANT <privileges> TO`` every role other than the owner that may write customers."""
     op.execute(
         "DO $$ DECLARE who text; BEGIN"
         f" FOR who IN {_WRITERS} LOOP"
-        f" EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO %s', who);"
+        f" EXECUTE format('GRANT {privileges} TO %s', who);"
         " END LOOP; END $$"
     )
 

@@ -1,4 +1,10 @@
-"""Repository ports. Every repository is bound to one tenant by its unit of work."""
+"""Repository ports. Every repository is bound to one tenant by its unit of work.
+
+Ids (``next_id``, ``next_ids``) are counted per tenant: each tenant's ids of a kind
+are consecutive, whatever other tenants create, so no id tells a tenant anything
+about another's activity. An id once committed is never handed out again in its
+tenant; ``next_ids`` reserves a consecutive range at once.
+"""
 
 from __future__ import annotations
 
@@ -50,7 +56,7 @@ class CustomerRepository(Protocol):
     """
 
     async def next_id(self) -> int:
-        """Reserve a new customer id.
+        """Reserve the tenant's next customer id.
 
         Raises:
             StorageError: the storage failed.
@@ -174,7 +180,7 @@ class CustomerBulkImport(Protocol):
     """
 
     async def next_ids(self, count: int) -> Sequence[int]:
-        """Reserve ``count`` new customer ids at once.
+        """Reserve the tenant's next ``count`` customer ids at once, consecutive.
 
         Raises:
             StorageError: the storage failed.
@@ -254,7 +260,7 @@ class AddressRepository(Protocol):
     """
 
     async def next_id(self) -> int:
-        """Reserve a new address id.
+        """Reserve the tenant's next address id.
 
         Raises:
             StorageError: the storage failed.
@@ -338,7 +344,7 @@ class NoteRepository(Protocol):
     """
 
     async def next_id(self) -> int:
-        """Reserve a new note id.
+        """Reserve the tenant's next note id.
 
         Raises:
             StorageError: the storage failed.
@@ -404,7 +410,7 @@ class OrderRepository(Protocol):
     """
 
     async def next_id(self) -> int:
-        """Reserve a new internal order id.
+        """Reserve the tenant's next internal order id.
 
         Raises:
             StorageError: the storage failed.
@@ -509,7 +515,7 @@ class ConsentRepository(Protocol):
     """
 
     async def next_id(self) -> int:
-        """Reserve a new consent event id.
+        """Reserve the tenant's next consent event id.
 
         Raises:
             StorageError: the storage failed.
@@ -570,7 +576,7 @@ class AuditRepository(Protocol):
     """
 
     async def next_id(self) -> int:
-        """Reserve a new audit event id.
+        """Reserve the tenant's next audit event id.
 
         Raises:
             StorageError: the storage failed.
@@ -578,7 +584,7 @@ class AuditRepository(Protocol):
         ...
 
     async def next_ids(self, count: int) -> Sequence[int]:
-        """Reserve ``count`` new audit event ids at once.
+        """Reserve the tenant's next ``count`` audit event ids at once, consecutive.
 
         Raises:
             StorageError: the storage failed.

@@ -109,6 +109,9 @@ __all__ = (
 
 _ALL = CustomerFilters()
 
+_COUNTED = ("customers", "addresses", "notes", "orders", "consents", "audit")
+"""The repositories of a unit of work that hand out ids."""
+
 OPTIONAL_CAPABILITIES: frozenset[str] = frozenset(role.name for role in STORAGE_ROLES)
 """The roles a storage may leave out (``linkbay_customers.ports.STORAGE_ROLES``:
 ``bulk_import``, ``derived_data``, ``similarity``, ``purchases``); every other part of
@@ -510,6 +513,18 @@ class CustomerRepositoryContract(ContractBase):
 
 class CustomerBulkImportContract(ContractBase):
     """``CustomerBulkImport``: many customers reserved, added and read back at once."""
+
+    @_requires("bulk_import")
+    async def test_a_reserved_range_is_consecutive_and_the_next_id_follows_it(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            first = await uow.customers.next_id()
+            reserved = list(await bulk_import(uow).next_ids(1000))
+            assert reserved == list(range(first + 1, first + 1001))
+            assert await uow.customers.next_id() == first + 1001
+            events = list(await uow.audit.next_ids(3))
+            assert events == list(range(events[0], events[0] + 3))
 
     @_requires("bulk_import")
     async def test_many_customers_are_added_and_read_back_by_email_at_once(
@@ -1189,6 +1204,24 @@ class MergeAliasRepositoryContract(ContractBase):
 class TenantIsolationContract(ContractBase):
     """Nothing of one tenant is visible, or reachable, from another."""
 
+    async def test_ids_are_counted_per_tenant(
+        self, storage: Storage, tenant: str, other_tenant: str
+    ) -> None:
+        async def reserve(tenant_id: str) -> dict[str, int]:
+            async with storage.unit_of_work(tenant_id) as uow:
+                ids = {name: await getattr(uow, name).next_id() for name in _COUNTED}
+                await uow.commit()
+            return ids
+
+        # A, then B three times, then A: A's ids follow each other, and B's count
+        # from where A's did. Neither tenant can count the other's creations.
+        first = await reserve(tenant)
+        others = [await reserve(other_tenant) for _ in range(3)]
+        second = await reserve(tenant)
+        for name in _COUNTED:
+            assert second[name] == first[name] + 1, name
+            assert [ids[name] for ids in others] == [first[name] + n for n in range(3)], name
+
     async def test_no_read_of_another_tenant_sees_its_rows(
         self, storage: Storage, tenant: str, other_tenant: str
     ) -> None:
@@ -1241,6 +1274,10 @@ class TenantIsolationContract(ContractBase):
         self, storage: Storage, tenant: str, other_tenant: str
     ) -> None:
         async with storage.unit_of_work(tenant) as uow:
+            # Ids are counted per tenant: skip some, so that the intruder's own
+            # customer below does not share this customer's id.
+            for _ in range(3):
+                await uow.customers.next_id()
             customer = await add_customer(uow)
             address = await add_address(uow, customer.id)
             note = await add_note(uow, customer.id)
@@ -1250,6 +1287,7 @@ class TenantIsolationContract(ContractBase):
             await uow.commit()
         async with storage.unit_of_work(other_tenant) as uow:
             intruder = await add_customer(uow)
+            assert intruder.id != customer.id
             with pytest.raises((CustomerNotFound, StorageError)):
                 await uow.customers.update(replace(customer, tenant_id=other_tenant))
             await uow.addresses.delete(address.id)
