@@ -80,7 +80,7 @@ class Run:
 
 
 def _docs_contract_modules() -> list[str]:
-    blocks = re.findall(r"```python\n(.*?)```", STORAGE_DOCS.read_text(), flags=re.DOTALL)
+    blocks = re.findall(r"```python[^\n]*\n(.*?)```", STORAGE_DOCS.read_text(), flags=re.DOTALL)
     return [block for block in blocks if "StorageContract" in block]
 
 
