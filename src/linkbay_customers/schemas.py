@@ -65,6 +65,7 @@ if TYPE_CHECKING:
         ClvPrediction,
         ConsentHistory,
         DataExport,
+        DuplicateSuggestion,
         Erasure,
         ProductRecommendation,
         ScoringSummary,
@@ -92,6 +93,7 @@ __all__ = (
     "CustomerResponse",
     "CustomerSearchFilters",
     "CustomerUpdate",
+    "DuplicateSuggestionResponse",
     "MergeAliasResponse",
     "OrderCreate",
     "OrderItemCreate",
@@ -496,6 +498,40 @@ class CustomerMergeRequest(BaseModel):
     merge_notes: bool = True
     merge_tags: bool = True
     merge_preferences: bool = False
+
+
+class DuplicateSuggestionResponse(BaseModel):
+    """Two customers likely to be the same person, and the merge that would fold them."""
+
+    customer_id: int
+    other_id: int
+    match_probability: float = Field(
+        description="The probability, from 0 to 1, that the two are one person."
+    )
+    agreeing: list[str] = Field(
+        description="The compared fields that agree, each as `field: level`, such as "
+        "`email: same mailbox`."
+    )
+    disagreeing: list[str] = Field(description="The compared fields both have that disagree.")
+    merge_request: CustomerMergeRequest = Field(
+        description="The body of `POST /customers/merge` that folds the pair."
+    )
+    keep_reason: str = Field(
+        description="Why the merge keeps its target: `more orders`, `older customer` or `lower id`."
+    )
+
+    @classmethod
+    def from_domain(cls, suggestion: DuplicateSuggestion) -> Self:
+        """Build the response from the service's suggestion."""
+        return cls(
+            customer_id=suggestion.customer_id,
+            other_id=suggestion.other_id,
+            match_probability=suggestion.match_probability,
+            agreeing=list(suggestion.agreeing),
+            disagreeing=list(suggestion.disagreeing),
+            merge_request=suggestion.merge_request,
+            keep_reason=suggestion.keep_reason,
+        )
 
 
 class MergeAliasResponse(BaseModel):

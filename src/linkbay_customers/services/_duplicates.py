@@ -125,6 +125,7 @@ class CustomerDuplicates:
         self, uow: UnitOfWork, on_progress: ProgressCallback[int] | None
     ) -> list[tuple[int, int, _Vector]]:
         compared: list[tuple[int, int, _Vector]] = []
+        duplicate_candidates(uow)  # a storage without the role fails before any work
         walk = derived_data(uow)
         after, done = 0, 0
         while chunk := await walk.list_after(after, limit=_CHUNK):
