@@ -161,6 +161,43 @@ class CustomerDuplicates:
             )
         return suggestions
 
+    async def _scored(
+        self, uow: UnitOfWork, threshold: float, on_progress: ProgressCallback[int] | None
+    ) -> list[tuple[int, int, float, _Vector]]:
+        """The tenant's candidate pairs at ``threshold`` or above, most probable first."""
+        compared = await self._tenant_pairs(uow, on_progress)
+        model = fit_match_model(Counter(vector for *_, vector in compared))
+        return sorted(
+            (
+                (a, b, p, vector)
+                for a, b, vector in compared
+                if (p := model.probability(vector)) >= threshold
+            ),
+            key=lambda row: (-row[2], row[0], row[1]),
+        )
+
+    async def list_duplicates(
+        self,
+        tenant_id: str,
+        *,
+        min_probability: float = 0.8,
+        on_progress: ProgressCallback[int] | None = None,
+    ) -> list[DuplicateSuggestion]:
+        """Every likely duplicate pair of the tenant, as ``find_duplicates`` orders them
+        (one fit for all of them, where paging through ``find_duplicates`` fits per page).
+
+        Raises:
+            InvalidInput: ``min_probability`` out of 0..1.
+            StorageRoleMissing: as for ``find_duplicates``.
+        """
+        threshold = _check_probability(min_probability)
+        async with self._tx.read(tenant_id) as uow:
+            scored = await self._scored(uow, threshold, on_progress)
+            suggestions: list[DuplicateSuggestion] = []
+            for start in range(0, len(scored), _CHUNK):
+                suggestions += await self._suggestions(uow, scored[start : start + _CHUNK])
+            return suggestions
+
     async def find_duplicates(
         self,
         tenant_id: str,
@@ -193,16 +230,7 @@ class CustomerDuplicates:
         threshold = _check_probability(min_probability)
         check_page(page, page_size)
         async with self._tx.read(tenant_id) as uow:
-            compared = await self._tenant_pairs(uow, on_progress)
-            model = fit_match_model(Counter(vector for *_, vector in compared))
-            scored = sorted(
-                (
-                    (a, b, p, vector)
-                    for a, b, vector in compared
-                    if (p := model.probability(vector)) >= threshold
-                ),
-                key=lambda row: (-row[2], row[0], row[1]),
-            )
+            scored = await self._scored(uow, threshold, on_progress)
             start = (page - 1) * page_size
             items = await self._suggestions(uow, scored[start : start + page_size])
         return Page(items=items, total=len(scored), page=page, page_size=page_size)
