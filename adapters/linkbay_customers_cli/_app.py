@@ -601,7 +601,8 @@ def duplicates(
             else ""
         )
         console.print(
-            f"{len(found)} {_plural(len(found), 'pair')} at probability {min_probability} or more{more}."
+            f"{len(found)} {_plural(len(found), 'pair')} at probability {min_probability} "
+            f"or more{more}."
         )
 
 
