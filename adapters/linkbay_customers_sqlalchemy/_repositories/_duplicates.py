@@ -74,20 +74,25 @@ class SqlDuplicateCandidates(SqlRepository, DuplicateCandidates):
     async def candidate_pairs(
         self, customer_ids: Sequence[int], *, later_only: bool = True
     ) -> builtins.list[tuple[int, int]]:
-        """Candidate pairs of the customers: one query over the tenant's blocking keys."""
+        """Candidate pairs of the customers: the holders of the customers' keys, in one
+        query (a semi-join on the key, which both databases answer from a hash or an
+        index of the customers' keys rather than by comparing every key with every
+        other), paired by key here."""
         if not customer_ids:
             return []
         keys = self._keys()
-        a, b = keys.alias("a"), keys.alias("b")
-        condition = and_(a.c.key == b.c.key, b.c.id != a.c.id)
-        if later_only:
-            condition = and_(condition, b.c.id > a.c.id)
-        statement = (
-            select(a.c.id, b.c.id)
-            .distinct()
-            .select_from(a.join(b, condition))
-            .where(self._one_of(a.c.id, customer_ids))
-            .order_by(a.c.id, b.c.id)
-        )
+        theirs = select(keys.c.key).where(self._one_of(keys.c.id, customer_ids))
+        statement = select(keys.c.id, keys.c.key).where(keys.c.key.in_(theirs))
         rows = await self._execute(statement, action="finding candidate pairs")
-        return [(int(x), int(y)) for x, y in rows]
+        holders: dict[str, set[int]] = {}
+        for customer_id, key in rows:
+            holders.setdefault(key, set()).add(int(customer_id))
+        wanted = set(customer_ids)
+        pairs = {
+            (a, b)
+            for ids in holders.values()
+            for a in ids & wanted
+            for b in ids
+            if b != a and (b > a or not later_only)
+        }
+        return sorted(pairs)

@@ -14,6 +14,7 @@ near sensible defaults. Pure standard library.
 
 from __future__ import annotations
 
+import functools
 import math
 import unicodedata
 from collections import Counter
@@ -53,6 +54,7 @@ def normalize_email(email: str | None) -> str | None:
     return f"{local}@{domain}" if local else None
 
 
+@functools.lru_cache(maxsize=65_536)
 def _fold(text: str | None) -> str:
     """Case, accents and surrounding spaces do not make two names differ."""
     if not text:

@@ -27,7 +27,7 @@ from linkbay_customers.services._progress import ProgressCallback, report_progre
 
 __all__ = ("CustomerDuplicates", "DuplicateSuggestion")
 
-_CHUNK = 1000  # customers whose candidate pairs are read and compared at a time
+_CHUNK = 5000  # customers whose candidate pairs are read and compared at a time
 _Vector = tuple[int | None, ...]
 
 
