@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from enum import StrEnum
@@ -523,6 +523,26 @@ async def _chat_model(
         yield LinkBayAIIntelligence(client, name=_MODEL_SOURCE)
 
 
+@contextmanager
+def _tenant_progress(verb: str, tenant: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A bar of the customers of a tenant done, and the callback that moves it (customers
+    added meanwhile stretch the total)."""
+    with Progress(
+        TextColumn(f"{verb} {{task.description}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task(escape(tenant), total=total)
+
+        def advance(done: int) -> None:
+            progress.update(task, completed=done, total=max(total, done))
+
+        yield advance
+
+
 async def _score(
     url: str,
     tenant: str,
@@ -540,19 +560,7 @@ async def _score(
         service = container.ai_service()
         if not page.total:
             return await service.score_tenant(tenant, months=months)
-        with Progress(
-            TextColumn("Scoring {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        ) as progress:
-            task = progress.add_task(escape(tenant), total=page.total)
-
-            def advance(done: int) -> None:
-                progress.update(task, completed=done, total=max(page.total, done))
-
+        with _tenant_progress("Scoring", tenant, page.total) as advance:
             return await service.score_tenant(tenant, months=months, on_progress=advance)
 
 
@@ -612,18 +620,7 @@ async def _duplicates(url: str, tenant: str, min_probability: float) -> list[Dup
         page = await service.list_customers(tenant, page_size=1)
         if not page.total:
             return await service.list_duplicates(tenant, min_probability=min_probability)
-        with Progress(
-            TextColumn("Comparing {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as progress:
-            task = progress.add_task(escape(tenant), total=page.total)
-
-            def advance(done: int) -> None:
-                progress.update(task, completed=done, total=max(page.total, done))
-
+        with _tenant_progress("Comparing", tenant, page.total) as advance:
             return await service.list_duplicates(
                 tenant, min_probability=min_probability, on_progress=advance
             )
