@@ -12,7 +12,7 @@ import json
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from enum import StrEnum
@@ -39,6 +39,7 @@ from linkbay_customers.ports import CustomerIntelligence
 from linkbay_customers.schemas import CustomerDataExport
 from linkbay_customers.services import (
     MAX_PREDICTION_MONTHS,
+    DuplicateSuggestion,
     ImportProgress,
     ImportResult,
     PurgeResult,
@@ -69,6 +70,7 @@ from linkbay_customers_cli._demo import (
     segment_counts,
     tenant_is_empty,
 )
+from linkbay_customers_cli._duplicates import duplicates_csv, duplicates_table
 from linkbay_customers_cli._errors import CommandError
 from linkbay_customers_cli._postgres import postgres_app
 from linkbay_customers_cli._profiling import PROFILING_ENV, ProfilingMode
@@ -101,6 +103,7 @@ error_console = Console(stderr=True, soft_wrap=True)
 
 _MAX_REJECTIONS_SHOWN = 5
 _MAX_PURGE_IDS_SHOWN = 50
+_MAX_DUPLICATES_SHOWN = 20
 _MAX_INACTIVE_DAYS = 36_500
 
 DatabaseUrlOption = Annotated[
@@ -688,6 +691,26 @@ async def _chat_model(
         yield LinkBayAIIntelligence(client, name=_MODEL_SOURCE)
 
 
+@contextmanager
+def _tenant_progress(verb: str, tenant: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A bar of the customers of a tenant done, and the callback that moves it (customers
+    added meanwhile stretch the total)."""
+    with Progress(
+        TextColumn(f"{verb} {{task.description}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task(escape(tenant), total=total)
+
+        def advance(done: int) -> None:
+            progress.update(task, completed=done, total=max(total, done))
+
+        yield advance
+
+
 async def _score(
     url: str,
     tenant: str,
@@ -705,20 +728,70 @@ async def _score(
         service = container.ai_service()
         if not page.total:
             return await service.score_tenant(tenant, months=months)
-        with Progress(
-            TextColumn("Scoring {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        ) as progress:
-            task = progress.add_task(escape(tenant), total=page.total)
-
-            def advance(done: int) -> None:
-                progress.update(task, completed=done, total=max(page.total, done))
-
+        with _tenant_progress("Scoring", tenant, page.total) as advance:
             return await service.score_tenant(tenant, months=months, on_progress=advance)
+
+
+@app.command()
+def duplicates(
+    tenant: TenantOption,
+    min_probability: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="The least match probability of a pair listed."),
+    ] = 0.8,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write every pair to FILE as CSV (readable by its owner only).",
+            show_default="a table of the most probable pairs",
+        ),
+    ] = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Find a tenant's likely duplicate customers.
+
+    Pairs come from blocking (same mailbox, phone, names, birthday or postcode), are
+    compared field by field and scored by a model fitted on the tenant's own pairs.
+    The CSV has the header customer_id,other_id,match_probability, then the customer
+    a merge keeps, why, and the fields that agree and disagree. Merge a pair with
+    POST /customers/merge.
+    """
+    with _reported_errors():
+        url = resolve_database_url(database_url)
+        found = asyncio.run(_duplicates(url, tenant, min_probability))
+        if output is not None:
+            _write_private_file(output, duplicates_csv(found).encode("utf-8"))
+            console.print(
+                f"{len(found)} {_plural(len(found), 'pair')} of tenant {escape(tenant)} at "
+                f"probability {min_probability} or more written to {escape(str(output))}."
+            )
+            return
+        shown = found[:_MAX_DUPLICATES_SHOWN]
+        console.print(duplicates_table(shown, title=f"Likely duplicates of {escape(tenant)}"))
+        more = (
+            f" (the first {len(shown)} shown; --output FILE writes all)"
+            if found[len(shown) :]
+            else ""
+        )
+        console.print(
+            f"{len(found)} {_plural(len(found), 'pair')} at probability {min_probability} "
+            f"or more{more}."
+        )
+
+
+async def _duplicates(url: str, tenant: str, min_probability: float) -> list[DuplicateSuggestion]:
+    async with open_container(url) as container:
+        service = container.customer_service()
+        page = await service.list_customers(tenant, page_size=1)
+        if not page.total:
+            return await service.list_duplicates(tenant, min_probability=min_probability)
+        with _tenant_progress("Comparing", tenant, page.total) as advance:
+            return await service.list_duplicates(
+                tenant, min_probability=min_probability, on_progress=advance
+            )
 
 
 def _print_scoring_summary(

@@ -35,8 +35,10 @@ from linkbay_customers.domain import (
     ProductPurchases,
     ProductSales,
     StorageRejected,
+    blocking_keys,
     chain_of,
     cosine_similarity,
+    match_record,
     matches_filters,
     search_rank,
 )
@@ -47,6 +49,7 @@ from linkbay_customers.ports import (
     CustomerBulkImport,
     CustomerRepository,
     DerivedDataStore,
+    DuplicateCandidates,
     MergeAliasRepository,
     NearestNeighbours,
     NoteRepository,
@@ -187,9 +190,37 @@ class _Repository:
 
 
 class InMemoryCustomerRepository(
-    _Repository, CustomerRepository, CustomerBulkImport, DerivedDataStore, NearestNeighbours
+    _Repository,
+    CustomerRepository,
+    CustomerBulkImport,
+    DerivedDataStore,
+    NearestNeighbours,
+    DuplicateCandidates,
 ):
     """Customers in memory."""
+
+    async def candidate_pairs(
+        self, customer_ids: Sequence[int], *, later_only: bool = True
+    ) -> builtins.list[tuple[int, int]]:
+        """Candidate pairs of the customers: an index of the tenant's blocking keys."""
+        t = self._t
+        live = {c.id: c for c in t.customers.values() if not c.is_deleted and not c.is_anonymized}
+        addresses: dict[int, builtins.list[Address]] = {}
+        for address in t.addresses.values():
+            addresses.setdefault(address.customer_id, []).append(address)
+        holders: dict[str, set[int]] = {}
+        keys_of: dict[int, set[str]] = {}
+        for customer in live.values():
+            keys_of[customer.id] = blocking_keys(
+                match_record(customer, addresses.get(customer.id, ()))
+            )
+            for key in keys_of[customer.id]:
+                holders.setdefault(key, set()).add(customer.id)
+        pairs: set[tuple[int, int]] = set()
+        for a in set(customer_ids) & live.keys():
+            for key in keys_of[a]:
+                pairs.update((a, b) for b in holders[key] if b != a and (b > a or not later_only))
+        return sorted(pairs)
 
     async def next_id(self) -> int:
         """Reserve a new customer id."""

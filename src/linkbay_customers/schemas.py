@@ -67,6 +67,7 @@ if TYPE_CHECKING:
         ClvPrediction,
         ConsentHistory,
         DataExport,
+        DuplicateSuggestion,
         Erasure,
         ProductRecommendation,
         ScoringSummary,
@@ -94,6 +95,7 @@ __all__ = (
     "CustomerResponse",
     "CustomerSearchFilters",
     "CustomerUpdate",
+    "DuplicateSuggestionResponse",
     "MergeAliasResponse",
     "Money",
     "OrderCreate",
@@ -524,6 +526,40 @@ class CustomerMergeRequest(BaseModel):
     merge_notes: StrictBool = True
     merge_tags: StrictBool = True
     merge_preferences: StrictBool = False
+
+
+class DuplicateSuggestionResponse(BaseModel):
+    """Two customers likely to be the same person, and the merge that would fold them."""
+
+    customer_id: int
+    other_id: int
+    match_probability: float = Field(
+        description="The probability, from 0 to 1, that the two are one person."
+    )
+    agreeing: list[str] = Field(
+        description="The compared fields that agree, each as `field: level`, such as "
+        "`email: same mailbox`."
+    )
+    disagreeing: list[str] = Field(description="The compared fields both have that disagree.")
+    merge_request: CustomerMergeRequest = Field(
+        description="The body of `POST /customers/merge` that folds the pair."
+    )
+    keep_reason: str = Field(
+        description="Why the merge keeps its target: `more orders`, `older customer` or `lower id`."
+    )
+
+    @classmethod
+    def from_domain(cls, suggestion: DuplicateSuggestion) -> Self:
+        """Build the response from the service's suggestion."""
+        return cls(
+            customer_id=suggestion.customer_id,
+            other_id=suggestion.other_id,
+            match_probability=suggestion.match_probability,
+            agreeing=list(suggestion.agreeing),
+            disagreeing=list(suggestion.disagreeing),
+            merge_request=suggestion.merge_request,
+            keep_reason=suggestion.keep_reason,
+        )
 
 
 class MergeAliasResponse(BaseModel):

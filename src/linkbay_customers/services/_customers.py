@@ -13,13 +13,16 @@ from linkbay_customers.services._addresses_notes import AddressesAndNotes
 from linkbay_customers.services._change import Transactions, UnitOfWorkFactory
 from linkbay_customers.services._customer_records import CustomerRecords
 from linkbay_customers.services._derived import ProfilingGate
+from linkbay_customers.services._duplicates import CustomerDuplicates
 from linkbay_customers.services._merge import CustomerMerges
 from linkbay_customers.services._orders import CustomerOrders, RecordedOrder
 
 __all__ = ("CustomerService", "RecordedOrder", "UnitOfWorkFactory")
 
 
-class CustomerService(CustomerRecords, AddressesAndNotes, CustomerOrders, CustomerMerges):
+class CustomerService(
+    CustomerRecords, AddressesAndNotes, CustomerOrders, CustomerMerges, CustomerDuplicates
+):
     """Customer management for every tenant of a storage.
 
     Every method takes the tenant first and works inside one unit of work of that
