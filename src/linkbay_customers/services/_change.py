@@ -12,10 +12,12 @@ raises rolls everything back.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+import inspect
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, TypeVar, cast
 
 from linkbay_customers.domain import (
     AuditAction,
@@ -41,7 +43,8 @@ from linkbay_customers.services._subject import purge_customer_rows
 __all__ = ("Change", "Transactions", "UnitOfWorkFactory", "load_customer")
 
 UnitOfWorkFactory = Callable[[str], UnitOfWork]
-"""Opens a unit of work bound to one tenant (``Storage.unit_of_work`` is one)."""
+"""Opens a unit of work bound to one tenant (``Storage.unit_of_work`` is one); when it
+takes a ``read_only`` keyword, reads are given read-only units of work."""
 
 T = TypeVar("T")
 
@@ -257,17 +260,19 @@ class Transactions:
         intelligence: CustomerIntelligence | None = None,
     ) -> None:
         self.uow_factory = uow_factory
+        self._read_factory = _read_only_factory(uow_factory)
         self.clock = clock
         self.profiling = profiling
         self.intelligence = intelligence
 
     def read(self, tenant_id: str) -> UnitOfWork:
-        """A unit of work of the tenant, to read in (it commits nothing).
+        """A read-only unit of work of the tenant, to read in (it commits nothing; on
+        SQLite it runs beside other transactions, without the write lock).
 
         Raises:
             InvalidInput: an invalid tenant id.
         """
-        return self.uow_factory(check_tenant(tenant_id))
+        return self._read_factory(check_tenant(tenant_id))
 
     async def of_customer(
         self,
@@ -291,7 +296,23 @@ class Transactions:
         Raises:
             InvalidInput: an invalid tenant id.
         """
-        async with self.read(tenant_id) as uow:
+        async with self.uow_factory(check_tenant(tenant_id)) as uow:
             change = Change(uow, self.clock.now(), actor, self.profiling, self.intelligence)
             yield change
             await change._finish()
+
+
+def _read_only_factory(uow_factory: UnitOfWorkFactory) -> UnitOfWorkFactory:
+    """The factory opening read-only units of work: ``uow_factory(tenant,
+    read_only=True)``, or ``uow_factory`` itself when it takes no such keyword (a
+    storage written before the keyword existed)."""
+    try:
+        parameters = inspect.signature(uow_factory).parameters.values()
+    except (TypeError, ValueError):  # a callable without an inspectable signature
+        return uow_factory
+    if any(
+        p.kind is p.VAR_KEYWORD or (p.name == "read_only" and p.kind is not p.POSITIONAL_ONLY)
+        for p in parameters
+    ):
+        return partial(cast(Callable[..., UnitOfWork], uow_factory), read_only=True)
+    return uow_factory
