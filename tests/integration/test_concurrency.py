@@ -118,3 +118,38 @@ async def test_orders_and_profile_updates_at_once_lose_nothing(
     # Each update is applied whole: the surviving tags and name come from one call.
     assert stored.first_name is not None
     assert stored.tags == [f"t{stored.first_name[1:]}"]
+
+
+async def test_merges_in_a_cycle_at_once_end_merged_or_refused_never_in_a_storage_error(
+    concurrent_service: CustomerService,
+) -> None:
+    # x -> y, y -> z and z -> x at once: locking the customers a merge reaches
+    # through an alias out of order used to deadlock on PostgreSQL (a 503).
+    service = concurrent_service
+    for _ in range(20):
+        tenant = new_tenant_id()
+        ids = []
+        for name in "xyz":
+            customer = await service.create_customer(tenant, {"email": f"{name}@example.com"})
+            await service.record_order(tenant, customer.id, {"order_id": name, "total": 1})
+            ids.append(customer.id)
+        pairs = list(zip(ids, ids[1:] + ids[:1], strict=True))
+
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(
+                *(
+                    service.merge_customers(
+                        tenant, {"source_customer_id": s, "target_customer_id": t}
+                    )
+                    for s, t in pairs
+                ),
+                return_exceptions=True,
+            ),
+            timeout=60,
+        )
+
+        refused = [type(o) for o in outcomes if isinstance(o, BaseException)]
+        assert set(refused) <= {InvalidMerge}, outcomes
+        assert len(refused) < 3
+        live = (await service.list_customers(tenant)).items
+        assert sum(c.total_orders for c in live) == 3

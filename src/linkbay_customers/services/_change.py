@@ -11,7 +11,9 @@ raises rolls everything back.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from linkbay_customers.domain import (
     Customer,
     CustomerNotFound,
     DerivedData,
+    TransactionConflict,
     check_audit_content,
     check_tenant,
 )
@@ -47,6 +50,10 @@ UnitOfWorkFactory = Callable[[str], UnitOfWork]
 takes a ``read_only`` keyword, reads are given read-only units of work."""
 
 T = TypeVar("T")
+
+CONFLICT_ATTEMPTS = 5
+"""How many times ``Transactions.change_retried`` runs a change the storage keeps
+aborting for conflicts with concurrent ones."""
 
 
 async def load_customer(
@@ -300,6 +307,33 @@ class Transactions:
             change = Change(uow, self.clock.now(), actor, self.profiling, self.intelligence)
             yield change
             await change._finish()
+
+    async def change_retried(
+        self,
+        tenant_id: str,
+        body: Callable[[Change], Awaitable[T]],
+        *,
+        actor: str | None = None,
+    ) -> T:
+        """Run ``body(change)`` in a change (see ``change``), and run the whole change
+        again, up to ``CONFLICT_ATTEMPTS`` times in all, when the storage aborts it
+        for a conflict with concurrent transactions (a deadlock).
+
+        Raises:
+            TransactionConflict: the last attempt was aborted too.
+            InvalidInput: an invalid tenant id.
+        """
+        attempt = 1
+        while True:
+            try:
+                async with self.change(tenant_id, actor=actor) as change:
+                    return await body(change)
+            except TransactionConflict:
+                if attempt >= CONFLICT_ATTEMPTS:
+                    raise
+            # Apart, at random: the transactions that met would meet again in step.
+            await asyncio.sleep(random.uniform(0, 0.05 * attempt))
+            attempt += 1
 
 
 def _read_only_factory(uow_factory: UnitOfWorkFactory) -> UnitOfWorkFactory:
