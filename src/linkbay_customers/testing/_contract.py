@@ -242,9 +242,7 @@ class UnitOfWorkContract(ContractBase):
     async def test_a_read_only_unit_of_work_reads_what_was_committed(
         self, storage: Storage, tenant: str
     ) -> None:
-        async with storage.unit_of_work(tenant) as uow:
-            customer = await add_customer(uow)
-            await uow.commit()
+        customer = await _committed_customer(storage, tenant)
         async with storage.unit_of_work(tenant, read_only=True) as uow:
             assert await uow.customers.get(customer.id) == customer
 
@@ -261,9 +259,7 @@ class UnitOfWorkContract(ContractBase):
     async def test_a_read_only_unit_of_work_reads_beside_an_open_write(
         self, storage: Storage, tenant: str, other_tenant: str
     ) -> None:
-        async with storage.unit_of_work(tenant) as uow:
-            customer = await add_customer(uow)
-            await uow.commit()
+        customer = await _committed_customer(storage, tenant)
         async with storage.unit_of_work(other_tenant) as writing:
             await add_customer(writing)  # a write transaction stays open meanwhile
             async with storage.unit_of_work(tenant, read_only=True) as uow:
@@ -1376,6 +1372,13 @@ class TenantIsolationContract(ContractBase):
                 found = await uow.customers.get_by_email("same@example.com")
                 assert found is not None
                 assert found.tenant_id == tenant_id
+
+
+async def _committed_customer(storage: Storage, tenant: str) -> Customer:
+    async with storage.unit_of_work(tenant) as uow:
+        customer = await add_customer(uow)
+        await uow.commit()
+    return customer
 
 
 def _unit_vector(*weights: float) -> list[float]:
