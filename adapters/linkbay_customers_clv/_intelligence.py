@@ -187,7 +187,7 @@ class BetaGeoIntelligence(CustomerIntelligence):
         buyers: list[Customer] = []
         after_id = 0
         while True:
-            async with self._storage.unit_of_work(tenant_id) as uow:
+            async with self._storage.unit_of_work(tenant_id, read_only=True) as uow:
                 chunk = await derived_data(uow).list_after(after_id, limit=self._chunk_size)
             if not chunk:
                 break

@@ -782,11 +782,15 @@ class InMemoryUnitOfWork(UnitOfWork):
     """A transaction over one tenant's in-memory tables.
 
     Units of work of one tenant run one at a time (serializable); the changes of a
-    unit of work become visible to others only when it commits.
+    unit of work become visible to others only when it commits. A read-only one
+    refuses to commit.
     """
 
-    def __init__(self, storage: InMemoryStorage, tenant_id: str) -> None:
+    def __init__(
+        self, storage: InMemoryStorage, tenant_id: str, *, read_only: bool = False
+    ) -> None:
         self.tenant_id = tenant_id
+        self.read_only = read_only
         self._storage = storage
         self._tx = _Transaction(storage, tenant_id)
         self._entered = False
@@ -823,7 +827,13 @@ class InMemoryUnitOfWork(UnitOfWork):
         self._storage._lock(self.tenant_id).release()
 
     async def commit(self) -> None:
-        """Publish the changes made so far."""
+        """Publish the changes made so far.
+
+        Raises:
+            StorageRejected: the unit of work is read-only.
+        """
+        if self.read_only:
+            raise StorageRejected("a read-only unit of work cannot commit")
         self._tx.commit()
 
     async def rollback(self) -> None:
@@ -868,16 +878,16 @@ class InMemoryStorage(Storage):
     def _lock(self, tenant_id: str) -> asyncio.Lock:
         return self._locks.setdefault(tenant_id, asyncio.Lock())
 
-    def unit_of_work(self, tenant_id: str) -> InMemoryUnitOfWork:
-        """A new unit of work for one tenant."""
-        return InMemoryUnitOfWork(self, tenant_id)
+    def unit_of_work(self, tenant_id: str, *, read_only: bool = False) -> InMemoryUnitOfWork:
+        """A new unit of work for one tenant (``read_only``: one that cannot commit)."""
+        return InMemoryUnitOfWork(self, tenant_id, read_only=read_only)
 
     async def ping(self) -> None:
         """Always answers: the data is in this process."""
 
     async def load_model_fit(self, tenant_id: str, model: str) -> ModelFit | None:
         """The tenant's fit of a model, or None (``linkbay_customers_clv.ModelFitStorage``)."""
-        async with self.unit_of_work(tenant_id) as uow:
+        async with self.unit_of_work(tenant_id, read_only=True) as uow:
             return _copy(uow._tx.tables.model_fits.get(model))
 
     async def save_model_fit(self, tenant_id: str, fit: ModelFit) -> None:

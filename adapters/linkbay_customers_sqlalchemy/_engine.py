@@ -17,6 +17,7 @@ from linkbay_customers.registry import registered_storages
 __all__ = (
     "ASYNC_DRIVERS",
     "POSTGRES_POOL_SIZE",
+    "READ_ONLY",
     "async_database_url",
     "create_engine",
     "dump_json",
@@ -28,6 +29,10 @@ __all__ = (
 # registry (pyproject.toml's entry points); a test keeps the two in step.
 ASYNC_DRIVERS = {"sqlite": ("aiosqlite", "sqlalchemy"), "postgresql": ("asyncpg", "postgres")}
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "linkbay.read_only"
+"""Set to True in a SQLite connection's ``info`` before it begins a transaction that
+only reads: that one begins deferred, with writes refused (``PRAGMA query_only``)."""
+_QUERY_ONLY = "linkbay.query_only"  # the connection's PRAGMA query_only, as last set
 POSTGRES_POOL_SIZE = 10
 """Connections a PostgreSQL engine keeps open by default; callers beyond it wait."""
 
@@ -71,9 +76,15 @@ def _configure_sqlite(engine: AsyncEngine, *, file_backed: bool) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        # Take the write lock up front: a transaction that reads and then writes
-        # would otherwise fail, not wait, when another connection wrote meanwhile.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = bool(connection.info.pop(READ_ONLY, False))
+        if connection.info.get(_QUERY_ONLY, False) is not read_only:
+            connection.exec_driver_sql(f"PRAGMA query_only = {int(read_only)}")
+            connection.info[_QUERY_ONLY] = read_only
+        # A transaction that only reads begins deferred: in WAL mode it reads its
+        # snapshot beside the one writer, never waiting for it. Any other takes
+        # the write lock up front: one that reads and then writes would otherwise
+        # fail, not wait, when another connection wrote meanwhile.
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def supported_dialects() -> tuple[str, ...]:
@@ -119,7 +130,8 @@ def create_engine(database_url: str, **options: Any) -> AsyncEngine:
     """An async engine for ``sqlite+aiosqlite://`` or ``postgresql+asyncpg://`` URLs
     (``sqlite://`` and ``postgresql://`` get those drivers).
 
-    SQLite gets foreign keys, WAL, a busy timeout, immediate write transactions,
+    SQLite gets foreign keys, WAL, a busy timeout, immediate write transactions
+    (deferred, write-refusing ones for read-only units of work),
     ``secure_delete`` (deleted content is zeroed in the file) and a Unicode-aware
     ``lower()``. An in-memory SQLite database lives on one
     connection, which units of work then take in turn.

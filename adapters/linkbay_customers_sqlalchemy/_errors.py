@@ -14,7 +14,12 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from linkbay_customers.domain import LinkbayError, StorageError, StorageRejected
+from linkbay_customers.domain import (
+    LinkbayError,
+    StorageError,
+    StorageRejected,
+    TransactionConflict,
+)
 
 __all__ = ("is_unique_violation", "storage_error", "translate_errors")
 
@@ -28,6 +33,9 @@ __all__ = ("is_unique_violation", "storage_error", "translate_errors")
 # integrity, 22 data, 42 syntax or access (a missing table, column or function).
 _TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
 _TRANSIENT_SQLSTATES = frozenset({"55P03", "25006"})
+# Of those, the transaction's own conflicts with concurrent ones, which rerunning
+# it may resolve: serialization failure and deadlock detected.
+_CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})
 
 # SQLite's primary result codes of the same kind: BUSY, LOCKED, NOMEM, INTERRUPT,
 # IOERR, FULL, CANTOPEN, PROTOCOL. The others (ERROR for a missing table or
@@ -60,13 +68,16 @@ def _is_transient(driver_error: BaseException | None) -> bool | None:
 
 
 def storage_error(message: str, error: BaseException) -> StorageError:
-    """The library error for a driver's error: ``StorageRejected`` when retrying cannot help.
+    """The library error for a driver's error: ``StorageRejected`` when retrying cannot
+    help, ``TransactionConflict`` for a deadlock or a serialization failure.
 
     Args:
         message: What failed, for the log (it may quote the driver's message).
         error: A SQLAlchemy ``DBAPIError`` or the driver's own exception.
     """
     driver_error = error.orig if isinstance(error, DBAPIError) else error
+    if _sqlstate(driver_error) in _CONFLICT_SQLSTATES:
+        return TransactionConflict(message)
     transient = _is_transient(driver_error)
     if transient is None and isinstance(error, DBAPIError):
         transient = error.connection_invalidated or not isinstance(error, _REFUSALS)

@@ -19,9 +19,9 @@ from linkbay_customers.audit_keys import (
     audit_chain_from,
     new_audit_key,
 )
-from linkbay_customers.domain import AuditChain, ModelFit, StorageError
+from linkbay_customers.domain import AuditChain, ModelFit, StorageError, StorageRejected
 from linkbay_customers.ports import Storage, UnitOfWork
-from linkbay_customers_sqlalchemy._engine import create_engine
+from linkbay_customers_sqlalchemy._engine import READ_ONLY, create_engine
 from linkbay_customers_sqlalchemy._errors import translate_errors
 from linkbay_customers_sqlalchemy._models import ModelSet, default_models
 from linkbay_customers_sqlalchemy._repositories import (
@@ -42,6 +42,11 @@ TENANT_SETTING = "linkbay.tenant_id"
 """The PostgreSQL setting the row-level security policies compare ``tenant_id`` with."""
 
 _SET_TENANT = text(f"SELECT set_config('{TENANT_SETTING}', :tenant, true)")
+# The same, for a transaction that only reads: PostgreSQL refuses its writes.
+_SET_TENANT_READ_ONLY = text(
+    f"SELECT set_config('{TENANT_SETTING}', :tenant, true),"
+    " set_config('transaction_read_only', 'on', true)"
+)
 
 
 def _reserve_ids(dialect: str, counters: Table) -> Any:
@@ -76,11 +81,20 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
 
     On SQLite, a transaction that erased personal data (see ``note_erasure``) is
     followed, once committed, by a checkpoint that truncates the write-ahead log.
+
+    A ``read_only`` unit of work runs read-only transactions: on SQLite they begin
+    deferred (readers run beside the one writer of WAL mode, where a write
+    transaction begins ``IMMEDIATE``, taking the write lock) with ``PRAGMA
+    query_only``; on PostgreSQL ``transaction_read_only`` is on. The database
+    refuses their writes, and ``commit`` refuses too.
     """
 
-    def __init__(self, storage: SqlAlchemyStorage, tenant_id: str) -> None:
+    def __init__(
+        self, storage: SqlAlchemyStorage, tenant_id: str, *, read_only: bool = False
+    ) -> None:
         self.tenant_id = tenant_id
         self.storage = storage
+        self.read_only = read_only
         self._connection: AsyncConnection | None = None
         self._entered = False
         self._erased = False
@@ -146,9 +160,14 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             raise RuntimeError("the unit of work is not active: use it inside 'async with'")
         if not connection.in_transaction():
             with translate_errors("beginning a transaction"):
+                if self.read_only and self.dialect == "sqlite":
+                    connection.info[READ_ONLY] = True  # read by the engine's begin hook
                 await connection.begin()
                 if self.dialect == "postgresql":
-                    await connection.execute(_SET_TENANT, {"tenant": self.tenant_id})
+                    await connection.execute(
+                        _SET_TENANT_READ_ONLY if self.read_only else _SET_TENANT,
+                        {"tenant": self.tenant_id},
+                    )
         return connection
 
     async def execute(self, statement: Any, parameters: Any = None, *, action: str) -> Any:
@@ -191,9 +210,12 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         commit tries again without waiting until one succeeds.
 
         Raises:
+            StorageRejected: the unit of work is read-only.
             StorageError: the commit failed; or, after it succeeded, the checkpoint
                 failed (the change is durable; a later commit tries again).
         """
+        if self.read_only:
+            raise StorageRejected("a read-only unit of work cannot commit")
         connection = self._connection
         if connection is not None and connection.in_transaction():
             with translate_errors("committing"):
@@ -325,9 +347,9 @@ class SqlAlchemyStorage(Storage):
             )
         self._wal_truncation_owed = busy
 
-    def unit_of_work(self, tenant_id: str) -> SqlAlchemyUnitOfWork:
-        """A new unit of work for one tenant."""
-        return SqlAlchemyUnitOfWork(self, tenant_id)
+    def unit_of_work(self, tenant_id: str, *, read_only: bool = False) -> SqlAlchemyUnitOfWork:
+        """A new unit of work for one tenant (``read_only``: see ``SqlAlchemyUnitOfWork``)."""
+        return SqlAlchemyUnitOfWork(self, tenant_id, read_only=read_only)
 
     async def ping(self) -> None:
         """Check the database answers: a connection from the pool (pinged before use)
@@ -349,7 +371,7 @@ class SqlAlchemyStorage(Storage):
         Raises:
             StorageError: the database failed.
         """
-        async with self.unit_of_work(tenant_id) as uow:
+        async with self.unit_of_work(tenant_id, read_only=True) as uow:
             return await SqlModelFitRepository(uow).get(model)
 
     async def save_model_fit(self, tenant_id: str, fit: ModelFit) -> None:

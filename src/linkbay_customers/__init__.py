@@ -23,6 +23,7 @@ from linkbay_customers.domain import (
     StorageError,
     StorageRejected,
     StorageRoleMissing,
+    TransactionConflict,
 )
 from linkbay_customers.heuristics import HeuristicIntelligence
 from linkbay_customers.registry import open_storage, register_storage, storage_schemes
@@ -79,6 +80,7 @@ __all__ = (
     "SimilarCustomer",
     "StorageError",
     "StorageRejected",
+    "TransactionConflict",
     "StorageRoleMissing",
     "SystemClock",
     "bootstrap",

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable
 from decimal import Decimal
 
 import pytest
 
 from linkbay_customers import (
+    AIService,
     CustomerService,
     DuplicateEmail,
     HeuristicIntelligence,
@@ -118,3 +121,86 @@ async def test_orders_and_profile_updates_at_once_lose_nothing(
     # Each update is applied whole: the surviving tags and name come from one call.
     assert stored.first_name is not None
     assert stored.tags == [f"t{stored.first_name[1:]}"]
+
+
+async def test_merges_in_a_cycle_at_once_end_merged_or_refused_never_in_a_storage_error(
+    concurrent_service: CustomerService,
+) -> None:
+    # x -> y, y -> z and z -> x at once: locking the customers a merge reaches
+    # through an alias out of order used to deadlock on PostgreSQL (a 503).
+    service = concurrent_service
+    for _ in range(20):
+        tenant = new_tenant_id()
+        ids = []
+        for name in "xyz":
+            customer = await service.create_customer(tenant, {"email": f"{name}@example.com"})
+            await service.record_order(tenant, customer.id, {"order_id": name, "total": 1})
+            ids.append(customer.id)
+        pairs = list(zip(ids, ids[1:] + ids[:1], strict=True))
+
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(
+                *(
+                    service.merge_customers(
+                        tenant, {"source_customer_id": s, "target_customer_id": t}
+                    )
+                    for s, t in pairs
+                ),
+                return_exceptions=True,
+            ),
+            timeout=60,
+        )
+
+        refused = [type(o) for o in outcomes if isinstance(o, BaseException)]
+        assert set(refused) <= {InvalidMerge}, outcomes
+        assert len(refused) < 3
+        live = (await service.list_customers(tenant)).items
+        assert sum(c.total_orders for c in live) == 3
+
+
+async def test_sqlite_readers_of_one_tenant_leave_another_tenants_writer_going(
+    sqlite_url: str,
+) -> None:
+    # A reduced run of benchmarks/sqlite_readers.py: similarity searches and
+    # listings at once in one tenant while, on its own connection and event loop
+    # (a second server worker), another tenant creates customers.
+    storage = SqlAlchemyStorage.from_url(sqlite_url, pool_size=25, max_overflow=0)
+    clock, intelligence = FixedClock(), HeuristicIntelligence()
+    service = CustomerService(storage.unit_of_work, clock, intelligence)
+    ai = AIService(storage.unit_of_work, clock, intelligence)
+    readers, writers = new_tenant_id(), new_tenant_id()
+    await service.import_customers(
+        readers, ({"email": f"r{i}@example.com", "tags": ["vip"] * (i % 2)} for i in range(2000))
+    )
+    await ai.score_tenant(readers)
+    probe = (await service.list_customers(readers, page_size=1)).items[0].id
+    done = threading.Event()
+
+    async def write() -> list[float]:
+        own = SqlAlchemyStorage.from_url(sqlite_url)
+        writer = CustomerService(own.unit_of_work, FixedClock(), HeuristicIntelligence())
+        waits: list[float] = []
+        try:
+            while not done.is_set():
+                started = time.perf_counter()
+                await writer.create_customer(writers, {"email": f"w{len(waits)}@example.com"})
+                waits.append(time.perf_counter() - started)
+        finally:
+            await own.close()
+        return waits
+
+    writing = asyncio.ensure_future(asyncio.to_thread(asyncio.run, write()))
+    try:
+        for _ in range(2):
+            calls: list[Awaitable[object]] = [
+                ai.find_similar_customers(readers, probe) for _ in range(10)
+            ]
+            calls += [service.list_customers(readers, page_size=50) for _ in range(10)]
+            await asyncio.gather(*calls)  # a StorageError fails the test
+    finally:
+        done.set()
+        waits = await writing
+        await storage.close()
+
+    assert waits, "the writer created no customer"
+    assert max(waits) < 10, max(waits)  # a writer waiting for the readers sat out seconds

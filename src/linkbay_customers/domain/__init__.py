@@ -42,6 +42,7 @@ from linkbay_customers.domain._errors import (
     StorageError,
     StorageRejected,
     StorageRoleMissing,
+    TransactionConflict,
 )
 from linkbay_customers.domain._identifiers import (
     MAX_ACTOR_LENGTH,
@@ -192,6 +193,7 @@ __all__ = (
     "Segment",
     "StorageError",
     "StorageRejected",
+    "TransactionConflict",
     "StorageRoleMissing",
     "TagMatch",
     "apply_order",

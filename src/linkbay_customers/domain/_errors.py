@@ -18,6 +18,7 @@ __all__ = (
     "ProfilingNotAllowed",
     "StorageError",
     "StorageRejected",
+    "TransactionConflict",
     "StorageRoleMissing",
 )
 
@@ -179,6 +180,13 @@ class StorageError(LinkbayError):
 
     code = "storage_error"
     retryable: bool = True
+
+
+class TransactionConflict(StorageError):
+    """The storage aborted the transaction for a conflict with concurrent ones (a
+    deadlock, a serialization failure): rerunning the whole transaction may succeed."""
+
+    code = "storage_error"
 
 
 class StorageRejected(StorageError):

@@ -85,9 +85,16 @@ class UnitOfWork(Protocol):
 class Storage(Protocol):
     """A storage backend: opens tenant-bound units of work and owns their resources."""
 
-    def unit_of_work(self, tenant_id: str) -> UnitOfWork:
+    def unit_of_work(self, tenant_id: str, *, read_only: bool = False) -> UnitOfWork:
         """A new, not yet entered, unit of work for one tenant (raises nothing: the
-        storage is reached when the unit of work is entered)."""
+        storage is reached when the unit of work is entered).
+
+        A ``read_only`` unit of work only reads: the storage may run it without
+        the write lock, beside other transactions, and refuses to make anything
+        written through it durable (``StorageError``). The services read in such
+        units of work; a storage whose ``unit_of_work`` takes no ``read_only``
+        keyword is given ordinary ones to read in.
+        """
         ...
 
     async def ping(self) -> None:

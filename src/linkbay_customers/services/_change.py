@@ -11,11 +11,15 @@ raises rolls everything back.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, TypeVar, cast
 
 from linkbay_customers.domain import (
     AuditAction,
@@ -23,6 +27,7 @@ from linkbay_customers.domain import (
     Customer,
     CustomerNotFound,
     DerivedData,
+    TransactionConflict,
     check_audit_content,
     check_tenant,
 )
@@ -41,9 +46,14 @@ from linkbay_customers.services._subject import purge_customer_rows
 __all__ = ("Change", "Transactions", "UnitOfWorkFactory", "load_customer")
 
 UnitOfWorkFactory = Callable[[str], UnitOfWork]
-"""Opens a unit of work bound to one tenant (``Storage.unit_of_work`` is one)."""
+"""Opens a unit of work bound to one tenant (``Storage.unit_of_work`` is one); when it
+takes a ``read_only`` keyword, reads are given read-only units of work."""
 
 T = TypeVar("T")
+
+CONFLICT_ATTEMPTS = 5
+"""How many times ``Transactions.change_retried`` runs a change the storage keeps
+aborting for conflicts with concurrent ones."""
 
 
 async def load_customer(
@@ -257,17 +267,19 @@ class Transactions:
         intelligence: CustomerIntelligence | None = None,
     ) -> None:
         self.uow_factory = uow_factory
+        self._read_factory = _read_only_factory(uow_factory)
         self.clock = clock
         self.profiling = profiling
         self.intelligence = intelligence
 
     def read(self, tenant_id: str) -> UnitOfWork:
-        """A unit of work of the tenant, to read in (it commits nothing).
+        """A read-only unit of work of the tenant, to read in (it commits nothing; on
+        SQLite it runs beside other transactions, without the write lock).
 
         Raises:
             InvalidInput: an invalid tenant id.
         """
-        return self.uow_factory(check_tenant(tenant_id))
+        return self._read_factory(check_tenant(tenant_id))
 
     async def of_customer(
         self,
@@ -291,7 +303,50 @@ class Transactions:
         Raises:
             InvalidInput: an invalid tenant id.
         """
-        async with self.read(tenant_id) as uow:
+        async with self.uow_factory(check_tenant(tenant_id)) as uow:
             change = Change(uow, self.clock.now(), actor, self.profiling, self.intelligence)
             yield change
             await change._finish()
+
+    async def change_retried(
+        self,
+        tenant_id: str,
+        body: Callable[[Change], Awaitable[T]],
+        *,
+        actor: str | None = None,
+    ) -> T:
+        """Run ``body(change)`` in a change (see ``change``), and run the whole change
+        again, up to ``CONFLICT_ATTEMPTS`` times in all, when the storage aborts it
+        for a conflict with concurrent transactions (a deadlock).
+
+        Raises:
+            TransactionConflict: the last attempt was aborted too.
+            InvalidInput: an invalid tenant id.
+        """
+        attempt = 1
+        while True:
+            try:
+                async with self.change(tenant_id, actor=actor) as change:
+                    return await body(change)
+            except TransactionConflict:
+                if attempt >= CONFLICT_ATTEMPTS:
+                    raise
+            # Apart, at random: the transactions that met would meet again in step.
+            await asyncio.sleep(random.uniform(0, 0.05 * attempt))
+            attempt += 1
+
+
+def _read_only_factory(uow_factory: UnitOfWorkFactory) -> UnitOfWorkFactory:
+    """The factory opening read-only units of work: ``uow_factory(tenant,
+    read_only=True)``, or ``uow_factory`` itself when it takes no such keyword (a
+    storage written before the keyword existed)."""
+    try:
+        parameters = inspect.signature(uow_factory).parameters.values()
+    except (TypeError, ValueError):  # a callable without an inspectable signature
+        return uow_factory
+    if any(
+        p.kind is p.VAR_KEYWORD or (p.name == "read_only" and p.kind is not p.POSITIONAL_ONLY)
+        for p in parameters
+    ):
+        return partial(cast(Callable[..., UnitOfWork], uow_factory), read_only=True)
+    return uow_factory

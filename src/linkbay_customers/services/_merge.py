@@ -21,7 +21,7 @@ from linkbay_customers.domain import (
 from linkbay_customers.schemas import CustomerMergeRequest
 from linkbay_customers.services._addresses_notes import move_addresses
 from linkbay_customers.services._boundary import validated
-from linkbay_customers.services._change import Transactions
+from linkbay_customers.services._change import Change, Transactions
 from linkbay_customers.services._derived import clear_derived
 
 __all__ = ("CustomerMerges",)
@@ -60,12 +60,19 @@ class CustomerMerges:
             raise InvalidMerge(
                 "a customer cannot be merged into itself", field="target_customer_id"
             )
-        async with self._tx.change(tenant_id, actor=actor) as change:
+
+        async def merge(change: Change) -> Customer:
             uow = change.uow
-            # Lock both rows in id order so that concurrent merges cannot deadlock.
+            # Lock the rows in id order so that concurrent merges do not deadlock: both
+            # customers, and the customer a merged-away target resolves to, read first
+            # unlocked. Should that alias change before the rows are locked, the lock
+            # taken out of order may deadlock: the storage then aborts one merge,
+            # which runs again (``change_retried``).
+            resolved_before = await uow.aliases.resolve(target_id)
+            locked = {source_id, target_id} | ({resolved_before} - {None})
             rows = {
                 cid: await uow.customers.get(cid, include_deleted=True, for_update=True)
-                for cid in sorted((source_id, target_id))
+                for cid in sorted(c for c in locked if c is not None)
             }
             source, target = rows[source_id], rows[target_id]
             if source is None:
@@ -124,7 +131,9 @@ class CustomerMerges:
                 changed_fields=["deleted_at", *cleared],
                 details={"target_customer_id": target.id},
             )
-        return target
+            return target
+
+        return await self._tx.change_retried(tenant_id, merge, actor=actor)
 
     async def list_aliases(self, tenant_id: str, customer_id: int) -> Sequence[MergeAlias]:
         """The customer ids merged into a customer, oldest merge first.

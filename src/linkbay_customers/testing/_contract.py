@@ -213,6 +213,7 @@ class ContractBase:
 
 _STORAGE = "storage"
 _PLACEHOLDER = vars(ContractBase)[_STORAGE]
+_WAIT_SECONDS = 10.0  # well under the SQLite busy timeout a waiting call would sit out
 
 
 class UnitOfWorkContract(ContractBase):
@@ -239,6 +240,52 @@ class UnitOfWorkContract(ContractBase):
             assert await uow.customers.get(customer.id) == customer
         async with storage.unit_of_work(tenant) as uow:
             assert await uow.customers.get(customer.id) is None
+
+    async def test_a_read_only_unit_of_work_reads_what_was_committed(
+        self, storage: Storage, tenant: str
+    ) -> None:
+        customer = await _committed_customer(storage, tenant)
+        async with storage.unit_of_work(tenant, read_only=True) as uow:
+            assert await uow.customers.get(customer.id) == customer
+
+    async def test_a_read_only_unit_of_work_makes_nothing_durable(
+        self, storage: Storage, tenant: str
+    ) -> None:
+        with pytest.raises(StorageError):  # noqa: PT012 (the whole block is the subject)
+            async with storage.unit_of_work(tenant, read_only=True) as uow:
+                await add_customer(uow)
+                await uow.commit()
+        async with storage.unit_of_work(tenant) as uow:
+            assert (await uow.customers.list(_ALL, page=1, page_size=10)).total == 0
+
+    async def test_a_read_only_unit_of_work_reads_beside_an_open_write(
+        self, storage: Storage, tenant: str, other_tenant: str
+    ) -> None:
+        customer = await _committed_customer(storage, tenant)
+        async with storage.unit_of_work(other_tenant) as writing:
+            await add_customer(writing)  # a write transaction stays open meanwhile
+            async with storage.unit_of_work(tenant, read_only=True) as uow:
+                read = await asyncio.wait_for(uow.customers.get(customer.id), _WAIT_SECONDS)
+            assert read == customer
+
+    async def test_a_write_goes_ahead_beside_an_open_read_only_unit_of_work(
+        self, storage: Storage, tenant: str, other_tenant: str
+    ) -> None:
+        async with storage.unit_of_work(tenant, read_only=True) as reading:
+            await reading.customers.list(_ALL, page=1, page_size=10)  # its transaction is open
+            async with storage.unit_of_work(other_tenant) as uow:
+                customer = await asyncio.wait_for(add_customer(uow), _WAIT_SECONDS)
+                await asyncio.wait_for(uow.commit(), _WAIT_SECONDS)
+        async with storage.unit_of_work(other_tenant, read_only=True) as uow:
+            assert await uow.customers.get(customer.id) == customer
+
+    async def test_the_storage_answers_a_ping_beside_an_open_write(
+        self, storage: Storage, tenant: str
+    ) -> None:
+        await storage.ping()
+        async with storage.unit_of_work(tenant) as uow:
+            await add_customer(uow)  # readiness checks must not wait for the writer
+            await asyncio.wait_for(storage.ping(), _WAIT_SECONDS)
 
     async def test_an_exception_rolls_back_and_propagates(
         self, storage: Storage, tenant: str
@@ -1327,6 +1374,13 @@ class TenantIsolationContract(ContractBase):
                 found = await uow.customers.get_by_email("same@example.com")
                 assert found is not None
                 assert found.tenant_id == tenant_id
+
+
+async def _committed_customer(storage: Storage, tenant: str) -> Customer:
+    async with storage.unit_of_work(tenant) as uow:
+        customer = await add_customer(uow)
+        await uow.commit()
+    return customer
 
 
 def _unit_vector(*weights: float) -> list[float]:
