@@ -23,6 +23,7 @@ from linkbay_customers.domain import (
     StorageError,
     StorageRejected,
     StorageRoleMissing,
+    TooManyAddresses,
 )
 from linkbay_customers.heuristics import HeuristicIntelligence
 from linkbay_customers.registry import open_storage, register_storage, storage_schemes
@@ -81,6 +82,7 @@ __all__ = (
     "StorageRejected",
     "StorageRoleMissing",
     "SystemClock",
+    "TooManyAddresses",
     "bootstrap",
     "open_storage",
     "register_storage",

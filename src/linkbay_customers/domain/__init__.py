@@ -42,6 +42,7 @@ from linkbay_customers.domain._errors import (
     StorageError,
     StorageRejected,
     StorageRoleMissing,
+    TooManyAddresses,
 )
 from linkbay_customers.domain._identifiers import (
     MAX_ACTOR_LENGTH,
@@ -172,6 +173,7 @@ __all__ = (
     "StorageRejected",
     "StorageRoleMissing",
     "TagMatch",
+    "TooManyAddresses",
     "apply_order",
     "check_preferences",
     "fill_missing",
