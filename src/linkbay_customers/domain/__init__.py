@@ -70,6 +70,7 @@ from linkbay_customers.domain._privacy import (
     profiling_allowed,
 )
 from linkbay_customers.domain._query import (
+    DEFAULT_MAX_ADDRESSES,
     MAX_PAGE_SIZE,
     MAX_SEARCH_LIMIT,
     CustomerFilters,
@@ -139,6 +140,7 @@ __all__ = (
     "EMBEDDING_DIMENSIONS",
     "MAX_ID",
     "MAX_JSON_DOCUMENT_BYTES",
+    "DEFAULT_MAX_ADDRESSES",
     "MAX_PAGE_SIZE",
     "MAX_SEARCH_LIMIT",
     "MAX_MONEY",

@@ -22,10 +22,7 @@ from linkbay_customers.schemas import AddressCreate, AddressUpdate, CustomerNote
 from linkbay_customers.services._boundary import check_id, check_page, validated
 from linkbay_customers.services._change import Transactions
 
-__all__ = ("DEFAULT_MAX_ADDRESSES", "AddressesAndNotes", "move_addresses")
-
-DEFAULT_MAX_ADDRESSES = 50
-"""The most addresses a customer may have unless ``CustomerService`` is told otherwise."""
+__all__ = ("AddressesAndNotes", "move_addresses")
 
 
 class AddressesAndNotes:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from linkbay_customers.domain import (
+    DEFAULT_MAX_ADDRESSES,
     DEFAULT_PROFILING_POLICY,
     ProfilingPolicies,
     ProfilingPolicy,
     check_phone_region,
 )
 from linkbay_customers.ports import Clock, CustomerIntelligence
-from linkbay_customers.services._addresses_notes import DEFAULT_MAX_ADDRESSES, AddressesAndNotes
+from linkbay_customers.services._addresses_notes import AddressesAndNotes
 from linkbay_customers.services._change import Transactions, UnitOfWorkFactory
 from linkbay_customers.services._customer_records import CustomerRecords
 from linkbay_customers.services._derived import ProfilingGate
