@@ -133,7 +133,12 @@ class GDPRService:
         return await self._export(tenant_id, customer_id, actor, "json")
 
     async def stream_customer_data(
-        self, tenant_id: str, customer_id: int, *, actor: str | None = None
+        self,
+        tenant_id: str,
+        customer_id: int,
+        *,
+        actor: str | None = None,
+        page_size: int = _PAGE,
     ) -> AsyncIterator[bytes]:
         """The JSON document of ``export_customer_data``, as UTF-8 pieces read from
         storage a page at a time: the memory an export takes does not grow with the
@@ -144,11 +149,19 @@ class GDPRService:
         end (an export left unfinished is rolled back and not recorded). The error of
         an unknown customer comes with the first piece.
 
+        Args:
+            tenant_id: The tenant.
+            customer_id: The customer (a merged-away id exports its target).
+            actor: The acting user, recorded in the audit trail.
+            page_size: Rows read at a time (1 to 1000).
+
         Raises:
             CustomerNotFound: unknown id or another tenant's id.
+            InvalidInput: ``page_size`` is not in 1..1000.
         """
+        check_page(1, page_size, max_page_size=_PAGE)
         async with self._exporting(tenant_id, customer_id, actor, "json") as (change, subject):
-            async for chunk in export_chunks(change.uow, subject, change.now, page_size=_PAGE):
+            async for chunk in export_chunks(change.uow, subject, change.now, page_size=page_size):
                 yield chunk
 
     @asynccontextmanager
