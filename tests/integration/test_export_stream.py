@@ -20,14 +20,7 @@ from linkbay_customers.schemas import CustomerDataExport
 from linkbay_customers.testing import T0, FixedClock, new_tenant_id
 from linkbay_customers_fastapi import create_app
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage
-
-ADDRESS = {
-    "type": "shipping",
-    "address_line1": "Via Roma 1",
-    "city": "Milano",
-    "postal_code": "20100",
-    "country": "IT",
-}
+from tests.api._support import ADDRESS
 
 
 def _order(number: int, days: int) -> dict[str, Any]:
