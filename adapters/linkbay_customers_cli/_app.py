@@ -8,16 +8,16 @@ imports the SQL and FastAPI adapters only when a command needs them.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO, Self
 
 import typer
 from rich.console import Console
@@ -36,7 +36,6 @@ from linkbay_customers import LinkbayError, __version__
 from linkbay_customers.audit_keys import new_audit_key
 from linkbay_customers.domain import MAX_ID, AuditVerification, check_actor, check_tenant
 from linkbay_customers.ports import CustomerIntelligence
-from linkbay_customers.schemas import CustomerDataExport
 from linkbay_customers.services import (
     MAX_PREDICTION_MONTHS,
     DuplicateSuggestion,
@@ -884,40 +883,68 @@ def export(
                 exit_code=2,
             )
         url = resolve_database_url(database_url)
-        content = asyncio.run(_export(url, tenant, customer_id, export_format, actor))
-        if output is None:
-            typer.echo(content.decode("utf-8"))
+        if output is None:  # JSON: a CSV archive needs a file
+            asyncio.run(_export_json(url, tenant, customer_id, actor, sys.stdout.buffer.write))
+            sys.stdout.buffer.write(b"\n")
             return
-        _write_private_file(output, content)
+        if export_format is ExportFileFormat.CSV:
+            _write_private_file(output, asyncio.run(_export_csv(url, tenant, customer_id, actor)))
+        else:
+            with _PrivateFile(output) as target:
+                asyncio.run(_export_json(url, tenant, customer_id, actor, target.write))
         console.print(
             f"Exported customer {customer_id} of tenant {escape(tenant)} "
             f"to {escape(str(output))} ({export_format.value})."
         )
 
 
-async def _export(
-    url: str, tenant: str, customer_id: int, export_format: ExportFileFormat, actor: str | None
-) -> bytes:
+async def _export_csv(url: str, tenant: str, customer_id: int, actor: str | None) -> bytes:
+    async with open_container(url) as container:
+        archive: bytes = await container.gdpr_service().export_customer_data_csv(
+            tenant, customer_id, actor=actor
+        )
+        return archive
+
+
+async def _export_json(
+    url: str, tenant: str, customer_id: int, actor: str | None, write: Callable[[bytes], object]
+) -> None:
+    """Write the JSON export as it is read, a page of rows at a time."""
     async with open_container(url) as container:
         service = container.gdpr_service()
-        if export_format is ExportFileFormat.CSV:
-            archive: bytes = await service.export_customer_data_csv(
-                tenant, customer_id, actor=actor
-            )
-            return archive
-        export = await service.export_customer_data(tenant, customer_id, actor=actor)
-        document = CustomerDataExport.of(export).model_dump(mode="json")
-        return json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8")
+        async for chunk in service.stream_customer_data(tenant, customer_id, actor=actor):
+            write(chunk)
+
+
+class _PrivateFile:
+    """A file only its owner can read (when it is created), opened at the first write:
+    an export that fails before its first piece leaves an existing file as it was."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path.expanduser()
+        self._stream: BinaryIO | None = None
+
+    def write(self, content: bytes) -> None:
+        try:
+            if self._stream is None:
+                descriptor = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                self._stream = os.fdopen(descriptor, "wb")
+            self._stream.write(content)
+        except OSError as error:
+            raise CommandError(f"cannot write {self._path}: {error.strerror or error}") from error
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._stream is not None:
+            self._stream.close()
 
 
 def _write_private_file(path: Path, content: bytes) -> None:
     """Write personal data to a file only its owner can read (when it is created)."""
-    try:
-        descriptor = os.open(path.expanduser(), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(content)
-    except OSError as error:
-        raise CommandError(f"cannot write {path}: {error.strerror or error}") from error
+    with _PrivateFile(path) as target:
+        target.write(content)
 
 
 # ------------------------------------------------------------------------ audit

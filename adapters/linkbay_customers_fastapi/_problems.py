@@ -33,6 +33,7 @@ from linkbay_customers.domain import (
     StorageError,
     StorageRejected,
     StorageRoleMissing,
+    TooManyAddresses,
 )
 
 __all__ = (
@@ -136,6 +137,7 @@ _STATUSES: dict[type[LinkbayError], tuple[int, str]] = {
     DuplicateEmail: (409, "Email already in use"),
     InvalidMerge: (409, "Merge not possible"),
     OrderConflict: (409, "Order conflict"),
+    TooManyAddresses: (409, "Too many addresses"),
     # The customer's consent state, not the caller's rights, forbids it: a conflict
     # with the stored state, which recording the consent resolves (not 403).
     ProfilingNotAllowed: (409, "Profiling not allowed"),

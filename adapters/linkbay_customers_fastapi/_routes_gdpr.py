@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from typing import IO, Annotated
 
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import StreamingResponse
 
 from linkbay_customers.domain import AuditEvent, CustomerNotFound, Page
 from linkbay_customers.schemas import (
@@ -36,6 +38,17 @@ __all__ = ("add_gdpr_routes", "add_tenant_audit_routes")
 ZIP_MEDIA_TYPE = "application/zip"
 # Exports and trails are personal data: no shared cache may keep a copy.
 _NO_STORE = {"Cache-Control": "no-store"}
+# An export up to this size stays in memory on its way out; a larger one goes to a
+# temporary file (unlinked at once, removed when the response ends).
+_SPOOL_IN_MEMORY = 1024 * 1024
+_SPOOL_READ = 64 * 1024
+
+
+async def _spooled(spool: IO[bytes]) -> AsyncIterator[bytes]:
+    with spool:
+        while chunk := spool.read(_SPOOL_READ):
+            yield chunk
+
 
 ExportFormatQuery = Annotated[
     ExportFormat,
@@ -139,9 +152,21 @@ def add_gdpr_routes(router: APIRouter, settings: RouteSettings) -> None:
                     ),
                 },
             )
-        export = await ctx.service.export_customer_data(ctx.tenant_id, customer_id, actor=ctx.actor)
-        document = CustomerDataExport.of(export).model_dump(mode="json")
-        return JSONResponse(document, headers=_NO_STORE)
+        # Read whole into a spooled file before answering: the export's transaction
+        # ends before the first byte goes out (a slow client holds no lock), and the
+        # memory it takes is the spool's, not the document's.
+        # Closed by the response once sent (or here on an error).
+        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+        try:
+            async for chunk in ctx.service.stream_customer_data(
+                ctx.tenant_id, customer_id, actor=ctx.actor
+            ):
+                spool.write(chunk)
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return StreamingResponse(_spooled(spool), media_type="application/json", headers=_NO_STORE)
 
     @router.delete(
         "/{customer_id}/gdpr",

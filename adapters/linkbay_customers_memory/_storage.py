@@ -425,12 +425,20 @@ class InMemoryAddressRepository(_Repository, AddressRepository):
 
     async def list_for_customers(self, customer_ids: Sequence[int]) -> list[Address]:
         """The addresses of any of the customers, oldest first."""
+        return [_copy(a) for a in self._of(customer_ids)]
+
+    async def page_for_customers(
+        self, customer_ids: Sequence[int], *, page: int, page_size: int
+    ) -> Page[Address]:
+        """One page of the addresses of any of the customers, oldest first."""
+        return _page(self._of(customer_ids), page, page_size)
+
+    def _of(self, customer_ids: Sequence[int]) -> list[Address]:
         wanted = set(customer_ids)
-        rows = sorted(
+        return sorted(
             (a for a in self._t.addresses.values() if a.customer_id in wanted),
             key=lambda a: a.id,
         )
-        return [_copy(a) for a in rows]
 
     async def update(self, address: Address) -> None:
         """Write every field of an existing address."""
@@ -475,12 +483,20 @@ class InMemoryNoteRepository(_Repository, NoteRepository):
 
     async def list_for_customers(self, customer_ids: Sequence[int]) -> list[CustomerNote]:
         """The notes of any of the customers, oldest first."""
+        return [_copy(n) for n in self._of(customer_ids)]
+
+    async def page_for_customers(
+        self, customer_ids: Sequence[int], *, page: int, page_size: int
+    ) -> Page[CustomerNote]:
+        """One page of the notes of any of the customers, oldest first."""
+        return _page(self._of(customer_ids), page, page_size)
+
+    def _of(self, customer_ids: Sequence[int]) -> list[CustomerNote]:
         wanted = set(customer_ids)
-        rows = sorted(
+        return sorted(
             (n for n in self._t.notes.values() if n.customer_id in wanted),
             key=lambda n: (n.created_at, n.id),
         )
-        return [_copy(n) for n in rows]
 
     async def reassign(self, from_customer_id: int, to_customer_id: int) -> int:
         """Move every note of one customer to another."""

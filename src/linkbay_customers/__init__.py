@@ -23,6 +23,7 @@ from linkbay_customers.domain import (
     StorageError,
     StorageRejected,
     StorageRoleMissing,
+    TooManyAddresses,
     TransactionConflict,
 )
 from linkbay_customers.heuristics import HeuristicIntelligence
@@ -83,6 +84,7 @@ __all__ = (
     "TransactionConflict",
     "StorageRoleMissing",
     "SystemClock",
+    "TooManyAddresses",
     "bootstrap",
     "open_storage",
     "register_storage",

@@ -42,6 +42,7 @@ from linkbay_customers.domain._errors import (
     StorageError,
     StorageRejected,
     StorageRoleMissing,
+    TooManyAddresses,
     TransactionConflict,
 )
 from linkbay_customers.domain._identifiers import (
@@ -82,6 +83,7 @@ from linkbay_customers.domain._privacy import (
     profiling_allowed,
 )
 from linkbay_customers.domain._query import (
+    DEFAULT_MAX_ADDRESSES,
     MAX_PAGE_SIZE,
     MAX_SEARCH_LIMIT,
     CustomerFilters,
@@ -161,6 +163,7 @@ __all__ = (
     "EMBEDDING_DIMENSIONS",
     "MAX_ID",
     "MAX_JSON_DOCUMENT_BYTES",
+    "DEFAULT_MAX_ADDRESSES",
     "MAX_PAGE_SIZE",
     "MAX_SEARCH_LIMIT",
     "MAX_MONEY",
@@ -196,6 +199,7 @@ __all__ = (
     "TransactionConflict",
     "StorageRoleMissing",
     "TagMatch",
+    "TooManyAddresses",
     "apply_order",
     "check_preferences",
     "fill_missing",

@@ -20,6 +20,7 @@ __all__ = (
     "StorageRejected",
     "TransactionConflict",
     "StorageRoleMissing",
+    "TooManyAddresses",
 )
 
 
@@ -61,6 +62,19 @@ class AddressNotFound(LinkbayError):
     def __init__(self, address_id: int) -> None:
         super().__init__(f"address {address_id} not found")
         self.address_id = address_id
+
+
+class TooManyAddresses(LinkbayError):
+    """The customer has as many addresses as the service allows
+    (``CustomerService(max_addresses_per_customer=...)``); delete one first."""
+
+    code = "too_many_addresses"
+    field = "customer_id"
+
+    def __init__(self, customer_id: int, limit: int) -> None:
+        super().__init__(f"customer {customer_id} would have more than {limit} addresses")
+        self.customer_id = customer_id
+        self.limit = limit
 
 
 class DuplicateEmail(LinkbayError):

@@ -326,6 +326,16 @@ class AddressRepository(Protocol):
         """
         ...
 
+    async def page_for_customers(
+        self, customer_ids: Sequence[int], *, page: int, page_size: int
+    ) -> Page[Address]:
+        """One page of the addresses of any of the customers, oldest first.
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
     async def update(self, address: Address) -> None:
         """Write every field of an existing address.
 
@@ -395,6 +405,16 @@ class NoteRepository(Protocol):
 
     async def list_for_customers(self, customer_ids: Sequence[int]) -> Sequence[CustomerNote]:
         """The notes of any of the customers, oldest first.
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+    async def page_for_customers(
+        self, customer_ids: Sequence[int], *, page: int, page_size: int
+    ) -> Page[CustomerNote]:
+        """One page of the notes of any of the customers, oldest first.
 
         Raises:
             StorageError: the storage failed.

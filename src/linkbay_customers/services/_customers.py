@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from linkbay_customers.domain import (
+    DEFAULT_MAX_ADDRESSES,
     DEFAULT_PROFILING_POLICY,
     ProfilingPolicies,
     ProfilingPolicy,
@@ -44,9 +45,13 @@ class CustomerService(
             plan reads a phone number written without its country code
             (``"333 123 4567"`` with ``"IT"`` is stored as ``"+393331234567"``).
             None, the default, accepts only numbers that start with ``+``.
+        max_addresses_per_customer: The most addresses a customer may have (50 by
+            default); adding one more, or a merge that would move the target past
+            it, raises ``TooManyAddresses``.
 
     Raises:
-        ValueError: ``default_phone_region`` names no region with a numbering plan.
+        ValueError: ``default_phone_region`` names no region with a numbering plan,
+            or ``max_addresses_per_customer`` is not a positive integer.
     """
 
     def __init__(
@@ -58,7 +63,15 @@ class CustomerService(
         default_currency: str = "EUR",
         profiling_policy: ProfilingPolicy | ProfilingPolicies = DEFAULT_PROFILING_POLICY,
         default_phone_region: str | None = None,
+        max_addresses_per_customer: int = DEFAULT_MAX_ADDRESSES,
     ) -> None:
         self._phone_region = check_phone_region(default_phone_region)
+        if (
+            isinstance(max_addresses_per_customer, bool)
+            or not isinstance(max_addresses_per_customer, int)
+            or max_addresses_per_customer < 1
+        ):
+            raise ValueError("max_addresses_per_customer must be a positive integer")
+        self._max_addresses = max_addresses_per_customer
         self._default_currency = default_currency
         self._tx = Transactions(uow_factory, clock, ProfilingGate(profiling_policy), intelligence)

@@ -805,6 +805,23 @@ class AddressRepositoryContract(ContractBase):
             assert await uow.addresses.list_for_customers([first.id, second.id]) == [a, b]
             assert await uow.addresses.list_for_customers([]) == []
 
+    async def test_the_addresses_of_customers_are_paged_oldest_first(self, uow: UnitOfWork) -> None:
+        async with uow:
+            first, second, bystander = [await add_customer(uow) for _ in range(3)]
+            a = await add_address(uow, first.id)
+            b = await add_address(uow, second.id, type=AddressType.BILLING)
+            c = await add_address(uow, first.id, type=AddressType.OTHER)
+            await add_address(uow, bystander.id)
+            ids = [first.id, second.id]
+            one = await uow.addresses.page_for_customers(ids, page=1, page_size=2)
+            two = await uow.addresses.page_for_customers(ids, page=2, page_size=2)
+            past = await uow.addresses.page_for_customers(ids, page=3, page_size=2)
+            assert (list(one.items), one.total, one.total_pages) == ([a, b], 3, 2)
+            assert (list(two.items), two.page, two.page_size) == ([c], 2, 2)
+            assert (list(past.items), past.total) == ([], 3)
+            none = await uow.addresses.page_for_customers([], page=1, page_size=2)
+            assert (list(none.items), none.total) == ([], 0)
+
     async def test_update_and_delete(self, uow: UnitOfWork) -> None:
         async with uow:
             customer = await add_customer(uow)
@@ -871,6 +888,21 @@ class NoteRepositoryContract(ContractBase):
             await add_note(uow, bystander.id)
             assert await uow.notes.list_for_customers([first.id, second.id]) == [earlier, later]
             assert await uow.notes.list_for_customers([]) == []
+
+    async def test_the_notes_of_customers_are_paged_oldest_first(self, uow: UnitOfWork) -> None:
+        async with uow:
+            first, second, bystander = [await add_customer(uow) for _ in range(3)]
+            last = await add_note(uow, first.id, created_at=T0 + timedelta(hours=2))
+            middle = await add_note(uow, second.id, created_at=T0 + timedelta(hours=1))
+            oldest = await add_note(uow, first.id)
+            await add_note(uow, bystander.id)
+            ids = [first.id, second.id]
+            one = await uow.notes.page_for_customers(ids, page=1, page_size=2)
+            two = await uow.notes.page_for_customers(ids, page=2, page_size=2)
+            assert (list(one.items), one.total, one.total_pages) == ([oldest, middle], 3, 2)
+            assert list(two.items) == [last]
+            only = await uow.notes.page_for_customers([second.id], page=1, page_size=10)
+            assert (list(only.items), only.total) == ([middle], 1)
 
     async def test_notes_are_reassigned_and_deleted_per_customer(self, uow: UnitOfWork) -> None:
         async with uow:
