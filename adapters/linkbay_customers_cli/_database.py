@@ -11,6 +11,7 @@ from pathlib import Path
 from linkbay_customers import (
     CustomersContainer,
     ProfilingPolicy,
+    SchemaNotMigrated,
     StorageError,
     bootstrap,
     storage_schemes,
@@ -177,11 +178,14 @@ async def database_errors(url: str) -> AsyncIterator[None]:
 
     try:
         yield
+    except SchemaNotMigrated as error:
+        where = describe_url(url)
+        raise CommandError(
+            f"{where} has no table {error.table!r}: its schema was never migrated; run"
+            f" linkbay-customers migrate --database-url '{where}'"
+        ) from error
     except StorageError as error:
-        message = str(error)
-        if "no such table" in message or ("relation" in message and "does not exist" in message):
-            message += " (the schema is missing: run linkbay-customers migrate)"
-        raise CommandError(f"{describe_url(url)}: {message}") from error
+        raise CommandError(f"{describe_url(url)}: {error}") from error
     except (OSError, SQLAlchemyError) as error:
         raise CommandError(f"cannot use {describe_url(url)}: {_first_line(error)}") from error
     except ImportError as error:
