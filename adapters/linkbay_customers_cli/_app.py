@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -36,7 +37,7 @@ from linkbay_customers import LinkbayError, __version__
 from linkbay_customers.audit_keys import new_audit_key
 from linkbay_customers.domain import MAX_ID, AuditVerification, check_actor, check_tenant
 from linkbay_customers.ports import CustomerIntelligence
-from linkbay_customers.schemas import CustomerDataExport
+from linkbay_customers.schemas import CustomerCreate, CustomerDataExport
 from linkbay_customers.services import (
     MAX_PREDICTION_MONTHS,
     ImportProgress,
@@ -70,6 +71,7 @@ from linkbay_customers_cli._demo import (
     tenant_is_empty,
 )
 from linkbay_customers_cli._errors import CommandError
+from linkbay_customers_cli._host_code import load_create_schema, load_models
 from linkbay_customers_cli._postgres import postgres_app
 from linkbay_customers_cli._profiling import PROFILING_ENV, ProfilingMode
 from linkbay_customers_cli._serve import (
@@ -94,7 +96,8 @@ app = typer.Typer(
     add_completion=False,
     # Locals would print database passwords and JWT secrets.
     pretty_exceptions_show_locals=False,
-    rich_markup_mode="rich",
+    # Plain help: it wraps to the terminal without cutting option names or defaults.
+    rich_markup_mode=None,
 )
 console = Console(soft_wrap=True)
 error_console = Console(stderr=True, soft_wrap=True)
@@ -129,6 +132,15 @@ ProfilingOption = Annotated[
         envvar=PROFILING_ENV,
         help="Who may get segments and scores: everyone but who refused analytics "
         "consent (opt-out) or only who gave it (opt-in).",
+    ),
+]
+ModelsOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="MODULE:ATTRIBUTE",
+        help="Your ModelSet (build_models), imported from the working directory: "
+        "customer tables with fields of your own.",
+        show_default=False,
     ),
 ]
 MigrateOption = Annotated[
@@ -543,6 +555,22 @@ def import_customers(
     chunk_size: Annotated[
         int, typer.Option(min=1, max=10_000, help="Rows per transaction.")
     ] = 1000,
+    allow_rejects: Annotated[
+        bool,
+        typer.Option(
+            "--allow-rejects",
+            help="Exit 0 even when rows were rejected (by default such an import exits 1).",
+        ),
+    ] = False,
+    models: ModelsOption = None,
+    schema: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODULE:ATTRIBUTE",
+            help="Your CustomerCreate subclass, to accept its fields (with --models).",
+            show_default=False,
+        ),
+    ] = None,
     migrate: MigrateOption = True,
     owner_database_url: OwnerDatabaseUrlOption = None,
     profiling: ProfilingOption = ProfilingMode.OPT_OUT,
@@ -551,16 +579,46 @@ def import_customers(
 
     CSV: a header row naming CustomerCreate fields (email is required); an empty
     cell is an absent field; tags are separated by commas or semicolons;
-    preferences is a JSON object. JSON Lines: one JSON object per line.
+    preferences is a JSON object. JSON Lines: one JSON object per line. Exits 1
+    when a row was rejected (the others are imported), unless --allow-rejects.
     """
     with _reported_errors():
+        tenant = _checked_tenant(tenant)
         url = resolve_database_url(database_url)
         owner_url = _owner_url(owner_database_url) if migrate else None
-        source = CustomerFile.open(file, file_format)
+        rejects_path = rejects or default_rejects_path(file)
+        _check_writable_directory(rejects_path, option="--rejects")
+        host = HostCode(models=load_models(models), schema=load_create_schema(schema))
+        source = CustomerFile.open(file, file_format, host.schema)
         result = asyncio.run(
-            _import(url, owner_url, source, tenant, actor, chunk_size, migrate, profiling)
+            _import(url, owner_url, source, tenant, actor, chunk_size, migrate, profiling, host)
         )
-        _report_import(url, source, tenant, result, rejects or default_rejects_path(file))
+        _report_import(url, source, tenant, result, rejects_path)
+        if result.rejected and not allow_rejects:
+            raise typer.Exit(1)
+
+
+@dataclass(frozen=True, slots=True)
+class HostCode:
+    """The host's models and create schema, from --models and --schema."""
+
+    models: Any = None
+    schema: type[CustomerCreate] = CustomerCreate
+
+
+def _checked_tenant(tenant: str) -> str:
+    try:
+        return check_tenant(tenant)
+    except LinkbayError as error:
+        raise CommandError(f"--tenant {tenant!r}: {error}", exit_code=2) from error
+
+
+def _check_writable_directory(path: Path, *, option: str) -> None:
+    directory = path.expanduser().absolute().parent
+    if not directory.is_dir():
+        raise CommandError(f"{option}: the directory {directory} does not exist", exit_code=2)
+    if not os.access(directory, os.W_OK):
+        raise CommandError(f"{option}: the directory {directory} is not writable", exit_code=2)
 
 
 async def _import(
@@ -572,9 +630,10 @@ async def _import(
     chunk_size: int,
     migrate: bool,
     profiling: ProfilingMode,
+    host: HostCode,
 ) -> ImportResult:
     await _prepare_schema(url, owner_url, migrate)
-    async with open_container(url, profiling.policy) as container:
+    async with open_container(url, profiling.policy, models=host.models) as container:
         service = container.customer_service()
         with Progress(
             TextColumn("Importing {task.description}"),
@@ -590,7 +649,12 @@ async def _import(
                 progress.update(task, completed=done.processed)
 
             return await service.import_customers(
-                tenant, source.rows(), on_progress=advance, chunk_size=chunk_size, actor=actor
+                tenant,
+                source.rows(),
+                on_progress=advance,
+                chunk_size=chunk_size,
+                actor=actor,
+                schema=host.schema,
             )
 
 
@@ -698,7 +762,7 @@ async def _score(
 ) -> ScoringSummary:
     async with (
         _chat_model(model, model_url) as intelligence,
-        open_container(url, profiling.policy, intelligence) as container,
+        open_container(url, profiling.policy, intelligence, existing=True) as container,
     ):
         # One count query gives the bar its total; customers added meanwhile stretch it.
         page = await container.customer_service().list_customers(tenant, page_size=1)
@@ -792,6 +856,7 @@ def export(
         ),
     ] = None,
     actor: ActorOption = None,
+    models: ModelsOption = None,
 ) -> None:
     """Export everything held about a customer (GDPR right of access).
 
@@ -811,7 +876,9 @@ def export(
                 exit_code=2,
             )
         url = resolve_database_url(database_url)
-        content = asyncio.run(_export(url, tenant, customer_id, export_format, actor))
+        content = asyncio.run(
+            _export(url, tenant, customer_id, export_format, actor, load_models(models))
+        )
         if output is None:
             typer.echo(content.decode("utf-8"))
             return
@@ -823,9 +890,14 @@ def export(
 
 
 async def _export(
-    url: str, tenant: str, customer_id: int, export_format: ExportFileFormat, actor: str | None
+    url: str,
+    tenant: str,
+    customer_id: int,
+    export_format: ExportFileFormat,
+    actor: str | None,
+    models: Any = None,
 ) -> bytes:
-    async with open_container(url) as container:
+    async with open_container(url, models=models, existing=True) as container:
         service = container.gdpr_service()
         if export_format is ExportFileFormat.CSV:
             archive: bytes = await service.export_customer_data_csv(
@@ -853,6 +925,7 @@ audit_app = typer.Typer(
     name="audit",
     help="Check the audit trail's hash chains, or make a key for them.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(audit_app)
 app.add_typer(postgres_app)
@@ -884,7 +957,7 @@ def audit_verify(tenant: TenantOption, database_url: DatabaseUrlOption = None) -
 
 
 async def _verify(url: str, tenant: str) -> AuditVerification:
-    async with open_container(url) as container:
+    async with open_container(url, existing=True) as container:
         return await container.gdpr_service().verify_audit_trail(tenant)
 
 
@@ -953,7 +1026,7 @@ def purge(
 
 
 async def _purge_dry_run(url: str, tenant: str, period: timedelta, chunk_size: int) -> PurgeResult:
-    async with open_container(url) as container:
+    async with open_container(url, existing=True) as container:
         service = container.gdpr_service()
         return await service.purge_inactive(tenant, period, dry_run=True, chunk_size=chunk_size)
 
@@ -961,7 +1034,7 @@ async def _purge_dry_run(url: str, tenant: str, period: timedelta, chunk_size: i
 async def _purge(
     url: str, tenant: str, period: timedelta, actor: str | None, chunk_size: int
 ) -> PurgeResult:
-    async with open_container(url) as container:
+    async with open_container(url, existing=True) as container:
         service = container.gdpr_service()
         # A dry run first gives the progress bar its total.
         planned = await service.purge_inactive(tenant, period, dry_run=True, chunk_size=chunk_size)
@@ -993,7 +1066,7 @@ def _moment(result: PurgeResult) -> str:
 def _report_nothing_to_purge(tenant: str, inactive_days: int) -> None:
     console.print(
         f"No customer of tenant {escape(tenant)} has been inactive for {inactive_days} "
-        "days: nothing to anonymize."
+        f"{_plural(inactive_days, 'day')}: nothing to anonymize."
     )
 
 

@@ -200,6 +200,7 @@ postgres_app = typer.Typer(
     name="postgres",
     help="Run a local PostgreSQL with pgvector for development (needs the local-postgres extra).",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 DirectoryOption = Annotated[
