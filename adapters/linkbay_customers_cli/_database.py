@@ -341,8 +341,8 @@ def _check_exists(url: str) -> None:
     file = Path(url.removeprefix(f"{_SQLITE}:///").partition("?")[0])
     if not file.exists():
         raise CommandError(
-            f"there is no database at {file}: name an existing one with --database-url"
-            " (linkbay-customers migrate --database-url URL creates one)"
+            f"there is no database at {file}: name an existing one with --database-url, or"
+            f" run linkbay-customers migrate --database-url '{url}' to create it"
         )
 
 
