@@ -67,6 +67,7 @@ from linkbay_customers_cli._demo import (
     DEFAULT_DEMO_TENANT,
     DemoSummary,
     fill_demo_tenant,
+    score_demo_tenant,
     segment_counts,
     tenant_is_empty,
 )
@@ -405,10 +406,10 @@ def demo(
     with _reported_errors():
         url = resolve_database_url(database_url)
         owner_url = _owner_url(owner_database_url) if migrate else None
-        summary, segments = asyncio.run(
+        summary, segments, demo_customer = asyncio.run(
             _fill_demo(url, owner_url, tenant, customers, seed, migrate, profiling)
         )
-        _print_demo_summary(url, summary, segments)
+        _print_demo_summary(url, summary, segments, demo_customer)
 
 
 async def _prepare_schema(url: str, owner_url: str | None, migrate: bool) -> None:
@@ -426,7 +427,7 @@ async def _fill_demo(
     seed: int,
     migrate: bool,
     profiling: ProfilingMode,
-) -> tuple[DemoSummary, dict[str, int]]:
+) -> tuple[DemoSummary, dict[str, int], int | None]:
     await _prepare_schema(url, owner_url, migrate)
     async with open_container(url, profiling.policy) as container:
         service = container.customer_service()
@@ -450,10 +451,14 @@ async def _fill_demo(
                 seed=seed,
                 on_progress=lambda done, _: progress.update(task, completed=done),
             )
-        return summary, await segment_counts(service, tenant)
+        # Scored, so similar customers and recommendations answer too.
+        demo_customer = await score_demo_tenant(service, container.ai_service(), tenant)
+        return summary, await segment_counts(service, tenant), demo_customer
 
 
-def _print_demo_summary(url: str, summary: DemoSummary, segments: dict[str, int]) -> None:
+def _print_demo_summary(
+    url: str, summary: DemoSummary, segments: dict[str, int], demo_customer: int | None = None
+) -> None:
     table = Table(title=f"Demo tenant {escape(summary.tenant_id)}", show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -480,7 +485,9 @@ def _print_demo_summary(url: str, summary: DemoSummary, segments: dict[str, int]
         serve_command += f" --database-url '{describe_url(url)}'"
     console.print(f"Serve it with: {escape(serve_command)}")
     console.print("then, for example:")
-    for line in demo_requests("http://127.0.0.1:8000", summary.tenant_id, jwt=False):
+    for line in demo_requests(
+        "http://127.0.0.1:8000", summary.tenant_id, jwt=False, customer_id=demo_customer
+    ):
         console.print(f"  {escape(line)}")
 
 
