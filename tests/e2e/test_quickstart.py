@@ -8,6 +8,7 @@ carries the host's own fields, read back through the service.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -87,3 +88,18 @@ def test_the_quickstart_runs_and_the_cli_imports_the_hosts_fields(tmp_path: Path
     finally:
         sys.path.remove(str(work))
         sys.modules.pop("shop_models", None)
+
+    # The export reads the same models, and so includes the host's fields.
+    url = "sqlite+aiosqlite:///shop.db"
+    exported = _run(
+        ["linkbay-customers", "export", "2", "-t", "tenant_123", "--database-url", url]
+        + ["--models", "shop_models:models"],
+        work,
+        environment,
+    )
+    profile = json.loads(exported)["customer"]
+    assert (profile["email"], profile["company_name"], profile["loyalty_points"]) == (
+        "anna@example.com",
+        "Bianchi SpA",
+        40,
+    )
