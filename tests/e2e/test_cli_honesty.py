@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,17 @@ class TestImportExitCode:
         assert not database.exists()
 
 
+@pytest.fixture
+def fresh_modules() -> Iterator[None]:
+    """Forget the modules a test imported from its working directory."""
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if name in ("shop_models", "broken", "shipped_models"):
+            del sys.modules[name]
+
+
+@pytest.mark.usefixtures("fresh_modules")
 class TestHostCode:
     @pytest.mark.parametrize(
         ("option", "value", "message"),

@@ -84,7 +84,6 @@ async def test_a_database_without_the_schema_is_rejected_as_not_migrated_and_not
         await storage.close()
 
 
-
 class _DriverError(Exception):
     def __init__(self, sqlstate: str) -> None:
         super().__init__(f"SQLSTATE {sqlstate}")
