@@ -386,7 +386,7 @@ def token(
 # ------------------------------------------------------------------------- demo
 
 
-@app.command()
+@app.command(short_help="Fill an empty tenant with a synthetic shop, scored.")
 def demo(
     tenant: Annotated[
         str, typer.Option("--tenant", "-t", metavar="TENANT", help="The tenant to fill.")
@@ -402,7 +402,8 @@ def demo(
     owner_database_url: OwnerDatabaseUrlOption = None,
     profiling: ProfilingOption = ProfilingMode.OPT_OUT,
 ) -> None:
-    """Fill an empty tenant with synthetic customers, addresses, notes and orders."""
+    """Fill an empty tenant with synthetic customers, addresses, notes and orders, then
+    score it (segments, churn risk, lifetime value, embeddings for similar customers)."""
     with _reported_errors():
         url = resolve_database_url(database_url)
         owner_url = _owner_url(owner_database_url) if migrate else None
@@ -494,7 +495,7 @@ def _print_demo_summary(
 # ---------------------------------------------------------------------- migrate
 
 
-@app.command()
+@app.command(short_help="Bring a database's schema up to date.")
 def migrate(database_url: DatabaseUrlOption = None) -> None:
     """Bring a database's schema up to date with the shipped migrations."""
     with _reported_errors():
@@ -520,7 +521,7 @@ def migrate(database_url: DatabaseUrlOption = None) -> None:
 # ----------------------------------------------------------------------- import
 
 
-@app.command("import")
+@app.command("import", short_help="Import customers from CSV or JSON Lines, by email.")
 def import_customers(
     file: Annotated[
         Path,
@@ -690,7 +691,7 @@ def _report_import(
 # ------------------------------------------------------------------------ score
 
 
-@app.command()
+@app.command(short_help="Score every customer of a tenant.")
 def score(
     tenant: TenantOption,
     months: Annotated[
@@ -985,7 +986,7 @@ def _plural(count: int, word: str) -> str:
 # ------------------------------------------------------------------------ purge
 
 
-@app.command()
+@app.command(short_help="Anonymize customers inactive for too long.")
 def purge(
     tenant: TenantOption,
     inactive_days: Annotated[

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -35,6 +36,11 @@ def _csv(tmp_path: Path, text: str = NINE_ROWS) -> Path:
     return source
 
 
+def _import(source: Path, database: Path, *options: str) -> tuple[int, str, str]:
+    url = f"sqlite+aiosqlite:///{database}"
+    return cli("import", str(source), "-t", "shop", "--database-url", url, *options)
+
+
 class TestImportExitCode:
     def test_rejected_rows_make_the_import_exit_1_unless_allowed(self, tmp_path: Path) -> None:
         source = _csv(tmp_path)
@@ -55,16 +61,7 @@ class TestImportExitCode:
     ) -> None:
         source = _csv(tmp_path)
         database = tmp_path / "shop.db"
-        code, out, err = cli(
-            "import",
-            str(source),
-            "-t",
-            "shop",
-            "--database-url",
-            f"sqlite+aiosqlite:///{database}",
-            "--rejects",
-            str(tmp_path / "nonexistent" / "r.csv"),
-        )
+        code, out, err = _import(source, database, "--rejects", str(tmp_path / "nonexistent/r.csv"))
         assert code == 2, out + err
         assert f"--rejects: the directory {tmp_path / 'nonexistent'} does not exist" in err
         assert not database.exists()  # not migrated, nothing imported
@@ -126,16 +123,7 @@ class TestHostCode:
         source = _csv(tmp_path, "email\na@example.com\n")
         database = tmp_path / "shop.db"
 
-        code, out, err = cli(
-            "import",
-            str(source),
-            "-t",
-            "shop",
-            "--database-url",
-            f"sqlite+aiosqlite:///{database}",
-            option,
-            value,
-        )
+        code, out, err = _import(source, database, option, value)
 
         assert code == 2, out + err
         assert err.startswith(f"Error: {option} '{value}'")
@@ -251,6 +239,8 @@ def test_help_fits_80_columns_and_cuts_nothing(command: list[str]) -> None:
     too_long = [line for line in run.stdout.splitlines() if len(line) > 80]
     assert too_long == []
     assert "…" not in run.stdout
+    # click cuts a command's summary in a listing with "...".
+    assert [line for line in run.stdout.splitlines() if re.search(r"[\w,]\.\.\.$", line)] == []
     if command == ["import"]:
         text = " ".join(run.stdout.split())
         assert "postgresql+asyncpg://USER:PW@HOST/DB or memory://" in text
