@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -36,6 +37,7 @@ from linkbay_customers import LinkbayError, __version__
 from linkbay_customers.audit_keys import new_audit_key
 from linkbay_customers.domain import MAX_ID, AuditVerification, check_actor, check_tenant
 from linkbay_customers.ports import CustomerIntelligence
+from linkbay_customers.schemas import CustomerCreate, CustomerDataExport
 from linkbay_customers.services import (
     MAX_PREDICTION_MONTHS,
     DuplicateSuggestion,
@@ -66,11 +68,13 @@ from linkbay_customers_cli._demo import (
     DEFAULT_DEMO_TENANT,
     DemoSummary,
     fill_demo_tenant,
+    score_demo_tenant,
     segment_counts,
     tenant_is_empty,
 )
 from linkbay_customers_cli._duplicates import duplicates_csv, duplicates_table
 from linkbay_customers_cli._errors import CommandError
+from linkbay_customers_cli._host_code import load_create_schema, load_models
 from linkbay_customers_cli._postgres import postgres_app
 from linkbay_customers_cli._profiling import PROFILING_ENV, ProfilingMode
 from linkbay_customers_cli._serve import (
@@ -95,7 +99,8 @@ app = typer.Typer(
     add_completion=False,
     # Locals would print database passwords and JWT secrets.
     pretty_exceptions_show_locals=False,
-    rich_markup_mode="rich",
+    # Plain help: it wraps to the terminal without cutting option names or defaults.
+    rich_markup_mode=None,
 )
 console = Console(soft_wrap=True)
 error_console = Console(stderr=True, soft_wrap=True)
@@ -131,6 +136,15 @@ ProfilingOption = Annotated[
         envvar=PROFILING_ENV,
         help="Who may get segments and scores: everyone but who refused analytics "
         "consent (opt-out) or only who gave it (opt-in).",
+    ),
+]
+ModelsOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="MODULE:ATTRIBUTE",
+        help="Your ModelSet (build_models), imported from the working directory: "
+        "customer tables with fields of your own.",
+        show_default=False,
     ),
 ]
 MigrateOption = Annotated[
@@ -375,7 +389,7 @@ def token(
 # ------------------------------------------------------------------------- demo
 
 
-@app.command()
+@app.command(short_help="Fill an empty tenant with a synthetic shop, scored.")
 def demo(
     tenant: Annotated[
         str, typer.Option("--tenant", "-t", metavar="TENANT", help="The tenant to fill.")
@@ -391,14 +405,15 @@ def demo(
     owner_database_url: OwnerDatabaseUrlOption = None,
     profiling: ProfilingOption = ProfilingMode.OPT_OUT,
 ) -> None:
-    """Fill an empty tenant with synthetic customers, addresses, notes and orders."""
+    """Fill an empty tenant with synthetic customers, addresses, notes and orders, then
+    score it (segments, churn risk, lifetime value, embeddings for similar customers)."""
     with _reported_errors():
         url = resolve_database_url(database_url)
         owner_url = _owner_url(owner_database_url) if migrate else None
-        summary, segments = asyncio.run(
+        summary, segments, demo_customer = asyncio.run(
             _fill_demo(url, owner_url, tenant, customers, seed, migrate, profiling)
         )
-        _print_demo_summary(url, summary, segments)
+        _print_demo_summary(url, summary, segments, demo_customer)
 
 
 async def _prepare_schema(url: str, owner_url: str | None, migrate: bool) -> None:
@@ -416,7 +431,7 @@ async def _fill_demo(
     seed: int,
     migrate: bool,
     profiling: ProfilingMode,
-) -> tuple[DemoSummary, dict[str, int]]:
+) -> tuple[DemoSummary, dict[str, int], int | None]:
     await _prepare_schema(url, owner_url, migrate)
     async with open_container(url, profiling.policy) as container:
         service = container.customer_service()
@@ -440,10 +455,14 @@ async def _fill_demo(
                 seed=seed,
                 on_progress=lambda done, _: progress.update(task, completed=done),
             )
-        return summary, await segment_counts(service, tenant)
+        # Scored, so similar customers and recommendations answer too.
+        demo_customer = await score_demo_tenant(service, container.ai_service(), tenant)
+        return summary, await segment_counts(service, tenant), demo_customer
 
 
-def _print_demo_summary(url: str, summary: DemoSummary, segments: dict[str, int]) -> None:
+def _print_demo_summary(
+    url: str, summary: DemoSummary, segments: dict[str, int], demo_customer: int | None = None
+) -> None:
     table = Table(title=f"Demo tenant {escape(summary.tenant_id)}", show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -470,14 +489,16 @@ def _print_demo_summary(url: str, summary: DemoSummary, segments: dict[str, int]
         serve_command += f" --database-url '{describe_url(url)}'"
     console.print(f"Serve it with: {escape(serve_command)}")
     console.print("then, for example:")
-    for line in demo_requests("http://127.0.0.1:8000", summary.tenant_id, jwt=False):
+    for line in demo_requests(
+        "http://127.0.0.1:8000", summary.tenant_id, jwt=False, customer_id=demo_customer
+    ):
         console.print(f"  {escape(line)}")
 
 
 # ---------------------------------------------------------------------- migrate
 
 
-@app.command()
+@app.command(short_help="Bring a database's schema up to date.")
 def migrate(database_url: DatabaseUrlOption = None) -> None:
     """Bring a database's schema up to date with the shipped migrations."""
     with _reported_errors():
@@ -503,7 +524,7 @@ def migrate(database_url: DatabaseUrlOption = None) -> None:
 # ----------------------------------------------------------------------- import
 
 
-@app.command("import")
+@app.command("import", short_help="Import customers from CSV or JSON Lines, by email.")
 def import_customers(
     file: Annotated[
         Path,
@@ -545,6 +566,22 @@ def import_customers(
     chunk_size: Annotated[
         int, typer.Option(min=1, max=10_000, help="Rows per transaction.")
     ] = 1000,
+    allow_rejects: Annotated[
+        bool,
+        typer.Option(
+            "--allow-rejects",
+            help="Exit 0 even when rows were rejected (by default such an import exits 1).",
+        ),
+    ] = False,
+    models: ModelsOption = None,
+    schema: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODULE:ATTRIBUTE",
+            help="Your CustomerCreate subclass, to accept its fields (with --models).",
+            show_default=False,
+        ),
+    ] = None,
     migrate: MigrateOption = True,
     owner_database_url: OwnerDatabaseUrlOption = None,
     profiling: ProfilingOption = ProfilingMode.OPT_OUT,
@@ -553,16 +590,46 @@ def import_customers(
 
     CSV: a header row naming CustomerCreate fields (email is required); an empty
     cell is an absent field; tags are separated by commas or semicolons;
-    preferences is a JSON object. JSON Lines: one JSON object per line.
+    preferences is a JSON object. JSON Lines: one JSON object per line. Exits 1
+    when a row was rejected (the others are imported), unless --allow-rejects.
     """
     with _reported_errors():
+        tenant = _checked_tenant(tenant)
         url = resolve_database_url(database_url)
         owner_url = _owner_url(owner_database_url) if migrate else None
-        source = CustomerFile.open(file, file_format)
+        rejects_path = rejects or default_rejects_path(file)
+        _check_writable_directory(rejects_path, option="--rejects")
+        host = HostCode(models=load_models(models), schema=load_create_schema(schema))
+        source = CustomerFile.open(file, file_format, host.schema)
         result = asyncio.run(
-            _import(url, owner_url, source, tenant, actor, chunk_size, migrate, profiling)
+            _import(url, owner_url, source, tenant, actor, chunk_size, migrate, profiling, host)
         )
-        _report_import(url, source, tenant, result, rejects or default_rejects_path(file))
+        _report_import(url, source, tenant, result, rejects_path)
+        if result.rejected and not allow_rejects:
+            raise typer.Exit(1)
+
+
+@dataclass(frozen=True, slots=True)
+class HostCode:
+    """The host's models and create schema, from --models and --schema."""
+
+    models: Any = None
+    schema: type[CustomerCreate] = CustomerCreate
+
+
+def _checked_tenant(tenant: str) -> str:
+    try:
+        return check_tenant(tenant)
+    except LinkbayError as error:
+        raise CommandError(f"--tenant {tenant!r}: {error}", exit_code=2) from error
+
+
+def _check_writable_directory(path: Path, *, option: str) -> None:
+    directory = path.expanduser().absolute().parent
+    if not directory.is_dir():
+        raise CommandError(f"{option}: the directory {directory} does not exist", exit_code=2)
+    if not os.access(directory, os.W_OK):
+        raise CommandError(f"{option}: the directory {directory} is not writable", exit_code=2)
 
 
 async def _import(
@@ -574,9 +641,10 @@ async def _import(
     chunk_size: int,
     migrate: bool,
     profiling: ProfilingMode,
+    host: HostCode,
 ) -> ImportResult:
     await _prepare_schema(url, owner_url, migrate)
-    async with open_container(url, profiling.policy) as container:
+    async with open_container(url, profiling.policy, models=host.models) as container:
         service = container.customer_service()
         with Progress(
             TextColumn("Importing {task.description}"),
@@ -592,7 +660,12 @@ async def _import(
                 progress.update(task, completed=done.processed)
 
             return await service.import_customers(
-                tenant, source.rows(), on_progress=advance, chunk_size=chunk_size, actor=actor
+                tenant,
+                source.rows(),
+                on_progress=advance,
+                chunk_size=chunk_size,
+                actor=actor,
+                schema=host.schema,
             )
 
 
@@ -621,7 +694,7 @@ def _report_import(
 # ------------------------------------------------------------------------ score
 
 
-@app.command()
+@app.command(short_help="Score every customer of a tenant.")
 def score(
     tenant: TenantOption,
     months: Annotated[
@@ -720,7 +793,7 @@ async def _score(
 ) -> ScoringSummary:
     async with (
         _chat_model(model, model_url) as intelligence,
-        open_container(url, profiling.policy, intelligence) as container,
+        open_container(url, profiling.policy, intelligence, existing=True) as container,
     ):
         # One count query gives the bar its total; customers added meanwhile stretch it.
         page = await container.customer_service().list_customers(tenant, page_size=1)
@@ -864,6 +937,7 @@ def export(
         ),
     ] = None,
     actor: ActorOption = None,
+    models: ModelsOption = None,
 ) -> None:
     """Export everything held about a customer (GDPR right of access).
 
@@ -883,23 +957,33 @@ def export(
                 exit_code=2,
             )
         url = resolve_database_url(database_url)
+        host_models = load_models(models)
         if output is None:  # JSON: a CSV archive needs a file
-            asyncio.run(_export_json(url, tenant, customer_id, actor, sys.stdout.buffer.write))
+            asyncio.run(
+                _export_json(
+                    url, tenant, customer_id, actor, sys.stdout.buffer.write, host_models
+                )
+            )
             sys.stdout.buffer.write(b"\n")
             return
         if export_format is ExportFileFormat.CSV:
-            _write_private_file(output, asyncio.run(_export_csv(url, tenant, customer_id, actor)))
+            archive = asyncio.run(_export_csv(url, tenant, customer_id, actor, host_models))
+            _write_private_file(output, archive)
         else:
             with _PrivateFile(output) as target:
-                asyncio.run(_export_json(url, tenant, customer_id, actor, target.write))
+                asyncio.run(
+                    _export_json(url, tenant, customer_id, actor, target.write, host_models)
+                )
         console.print(
             f"Exported customer {customer_id} of tenant {escape(tenant)} "
             f"to {escape(str(output))} ({export_format.value})."
         )
 
 
-async def _export_csv(url: str, tenant: str, customer_id: int, actor: str | None) -> bytes:
-    async with open_container(url) as container:
+async def _export_csv(
+    url: str, tenant: str, customer_id: int, actor: str | None, models: Any = None
+) -> bytes:
+    async with open_container(url, models=models, existing=True) as container:
         archive: bytes = await container.gdpr_service().export_customer_data_csv(
             tenant, customer_id, actor=actor
         )
@@ -907,10 +991,15 @@ async def _export_csv(url: str, tenant: str, customer_id: int, actor: str | None
 
 
 async def _export_json(
-    url: str, tenant: str, customer_id: int, actor: str | None, write: Callable[[bytes], object]
+    url: str,
+    tenant: str,
+    customer_id: int,
+    actor: str | None,
+    write: Callable[[bytes], object],
+    models: Any = None,
 ) -> None:
     """Write the JSON export as it is read, a page of rows at a time."""
-    async with open_container(url) as container:
+    async with open_container(url, models=models, existing=True) as container:
         service = container.gdpr_service()
         async for chunk in service.stream_customer_data(tenant, customer_id, actor=actor):
             write(chunk)
@@ -953,6 +1042,7 @@ audit_app = typer.Typer(
     name="audit",
     help="Check the audit trail's hash chains, or make a key for them.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(audit_app)
 app.add_typer(postgres_app)
@@ -984,7 +1074,7 @@ def audit_verify(tenant: TenantOption, database_url: DatabaseUrlOption = None) -
 
 
 async def _verify(url: str, tenant: str) -> AuditVerification:
-    async with open_container(url) as container:
+    async with open_container(url, existing=True) as container:
         return await container.gdpr_service().verify_audit_trail(tenant)
 
 
@@ -1005,7 +1095,7 @@ def _plural(count: int, word: str) -> str:
 # ------------------------------------------------------------------------ purge
 
 
-@app.command()
+@app.command(short_help="Anonymize customers inactive for too long.")
 def purge(
     tenant: TenantOption,
     inactive_days: Annotated[
@@ -1053,7 +1143,7 @@ def purge(
 
 
 async def _purge_dry_run(url: str, tenant: str, period: timedelta, chunk_size: int) -> PurgeResult:
-    async with open_container(url) as container:
+    async with open_container(url, existing=True) as container:
         service = container.gdpr_service()
         return await service.purge_inactive(tenant, period, dry_run=True, chunk_size=chunk_size)
 
@@ -1061,7 +1151,7 @@ async def _purge_dry_run(url: str, tenant: str, period: timedelta, chunk_size: i
 async def _purge(
     url: str, tenant: str, period: timedelta, actor: str | None, chunk_size: int
 ) -> PurgeResult:
-    async with open_container(url) as container:
+    async with open_container(url, existing=True) as container:
         service = container.gdpr_service()
         # A dry run first gives the progress bar its total.
         planned = await service.purge_inactive(tenant, period, dry_run=True, chunk_size=chunk_size)
@@ -1093,7 +1183,7 @@ def _moment(result: PurgeResult) -> str:
 def _report_nothing_to_purge(tenant: str, inactive_days: int) -> None:
     console.print(
         f"No customer of tenant {escape(tenant)} has been inactive for {inactive_days} "
-        "days: nothing to anonymize."
+        f"{_plural(inactive_days, 'day')}: nothing to anonymize."
     )
 
 

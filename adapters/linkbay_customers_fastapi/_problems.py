@@ -30,6 +30,7 @@ from linkbay_customers.domain import (
     LinkbayError,
     OrderConflict,
     ProfilingNotAllowed,
+    SchemaNotMigrated,
     StorageError,
     StorageRejected,
     StorageRoleMissing,
@@ -147,6 +148,8 @@ _STATUSES: dict[type[LinkbayError], tuple[int, str]] = {
     # schema the library maps to no domain error, a missing table): the server's
     # fault, and not worth retrying, so not a 503.
     StorageRejected: (500, "Storage rejected the request"),
+    # A database never migrated: no retry cures it, migrating does (its detail says how).
+    SchemaNotMigrated: (500, "Database schema not migrated"),
     # The storage the host plugged in lacks an optional role the route needs: the
     # server does not support the operation, whoever asks (not the client's fault).
     StorageRoleMissing: (501, "Not supported by the storage"),
@@ -217,7 +220,9 @@ def _linkbay_problem(error: LinkbayError) -> ProblemResponse:
     detail = error.message
     headers: Mapping[str, str] | None = getattr(error, "headers", None)
     # The driver's message can quote SQL and values; it goes to the log only.
-    if isinstance(error, StorageRejected):
+    if isinstance(error, SchemaNotMigrated):
+        _logger.error("%s", error.message, exc_info=error)
+    elif isinstance(error, StorageRejected):
         _logger.error("storage rejected the request: %s", error.message, exc_info=error)
         detail = _STORAGE_REJECTED_DETAIL
     elif isinstance(error, StorageError):

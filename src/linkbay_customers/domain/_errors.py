@@ -16,6 +16,7 @@ __all__ = (
     "LinkbayError",
     "OrderConflict",
     "ProfilingNotAllowed",
+    "SchemaNotMigrated",
     "StorageError",
     "StorageRejected",
     "TransactionConflict",
@@ -213,3 +214,23 @@ class StorageRejected(StorageError):
 
     code = "storage_rejected"
     retryable = False
+
+
+class SchemaNotMigrated(StorageRejected):
+    """The database lacks a table the library uses: its schema was never migrated.
+
+    Retrying cannot help; migrating the database does:
+    ``linkbay-customers migrate --database-url URL`` (or the host's own migrations).
+
+    Attributes:
+        table: The missing table.
+    """
+
+    code = "schema_not_migrated"
+
+    def __init__(self, table: str) -> None:
+        super().__init__(
+            f"the database has no table {table!r}: its schema was never migrated; run"
+            " linkbay-customers migrate --database-url URL, with this database's URL"
+        )
+        self.table = table
