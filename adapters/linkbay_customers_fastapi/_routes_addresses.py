@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from linkbay_customers.domain import AddressNotFound, CustomerNotFound
 from linkbay_customers.schemas import AddressResponse
 from linkbay_customers_fastapi._context import RequestContext, RouteSettings
 from linkbay_customers_fastapi._params import AddressBody, AddressId, AddressUpdateBody, CustomerId
@@ -21,7 +22,7 @@ def add_address_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=AddressResponse,
         summary="Add an address",
         name="add_address",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound),
     )
     @settings.endpoint()
     async def add_address(
@@ -37,7 +38,7 @@ def add_address_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=list[AddressResponse],
         summary="List a customer's addresses",
         name="list_addresses",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound),
     )
     @settings.endpoint()
     async def list_addresses(ctx: RequestContext, customer_id: CustomerId) -> list[AddressResponse]:
@@ -50,7 +51,7 @@ def add_address_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=AddressResponse,
         summary="Update an address",
         name="update_address",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound, AddressNotFound),
     )
     @settings.endpoint()
     async def update_address(
@@ -69,7 +70,7 @@ def add_address_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_class=Response,
         summary="Delete an address",
         name="delete_address",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound, AddressNotFound),
     )
     @settings.endpoint()
     async def delete_address(

@@ -7,7 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response, status
 from pydantic import AwareDatetime, Field
 
-from linkbay_customers.domain import MAX_SEARCH_LIMIT, CustomerSort, TagMatch
+from linkbay_customers.domain import (
+    MAX_SEARCH_LIMIT,
+    CustomerNotFound,
+    CustomerSort,
+    DuplicateEmail,
+    InvalidMerge,
+    TagMatch,
+)
 from linkbay_customers.schemas import (
     CustomerCreate,
     CustomerResponse,
@@ -84,7 +91,7 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=response_model,
         summary="Create a customer",
         name="create_customer",
-        responses=problem_responses(409),
+        responses=problem_responses(DuplicateEmail),
     )
     @settings.endpoint(
         data=Annotated[settings.customer_create, Body(openapi_examples=CUSTOMER_CREATE_EXAMPLES)]
@@ -170,7 +177,7 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=response_model,
         summary="Merge two customers",
         name="merge_customers",
-        responses=problem_responses(404, 409),
+        responses=problem_responses(CustomerNotFound, InvalidMerge),
     )
     @settings.endpoint()
     async def merge_customers(ctx: RequestContext, data: MergeBody) -> CustomerResponse:
@@ -190,7 +197,7 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=response_model,
         summary="Get a customer",
         name="get_customer",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound),
     )
     @settings.endpoint()
     async def get_customer(
@@ -211,7 +218,7 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=response_model,
         summary="Update a customer",
         name="update_customer",
-        responses=problem_responses(404, 409),
+        responses=problem_responses(CustomerNotFound, DuplicateEmail),
     )
     @settings.endpoint(
         data=Annotated[settings.customer_update, Body(openapi_examples=CUSTOMER_UPDATE_EXAMPLES)]
@@ -235,7 +242,7 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_class=Response,
         summary="Delete a customer",
         name="delete_customer",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound),
     )
     @settings.endpoint()
     async def delete_customer(
@@ -258,7 +265,7 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=response_model,
         summary="Restore a soft-deleted customer",
         name="restore_customer",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound),
     )
     @settings.endpoint()
     async def restore_customer(ctx: RequestContext, customer_id: CustomerId) -> CustomerResponse:
