@@ -35,6 +35,7 @@ from linkbay_customers.domain import (
     StorageRejected,
     StorageRoleMissing,
 )
+from linkbay_customers.schemas import field_error_message
 
 __all__ = (
     "PROBLEM_MEDIA_TYPE",
@@ -259,7 +260,7 @@ def _validation_problem(error: RequestValidationError) -> ProblemResponse:
     errors = [
         FieldError(
             field=_field_name(item.get("loc", ()), str(item.get("type", ""))),
-            message=str(item.get("msg", "invalid value")),
+            message=field_error_message(item) if "msg" in item else "invalid value",
             type=str(item.get("type", "value_error")),
         )
         for item in error.errors()

@@ -56,6 +56,23 @@ Tags = Annotated[
         "them (all of them with `tags_match=all`).",
     ),
 ]
+TagsMatch = Annotated[
+    TagMatch,
+    Query(
+        description="With `tags`: `any` (the default) keeps customers with any of them, `all` "
+        "only those with all of them."
+    ),
+]
+IncludeDeleted = Annotated[
+    bool, Query(description="Also list soft-deleted customers (`false` by default).")
+]
+Sort = Annotated[
+    CustomerSort,
+    Query(
+        description="The order of the listing: `created_at`, `total_spent` or `last_order_at`, "
+        "with a leading `-` for descending (newest first by default); ties are broken by id."
+    ),
+]
 EmailContains = Annotated[
     str | None,
     Query(
@@ -117,12 +134,12 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         min_total_spent: MinSpent = None,
         max_total_spent: MaxSpent = None,
         tags: Tags = None,
-        tags_match: TagMatch = TagMatch.ANY,
+        tags_match: TagsMatch = TagMatch.ANY,
         email_contains: EmailContains = None,
         created_after: CreatedAfter = None,
         created_before: CreatedBefore = None,
-        include_deleted: bool = False,
-        sort: CustomerSort = CustomerSort.CREATED_AT_DESC,
+        include_deleted: IncludeDeleted = False,
+        sort: Sort = CustomerSort.CREATED_AT_DESC,
     ) -> PageResponse[CustomerResponse]:
         """One page of the tenant's customers passing every filter given, with the total count.
 

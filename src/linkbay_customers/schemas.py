@@ -140,7 +140,12 @@ def _storable(text: str) -> str:
 
 
 def field_error_message(error: Mapping[str, Any]) -> str:
-    """A pydantic error item's message, in the library's words where it has its own."""
+    """A pydantic error item's message, in the library's words where it has its own.
+
+    The rule a field breaks is named in words (``must not contain NUL characters``),
+    never as the regular expression that checks it; a validator's own message comes
+    without pydantic's ``Value error,`` prefix.
+    """
     kind = error.get("type")
     if kind == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == (
         STORABLE_PATTERN
@@ -148,7 +153,10 @@ def field_error_message(error: Mapping[str, Any]) -> str:
         return _NUL_MESSAGE
     if kind == "string_unicode":
         return _UNICODE_MESSAGE
-    return str(error["msg"])
+    message = str(error["msg"])
+    if kind == "value_error":
+        return message.removeprefix("Value error, ")
+    return message
 
 
 def _blank_to_none(value: object) -> object:

@@ -27,7 +27,6 @@ from linkbay_customers.services._profile import check_not_in_the_future, resolve
 __all__ = ("CustomerOrders", "RecordedOrder")
 
 
-
 @dataclass(frozen=True, slots=True)
 class RecordedOrder:
     """The outcome of ``record_order``.
