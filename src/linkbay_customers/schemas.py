@@ -35,6 +35,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -783,13 +784,23 @@ class AuditEventResponse(BaseModel):
 # --------------------------------------------------------------------------------- GDPR
 
 
+# pydantic names the format of IPvAnyAddress "ipvanyaddress", which no JSON Schema tool
+# knows; the document says what it accepts in the standard formats.
+IpAddress = Annotated[
+    IPvAnyAddress,
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]}
+    ),
+]
+
+
 class ConsentMetadata(BaseModel):
     """Where a consent decision was taken; never the decision or its date."""
 
     model_config = _INPUT
 
     source: Annotated[str, Field(min_length=1, max_length=255), Storable] | None = None
-    ip_address: IPvAnyAddress | None = None
+    ip_address: IpAddress | None = None
     user_agent: Annotated[str, Field(min_length=1, max_length=1024), Storable] | None = None
 
 
