@@ -32,6 +32,7 @@ from tests.api.test_problems import BAD_REQUESTS
 
 METHODS = ("get", "post", "patch", "delete", "put")
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+NUL = "must not contain NUL characters"
 
 
 @pytest.fixture(scope="module")
@@ -380,3 +381,37 @@ def test_a_host_model_named_problem_is_refused_by_name() -> None:
 
     with pytest.raises(ValueError, match=r"'Problem'.*rename"):
         add_problem_schemas(document)
+
+
+# ---------------------------------------------------------------------- field messages
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "message"),
+    [
+        ({"json": {"email": "a@example.com", "first_name": "a\x00b"}}, "first_name", NUL),
+        ({"json": {"email": "a\x00@example.com"}}, "email", NUL),
+        (
+            {
+                "content": b'{"email": "a@example.com", "last_name": "\\ud800"}',
+                "headers": {"content-type": "application/json"},
+            },
+            "last_name",
+            "must be valid Unicode text",
+        ),
+        ({"json": {"email": "not-an-email"}}, "email", "value is not a valid email address"),
+    ],
+    ids=["NUL in a name", "NUL in the email", "lone surrogate", "validator message"],
+)
+async def test_field_errors_read_as_words(
+    memory_client: httpx.AsyncClient, options: dict[str, Any], field: str, message: str
+) -> None:
+    headers = {**tenant_headers("t1"), **options.pop("headers", {})}
+
+    response = await memory_client.post("/customers", headers=headers, **options)
+
+    [error] = response.json()["errors"]
+    assert error["field"] == field
+    assert error["message"].startswith(message)
+    assert "pattern" not in response.json()["detail"]
+    assert "Value error" not in response.json()["detail"]
