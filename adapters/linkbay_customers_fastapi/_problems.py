@@ -371,7 +371,6 @@ _FRAMEWORK_CODES: dict[str, tuple[int, str]] = {
     "internal_error": (500, "The server failed to complete the request."),
 }
 
-# Errors every route of the router can answer with, whatever it does.
 REQUEST_ERRORS: tuple[type[LinkbayError], ...] = (
     TenantRequired,
     InvalidHeader,
