@@ -24,7 +24,7 @@ from linkbay_customers_fastapi._context import (
     with_annotations,
 )
 from linkbay_customers_fastapi._limits import DEFAULT_MAX_BODY_SIZE, limited_route_class
-from linkbay_customers_fastapi._problems import TenantRequired, problem_responses
+from linkbay_customers_fastapi._problems import TenantRequired
 from linkbay_customers_fastapi._routes_addresses import add_address_routes
 from linkbay_customers_fastapi._routes_ai import add_ai_routes, add_tenant_scoring_routes
 from linkbay_customers_fastapi._routes_customers import add_customer_routes
@@ -214,7 +214,6 @@ def create_customer_router(
         prefix=prefix,
         tags=list(tags),
         dependencies=list(dependencies),
-        responses=problem_responses(400, 401, 413, 422, 500, 503),
         generate_unique_id_function=generate_unique_id_function,
     )
     settings = RouteSettings(

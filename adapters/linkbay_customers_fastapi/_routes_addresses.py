@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from linkbay_customers.domain import AddressNotFound, CustomerNotFound, TooManyAddresses
 from linkbay_customers.schemas import AddressResponse, PageResponse
 from linkbay_customers_fastapi._context import RequestContext, RouteSettings
 from linkbay_customers_fastapi._params import (
@@ -28,7 +29,7 @@ def add_address_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=AddressResponse,
         summary="Add an address",
         name="add_address",
-        responses=problem_responses(404, 409),
+        responses=problem_responses(CustomerNotFound, TooManyAddresses),
     )
     @settings.endpoint()
     async def add_address(
@@ -44,7 +45,7 @@ def add_address_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=PageResponse[AddressResponse],
         summary="List a customer's addresses",
         name="list_addresses",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound),
     )
     @settings.endpoint()
     async def list_addresses(
@@ -63,7 +64,7 @@ def add_address_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=AddressResponse,
         summary="Update an address",
         name="update_address",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound, AddressNotFound),
     )
     @settings.endpoint()
     async def update_address(
@@ -82,7 +83,7 @@ def add_address_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_class=Response,
         summary="Delete an address",
         name="delete_address",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound, AddressNotFound),
     )
     @settings.endpoint()
     async def delete_address(

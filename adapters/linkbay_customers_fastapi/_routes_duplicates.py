@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from linkbay_customers.domain import CustomerNotFound, StorageRoleMissing
 from linkbay_customers.schemas import DuplicateSuggestionResponse, PageResponse
 from linkbay_customers_fastapi._context import RequestContext, RouteSettings
 from linkbay_customers_fastapi._params import CustomerId, PageNumber, PageSize, SimilarLimit
@@ -27,7 +28,7 @@ def add_tenant_duplicate_routes(router: APIRouter, settings: RouteSettings) -> N
         response_model=PageResponse[DuplicateSuggestionResponse],
         summary="List likely duplicate customers",
         name="find_duplicates",
-        responses=problem_responses(501),
+        responses=problem_responses(StorageRoleMissing),
     )
     @settings.endpoint()
     async def find_duplicates(
@@ -56,7 +57,7 @@ def add_customer_duplicate_routes(router: APIRouter, settings: RouteSettings) ->
         response_model=list[DuplicateSuggestionResponse],
         summary="List a customer's likely duplicates",
         name="find_duplicates_of_customer",
-        responses=problem_responses(404, 501),
+        responses=problem_responses(CustomerNotFound, StorageRoleMissing),
     )
     @settings.endpoint()
     async def find_duplicates_of_customer(

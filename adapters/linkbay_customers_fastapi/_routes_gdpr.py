@@ -10,7 +10,7 @@ from typing import IO, Annotated
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 
-from linkbay_customers.domain import AuditEvent, CustomerNotFound, Page
+from linkbay_customers.domain import AuditEvent, ConsentTypeUnknown, CustomerNotFound, Page
 from linkbay_customers.schemas import (
     AuditEventResponse,
     ConsentEventResponse,
@@ -58,10 +58,6 @@ ExportFormatQuery = Annotated[
         "(`customer.csv`, `addresses.csv`, `orders.csv`, ...).",
     ),
 ]
-_UNKNOWN_CONSENT_TYPE = (
-    "Invalid input (`invalid_input`), or a consent type the service is not configured for "
-    "(`consent_type_unknown`, field `consent_type`)."
-)
 
 
 def _audit_page(page: Page[AuditEvent]) -> PageResponse[AuditEventResponse]:
@@ -120,7 +116,7 @@ def add_gdpr_routes(router: APIRouter, settings: RouteSettings) -> None:
                 "of CSV files with `format=csv` (served as an attachment).",
                 "content": {ZIP_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
             },
-            **problem_responses(404),
+            **problem_responses(CustomerNotFound),
         },
     )
     @settings.gdpr_endpoint()
@@ -173,7 +169,7 @@ def add_gdpr_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=ErasureResult,
         summary="Erase a customer's personal data",
         name="erase_customer_data",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound),
     )
     @settings.gdpr_endpoint()
     async def erase_customer_data(
@@ -206,7 +202,7 @@ def add_gdpr_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=ConsentEventResponse,
         summary="Record a consent decision",
         name="update_consent",
-        responses=problem_responses(404, 422, descriptions={422: _UNKNOWN_CONSENT_TYPE}),
+        responses=problem_responses(CustomerNotFound, ConsentTypeUnknown),
     )
     @settings.gdpr_endpoint()
     async def update_consent(
@@ -240,7 +236,7 @@ def add_gdpr_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=ConsentHistoryResponse,
         summary="Get a customer's consent state and history",
         name="get_consent_history",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound),
     )
     @settings.gdpr_endpoint()
     async def get_consent_history(
@@ -256,7 +252,7 @@ def add_gdpr_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=PageResponse[AuditEventResponse],
         summary="List a customer's audit trail",
         name="list_customer_audit_events",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound),
     )
     @settings.gdpr_endpoint()
     async def list_customer_audit_events(

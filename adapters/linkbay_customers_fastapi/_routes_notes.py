@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
+from linkbay_customers.domain import CustomerNotFound
 from linkbay_customers.schemas import CustomerNoteResponse, PageResponse
 from linkbay_customers_fastapi._context import RequestContext, RouteSettings
 from linkbay_customers_fastapi._params import CustomerId, NoteBody, PageNumber, PageSize
@@ -21,7 +22,7 @@ def add_note_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=CustomerNoteResponse,
         summary="Add a note",
         name="add_note",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound),
     )
     @settings.endpoint()
     async def add_note(
@@ -36,7 +37,7 @@ def add_note_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=PageResponse[CustomerNoteResponse],
         summary="List a customer's notes",
         name="list_notes",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound),
     )
     @settings.endpoint()
     async def list_notes(

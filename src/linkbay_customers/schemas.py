@@ -35,6 +35,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -142,7 +143,12 @@ def _storable(text: str) -> str:
 
 
 def field_error_message(error: Mapping[str, Any]) -> str:
-    """A pydantic error item's message, in the library's words where it has its own."""
+    """A pydantic error item's message, in the library's words where it has its own.
+
+    The rule a field breaks is named in words (``must not contain NUL characters``),
+    never as the regular expression that checks it; a validator's own message comes
+    without pydantic's ``Value error,`` prefix.
+    """
     kind = error.get("type")
     if kind == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == (
         STORABLE_PATTERN
@@ -150,7 +156,10 @@ def field_error_message(error: Mapping[str, Any]) -> str:
         return _NUL_MESSAGE
     if kind == "string_unicode":
         return _UNICODE_MESSAGE
-    return str(error["msg"])
+    message = str(error["msg"])
+    if kind == "value_error":
+        return message.removeprefix("Value error, ")
+    return message
 
 
 def _blank_to_none(value: object) -> object:
@@ -811,13 +820,23 @@ class AuditEventResponse(BaseModel):
 # --------------------------------------------------------------------------------- GDPR
 
 
+# pydantic names the format of IPvAnyAddress "ipvanyaddress", which no JSON Schema tool
+# knows; the document says what it accepts in the standard formats.
+IpAddress = Annotated[
+    IPvAnyAddress,
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]}
+    ),
+]
+
+
 class ConsentMetadata(BaseModel):
     """Where a consent decision was taken; never the decision or its date."""
 
     model_config = _INPUT
 
     source: Annotated[str, Field(min_length=1, max_length=255), Storable] | None = None
-    ip_address: IPvAnyAddress | None = None
+    ip_address: IpAddress | None = None
     user_agent: Annotated[str, Field(min_length=1, max_length=1024), Storable] | None = None
 
 
