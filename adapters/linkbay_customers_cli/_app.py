@@ -37,7 +37,7 @@ from linkbay_customers import LinkbayError, __version__
 from linkbay_customers.audit_keys import new_audit_key
 from linkbay_customers.domain import MAX_ID, AuditVerification, check_actor, check_tenant
 from linkbay_customers.ports import CustomerIntelligence
-from linkbay_customers.schemas import CustomerCreate, CustomerDataExport
+from linkbay_customers.schemas import CustomerCreate
 from linkbay_customers.services import (
     MAX_PREDICTION_MONTHS,
     DuplicateSuggestion,
@@ -960,9 +960,7 @@ def export(
         host_models = load_models(models)
         if output is None:  # JSON: a CSV archive needs a file
             asyncio.run(
-                _export_json(
-                    url, tenant, customer_id, actor, sys.stdout.buffer.write, host_models
-                )
+                _export_json(url, tenant, customer_id, actor, sys.stdout.buffer.write, host_models)
             )
             sys.stdout.buffer.write(b"\n")
             return
