@@ -31,9 +31,11 @@ SECRET = "a-test-secret-long-enough-for-every-hmac-algorithm-" + "x" * 16
 def token(
     claims: dict[str, Any], *, key: str = SECRET, algorithm: str = "HS256", expires: bool = True
 ) -> str:
-    """A signed token; it expires in five minutes unless ``claims`` or ``expires`` say otherwise."""
+    """A signed token; it expires in a day unless ``claims`` or ``expires`` say otherwise
+    (a day: parametrised tokens are made when the tests are collected, long before a
+    slow run reaches them)."""
     if expires:
-        claims = {"exp": time.time() + 300, **claims}
+        claims = {"exp": time.time() + 86_400, **claims}
     return jwt.encode(claims, key, algorithm=algorithm)
 
 
