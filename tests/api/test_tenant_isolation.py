@@ -98,6 +98,7 @@ CASES: dict[str, Case] = {
     "get_churn_risk": Case("GET", "/customers/{customer_id}/churn-risk"),
     "predict_clv": Case("GET", "/customers/{customer_id}/clv", params={"months": 6}),
     "find_similar_customers": Case("GET", "/customers/{customer_id}/similar"),
+    "find_duplicates_of_customer": Case("GET", "/customers/{customer_id}/duplicates"),
     "generate_recommendations": Case(
         "GET", "/customers/{customer_id}/recommendations", params={"limit": 3}
     ),

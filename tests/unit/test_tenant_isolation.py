@@ -58,6 +58,7 @@ CALLS: dict[str, Call] = {
     ),
     "list_orders": lambda s, t, i: s.list_orders(t, i.customer),
     "list_aliases": lambda s, t, i: s.list_aliases(t, i.customer),
+    "find_duplicates_of": lambda s, t, i: s.find_duplicates_of(t, i.customer),
     "merge_customers(source)": lambda s, t, i: s.merge_customers(
         t, {"source_customer_id": i.customer, "target_customer_id": i.own_customer}
     ),
