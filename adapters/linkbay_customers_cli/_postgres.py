@@ -210,7 +210,7 @@ DirectoryOption = Annotated[
 ]
 
 
-@postgres_app.command("start")
+@postgres_app.command("start", short_help="Start it: roles created, migrated, URLs printed.")
 def start(directory: DirectoryOption = DEFAULT_DIRECTORY) -> None:
     """Start the local server, create its owner and application roles, migrate.
 
