@@ -855,7 +855,7 @@ def duplicates(
 
 
 async def _duplicates(url: str, tenant: str, min_probability: float) -> list[DuplicateSuggestion]:
-    async with open_container(url) as container:
+    async with open_container(url, existing=True) as container:
         service = container.customer_service()
         page = await service.list_customers(tenant, page_size=1)
         if not page.total:
