@@ -30,7 +30,7 @@ from linkbay_customers.ports._roles import (
     purchase_history,
     storage_roles,
 )
-from linkbay_customers.ports._uow import Storage, UnitOfWork
+from linkbay_customers.ports._uow import Storage, UnitOfWork, read_only_units
 
 __all__ = (
     "STORAGE_ROLES",
@@ -52,6 +52,7 @@ __all__ = (
     "Storage",
     "StorageRole",
     "UnitOfWork",
+    "read_only_units",
     "bulk_import",
     "derived_data",
     "nearest_neighbours",
