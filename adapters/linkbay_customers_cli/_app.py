@@ -8,16 +8,17 @@ imports the SQL and FastAPI adapters only when a command needs them.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
+import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO, Self
 
 import typer
 from rich.console import Console
@@ -36,9 +37,10 @@ from linkbay_customers import LinkbayError, __version__
 from linkbay_customers.audit_keys import new_audit_key
 from linkbay_customers.domain import MAX_ID, AuditVerification, check_actor, check_tenant
 from linkbay_customers.ports import CustomerIntelligence
-from linkbay_customers.schemas import CustomerDataExport
+from linkbay_customers.schemas import CustomerCreate
 from linkbay_customers.services import (
     MAX_PREDICTION_MONTHS,
+    DuplicateSuggestion,
     ImportProgress,
     ImportResult,
     PurgeResult,
@@ -66,10 +68,13 @@ from linkbay_customers_cli._demo import (
     DEFAULT_DEMO_TENANT,
     DemoSummary,
     fill_demo_tenant,
+    score_demo_tenant,
     segment_counts,
     tenant_is_empty,
 )
+from linkbay_customers_cli._duplicates import duplicates_csv, duplicates_table
 from linkbay_customers_cli._errors import CommandError
+from linkbay_customers_cli._host_code import load_create_schema, load_models
 from linkbay_customers_cli._postgres import postgres_app
 from linkbay_customers_cli._profiling import PROFILING_ENV, ProfilingMode
 from linkbay_customers_cli._serve import (
@@ -94,13 +99,15 @@ app = typer.Typer(
     add_completion=False,
     # Locals would print database passwords and JWT secrets.
     pretty_exceptions_show_locals=False,
-    rich_markup_mode="rich",
+    # Plain help: it wraps to the terminal without cutting option names or defaults.
+    rich_markup_mode=None,
 )
 console = Console(soft_wrap=True)
 error_console = Console(stderr=True, soft_wrap=True)
 
 _MAX_REJECTIONS_SHOWN = 5
 _MAX_PURGE_IDS_SHOWN = 50
+_MAX_DUPLICATES_SHOWN = 20
 _MAX_INACTIVE_DAYS = 36_500
 
 DatabaseUrlOption = Annotated[
@@ -129,6 +136,15 @@ ProfilingOption = Annotated[
         envvar=PROFILING_ENV,
         help="Who may get segments and scores: everyone but who refused analytics "
         "consent (opt-out) or only who gave it (opt-in).",
+    ),
+]
+ModelsOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="MODULE:ATTRIBUTE",
+        help="Your ModelSet (build_models), imported from the working directory: "
+        "customer tables with fields of your own.",
+        show_default=False,
     ),
 ]
 MigrateOption = Annotated[
@@ -373,7 +389,7 @@ def token(
 # ------------------------------------------------------------------------- demo
 
 
-@app.command()
+@app.command(short_help="Fill an empty tenant with a synthetic shop, scored.")
 def demo(
     tenant: Annotated[
         str, typer.Option("--tenant", "-t", metavar="TENANT", help="The tenant to fill.")
@@ -389,14 +405,15 @@ def demo(
     owner_database_url: OwnerDatabaseUrlOption = None,
     profiling: ProfilingOption = ProfilingMode.OPT_OUT,
 ) -> None:
-    """Fill an empty tenant with synthetic customers, addresses, notes and orders."""
+    """Fill an empty tenant with synthetic customers, addresses, notes and orders, then
+    score it (segments, churn risk, lifetime value, embeddings for similar customers)."""
     with _reported_errors():
         url = resolve_database_url(database_url)
         owner_url = _owner_url(owner_database_url) if migrate else None
-        summary, segments = asyncio.run(
+        summary, segments, demo_customer = asyncio.run(
             _fill_demo(url, owner_url, tenant, customers, seed, migrate, profiling)
         )
-        _print_demo_summary(url, summary, segments)
+        _print_demo_summary(url, summary, segments, demo_customer)
 
 
 async def _prepare_schema(url: str, owner_url: str | None, migrate: bool) -> None:
@@ -414,7 +431,7 @@ async def _fill_demo(
     seed: int,
     migrate: bool,
     profiling: ProfilingMode,
-) -> tuple[DemoSummary, dict[str, int]]:
+) -> tuple[DemoSummary, dict[str, int], int | None]:
     await _prepare_schema(url, owner_url, migrate)
     async with open_container(url, profiling.policy) as container:
         service = container.customer_service()
@@ -438,10 +455,14 @@ async def _fill_demo(
                 seed=seed,
                 on_progress=lambda done, _: progress.update(task, completed=done),
             )
-        return summary, await segment_counts(service, tenant)
+        # Scored, so similar customers and recommendations answer too.
+        demo_customer = await score_demo_tenant(service, container.ai_service(), tenant)
+        return summary, await segment_counts(service, tenant), demo_customer
 
 
-def _print_demo_summary(url: str, summary: DemoSummary, segments: dict[str, int]) -> None:
+def _print_demo_summary(
+    url: str, summary: DemoSummary, segments: dict[str, int], demo_customer: int | None = None
+) -> None:
     table = Table(title=f"Demo tenant {escape(summary.tenant_id)}", show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -468,14 +489,16 @@ def _print_demo_summary(url: str, summary: DemoSummary, segments: dict[str, int]
         serve_command += f" --database-url '{describe_url(url)}'"
     console.print(f"Serve it with: {escape(serve_command)}")
     console.print("then, for example:")
-    for line in demo_requests("http://127.0.0.1:8000", summary.tenant_id, jwt=False):
+    for line in demo_requests(
+        "http://127.0.0.1:8000", summary.tenant_id, jwt=False, customer_id=demo_customer
+    ):
         console.print(f"  {escape(line)}")
 
 
 # ---------------------------------------------------------------------- migrate
 
 
-@app.command()
+@app.command(short_help="Bring a database's schema up to date.")
 def migrate(database_url: DatabaseUrlOption = None) -> None:
     """Bring a database's schema up to date with the shipped migrations."""
     with _reported_errors():
@@ -501,7 +524,7 @@ def migrate(database_url: DatabaseUrlOption = None) -> None:
 # ----------------------------------------------------------------------- import
 
 
-@app.command("import")
+@app.command("import", short_help="Import customers from CSV or JSON Lines, by email.")
 def import_customers(
     file: Annotated[
         Path,
@@ -543,6 +566,22 @@ def import_customers(
     chunk_size: Annotated[
         int, typer.Option(min=1, max=10_000, help="Rows per transaction.")
     ] = 1000,
+    allow_rejects: Annotated[
+        bool,
+        typer.Option(
+            "--allow-rejects",
+            help="Exit 0 even when rows were rejected (by default such an import exits 1).",
+        ),
+    ] = False,
+    models: ModelsOption = None,
+    schema: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODULE:ATTRIBUTE",
+            help="Your CustomerCreate subclass, to accept its fields (with --models).",
+            show_default=False,
+        ),
+    ] = None,
     migrate: MigrateOption = True,
     owner_database_url: OwnerDatabaseUrlOption = None,
     profiling: ProfilingOption = ProfilingMode.OPT_OUT,
@@ -551,16 +590,46 @@ def import_customers(
 
     CSV: a header row naming CustomerCreate fields (email is required); an empty
     cell is an absent field; tags are separated by commas or semicolons;
-    preferences is a JSON object. JSON Lines: one JSON object per line.
+    preferences is a JSON object. JSON Lines: one JSON object per line. Exits 1
+    when a row was rejected (the others are imported), unless --allow-rejects.
     """
     with _reported_errors():
+        tenant = _checked_tenant(tenant)
         url = resolve_database_url(database_url)
         owner_url = _owner_url(owner_database_url) if migrate else None
-        source = CustomerFile.open(file, file_format)
+        rejects_path = rejects or default_rejects_path(file)
+        _check_writable_directory(rejects_path, option="--rejects")
+        host = HostCode(models=load_models(models), schema=load_create_schema(schema))
+        source = CustomerFile.open(file, file_format, host.schema)
         result = asyncio.run(
-            _import(url, owner_url, source, tenant, actor, chunk_size, migrate, profiling)
+            _import(url, owner_url, source, tenant, actor, chunk_size, migrate, profiling, host)
         )
-        _report_import(url, source, tenant, result, rejects or default_rejects_path(file))
+        _report_import(url, source, tenant, result, rejects_path)
+        if result.rejected and not allow_rejects:
+            raise typer.Exit(1)
+
+
+@dataclass(frozen=True, slots=True)
+class HostCode:
+    """The host's models and create schema, from --models and --schema."""
+
+    models: Any = None
+    schema: type[CustomerCreate] = CustomerCreate
+
+
+def _checked_tenant(tenant: str) -> str:
+    try:
+        return check_tenant(tenant)
+    except LinkbayError as error:
+        raise CommandError(f"--tenant {tenant!r}: {error}", exit_code=2) from error
+
+
+def _check_writable_directory(path: Path, *, option: str) -> None:
+    directory = path.expanduser().absolute().parent
+    if not directory.is_dir():
+        raise CommandError(f"{option}: the directory {directory} does not exist", exit_code=2)
+    if not os.access(directory, os.W_OK):
+        raise CommandError(f"{option}: the directory {directory} is not writable", exit_code=2)
 
 
 async def _import(
@@ -572,9 +641,10 @@ async def _import(
     chunk_size: int,
     migrate: bool,
     profiling: ProfilingMode,
+    host: HostCode,
 ) -> ImportResult:
     await _prepare_schema(url, owner_url, migrate)
-    async with open_container(url, profiling.policy) as container:
+    async with open_container(url, profiling.policy, models=host.models) as container:
         service = container.customer_service()
         with Progress(
             TextColumn("Importing {task.description}"),
@@ -590,7 +660,12 @@ async def _import(
                 progress.update(task, completed=done.processed)
 
             return await service.import_customers(
-                tenant, source.rows(), on_progress=advance, chunk_size=chunk_size, actor=actor
+                tenant,
+                source.rows(),
+                on_progress=advance,
+                chunk_size=chunk_size,
+                actor=actor,
+                schema=host.schema,
             )
 
 
@@ -619,7 +694,7 @@ def _report_import(
 # ------------------------------------------------------------------------ score
 
 
-@app.command()
+@app.command(short_help="Score every customer of a tenant.")
 def score(
     tenant: TenantOption,
     months: Annotated[
@@ -688,6 +763,26 @@ async def _chat_model(
         yield LinkBayAIIntelligence(client, name=_MODEL_SOURCE)
 
 
+@contextmanager
+def _tenant_progress(verb: str, tenant: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A bar of the customers of a tenant done, and the callback that moves it (customers
+    added meanwhile stretch the total)."""
+    with Progress(
+        TextColumn(f"{verb} {{task.description}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task(escape(tenant), total=total)
+
+        def advance(done: int) -> None:
+            progress.update(task, completed=done, total=max(total, done))
+
+        yield advance
+
+
 async def _score(
     url: str,
     tenant: str,
@@ -698,27 +793,77 @@ async def _score(
 ) -> ScoringSummary:
     async with (
         _chat_model(model, model_url) as intelligence,
-        open_container(url, profiling.policy, intelligence) as container,
+        open_container(url, profiling.policy, intelligence, existing=True) as container,
     ):
         # One count query gives the bar its total; customers added meanwhile stretch it.
         page = await container.customer_service().list_customers(tenant, page_size=1)
         service = container.ai_service()
         if not page.total:
             return await service.score_tenant(tenant, months=months)
-        with Progress(
-            TextColumn("Scoring {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        ) as progress:
-            task = progress.add_task(escape(tenant), total=page.total)
-
-            def advance(done: int) -> None:
-                progress.update(task, completed=done, total=max(page.total, done))
-
+        with _tenant_progress("Scoring", tenant, page.total) as advance:
             return await service.score_tenant(tenant, months=months, on_progress=advance)
+
+
+@app.command()
+def duplicates(
+    tenant: TenantOption,
+    min_probability: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="The least match probability of a pair listed."),
+    ] = 0.8,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write every pair to FILE as CSV (readable by its owner only).",
+            show_default="a table of the most probable pairs",
+        ),
+    ] = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Find a tenant's likely duplicate customers.
+
+    Pairs come from blocking (same mailbox, phone, names, birthday or postcode), are
+    compared field by field and scored by a model fitted on the tenant's own pairs.
+    The CSV has the header customer_id,other_id,match_probability, then the customer
+    a merge keeps, why, and the fields that agree and disagree. Merge a pair with
+    POST /customers/merge.
+    """
+    with _reported_errors():
+        url = resolve_database_url(database_url)
+        found = asyncio.run(_duplicates(url, tenant, min_probability))
+        if output is not None:
+            _write_private_file(output, duplicates_csv(found).encode("utf-8"))
+            console.print(
+                f"{len(found)} {_plural(len(found), 'pair')} of tenant {escape(tenant)} at "
+                f"probability {min_probability} or more written to {escape(str(output))}."
+            )
+            return
+        shown = found[:_MAX_DUPLICATES_SHOWN]
+        console.print(duplicates_table(shown, title=f"Likely duplicates of {escape(tenant)}"))
+        more = (
+            f" (the first {len(shown)} shown; --output FILE writes all)"
+            if found[len(shown) :]
+            else ""
+        )
+        console.print(
+            f"{len(found)} {_plural(len(found), 'pair')} at probability {min_probability} "
+            f"or more{more}."
+        )
+
+
+async def _duplicates(url: str, tenant: str, min_probability: float) -> list[DuplicateSuggestion]:
+    async with open_container(url) as container:
+        service = container.customer_service()
+        page = await service.list_customers(tenant, page_size=1)
+        if not page.total:
+            return await service.list_duplicates(tenant, min_probability=min_probability)
+        with _tenant_progress("Comparing", tenant, page.total) as advance:
+            return await service.list_duplicates(
+                tenant, min_probability=min_probability, on_progress=advance
+            )
 
 
 def _print_scoring_summary(
@@ -792,6 +937,7 @@ def export(
         ),
     ] = None,
     actor: ActorOption = None,
+    models: ModelsOption = None,
 ) -> None:
     """Export everything held about a customer (GDPR right of access).
 
@@ -811,40 +957,81 @@ def export(
                 exit_code=2,
             )
         url = resolve_database_url(database_url)
-        content = asyncio.run(_export(url, tenant, customer_id, export_format, actor))
-        if output is None:
-            typer.echo(content.decode("utf-8"))
+        host_models = load_models(models)
+        if output is None:  # JSON: a CSV archive needs a file
+            asyncio.run(
+                _export_json(url, tenant, customer_id, actor, sys.stdout.buffer.write, host_models)
+            )
+            sys.stdout.buffer.write(b"\n")
             return
-        _write_private_file(output, content)
+        if export_format is ExportFileFormat.CSV:
+            archive = asyncio.run(_export_csv(url, tenant, customer_id, actor, host_models))
+            _write_private_file(output, archive)
+        else:
+            with _PrivateFile(output) as target:
+                asyncio.run(
+                    _export_json(url, tenant, customer_id, actor, target.write, host_models)
+                )
         console.print(
             f"Exported customer {customer_id} of tenant {escape(tenant)} "
             f"to {escape(str(output))} ({export_format.value})."
         )
 
 
-async def _export(
-    url: str, tenant: str, customer_id: int, export_format: ExportFileFormat, actor: str | None
+async def _export_csv(
+    url: str, tenant: str, customer_id: int, actor: str | None, models: Any = None
 ) -> bytes:
-    async with open_container(url) as container:
+    async with open_container(url, models=models, existing=True) as container:
+        archive: bytes = await container.gdpr_service().export_customer_data_csv(
+            tenant, customer_id, actor=actor
+        )
+        return archive
+
+
+async def _export_json(
+    url: str,
+    tenant: str,
+    customer_id: int,
+    actor: str | None,
+    write: Callable[[bytes], object],
+    models: Any = None,
+) -> None:
+    """Write the JSON export as it is read, a page of rows at a time."""
+    async with open_container(url, models=models, existing=True) as container:
         service = container.gdpr_service()
-        if export_format is ExportFileFormat.CSV:
-            archive: bytes = await service.export_customer_data_csv(
-                tenant, customer_id, actor=actor
-            )
-            return archive
-        export = await service.export_customer_data(tenant, customer_id, actor=actor)
-        document = CustomerDataExport.of(export).model_dump(mode="json")
-        return json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8")
+        async for chunk in service.stream_customer_data(tenant, customer_id, actor=actor):
+            write(chunk)
+
+
+class _PrivateFile:
+    """A file only its owner can read (when it is created), opened at the first write:
+    an export that fails before its first piece leaves an existing file as it was."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path.expanduser()
+        self._stream: BinaryIO | None = None
+
+    def write(self, content: bytes) -> None:
+        try:
+            if self._stream is None:
+                descriptor = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                self._stream = os.fdopen(descriptor, "wb")
+            self._stream.write(content)
+        except OSError as error:
+            raise CommandError(f"cannot write {self._path}: {error.strerror or error}") from error
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._stream is not None:
+            self._stream.close()
 
 
 def _write_private_file(path: Path, content: bytes) -> None:
     """Write personal data to a file only its owner can read (when it is created)."""
-    try:
-        descriptor = os.open(path.expanduser(), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(content)
-    except OSError as error:
-        raise CommandError(f"cannot write {path}: {error.strerror or error}") from error
+    with _PrivateFile(path) as target:
+        target.write(content)
 
 
 # ------------------------------------------------------------------------ audit
@@ -853,6 +1040,7 @@ audit_app = typer.Typer(
     name="audit",
     help="Check the audit trail's hash chains, or make a key for them.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(audit_app)
 app.add_typer(postgres_app)
@@ -884,7 +1072,7 @@ def audit_verify(tenant: TenantOption, database_url: DatabaseUrlOption = None) -
 
 
 async def _verify(url: str, tenant: str) -> AuditVerification:
-    async with open_container(url) as container:
+    async with open_container(url, existing=True) as container:
         return await container.gdpr_service().verify_audit_trail(tenant)
 
 
@@ -905,7 +1093,7 @@ def _plural(count: int, word: str) -> str:
 # ------------------------------------------------------------------------ purge
 
 
-@app.command()
+@app.command(short_help="Anonymize customers inactive for too long.")
 def purge(
     tenant: TenantOption,
     inactive_days: Annotated[
@@ -953,7 +1141,7 @@ def purge(
 
 
 async def _purge_dry_run(url: str, tenant: str, period: timedelta, chunk_size: int) -> PurgeResult:
-    async with open_container(url) as container:
+    async with open_container(url, existing=True) as container:
         service = container.gdpr_service()
         return await service.purge_inactive(tenant, period, dry_run=True, chunk_size=chunk_size)
 
@@ -961,7 +1149,7 @@ async def _purge_dry_run(url: str, tenant: str, period: timedelta, chunk_size: i
 async def _purge(
     url: str, tenant: str, period: timedelta, actor: str | None, chunk_size: int
 ) -> PurgeResult:
-    async with open_container(url) as container:
+    async with open_container(url, existing=True) as container:
         service = container.gdpr_service()
         # A dry run first gives the progress bar its total.
         planned = await service.purge_inactive(tenant, period, dry_run=True, chunk_size=chunk_size)
@@ -993,7 +1181,7 @@ def _moment(result: PurgeResult) -> str:
 def _report_nothing_to_purge(tenant: str, inactive_days: int) -> None:
     console.print(
         f"No customer of tenant {escape(tenant)} has been inactive for {inactive_days} "
-        "days: nothing to anonymize."
+        f"{_plural(inactive_days, 'day')}: nothing to anonymize."
     )
 
 

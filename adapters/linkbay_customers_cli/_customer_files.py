@@ -30,7 +30,6 @@ __all__ = (
 )
 
 _ENCODING = "utf-8-sig"  # tolerates the byte-order mark spreadsheet programs write
-_COLUMNS = tuple(CustomerCreate.model_fields)
 
 
 class CustomerFileFormat(StrEnum):
@@ -82,9 +81,15 @@ class CustomerFile:
     the service rejects, and ``rejected_rows`` reports the reader's reason for it.
     """
 
-    def __init__(self, path: Path, file_format: CustomerFileFormat) -> None:
+    def __init__(
+        self,
+        path: Path,
+        file_format: CustomerFileFormat,
+        schema: type[CustomerCreate] = CustomerCreate,
+    ) -> None:
         self.path = path
         self.format = file_format
+        self._columns = tuple(schema.model_fields)
         self.row_count = 0
         self._lines = array("Q")
         self._header: tuple[str, ...] = ()
@@ -92,8 +97,16 @@ class CustomerFile:
         self._refusals: dict[int, _Refusal] = {}
 
     @classmethod
-    def open(cls, path: Path, file_format: CustomerFileFormat | None = None) -> CustomerFile:
+    def open(
+        cls,
+        path: Path,
+        file_format: CustomerFileFormat | None = None,
+        schema: type[CustomerCreate] = CustomerCreate,
+    ) -> CustomerFile:
         """Check that a file can be read, and count its rows.
+
+        Its CSV columns are the fields of ``schema``: ``CustomerCreate``, or a
+        host's subclass of it with fields of its own.
 
         Raises:
             CommandError: the file is missing, unreadable, not UTF-8, not valid CSV,
@@ -103,7 +116,7 @@ class CustomerFile:
             raise CommandError(f"cannot read {path}: no such file")
         if path.is_dir():
             raise CommandError(f"cannot read {path}: it is a directory")
-        customer_file = cls(path, file_format or CustomerFileFormat.of(path))
+        customer_file = cls(path, file_format or CustomerFileFormat.of(path), schema)
         for line, _ in customer_file._records():
             customer_file._lines.append(line)
         customer_file.row_count = len(customer_file._lines)
@@ -198,11 +211,11 @@ class CustomerFile:
             raise CommandError(
                 f"{self.path}: the header repeats column(s) {', '.join(duplicates)}", exit_code=2
             )
-        unknown = [name for name in named if name not in _COLUMNS]
+        unknown = [name for name in named if name not in self._columns]
         if unknown:
             raise CommandError(
                 f"{self.path}: unknown column(s) {', '.join(unknown)}; "
-                f"the columns are {', '.join(_COLUMNS)}",
+                f"the columns are {', '.join(self._columns)}",
                 exit_code=2,
             )
         if "email" not in header:

@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from linkbay_customers import (
     CustomersContainer,
     ProfilingPolicy,
+    SchemaNotMigrated,
     StorageError,
     bootstrap,
     storage_schemes,
@@ -177,11 +179,14 @@ async def database_errors(url: str) -> AsyncIterator[None]:
 
     try:
         yield
+    except SchemaNotMigrated as error:
+        where = describe_url(url)
+        raise CommandError(
+            f"{where} has no table {error.table!r}: its schema was never migrated; run"
+            f" linkbay-customers migrate --database-url '{where}'"
+        ) from error
     except StorageError as error:
-        message = str(error)
-        if "no such table" in message or ("relation" in message and "does not exist" in message):
-            message += " (the schema is missing: run linkbay-customers migrate)"
-        raise CommandError(f"{describe_url(url)}: {message}") from error
+        raise CommandError(f"{describe_url(url)}: {error}") from error
     except (OSError, SQLAlchemyError) as error:
         raise CommandError(f"cannot use {describe_url(url)}: {_first_line(error)}") from error
     except ImportError as error:
@@ -329,11 +334,26 @@ async def prepare_schema(url: str, owner_url: str | None = None) -> Migration | 
         ) from error
 
 
+def _check_exists(url: str) -> None:
+    """Refuse a SQLite file that does not exist (connecting would create it, empty)."""
+    if not url.startswith(f"{_SQLITE}:///"):
+        return
+    file = Path(url.removeprefix(f"{_SQLITE}:///").partition("?")[0])
+    if not file.exists():
+        raise CommandError(
+            f"there is no database at {file}: name an existing one with --database-url, or"
+            f" run linkbay-customers migrate --database-url '{url}' to create it"
+        )
+
+
 @asynccontextmanager
 async def open_container(
     url: str,
     profiling_policy: ProfilingPolicy | None = None,
     intelligence: CustomerIntelligence | None = None,
+    *,
+    models: Any = None,
+    existing: bool = False,
 ) -> AsyncIterator[CustomersContainer]:
     """A container over the database, its storage closed on the way out; every service
     in it under ``profiling_policy`` (the library's default when None), scoring with
@@ -341,12 +361,31 @@ async def open_container(
     phone numbers without a country code in the region ``LINKBAY_PHONE_REGION`` names
     (unset: they must start with ``+``), the one revision 0007 migrates with.
 
+    Args:
+        url: The database (``resolve_database_url``'s).
+        profiling_policy: See above.
+        intelligence: See above.
+        models: The host's ``ModelSet`` (``--models``), for a SQL database.
+        existing: The command only reads: a SQLite file that does not exist is an
+            error, not a new empty database.
+
     Raises:
         CommandError: the storage cannot be opened or used (see ``database_errors``),
-            or ``LINKBAY_PHONE_REGION`` names no region.
+            ``LINKBAY_PHONE_REGION`` names no region, ``models`` are given for a
+            storage that is not SQL, or ``existing`` and the SQLite file is missing.
     """
     from linkbay_customers_sqlalchemy import PHONE_REGION_VARIABLE
 
+    if existing:
+        _check_exists(url)
+    storage_options: dict[str, Any] = {}
+    if models is not None:
+        if not has_shipped_schema(url):
+            raise CommandError(
+                f"--models names SQL tables, and {describe_url(url)} is not a SQL database",
+                exit_code=2,
+            )
+        storage_options["models"] = models
     region = os.environ.get(PHONE_REGION_VARIABLE) or None
     async with database_errors(url):
         try:
@@ -355,6 +394,7 @@ async def open_container(
                 profiling_policy=profiling_policy,
                 default_phone_region=region,
                 intelligence=intelligence,
+                **storage_options,
             )
         except (ImportError, ValueError) as error:
             raise CommandError(f"cannot open {describe_url(url)}: {error}") from error

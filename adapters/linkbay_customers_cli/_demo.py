@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from linkbay_customers import CustomerService
+from linkbay_customers import AIService, CustomerService, ProfilingNotAllowed
 from linkbay_customers.domain import AddressType, Segment
 from linkbay_customers.schemas import (
     AddressCreate,
@@ -38,6 +38,7 @@ __all__ = (
     "Product",
     "demo_customers",
     "fill_demo_tenant",
+    "score_demo_tenant",
     "segment_counts",
     "tenant_is_empty",
 )
@@ -522,3 +523,34 @@ async def _ids_by_email(service: CustomerService, tenant_id: str) -> dict[str, i
         if page_number >= page.total_pages:
             return ids
         page_number += 1
+
+
+async def score_demo_tenant(
+    service: CustomerService,
+    ai_service: AIService,
+    tenant_id: str,
+) -> int | None:
+    """Score a demo tenant, so similar customers and recommendations answer.
+
+    Returns:
+        A customer to show them with: the first of the tenant's high-value
+        customers (or of any) whose similar customers and recommendations are not
+        empty; None when no customer has both.
+    """
+    await ai_service.score_tenant(tenant_id)
+    for criteria in (
+        {"segment": Segment.HIGH_VALUE.value, "sort": "created_at"},
+        {"sort": "created_at"},
+    ):
+        page = await service.list_customers(tenant_id, criteria, page_size=20)
+        for customer in page.items:
+            try:
+                similar = await ai_service.find_similar_customers(tenant_id, customer.id, limit=1)
+                recommended = await ai_service.generate_recommendations(
+                    tenant_id, customer.id, limit=1
+                )
+            except ProfilingNotAllowed:
+                continue
+            if similar and recommended:
+                return customer.id
+    return None

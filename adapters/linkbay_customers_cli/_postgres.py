@@ -199,7 +199,9 @@ def stop_local_postgres(directory: Path = DEFAULT_DIRECTORY) -> bool:
 postgres_app = typer.Typer(
     name="postgres",
     help="Run a local PostgreSQL with pgvector for development (needs the local-postgres extra).",
+    short_help="A local PostgreSQL with pgvector, for development.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 DirectoryOption = Annotated[

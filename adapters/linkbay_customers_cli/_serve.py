@@ -32,7 +32,7 @@ from linkbay_customers_cli._database import (
     open_container,
     prepare_schema,
 )
-from linkbay_customers_cli._demo import fill_demo_tenant, tenant_is_empty
+from linkbay_customers_cli._demo import fill_demo_tenant, score_demo_tenant, tenant_is_empty
 from linkbay_customers_cli._errors import CommandError
 from linkbay_customers_cli._profiling import PROFILING_ENV, ProfilingMode
 
@@ -134,13 +134,21 @@ def base_url(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-def demo_requests(url: str, tenant: str, *, jwt: bool) -> list[str]:
-    """Example curl lines for a demo tenant."""
+def demo_requests(url: str, tenant: str, *, jwt: bool, customer_id: int | None = None) -> list[str]:
+    """Three curl lines to try on a demo tenant: its best customers, then, for
+    ``customer_id`` (a scored one), its similar customers and recommendations."""
     auth = '-H "Authorization: Bearer $TOKEN"' if jwt else f"-H 'X-Tenant-ID: {tenant}'"
+    first = f"curl -s '{url}/customers?segment=high_value&page_size=5' {auth}"
+    if customer_id is None:
+        return [
+            first,
+            f"curl -s '{url}/customers/search?q=rossi' {auth}",
+            f"curl -s '{url}/customers?page_size=5&sort=-total_spent' {auth}",
+        ]
     return [
-        f"curl -s '{url}/customers?page_size=5' {auth}",
-        f"curl -s '{url}/customers?segment=high_value' {auth}",
-        f"curl -s '{url}/customers/search?q=rossi' {auth}",
+        first,
+        f"curl -s '{url}/customers/{customer_id}/similar?limit=5' {auth}",
+        f"curl -s '{url}/customers/{customer_id}/recommendations' {auth}",
     ]
 
 
@@ -189,11 +197,20 @@ def _create_app(container: CustomersContainer | str, api: ApiOptions) -> FastAPI
 
 async def _fill_demo(
     container: CustomersContainer, tenant: str, customers: int, console: Console
+) -> int | None:
+    """Fill the demo tenant when empty, then score it; the customer to show off."""
+    service = container.customer_service()
+    if await tenant_is_empty(service, tenant):
+        await _fill_empty_demo(container, tenant, customers, console)
+    else:
+        console.print(f"Demo tenant [bold]{escape(tenant)}[/] already has data; scoring it again.")
+    return await score_demo_tenant(service, container.ai_service(), tenant)
+
+
+async def _fill_empty_demo(
+    container: CustomersContainer, tenant: str, customers: int, console: Console
 ) -> None:
     service = container.customer_service()
-    if not await tenant_is_empty(service, tenant):
-        console.print(f"Demo tenant [bold]{escape(tenant)}[/] already has data; left as it is.")
-        return
     with Progress(
         TextColumn("Filling the demo tenant"),
         BarColumn(),
@@ -217,7 +234,9 @@ async def _fill_demo(
     )
 
 
-def _print_banner(options: ServeOptions, console: Console) -> None:
+def _print_banner(
+    options: ServeOptions, console: Console, demo_customer: int | None = None
+) -> None:
     url = base_url(options.host, options.port)
     console.print(f"[bold]linkbay-customers API[/] on {url}")
     console.print(f"  docs:     {url}/docs")
@@ -231,7 +250,8 @@ def _print_banner(options: ServeOptions, console: Console) -> None:
         console.print("  tenancy:  X-Tenant-ID header; X-Actor-ID names who acts, for the audit")
     if options.demo_tenant:
         console.print(f"Try the demo tenant [bold]{escape(options.demo_tenant)}[/]:")
-        for line in demo_requests(url, options.demo_tenant, jwt=bool(options.api.jwt_secret)):
+        jwt = bool(options.api.jwt_secret)
+        for line in demo_requests(url, options.demo_tenant, jwt=jwt, customer_id=demo_customer):
             console.print(f"  {escape(line)}")
         if options.api.jwt_secret:
             console.print(
@@ -262,12 +282,13 @@ async def _migrate(options: ServeOptions, console: Console) -> None:
             console.print(migration.report())
 
 
-async def _prepare(options: ServeOptions, console: Console) -> None:
-    """Migrate and fill the demo tenant before worker processes start."""
+async def _prepare(options: ServeOptions, console: Console) -> int | None:
+    """Migrate, fill and score the demo tenant before worker processes start."""
     await _migrate(options, console)
-    if options.demo_tenant:
-        async with open_container(options.database_url, options.profiling.policy) as container:
-            await _fill_demo(container, options.demo_tenant, options.demo_customers, console)
+    if not options.demo_tenant:
+        return None
+    async with open_container(options.database_url, options.profiling.policy) as container:
+        return await _fill_demo(container, options.demo_tenant, options.demo_customers, console)
 
 
 def _serve_workers(options: ServeOptions, console: Console, state: _ServeState) -> None:
@@ -277,7 +298,7 @@ def _serve_workers(options: ServeOptions, console: Console, state: _ServeState) 
         raise CommandError(
             "memory:// lives inside one process; use --workers 1 or a database URL", exit_code=2
         )
-    asyncio.run(_prepare(options, console))
+    demo_customer = asyncio.run(_prepare(options, console))
     os.environ[DATABASE_URL_ENV] = options.database_url
     os.environ[PROFILING_ENV] = options.profiling
     for name, value in options.api.environment().items():
@@ -285,7 +306,7 @@ def _serve_workers(options: ServeOptions, console: Console, state: _ServeState) 
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
-    _print_banner(options, console)
+    _print_banner(options, console, demo_customer)
     state.serving = True
     uvicorn.run(
         f"{__name__}:worker_app",
@@ -302,13 +323,16 @@ async def _serve(options: ServeOptions, console: Console, state: _ServeState) ->
 
     await _migrate(options, console)
     async with open_container(options.database_url, options.profiling.policy) as container:
+        demo_customer = None
         if options.demo_tenant:
-            await _fill_demo(container, options.demo_tenant, options.demo_customers, console)
+            demo_customer = await _fill_demo(
+                container, options.demo_tenant, options.demo_customers, console
+            )
         app = _create_app(container, options.api)
         server = uvicorn.Server(
             uvicorn.Config(app, host=options.host, port=options.port, log_level=options.log_level)
         )
-        _print_banner(options, console)
+        _print_banner(options, console, demo_customer)
         state.serving = True
         await server.serve()
 

@@ -33,6 +33,7 @@ from linkbay_customers_fastapi._problems import (
     ProblemResponse,
     TenantRequired,
     add_problem_handlers,
+    add_problem_schemas,
     problem_responses,
     status_for,
 )
@@ -63,6 +64,7 @@ __all__ = (
     "Tenancy",
     "TenantRequired",
     "add_problem_handlers",
+    "add_problem_schemas",
     "check_jwt_key",
     "create_app",
     "create_customer_router",

@@ -10,7 +10,12 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 from linkbay_customers.domain import InvalidInput
-from linkbay_customers_fastapi._problems import BodyTooLarge
+from linkbay_customers_fastapi._problems import (
+    REQUEST_ERRORS,
+    BodyTooLarge,
+    merge_problem_responses,
+    problem_responses,
+)
 
 __all__ = ("DEFAULT_MAX_BODY_SIZE", "limited_route_class")
 
@@ -77,6 +82,10 @@ def limited_route_class(max_body_size: int | None) -> type[APIRoute]:
     (None: no limit). A JSON body that is not UTF-8 is answered with 422
     ``invalid_input`` (field ``body``). Routes without a body are left as they are.
 
+    Each route documents, besides the problems it declares, those every route can
+    return (``REQUEST_ERRORS``, ``internal_error``) and, when it reads a body, the
+    body's (``bad_request``, and ``body_too_large`` under a limit).
+
     Raises:
         ValueError: ``max_body_size`` is neither None nor a positive number of bytes.
     """
@@ -86,6 +95,14 @@ def limited_route_class(max_body_size: int | None) -> type[APIRoute]:
         raise ValueError("max_body_size must be a positive number of bytes, or None")
 
     class LimitedBodyRoute(APIRoute):
+        def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+            super().__init__(path, endpoint, **kwargs)
+            body_errors: tuple[type[BodyTooLarge] | str, ...] = ()
+            if self.body_field is not None:
+                body_errors = ("bad_request", BodyTooLarge) if max_body_size else ("bad_request",)
+            common = problem_responses(*REQUEST_ERRORS, "internal_error", *body_errors)
+            self.responses = merge_problem_responses(common, self.responses)
+
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
             if self.body_field is None:

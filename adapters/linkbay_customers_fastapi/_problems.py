@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -30,13 +31,18 @@ from linkbay_customers.domain import (
     LinkbayError,
     OrderConflict,
     ProfilingNotAllowed,
+    SchemaNotMigrated,
     StorageError,
     StorageRejected,
     StorageRoleMissing,
+    TooManyAddresses,
 )
+from linkbay_customers.schemas import field_error_message
 
 __all__ = (
     "PROBLEM_MEDIA_TYPE",
+    "PROBLEM_SCHEMA_REF",
+    "REQUEST_ERRORS",
     "BodyTooLarge",
     "InvalidHeader",
     "NotAuthenticated",
@@ -45,7 +51,10 @@ __all__ = (
     "ProblemResponse",
     "TenantRequired",
     "add_problem_handlers",
+    "add_problem_schemas",
+    "merge_problem_responses",
     "problem_responses",
+    "problem_schemas",
     "status_for",
 )
 
@@ -136,6 +145,7 @@ _STATUSES: dict[type[LinkbayError], tuple[int, str]] = {
     DuplicateEmail: (409, "Email already in use"),
     InvalidMerge: (409, "Merge not possible"),
     OrderConflict: (409, "Order conflict"),
+    TooManyAddresses: (409, "Too many addresses"),
     # The customer's consent state, not the caller's rights, forbids it: a conflict
     # with the stored state, which recording the consent resolves (not 403).
     ProfilingNotAllowed: (409, "Profiling not allowed"),
@@ -145,6 +155,8 @@ _STATUSES: dict[type[LinkbayError], tuple[int, str]] = {
     # schema the library maps to no domain error, a missing table): the server's
     # fault, and not worth retrying, so not a 503.
     StorageRejected: (500, "Storage rejected the request"),
+    # A database never migrated: no retry cures it, migrating does (its detail says how).
+    SchemaNotMigrated: (500, "Database schema not migrated"),
     # The storage the host plugged in lacks an optional role the route needs: the
     # server does not support the operation, whoever asks (not the client's fault).
     StorageRoleMissing: (501, "Not supported by the storage"),
@@ -168,7 +180,11 @@ def status_for(error: LinkbayError) -> int:
 
 
 def _status_and_title(error: LinkbayError) -> tuple[int, str]:
-    for cls in type(error).__mro__:
+    return _mapping(type(error))
+
+
+def _mapping(error: type[LinkbayError]) -> tuple[int, str]:
+    for cls in error.__mro__:
         if cls in _STATUSES:
             return _STATUSES[cls]
     return _STATUSES[LinkbayError]  # pragma: no cover - every LinkbayError has it in its MRO
@@ -215,7 +231,9 @@ def _linkbay_problem(error: LinkbayError) -> ProblemResponse:
     detail = error.message
     headers: Mapping[str, str] | None = getattr(error, "headers", None)
     # The driver's message can quote SQL and values; it goes to the log only.
-    if isinstance(error, StorageRejected):
+    if isinstance(error, SchemaNotMigrated):
+        _logger.error("%s", error.message, exc_info=error)
+    elif isinstance(error, StorageRejected):
         _logger.error("storage rejected the request: %s", error.message, exc_info=error)
         detail = _STORAGE_REJECTED_DETAIL
     elif isinstance(error, StorageError):
@@ -249,7 +267,7 @@ def _validation_problem(error: RequestValidationError) -> ProblemResponse:
     errors = [
         FieldError(
             field=_field_name(item.get("loc", ()), str(item.get("type", ""))),
-            message=str(item.get("msg", "invalid value")),
+            message=field_error_message(item) if "msg" in item else "invalid value",
             type=str(item.get("type", "value_error")),
         )
         for item in error.errors()
@@ -293,7 +311,9 @@ def add_problem_handlers(app: FastAPI, *, framework_errors: bool = True) -> None
     """Install the exception handlers that turn errors into problem+json responses.
 
     Exception handlers belong to the application, not to a router: call this once on
-    the app that includes ``create_customer_router(...)``.
+    the app that includes ``create_customer_router(...)``. The application's OpenAPI
+    document (``app.openapi()``) then has the ``Problem`` schema every problem response
+    refers to (see ``add_problem_schemas``).
 
     Args:
         app: The FastAPI application.
@@ -308,6 +328,13 @@ def add_problem_handlers(app: FastAPI, *, framework_errors: bool = True) -> None
         return _linkbay_problem(exc)
 
     app.add_exception_handler(LinkbayError, on_linkbay_error)
+    generate_document = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return add_problem_schemas(generate_document())
+
+    # FastAPI's documented way to change an application's document: replace the method.
+    app.openapi = openapi  # type: ignore[method-assign]
     if not framework_errors:
         return
 
@@ -336,23 +363,31 @@ def add_problem_handlers(app: FastAPI, *, framework_errors: bool = True) -> None
 
 # ---------------------------------------------------------------------------------- OpenAPI
 
-_DESCRIPTIONS = {
-    400: "Bad request: no valid tenant, or a malformed header (`tenant_required`, "
-    "`invalid_header`).",
-    401: "Not authenticated: no valid bearer token, when the host authenticates requests "
-    "(`not_authenticated`).",
-    404: "Not found: an unknown id, or another tenant's (`customer_not_found`, "
-    "`address_not_found`).",
-    413: "The request body is larger than the API accepts (`body_too_large`).",
-    409: "Conflict with the stored state (`duplicate_email`, `invalid_merge`, `order_conflict`).",
-    422: "Invalid input; `errors` names every offending field (`invalid_input`).",
-    500: "The storage refused the request and would refuse it again, so retrying will not "
-    "help (`storage_rejected`: the host's schema or models need a change); or the server "
-    "failed (`internal_error`).",
-    503: "The storage failed for now (the database unreachable, a timeout, a lock, a "
-    "serialization conflict); retrying after `Retry-After` seconds may succeed "
-    "(`storage_error`).",
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+"""Where every problem response of the OpenAPI document points: the ``Problem`` component,
+which ``add_problem_schemas`` adds to the document."""
+
+_CODES_EXTENSION = "x-problem-codes"
+
+# Codes the framework's errors carry rather than a library error (see the handlers above).
+_FRAMEWORK_CODES: dict[str, tuple[int, str]] = {
+    "bad_request": (
+        400,
+        "The body could not be parsed at all (nested too deep, a number too long).",
+    ),
+    "internal_error": (500, "The server failed to complete the request."),
 }
+
+REQUEST_ERRORS: tuple[type[LinkbayError], ...] = (
+    TenantRequired,
+    InvalidHeader,
+    NotAuthenticated,
+    InvalidInput,
+    StorageRejected,
+    StorageError,
+)
+"""The errors any route can answer: the tenant, the headers, the credentials, the input
+and the storage."""
 
 _HEADERS = {
     503: {
@@ -364,46 +399,136 @@ _HEADERS = {
 }
 
 
-def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
-    # The problem schema is given inline: a component would need a route whose response
-    # model it is, and would be listed under application/json as well.
-    schema = model.model_json_schema()
-    definitions = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return resolve(definitions[ref.removeprefix("#/$defs/")])
-            return {key: resolve(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [resolve(item) for item in node]
-        return node
-
-    resolved: dict[str, Any] = resolve(schema)
-    return resolved
+def _explanation(error: type[LinkbayError]) -> str:
+    doc = (error.__doc__ or "").strip().split("\n\n", 1)[0]
+    # The adapter's errors name their status in parentheses; the entry is under it already.
+    return re.sub(r" \(HTTP \d{3}\)", "", " ".join(doc.split())).replace("``", "`")
 
 
-_PROBLEM_SCHEMA = _inline_schema(Problem)
+def _code_status(code: str) -> tuple[int, str]:
+    if code in _FRAMEWORK_CODES:
+        return _FRAMEWORK_CODES[code]
+    for error in _STATUSES:
+        if error.code == code:
+            return _mapping(error)[0], _explanation(error)
+    raise ValueError(f"no error has the code {code!r}")
+
+
+def _response_entry(status: int, codes: Sequence[str], description: str | None) -> dict[str, Any]:
+    ordered = sorted(set(codes))
+    explained = "\n".join(f"- `{code}`: {_code_status(code)[1]}" for code in ordered)
+    return {
+        "description": description or f"{http.HTTPStatus(status).phrase}, one of:\n\n{explained}",
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
+        **({"headers": _HEADERS[status]} if status in _HEADERS else {}),
+        _CODES_EXTENSION: ordered,
+    }
+
+
+def _codes_of(errors: Iterable[type[LinkbayError] | int | str]) -> dict[int, list[str]]:
+    by_status: dict[int, list[str]] = {}
+    for error in errors:
+        if isinstance(error, str):
+            status = _code_status(error)[0]
+            codes = [error]
+        elif isinstance(error, int):
+            status = error
+            codes = [cls.code for cls, (mapped, _) in _STATUSES.items() if mapped == status] + [
+                code for code, (mapped, _) in _FRAMEWORK_CODES.items() if mapped == status
+            ]
+            codes = [code for code in codes if code != LinkbayError.code] or [_http_code(status)]
+        else:
+            status = _mapping(error)[0]
+            codes = [error.code]
+        by_status.setdefault(status, [])
+        by_status[status] += [code for code in codes if code not in by_status[status]]
+    return by_status
 
 
 def problem_responses(
-    *statuses: int, descriptions: Mapping[int, str] | None = None
+    *errors: type[LinkbayError] | int | str, descriptions: Mapping[int, str] | None = None
 ) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries documenting problem+json errors of these statuses.
+    """OpenAPI ``responses`` entries documenting the problem+json errors a route can return.
+
+    Each entry refers to the ``Problem`` component (``add_problem_handlers`` adds it to
+    the application's document), lists its codes in its description, and in
+    ``x-problem-codes`` for programs.
 
     Args:
-        *statuses: The HTTP statuses to document.
-        descriptions: Route-specific descriptions replacing the general ones.
+        *errors: The library errors the route can raise (``CustomerNotFound``, ...), each
+            documented under the status it maps to; the code of a framework error
+            (``bad_request``, ``internal_error``); or HTTP statuses, documented with every
+            code of that status.
+        descriptions: Route-specific descriptions replacing the general ones, by status.
     """
     given = descriptions or {}
     return {
-        status: {
-            "description": given.get(
-                status, _DESCRIPTIONS.get(status, http.HTTPStatus(status).phrase)
-            ),
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}},
-            **({"headers": _HEADERS[status]} if status in _HEADERS else {}),
-        }
-        for status in statuses
+        status: _response_entry(status, codes, given.get(status))
+        for status, codes in sorted(_codes_of(errors).items())
     }
+
+
+def merge_problem_responses(
+    *responses: Mapping[int | str, Mapping[str, Any]],
+) -> dict[int | str, dict[str, Any]]:
+    """Responses documented together: a status in several gets the codes of all of them.
+
+    Entries not made by ``problem_responses`` (a success response, say) are kept as
+    given; for a status in several, the last description given by hand wins.
+    """
+    merged: dict[int | str, dict[str, Any]] = {}
+    for entries in responses:
+        for status, entry in entries.items():
+            known = merged.get(status)
+            if known is None or _CODES_EXTENSION not in known or _CODES_EXTENSION not in entry:
+                merged[status] = dict(entry)
+                continue
+            codes = [*known[_CODES_EXTENSION], *entry[_CODES_EXTENSION]]
+            description = None
+            for candidate in (known, entry):
+                written = candidate["description"]
+                if (
+                    written
+                    != _response_entry(int(status), candidate[_CODES_EXTENSION], None)[
+                        "description"
+                    ]
+                ):
+                    description = written
+            merged[status] = _response_entry(int(status), codes, description)
+    return merged
+
+
+def problem_schemas() -> dict[str, dict[str, Any]]:
+    """The OpenAPI component schemas of the problem document: ``Problem``, ``ProblemFieldError``."""
+    schema = Problem.model_json_schema(
+        ref_template="#/components/schemas/{model}", mode="serialization"
+    )
+    definitions: dict[str, dict[str, Any]] = schema.pop("$defs", {})
+    return {**definitions, "Problem": schema}
+
+
+def add_problem_schemas(document: dict[str, Any]) -> dict[str, Any]:
+    """Add the ``Problem`` and ``ProblemFieldError`` schemas to an OpenAPI document.
+
+    ``add_problem_handlers(app)`` makes ``app.openapi()`` call this; call it yourself
+    when the application builds its document another way (``fastapi.openapi.utils.
+    get_openapi``, say). Calling it twice changes nothing.
+
+    Returns:
+        The document, changed in place.
+
+    Raises:
+        ValueError: The document already has a different schema of one of those names
+            (the application's own model named ``Problem``, say): rename that model.
+    """
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name, schema in problem_schemas().items():
+        existing = schemas.setdefault(name, schema)
+        if existing != schema and set(existing.get("properties", {})) != set(
+            schema.get("properties", {})
+        ):
+            raise ValueError(
+                f"the OpenAPI document already has a schema named {name!r} that is not the "
+                "library's; rename the application's model"
+            )
+    return document

@@ -24,10 +24,14 @@ from linkbay_customers_fastapi._context import (
     with_annotations,
 )
 from linkbay_customers_fastapi._limits import DEFAULT_MAX_BODY_SIZE, limited_route_class
-from linkbay_customers_fastapi._problems import TenantRequired, problem_responses
+from linkbay_customers_fastapi._problems import TenantRequired
 from linkbay_customers_fastapi._routes_addresses import add_address_routes
 from linkbay_customers_fastapi._routes_ai import add_ai_routes, add_tenant_scoring_routes
 from linkbay_customers_fastapi._routes_customers import add_customer_routes
+from linkbay_customers_fastapi._routes_duplicates import (
+    add_customer_duplicate_routes,
+    add_tenant_duplicate_routes,
+)
 from linkbay_customers_fastapi._routes_gdpr import add_gdpr_routes, add_tenant_audit_routes
 from linkbay_customers_fastapi._routes_notes import add_note_routes
 from linkbay_customers_fastapi._routes_orders import add_order_routes
@@ -48,6 +52,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     add_address_routes,
     add_note_routes,
     add_order_routes,
+    add_customer_duplicate_routes,
 )
 """The route groups every router has, in the order they are added."""
 
@@ -209,7 +214,6 @@ def create_customer_router(
         prefix=prefix,
         tags=list(tags),
         dependencies=list(dependencies),
-        responses=problem_responses(400, 401, 413, 422, 500, 503),
         generate_unique_id_function=generate_unique_id_function,
     )
     settings = RouteSettings(
@@ -221,7 +225,7 @@ def create_customer_router(
         ai_context=ai_context,
     )
     # Starlette tries routes in order: fixed paths before ``/{customer_id}``.
-    fixed: tuple[RouteGroup, ...] = ()
+    fixed: tuple[RouteGroup, ...] = (add_tenant_duplicate_routes,)
     groups = ROUTE_GROUPS
     if gdpr_context is not None:
         fixed += (add_tenant_audit_routes,)

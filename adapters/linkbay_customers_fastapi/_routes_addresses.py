@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from linkbay_customers.schemas import AddressResponse
+from linkbay_customers.domain import AddressNotFound, CustomerNotFound, TooManyAddresses
+from linkbay_customers.schemas import AddressResponse, PageResponse
 from linkbay_customers_fastapi._context import RequestContext, RouteSettings
-from linkbay_customers_fastapi._params import AddressBody, AddressId, AddressUpdateBody, CustomerId
+from linkbay_customers_fastapi._params import (
+    AddressBody,
+    AddressId,
+    AddressUpdateBody,
+    CustomerId,
+    PageNumber,
+    PageSize,
+)
 from linkbay_customers_fastapi._problems import problem_responses
 
 __all__ = ("add_address_routes",)
@@ -21,7 +29,7 @@ def add_address_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=AddressResponse,
         summary="Add an address",
         name="add_address",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound, TooManyAddresses),
     )
     @settings.endpoint()
     async def add_address(
@@ -34,23 +42,29 @@ def add_address_routes(router: APIRouter, settings: RouteSettings) -> None:
 
     @router.get(
         "/{customer_id}/addresses",
-        response_model=list[AddressResponse],
+        response_model=PageResponse[AddressResponse],
         summary="List a customer's addresses",
         name="list_addresses",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound),
     )
     @settings.endpoint()
-    async def list_addresses(ctx: RequestContext, customer_id: CustomerId) -> list[AddressResponse]:
-        """A customer's addresses, oldest first."""
-        addresses = await ctx.service.list_addresses(ctx.tenant_id, customer_id)
-        return [AddressResponse.from_domain(a) for a in addresses]
+    async def list_addresses(
+        ctx: RequestContext, customer_id: CustomerId, page: PageNumber = 1, page_size: PageSize = 20
+    ) -> PageResponse[AddressResponse]:
+        """One page of a customer's addresses, oldest first, with the total count."""
+        addresses = await ctx.service.list_addresses(
+            ctx.tenant_id, customer_id, page=page, page_size=page_size
+        )
+        return PageResponse[AddressResponse].of(
+            addresses, [AddressResponse.from_domain(a) for a in addresses.items]
+        )
 
     @router.patch(
         "/{customer_id}/addresses/{address_id}",
         response_model=AddressResponse,
         summary="Update an address",
         name="update_address",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound, AddressNotFound),
     )
     @settings.endpoint()
     async def update_address(
@@ -69,7 +83,7 @@ def add_address_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_class=Response,
         summary="Delete an address",
         name="delete_address",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound, AddressNotFound),
     )
     @settings.endpoint()
     async def delete_address(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from linkbay_customers.domain import CustomerNotFound, ProfilingNotAllowed, StorageRoleMissing
 from linkbay_customers.schemas import (
     ChurnRiskResponse,
     ClvResponse,
@@ -24,13 +25,6 @@ from linkbay_customers_fastapi._problems import problem_responses
 
 __all__ = ("add_ai_routes", "add_tenant_scoring_routes")
 
-_PROFILING_NOT_ALLOWED = (
-    "The tenant's profiling policy excludes the customer: the customer withdrew (or, "
-    "with an opt-in policy, never gave) the consent that governs profiling, `analytics` "
-    "by default (`profiling_not_allowed`)."
-)
-_PROFILING_PROBLEMS = problem_responses(404, 409, descriptions={409: _PROFILING_NOT_ALLOWED})
-
 
 def add_tenant_scoring_routes(router: APIRouter, settings: RouteSettings) -> None:
     """Add ``POST /score``; it must come before ``/{customer_id}``."""
@@ -40,6 +34,7 @@ def add_tenant_scoring_routes(router: APIRouter, settings: RouteSettings) -> Non
         response_model=ScoringSummaryResponse,
         summary="Score every customer of the tenant",
         name="score_customers",
+        responses=problem_responses(StorageRoleMissing),
     )
     @settings.ai_endpoint()
     async def score_customers(
@@ -70,7 +65,7 @@ def add_ai_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=SegmentResponse,
         summary="Recompute a customer's segment",
         name="update_customer_segment",
-        responses=_PROFILING_PROBLEMS,
+        responses=problem_responses(CustomerNotFound, ProfilingNotAllowed),
     )
     @settings.ai_endpoint()
     async def update_customer_segment(
@@ -91,7 +86,7 @@ def add_ai_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=ChurnRiskResponse,
         summary="Get a customer's churn risk",
         name="get_churn_risk",
-        responses=_PROFILING_PROBLEMS,
+        responses=problem_responses(CustomerNotFound, ProfilingNotAllowed),
     )
     @settings.ai_endpoint()
     async def get_churn_risk(ctx: AIRequestContext, customer_id: CustomerId) -> ChurnRiskResponse:
@@ -110,7 +105,7 @@ def add_ai_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=ClvResponse,
         summary="Predict a customer's lifetime value",
         name="predict_clv",
-        responses=_PROFILING_PROBLEMS,
+        responses=problem_responses(CustomerNotFound, ProfilingNotAllowed),
     )
     @settings.ai_endpoint()
     async def predict_clv(
@@ -132,7 +127,7 @@ def add_ai_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=list[SimilarCustomerResponse],
         summary="Find similar customers",
         name="find_similar_customers",
-        responses=_PROFILING_PROBLEMS,
+        responses=problem_responses(CustomerNotFound, ProfilingNotAllowed, StorageRoleMissing),
     )
     @settings.ai_endpoint()
     async def find_similar_customers(
@@ -153,7 +148,7 @@ def add_ai_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=list[RecommendationResponse],
         summary="Recommend products to a customer",
         name="generate_recommendations",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound, StorageRoleMissing),
     )
     @settings.ai_endpoint()
     async def generate_recommendations(

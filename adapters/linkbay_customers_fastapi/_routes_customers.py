@@ -7,7 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response, status
 from pydantic import AwareDatetime, Field
 
-from linkbay_customers.domain import MAX_SEARCH_LIMIT, CustomerSort, TagMatch
+from linkbay_customers.domain import (
+    MAX_SEARCH_LIMIT,
+    CustomerNotFound,
+    CustomerSort,
+    DuplicateEmail,
+    InvalidMerge,
+    TagMatch,
+)
 from linkbay_customers.schemas import (
     CustomerCreate,
     CustomerResponse,
@@ -49,6 +56,23 @@ Tags = Annotated[
         "them (all of them with `tags_match=all`).",
     ),
 ]
+TagsMatch = Annotated[
+    TagMatch,
+    Query(
+        description="With `tags`: `any` (the default) keeps customers with any of them, `all` "
+        "only those with all of them."
+    ),
+]
+IncludeDeleted = Annotated[
+    bool, Query(description="Also list soft-deleted customers (`false` by default).")
+]
+Sort = Annotated[
+    CustomerSort,
+    Query(
+        description="The order of the listing: `created_at`, `total_spent` or `last_order_at`, "
+        "with a leading `-` for descending (newest first by default); ties are broken by id."
+    ),
+]
 EmailContains = Annotated[
     str | None,
     Query(
@@ -84,7 +108,7 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=response_model,
         summary="Create a customer",
         name="create_customer",
-        responses=problem_responses(409),
+        responses=problem_responses(DuplicateEmail),
     )
     @settings.endpoint(
         data=Annotated[settings.customer_create, Body(openapi_examples=CUSTOMER_CREATE_EXAMPLES)]
@@ -110,12 +134,12 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         min_total_spent: MinSpent = None,
         max_total_spent: MaxSpent = None,
         tags: Tags = None,
-        tags_match: TagMatch = TagMatch.ANY,
+        tags_match: TagsMatch = TagMatch.ANY,
         email_contains: EmailContains = None,
         created_after: CreatedAfter = None,
         created_before: CreatedBefore = None,
-        include_deleted: bool = False,
-        sort: CustomerSort = CustomerSort.CREATED_AT_DESC,
+        include_deleted: IncludeDeleted = False,
+        sort: Sort = CustomerSort.CREATED_AT_DESC,
     ) -> PageResponse[CustomerResponse]:
         """One page of the tenant's customers passing every filter given, with the total count.
 
@@ -170,7 +194,7 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=response_model,
         summary="Merge two customers",
         name="merge_customers",
-        responses=problem_responses(404, 409),
+        responses=problem_responses(CustomerNotFound, InvalidMerge),
     )
     @settings.endpoint()
     async def merge_customers(ctx: RequestContext, data: MergeBody) -> CustomerResponse:
@@ -190,7 +214,7 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=response_model,
         summary="Get a customer",
         name="get_customer",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound),
     )
     @settings.endpoint()
     async def get_customer(
@@ -211,7 +235,7 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=response_model,
         summary="Update a customer",
         name="update_customer",
-        responses=problem_responses(404, 409),
+        responses=problem_responses(CustomerNotFound, DuplicateEmail),
     )
     @settings.endpoint(
         data=Annotated[settings.customer_update, Body(openapi_examples=CUSTOMER_UPDATE_EXAMPLES)]
@@ -235,7 +259,7 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_class=Response,
         summary="Delete a customer",
         name="delete_customer",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound),
     )
     @settings.endpoint()
     async def delete_customer(
@@ -258,7 +282,7 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=response_model,
         summary="Restore a soft-deleted customer",
         name="restore_customer",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound),
     )
     @settings.endpoint()
     async def restore_customer(ctx: RequestContext, customer_id: CustomerId) -> CustomerResponse:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from typing import IO, Annotated
 
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import StreamingResponse
 
-from linkbay_customers.domain import AuditEvent, CustomerNotFound, Page
+from linkbay_customers.domain import AuditEvent, ConsentTypeUnknown, CustomerNotFound, Page
 from linkbay_customers.schemas import (
     AuditEventResponse,
     ConsentEventResponse,
@@ -36,6 +38,17 @@ __all__ = ("add_gdpr_routes", "add_tenant_audit_routes")
 ZIP_MEDIA_TYPE = "application/zip"
 # Exports and trails are personal data: no shared cache may keep a copy.
 _NO_STORE = {"Cache-Control": "no-store"}
+# An export up to this size stays in memory on its way out; a larger one goes to a
+# temporary file (unlinked at once, removed when the response ends).
+_SPOOL_IN_MEMORY = 1024 * 1024
+_SPOOL_READ = 64 * 1024
+
+
+async def _spooled(spool: IO[bytes]) -> AsyncIterator[bytes]:
+    with spool:
+        while chunk := spool.read(_SPOOL_READ):
+            yield chunk
+
 
 ExportFormatQuery = Annotated[
     ExportFormat,
@@ -45,10 +58,6 @@ ExportFormatQuery = Annotated[
         "(`customer.csv`, `addresses.csv`, `orders.csv`, ...).",
     ),
 ]
-_UNKNOWN_CONSENT_TYPE = (
-    "Invalid input (`invalid_input`), or a consent type the service is not configured for "
-    "(`consent_type_unknown`, field `consent_type`)."
-)
 
 
 def _audit_page(page: Page[AuditEvent]) -> PageResponse[AuditEventResponse]:
@@ -107,7 +116,7 @@ def add_gdpr_routes(router: APIRouter, settings: RouteSettings) -> None:
                 "of CSV files with `format=csv` (served as an attachment).",
                 "content": {ZIP_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
             },
-            **problem_responses(404),
+            **problem_responses(CustomerNotFound),
         },
     )
     @settings.gdpr_endpoint()
@@ -139,16 +148,28 @@ def add_gdpr_routes(router: APIRouter, settings: RouteSettings) -> None:
                     ),
                 },
             )
-        export = await ctx.service.export_customer_data(ctx.tenant_id, customer_id, actor=ctx.actor)
-        document = CustomerDataExport.of(export).model_dump(mode="json")
-        return JSONResponse(document, headers=_NO_STORE)
+        # Read whole into a spooled file before answering: the export's transaction
+        # ends before the first byte goes out (a slow client holds no lock), and the
+        # memory it takes is the spool's, not the document's.
+        # Closed by the response once sent (or here on an error).
+        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+        try:
+            async for chunk in ctx.service.stream_customer_data(
+                ctx.tenant_id, customer_id, actor=ctx.actor
+            ):
+                spool.write(chunk)
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return StreamingResponse(_spooled(spool), media_type="application/json", headers=_NO_STORE)
 
     @router.delete(
         "/{customer_id}/gdpr",
         response_model=ErasureResult,
         summary="Erase a customer's personal data",
         name="erase_customer_data",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound),
     )
     @settings.gdpr_endpoint()
     async def erase_customer_data(
@@ -181,7 +202,7 @@ def add_gdpr_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=ConsentEventResponse,
         summary="Record a consent decision",
         name="update_consent",
-        responses=problem_responses(404, 422, descriptions={422: _UNKNOWN_CONSENT_TYPE}),
+        responses=problem_responses(CustomerNotFound, ConsentTypeUnknown),
     )
     @settings.gdpr_endpoint()
     async def update_consent(
@@ -215,7 +236,7 @@ def add_gdpr_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=ConsentHistoryResponse,
         summary="Get a customer's consent state and history",
         name="get_consent_history",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound),
     )
     @settings.gdpr_endpoint()
     async def get_consent_history(
@@ -231,7 +252,7 @@ def add_gdpr_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=PageResponse[AuditEventResponse],
         summary="List a customer's audit trail",
         name="list_customer_audit_events",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound),
     )
     @settings.gdpr_endpoint()
     async def list_customer_audit_events(

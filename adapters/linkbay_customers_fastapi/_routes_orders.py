@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from linkbay_customers.domain import CustomerNotFound, OrderConflict
 from linkbay_customers.schemas import OrderResponse, PageResponse
 from linkbay_customers_fastapi._context import RequestContext, RouteSettings
 from linkbay_customers_fastapi._params import CustomerId, OrderBody, PageNumber, PageSize
@@ -27,7 +28,7 @@ def add_order_routes(router: APIRouter, settings: RouteSettings) -> None:
                 "(a retry): the stored order is returned and nothing changes.",
                 "model": OrderResponse,
             },
-            **problem_responses(404, 409),
+            **problem_responses(CustomerNotFound, OrderConflict),
         },
     )
     @settings.endpoint()
@@ -52,7 +53,7 @@ def add_order_routes(router: APIRouter, settings: RouteSettings) -> None:
         response_model=PageResponse[OrderResponse],
         summary="List a customer's orders",
         name="list_orders",
-        responses=problem_responses(404),
+        responses=problem_responses(CustomerNotFound),
     )
     @settings.endpoint()
     async def list_orders(

@@ -35,8 +35,10 @@ from linkbay_customers.domain import (
     ProductPurchases,
     ProductSales,
     StorageRejected,
+    blocking_keys,
     chain_of,
     cosine_similarity,
+    match_record,
     matches_filters,
     search_rank,
 )
@@ -47,6 +49,7 @@ from linkbay_customers.ports import (
     CustomerBulkImport,
     CustomerRepository,
     DerivedDataStore,
+    DuplicateCandidates,
     MergeAliasRepository,
     NearestNeighbours,
     NoteRepository,
@@ -187,9 +190,37 @@ class _Repository:
 
 
 class InMemoryCustomerRepository(
-    _Repository, CustomerRepository, CustomerBulkImport, DerivedDataStore, NearestNeighbours
+    _Repository,
+    CustomerRepository,
+    CustomerBulkImport,
+    DerivedDataStore,
+    NearestNeighbours,
+    DuplicateCandidates,
 ):
     """Customers in memory."""
+
+    async def candidate_pairs(
+        self, customer_ids: Sequence[int], *, later_only: bool = True
+    ) -> builtins.list[tuple[int, int]]:
+        """Candidate pairs of the customers: an index of the tenant's blocking keys."""
+        t = self._t
+        live = {c.id: c for c in t.customers.values() if not c.is_deleted and not c.is_anonymized}
+        addresses: dict[int, builtins.list[Address]] = {}
+        for address in t.addresses.values():
+            addresses.setdefault(address.customer_id, []).append(address)
+        holders: dict[str, set[int]] = {}
+        keys_of: dict[int, set[str]] = {}
+        for customer in live.values():
+            keys_of[customer.id] = blocking_keys(
+                match_record(customer, addresses.get(customer.id, ()))
+            )
+            for key in keys_of[customer.id]:
+                holders.setdefault(key, set()).add(customer.id)
+        pairs: set[tuple[int, int]] = set()
+        for a in set(customer_ids) & live.keys():
+            for key in keys_of[a]:
+                pairs.update((a, b) for b in holders[key] if b != a and (b > a or not later_only))
+        return sorted(pairs)
 
     async def next_id(self) -> int:
         """Reserve a new customer id."""
@@ -394,12 +425,20 @@ class InMemoryAddressRepository(_Repository, AddressRepository):
 
     async def list_for_customers(self, customer_ids: Sequence[int]) -> list[Address]:
         """The addresses of any of the customers, oldest first."""
+        return [_copy(a) for a in self._of(customer_ids)]
+
+    async def page_for_customers(
+        self, customer_ids: Sequence[int], *, page: int, page_size: int
+    ) -> Page[Address]:
+        """One page of the addresses of any of the customers, oldest first."""
+        return _page(self._of(customer_ids), page, page_size)
+
+    def _of(self, customer_ids: Sequence[int]) -> list[Address]:
         wanted = set(customer_ids)
-        rows = sorted(
+        return sorted(
             (a for a in self._t.addresses.values() if a.customer_id in wanted),
             key=lambda a: a.id,
         )
-        return [_copy(a) for a in rows]
 
     async def update(self, address: Address) -> None:
         """Write every field of an existing address."""
@@ -444,12 +483,20 @@ class InMemoryNoteRepository(_Repository, NoteRepository):
 
     async def list_for_customers(self, customer_ids: Sequence[int]) -> list[CustomerNote]:
         """The notes of any of the customers, oldest first."""
+        return [_copy(n) for n in self._of(customer_ids)]
+
+    async def page_for_customers(
+        self, customer_ids: Sequence[int], *, page: int, page_size: int
+    ) -> Page[CustomerNote]:
+        """One page of the notes of any of the customers, oldest first."""
+        return _page(self._of(customer_ids), page, page_size)
+
+    def _of(self, customer_ids: Sequence[int]) -> list[CustomerNote]:
         wanted = set(customer_ids)
-        rows = sorted(
+        return sorted(
             (n for n in self._t.notes.values() if n.customer_id in wanted),
             key=lambda n: (n.created_at, n.id),
         )
-        return [_copy(n) for n in rows]
 
     async def reassign(self, from_customer_id: int, to_customer_id: int) -> int:
         """Move every note of one customer to another."""

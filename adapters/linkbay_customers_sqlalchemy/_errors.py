@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,6 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from linkbay_customers.domain import (
     LinkbayError,
+    SchemaNotMigrated,
     StorageError,
     StorageRejected,
     TransactionConflict,
@@ -47,6 +49,24 @@ _TRANSIENT_SQLITE_CODES = frozenset({5, 6, 7, 9, 10, 13, 14, 15})
 _REFUSALS = (IntegrityError, DataError, ProgrammingError, NotSupportedError)
 
 
+# SQLSTATE undefined_table, and how SQLite and PostgreSQL name the missing table.
+_UNDEFINED_TABLE = "42P01"
+_MISSING_TABLE = re.compile(
+    r'no such table: (?:\w+\.)?(\w+)|relation "(?:\w+\.)?(\w+)" does not exist'
+)
+
+
+def _missing_table(driver_error: BaseException | None) -> str | None:
+    """The table a statement found missing, by the driver's code and message."""
+    match = _MISSING_TABLE.search(str(driver_error))
+    if match is None:
+        return None
+    sqlstate = _sqlstate(driver_error)
+    if sqlstate is not None and sqlstate != _UNDEFINED_TABLE:
+        return None
+    return match[1] or match[2]
+
+
 def _sqlstate(driver_error: BaseException | None) -> str | None:
     # asyncpg's errors carry it; SQLAlchemy's adaptation of them copies it, and
     # keeps the original as the cause.
@@ -71,6 +91,8 @@ def storage_error(message: str, error: BaseException) -> StorageError:
     """The library error for a driver's error: ``StorageRejected`` when retrying cannot
     help, ``TransactionConflict`` for a deadlock or a serialization failure.
 
+    A missing table is ``SchemaNotMigrated``: the database was never migrated.
+
     Args:
         message: What failed, for the log (it may quote the driver's message).
         error: A SQLAlchemy ``DBAPIError`` or the driver's own exception.
@@ -78,6 +100,10 @@ def storage_error(message: str, error: BaseException) -> StorageError:
     driver_error = error.orig if isinstance(error, DBAPIError) else error
     if _sqlstate(driver_error) in _CONFLICT_SQLSTATES:
         return TransactionConflict(message)
+    table = _missing_table(driver_error)
+    if table is not None:
+        # Every table a statement of the library names is one of its models'.
+        return SchemaNotMigrated(table)
     transient = _is_transient(driver_error)
     if transient is None and isinstance(error, DBAPIError):
         transient = error.connection_invalidated or not isinstance(error, _REFUSALS)

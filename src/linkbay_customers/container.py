@@ -16,6 +16,7 @@ from dependency_injector import containers, providers
 from linkbay_customers.clock import SystemClock
 from linkbay_customers.domain import (
     DEFAULT_CONSENT_TYPES,
+    DEFAULT_MAX_ADDRESSES,
     DEFAULT_PROFILING_POLICY,
     ProfilingPolicies,
     ProfilingPolicy,
@@ -44,7 +45,8 @@ class CustomersContainer(containers.DeclarativeContainer):
 
     Configuration: ``default_currency`` ("EUR"), ``consent_types`` (the seed's three),
     ``default_phone_region`` (None: phone numbers must start with ``+`` and their
-    country code; ``"IT"`` reads ``"333 123 4567"`` as an Italian number).
+    country code; ``"IT"`` reads ``"333 123 4567"`` as an Italian number),
+    ``max_addresses_per_customer`` (50).
     """
 
     config = providers.Configuration(
@@ -52,6 +54,7 @@ class CustomersContainer(containers.DeclarativeContainer):
             "default_currency": "EUR",
             "consent_types": DEFAULT_CONSENT_TYPES,
             "default_phone_region": None,
+            "max_addresses_per_customer": DEFAULT_MAX_ADDRESSES,
         }
     )
 
@@ -76,6 +79,7 @@ class CustomersContainer(containers.DeclarativeContainer):
         default_currency=config.default_currency,
         profiling_policy=profiling_policy,
         default_phone_region=config.default_phone_region,
+        max_addresses_per_customer=config.max_addresses_per_customer,
     )
     ai_service = providers.Singleton(
         AIService,
@@ -101,6 +105,7 @@ def bootstrap(
     default_currency: str = "EUR",
     profiling_policy: ProfilingPolicy | ProfilingPolicies | None = None,
     default_phone_region: str | None = None,
+    max_addresses_per_customer: int = DEFAULT_MAX_ADDRESSES,
     **storage_options: Any,
 ) -> CustomersContainer:
     """A wired container over the storage a URL names.
@@ -117,6 +122,7 @@ def bootstrap(
             refused ``analytics`` consent), for every service.
         default_phone_region: The country whose numbering plan reads a phone number
             written without its country code (see ``CustomerService``).
+        max_addresses_per_customer: The most addresses a customer may have.
         **storage_options: Passed on to the storage adapter.
 
     Returns:
@@ -130,6 +136,7 @@ def bootstrap(
     container = CustomersContainer()
     container.config.default_currency.from_value(default_currency)
     container.config.default_phone_region.from_value(default_phone_region)
+    container.config.max_addresses_per_customer.from_value(max_addresses_per_customer)
     container.storage.override(providers.Object(open_storage(database_url, **storage_options)))
     if clock is not None:
         container.clock.override(providers.Object(clock))

@@ -35,6 +35,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
         ClvPrediction,
         ConsentHistory,
         DataExport,
+        DuplicateSuggestion,
         Erasure,
         ProductRecommendation,
         ScoringSummary,
@@ -94,6 +96,7 @@ __all__ = (
     "CustomerResponse",
     "CustomerSearchFilters",
     "CustomerUpdate",
+    "DuplicateSuggestionResponse",
     "MergeAliasResponse",
     "Money",
     "OrderCreate",
@@ -140,7 +143,12 @@ def _storable(text: str) -> str:
 
 
 def field_error_message(error: Mapping[str, Any]) -> str:
-    """A pydantic error item's message, in the library's words where it has its own."""
+    """A pydantic error item's message, in the library's words where it has its own.
+
+    The rule a field breaks is named in words (``must not contain NUL characters``),
+    never as the regular expression that checks it; a validator's own message comes
+    without pydantic's ``Value error,`` prefix.
+    """
     kind = error.get("type")
     if kind == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == (
         STORABLE_PATTERN
@@ -148,7 +156,10 @@ def field_error_message(error: Mapping[str, Any]) -> str:
         return _NUL_MESSAGE
     if kind == "string_unicode":
         return _UNICODE_MESSAGE
-    return str(error["msg"])
+    message = str(error["msg"])
+    if kind == "value_error":
+        return message.removeprefix("Value error, ")
+    return message
 
 
 def _blank_to_none(value: object) -> object:
@@ -526,6 +537,40 @@ class CustomerMergeRequest(BaseModel):
     merge_preferences: StrictBool = False
 
 
+class DuplicateSuggestionResponse(BaseModel):
+    """Two customers likely to be the same person, and the merge that would fold them."""
+
+    customer_id: int
+    other_id: int
+    match_probability: float = Field(
+        description="The probability, from 0 to 1, that the two are one person."
+    )
+    agreeing: list[str] = Field(
+        description="The compared fields that agree, each as `field: level`, such as "
+        "`email: same mailbox`."
+    )
+    disagreeing: list[str] = Field(description="The compared fields both have that disagree.")
+    merge_request: CustomerMergeRequest = Field(
+        description="The body of `POST /customers/merge` that folds the pair."
+    )
+    keep_reason: str = Field(
+        description="Why the merge keeps its target: `more orders`, `older customer` or `lower id`."
+    )
+
+    @classmethod
+    def from_domain(cls, suggestion: DuplicateSuggestion) -> Self:
+        """Build the response from the service's suggestion."""
+        return cls(
+            customer_id=suggestion.customer_id,
+            other_id=suggestion.other_id,
+            match_probability=suggestion.match_probability,
+            agreeing=list(suggestion.agreeing),
+            disagreeing=list(suggestion.disagreeing),
+            merge_request=suggestion.merge_request,
+            keep_reason=suggestion.keep_reason,
+        )
+
+
 class MergeAliasResponse(BaseModel):
     """A merged-away customer id and the customer it resolves to."""
 
@@ -775,13 +820,23 @@ class AuditEventResponse(BaseModel):
 # --------------------------------------------------------------------------------- GDPR
 
 
+# pydantic names the format of IPvAnyAddress "ipvanyaddress", which no JSON Schema tool
+# knows; the document says what it accepts in the standard formats.
+IpAddress = Annotated[
+    IPvAnyAddress,
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]}
+    ),
+]
+
+
 class ConsentMetadata(BaseModel):
     """Where a consent decision was taken; never the decision or its date."""
 
     model_config = _INPUT
 
     source: Annotated[str, Field(min_length=1, max_length=255), Storable] | None = None
-    ip_address: IPvAnyAddress | None = None
+    ip_address: IpAddress | None = None
     user_agent: Annotated[str, Field(min_length=1, max_length=1024), Storable] | None = None
 
 

@@ -7,7 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
+from linkbay_customers import bootstrap
 from linkbay_customers.testing import FixedClock
+from linkbay_customers_fastapi import create_app
 from tests.api._support import ADDRESS, ORDER, assert_problem, tenant_headers
 
 
@@ -34,7 +36,13 @@ class TestAddresses:
         assert body["customer_id"] == customer_id
         assert (body["address_line2"], body["state"]) == (None, None)
         assert listed.status_code == 200
-        assert listed.json() == [body]
+        assert listed.json() == {
+            "items": [body],
+            "total": 1,
+            "page": 1,
+            "page_size": 20,
+            "total_pages": 1,
+        }
 
     async def test_a_new_default_replaces_the_old_one_of_its_type(
         self, client: httpx.AsyncClient, headers: dict[str, str], customer_id: int
@@ -43,7 +51,7 @@ class TestAddresses:
         first = (await client.post(url, json=ADDRESS, headers=headers)).json()
         second = (await client.post(url, json={**ADDRESS, "city": "Roma"}, headers=headers)).json()
 
-        listed = (await client.get(url, headers=headers)).json()
+        listed = (await client.get(url, headers=headers)).json()["items"]
 
         assert [(a["id"], a["is_default"]) for a in listed] == [
             (first["id"], False),
@@ -95,7 +103,7 @@ class TestAddresses:
         assert deleted.status_code == 204
         assert_problem(again, 404, "address_not_found", "address_id")
         listed = await client.get(f"/customers/{customer_id}/addresses", headers=headers)
-        assert listed.json() == []
+        assert listed.json()["items"] == []
 
     async def test_another_customers_address_is_a_404(
         self, client: httpx.AsyncClient, headers: dict[str, str], customer_id: int
@@ -143,7 +151,7 @@ class TestNotes:
         assert signed.json()["created_by"] == "u-1"
         assert signed.json()["created_at"] == "2025-01-01T12:00:00Z"
         assert anonymous.json()["created_by"] is None
-        assert [(n["note"], n["created_by"]) for n in listed.json()] == [
+        assert [(n["note"], n["created_by"]) for n in listed.json()["items"]] == [
             ("Wants express shipping", "u-1"),
             ("Called back", None),
         ]
@@ -157,7 +165,7 @@ class TestNotes:
 
         assert_problem(response, 422, "invalid_input", "note")
         listed = await client.get(f"/customers/{customer_id}/notes", headers=headers)
-        assert listed.json() == []
+        assert listed.json()["items"] == []
 
 
 class TestOrders:
@@ -266,3 +274,91 @@ class TestOrders:
         assert [o["order_id"] for o in first["items"]] == ["D12", "D11"]
         assert [o["order_id"] for o in second["items"]] == ["D10"]
         assert (first["total"], first["total_pages"]) == (3, 2)
+
+
+class TestPagingAndLimits:
+    async def test_notes_and_addresses_are_listed_a_page_at_a_time(
+        self, client: httpx.AsyncClient, headers: dict[str, str], customer_id: int
+    ) -> None:
+        url = f"/customers/{customer_id}"
+        notes = [
+            (await client.post(f"{url}/notes", json={"note": f"n{i}"}, headers=headers)).json()
+            for i in range(3)
+        ]
+        types = ("shipping", "billing", "other")
+        addresses = [
+            (
+                await client.post(
+                    f"{url}/addresses", json={**ADDRESS, "type": kind}, headers=headers
+                )
+            ).json()
+            for kind in types
+        ]
+
+        for path, added in (("notes", notes), ("addresses", addresses)):
+            first = await client.get(f"{url}/{path}?page_size=2", headers=headers)
+            second = await client.get(f"{url}/{path}?page=2&page_size=2", headers=headers)
+            assert first.json() == {
+                "items": added[:2],
+                "total": 3,
+                "page": 1,
+                "page_size": 2,
+                "total_pages": 2,
+            }
+            assert second.json()["items"] == added[2:]
+            too_big = await client.get(f"{url}/{path}?page_size=101", headers=headers)
+            assert_problem(too_big, 422, "invalid_input", "page_size")
+            nothing = await client.get(f"{url}/{path}?page=0", headers=headers)
+            assert_problem(nothing, 422, "invalid_input", "page")
+
+
+@pytest.fixture
+async def capped_client(database_url: str, clock: FixedClock) -> Any:
+    container = bootstrap(database_url, clock=clock, max_addresses_per_customer=2)
+    transport = httpx.ASGITransport(app=create_app(container))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+    await container.storage().close()
+
+
+class TestAddressLimit:
+    async def test_an_address_past_the_limit_is_a_409_and_not_stored(
+        self, capped_client: httpx.AsyncClient, headers: dict[str, str]
+    ) -> None:
+        created = await capped_client.post("/customers", json={"email": "a@x.com"}, headers=headers)
+        url = f"/customers/{created.json()['id']}/addresses"
+        for kind in ("shipping", "billing"):
+            added = await capped_client.post(url, json={**ADDRESS, "type": kind}, headers=headers)
+            assert added.status_code == 201
+
+        refused = await capped_client.post(url, json=ADDRESS, headers=headers)
+
+        body = assert_problem(refused, 409, "too_many_addresses", "customer_id")
+        assert "2 addresses" in body["detail"]
+        assert (await capped_client.get(url, headers=headers)).json()["total"] == 2
+
+    async def test_a_merge_that_would_pass_the_limit_is_refused_whole(
+        self, capped_client: httpx.AsyncClient, headers: dict[str, str]
+    ) -> None:
+        ids = []
+        for email in ("target@x.com", "source@x.com"):
+            created = await capped_client.post("/customers", json={"email": email}, headers=headers)
+            ids.append(created.json()["id"])
+            for kind in ("shipping", "billing"):
+                await capped_client.post(
+                    f"/customers/{ids[-1]}/addresses",
+                    json={**ADDRESS, "type": kind},
+                    headers=headers,
+                )
+        target, source = ids
+        request = {"source_customer_id": source, "target_customer_id": target}
+
+        refused = await capped_client.post("/customers/merge", json=request, headers=headers)
+        without = await capped_client.post(
+            "/customers/merge", json={**request, "merge_addresses": False}, headers=headers
+        )
+
+        assert_problem(refused, 409, "too_many_addresses", "customer_id")
+        assert without.status_code == 200
+        kept = await capped_client.get(f"/customers/{target}/addresses", headers=headers)
+        assert [a["customer_id"] for a in kept.json()["items"]] == [target, target]

@@ -451,7 +451,7 @@ class TestMerge:
         via_source = await client.get(f"/customers/{source['id']}", headers=headers)
         assert via_source.json()["id"] == target["id"]
         notes = await client.get(f"/customers/{target['id']}/notes", headers=headers)
-        assert [n["note"] for n in notes.json()] == ["n"]
+        assert [n["note"] for n in notes.json()["items"]] == ["n"]
 
     async def test_a_self_merge_is_a_409(
         self, client: httpx.AsyncClient, headers: dict[str, str]

@@ -95,7 +95,7 @@ class TestBooleans:
 
         assert_problem(created, 422, "invalid_input", "is_default")
         assert_problem(updated, 422, "invalid_input", "is_default")
-        assert [a["is_default"] for a in stored.json()] == [True]
+        assert [a["is_default"] for a in stored.json()["items"]] == [True]
 
     async def test_merge_flags_must_be_json_booleans(
         self, client: httpx.AsyncClient, headers: dict[str, str]

@@ -167,7 +167,7 @@ class TestImport:
 
         result = runner.invoke(app, args, env={"LINKBAY_PHONE_REGION": region})
 
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == (1 if rejected else 0), result.output
         report = tmp_path / "customers.csv.rejects.csv"
         assert ([r["field"] for r in read_report(report)] if report.exists() else []) == rejected
 
@@ -188,7 +188,7 @@ class TestImport:
             "import", str(source), "--tenant", tenant, "--database-url", empty_database_url
         )
 
-        assert code == 0, out + err
+        assert code == 1, out + err
         assert "3 created, 1 updated, 0 unchanged, 2 rejected (6 rows)" in out
         report = tmp_path / "customers.csv.rejects.csv"
         assert str(report) in out
@@ -239,6 +239,7 @@ class TestImport:
             str(rejects),
             "--actor",
             "ops@example.com",
+            "--allow-rejects",
         )
 
         assert code == 0, out + err
@@ -295,7 +296,7 @@ class TestImport:
         source = tmp_path / "c.csv"
         source.write_text("email\na@example.com\nbad\n")
         code, out, _ = cli("import", str(source), "-t", "t1", "--database-url", "memory://")
-        assert code == 0
+        assert code == 1
         assert "1 created, 0 updated, 0 unchanged, 1 rejected (2 rows)" in out
         assert "dry run" in out
 
@@ -357,9 +358,12 @@ class TestImport:
     def test_an_invalid_tenant_is_one_line(self, tmp_path: Path) -> None:
         source = tmp_path / "c.csv"
         source.write_text("email\na@example.com\n")
-        code, _, err = cli("import", str(source), "-t", "has space", "--database-url", "memory://")
-        assert code == 1
-        assert err.startswith("Error: tenant_id: must be")
+        code, out, err = cli(
+            "import", str(source), "-t", "has space", "--database-url", "memory://"
+        )
+        assert code == 2
+        assert err.startswith("Error: --tenant 'has space': tenant_id: must be")
+        assert "Importing" not in out + err  # no progress bar before the error
 
 
 class TestDemo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -149,7 +150,24 @@ def test_customers_are_created_listed_searched_merged_and_deleted(tmp_path: Path
 
 def test_serve_demo_fills_the_demo_tenant_in_the_default_database(tmp_path: Path) -> None:
     with serving(tmp_path, "--demo", "--demo-customers", "40") as server:
+        banner = server.output()
+        # The banner names three requests to try, each answering with data.
+        tried = re.findall(
+            rf"^  curl -s '{re.escape(server.url)}(/[^']+)' -H 'X-Tenant-ID: demo'$",
+            banner,
+            re.MULTILINE,
+        )
+        assert len(tried) == 3, banner
+        assert tried[0] == "/customers?segment=high_value&page_size=5"
+        customer = re.fullmatch(r"/customers/(\d+)/similar\?limit=5", tried[1])
+        assert customer is not None, tried
+        assert tried[2] == f"/customers/{customer[1]}/recommendations"
         with httpx.Client(base_url=server.url, timeout=10) as http:
+            for path in tried:
+                answer = http.get(path, headers={"X-Tenant-ID": "demo"})
+                assert answer.status_code == 200, answer.text
+                found = answer.json()
+                assert (found["items"] if isinstance(found, dict) else found) != [], path
             page = http.get("/customers", headers={"X-Tenant-ID": "demo"}).json()
             assert page["total"] == 40
             assert any(c["total_orders"] > 0 for c in page["items"])
@@ -158,7 +176,6 @@ def test_serve_demo_fills_the_demo_tenant_in_the_default_database(tmp_path: Path
         assert server.stop(signal.SIGTERM) == 0
     output = server.output()
     assert "Try the demo tenant demo" in output
-    assert f"curl -s '{server.url}/customers?page_size=5' -H 'X-Tenant-ID: demo'" in output
     assert (tmp_path / "linkbay_customers.db").is_file()
 
     # A second start finds the tenant filled and leaves it alone.

@@ -20,6 +20,7 @@ from tests.unit.test_customer_service import (
     TestListAndSearch,
     TestUpdate,
 )
+from tests.unit.test_duplicates import TestDuplicates
 from tests.unit.test_gdpr import (
     TestAuditTrail,
     TestConsent,
@@ -51,6 +52,7 @@ __all__ = (
     "TestRetention",
     "TestCreate",
     "TestDeleteAndRestore",
+    "TestDuplicates",
     "TestGet",
     "TestImport",
     "TestListAndSearch",

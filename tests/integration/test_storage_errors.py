@@ -11,6 +11,7 @@ from sqlalchemy import event
 from linkbay_customers import (
     CustomerService,
     HeuristicIntelligence,
+    SchemaNotMigrated,
     StorageError,
     StorageRejected,
 )
@@ -67,15 +68,18 @@ async def test_a_lock_held_by_another_transaction_is_retryable_and_a_retry_succe
         await holder_storage.close()
 
 
-async def test_a_database_without_the_schema_is_rejected_as_not_retryable(
+async def test_a_database_without_the_schema_is_rejected_as_not_migrated_and_not_retryable(
     empty_database_url: str,
 ) -> None:
     storage = SqlAlchemyStorage.from_url(empty_database_url)
     try:
-        with pytest.raises(StorageRejected) as caught:
+        with pytest.raises(SchemaNotMigrated) as caught:
             await _service(storage).get_customer("acme", 1)
+        assert isinstance(caught.value, StorageRejected)
         assert caught.value.retryable is False
-        assert caught.value.code == "storage_rejected"
+        assert caught.value.code == "schema_not_migrated"
+        assert caught.value.table == "customers"
+        assert "linkbay-customers migrate --database-url" in caught.value.message
     finally:
         await storage.close()
 

@@ -4,8 +4,16 @@ from typing import Any
 
 import pytest
 
-from linkbay_customers import AddressNotFound, CustomerNotFound, CustomerService, InvalidInput
+from linkbay_customers import (
+    AddressNotFound,
+    CustomerNotFound,
+    CustomerService,
+    HeuristicIntelligence,
+    InvalidInput,
+    TooManyAddresses,
+)
 from linkbay_customers.domain import AddressType
+from linkbay_customers.ports import Storage
 from linkbay_customers.schemas import AddressCreate
 from linkbay_customers.testing import FixedClock
 
@@ -37,9 +45,9 @@ class TestAddresses:
             "Via Roma 123",
         )
         assert updated.updated_at == clock.now()
-        assert await service.list_addresses(tenant, customer_id) == [updated]
+        assert (await service.list_addresses(tenant, customer_id)).items == [updated]
         assert await service.delete_address(tenant, customer_id, address.id) is True
-        assert await service.list_addresses(tenant, customer_id) == []
+        assert (await service.list_addresses(tenant, customer_id)).items == []
 
     async def test_a_new_default_replaces_the_old_default_of_its_type_only(
         self, service: CustomerService, tenant: str, customer_id: int
@@ -49,7 +57,9 @@ class TestAddresses:
             tenant, customer_id, {**MILANO, "type": "billing", "is_default": True}
         )
         second = await service.add_address(tenant, customer_id, {**MILANO, "is_default": True})
-        defaults = {a.id: a.is_default for a in await service.list_addresses(tenant, customer_id)}
+        defaults = {
+            a.id: a.is_default for a in (await service.list_addresses(tenant, customer_id)).items
+        }
         assert defaults == {first.id: False, billing.id: True, second.id: True}
 
     async def test_making_an_address_default_or_changing_its_type_keeps_one_default(
@@ -60,7 +70,9 @@ class TestAddresses:
             tenant, customer_id, {**MILANO, "type": "billing", "is_default": True}
         )
         await service.update_address(tenant, customer_id, billing.id, {"type": "shipping"})
-        defaults = {a.id: a.is_default for a in await service.list_addresses(tenant, customer_id)}
+        defaults = {
+            a.id: a.is_default for a in (await service.list_addresses(tenant, customer_id)).items
+        }
         assert defaults == {shipping.id: False, billing.id: True}
 
     @pytest.mark.parametrize(
@@ -89,7 +101,7 @@ class TestAddresses:
         with pytest.raises(InvalidInput) as caught:
             await service.update_address(tenant, customer_id, address.id, change)
         assert caught.value.field == field
-        assert await service.list_addresses(tenant, customer_id) == [address]
+        assert (await service.list_addresses(tenant, customer_id)).items == [address]
 
     async def test_an_address_of_another_customer_is_not_found(
         self, service: CustomerService, tenant: str, customer_id: int
@@ -102,7 +114,7 @@ class TestAddresses:
             await service.delete_address(tenant, customer_id, address.id)
         with pytest.raises(AddressNotFound):
             await service.delete_address(tenant, customer_id, 2**70)
-        assert await service.list_addresses(tenant, other.id) == [address]
+        assert (await service.list_addresses(tenant, other.id)).items == [address]
 
     async def test_an_unknown_customer_is_not_found(
         self, service: CustomerService, tenant: str
@@ -121,7 +133,7 @@ class TestNotes:
         clock.advance(minutes=1)
         second = await service.add_note(tenant, customer_id, {"note": "emailed"})
         assert (first.created_by, second.created_by) == ("u1", None)
-        assert await service.list_notes(tenant, customer_id) == [first, second]
+        assert (await service.list_notes(tenant, customer_id)).items == [first, second]
 
     @pytest.mark.parametrize(
         ("note", "created_by", "field"),
@@ -139,4 +151,42 @@ class TestNotes:
         with pytest.raises(InvalidInput) as caught:
             await service.add_note(tenant, customer_id, {"note": note}, actor=created_by)
         assert caught.value.field == field
-        assert await service.list_notes(tenant, customer_id) == []
+        assert (await service.list_notes(tenant, customer_id)).items == []
+
+
+class TestAddressLimit:
+    async def test_the_limit_holds_on_adding_and_counts_what_is_stored(
+        self, storage: Storage, tenant: str, customer_id: int, clock: FixedClock
+    ) -> None:
+        service = CustomerService(
+            storage.unit_of_work, clock, HeuristicIntelligence(), max_addresses_per_customer=2
+        )
+        first = await service.add_address(tenant, customer_id, MILANO)
+        await service.add_address(tenant, customer_id, {**MILANO, "type": "billing"})
+
+        with pytest.raises(TooManyAddresses) as refused:
+            await service.add_address(tenant, customer_id, MILANO)
+        assert (refused.value.limit, refused.value.field) == (2, "customer_id")
+        assert (await service.list_addresses(tenant, customer_id)).total == 2
+        await service.delete_address(tenant, customer_id, first.id)
+        await service.add_address(tenant, customer_id, MILANO)
+
+    async def test_the_default_limit_is_fifty(
+        self, service: CustomerService, tenant: str, customer_id: int
+    ) -> None:
+        for _ in range(50):
+            await service.add_address(tenant, customer_id, MILANO)
+        with pytest.raises(TooManyAddresses, match="more than 50 addresses"):
+            await service.add_address(tenant, customer_id, MILANO)
+
+    @pytest.mark.parametrize("limit", [0, -1, True, 2.5])
+    def test_a_limit_must_be_a_positive_integer(
+        self, storage: Storage, clock: FixedClock, limit: Any
+    ) -> None:
+        with pytest.raises(ValueError, match="max_addresses_per_customer"):
+            CustomerService(
+                storage.unit_of_work,
+                clock,
+                HeuristicIntelligence(),
+                max_addresses_per_customer=limit,
+            )

@@ -104,7 +104,7 @@ async def test_filling_a_tenant_shows_every_segment(
     orders = await service.list_orders(tenant, top[0].id, page_size=100)
     assert orders.total == top[0].total_orders
     assert all(order.items for order in orders.items)
-    assert await service.list_addresses(tenant, top[0].id)
+    assert (await service.list_addresses(tenant, top[0].id)).items
 
 
 async def test_addresses_and_notes_are_written_as_generated(
@@ -116,10 +116,10 @@ async def test_addresses_and_notes_are_written_as_generated(
     assert summary.notes == sum(len(p.notes) for p in expected)
     noted = next(p for p in expected if p.notes and p.addresses)
     customer = await service.get_customer_by_email(tenant, noted.profile.email)
-    assert [n.note for n in await service.list_notes(tenant, customer.id)] == [
+    assert [n.note for n in (await service.list_notes(tenant, customer.id)).items] == [
         n.note for n in noted.notes
     ]
-    addresses = await service.list_addresses(tenant, customer.id)
+    addresses = (await service.list_addresses(tenant, customer.id)).items
     assert [(a.type, a.city, a.is_default) for a in addresses] == [
         (a.type, a.city, a.is_default) for a in noted.addresses
     ]

@@ -304,12 +304,14 @@ class TestMerge:
         assert merged.preferences == {"language": "en", "ui": {"theme": "dark"}}
         orders = await service.list_orders(tenant, target.id)
         assert sorted(o.order_id for o in orders.items) == ["s1", "t1"]
-        addresses = await service.list_addresses(tenant, target.id)
+        addresses = (await service.list_addresses(tenant, target.id)).items
         assert [(a.address_line1, a.is_default) for a in addresses] == [
             ("Via A", False),
             ("Via B", True),
         ]
-        assert [n.note for n in await service.list_notes(tenant, target.id)] == ["from source"]
+        assert [n.note for n in (await service.list_notes(tenant, target.id)).items] == [
+            "from source"
+        ]
         gone = await service.get_customer(tenant, source.id, include_deleted=True)
         assert gone.id == target.id  # the source id now resolves to the target
         assert [a.alias_id for a in await service.list_aliases(tenant, target.id)] == [source.id]
@@ -365,8 +367,8 @@ class TestMerge:
         )
         assert merged.tags == ["b", "c"]
         assert merged.preferences == {"language": "en"}
-        assert len(await service.list_addresses(tenant, target.id)) == 1
-        assert await service.list_notes(tenant, target.id) == []
+        assert len((await service.list_addresses(tenant, target.id)).items) == 1
+        assert (await service.list_notes(tenant, target.id)).items == []
         assert merged.total_orders == 2  # orders always move
 
     async def test_the_source_id_resolves_to_the_target_everywhere(

@@ -7,13 +7,14 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, func, select
 
-from linkbay_customers.domain import Address, AddressNotFound, AddressType, CustomerNote
+from linkbay_customers.domain import Address, AddressNotFound, AddressType, CustomerNote, Page
 from linkbay_customers.ports import AddressRepository, NoteRepository
 from linkbay_customers_sqlalchemy._repositories._base import SqlRepository
 from linkbay_customers_sqlalchemy._repositories._statements import (
     keyed,
+    page_of,
     plain_insert,
     update_by_key,
 )
@@ -21,7 +22,33 @@ from linkbay_customers_sqlalchemy._repositories._statements import (
 __all__ = ("SqlAddressRepository", "SqlNoteRepository")
 
 
-class SqlAddressRepository(SqlRepository, AddressRepository):
+class _PagedByCustomer(SqlRepository):
+    async def _page(
+        self,
+        customer_ids: Sequence[int],
+        order_by: tuple[Any, ...],
+        page: int,
+        page_size: int,
+        what: str,
+    ) -> tuple[builtins.list[Any], int]:
+        """One page of the rows of any of the customers and the count of all of them."""
+        t = self._table
+        mine = and_(self._mine, self._one_of(t.c.customer_id, customer_ids))
+        rows = await self._execute(
+            select(t)
+            .where(mine)
+            .order_by(*order_by)
+            .limit(page_size)
+            .offset((page - 1) * page_size),
+            action=f"listing {what}",
+        )
+        count = await self._execute(
+            select(func.count()).select_from(t).where(mine), action=f"counting {what}"
+        )
+        return builtins.list(rows), int(count.scalar_one())
+
+
+class SqlAddressRepository(_PagedByCustomer, AddressRepository):
     """Addresses in SQL."""
 
     role = "address"
@@ -69,6 +96,15 @@ class SqlAddressRepository(SqlRepository, AddressRepository):
         )
         return [self._entity(row) for row in rows]
 
+    async def page_for_customers(
+        self, customer_ids: Sequence[int], *, page: int, page_size: int
+    ) -> Page[Address]:
+        """One page of the addresses of any of the customers, oldest first."""
+        rows, total = await self._page(
+            customer_ids, (self._table.c.id,), page, page_size, "addresses"
+        )
+        return page_of([self._entity(row) for row in rows], total, page, page_size)
+
     async def update(self, address: Address) -> None:
         """Write every field of an existing address."""
         values = self._values(address)
@@ -95,7 +131,7 @@ class SqlAddressRepository(SqlRepository, AddressRepository):
         return await self._delete_for_customers(customer_ids)
 
 
-class SqlNoteRepository(SqlRepository, NoteRepository):
+class SqlNoteRepository(_PagedByCustomer, NoteRepository):
     """Notes in SQL."""
 
     role = "note"
@@ -121,6 +157,16 @@ class SqlNoteRepository(SqlRepository, NoteRepository):
             action="listing notes",
         )
         return [CustomerNote(**row._mapping) for row in rows]
+
+    async def page_for_customers(
+        self, customer_ids: Sequence[int], *, page: int, page_size: int
+    ) -> Page[CustomerNote]:
+        """One page of the notes of any of the customers, oldest first."""
+        t = self._table
+        rows, total = await self._page(
+            customer_ids, (t.c.created_at, t.c.id), page, page_size, "notes"
+        )
+        return page_of([CustomerNote(**row._mapping) for row in rows], total, page, page_size)
 
     async def reassign(self, from_customer_id: int, to_customer_id: int) -> int:
         """Move every note of one customer to another."""

@@ -43,6 +43,7 @@ from linkbay_customers_sqlalchemy._repositories._customer_rows import (
     EMBEDDING_FIELDS,
     embedding_entry,
 )
+from linkbay_customers_sqlalchemy._repositories._duplicates import SqlDuplicateCandidates
 from linkbay_customers_sqlalchemy._repositories._postgresql import (
     emails_probed_by_key,
     has_tags,
@@ -82,7 +83,11 @@ def _customer_by_id(
 
 
 class SqlCustomerRepository(
-    SqlNearestNeighbours, CustomerRepository, CustomerBulkImport, DerivedDataStore
+    SqlNearestNeighbours,
+    SqlDuplicateCandidates,
+    CustomerRepository,
+    CustomerBulkImport,
+    DerivedDataStore,
 ):
     """Customers in SQL; columns a host adds to its model are the ``extra`` fields."""
 

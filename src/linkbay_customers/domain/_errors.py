@@ -16,10 +16,12 @@ __all__ = (
     "LinkbayError",
     "OrderConflict",
     "ProfilingNotAllowed",
+    "SchemaNotMigrated",
     "StorageError",
     "StorageRejected",
     "TransactionConflict",
     "StorageRoleMissing",
+    "TooManyAddresses",
 )
 
 
@@ -61,6 +63,19 @@ class AddressNotFound(LinkbayError):
     def __init__(self, address_id: int) -> None:
         super().__init__(f"address {address_id} not found")
         self.address_id = address_id
+
+
+class TooManyAddresses(LinkbayError):
+    """The customer has as many addresses as the service allows
+    (``CustomerService(max_addresses_per_customer=...)``); delete one first."""
+
+    code = "too_many_addresses"
+    field = "customer_id"
+
+    def __init__(self, customer_id: int, limit: int) -> None:
+        super().__init__(f"customer {customer_id} would have more than {limit} addresses")
+        self.customer_id = customer_id
+        self.limit = limit
 
 
 class DuplicateEmail(LinkbayError):
@@ -199,3 +214,23 @@ class StorageRejected(StorageError):
 
     code = "storage_rejected"
     retryable = False
+
+
+class SchemaNotMigrated(StorageRejected):
+    """The database lacks a table the library uses: its schema was never migrated.
+
+    Retrying cannot help; migrating the database does:
+    ``linkbay-customers migrate --database-url URL`` (or the host's own migrations).
+
+    Attributes:
+        table: The missing table.
+    """
+
+    code = "schema_not_migrated"
+
+    def __init__(self, table: str) -> None:
+        super().__init__(
+            f"the database has no table {table!r}: its schema was never migrated; run"
+            " linkbay-customers migrate --database-url URL, with this database's URL"
+        )
+        self.table = table

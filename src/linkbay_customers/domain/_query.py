@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Generic, TypeVar
 
 __all__ = (
+    "DEFAULT_MAX_ADDRESSES",
     "MAX_PAGE_SIZE",
     "MAX_SEARCH_LIMIT",
     "CustomerFilters",
@@ -22,6 +23,8 @@ T = TypeVar("T")
 
 MAX_PAGE_SIZE = 100
 MAX_SEARCH_LIMIT = 100
+# The most addresses a customer may have unless the service is configured otherwise.
+DEFAULT_MAX_ADDRESSES = 50
 
 
 class TagMatch(StrEnum):

@@ -37,6 +37,7 @@ __all__ = (
     "CustomerBulkImport",
     "CustomerRepository",
     "DerivedDataStore",
+    "DuplicateCandidates",
     "MergeAliasRepository",
     "NearestNeighbours",
     "NoteRepository",
@@ -253,6 +254,30 @@ class NearestNeighbours(Protocol):
 
 
 @runtime_checkable
+class DuplicateCandidates(Protocol):
+    """The ``duplicates`` role of ``uow.customers``: candidate pairs by blocking.
+
+    ``CustomerService.find_duplicates`` and ``find_duplicates_of`` need it. Two live
+    (neither deleted nor erased) customers are a candidate pair when they share a
+    blocking key: the mailbox of their email (lower case, ``+tag`` and, for Gmail,
+    dots dropped), the phone, the last name and first initial, the birthday and last
+    initial, swapped first and last names, or a postcode and the last name.
+    """
+
+    async def candidate_pairs(
+        self, customer_ids: Sequence[int], *, later_only: bool = True
+    ) -> Sequence[tuple[int, int]]:
+        """The candidate pairs ``(a, b)`` with ``a`` one of ``customer_ids`` (live ones
+        only), ``b`` a live customer other than ``a`` — with a greater id when
+        ``later_only`` — each pair once, ordered by ``a`` then ``b``.
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+
+@runtime_checkable
 class AddressRepository(Protocol):
     """Addresses of the unit of work's tenant.
 
@@ -295,6 +320,16 @@ class AddressRepository(Protocol):
 
     async def list_for_customers(self, customer_ids: Sequence[int]) -> Sequence[Address]:
         """The addresses of any of the customers, oldest first.
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+    async def page_for_customers(
+        self, customer_ids: Sequence[int], *, page: int, page_size: int
+    ) -> Page[Address]:
+        """One page of the addresses of any of the customers, oldest first.
 
         Raises:
             StorageError: the storage failed.
@@ -370,6 +405,16 @@ class NoteRepository(Protocol):
 
     async def list_for_customers(self, customer_ids: Sequence[int]) -> Sequence[CustomerNote]:
         """The notes of any of the customers, oldest first.
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+    async def page_for_customers(
+        self, customer_ids: Sequence[int], *, page: int, page_size: int
+    ) -> Page[CustomerNote]:
+        """One page of the notes of any of the customers, oldest first.
 
         Raises:
             StorageError: the storage failed.

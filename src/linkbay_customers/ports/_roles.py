@@ -15,6 +15,7 @@ from linkbay_customers.domain import StorageRoleMissing
 from linkbay_customers.ports._repositories import (
     CustomerBulkImport,
     DerivedDataStore,
+    DuplicateCandidates,
     NearestNeighbours,
     PurchaseHistory,
 )
@@ -25,6 +26,7 @@ __all__ = (
     "StorageRole",
     "bulk_import",
     "derived_data",
+    "duplicate_candidates",
     "nearest_neighbours",
     "purchase_history",
     "storage_roles",
@@ -67,11 +69,20 @@ _DERIVED_DATA = StorageRole(
 _SIMILARITY = StorageRole(
     "similarity", NearestNeighbours, "customers", "similar customers and recommendations"
 )
+_DUPLICATES = StorageRole(
+    "duplicates", DuplicateCandidates, "customers", "finding duplicate customers"
+)
 _PURCHASES = StorageRole(
     "purchases", PurchaseHistory, "orders", "recommendations and purchase-aware scores"
 )
 
-STORAGE_ROLES: tuple[StorageRole, ...] = (_BULK_IMPORT, _DERIVED_DATA, _SIMILARITY, _PURCHASES)
+STORAGE_ROLES: tuple[StorageRole, ...] = (
+    _BULK_IMPORT,
+    _DERIVED_DATA,
+    _SIMILARITY,
+    _PURCHASES,
+    _DUPLICATES,
+)
 """Every optional role; every other repository method is required of every storage."""
 
 
@@ -126,3 +137,15 @@ def purchase_history(uow: UnitOfWork) -> PurchaseHistory:
     if isinstance(orders, PurchaseHistory):
         return orders
     raise _PURCHASES.missing()
+
+
+def duplicate_candidates(uow: UnitOfWork) -> DuplicateCandidates:
+    """``uow.customers`` as ``DuplicateCandidates``.
+
+    Raises:
+        StorageRoleMissing: the storage does not implement the role.
+    """
+    customers = uow.customers
+    if isinstance(customers, DuplicateCandidates):
+        return customers
+    raise _DUPLICATES.missing()

@@ -17,6 +17,7 @@ from linkbay_customers.services._customers import (
     RecordedOrder,
     UnitOfWorkFactory,
 )
+from linkbay_customers.services._duplicates import DuplicateSuggestion
 from linkbay_customers.services._gdpr import GDPRService, export_as_csv_zip
 from linkbay_customers.services._gdpr_results import (
     ConsentHistory,
@@ -42,6 +43,7 @@ __all__ = (
     "ScoringSummary",
     "SimilarCustomer",
     "CustomerService",
+    "DuplicateSuggestion",
     "GDPRService",
     "ImportProgress",
     "ImportRejection",

@@ -3,7 +3,7 @@ per type) and the notes written about them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -13,11 +13,13 @@ from linkbay_customers.domain import (
     AddressType,
     AuditAction,
     CustomerNote,
+    Page,
+    TooManyAddresses,
     check_actor,
 )
 from linkbay_customers.ports import UnitOfWork
 from linkbay_customers.schemas import AddressCreate, AddressUpdate, CustomerNoteCreate
-from linkbay_customers.services._boundary import check_id, validated
+from linkbay_customers.services._boundary import check_id, check_page, validated
 from linkbay_customers.services._change import Transactions
 
 __all__ = ("AddressesAndNotes", "move_addresses")
@@ -27,6 +29,7 @@ class AddressesAndNotes:
     """Addresses and notes (part of ``CustomerService``)."""
 
     _tx: Transactions
+    _max_addresses: int
 
     async def add_address(
         self,
@@ -41,11 +44,15 @@ class AddressesAndNotes:
         Raises:
             CustomerNotFound: unknown or deleted customer.
             InvalidInput: a field is invalid (type, country, ...).
+            TooManyAddresses: the customer has ``max_addresses_per_customer`` already.
         """
         data = validated(AddressCreate, data)
         actor = check_actor(actor)
         async with self._tx.change(tenant_id, actor=actor) as change:
             customer = await change.customer(customer_id)
+            held = await change.uow.addresses.page_for_customers([customer.id], page=1, page_size=1)
+            if held.total >= self._max_addresses:
+                raise TooManyAddresses(customer.id, self._max_addresses)
             if data.is_default:
                 await _clear_default(change.uow, customer.id, data.type, keep=None)
             address = Address(
@@ -65,16 +72,22 @@ class AddressesAndNotes:
             )
         return address
 
-    async def list_addresses(self, tenant_id: str, customer_id: int) -> Sequence[Address]:
-        """A customer's addresses, oldest first.
+    async def list_addresses(
+        self, tenant_id: str, customer_id: int, *, page: int = 1, page_size: int = 20
+    ) -> Page[Address]:
+        """One page of a customer's addresses, oldest first.
 
         Raises:
             CustomerNotFound: unknown or deleted customer.
+            InvalidInput: ``page`` < 1 or ``page_size`` not in 1..100.
         """
+        check_page(page, page_size)
         return await self._tx.of_customer(
             tenant_id,
             customer_id,
-            lambda uow, customer: uow.addresses.list_for_customer(customer.id),
+            lambda uow, customer: uow.addresses.page_for_customers(
+                [customer.id], page=page, page_size=page_size
+            ),
         )
 
     async def update_address(
@@ -173,23 +186,41 @@ class AddressesAndNotes:
             )
         return note
 
-    async def list_notes(self, tenant_id: str, customer_id: int) -> Sequence[CustomerNote]:
-        """A customer's notes, oldest first.
+    async def list_notes(
+        self, tenant_id: str, customer_id: int, *, page: int = 1, page_size: int = 20
+    ) -> Page[CustomerNote]:
+        """One page of a customer's notes, oldest first.
 
         Raises:
             CustomerNotFound: unknown or deleted customer.
+            InvalidInput: ``page`` < 1 or ``page_size`` not in 1..100.
         """
+        check_page(page, page_size)
         return await self._tx.of_customer(
-            tenant_id, customer_id, lambda uow, customer: uow.notes.list_for_customer(customer.id)
+            tenant_id,
+            customer_id,
+            lambda uow, customer: uow.notes.page_for_customers(
+                [customer.id], page=page, page_size=page_size
+            ),
         )
 
 
-async def move_addresses(uow: UnitOfWork, source_id: int, target_id: int, now: datetime) -> None:
+async def move_addresses(
+    uow: UnitOfWork, source_id: int, target_id: int, now: datetime, *, limit: int
+) -> None:
     """Move a merged customer's addresses to the target; the target's defaults win: a
     moved default of a type the target already has a default for arrives as a plain
-    address."""
-    taken = {a.type for a in await uow.addresses.list_for_customer(target_id) if a.is_default}
-    for address in await uow.addresses.list_for_customer(source_id):
+    address.
+
+    Raises:
+        TooManyAddresses: the target would have more than ``limit`` addresses.
+    """
+    held = await uow.addresses.list_for_customer(target_id)
+    moving = await uow.addresses.list_for_customer(source_id)
+    if len(held) + len(moving) > limit:
+        raise TooManyAddresses(target_id, limit)
+    taken = {a.type for a in held if a.is_default}
+    for address in moving:
         if address.is_default and address.type in taken:
             address.is_default = False
             address.updated_at = now

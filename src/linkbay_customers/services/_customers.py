@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from linkbay_customers.domain import (
+    DEFAULT_MAX_ADDRESSES,
     DEFAULT_PROFILING_POLICY,
     ProfilingPolicies,
     ProfilingPolicy,
@@ -13,13 +14,16 @@ from linkbay_customers.services._addresses_notes import AddressesAndNotes
 from linkbay_customers.services._change import Transactions, UnitOfWorkFactory
 from linkbay_customers.services._customer_records import CustomerRecords
 from linkbay_customers.services._derived import ProfilingGate
+from linkbay_customers.services._duplicates import CustomerDuplicates
 from linkbay_customers.services._merge import CustomerMerges
 from linkbay_customers.services._orders import CustomerOrders, RecordedOrder
 
 __all__ = ("CustomerService", "RecordedOrder", "UnitOfWorkFactory")
 
 
-class CustomerService(CustomerRecords, AddressesAndNotes, CustomerOrders, CustomerMerges):
+class CustomerService(
+    CustomerRecords, AddressesAndNotes, CustomerOrders, CustomerMerges, CustomerDuplicates
+):
     """Customer management for every tenant of a storage.
 
     Every method takes the tenant first and works inside one unit of work of that
@@ -41,9 +45,13 @@ class CustomerService(CustomerRecords, AddressesAndNotes, CustomerOrders, Custom
             plan reads a phone number written without its country code
             (``"333 123 4567"`` with ``"IT"`` is stored as ``"+393331234567"``).
             None, the default, accepts only numbers that start with ``+``.
+        max_addresses_per_customer: The most addresses a customer may have (50 by
+            default); adding one more, or a merge that would move the target past
+            it, raises ``TooManyAddresses``.
 
     Raises:
-        ValueError: ``default_phone_region`` names no region with a numbering plan.
+        ValueError: ``default_phone_region`` names no region with a numbering plan,
+            or ``max_addresses_per_customer`` is not a positive integer.
     """
 
     def __init__(
@@ -55,7 +63,15 @@ class CustomerService(CustomerRecords, AddressesAndNotes, CustomerOrders, Custom
         default_currency: str = "EUR",
         profiling_policy: ProfilingPolicy | ProfilingPolicies = DEFAULT_PROFILING_POLICY,
         default_phone_region: str | None = None,
+        max_addresses_per_customer: int = DEFAULT_MAX_ADDRESSES,
     ) -> None:
         self._phone_region = check_phone_region(default_phone_region)
+        if (
+            isinstance(max_addresses_per_customer, bool)
+            or not isinstance(max_addresses_per_customer, int)
+            or max_addresses_per_customer < 1
+        ):
+            raise ValueError("max_addresses_per_customer must be a positive integer")
+        self._max_addresses = max_addresses_per_customer
         self._default_currency = default_currency
         self._tx = Transactions(uow_factory, clock, ProfilingGate(profiling_policy), intelligence)

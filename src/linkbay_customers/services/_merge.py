@@ -31,6 +31,7 @@ class CustomerMerges:
     """Merges (part of ``CustomerService``)."""
 
     _tx: Transactions
+    _max_addresses: int
 
     async def merge_customers(
         self,
@@ -95,7 +96,9 @@ class CustomerMerges:
             fold_analytics(target, source)
             await uow.orders.reassign(source.id, target.id)
             if request.merge_addresses:
-                await move_addresses(uow, source.id, target.id, change.now)
+                await move_addresses(
+                    uow, source.id, target.id, change.now, limit=self._max_addresses
+                )
             if request.merge_notes:
                 await uow.notes.reassign(source.id, target.id)
             if request.merge_tags:

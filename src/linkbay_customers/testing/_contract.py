@@ -19,8 +19,8 @@ every test with a message saying so.
 Each role of a storage has its contract class: the core repositories'
 (``CustomerRepositoryContract``, ...) and the optional roles'
 (``CustomerBulkImportContract``, ``DerivedDataContract``, ``NearestNeighboursContract``,
-``PurchaseHistoryContract``). A storage that leaves out optional roles
-(``OPTIONAL_CAPABILITIES``) says which it has in ``capabilities``; the tests of the
+``PurchaseHistoryContract``, ``DuplicateCandidatesContract``). A storage that leaves out
+optional roles (``OPTIONAL_CAPABILITIES``) says which it has in ``capabilities``; the tests of the
 others are skipped, naming the missing capability, and ``StorageRolesContract``
 checks that the storage implements each role declared.
 
@@ -69,6 +69,7 @@ from linkbay_customers.ports import (
     UnitOfWork,
     bulk_import,
     derived_data,
+    duplicate_candidates,
     nearest_neighbours,
     purchase_history,
     storage_roles,
@@ -95,6 +96,7 @@ __all__ = (
     "CustomerListingContract",
     "CustomerRepositoryContract",
     "DerivedDataContract",
+    "DuplicateCandidatesContract",
     "IntelligenceDataContract",
     "MergeAliasRepositoryContract",
     "NearestNeighboursContract",
@@ -114,8 +116,8 @@ _COUNTED = ("customers", "addresses", "notes", "orders", "consents", "audit")
 
 OPTIONAL_CAPABILITIES: frozenset[str] = frozenset(role.name for role in STORAGE_ROLES)
 """The roles a storage may leave out (``linkbay_customers.ports.STORAGE_ROLES``:
-``bulk_import``, ``derived_data``, ``similarity``, ``purchases``); every other part of
-the contract is required."""
+``bulk_import``, ``derived_data``, ``similarity``, ``purchases``, ``duplicates``); every
+other part of the contract is required."""
 
 _Test = TypeVar("_Test", bound=Callable[..., Any])
 
@@ -803,6 +805,23 @@ class AddressRepositoryContract(ContractBase):
             assert await uow.addresses.list_for_customers([first.id, second.id]) == [a, b]
             assert await uow.addresses.list_for_customers([]) == []
 
+    async def test_the_addresses_of_customers_are_paged_oldest_first(self, uow: UnitOfWork) -> None:
+        async with uow:
+            first, second, bystander = [await add_customer(uow) for _ in range(3)]
+            a = await add_address(uow, first.id)
+            b = await add_address(uow, second.id, type=AddressType.BILLING)
+            c = await add_address(uow, first.id, type=AddressType.OTHER)
+            await add_address(uow, bystander.id)
+            ids = [first.id, second.id]
+            one = await uow.addresses.page_for_customers(ids, page=1, page_size=2)
+            two = await uow.addresses.page_for_customers(ids, page=2, page_size=2)
+            past = await uow.addresses.page_for_customers(ids, page=3, page_size=2)
+            assert (list(one.items), one.total, one.total_pages) == ([a, b], 3, 2)
+            assert (list(two.items), two.page, two.page_size) == ([c], 2, 2)
+            assert (list(past.items), past.total) == ([], 3)
+            none = await uow.addresses.page_for_customers([], page=1, page_size=2)
+            assert (list(none.items), none.total) == ([], 0)
+
     async def test_update_and_delete(self, uow: UnitOfWork) -> None:
         async with uow:
             customer = await add_customer(uow)
@@ -869,6 +888,21 @@ class NoteRepositoryContract(ContractBase):
             await add_note(uow, bystander.id)
             assert await uow.notes.list_for_customers([first.id, second.id]) == [earlier, later]
             assert await uow.notes.list_for_customers([]) == []
+
+    async def test_the_notes_of_customers_are_paged_oldest_first(self, uow: UnitOfWork) -> None:
+        async with uow:
+            first, second, bystander = [await add_customer(uow) for _ in range(3)]
+            last = await add_note(uow, first.id, created_at=T0 + timedelta(hours=2))
+            middle = await add_note(uow, second.id, created_at=T0 + timedelta(hours=1))
+            oldest = await add_note(uow, first.id)
+            await add_note(uow, bystander.id)
+            ids = [first.id, second.id]
+            one = await uow.notes.page_for_customers(ids, page=1, page_size=2)
+            two = await uow.notes.page_for_customers(ids, page=2, page_size=2)
+            assert (list(one.items), one.total, one.total_pages) == ([oldest, middle], 3, 2)
+            assert list(two.items) == [last]
+            only = await uow.notes.page_for_customers([second.id], page=1, page_size=10)
+            assert (list(only.items), only.total) == ([middle], 1)
 
     async def test_notes_are_reassigned_and_deleted_per_customer(self, uow: UnitOfWork) -> None:
         async with uow:
@@ -1497,6 +1531,64 @@ class NearestNeighboursContract(ContractBase):
         assert [c.id for c, _ in two] == [close.id, far.id]
 
 
+class DuplicateCandidatesContract(ContractBase):
+    """``DuplicateCandidates``: candidate pairs from every blocking key, live customers
+    only, never all pairs."""
+
+    @_requires("duplicates")
+    async def test_each_blocking_key_makes_a_pair_and_nothing_else_does(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            mail_a = await add_customer(uow, email="Ann.Lee+shop@gmail.com")
+            mail_b = await add_customer(uow, email="annlee@googlemail.com")
+            phone_a = await add_customer(uow, phone="+14155550100")
+            phone_b = await add_customer(uow, phone="+14155550100")
+            name_a = await add_customer(uow, first_name="Maria", last_name="Rossi")
+            name_b = await add_customer(uow, first_name="Mario", last_name="ROSSI")
+            swap_a = await add_customer(uow, first_name="Chen", last_name="Wei")
+            swap_b = await add_customer(uow, first_name="Wei", last_name="Chen")
+            born_a = await add_customer(uow, last_name="Bianchi", birthday=T0.date())
+            born_b = await add_customer(uow, last_name="Bruni", birthday=T0.date())
+            post_a = await add_customer(uow, first_name="Luca", last_name="Verdi")
+            post_b = await add_customer(uow, first_name="Paolo", last_name="Verdi")
+            await add_address(uow, post_a.id, postal_code="20121")
+            await add_address(uow, post_b.id, postal_code="20121")
+            await add_customer(uow, first_name="Zed", last_name="Zulu", phone="+14155550199")
+            everyone = [c.id for c in await derived_data(uow).list_after(0, limit=100)]
+            pairs = await duplicate_candidates(uow).candidate_pairs(everyone)
+            first_half = await duplicate_candidates(uow).candidate_pairs(everyone[:4])
+            both_ways = await duplicate_candidates(uow).candidate_pairs(
+                [phone_b.id], later_only=False
+            )
+            none = await duplicate_candidates(uow).candidate_pairs([])
+        assert pairs == [
+            (mail_a.id, mail_b.id),
+            (phone_a.id, phone_b.id),
+            (name_a.id, name_b.id),
+            (swap_a.id, swap_b.id),
+            (born_a.id, born_b.id),
+            (post_a.id, post_b.id),
+        ]
+        assert first_half == [(mail_a.id, mail_b.id), (phone_a.id, phone_b.id)]
+        assert both_ways == [(phone_b.id, phone_a.id)]
+        assert none == []
+
+    @_requires("duplicates")
+    async def test_deleted_and_anonymized_customers_and_other_tenants_make_no_pair(
+        self, storage: Storage, tenant: str, other_tenant: str
+    ) -> None:
+        async with storage.unit_of_work(other_tenant) as other:
+            await add_customer(other, phone="+14155550100")
+            await other.commit()
+        async with storage.unit_of_work(tenant) as uow:
+            live = await add_customer(uow, phone="+14155550100")
+            await add_customer(uow, phone="+14155550100", deleted_at=T0)
+            await add_customer(uow, phone="+14155550100", is_anonymized=True)
+            pairs = await duplicate_candidates(uow).candidate_pairs([live.id], later_only=False)
+        assert pairs == []
+
+
 class PurchaseHistoryContract(ContractBase):
     """``PurchaseHistory``: units bought per customer and product, and best sellers."""
 
@@ -1593,6 +1685,7 @@ class StorageContract(
     MergeAliasRepositoryContract,
     DerivedDataContract,
     NearestNeighboursContract,
+    DuplicateCandidatesContract,
     PurchaseHistoryContract,
     TenantIsolationContract,
 ):

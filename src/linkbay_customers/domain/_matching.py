@@ -1,0 +1,393 @@
+"""Duplicate detection: field comparisons and a Fellegi-Sunter model fitted by EM.
+
+Two customer records are compared field by field; each comparison gives a discrete
+agreement level (0 = disagree, higher = closer) or None when a side lacks the
+field. A ``MatchModel`` holds, per comparison and level, the probability ``m`` of
+that level among pairs that are the same person and ``u`` among pairs that are
+not, and the share ``prior`` of candidate pairs that match; it turns a comparison
+vector into a match probability. ``fit_match_model`` learns the model from the
+comparison vectors of a tenant's candidate pairs without labels (expectation
+maximisation, as splink does), over the counts of distinct vectors rather than the
+pairs themselves, with Dirichlet pseudo-counts that keep a small tenant's model
+near sensible defaults. Pure standard library.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from linkbay_customers.domain._entities import Address, Customer
+
+__all__ = (
+    "COMPARISONS",
+    "MatchModel",
+    "MatchRecord",
+    "Comparison",
+    "blocking_keys",
+    "compare_records",
+    "fit_match_model",
+    "jaro_winkler",
+    "match_record",
+    "normalize_email",
+)
+
+# Providers whose mailboxes ignore dots in the local part.
+_DOTLESS_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+
+
+def normalize_email(email: str | None) -> str | None:
+    """The mailbox an address reaches: lower case, ``+tag`` dropped, dots dropped for
+    providers that ignore them (gmail.com and googlemail.com, the same mailbox)."""
+    if not email or "@" not in email:
+        return None
+    local, _, domain = email.strip().lower().rpartition("@")
+    local = local.split("+", 1)[0]
+    if domain in _DOTLESS_DOMAINS:
+        domain = _DOTLESS_DOMAINS[domain]
+        local = local.replace(".", "")
+    return f"{local}@{domain}" if local else None
+
+
+@functools.lru_cache(maxsize=65_536)
+def _fold(text: str | None) -> str:
+    """Case, accents and surrounding spaces do not make two names differ."""
+    if not text:
+        return ""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
+
+
+def jaro_winkler(a: str, b: str, *, prefix_scale: float = 0.1) -> float:
+    """The Jaro-Winkler similarity of two strings, from 0 (nothing shared) to 1 (equal)."""
+    if a == b:
+        return 1.0
+    if not a or not b:
+        return 0.0
+    window = max(max(len(a), len(b)) // 2 - 1, 0)
+    matched_b = [False] * len(b)
+    a_matches: list[str] = []
+    for i, char in enumerate(a):
+        for j in range(max(0, i - window), min(len(b), i + window + 1)):
+            if not matched_b[j] and b[j] == char:
+                matched_b[j] = True
+                a_matches.append(char)
+                break
+    if not a_matches:
+        return 0.0
+    b_matches = [b[j] for j in range(len(b)) if matched_b[j]]
+    transpositions = sum(x != y for x, y in zip(a_matches, b_matches, strict=True)) / 2
+    n = len(a_matches)
+    jaro = (n / len(a) + n / len(b) + (n - transpositions) / n) / 3
+    prefix = 0
+    for x, y in zip(a[:4], b[:4], strict=False):
+        if x != y:
+            break
+        prefix += 1
+    return jaro + prefix * prefix_scale * (1 - jaro)
+
+
+@dataclass(frozen=True, slots=True)
+class MatchRecord:
+    """The fields of a customer that matching compares.
+
+    Attributes:
+        customer_id: The customer.
+        email: The email as stored.
+        phone: The phone in E.164, as stored.
+        first_name: The first name.
+        last_name: The last name.
+        birthday: The birthday.
+        postal_codes: The postcodes of the customer's addresses.
+        streets: The first address lines of the customer's addresses.
+        cities: The cities of the customer's addresses.
+    """
+
+    customer_id: int
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    birthday: date | None = None
+    postal_codes: frozenset[str] = frozenset()
+    streets: frozenset[str] = frozenset()
+    cities: frozenset[str] = frozenset()
+
+
+def _email_block(email: str | None) -> str | None:
+    """The mailbox as blocking sees it: like ``normalize_email``, in the few string
+    operations SQL has (so storages compute the same key)."""
+    if not email or "@" not in email:
+        return None
+    local, _, domain = email.lower().partition("@")
+    local = local.split("+", 1)[0]
+    if domain in _DOTLESS_DOMAINS:
+        return local.replace(".", "") + "@gmail.com"
+    return f"{local}@{domain}"
+
+
+def blocking_keys(record: MatchRecord) -> set[str]:
+    """The blocking keys of a record: two records sharing one are a candidate pair.
+
+    The mailbox of the email, the phone, the last name with the first initial, the
+    birthday with the last initial, the two names in either order, and each postcode
+    with the last name (names compared in lower case). A storage computes the same
+    keys in its own query language (see ``DuplicateCandidates``).
+    """
+    first = record.first_name.lower() if record.first_name else None
+    last = record.last_name.lower() if record.last_name else None
+    keys = set()
+    if (mailbox := _email_block(record.email)) is not None:
+        keys.add(f"e:{mailbox}")
+    if record.phone:
+        keys.add(f"p:{record.phone}")
+    if first and last:
+        keys.add(f"n:{last}|{first[:1]}")
+        keys.add(f"s:{min(first, last)}|{max(first, last)}")
+    if record.birthday is not None and last:
+        keys.add(f"b:{record.birthday.isoformat()}|{last[:1]}")
+    if last:
+        keys.update(f"a:{postcode}|{last}" for postcode in record.postal_codes)
+    return keys
+
+
+def match_record(customer: Customer, addresses: Iterable[Address] = ()) -> MatchRecord:
+    """The fields of a customer (and of its addresses) that matching compares."""
+    own = [a for a in addresses if a.customer_id == customer.id]
+    return MatchRecord(
+        customer_id=customer.id,
+        email=customer.email,
+        phone=customer.phone,
+        first_name=customer.first_name,
+        last_name=customer.last_name,
+        birthday=customer.birthday,
+        postal_codes=frozenset(a.postal_code for a in own),
+        streets=frozenset(a.address_line1 for a in own),
+        cities=frozenset(a.city for a in own),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """One comparison of two records: its name and the labels of its levels, lowest
+    (disagree) first."""
+
+    name: str
+    levels: tuple[str, ...]
+
+
+def _email_level(a: MatchRecord, b: MatchRecord) -> int | None:
+    x, y = normalize_email(a.email), normalize_email(b.email)
+    if x is None or y is None:
+        return None
+    if x == y:
+        return 2
+    return 1 if x.split("@")[0] == y.split("@")[0] else 0
+
+
+def _phone_level(a: MatchRecord, b: MatchRecord) -> int | None:
+    if not a.phone or not b.phone:
+        return None
+    if a.phone == b.phone:
+        return 2
+    # The same subscriber number written under another country code or trunk prefix.
+    return 1 if a.phone[-9:] == b.phone[-9:] else 0
+
+
+def _close(x: str, y: str) -> bool:
+    return jaro_winkler(x, y) >= 0.9
+
+
+def _name_level(a: MatchRecord, b: MatchRecord) -> int | None:
+    af, al, bf, bl = (
+        _fold(a.first_name),
+        _fold(a.last_name),
+        _fold(b.first_name),
+        _fold(b.last_name),
+    )
+    if not (af or al) or not (bf or bl):
+        return None
+    if af == bf and al == bl:
+        return 4
+    if af and al and af == bl and al == bf:
+        return 3
+    if _close(af, bf) and _close(al, bl):
+        return 2
+    if al and _close(al, bl) and af[:1] == bf[:1]:
+        return 1
+    return 0
+
+
+def _birthday_level(a: MatchRecord, b: MatchRecord) -> int | None:
+    x, y = a.birthday, b.birthday
+    if x is None or y is None:
+        return None
+    if x == y:
+        return 3
+    if x.year == y.year and x.day == y.month and x.month == y.day:
+        return 2
+    return 1 if x.year == y.year else 0
+
+
+def _address_level(a: MatchRecord, b: MatchRecord) -> int | None:
+    if not (a.postal_codes or a.cities) or not (b.postal_codes or b.cities):
+        return None
+    postcodes = {_fold(p).replace(" ", "") for p in a.postal_codes} & {
+        _fold(p).replace(" ", "") for p in b.postal_codes
+    }
+    if postcodes:
+        streets_b = [_fold(s) for s in b.streets]
+        if any(_close(_fold(s), t) for s in a.streets for t in streets_b):
+            return 3
+        return 2
+    if {_fold(c) for c in a.cities} & {_fold(c) for c in b.cities}:
+        return 1
+    return 0
+
+
+COMPARISONS: tuple[Comparison, ...] = (
+    Comparison("email", ("different", "same mailbox name", "same mailbox")),
+    Comparison("phone", ("different", "same last 9 digits", "same number")),
+    Comparison(
+        "name", ("different", "similar last name", "similar names", "swapped names", "same names")
+    ),
+    Comparison("birthday", ("different", "same year", "day and month swapped", "same date")),
+    Comparison("address", ("different", "same city", "same postcode", "same postcode and street")),
+)
+"""The comparisons of two records, in the order of a comparison vector."""
+
+_LEVELS = (_email_level, _phone_level, _name_level, _birthday_level, _address_level)
+
+Vector = tuple[int | None, ...]
+
+
+def compare_records(a: MatchRecord, b: MatchRecord) -> Vector:
+    """The comparison vector of two records: one level (or None) per ``COMPARISONS``."""
+    return tuple(level(a, b) for level in _LEVELS)
+
+
+def _top_heavy(size: int, top: float) -> tuple[float, ...]:
+    """A distribution that puts ``top`` on the highest level and shares the rest."""
+    rest = (1 - top) / (size - 1)
+    return (*([rest] * (size - 1)), top)
+
+
+def _bottom_heavy(size: int, bottom: float) -> tuple[float, ...]:
+    rest = (1 - bottom) / (size - 1)
+    return (bottom, *([rest] * (size - 1)))
+
+
+_PRIOR_M = tuple(_top_heavy(len(c.levels), 0.8) for c in COMPARISONS)
+_PRIOR_U = tuple(_bottom_heavy(len(c.levels), 0.9) for c in COMPARISONS)
+_PRIOR_MATCH = 0.1
+# How many pairs' worth of evidence the priors weigh: a tenant with far fewer
+# candidate pairs keeps close to them, a large one learns its own.
+_PRIOR_STRENGTH = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class MatchModel:
+    """A Fellegi-Sunter model: m and u per comparison level, and the match share.
+
+    Attributes:
+        m: Per comparison, the probability of each level among matching pairs.
+        u: Per comparison, the probability of each level among non-matching pairs.
+        prior: The share of candidate pairs that match.
+        iterations: The EM iterations the fit ran.
+    """
+
+    m: tuple[tuple[float, ...], ...] = _PRIOR_M
+    u: tuple[tuple[float, ...], ...] = _PRIOR_U
+    prior: float = _PRIOR_MATCH
+    iterations: int = 0
+
+    def weight(self, vector: Vector) -> float:
+        """The log2 likelihood ratio (match weight) of a comparison vector."""
+        total = math.log2(self.prior / (1 - self.prior))
+        for m, u, level in zip(self.m, self.u, vector, strict=True):
+            if level is not None:
+                total += math.log2(m[level] / u[level])
+        return total
+
+    def probability(self, vector: Vector) -> float:
+        """The probability that a pair with this comparison vector is one person."""
+        weight = self.weight(vector)
+        if weight > 60:
+            return 1.0
+        if weight < -60:
+            return 0.0
+        odds: float = 2.0**weight
+        return odds / (1 + odds)
+
+
+def _normalised(counts: Sequence[float]) -> tuple[float, ...]:
+    total = sum(counts)
+    return tuple(c / total for c in counts)
+
+
+def _largest_move(new: Sequence[Sequence[float]], old: Sequence[Sequence[float]]) -> float:
+    return max(abs(x - y) for a, b in zip(new, old, strict=True) for x, y in zip(a, b, strict=True))
+
+
+def fit_match_model(
+    patterns: Mapping[Vector, int] | Iterable[Vector],
+    *,
+    max_iterations: int = 200,
+    tolerance: float = 1e-7,
+) -> MatchModel:
+    """Learn m, u and the match share from a tenant's candidate pairs, without labels.
+
+    Expectation maximisation over the counts of distinct comparison vectors; the
+    default model's values enter as Dirichlet (Beta, for the match share)
+    pseudo-counts worth ``_PRIOR_STRENGTH`` pairs, so that no level gets
+    probability zero and a tenant with a handful of pairs gets the defaults' sense.
+
+    Args:
+        patterns: The comparison vectors, or a mapping of each distinct vector to how
+            many candidate pairs have it.
+        max_iterations: The most EM iterations to run.
+        tolerance: Stop when no parameter moves by more than this.
+    """
+    counts = dict(patterns) if isinstance(patterns, Mapping) else dict(Counter(patterns))
+    model = MatchModel()
+    for iteration in range(1, max_iterations + 1):
+        m_counts = [[_PRIOR_STRENGTH * p for p in prior] for prior in _PRIOR_M]
+        u_counts = [[_PRIOR_STRENGTH * p for p in prior] for prior in _PRIOR_U]
+        matches = _PRIOR_STRENGTH * _PRIOR_MATCH
+        pairs = _PRIOR_STRENGTH
+        for vector, count in counts.items():
+            p = model.probability(vector)
+            matches += p * count
+            pairs += count
+            for k, level in enumerate(vector):
+                if level is not None:
+                    m_counts[k][level] += p * count
+                    u_counts[k][level] += (1 - p) * count
+        fitted = MatchModel(
+            m=tuple(_normalised(c) for c in m_counts),
+            u=tuple(_normalised(c) for c in u_counts),
+            prior=matches / pairs,
+            iterations=iteration,
+        )
+        moved = max(
+            abs(fitted.prior - model.prior),
+            *(
+                abs(x - y)
+                for a, b in zip(fitted.m, model.m, strict=True)
+                for x, y in zip(a, b, strict=True)
+            ),
+            *(
+                abs(x - y)
+                for a, b in zip(fitted.u, model.u, strict=True)
+                for x, y in zip(a, b, strict=True)
+            ),
+        )
+        model = fitted
+        if moved < tolerance:
+            break
+    return model

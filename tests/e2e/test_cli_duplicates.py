@@ -1,0 +1,85 @@
+"""The ``duplicates`` command, through typer's CliRunner on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import stat
+from pathlib import Path
+
+from linkbay_customers import CustomersContainer
+from linkbay_customers.testing import new_tenant_id
+from tests.e2e.test_cli_score import cli, on_container
+
+
+def _fill(url: str, tenant: str) -> list[int]:
+    async def create(container: CustomersContainer) -> list[int]:
+        service = container.customer_service()
+        people = [
+            {
+                "email": "ann.lee@gmail.com",
+                "first_name": "Ann",
+                "last_name": "Lee",
+                "phone": "+393331234567",
+            },
+            {
+                "email": "annlee+shop@googlemail.com",
+                "first_name": "Ann",
+                "last_name": "Lee",
+                "phone": "+393331234567",
+            },
+            {"email": "bob@example.com", "first_name": "Bob", "last_name": "Ray"},
+        ]
+        return [(await service.create_customer(tenant, p)).id for p in people]
+
+    return on_container(url, create)
+
+
+def test_the_pairs_are_written_as_csv_with_a_progress_bar(
+    database_url: str, tmp_path: Path
+) -> None:
+    tenant = new_tenant_id("dup")
+    ann, twin, _ = _fill(database_url, tenant)
+    output = tmp_path / "pairs.csv"
+    code, out, err = cli(
+        "duplicates", "--tenant", tenant, "--database-url", database_url, "--output", str(output)
+    )
+    assert code == 0, err
+    assert "Comparing" in out
+    assert f"1 pair of tenant {tenant} at probability 0.8 or more written to" in out
+    with output.open(newline="") as stream:
+        rows = list(csv.reader(stream))
+    assert rows[0][:3] == ["customer_id", "other_id", "match_probability"]
+    assert rows[0][3:] == ["keep_customer_id", "keep_reason", "agreeing", "disagreeing"]
+    (row,) = rows[1:]
+    assert row[:2] == [str(ann), str(twin)]
+    assert float(row[2]) > 0.9
+    assert row[3:5] == [str(ann), "older customer"] or row[4] == "lower id"
+    assert "email: same mailbox" in row[5].split(";")
+    assert stat.S_IMODE(output.stat().st_mode) == 0o600
+
+
+def test_without_output_the_pairs_are_a_table(database_url: str) -> None:
+    tenant = new_tenant_id("dup")
+    _fill(database_url, tenant)
+    code, out, err = cli("duplicates", "--tenant", tenant, "--database-url", database_url)
+    assert code == 0, err
+    assert "Likely duplicates of" in out
+    assert "1 pair at probability 0.8 or more." in out
+    none = cli(
+        "duplicates",
+        "--tenant",
+        tenant,
+        "--database-url",
+        database_url,
+        "--min-probability",
+        "1",
+    )
+    assert "0 pairs at probability 1.0 or more." in none[1]
+
+
+def test_a_probability_out_of_range_is_refused(database_url: str) -> None:
+    code, _, err = cli(
+        "duplicates", "--tenant", "t", "--database-url", database_url, "--min-probability", "2"
+    )
+    assert code == 2
+    assert "--min-probability" in err

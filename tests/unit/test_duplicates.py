@@ -1,0 +1,283 @@
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from linkbay_customers import CustomerService, GDPRService, InvalidInput
+from linkbay_customers.domain import (
+    COMPARISONS,
+    CustomerNotFound,
+    MatchModel,
+    MatchRecord,
+    blocking_keys,
+    compare_records,
+    fit_match_model,
+    jaro_winkler,
+    normalize_email,
+)
+from linkbay_customers.testing import FixedClock
+
+ADDRESS = {"type": "shipping", "address_line1": "Via Roma 1", "city": "Milano", "country": "IT"}
+
+
+class TestComparisons:
+    @pytest.mark.parametrize(
+        ("email", "mailbox"),
+        [
+            ("John.Smith+shop@Gmail.com", "johnsmith@gmail.com"),
+            ("j.o.h.n@googlemail.com", "john@gmail.com"),
+            ("John.Smith+shop@example.com", "john.smith@example.com"),
+            ("not-an-email", None),
+            (None, None),
+        ],
+    )
+    def test_an_email_normalizes_to_the_mailbox_it_reaches(
+        self, email: str | None, mailbox: str | None
+    ) -> None:
+        assert normalize_email(email) == mailbox
+
+    def test_jaro_winkler_gives_the_published_values(self) -> None:
+        assert jaro_winkler("martha", "marhta") == pytest.approx(0.9611, abs=1e-4)
+        assert jaro_winkler("dwayne", "duane") == pytest.approx(0.84, abs=1e-4)
+        assert jaro_winkler("dixon", "dicksonx") == pytest.approx(0.8133, abs=1e-4)
+        assert jaro_winkler("abc", "xyz") == 0.0
+        assert jaro_winkler("", "") == 1.0
+
+    def test_each_comparison_gives_its_levels(self) -> None:
+        base = MatchRecord(
+            1,
+            email="ann.lee@gmail.com",
+            phone="+393331234567",
+            first_name="Ann",
+            last_name="Lee",
+            birthday=date(1990, 3, 4),
+            postal_codes=frozenset({"20121"}),
+            streets=frozenset({"Via Roma 1"}),
+            cities=frozenset({"Milano"}),
+        )
+        same = MatchRecord(
+            2,
+            email="AnnLee+x@googlemail.com",
+            phone="+393331234567",
+            first_name="ann",
+            last_name="LEE",
+            birthday=date(1990, 3, 4),
+            postal_codes=frozenset({"20121"}),
+            streets=frozenset({"via roma 1"}),
+            cities=frozenset({"milano"}),
+        )
+        assert compare_records(base, same) == (2, 2, 4, 3, 3)
+        close = MatchRecord(
+            3,
+            email="ann.lee@example.com",
+            phone="+3903331234567"[:-10] + "3331234567",
+            first_name="Lee",
+            last_name="Ann",
+            birthday=date(1990, 4, 3),
+            postal_codes=frozenset({"20122"}),
+            cities=frozenset({"Milano"}),
+        )
+        assert compare_records(base, close) == (0, 1, 3, 2, 1)
+        assert compare_records(base, MatchRecord(4)) == (None,) * len(COMPARISONS)
+
+    def test_blocking_keys_bring_swapped_names_and_mailboxes_together(self) -> None:
+        a = MatchRecord(1, email="a.b@gmail.com", first_name="Ann", last_name="Lee")
+        b = MatchRecord(2, email="ab+x@googlemail.com", first_name="Lee", last_name="Ann")
+        shared = blocking_keys(a) & blocking_keys(b)
+        assert shared == {"e:ab@gmail.com", "s:ann|lee"}
+
+
+class TestFellegiSunter:
+    def test_em_recovers_known_m_and_u_without_labels(self) -> None:
+        rng = random.Random(7)
+        true_m = (0.95, 0.9, 0.85, 0.9, 0.8)
+        true_u = (0.02, 0.05, 0.1, 0.03, 0.2)
+        vectors = []
+        for is_match, count in ((True, 3000), (False, 7000)):
+            for _ in range(count):
+                vector = []
+                for k, comparison in enumerate(COMPARISONS):
+                    top = len(comparison.levels) - 1
+                    p = (true_m if is_match else true_u)[k]
+                    vector.append(top if rng.random() < p else 0)
+                vectors.append(tuple(vector))
+        model = fit_match_model(vectors)
+        assert model.prior == pytest.approx(0.3, abs=0.02)
+        for k, comparison in enumerate(COMPARISONS):
+            top = len(comparison.levels) - 1
+            assert model.m[k][top] == pytest.approx(true_m[k], abs=0.03)
+            assert model.u[k][top] == pytest.approx(true_u[k], abs=0.03)
+
+    def test_a_tenant_with_few_pairs_keeps_sensible_probabilities(self) -> None:
+        model = fit_match_model([(2, 2, 4, 3, None), (0, None, 1, None, None)])
+        assert model.probability((2, 2, 4, 3, 3)) > 0.99
+        assert model.probability((0, 0, 0, 0, 0)) < 0.01
+        # Every level keeps some probability, so no vector is certain either way.
+        assert all(0 < p < 1 for levels in (*model.m, *model.u) for p in levels)
+
+    def test_the_default_model_weighs_agreement_up_and_disagreement_down(self) -> None:
+        model = MatchModel()
+        assert model.probability((2, None, 4, None, None)) > model.probability(
+            (2, None, None, None, None)
+        )
+        assert model.probability((None,) * 5) == pytest.approx(model.prior)
+
+
+async def _customer(service: CustomerService, tenant: str, **fields: Any) -> int:
+    return (await service.create_customer(tenant, fields)).id
+
+
+class TestDuplicates:
+    async def test_likely_pairs_are_found_with_their_fields_and_merge(
+        self, service: CustomerService, tenant: str, clock: FixedClock
+    ) -> None:
+        ann = await _customer(
+            service,
+            tenant,
+            email="ann.lee@gmail.com",
+            first_name="Ann",
+            last_name="Lee",
+            phone="+393331234567",
+            birthday=date(1990, 3, 4),
+        )
+        clock.advance(timedelta(days=1))
+        twin = await _customer(
+            service,
+            tenant,
+            email="annlee+shop@googlemail.com",
+            first_name="Lee",
+            last_name="Ann",
+            phone="+393331234567",
+        )
+        await service.record_order(
+            tenant, twin, {"order_id": "T-1", "total": "10", "currency": "EUR"}
+        )
+        await _customer(service, tenant, email="bob@example.com", first_name="Bob", last_name="Ray")
+        page = await service.find_duplicates(tenant)
+        assert page.total == 1
+        (pair,) = page.items
+        assert (pair.customer_id, pair.other_id) == (ann, twin)
+        assert pair.match_probability > 0.9
+        assert pair.agreeing == ("email: same mailbox", "phone: same number", "name: swapped names")
+        assert pair.disagreeing == ()
+        assert pair.merge_request.target_customer_id == twin
+        assert pair.merge_request.source_customer_id == ann
+        assert pair.keep_reason == "more orders"
+        # The suggestion merges as it is.
+        await service.merge_customers(tenant, pair.merge_request)
+        assert (await service.find_duplicates(tenant)).total == 0
+
+    async def test_the_older_customer_is_kept_when_orders_tie(
+        self, service: CustomerService, tenant: str, clock: FixedClock
+    ) -> None:
+        first = await _customer(service, tenant, email="x@example.com", phone="+14155550100")
+        clock.advance(timedelta(days=1))
+        await _customer(service, tenant, email="X+1@example.com", phone="+14155550100")
+        (pair,) = (await service.find_duplicates(tenant)).items
+        assert pair.merge_request.target_customer_id == first
+        assert pair.keep_reason == "older customer"
+
+    async def test_pairs_come_from_every_blocking_key_and_never_unrelated_ones(
+        self, service: CustomerService, tenant: str
+    ) -> None:
+        a = await _customer(
+            service, tenant, email="a@one.com", first_name="Maria", last_name="Rossi"
+        )
+        b = await _customer(
+            service, tenant, email="b@two.com", first_name="Mario", last_name="Rossi"
+        )
+        await service.add_address(tenant, a, {**ADDRESS, "postal_code": "20121"})
+        await service.add_address(tenant, b, {**ADDRESS, "postal_code": "20121"})
+        c = await _customer(
+            service,
+            tenant,
+            email="c@three.com",
+            first_name="Luca",
+            last_name="Bianchi",
+            birthday=date(1980, 1, 2),
+        )
+        d = await _customer(
+            service,
+            tenant,
+            email="d@four.com",
+            first_name="Lucia",
+            last_name="Bianco",
+            birthday=date(1980, 1, 2),
+        )
+        await _customer(service, tenant, email="e@five.com", first_name="Zed", last_name="Zulu")
+        page = await service.find_duplicates(tenant, min_probability=0.0, page_size=100)
+        assert {(p.customer_id, p.other_id) for p in page.items} == {(a, b), (c, d)}
+
+    async def test_pages_are_by_probability_and_the_threshold_filters(
+        self, service: CustomerService, tenant: str
+    ) -> None:
+        for n in range(3):
+            await _customer(service, tenant, email=f"p{n}@example.com", phone="+14155550100")
+        everything = await service.find_duplicates(tenant, min_probability=0.0, page_size=2)
+        assert everything.total == 3
+        assert len(everything.items) == 2
+        second = await service.find_duplicates(tenant, min_probability=0.0, page=2, page_size=2)
+        assert len(second.items) == 1
+        probabilities = [p.match_probability for p in (*everything.items, *second.items)]
+        assert probabilities == sorted(probabilities, reverse=True)
+        top = max(probabilities)
+        strict = await service.find_duplicates(tenant, min_probability=min(top + 1e-9, 1.0))
+        assert strict.total == 0
+
+    async def test_one_customers_duplicates_name_that_customer_first(
+        self, service: CustomerService, tenant: str
+    ) -> None:
+        a = await _customer(service, tenant, email="same@example.com", first_name="A")
+        b = await _customer(service, tenant, email="Same+x@example.com", first_name="A")
+        await _customer(service, tenant, email="other@example.com")
+        (pair,) = await service.find_duplicates_of(tenant, b, min_probability=0.5)
+        assert (pair.customer_id, pair.other_id) == (b, a)
+        with pytest.raises(CustomerNotFound):
+            await service.find_duplicates_of(tenant, 999_999)
+
+    async def test_deleted_and_erased_customers_never_appear(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str
+    ) -> None:
+        a = await _customer(service, tenant, email="dup@example.com", phone="+14155550100")
+        b = await _customer(service, tenant, email="dup+b@example.com", phone="+14155550100")
+        c = await _customer(service, tenant, email="dup+c@example.com", phone="+14155550100")
+        await service.delete_customer(tenant, b)
+        await gdpr.delete_customer_data(tenant, c)
+        assert (await service.find_duplicates(tenant, min_probability=0.0)).total == 0
+        assert await service.find_duplicates_of(tenant, a, min_probability=0.0) == []
+
+    async def test_matching_never_crosses_tenants(
+        self, service: CustomerService, tenant: str, other_tenant: str
+    ) -> None:
+        await _customer(service, tenant, email="same@example.com", phone="+14155550100")
+        await _customer(service, other_tenant, email="same@example.com", phone="+14155550100")
+        assert (await service.find_duplicates(tenant, min_probability=0.0)).total == 0
+        assert (await service.find_duplicates(other_tenant, min_probability=0.0)).total == 0
+
+    async def test_customers_the_profiling_policy_excludes_are_still_matched(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str
+    ) -> None:
+        a = await _customer(service, tenant, email="opt@example.com", phone="+14155550100")
+        await _customer(service, tenant, email="opt+2@example.com", phone="+14155550100")
+        await gdpr.update_consent(tenant, a, "analytics", False)
+        assert (await service.find_duplicates(tenant)).total == 1
+
+    async def test_progress_counts_the_customers_read(
+        self, service: CustomerService, tenant: str
+    ) -> None:
+        for n in range(3):
+            await _customer(service, tenant, email=f"n{n}@example.com")
+        seen: list[int] = []
+        await service.find_duplicates(tenant, on_progress=seen.append)
+        assert seen[-1] == 3
+
+    @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), "0.5", True])
+    async def test_a_bad_threshold_names_the_field(
+        self, service: CustomerService, tenant: str, bad: Any
+    ) -> None:
+        with pytest.raises(InvalidInput) as raised:
+            await service.find_duplicates(tenant, min_probability=bad)
+        assert raised.value.errors[0].field == "min_probability"
