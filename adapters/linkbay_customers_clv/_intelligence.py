@@ -29,6 +29,7 @@ from linkbay_customers.ports import (
     CustomerScores,
     Storage,
     derived_data,
+    read_only_units,
 )
 from linkbay_customers_clv._beta_geo import BetaGeoModel
 from linkbay_customers_clv._checks import FloatArray
@@ -187,7 +188,7 @@ class BetaGeoIntelligence(CustomerIntelligence):
         buyers: list[Customer] = []
         after_id = 0
         while True:
-            async with self._storage.unit_of_work(tenant_id, read_only=True) as uow:
+            async with read_only_units(self._storage.unit_of_work)(tenant_id) as uow:
                 chunk = await derived_data(uow).list_after(after_id, limit=self._chunk_size)
             if not chunk:
                 break

@@ -32,7 +32,7 @@ from linkbay_customers.ports._roles import (
     purchase_history,
     storage_roles,
 )
-from linkbay_customers.ports._uow import Storage, UnitOfWork
+from linkbay_customers.ports._uow import Storage, UnitOfWork, read_only_units
 
 __all__ = (
     "STORAGE_ROLES",
@@ -55,6 +55,7 @@ __all__ = (
     "Storage",
     "StorageRole",
     "UnitOfWork",
+    "read_only_units",
     "bulk_import",
     "derived_data",
     "duplicate_candidates",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from functools import partial
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Protocol, Self, cast, runtime_checkable
 
 from linkbay_customers.domain import AuditChain
 from linkbay_customers.ports._repositories import (
@@ -16,7 +19,7 @@ from linkbay_customers.ports._repositories import (
     OrderRepository,
 )
 
-__all__ = ("Storage", "UnitOfWork")
+__all__ = ("Storage", "UnitOfWork", "read_only_units")
 
 
 @runtime_checkable
@@ -104,3 +107,21 @@ class Storage(Protocol):
     async def close(self) -> None:
         """Release connections and other resources (raises nothing of its own)."""
         ...
+
+
+def read_only_units(
+    uow_factory: Callable[[str], UnitOfWork],
+) -> Callable[[str], UnitOfWork]:
+    """The factory opening read-only units of work: ``uow_factory(tenant,
+    read_only=True)``, or ``uow_factory`` itself when it takes no such keyword (a
+    storage written before the keyword existed)."""
+    try:
+        parameters = inspect.signature(uow_factory).parameters.values()
+    except (TypeError, ValueError):  # a callable without an inspectable signature
+        return uow_factory
+    if any(
+        p.kind is p.VAR_KEYWORD or (p.name == "read_only" and p.kind is not p.POSITIONAL_ONLY)
+        for p in parameters
+    ):
+        return partial(cast(Callable[..., UnitOfWork], uow_factory), read_only=True)
+    return uow_factory

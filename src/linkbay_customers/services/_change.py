@@ -12,14 +12,12 @@ raises rolls everything back.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from linkbay_customers.domain import (
     AuditAction,
@@ -37,6 +35,7 @@ from linkbay_customers.ports import (
     UnitOfWork,
     bulk_import,
     derived_data,
+    read_only_units,
 )
 from linkbay_customers.services._audit import append_audit
 from linkbay_customers.services._boundary import check_id
@@ -267,7 +266,7 @@ class Transactions:
         intelligence: CustomerIntelligence | None = None,
     ) -> None:
         self.uow_factory = uow_factory
-        self._read_factory = _read_only_factory(uow_factory)
+        self._read_factory = read_only_units(uow_factory)
         self.clock = clock
         self.profiling = profiling
         self.intelligence = intelligence
@@ -334,19 +333,3 @@ class Transactions:
             # Apart, at random: the transactions that met would meet again in step.
             await asyncio.sleep(random.uniform(0, 0.05 * attempt))
             attempt += 1
-
-
-def _read_only_factory(uow_factory: UnitOfWorkFactory) -> UnitOfWorkFactory:
-    """The factory opening read-only units of work: ``uow_factory(tenant,
-    read_only=True)``, or ``uow_factory`` itself when it takes no such keyword (a
-    storage written before the keyword existed)."""
-    try:
-        parameters = inspect.signature(uow_factory).parameters.values()
-    except (TypeError, ValueError):  # a callable without an inspectable signature
-        return uow_factory
-    if any(
-        p.kind is p.VAR_KEYWORD or (p.name == "read_only" and p.kind is not p.POSITIONAL_ONLY)
-        for p in parameters
-    ):
-        return partial(cast(Callable[..., UnitOfWork], uow_factory), read_only=True)
-    return uow_factory
