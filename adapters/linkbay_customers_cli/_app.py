@@ -908,7 +908,7 @@ class ExportFileFormat(StrEnum):
     CSV = "csv"
 
 
-@app.command()
+@app.command(short_help="Export everything held about a customer (GDPR access).")
 def export(
     customer_id: Annotated[
         int,
