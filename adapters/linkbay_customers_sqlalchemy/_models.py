@@ -54,6 +54,7 @@ __all__ = (
     "CustomerEmbeddingMixin",
     "CustomerMixin",
     "CustomerNoteMixin",
+    "DuplicateDecisionMixin",
     "IdCounterMixin",
     "LinkbayBase",
     "MergeAliasMixin",
@@ -554,6 +555,32 @@ class MergeAliasMixin:
         )
 
 
+class DuplicateDecisionMixin:
+    """Two customers a user judged to be two people, in canonical order
+    (``customer_id < other_id``): the pair is never suggested as a duplicate again.
+    The row goes with either customer (erasure removes it first)."""
+
+    __customer_tablename__: ClassVar[str] = "customers"
+
+    tenant_id: Mapped[str] = _tenant_column()
+    customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, sort_order=-19)
+    other_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, sort_order=-18)
+    decided_by: Mapped[str | None] = mapped_column(String(255))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @declared_attr.directive
+    @classmethod
+    def __table_args__(cls) -> tuple[Any, ...]:
+        name = cls.__tablename__  # type: ignore[attr-defined]
+        return (
+            _customer_fk(cls),
+            _customer_fk(cls, "other_id"),
+            CheckConstraint("customer_id < other_id", name="canonical_order"),
+            # The pair's lower id leads the key; this finds it by the higher one.
+            Index(f"ix_{name}_tenant_other", "tenant_id", "other_id"),
+        )
+
+
 class IdCounterMixin:
     """The last id handed out per tenant and kind (the table the ids are of).
 
@@ -599,6 +626,7 @@ class ModelSet:
     model_fit: type[ModelFitMixin]
     embedding: type[CustomerEmbeddingMixin]
     id_counter: type[IdCounterMixin]
+    duplicate_decision: type[DuplicateDecisionMixin]
 
     def __post_init__(self) -> None:
         # Refused here, when the models are bound, rather than at the first erasure,
@@ -628,6 +656,11 @@ _DEFAULT_NAMES = {
     "model_fit": ("ModelFit", ModelFitMixin, "customer_model_fits"),
     "embedding": ("CustomerEmbedding", CustomerEmbeddingMixin, "customer_embeddings"),
     "id_counter": ("IdCounter", IdCounterMixin, "customer_id_counters"),
+    "duplicate_decision": (
+        "DuplicateDecision",
+        DuplicateDecisionMixin,
+        "customer_duplicate_decisions",
+    ),
 }
 
 

@@ -51,6 +51,7 @@ from linkbay_customers.domain import (
     CustomerFilters,
     CustomerNote,
     CustomerSort,
+    DuplicateDecision,
     MergeAlias,
     Order,
     OrderItem,
@@ -96,6 +97,7 @@ __all__ = (
     "CustomerResponse",
     "CustomerSearchFilters",
     "CustomerUpdate",
+    "DuplicateDecisionResponse",
     "DuplicateSuggestionResponse",
     "MergeAliasResponse",
     "Money",
@@ -571,6 +573,25 @@ class DuplicateSuggestionResponse(BaseModel):
         )
 
 
+class DuplicateDecisionResponse(BaseModel):
+    """Two customers a user marked as two people: the pair is never suggested again."""
+
+    customer_id: int = Field(description="The lower id of the pair.")
+    other_id: int = Field(description="The higher id of the pair.")
+    decided_by: str | None = Field(description="The user who decided, if known.")
+    decided_at: datetime
+
+    @classmethod
+    def from_domain(cls, decision: DuplicateDecision) -> Self:
+        """Build the response from the domain decision."""
+        return cls(
+            customer_id=decision.customer_id,
+            other_id=decision.other_id,
+            decided_by=decision.decided_by,
+            decided_at=decision.decided_at,
+        )
+
+
 class MergeAliasResponse(BaseModel):
     """A merged-away customer id and the customer it resolves to."""
 
@@ -926,6 +947,9 @@ class CustomerDataExport(BaseModel):
     analytics: CustomerAnalytics
     merge_aliases: list[MergeAliasResponse]
     merged_customers: list[dict[str, JsonValue]]
+    duplicate_decisions: list[DuplicateDecisionResponse] = Field(
+        description="The pairs the person is in that a user marked as two people."
+    )
     audit_trail: list[AuditEventResponse]
 
     @classmethod
@@ -945,6 +969,9 @@ class CustomerDataExport(BaseModel):
             analytics=CustomerAnalytics.model_validate(export.customer),
             merge_aliases=[MergeAliasResponse.from_domain(a) for a in export.merge_aliases],
             merged_customers=[_customer_document(c) for c in export.merged_customers],
+            duplicate_decisions=[
+                DuplicateDecisionResponse.from_domain(d) for d in export.duplicate_decisions
+            ],
             audit_trail=[AuditEventResponse.from_domain(e) for e in export.audit_trail],
         )
 

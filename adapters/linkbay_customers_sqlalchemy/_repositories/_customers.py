@@ -43,6 +43,7 @@ from linkbay_customers_sqlalchemy._repositories._customer_rows import (
     EMBEDDING_FIELDS,
     embedding_entry,
 )
+from linkbay_customers_sqlalchemy._repositories._decisions import SqlDuplicateDecisions
 from linkbay_customers_sqlalchemy._repositories._duplicates import SqlDuplicateCandidates
 from linkbay_customers_sqlalchemy._repositories._postgresql import (
     emails_probed_by_key,
@@ -85,6 +86,7 @@ def _customer_by_id(
 class SqlCustomerRepository(
     SqlNearestNeighbours,
     SqlDuplicateCandidates,
+    SqlDuplicateDecisions,
     CustomerRepository,
     CustomerBulkImport,
     DerivedDataStore,

@@ -56,6 +56,7 @@ AUDIT_DETAIL_KEYS: Mapping[str, str] = {
     "order": _ID,
     "source_customer_id": _ID,
     "target_customer_id": _ID,
+    "other_customer_id": _ID,
     "customer_ids": _IDS,
     "merge_addresses": _FLAG,
     "merge_notes": _FLAG,

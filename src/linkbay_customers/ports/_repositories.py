@@ -22,6 +22,7 @@ from linkbay_customers.domain import (
     CustomerFilters,
     CustomerNote,
     DerivedData,
+    DuplicateDecision,
     ExtraErasure,
     MergeAlias,
     Order,
@@ -38,6 +39,7 @@ __all__ = (
     "CustomerRepository",
     "DerivedDataStore",
     "DuplicateCandidates",
+    "DuplicateDecisions",
     "MergeAliasRepository",
     "NearestNeighbours",
     "NoteRepository",
@@ -270,6 +272,54 @@ class DuplicateCandidates(Protocol):
         """The candidate pairs ``(a, b)`` with ``a`` one of ``customer_ids`` (live ones
         only), ``b`` a live customer other than ``a`` — with a greater id when
         ``later_only`` — each pair once, ordered by ``a`` then ``b``.
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+
+@runtime_checkable
+class DuplicateDecisions(Protocol):
+    """The ``duplicate_decisions`` role of ``uow.customers``: pairs of customers a user
+    judged to be two people, each stored once in canonical order
+    (``customer_id < other_id``).
+
+    ``CustomerService.mark_distinct``, ``undo_distinct`` and ``list_duplicate_decisions``
+    need it; duplicate detection leaves out the pairs it holds when the storage has it.
+    """
+
+    async def add_decision(self, decision: DuplicateDecision) -> bool:
+        """Store a decision; False (and nothing written) when the pair has one already.
+
+        Raises:
+            StorageRejected: a customer of the pair does not exist in the tenant, or the
+                decision belongs to another tenant.
+        """
+        ...
+
+    async def remove_decision(self, customer_id: int, other_id: int) -> bool:
+        """Remove the decision about a pair (given in canonical order); False when there
+        is none.
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+    async def decisions_for_customers(
+        self, customer_ids: Sequence[int]
+    ) -> Sequence[DuplicateDecision]:
+        """The decisions naming any of the customers (on either side), oldest first
+        (ties by the pair's ids).
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+    async def delete_decisions_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove the decisions naming any of the customers; return how many.
 
         Raises:
             StorageError: the storage failed.

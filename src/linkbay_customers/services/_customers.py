@@ -14,6 +14,7 @@ from linkbay_customers.services._addresses_notes import AddressesAndNotes
 from linkbay_customers.services._change import Transactions, UnitOfWorkFactory
 from linkbay_customers.services._customer_records import CustomerRecords
 from linkbay_customers.services._derived import ProfilingGate
+from linkbay_customers.services._duplicate_decisions import CustomerDuplicateDecisions
 from linkbay_customers.services._duplicates import CustomerDuplicates
 from linkbay_customers.services._merge import CustomerMerges
 from linkbay_customers.services._orders import CustomerOrders, RecordedOrder
@@ -22,7 +23,12 @@ __all__ = ("CustomerService", "RecordedOrder", "UnitOfWorkFactory")
 
 
 class CustomerService(
-    CustomerRecords, AddressesAndNotes, CustomerOrders, CustomerMerges, CustomerDuplicates
+    CustomerRecords,
+    AddressesAndNotes,
+    CustomerOrders,
+    CustomerMerges,
+    CustomerDuplicates,
+    CustomerDuplicateDecisions,
 ):
     """Customer management for every tenant of a storage.
 

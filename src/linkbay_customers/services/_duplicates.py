@@ -23,6 +23,7 @@ from linkbay_customers.ports import UnitOfWork, derived_data, duplicate_candidat
 from linkbay_customers.schemas import CustomerMergeRequest
 from linkbay_customers.services._boundary import check_page
 from linkbay_customers.services._change import Transactions, load_customer
+from linkbay_customers.services._duplicate_decisions import drop_decided
 from linkbay_customers.services._progress import ProgressCallback, report_progress
 
 __all__ = ("CustomerDuplicates", "DuplicateSuggestion")
@@ -99,6 +100,8 @@ async def _compared(
     pairs = await duplicate_candidates(uow).candidate_pairs(
         [c.id for c in customers], later_only=later_only
     )
+    # Pairs marked as two people are neither suggested nor fitted on.
+    pairs = await drop_decided(uow, pairs)
     if not pairs:
         return []
     known = {c.id: c for c in customers}

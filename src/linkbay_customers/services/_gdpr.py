@@ -55,6 +55,7 @@ from linkbay_customers.services._subject import (
     DataSubject,
     data_subject,
     data_subjects,
+    forget_decisions,
     subject_records,
 )
 
@@ -194,6 +195,7 @@ class GDPRService:
             consent_history=tuple(records.consent_events),
             merge_aliases=subject.aliases,
             merged_customers=subject.merged,
+            duplicate_decisions=tuple(records.duplicate_decisions),
             audit_trail=tuple(records.audit_events),
         )
 
@@ -204,7 +206,8 @@ class GDPRService:
 
         ``customer.csv``, ``analytics.csv``, ``addresses.csv``, ``notes.csv``,
         ``orders.csv``, ``order_items.csv``, ``consent.csv``, ``consent_history.csv``,
-        ``merge_aliases.csv``, ``merged_customers.csv`` and ``audit_trail.csv``;
+        ``merge_aliases.csv``, ``merged_customers.csv``, ``duplicate_decisions.csv`` and
+        ``audit_trail.csv``;
         nested values are JSON text. Every row about a person carries its
         ``customer_id``, order lines included.
 
@@ -518,6 +521,7 @@ async def _anonymize_many(change: Change, customers: Sequence[Customer], reason:
     await uow.notes.scrub_for_customers(ids)
     await uow.orders.scrub_for_customers(ids)
     await uow.consents.scrub_for_customers(ids)
+    await forget_decisions(uow, ids)
     for customer in changed:
         change.audit(
             AuditAction.DATA_ANONYMIZED,
@@ -533,6 +537,7 @@ _CSV_SECTIONS = (
     "consent_history",
     "merge_aliases",
     "merged_customers",
+    "duplicate_decisions",
     "audit_trail",
 )
 
