@@ -804,9 +804,23 @@ async def _score(
             return await service.score_tenant(tenant, months=months, on_progress=advance)
 
 
-@app.command()
+duplicates_app = typer.Typer(
+    name="duplicates",
+    short_help="Find a tenant's likely duplicates, or mark pairs as two people.",
+    rich_markup_mode=None,
+)
+app.add_typer(duplicates_app)
+
+
+@duplicates_app.callback(invoke_without_command=True)
 def duplicates(
-    tenant: TenantOption,
+    context: typer.Context,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant", "-t", metavar="TENANT", help="The tenant to work on.", show_default=False
+        ),
+    ] = None,
     min_probability: Annotated[
         float,
         typer.Option(min=0.0, max=1.0, help="The least match probability of a pair listed."),
@@ -823,14 +837,19 @@ def duplicates(
     ] = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Find a tenant's likely duplicate customers.
+    """Find a tenant's likely duplicate customers (--tenant is required).
 
     Pairs come from blocking (same mailbox, phone, names, birthday or postcode), are
     compared field by field and scored by a model fitted on the tenant's own pairs.
     The CSV has the header customer_id,other_id,match_probability, then the customer
     a merge keeps, why, and the fields that agree and disagree. Merge a pair with
-    POST /customers/merge.
+    POST /customers/merge; a pair marked as two people (duplicates distinct) is
+    never listed.
     """
+    if context.invoked_subcommand is not None:
+        return
+    if tenant is None:
+        context.fail("Missing option '--tenant' / '-t'.")
     with _reported_errors():
         url = resolve_database_url(database_url)
         found = asyncio.run(_duplicates(url, tenant, min_probability))
@@ -852,6 +871,70 @@ def duplicates(
             f"{len(found)} {_plural(len(found), 'pair')} at probability {min_probability} "
             f"or more{more}."
         )
+
+
+def _pair_argument(name: str, help: str) -> Any:
+    return typer.Argument(metavar=name, min=1, max=MAX_ID, help=help, show_default=False)
+
+
+PairCustomerArgument = Annotated[int, _pair_argument("CUSTOMER_ID", "One customer of the pair.")]
+PairOtherArgument = Annotated[int, _pair_argument("OTHER_ID", "The other customer.")]
+
+
+@duplicates_app.command("distinct", short_help="Mark two customers as two people.")
+def duplicates_distinct(
+    customer_id: PairCustomerArgument,
+    other_id: PairOtherArgument,
+    tenant: TenantOption,
+    actor: ActorOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Mark two customers as two people: the pair is never suggested again.
+
+    The decision is kept with who decided (--actor) and when, and recorded in both
+    customers' audit trails. Marking a marked pair changes nothing. Undo it with
+    duplicates undo.
+    """
+    with _reported_errors():
+        url = resolve_database_url(database_url)
+        asyncio.run(_decide(url, tenant, customer_id, other_id, actor, undo=False))
+    console.print(
+        f"Customers {customer_id} and {other_id} of tenant {escape(tenant)} marked as two"
+        " people: the pair is not suggested again."
+    )
+
+
+@duplicates_app.command("undo", short_help="Undo marking two customers as two people.")
+def duplicates_undo(
+    customer_id: PairCustomerArgument,
+    other_id: PairOtherArgument,
+    tenant: TenantOption,
+    actor: ActorOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Forget that two customers were marked as two people.
+
+    The pair may be suggested again; the undoing is recorded in both customers'
+    audit trails. A pair never marked is an error.
+    """
+    with _reported_errors():
+        url = resolve_database_url(database_url)
+        asyncio.run(_decide(url, tenant, customer_id, other_id, actor, undo=True))
+    console.print(
+        f"Customers {customer_id} and {other_id} of tenant {escape(tenant)} are no longer"
+        " marked as two people."
+    )
+
+
+async def _decide(
+    url: str, tenant: str, customer_id: int, other_id: int, actor: str | None, *, undo: bool
+) -> None:
+    async with open_container(url, existing=True) as container:
+        service = container.customer_service()
+        if undo:
+            await service.undo_distinct(tenant, customer_id, other_id, actor=actor)
+        else:
+            await service.mark_distinct(tenant, customer_id, other_id, actor=actor)
 
 
 async def _duplicates(url: str, tenant: str, min_probability: float) -> list[DuplicateSuggestion]:
