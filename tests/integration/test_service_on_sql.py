@@ -20,7 +20,7 @@ from tests.unit.test_customer_service import (
     TestListAndSearch,
     TestUpdate,
 )
-from tests.unit.test_duplicates import TestDuplicates
+from tests.unit.test_duplicates import TestDuplicateDecisions, TestDuplicates
 from tests.unit.test_gdpr import (
     TestAuditTrail,
     TestConsent,
@@ -52,6 +52,7 @@ __all__ = (
     "TestRetention",
     "TestCreate",
     "TestDeleteAndRestore",
+    "TestDuplicateDecisions",
     "TestDuplicates",
     "TestGet",
     "TestImport",
