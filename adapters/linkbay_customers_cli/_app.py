@@ -895,13 +895,7 @@ def duplicates_distinct(
     customers' audit trails. Marking a marked pair changes nothing. Undo it with
     duplicates undo.
     """
-    with _reported_errors():
-        url = resolve_database_url(database_url)
-        asyncio.run(_decide(url, tenant, customer_id, other_id, actor, undo=False))
-    console.print(
-        f"Customers {customer_id} and {other_id} of tenant {escape(tenant)} marked as two"
-        " people: the pair is not suggested again."
-    )
+    _decide(database_url, tenant, customer_id, other_id, actor, undo=False)
 
 
 @duplicates_app.command("undo", short_help="Undo marking two customers as two people.")
@@ -917,24 +911,36 @@ def duplicates_undo(
     The pair may be suggested again; the undoing is recorded in both customers'
     audit trails. A pair never marked is an error.
     """
-    with _reported_errors():
-        url = resolve_database_url(database_url)
-        asyncio.run(_decide(url, tenant, customer_id, other_id, actor, undo=True))
-    console.print(
-        f"Customers {customer_id} and {other_id} of tenant {escape(tenant)} are no longer"
-        " marked as two people."
-    )
+    _decide(database_url, tenant, customer_id, other_id, actor, undo=True)
 
 
-async def _decide(
-    url: str, tenant: str, customer_id: int, other_id: int, actor: str | None, *, undo: bool
+def _decide(
+    database_url: str | None,
+    tenant: str,
+    customer_id: int,
+    other_id: int,
+    actor: str | None,
+    *,
+    undo: bool,
 ) -> None:
-    async with open_container(url, existing=True) as container:
-        service = container.customer_service()
-        if undo:
-            await service.undo_distinct(tenant, customer_id, other_id, actor=actor)
-        else:
-            await service.mark_distinct(tenant, customer_id, other_id, actor=actor)
+    """Mark a pair as two people, or undo that, and say what was done."""
+
+    async def decide(url: str) -> None:
+        async with open_container(url, existing=True) as container:
+            service = container.customer_service()
+            if undo:
+                await service.undo_distinct(tenant, customer_id, other_id, actor=actor)
+            else:
+                await service.mark_distinct(tenant, customer_id, other_id, actor=actor)
+
+    with _reported_errors():
+        asyncio.run(decide(resolve_database_url(database_url)))
+    done = (
+        "are no longer marked as two people."
+        if undo
+        else "marked as two people: the pair is not suggested again."
+    )
+    console.print(f"Customers {customer_id} and {other_id} of tenant {escape(tenant)} {done}")
 
 
 async def _duplicates(url: str, tenant: str, min_probability: float) -> list[DuplicateSuggestion]:

@@ -77,8 +77,9 @@ async def test_a_bad_threshold_is_a_problem_naming_it(
     assert_problem(response, 422, "invalid_input", "min_probability")
 
 
-async def test_a_storage_without_the_role_is_501(clock: FixedClock, tenant: str) -> None:
-    storage = StorageWithout("duplicates")
+def _client_without(role: str, clock: FixedClock) -> httpx.AsyncClient:
+    """A client of the API over the in-memory storage less one optional role."""
+    storage = StorageWithout(role)
     service = CustomerService(storage.unit_of_work, clock, HeuristicIntelligence())
     tenancy = header_tenancy()
     app = FastAPI()
@@ -87,7 +88,11 @@ async def test_a_storage_without_the_role_is_501(clock: FixedClock, tenant: str)
         create_customer_router(service, get_tenant_id=tenancy.tenant_id, get_actor=tenancy.actor)
     )
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+async def test_a_storage_without_the_role_is_501(clock: FixedClock, tenant: str) -> None:
+    async with _client_without("duplicates", clock) as client:
         response = await client.get("/customers/duplicates", headers=tenant_headers(tenant))
     body = assert_problem(response, 501, "storage_role_missing")
     assert "DuplicateCandidates" in body["detail"]
@@ -193,17 +198,8 @@ async def test_the_export_lists_the_decisions(
 async def test_deciding_without_the_storage_role_is_501_and_detection_still_works(
     clock: FixedClock, tenant: str
 ) -> None:
-    storage = StorageWithout("duplicate_decisions")
-    service = CustomerService(storage.unit_of_work, clock, HeuristicIntelligence())
-    tenancy = header_tenancy()
-    app = FastAPI()
-    add_problem_handlers(app)
-    app.include_router(
-        create_customer_router(service, get_tenant_id=tenancy.tenant_id, get_actor=tenancy.actor)
-    )
-    transport = httpx.ASGITransport(app=app)
     headers = tenant_headers(tenant)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with _client_without("duplicate_decisions", clock) as client:
         a, b, c = await _pair_of_three(client, headers)
         marked = await client.put(f"/customers/{a}/distinct/{b}", headers=headers)
         listed = await client.get(f"/customers/{a}/distinct", headers=headers)
