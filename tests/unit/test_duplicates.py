@@ -470,6 +470,19 @@ class TestDuplicateDecisions:
         assert await service.list_duplicate_decisions(tenant, b) == []
         assert (await gdpr.verify_audit_trail(tenant)).broken is None
 
+    async def test_a_retention_purge_removes_the_decisions_of_who_it_anonymizes(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str, clock: FixedClock
+    ) -> None:
+        a, b, _ = await _triplets(service, tenant)
+        await service.mark_distinct(tenant, a, b)
+        clock.advance(timedelta(days=400))
+        recent = await _customer(service, tenant, email="recent@example.com")
+        await service.mark_distinct(tenant, a, recent)
+        purged = await gdpr.purge_inactive(tenant, timedelta(days=365), dry_run=False)
+        assert recent not in purged.customer_ids
+        assert await service.list_duplicate_decisions(tenant, recent) == []
+        assert (await gdpr.verify_audit_trail(tenant)).broken is None
+
     async def test_a_hard_deleted_customer_takes_its_decisions_along(
         self, service: CustomerService, tenant: str
     ) -> None:
