@@ -1,7 +1,7 @@
 """Pairs of customers marked as distinct people: ``customer_duplicate_decisions``.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-01
 
 Duplicate detection suggested a pair again at every call, however often a user had
@@ -21,8 +21,8 @@ from alembic import op
 from linkbay_customers_sqlalchemy._types import UTCDateTime
 from linkbay_customers_sqlalchemy.migrations._tenancy import protect_tenant_table
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
