@@ -15,6 +15,7 @@ from __future__ import annotations
 import pytest
 from pglast import ast, parse_sql
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from linkbay_customers_cli._app import app
@@ -139,7 +140,8 @@ def test_the_layout_distributes_every_tenant_table_by_tenant_id_colocated() -> N
     statements = citus_layout_statements(METADATA)
     parsed = [parse_sql(statement)[0].stmt for statement in statements]
     assert isinstance(parsed[0], ast.VariableSetStmt)
-    assert parsed[0].is_local and parsed[0].name == "citus.enable_unsafe_triggers"
+    assert parsed[0].is_local
+    assert parsed[0].name == "citus.enable_unsafe_triggers"
     calls = []
     for statement in parsed[1:]:
         call = statement.targetList[0].val
@@ -147,12 +149,10 @@ def test_the_layout_distributes_every_tenant_table_by_tenant_id_colocated() -> N
         table, column, colocate = (_uncast(argument) for argument in call.args)
         assert call.args[2].name == "colocate_with"
         calls.append((table.strip('"'), column, colocate))
-    assert [table for table, _, _ in calls][0] == "customers"
+    assert calls[0][0] == "customers"
     assert sorted(table for table, _, _ in calls) == sorted(TENANT_TABLES)
     assert {column for _, column, _ in calls} == {"tenant_id"}
-    assert [colocate for _, _, colocate in calls] == ["default"] + ["customers"] * (
-        len(calls) - 1
-    )
+    assert [colocate for _, _, colocate in calls] == ["default"] + ["customers"] * (len(calls) - 1)
     order = [table for table, _, _ in calls]
     for table in METADATA.tables.values():
         for key in table.foreign_keys:
@@ -171,7 +171,7 @@ async def test_upgrade_with_citus_distributes_each_table_once(postgres_server: s
     await _with_stand_in(url)
     await upgrade(url, citus=True)
     distributed = await _distributed(url)
-    assert [table for table, _, _ in distributed][0] == "customers"
+    assert distributed[0][0] == "customers"
     assert {table for table, _, _ in distributed} == TENANT_TABLES
     assert len(distributed) == len(TENANT_TABLES)
     await upgrade(url, citus=True)  # again, as after a later migration: nothing twice
@@ -210,3 +210,49 @@ def test_migrate_citus_says_what_it_did_and_what_is_missing(postgres_server: str
     result = runner.invoke(app, ["migrate", "--citus", "--database-url", without])
     assert result.exit_code == 1
     assert "CREATE EXTENSION citus" in result.output
+
+
+@pytest.mark.parametrize(
+    ("statements", "refusal"),
+    [
+        (["SELECT create_distributed_table('customer_audit_events', 'tenant_id')"], "has triggers"),
+        (
+            ["SELECT create_distributed_table('customer_orders', 'tenant_id')"],
+            "not distributed yet",
+        ),
+        (
+            [
+                "CREATE TABLE shared_emails (tenant_id varchar(64), email text UNIQUE)",
+                "SELECT create_distributed_table('shared_emails', 'tenant_id')",
+            ],
+            "lacks tenant_id",
+        ),
+        (
+            [
+                "CREATE TABLE by_number (tenant_id integer PRIMARY KEY)",
+                "SELECT create_distributed_table('customers', 'tenant_id')",
+                "SELECT create_distributed_table('by_number', 'tenant_id',"
+                " colocate_with => 'customers')",
+            ],
+            "different types",
+        ),
+    ],
+)
+async def test_the_stand_in_refuses_what_citus_refuses(
+    postgres_url: str, statements: list[str], refusal: str
+) -> None:
+    url = postgres_url
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            await connection.begin()
+            for statement in STAND_IN.split(";;"):
+                await connection.exec_driver_sql(statement)
+            *before, refused = statements
+            for statement in before:
+                await connection.execute(text(statement))
+            with pytest.raises(DBAPIError, match=refusal):
+                await connection.execute(text(refused))
+            await connection.rollback()
+    finally:
+        await engine.dispose()

@@ -26,9 +26,11 @@ def problems(sql: str, **parameters: str) -> list[str]:
         "SELECT * FROM customers c LEFT JOIN customer_orders o"
         " ON o.tenant_id = c.tenant_id AND o.customer_id = c.id WHERE c.tenant_id = $1",
         "SELECT * FROM customers c WHERE c.tenant_id = $1 AND EXISTS"
-        " (SELECT 1 FROM customer_orders o WHERE o.tenant_id = c.tenant_id AND o.customer_id = c.id)",
+        " (SELECT 1 FROM customer_orders o"
+        " WHERE o.tenant_id = c.tenant_id AND o.customer_id = c.id)",
         "WITH mine AS (SELECT id FROM customers WHERE tenant_id = $1)"
-        " SELECT * FROM mine JOIN customer_orders o ON o.tenant_id = $1 AND o.customer_id = mine.id",
+        " SELECT * FROM mine JOIN customer_orders o"
+        " ON o.tenant_id = $1 AND o.customer_id = mine.id",
         "SELECT * FROM customer_orders o, LATERAL (SELECT product_id FROM customer_order_lines l"
         " WHERE l.tenant_id = o.tenant_id AND l.order_pk = o.id) lines WHERE o.tenant_id = $1",
         "SELECT id FROM customers WHERE tenant_id = $1"
