@@ -20,6 +20,7 @@ value in one statement must be the same tenant.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -67,13 +68,15 @@ def statement_kind(sql: str) -> str:
     return type(_parse_one(sql)).__name__
 
 
+@functools.lru_cache(maxsize=4096)
 def tables_of(sql: str) -> frozenset[str]:
     """The names of the tables a statement names (CTE names excluded)."""
+    statement = _parse_one(sql)
     return frozenset(
         node.relname
-        for node in _walk(_parse_one(sql))
+        for node in _walk(statement)
         if isinstance(node, ast.RangeVar) and node.schemaname in (None, "public")
-    ) - _cte_names(_parse_one(sql))
+    ) - _cte_names(statement)
 
 
 def router_problems(
@@ -102,7 +105,10 @@ def router_problems(
     return analysis.verdict()
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse_one(sql: str) -> Any:
+    """The parse tree of one statement (cached: a run sends the same texts many times;
+    the checks only read the tree)."""
     statements = parse_sql(sql)
     if len(statements) != 1:
         raise ValueError(f"one statement expected, found {len(statements)}: {sql[:80]!r}")
