@@ -499,7 +499,17 @@ def _print_demo_summary(
 
 
 @app.command(short_help="Bring a database's schema up to date.")
-def migrate(database_url: DatabaseUrlOption = None) -> None:
+def migrate(
+    database_url: DatabaseUrlOption = None,
+    citus: Annotated[
+        bool,
+        typer.Option(
+            "--citus",
+            help="Then distribute every tenant table by tenant_id, co-located"
+            " (PostgreSQL with the citus extension).",
+        ),
+    ] = False,
+) -> None:
     """Bring a database's schema up to date with the shipped migrations."""
     with _reported_errors():
         url = resolve_database_url(database_url)
@@ -512,13 +522,15 @@ def migrate(database_url: DatabaseUrlOption = None) -> None:
                 "this storage's schema is its own. Nothing to migrate."
             )
             return
-        migration = asyncio.run(migrate_database(url))
+        migration = asyncio.run(migrate_database(url, citus=citus))
         where = escape(describe_url(url))
         if migration.changed:
             before = f"revision {migration.before}" if migration.before else "an empty schema"
             console.print(f"Migrated {where} from {before} to revision {migration.after}.")
         else:
             console.print(f"{where} is up to date at revision {migration.after}.")
+        if citus:
+            console.print("Every tenant table is distributed by tenant_id on Citus, co-located.")
 
 
 # ----------------------------------------------------------------------- import

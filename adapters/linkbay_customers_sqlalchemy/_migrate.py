@@ -12,7 +12,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from linkbay_customers_sqlalchemy._citus import distribute_on_citus, has_citus
 from linkbay_customers_sqlalchemy._engine import create_engine
+from linkbay_customers_sqlalchemy._models import default_models
 
 __all__ = (
     "PHONE_REGION_VARIABLE",
@@ -75,18 +77,36 @@ def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(alembic_config(connection), revision)
 
 
-async def upgrade(database: str | AsyncEngine, revision: str = "head") -> None:
+async def upgrade(
+    database: str | AsyncEngine, revision: str = "head", *, citus: bool = False
+) -> None:
     """Bring a database's schema up to ``revision`` (the latest by default).
 
     Args:
         database: A database URL, or an engine to use (it is left open).
         revision: The Alembic revision to reach.
+        citus: On a PostgreSQL with Citus, then distribute every tenant table by
+            ``tenant_id``, co-located (``citus_layout_statements``), in a
+            transaction of its own; tables already distributed are left as they are.
+
+    Raises:
+        RuntimeError: ``citus`` on a database without the citus extension; nothing
+            is migrated then.
+        ValueError: ``citus`` on a database that is not PostgreSQL.
     """
     engine = create_engine(database) if isinstance(database, str) else database
     try:
+        if citus:
+            if engine.dialect.name != "postgresql":
+                raise ValueError("the Citus layout is for PostgreSQL databases")
+            async with engine.connect() as connection:
+                await has_citus(connection)
         async with engine.connect() as connection:
             await connection.run_sync(_upgrade, revision)
             await connection.commit()
+        if citus:
+            async with engine.begin() as connection:
+                await distribute_on_citus(connection, default_models().metadata)
     finally:
         if isinstance(database, str):
             await engine.dispose()
