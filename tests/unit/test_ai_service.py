@@ -21,7 +21,6 @@ from linkbay_customers import (
 )
 from linkbay_customers.domain import StorageError, cosine_similarity
 from linkbay_customers.ports import Storage
-from linkbay_customers.services import DEFAULT_EMBEDDING_TOLERANCE
 from linkbay_customers.testing import FixedClock
 from linkbay_customers_memory._storage import InMemoryCustomerRepository
 
@@ -208,36 +207,42 @@ class TestScoreTenant:
         assert scored.churn_risk_score is not None
         assert scored.customer_lifetime_value is not None
 
-    async def test_an_embedding_is_rewritten_only_when_it_moved_past_the_tolerance(
+    async def test_changes_keep_embeddings_current_and_scoring_on_another_day_rewrites_none(
         self, service: CustomerService, ai: AIService, tenant: str, clock: FixedClock
     ) -> None:
         ids = await shop(service, tenant, clock)
-        await ai.score_tenant(tenant)
         first = (await service.get_customer(tenant, ids["tea0"])).embedding
-        clock.advance(days=2)  # recency and tenure drift: well within the tolerance
-        await ai.score_tenant(tenant)
-        drifted = await service.get_customer(tenant, ids["tea0"])
-        assert drifted.embedding == first
-        assert drifted.scored_at == clock.now()  # the scores themselves are current
+        assert first is not None  # stored by the order, before any scoring
+        assert (await ai.score_tenant(tenant)).embeddings_written == 0
+        clock.advance(days=30)
+        summary = await ai.score_tenant(tenant)
+        assert (summary.customers, summary.embeddings_written) == (len(ids), 0)
+        assert (await service.get_customer(tenant, ids["tea0"])).embedding == first
         await service.record_order(tenant, ids["tea0"], order("T0-bike", BIKE, total="900"))
-        await ai.score_tenant(tenant)
         moved = (await service.get_customer(tenant, ids["tea0"])).embedding
         assert moved is not None
-        assert first is not None
-        assert 1 - cosine_similarity(first, moved) > DEFAULT_EMBEDDING_TOLERANCE
+        assert 1 - cosine_similarity(first, moved) > 0.01
+        assert (await ai.score_tenant(tenant)).embeddings_written == 0
 
-    async def test_with_no_tolerance_every_change_is_written(
+    async def test_scoring_rewrites_an_embedding_further_than_the_tolerance_from_its_history(
         self, storage: Storage, service: CustomerService, tenant: str, clock: FixedClock
     ) -> None:
         ids = await shop(service, tenant, clock)
+        async with storage.unit_of_work(tenant) as uow:  # as a write outside the services
+            customer = await uow.customers.get(ids["tea0"], for_update=True)
+            assert customer is not None
+            assert customer.embedding is not None
+            current = list(customer.embedding)
+            customer.embedding = [v + 1e-5 * (n % 3) for n, v in enumerate(current)]
+            await uow.customers.update(customer)
+            await uow.commit()
+        tolerant = AIService(storage.unit_of_work, clock, HeuristicIntelligence())
+        assert (await tolerant.score_tenant(tenant)).embeddings_written == 0
         exact = AIService(
             storage.unit_of_work, clock, HeuristicIntelligence(), embedding_tolerance=0
         )
-        await exact.score_tenant(tenant)
-        first = (await service.get_customer(tenant, ids["tea0"])).embedding
-        clock.advance(days=2)
-        await exact.score_tenant(tenant)
-        assert (await service.get_customer(tenant, ids["tea0"])).embedding != first
+        assert (await exact.score_tenant(tenant)).embeddings_written == 1  # that one only
+        assert (await service.get_customer(tenant, ids["tea0"])).embedding == current
 
     async def test_customers_who_withdrew_analytics_consent_are_skipped_and_cleared(
         self,
