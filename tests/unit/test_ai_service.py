@@ -19,8 +19,8 @@ from linkbay_customers import (
     InvalidInput,
     ProfilingNotAllowed,
 )
-from linkbay_customers.domain import StorageError, cosine_similarity
-from linkbay_customers.ports import Storage
+from linkbay_customers.domain import StorageError, cosine_similarity, embedding_values
+from linkbay_customers.ports import CustomerProfile, Storage, purchase_history
 from linkbay_customers.testing import FixedClock
 from linkbay_customers_memory._storage import InMemoryCustomerRepository
 
@@ -272,6 +272,110 @@ class TestScoreTenant:
             await ai.find_similar_customers(tenant, ids["cyclist1"])
         recs = await ai.generate_recommendations(tenant, ids["cyclist1"], limit=3)
         assert all("best seller" in r.reason for r in recs)
+
+
+async def fresh_embedding(storage: Storage, tenant: str, customer_id: int) -> list[float] | None:
+    """The embedding a scoring run would compute now from what is stored of the customer."""
+    async with storage.unit_of_work(tenant) as uow:
+        customer = await uow.customers.get(customer_id)
+        assert customer is not None
+        purchases = await purchase_history(uow).purchases([customer_id])
+    products = {p.product_id: p.quantity for p in purchases}
+    (scores,) = await HeuristicIntelligence().score_many(
+        [CustomerProfile(customer, products)], now=customer.updated_at, months=12
+    )
+    return None if scores.embedding is None else embedding_values(scores.embedding)
+
+
+class TestEmbeddingsKeptCurrent:
+    """Every change that moves a customer's history stores the embedding a scoring run
+    would compute, in its own transaction."""
+
+    async def test_a_new_customer_has_none_and_each_order_stores_the_scored_one(
+        self, storage: Storage, service: CustomerService, tenant: str, clock: FixedClock
+    ) -> None:
+        customer = await service.create_customer(tenant, {"email": "ada@example.com"})
+        assert (await service.get_customer(tenant, customer.id)).embedding is None
+        for n, products in enumerate(((BIKE, BELL), (LIGHT,), (TEA, MUG))):
+            clock.advance(days=9)
+            await service.record_order(tenant, customer.id, order(f"A{n}", *products))
+            stored = await service.get_customer(tenant, customer.id)
+            assert stored.embedding is not None
+            assert stored.embedding == await fresh_embedding(storage, tenant, customer.id)
+            assert stored.embedding_version == "behaviour-v2"
+
+    async def test_a_merge_stores_the_targets_embedding_of_both_histories(
+        self, storage: Storage, service: CustomerService, tenant: str, clock: FixedClock
+    ) -> None:
+        ids = await shop(service, tenant, clock)
+        before = (await service.get_customer(tenant, ids["cyclist1"])).embedding
+        await service.merge_customers(
+            tenant, {"source_customer_id": ids["tea0"], "target_customer_id": ids["cyclist1"]}
+        )
+        merged = await service.get_customer(tenant, ids["cyclist1"])
+        assert merged.embedding != before
+        assert merged.embedding == await fresh_embedding(storage, tenant, ids["cyclist1"])
+        async with storage.unit_of_work(tenant) as uow:
+            source = await uow.customers.get(ids["tea0"], include_deleted=True)
+        assert source is not None
+        assert source.embedding is None
+
+    async def test_a_profile_update_leaves_the_embedding_and_erasure_removes_it(
+        self,
+        storage: Storage,
+        service: CustomerService,
+        ai: AIService,
+        gdpr: GDPRService,
+        tenant: str,
+        clock: FixedClock,
+    ) -> None:
+        ids = await shop(service, tenant, clock)
+        before = (await service.get_customer(tenant, ids["tea1"])).embedding
+        await service.update_customer(tenant, ids["tea1"], {"first_name": "Tea", "tags": ["x"]})
+        assert (await service.get_customer(tenant, ids["tea1"])).embedding == before
+        await gdpr.delete_customer_data(tenant, ids["tea1"], anonymize=True)
+        async with storage.unit_of_work(tenant) as uow:
+            erased = await uow.customers.get(ids["tea1"], include_deleted=True)
+        assert erased is not None
+        assert (erased.embedding, erased.embedding_version) == (None, None)
+        similar = await ai.find_similar_customers(tenant, ids["tea0"], limit=10)
+        assert ids["tea1"] not in {s.customer.id for s in similar}
+
+    async def test_a_customer_the_policy_excludes_gets_no_embedding_from_an_order(
+        self,
+        service: CustomerService,
+        gdpr: GDPRService,
+        tenant: str,
+        clock: FixedClock,
+    ) -> None:
+        customer = await service.create_customer(tenant, {"email": "no@example.com"})
+        await gdpr.update_consent(tenant, customer.id, "analytics", False)
+        await service.record_order(tenant, customer.id, order("N1", BIKE))
+        stored = await service.get_customer(tenant, customer.id)
+        assert (stored.embedding, stored.embedding_version, stored.segment) == (None, None, None)
+        await gdpr.update_consent(tenant, customer.id, "analytics", True)
+        await service.record_order(tenant, customer.id, order("N2", BELL))
+        assert (await service.get_customer(tenant, customer.id)).embedding is not None
+
+    async def test_similar_customers_answer_without_scoring_and_never_across_tenants(
+        self,
+        service: CustomerService,
+        ai: AIService,
+        tenant: str,
+        other_tenant: str,
+        clock: FixedClock,
+    ) -> None:
+        ids = await shop(service, tenant, clock)
+        theirs = await shop(service, other_tenant, clock)
+        similar = await ai.find_similar_customers(tenant, ids["cyclist0"], limit=100)
+        assert {s.customer.id for s in similar} == set(ids.values()) - {
+            ids["cyclist0"],
+            ids["newbie"],
+        }
+        assert {s.customer.tenant_id for s in similar} == {tenant}
+        assert {s.customer.id for s in similar[:3]} == {ids[f"cyclist{n}"] for n in (1, 2, 3)}
+        their_similar = await ai.find_similar_customers(other_tenant, theirs["tea0"], limit=100)
+        assert {s.customer.tenant_id for s in their_similar} == {other_tenant}
 
 
 class _FallingBack(HeuristicIntelligence):
