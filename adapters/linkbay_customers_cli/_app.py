@@ -889,6 +889,7 @@ def _print_scoring_summary(
     table.add_row(f"predicted CLV, {months} months", f"{summary.total_predicted_clv:,.2f}")
     for source, count in sorted(summary.sources.items()):
         table.add_row(f"source {escape(source)}", str(count))
+    table.add_row("embeddings written", str(summary.embeddings_written))
     console.print(table)
     fell_back = scored - summary.sources.get(_MODEL_SOURCE, 0)
     if model is not None and fell_back:

@@ -120,6 +120,7 @@ class TestScoring:
             "churn_risk_distribution",
             "total_predicted_clv",
             "sources",
+            "embeddings_written",
         }
         assert summary["customers"] == len(shop)
         assert summary["skipped_without_consent"] == 0
@@ -136,6 +137,7 @@ class TestScoring:
         assert isinstance(summary["total_predicted_clv"], float)
         assert summary["total_predicted_clv"] > 0
         assert summary["sources"] == {"heuristic": len(shop)}
+        assert summary["embeddings_written"] == 0  # the orders stored every one already
         cyclist = (await client.get(f"/customers/{shop['cyclist0']}", headers=headers)).json()
         assert cyclist["scored_at"] == "2025-01-01T12:00:00Z"
         assert cyclist["score_source"] == "heuristic"
