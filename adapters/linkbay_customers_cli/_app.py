@@ -67,8 +67,8 @@ from linkbay_customers_cli._demo import (
     DEFAULT_DEMO_SEED,
     DEFAULT_DEMO_TENANT,
     DemoSummary,
+    demo_customer,
     fill_demo_tenant,
-    score_demo_tenant,
     segment_counts,
     tenant_is_empty,
 )
@@ -405,8 +405,8 @@ def demo(
     owner_database_url: OwnerDatabaseUrlOption = None,
     profiling: ProfilingOption = ProfilingMode.OPT_OUT,
 ) -> None:
-    """Fill an empty tenant with synthetic customers, addresses, notes and orders, then
-    score it (segments, churn risk, lifetime value, embeddings for similar customers)."""
+    """Fill an empty tenant with synthetic customers, addresses, notes and orders; their
+    segments and the embeddings of similar customers come with the orders."""
     with _reported_errors():
         url = resolve_database_url(database_url)
         owner_url = _owner_url(owner_database_url) if migrate else None
@@ -455,9 +455,9 @@ async def _fill_demo(
                 seed=seed,
                 on_progress=lambda done, _: progress.update(task, completed=done),
             )
-        # Scored, so similar customers and recommendations answer too.
-        demo_customer = await score_demo_tenant(service, container.ai_service(), tenant)
-        return summary, await segment_counts(service, tenant), demo_customer
+        # No scoring needed: every order stored its customer's embedding.
+        shown = await demo_customer(service, container.ai_service(), tenant)
+        return summary, await segment_counts(service, tenant), shown
 
 
 def _print_demo_summary(
@@ -990,6 +990,7 @@ def _print_scoring_summary(
     table.add_row(f"predicted CLV, {months} months", f"{summary.total_predicted_clv:,.2f}")
     for source, count in sorted(summary.sources.items()):
         table.add_row(f"source {escape(source)}", str(count))
+    table.add_row("embeddings written", str(summary.embeddings_written))
     console.print(table)
     fell_back = scored - summary.sources.get(_MODEL_SOURCE, 0)
     if model is not None and fell_back:

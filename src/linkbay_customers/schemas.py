@@ -1234,6 +1234,7 @@ class ScoringSummaryResponse(BaseModel):
                     },
                     "total_predicted_clv": 84210.5,
                     "sources": {"heuristic": 1186},
+                    "embeddings_written": 0,
                 }
             ]
         }
@@ -1251,6 +1252,12 @@ class ScoringSummaryResponse(BaseModel):
         description="Sum of the scored customers' predicted lifetime values over the period."
     )
     sources: dict[str, int] = Field(description="Scored customers per intelligence source.")
+    embeddings_written: int = Field(
+        description=(
+            "Embeddings stored anew or removed. Every change of a customer's orders stores"
+            " theirs, so a run rewrites only those of another version or left stale."
+        )
+    )
 
     @classmethod
     def of(cls, summary: ScoringSummary) -> Self:
@@ -1262,4 +1269,5 @@ class ScoringSummaryResponse(BaseModel):
             churn_risk_distribution=dict(summary.churn_risk_distribution),
             total_predicted_clv=summary.total_predicted_clv,
             sources=dict(summary.sources),
+            embeddings_written=summary.embeddings_written,
         )

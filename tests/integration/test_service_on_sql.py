@@ -9,6 +9,7 @@ import pytest
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage
 from tests.unit.test_addresses_and_notes import TestAddresses, TestNotes
 from tests.unit.test_ai_service import (
+    TestEmbeddingsKeptCurrent,
     TestOneCustomer,
     TestScoreTenant,
     TestSimilarityAndRecommendations,
@@ -54,6 +55,7 @@ __all__ = (
     "TestDeleteAndRestore",
     "TestDuplicateDecisions",
     "TestDuplicates",
+    "TestEmbeddingsKeptCurrent",
     "TestGet",
     "TestImport",
     "TestListAndSearch",

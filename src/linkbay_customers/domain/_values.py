@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterable
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 
@@ -17,6 +19,7 @@ __all__ = (
     "AddressType",
     "Segment",
     "check_phone_region",
+    "embedding_values",
     "is_international_phone",
     "normalize_phone",
     "quantize_money",
@@ -34,6 +37,13 @@ MAX_ID = 2**63 - 1
 
 EMBEDDING_DIMENSIONS = 32
 """Length of every customer embedding (a fixed-size vector column in SQL)."""
+
+
+def embedding_values(vector: Iterable[float]) -> list[float]:
+    """A vector as embeddings are kept: each component rounded to a 32-bit float, the
+    precision of pgvector's ``vector``, so every storage holds the same numbers and a
+    recomputed embedding equals the stored one exactly."""
+    return array("f", vector).tolist()
 
 
 def quantize_money(value: Decimal) -> Decimal:
