@@ -78,7 +78,7 @@ async def partitions(storage: SqlAlchemyStorage) -> dict[str, str]:
                 " WHERE i.inhparent = 'customer_embeddings'::regclass"
             )
         )
-        return {name: bound for name, bound in rows.all()}
+        return {str(name): str(bound) for name, bound in rows.all()}
 
 
 async def count_in(storage: SqlAlchemyStorage, table: str, tenant: str) -> int:
@@ -117,7 +117,8 @@ async def test_a_large_tenants_first_scoring_gives_it_a_partition_and_the_same_a
 
     parts = await partitions(owner)
     own = [name for name, bound in parts.items() if f"'{large}'" in bound]
-    assert len(own) == 1 and "__part_" in own[0]
+    assert len(own) == 1
+    assert "__part_" in own[0]
     assert parts["customer_embeddings__part_shared"] == "DEFAULT"
     assert await count_in(owner, own[0], large) == LARGE
     assert await count_in(owner, "customer_embeddings__part_shared", large) == 0
@@ -182,8 +183,7 @@ async def test_an_application_role_scores_a_large_tenant_into_the_shared_partiti
     async with app_storage.engine.connect() as connection:
         own = await connection.scalar(
             text(
-                "SELECT count(*) FROM pg_inherits WHERE inhparent ="
-                " 'customer_embeddings'::regclass"
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = 'customer_embeddings'::regclass"
             )
         )
         await connection.execute(

@@ -59,6 +59,7 @@ from linkbay_customers_sqlalchemy._repositories._similarity import SqlNearestNei
 from linkbay_customers_sqlalchemy._repositories._statements import (
     ESCAPE,
     customer_select,
+    customers_after,
     insert_ignoring_conflict,
     keyed,
     like_escape,
@@ -361,12 +362,9 @@ class SqlCustomerRepository(
 
     async def list_after(self, after_id: int, *, limit: int) -> builtins.list[Customer]:
         """Live customers with ids above ``after_id``, by id: a keyset walk of the primary key."""
-        t = self._table
         rows = await self._execute(
-            self._select()
-            .where(self._mine, t.c.id > after_id, t.c.deleted_at.is_(None))
-            .order_by(t.c.id)
-            .limit(limit),
+            customers_after(self._table, self._embeddings).where(self._mine).limit(limit),
+            {"after": after_id},
             action="listing customers",
         )
         return [self._entity(row) for row in rows]

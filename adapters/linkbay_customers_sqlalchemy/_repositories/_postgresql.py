@@ -269,6 +269,33 @@ def _nearest_by_index(table: Table, embeddings: Table) -> Any:
     )
 
 
+@functools.cache
+def _nearest_in_index(table: Table, embeddings: Table) -> Any:
+    """The live customers of a large ``tenant`` nearest to ``query``, through the HNSW
+    index alone: the first way of ``_nearest_by_index`` without the other, a
+    statement PostgreSQL plans in a fraction of the time. Fewer than ``limit`` rows
+    mean the index found too few (see ``PostgresFeatures.nearest``)."""
+    t, e = table, embeddings
+    query = bindparam("query", type_=e.c.embedding.type)
+    distance = e.c.embedding.op("<=>", return_type=Float())(query)
+    tenant: Any = bindparam("tenant")
+    nearest = (
+        select(t, e.c.embedding, e.c.version.label("embedding_version"), distance.label("distance"))
+        .select_from(e.join(t, embedding_of(t, e)))
+        .where(
+            e.c.tenant_id == tenant,
+            e.c.customer_id != all_(bindparam("exclude", type_=ARRAY(BigInteger()))),
+            t.c.tenant_id == tenant,
+            t.c.deleted_at.is_(None),
+        )
+        .order_by(distance)
+        .limit(bindparam("limit", type_=BigInteger()))
+        .subquery("nearest")
+    )
+    # The scan runs in relaxed order: the order is restored here, ties by id.
+    return select(nearest).order_by(nearest.c.distance, nearest.c.id)
+
+
 class PostgresFeatures:
     """COPY and the similarity search of one storage on PostgreSQL, with their caches.
 
@@ -396,16 +423,21 @@ class PostgresFeatures:
         exact_max = 0 if large else EXACT_SEARCH_MAX_ROWS
         with translate_errors("configuring the similarity search"):
             await connection.execute(SIMILARITY_SEARCH_SETTINGS, {"ef_search": str(ef_search)})
+        parameters = {
+            "tenant": tenant_id,
+            "query": list(embedding),
+            "limit": limit,
+            "exclude": list(exclude),
+        }
         with translate_errors("finding similar customers"):
+            if large:
+                found = (
+                    await connection.execute(_nearest_in_index(table, embeddings), parameters)
+                ).all()
+                if len(found) == limit:
+                    return found
             result = await connection.execute(
-                _nearest_by_index(table, embeddings),
-                {
-                    "tenant": tenant_id,
-                    "query": list(embedding),
-                    "limit": limit,
-                    "exclude": list(exclude),
-                    "exact_max": exact_max,
-                },
+                _nearest_by_index(table, embeddings), {**parameters, "exact_max": exact_max}
             )
             return result.all()
 

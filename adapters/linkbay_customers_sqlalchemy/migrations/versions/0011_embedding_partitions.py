@@ -35,6 +35,7 @@ _SHARED = "customer_embeddings__part_shared"
 _PK = "pk_customer_embeddings"
 _FK = "fk_customer_embeddings_tenant_id_customer_id_customers"
 _HNSW_INDEX = "ix_customer_embeddings_embedding_hnsw"
+_SHARED_HNSW_INDEX = "ix_customer_embeddings__part_shared_embedding_hnsw"
 _HNSW = "USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
 
 
@@ -74,7 +75,9 @@ def upgrade() -> None:
     op.execute(f"CREATE TABLE {_SHARED} PARTITION OF {_TABLE} DEFAULT")
     _move_rows()
     # Built over the moved rows at once; every partition gets one like it.
-    op.execute(f"CREATE INDEX {_HNSW_INDEX} ON {_TABLE} {_HNSW}")
+    op.execute(f"CREATE INDEX {_HNSW_INDEX} ON ONLY {_TABLE} {_HNSW}")
+    op.execute(f"CREATE INDEX {_SHARED_HNSW_INDEX} ON {_SHARED} {_HNSW}")
+    op.execute(f"ALTER INDEX {_HNSW_INDEX} ATTACH PARTITION {_SHARED_HNSW_INDEX}")
     protect_tenant_table(_TABLE)
 
 
