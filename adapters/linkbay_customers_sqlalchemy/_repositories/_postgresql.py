@@ -43,6 +43,7 @@ from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from linkbay_customers.domain import StorageError, TagMatch
+from linkbay_customers_sqlalchemy._engine import MIN_EF_SEARCH, SIMILARITY_SESSION_SETTINGS
 from linkbay_customers_sqlalchemy._errors import storage_error, translate_errors
 from linkbay_customers_sqlalchemy._migrate import PARTITION_MARK
 from linkbay_customers_sqlalchemy._repositories._statements import embedding_of
@@ -63,12 +64,13 @@ __all__ = (
 )
 
 _Encoder = Callable[[Any], Any]
+_SESSION_CONFIGURED = "linkbay.similarity_session"  # in a connection's info: see nearest
 
 # Candidates per pass of the HNSW scan. Among a million random vectors, pgvector's
 # default of 40 found 6 of the true nearest 10 on average; 100 found 8.4. On
 # behavioural embeddings (benchmarks/intelligence.py, a tenant of 100,000 beside
 # 100,000 more) 100 gave a recall@10 of 0.946 in 15.6 ms, 160 gave 0.972 in 17.7 ms.
-MIN_EF_SEARCH = 160
+# MIN_EF_SEARCH (in _engine) is 160: every connection starts with it.
 MAX_EF_SEARCH = 1000  # the largest hnsw.ef_search pgvector accepts
 # Tenants with fewer live customers are ranked exactly. In a table of a million
 # customers, reading 20,000 of them took a third of the time the index took to
@@ -289,7 +291,9 @@ def _nearest_in_index(table: Table, embeddings: Table) -> Any:
             t.c.deleted_at.is_(None),
         )
         .order_by(distance)
-        .limit(bindparam("limit", type_=BigInteger()))
+        # Written into the statement: a plan cached for the statement (generic) then
+        # knows how few rows are wanted, and walks the index as a custom plan does.
+        .limit(bindparam("limit", type_=BigInteger(), literal_execute=True))
         .subquery("nearest")
     )
     # The scan runs in relaxed order: the order is restored here, ties by id.
@@ -421,25 +425,42 @@ class PostgresFeatures:
         # the index); the answer is remembered for a while, as sizes change slowly.
         large = await self._is_large_tenant(connection, table, tenant_id)
         exact_max = 0 if large else EXACT_SEARCH_MAX_ROWS
-        with translate_errors("configuring the similarity search"):
-            await connection.execute(SIMILARITY_SEARCH_SETTINGS, {"ef_search": str(ef_search)})
         parameters = {
             "tenant": tenant_id,
             "query": list(embedding),
             "limit": limit,
             "exclude": list(exclude),
         }
-        with translate_errors("finding similar customers"):
-            if large:
+        # A large tenant's search needs no setting of its own when the connection
+        # started with the similarity settings and ef_search is theirs: one round trip.
+        if large and ef_search == MIN_EF_SEARCH and await self._session_configured(connection):
+            with translate_errors("finding similar customers"):
                 found = (
                     await connection.execute(_nearest_in_index(table, embeddings), parameters)
                 ).all()
-                if len(found) == limit:
-                    return found
+            if len(found) == limit:
+                return found
+        with translate_errors("configuring the similarity search"):
+            await connection.execute(SIMILARITY_SEARCH_SETTINGS, {"ef_search": str(ef_search)})
+        with translate_errors("finding similar customers"):
             result = await connection.execute(
                 _nearest_by_index(table, embeddings), {**parameters, "exact_max": exact_max}
             )
             return result.all()
+
+    async def _session_configured(self, connection: AsyncConnection) -> bool:
+        """Whether the connection started with ``SIMILARITY_SESSION_SETTINGS`` (an engine
+        of the host's own may not have), asked once per connection."""
+        known = connection.info.get(_SESSION_CONFIGURED)
+        if known is None:
+            checks = [
+                f"current_setting({_literal(name)}, true) = {_literal(value)}"
+                for name, value in SIMILARITY_SESSION_SETTINGS.items()
+            ]
+            with translate_errors("reading the similarity settings"):
+                known = bool(await connection.scalar(text("SELECT " + " AND ".join(checks))))
+            connection.info[_SESSION_CONFIGURED] = known
+        return bool(known)
 
     async def _is_large_tenant(
         self, connection: AsyncConnection, table: Table, tenant_id: str

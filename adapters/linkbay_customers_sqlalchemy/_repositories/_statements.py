@@ -55,7 +55,7 @@ def customers_after(table: Table, embeddings: Table) -> Select[Any]:
     """``customer_select`` of the live customers with ids above the ``after`` parameter,
     by id. The bound is on both sides of the join: a merge join would otherwise read
     the tenant's embeddings from its first one for every chunk of a walk."""
-    after = bindparam("after")
+    after: Any = bindparam("after")
     joined = and_(embedding_of(table, embeddings), embeddings.c.customer_id > after)
     return (
         select(table, embeddings.c.embedding, embeddings.c.version.label("embedding_version"))
