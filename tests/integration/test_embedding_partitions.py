@@ -284,3 +284,24 @@ async def test_a_customer_changed_during_the_load_keeps_none_of_the_loaded_embed
     assert after[ids[0]] != loaded
     assert after[ids[1]] is None
     assert all(after[i] == pytest.approx(loaded) for i in ids[2:])
+
+
+async def test_a_load_its_process_left_unfinished_is_dropped_by_the_next_first_scoring(
+    owner: SqlAlchemyStorage, clock: FixedClock
+) -> None:
+    tenant = new_tenant_id()
+    await fill(owner, tenant, clock, LARGE)
+    async with owner.unit_of_work(tenant) as uow:
+        store = uow.customers
+        assert isinstance(store, EmbeddingBulkLoad)
+        assert await store.begin_embedding_load()
+        await uow.commit()
+    # Another process (a storage of its own) scores the tenant after this one stopped.
+    later = SqlAlchemyStorage.from_url(owner.engine.url.render_as_string(hide_password=False))
+    try:
+        await AIService(later.unit_of_work, clock, HeuristicIntelligence()).score_tenant(tenant)
+    finally:
+        await later.close()
+    own = [name for name, bound in (await partitions(owner)).items() if tenant in bound]
+    assert len(own) == 1
+    assert await count_in(owner, own[0], tenant) == LARGE
