@@ -519,6 +519,12 @@ class PostgresFeatures:
             )
             if not partitioned:
                 return False
+            # The cheaper question first: every scoring after the first stops here.
+            embedded = await connection.scalar(
+                select(literal_column("1")).where(embeddings.c.tenant_id == tenant_id).limit(1)
+            )
+            if embedded is not None:
+                return False
             some = (
                 select(literal_column("1"))
                 .where(table.c.tenant_id == tenant_id, table.c.deleted_at.is_(None))
@@ -526,10 +532,7 @@ class PostgresFeatures:
                 .subquery()
             )
             live = await connection.scalar(select(func.count()).select_from(some))
-            embedded = await connection.scalar(
-                select(literal_column("1")).where(embeddings.c.tenant_id == tenant_id).limit(1)
-            )
-            if int(live or 0) < OWN_PARTITION_MIN_ROWS or embedded is not None:
+            if int(live or 0) < OWN_PARTITION_MIN_ROWS:
                 return False
             part = _partition_of(embeddings, tenant_id)
             name = _qualified(part)
