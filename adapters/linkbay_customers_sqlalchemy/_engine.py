@@ -32,6 +32,14 @@ _SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY = "linkbay.read_only"
 """Set to True in a SQLite connection's ``info`` before it begins a transaction that
 only reads: that one begins deferred, with writes refused (``PRAGMA query_only``)."""
+MIN_EF_SEARCH = 160
+"""Candidates per pass of pgvector's HNSW scan for the similarity search (see
+``PostgresFeatures.nearest``)."""
+SIMILARITY_SESSION_SETTINGS = {
+    "hnsw.ef_search": str(MIN_EF_SEARCH),
+    "hnsw.iterative_scan": "relaxed_order",
+}
+"""What every PostgreSQL connection starts with, for the similarity search."""
 _QUERY_ONLY = "linkbay.query_only"  # the connection's PRAGMA query_only, as last set
 POSTGRES_POOL_SIZE = 10
 """Connections a PostgreSQL engine keeps open by default; callers beyond it wait."""
@@ -173,4 +181,12 @@ def _create_engine(url: URL, dialect: str, options: dict[str, Any]) -> AsyncEngi
     # A pooled connection the server dropped (a restart, a failover) is replaced
     # before a unit of work gets it, not failed on first use.
     options.setdefault("pool_pre_ping", True)
+    # The similarity search's settings, sent with the connection's startup rather
+    # than before every search (they only steer pgvector's HNSW scans).
+    connect_args = dict(options.get("connect_args", {}))
+    connect_args["server_settings"] = {
+        **SIMILARITY_SESSION_SETTINGS,
+        **connect_args.get("server_settings", {}),
+    }
+    options["connect_args"] = connect_args
     return create_async_engine(url, **options)

@@ -17,6 +17,7 @@ from linkbay_customers_sqlalchemy._engine import create_engine
 from linkbay_customers_sqlalchemy._models import default_models
 
 __all__ = (
+    "PARTITION_MARK",
     "PHONE_REGION_VARIABLE",
     "VERSION_TABLE",
     "alembic_config",
@@ -33,6 +34,10 @@ PHONE_REGION_VARIABLE = "LINKBAY_PHONE_REGION"
 without a country code in (unset: they stay as they are); the CLI's default phone
 region too."""
 
+PARTITION_MARK = "__part_"
+"""What the name of a partition of a table holds, after the table's name (PostgreSQL's
+partitions of the embeddings, see revision 0011)."""
+
 _SCRIPTS = Path(__file__).parent / "migrations"
 
 
@@ -40,7 +45,8 @@ def schema_filter(dialect: str) -> Callable[[Any, str | None, str, bool, Any], b
     """An Alembic ``include_object`` hook for one dialect.
 
     It leaves out what the mapped schema does not describe there: the library's
-    version table, and indexes declared for another dialect only.
+    version table, the partitions of a partitioned table, and indexes declared for
+    another dialect only.
     """
 
     def include_object(
@@ -48,6 +54,8 @@ def schema_filter(dialect: str) -> Callable[[Any, str | None, str, bool, Any], b
     ) -> bool:
         if type_ == "table" and name == VERSION_TABLE:
             return False
+        if type_ == "table" and reflected and compare_to is None and PARTITION_MARK in (name or ""):
+            return False  # a partition: the models describe the partitioned table
         condition = getattr(obj, "_ddl_if", None)
         if type_ == "index" and condition is not None and condition.dialect is not None:
             return bool(condition.dialect == dialect)

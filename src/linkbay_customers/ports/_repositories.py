@@ -38,6 +38,7 @@ __all__ = (
     "CustomerBulkImport",
     "CustomerRepository",
     "DerivedDataStore",
+    "EmbeddingBulkLoad",
     "DuplicateCandidates",
     "DuplicateDecisions",
     "MergeAliasRepository",
@@ -227,6 +228,35 @@ class DerivedDataStore(Protocol):
     async def update_derived(self, rows: Sequence[DerivedData]) -> None:
         """Write the derived fields of many customers at once (nothing else changes);
         a row with ``keep_embedding`` leaves the stored embedding as it is.
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+
+@runtime_checkable
+class EmbeddingBulkLoad(Protocol):
+    """What a ``DerivedDataStore`` may add: most of a tenant's embeddings loaded at once.
+
+    ``AIService.score_tenant`` begins a load before its first chunk and ends it after
+    its last, when the repository has these methods; a storage whose vector index
+    is cheaper built at once than grown row by row indexes what ``update_derived``
+    wrote in between at the end.
+    """
+
+    async def begin_embedding_load(self) -> bool:
+        """Start taking the embeddings ``update_derived`` writes aside; False when the
+        storage does not (they are written as usual).
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+    async def end_embedding_load(self, *, since: datetime, complete: bool) -> None:
+        """Index and publish the embeddings taken aside (``complete``), or drop them;
+        a customer changed after ``since`` keeps none of them.
 
         Raises:
             StorageError: the storage failed.

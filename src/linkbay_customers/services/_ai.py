@@ -7,6 +7,7 @@ import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -33,6 +34,7 @@ from linkbay_customers.ports import (
     CustomerIntelligence,
     CustomerProfile,
     CustomerScores,
+    EmbeddingBulkLoad,
     UnitOfWork,
     derived_data,
     nearest_neighbours,
@@ -398,6 +400,9 @@ class AIService:
         months = _check_months(months)
         check_tenant(tenant_id)  # here, not inside the first read's task
         summary = ScoringSummary()
+        since = self._clock.now()
+        loading = await self._embedding_load(tenant_id, None)
+        complete = False
         # A pipeline: while one chunk is scored here, the database reads the next
         # and writes the previous one.
         reading = asyncio.ensure_future(self._read_chunk(tenant_id, 0))
@@ -416,11 +421,29 @@ class AIService:
             if writing is not None:
                 await writing
                 await report_progress(on_progress, summary.customers)
+            complete = True
         finally:
             for pending in (reading, writing):
                 if pending is not None and not pending.done():
                     pending.cancel()
+            if loading:
+                await self._embedding_load(tenant_id, (since, complete))
         return summary
+
+    async def _embedding_load(self, tenant_id: str, end: tuple[datetime, bool] | None) -> bool:
+        """Begin (``end`` None) or end a load of the tenant's embeddings, where the
+        storage offers one (``EmbeddingBulkLoad``); whether one began."""
+        async with self._tx.uow_factory(tenant_id) as uow:
+            store = uow.customers
+            if not isinstance(store, EmbeddingBulkLoad):
+                return False
+            if end is None:
+                began = await store.begin_embedding_load()
+            else:
+                began = False
+                await store.end_embedding_load(since=end[0], complete=end[1])
+            await uow.commit()
+        return began
 
     async def _read_chunk(
         self, tenant_id: str, after_id: int
