@@ -100,6 +100,9 @@ MIGRATION_STATEMENTS = {
     ("InsertStmt", frozenset({"customer_id_counters", "customer_audit_events"})): (
         "0008, the same for audit events"
     ),
+    ("InsertStmt", frozenset({"customer_embeddings"})): (
+        "0011 moves every tenant's embeddings into the partitioned table"
+    ),
 }
 """Statements of migrations that span every tenant, keyed by kind and tables.
 
