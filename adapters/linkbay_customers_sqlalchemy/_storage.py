@@ -10,6 +10,7 @@ from typing import Any, Self
 
 from sqlalchemy import BigInteger, Table, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from linkbay_customers.audit_keys import (
@@ -128,7 +129,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         return self.storage.postgresql
 
     async def __aenter__(self) -> Self:
-        """Check a connection out of the pool."""
+        """Check a connection out of the pool (not pinged: see ``connection``)."""
         if self._entered:
             raise RuntimeError("a unit of work can be entered only once")
         self._entered = True
@@ -160,15 +161,30 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             raise RuntimeError("the unit of work is not active: use it inside 'async with'")
         if not connection.in_transaction():
             with translate_errors("beginning a transaction"):
-                if self.read_only and self.dialect == "sqlite":
-                    connection.info[READ_ONLY] = True  # read by the engine's begin hook
-                await connection.begin()
-                if self.dialect == "postgresql":
-                    await connection.execute(
-                        _SET_TENANT_READ_ONLY if self.read_only else _SET_TENANT,
-                        {"tenant": self.tenant_id},
-                    )
+                try:
+                    await self._begin(connection)
+                except DBAPIError as exc:
+                    if not exc.connection_invalidated:
+                        raise
+                    # The server dropped the pooled connection (a restart, a
+                    # failover): nothing ran in this transaction yet, so it begins
+                    # again on a new connection (the pool replaced the stale ones).
+                    await connection.close()
+                    self._connection = None
+                    self._connection = connection = await self.storage.engine.connect()
+                    await self._begin(connection)
         return connection
+
+    async def _begin(self, connection: AsyncConnection) -> None:
+        """Begin the transaction; on PostgreSQL, set its tenant (and read-only mode)."""
+        if self.read_only and self.dialect == "sqlite":
+            connection.info[READ_ONLY] = True  # read by the engine's begin hook
+        await connection.begin()
+        if self.dialect == "postgresql":
+            await connection.execute(
+                _SET_TENANT_READ_ONLY if self.read_only else _SET_TENANT,
+                {"tenant": self.tenant_id},
+            )
 
     async def execute(self, statement: Any, parameters: Any = None, *, action: str) -> Any:
         """Run a statement in the transaction, wrapping driver errors."""
@@ -352,18 +368,27 @@ class SqlAlchemyStorage(Storage):
         return SqlAlchemyUnitOfWork(self, tenant_id, read_only=read_only)
 
     async def ping(self) -> None:
-        """Check the database answers: a connection from the pool (pinged before use)
-        and one statement, outside any transaction (on SQLite, no write lock)."""
+        """Check the database answers: a connection from the pool and one statement,
+        outside any transaction (on SQLite, no write lock); a pooled connection the
+        server dropped is replaced and the statement sent again."""
         with translate_errors("checking the database"):
-            async with self.engine.connect() as connection:
-                if self.dialect == "sqlite":
-                    driver = (await connection.get_raw_connection()).driver_connection
-                    try:
-                        await _pragma(driver, "schema_version")
-                    except sqlite3.Error as exc:
-                        raise StorageError(f"checking the database failed: {exc}") from exc
-                else:
-                    await connection.exec_driver_sql("SELECT 1")
+            try:
+                await self._ping_once()
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                await self._ping_once()  # the pool replaced the connection the server dropped
+
+    async def _ping_once(self) -> None:
+        async with self.engine.connect() as connection:
+            if self.dialect == "sqlite":
+                driver = (await connection.get_raw_connection()).driver_connection
+                try:
+                    await _pragma(driver, "schema_version")
+                except sqlite3.Error as exc:
+                    raise StorageError(f"checking the database failed: {exc}") from exc
+            else:
+                await connection.exec_driver_sql("SELECT 1")
 
     async def load_model_fit(self, tenant_id: str, model: str) -> ModelFit | None:
         """The tenant's fit of a model, or None (``linkbay_customers_clv.ModelFitStorage``).
