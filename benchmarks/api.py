@@ -286,7 +286,9 @@ def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
     ):
         # Warm both up (pools filled, statements prepared) before anything counts.
         for base, path, script in plan.values():
-            _measure(base, path, script, argparse.Namespace(**{**vars(args), "duration": 2}), id_list)
+            _measure(
+                base, path, script, argparse.Namespace(**{**vars(args), "duration": 2}), id_list
+            )
         for _ in range(args.rounds):
             for name, (base, path, script) in plan.items():
                 measured = _measure(base, path, script, args, id_list)

@@ -47,7 +47,9 @@ LEFT OUTER JOIN customer_embeddings AS e
   ON e.tenant_id = c.tenant_id AND e.customer_id = c.id
 WHERE c.tenant_id = $1 AND c.id = $2
 """
-RESOLVE_ALIAS = "SELECT customer_id FROM customer_merge_aliases WHERE tenant_id = $1 AND alias_id = $2"
+RESOLVE_ALIAS = (
+    "SELECT customer_id FROM customer_merge_aliases WHERE tenant_id = $1 AND alias_id = $2"
+)
 
 NEXT_ID = """
 INSERT INTO customer_id_counters (tenant_id, kind, last_id) VALUES ($1, $2, 1)
@@ -160,9 +162,7 @@ AUDIT_KEY = os.environ.get("LINKBAY_AUDIT_KEY", "").encode()
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     global pool
     size = int(os.environ.get("FLOOR_POOL_SIZE", "10"))
-    pool = await asyncpg.create_pool(
-        os.environ["FLOOR_DATABASE_URL"], min_size=size, max_size=size
-    )
+    pool = await asyncpg.create_pool(os.environ["FLOOR_DATABASE_URL"], min_size=size, max_size=size)
     try:
         yield
     finally:

@@ -9,7 +9,7 @@ import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from linkbay_customers.registry import registered_storages
@@ -19,8 +19,10 @@ __all__ = (
     "POSTGRES_POOL_SIZE",
     "READ_ONLY",
     "async_database_url",
+    "begin_settings",
     "create_engine",
     "dump_json",
+    "send_with_begin",
     "supported_dialects",
 )
 
@@ -85,6 +87,37 @@ def _configure_sqlite(engine: AsyncEngine, *, file_backed: bool) -> None:
         # the write lock up front: one that reads and then writes would otherwise
         # fail, not wait, when another connection wrote meanwhile.
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def _literal(value: str) -> str:
+    """``value`` as a PostgreSQL escape string literal, whatever
+    ``standard_conforming_strings`` says."""
+    return "E'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def begin_settings(tenant_id: str, *, read_only: bool) -> str | None:
+    """The statement that sets a transaction's tenant (and read-only mode), to send
+    with its BEGIN; None for a tenant id that cannot be written as a literal here (a
+    NUL, a control character): that one goes as a parameter of its own statement."""
+    if not tenant_id.isprintable():
+        return None
+    statement = f"SELECT set_config('linkbay.tenant_id', {_literal(tenant_id)}, true)"
+    if read_only:
+        statement += ", set_config('transaction_read_only', 'on', true)"
+    return statement + ";"
+
+
+def send_with_begin(connection: AsyncConnection, statement: str | None) -> bool:
+    """Hand ``statement`` to the connection's next BEGIN (None: take it back); False
+    where the connection cannot carry one (not a ``TenantConnection``)."""
+    sync = connection.sync_connection
+    if sync is None or sync.invalidated or sync.closed:
+        return False
+    send = getattr(sync.connection.driver_connection, "send_with_begin", None)
+    if send is None:
+        return False
+    send(statement)
+    return True
 
 
 def supported_dialects() -> tuple[str, ...]:
@@ -174,4 +207,20 @@ def _create_engine(url: URL, dialect: str, options: dict[str, Any]) -> AsyncEngi
     # statements): a unit of work whose first statement finds its pooled connection
     # dropped by the server (a restart, a failover) begins again on a new one.
     options.setdefault("pool_pre_ping", False)
-    return create_async_engine(url, **options)
+    from linkbay_customers_sqlalchemy._connection import TenantConnection
+
+    # Units of work send their tenant setting with BEGIN (see TenantConnection).
+    options["connect_args"] = {
+        "connection_class": TenantConnection,
+        **options.get("connect_args", {}),
+    }
+    engine = create_async_engine(url, **options)
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        # A setting no BEGIN took never reaches the next user of the connection.
+        driver = record.driver_connection
+        if isinstance(driver, TenantConnection):
+            driver.send_with_begin(None)
+
+    return engine

@@ -22,7 +22,12 @@ from linkbay_customers.audit_keys import (
 )
 from linkbay_customers.domain import AuditChain, ModelFit, StorageError, StorageRejected
 from linkbay_customers.ports import Storage, UnitOfWork
-from linkbay_customers_sqlalchemy._engine import READ_ONLY, create_engine
+from linkbay_customers_sqlalchemy._engine import (
+    READ_ONLY,
+    begin_settings,
+    create_engine,
+    send_with_begin,
+)
 from linkbay_customers_sqlalchemy._errors import translate_errors
 from linkbay_customers_sqlalchemy._models import ModelSet, default_models
 from linkbay_customers_sqlalchemy._repositories import (
@@ -148,17 +153,22 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         if connection is None:
             return
         self._erased = False
+        send_with_begin(connection, None)
         try:
             if connection.in_transaction():
                 await connection.rollback()
         finally:
             await connection.close()
 
-    async def connection(self) -> AsyncConnection:
-        """The connection, inside a transaction of this unit of work's tenant."""
+    def _active(self) -> AsyncConnection:
         connection = self._connection
         if connection is None:
             raise RuntimeError("the unit of work is not active: use it inside 'async with'")
+        return connection
+
+    async def connection(self) -> AsyncConnection:
+        """The connection, inside a transaction of this unit of work's tenant."""
+        connection = self._active()
         if not connection.in_transaction():
             with translate_errors("beginning a transaction"):
                 try:
@@ -166,13 +176,16 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
                 except DBAPIError as exc:
                     if not exc.connection_invalidated:
                         raise
-                    # The server dropped the pooled connection (a restart, a
-                    # failover): nothing ran in this transaction yet, so it begins
-                    # again on a new connection (the pool replaced the stale ones).
-                    await connection.close()
-                    self._connection = None
-                    self._connection = connection = await self.storage.engine.connect()
-                    await self._begin(connection)
+                    await self._begin(await self._replace(connection))
+        return self._active()
+
+    async def _replace(self, stale: AsyncConnection) -> AsyncConnection:
+        """A new connection for one the server dropped (a restart, a failover), before
+        anything ran in its transaction: the pool replaced the stale ones."""
+        send_with_begin(stale, None)
+        self._connection = None
+        await stale.close()
+        self._connection = connection = await self.storage.engine.connect()
         return connection
 
     async def _begin(self, connection: AsyncConnection) -> None:
@@ -186,10 +199,32 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
                 {"tenant": self.tenant_id},
             )
 
+    async def _first(self, connection: AsyncConnection, statement: Any, parameters: Any) -> Any:
+        """Run the first statement of a transaction on PostgreSQL, the tenant setting
+        sent with its BEGIN (one round trip for both); False where the connection
+        cannot carry it (an engine not from ``create_engine``, an odd tenant id)."""
+        settings = begin_settings(self.tenant_id, read_only=self.read_only)
+        if settings is None or not send_with_begin(connection, settings):
+            return False
+        await connection.begin()
+        return await connection.execute(statement, parameters)
+
     async def execute(self, statement: Any, parameters: Any = None, *, action: str) -> Any:
         """Run a statement in the transaction, wrapping driver errors."""
-        connection = await self.connection()
+        connection = self._active()
         with translate_errors(action):
+            if self.dialect == "postgresql" and not connection.in_transaction():
+                try:
+                    result = await self._first(connection, statement, parameters)
+                except DBAPIError as exc:
+                    if not exc.connection_invalidated:
+                        raise
+                    result = await self._first(
+                        await self._replace(connection), statement, parameters
+                    )
+                if result is not False:
+                    return result
+            connection = await self.connection()
             return await connection.execute(statement, parameters)
 
     async def next_ids(self, table_name: str, count: int = 1) -> list[int]:
