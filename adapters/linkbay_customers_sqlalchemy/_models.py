@@ -47,6 +47,7 @@ from linkbay_customers_sqlalchemy._types import Embedding, JSONDocument, Money, 
 __all__ = (
     "CUSTOMER_FIELDS",
     "INFO_KEY",
+    "SEARCH_COLUMNS",
     "AddressMixin",
     "AuditChainMixin",
     "AuditEventMixin",
@@ -97,7 +98,17 @@ class _HasTenantId:
 
 
 CUSTOMER_FIELDS = tuple(f.name for f in dataclasses.fields(Customer) if f.name != "extra")
-"""The fields of a customer the library knows; the other columns of its table are extras."""
+"""The fields of a customer the library knows."""
+
+SEARCH_COLUMNS = {
+    "search_email": "email",
+    "search_first_name": "first_name",
+    "search_last_name": "last_name",
+}
+"""The customer table's search columns, each the ``search_key`` of the field it names.
+
+With ``CUSTOMER_FIELDS`` the columns of the library; the other columns of the
+table are the host's extras."""
 
 INFO_KEY = "linkbay"
 """The key of a column's ``info`` holding what the library is told about the column."""
@@ -139,7 +150,11 @@ def not_personal() -> dict[str, Any]:
 @functools.cache
 def customer_extra_columns(table: Table) -> tuple[str, ...]:
     """The columns a host's customer model adds to the library's: the ``extra`` fields."""
-    return tuple(c.name for c in table.columns if c.name not in CUSTOMER_FIELDS)
+    return tuple(
+        c.name
+        for c in table.columns
+        if c.name not in CUSTOMER_FIELDS and c.name not in SEARCH_COLUMNS
+    )
 
 
 def _constant_default(column: Column[Any]) -> tuple[bool, Any]:
@@ -247,6 +262,11 @@ class CustomerMixin(_HasTenantId):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The email and names as search compares them (``search_key``), written with
+    # every row from the customer's own fields; never read back into a customer.
+    search_email: Mapped[str | None] = mapped_column(Text)
+    search_first_name: Mapped[str | None] = mapped_column(Text)
+    search_last_name: Mapped[str | None] = mapped_column(Text)
 
     @declared_attr.directive
     @classmethod

@@ -516,7 +516,7 @@ class CustomerSearchFilters(BaseModel):
             max_total_spent=self.max_total_spent,
             tags=tuple(self.tags),
             tags_match=self.tags_match,
-            email_contains=self.email_contains.lower() if self.email_contains else None,
+            email_contains=self.email_contains,
             created_after=self.created_after,
             created_before=self.created_before,
             include_deleted=self.include_deleted,

@@ -11,8 +11,12 @@ from typing import Any
 
 from sqlalchemy import Select, Table, delete, or_
 
-from linkbay_customers.domain import ConsentState, Customer, InvalidInput
-from linkbay_customers_sqlalchemy._models import CUSTOMER_FIELDS, customer_extra_columns
+from linkbay_customers.domain import ConsentState, Customer, InvalidInput, search_key
+from linkbay_customers_sqlalchemy._models import (
+    CUSTOMER_FIELDS,
+    SEARCH_COLUMNS,
+    customer_extra_columns,
+)
 from linkbay_customers_sqlalchemy._repositories._base import SqlRepository
 from linkbay_customers_sqlalchemy._repositories._session import SqlSession
 from linkbay_customers_sqlalchemy._repositories._statements import (
@@ -101,6 +105,9 @@ class CustomerRows(SqlRepository):
         """The customer's row (the embedding is written apart, see ``_write_embeddings``)."""
         self._own(customer)
         values = dict(zip(_ROW_FIELDS, _row_fields(customer), strict=True))
+        for column, field in SEARCH_COLUMNS.items():
+            value = values[field]
+            values[column] = None if value is None else search_key(value)
         if customer.consent_data:
             values["consent_data"] = _consent_to_json(customer.consent_data)
         if customer.extra:

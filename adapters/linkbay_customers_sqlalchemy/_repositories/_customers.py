@@ -35,6 +35,7 @@ from linkbay_customers.domain import (
     StorageError,
     TagMatch,
     phone_query,
+    search_key,
 )
 from linkbay_customers.ports import CustomerBulkImport, CustomerRepository, DerivedDataStore
 from linkbay_customers_sqlalchemy._errors import is_unique_violation, translate_errors
@@ -251,8 +252,8 @@ class SqlCustomerRepository(
         if filters.tags:
             where.append(self._tag_filter(filters.tags, filters.tags_match))
         if filters.email_contains is not None:
-            pattern = f"%{like_escape(filters.email_contains.lower())}%"
-            where.append(t.c.email.like(pattern, escape=ESCAPE))
+            pattern = f"%{like_escape(search_key(filters.email_contains))}%"
+            where.append(t.c.search_email.like(pattern, escape=ESCAPE))
         if filters.created_after is not None:
             where.append(t.c.created_at >= filters.created_after)
         if filters.created_before is not None:
@@ -304,20 +305,18 @@ class SqlCustomerRepository(
     async def search(self, query: str, *, limit: int) -> builtins.list[Customer]:
         """Live customers matching ``query``, ranked as ``search_rank`` defines."""
         t = self._table
-        q = query.strip().lower()
+        q = search_key(query.strip())
         contains = f"%{like_escape(q)}%"
         prefix = f"{like_escape(q)}%"
-        first, last = func.lower(t.c.first_name), func.lower(t.c.last_name)
-        full = func.lower(
-            func.coalesce(t.c.first_name, "") + " " + func.coalesce(t.c.last_name, "")
-        )
-        starts = [c.like(prefix, escape=ESCAPE) for c in (t.c.email, first, last)]
-        inside = [c.like(contains, escape=ESCAPE) for c in (t.c.email, first, last, full)]
+        email, first, last = t.c.search_email, t.c.search_first_name, t.c.search_last_name
+        full = func.coalesce(first, "") + " " + func.coalesce(last, "")
+        starts = [c.like(prefix, escape=ESCAPE) for c in (email, first, last)]
+        inside = [c.like(contains, escape=ESCAPE) for c in (email, first, last, full)]
         phone = phone_query(q)
         if phone:
             starts.append(t.c.phone.like(f"{like_escape(phone)}%", escape=ESCAPE))
             inside.append(t.c.phone.like(f"%{like_escape(phone)}%", escape=ESCAPE))
-        rank = case((t.c.email == q, 0), (or_(*starts), 1), else_=2)
+        rank = case((email == q, 0), (or_(*starts), 1), else_=2)
         rows = await self._execute(
             self._select()
             .where(self._mine, t.c.deleted_at.is_(None), or_(*inside))

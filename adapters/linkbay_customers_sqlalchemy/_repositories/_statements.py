@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, insert, select, update
 
 from linkbay_customers.domain import Page
+from linkbay_customers_sqlalchemy._models import SEARCH_COLUMNS
 
 __all__ = (
     "ESCAPE",
@@ -44,8 +45,9 @@ def embedding_of(table: Table, embeddings: Table) -> ColumnElement[bool]:
 @functools.cache
 def customer_select(table: Table, embeddings: Table) -> Select[Any]:
     """Customers with their embeddings: every column a customer is read from."""
+    columns = [c for c in table.columns if c.name not in SEARCH_COLUMNS]
     return select(
-        table, embeddings.c.embedding, embeddings.c.version.label("embedding_version")
+        *columns, embeddings.c.embedding, embeddings.c.version.label("embedding_version")
     ).select_from(table.outerjoin(embeddings, embedding_of(table, embeddings)))
 
 

@@ -103,6 +103,7 @@ from linkbay_customers.domain._rules import (
     merge_patch,
     merge_tags,
     phone_query,
+    search_key,
     search_rank,
 )
 from linkbay_customers.domain._values import (
@@ -215,5 +216,6 @@ __all__ = (
     "normalize_phone",
     "phone_query",
     "quantize_money",
+    "search_key",
     "search_rank",
 )

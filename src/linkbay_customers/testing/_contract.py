@@ -770,6 +770,37 @@ class CustomerListingContract(ContractBase):
             assert [c.id for c in await uow.customers.search("+39333", limit=5)] == [phone.id]
             assert [c.id for c in await uow.customers.search("élodie", limit=5)] == [accented.id]
 
+    async def test_search_folds_text_as_search_key_does(self, uow: UnitOfWork) -> None:
+        """One folding on every storage: Unicode case folding, accents ignored."""
+        async with uow:
+            turkish = await add_customer(uow, first_name="İlker", last_name="Öztürk")
+            greek = await add_customer(uow, last_name="ΣΊΣΥΦΟΣ")
+            german = await add_customer(uow, last_name="Straße", email="strasse@example.com")
+            lower = await add_customer(uow, first_name="élodie", email="élodie@exämple.com")
+
+            async def found(query: str) -> set[int]:
+                return {c.id for c in await uow.customers.search(query, limit=10)}
+
+            assert await found("ilker") == {turkish.id}
+            assert await found("İLKER OZTURK") == {turkish.id}
+            assert await found("σίσυφος") == {greek.id}
+            assert await found("Σίσυφοσ") == {greek.id}
+            assert await found("STRASSE") == {german.id}
+            assert await found("straße") == {german.id}
+            assert await found("ÉLODIE") == {lower.id}
+            # An email written with accents is found by its exact address, folded.
+            exact = await uow.customers.search("ELODIE@EXAMPLE.COM", limit=10)
+            assert [c.id for c in exact] == [lower.id]
+
+            async def listed(email_contains: str) -> set[int]:
+                filters = CustomerFilters(email_contains=email_contains)
+                page = await uow.customers.list(filters, page=1, page_size=10)
+                return {c.id for c in page.items}
+
+            assert await listed("ELODIE@EXA") == {lower.id}
+            assert await listed("élodie@exämple") == {lower.id}
+            assert await listed("STRASSE@") == {german.id}
+
     async def test_search_skips_deleted_customers_and_respects_the_limit(
         self, uow: UnitOfWork
     ) -> None:
