@@ -10,7 +10,8 @@ library's server, and drives both with the same wrk scripts:
   SELECT the library sends), 404 when there is none, the customer as JSON.
 - ``POST /floor/customers``: the body checked by a small pydantic model; in one
   transaction the tenant setting, the tenant's next customer id and audit id (the
-  library's per-tenant counters), the INSERT of the customer (a taken email: 409),
+  library's per-tenant counters), the INSERT of the customer with its search keys
+  (the library's ``search_key`` folding; a taken email: 409),
   the chain tip locked (created when missing), the event's HMAC-SHA256 link over
   the library's layout, and the INSERT of the audit event, whose trigger moves the
   tip; the customer as JSON (201). The events verify with ``audit verify``.
@@ -38,6 +39,8 @@ from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
+from linkbay_customers.domain import search_key
+
 TENANT_SETTING = "SELECT set_config('linkbay.tenant_id', $1, true)"
 
 SELECT_CUSTOMER = """
@@ -60,8 +63,8 @@ INSERT_CUSTOMER = """
 INSERT INTO customers (
   tenant_id, id, email, first_name, last_name, phone, preferences, tags,
   total_orders, total_spent, average_order_value, segment, consent_data,
-  is_anonymized, created_at, updated_at
-) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0, 0, 'new', '{}', false, $9, $9)
+  is_anonymized, created_at, updated_at, search_email, search_first_name, search_last_name
+) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0, 0, 'new', '{}', false, $9, $9, $10, $11, $12)
 ON CONFLICT (tenant_id, email) DO NOTHING
 RETURNING *
 """
@@ -211,6 +214,7 @@ async def create_customer(
         return _problem(400, "tenant_required", "the X-Tenant-ID header is required")
     assert pool is not None
     now = datetime.now(UTC)
+    searched = (data.email, data.first_name, data.last_name)
     async with pool.acquire() as connection, connection.transaction():
         await connection.execute(TENANT_SETTING, tenant)
         customer_id = await connection.fetchval(NEXT_ID, tenant, "customers")
@@ -225,6 +229,7 @@ async def create_customer(
             json.dumps(data.preferences),
             json.dumps(data.tags),
             now,
+            *(None if value is None else search_key(value) for value in searched),
         )
         if row is None:
             # Nothing of the transaction is kept: the counter moves back too.
