@@ -40,6 +40,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
 from linkbay_customers.domain import search_key
+from linkbay_customers.schemas import CustomerResponse
 
 TENANT_SETTING = "SELECT set_config('linkbay.tenant_id', $1, true)"
 
@@ -80,33 +81,8 @@ INSERT INTO customer_audit_events (
 ) VALUES ($1, $2, $3, NULL, 'customer.created', $4, $5, '{}', $3, $6, $7)
 """
 
-RESPONSE_FIELDS = (
-    "id",
-    "tenant_id",
-    "email",
-    "first_name",
-    "last_name",
-    "phone",
-    "birthday",
-    "gender",
-    "preferences",
-    "tags",
-    "currency",
-    "total_orders",
-    "total_spent",
-    "average_order_value",
-    "first_order_at",
-    "last_order_at",
-    "customer_lifetime_value",
-    "churn_risk_score",
-    "segment",
-    "scored_at",
-    "score_source",
-    "is_anonymized",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-)
+# The fields the library's responses carry, read from the same columns.
+RESPONSE_FIELDS = tuple(CustomerResponse.model_fields)
 JSON_COLUMNS = ("preferences", "tags")
 
 
