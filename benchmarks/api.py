@@ -279,7 +279,7 @@ def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
         "bare_get": (floor, "/bare/customers", "get"),
     }
     best: dict[str, dict[str, float]] = {}
-    errors = 0
+    errors = dict.fromkeys(plan, 0)
     with (
         _serving(project_server, f"{project}/health", {}),
         _serving(floor_server, f"{floor}/bare/customers/1", floor_env),
@@ -292,7 +292,7 @@ def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
         for _ in range(args.rounds):
             for name, (base, path, script) in plan.items():
                 measured = _measure(base, path, script, args, id_list)
-                errors += int(measured["errors"])
+                errors[name] += int(measured["errors"])
                 if name not in best or measured["per_s"] > best[name]["per_s"]:
                     best[name] = measured
     results: dict[str, Any] = {
@@ -307,12 +307,13 @@ def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
         results[f"{name}_per_s"] = round(measured["per_s"])
         results[f"{name}_p50_ms"] = round(measured["p50_ms"], 2)
         results[f"{name}_p99_ms"] = round(measured["p99_ms"], 2)
+        results[f"{name}_errors"] = errors[name]
     results.update(
         get_rate_ratio=round(best["get"]["per_s"] / best["floor_get"]["per_s"], 2),
         get_p99_ratio=round(best["get"]["p99_ms"] / best["floor_get"]["p99_ms"], 2),
         post_rate_ratio=round(best["post"]["per_s"] / best["floor_post"]["per_s"], 2),
         post_p99_ratio=round(best["post"]["p99_ms"] / best["floor_post"]["p99_ms"], 2),
-        http_errors=errors,
+        http_errors=sum(errors.values()),
     )
     results.update(asyncio.run(_in_process(app_url, ids, args)))
     events, intact = asyncio.run(_audit_intact(url))
