@@ -151,3 +151,74 @@ async def test_the_service_runs_entirely_as_the_application_role(
     assert await service.list_duplicate_decisions(tenant, third.id) == []
     await service.delete_customer(tenant, third.id, soft_delete=False)
     assert (await service.list_customers(tenant, {"include_deleted": True})).total == 0
+
+
+@pytest.mark.parametrize("suffix", ["plain", "o'brien", "back\\slash", "E'x'';--"])
+async def test_a_first_statement_runs_under_its_tenant_sent_with_begin(
+    app_storage: SqlAlchemyStorage, two_tenants: tuple[str, str], suffix: str
+) -> None:
+    a, b = two_tenants
+    odd = f"{a}-{suffix}"
+    async with app_storage.unit_of_work(odd) as uow:
+        await add_customer(uow, email="odd@example.com")
+        await uow.commit()
+    for tenant in (a, odd):
+        for read_only in (False, True):
+            async with app_storage.unit_of_work(tenant, read_only=read_only) as uow:
+                # The first statement of the transaction: the tenant went with its BEGIN.
+                seen = await uow.execute(
+                    text(
+                        "SELECT current_setting('linkbay.tenant_id'),"
+                        " current_setting('transaction_read_only'),"
+                        " array_agg(DISTINCT tenant_id) FROM customers"
+                    ),
+                    action="reading",
+                )
+                assert seen.one() == (tenant, "on" if read_only else "off", [tenant])
+                foreign = await uow.execute(
+                    text("SELECT count(*) FROM customers WHERE tenant_id = :b"),
+                    {"b": b},
+                    action="reading",
+                )
+                assert foreign.scalar_one() == 0
+
+
+async def test_a_tenant_setting_no_statement_took_never_reaches_the_next_transaction(
+    app_storage: SqlAlchemyStorage, two_tenants: tuple[str, str]
+) -> None:
+    a, _ = two_tenants
+    async with app_storage.unit_of_work(a) as uow:
+        # Refused before it reaches the database: its BEGIN, and the setting, never go.
+        with pytest.raises(Exception, match="bind parameter"):
+            await uow.execute(text("SELECT :missing"), action="reading")
+    # The same pooled connection (pool size 1), in a new transaction: no tenant.
+    async with app_storage.engine.connect() as connection:
+        setting = await connection.execute(
+            text("SELECT current_setting('linkbay.tenant_id', true)")
+        )
+        count = await connection.execute(text("SELECT count(*) FROM customers"))
+        assert (setting.scalar_one() or "", count.scalar_one()) == ("", 0)
+
+
+@pytest.mark.parametrize("first", ["statement", "connection"])
+async def test_a_pooled_connection_the_server_closed_is_replaced_without_an_error(
+    postgres_url: str, app_url: str, two_tenants: tuple[str, str], first: str
+) -> None:
+    a, _ = two_tenants
+    storage = SqlAlchemyStorage.from_url(app_url, pool_size=1, max_overflow=0)
+    admin = SqlAlchemyStorage.from_url(postgres_url)
+    count = text("SELECT count(*) FROM customers")
+    try:
+        async with storage.unit_of_work(a) as uow:
+            pid = (await uow.execute(text("SELECT pg_backend_pid()"), action="reading")).scalar()
+        async with admin.engine.connect() as connection:
+            await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        async with storage.unit_of_work(a, read_only=True) as uow:
+            if first == "connection":
+                result = await (await uow.connection()).execute(count)
+            else:
+                result = await uow.execute(count, action="reading")
+            assert result.scalar_one() == 1
+    finally:
+        await storage.close()
+        await admin.close()
