@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 
 import phonenumbers
 import pycountry
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
 
 __all__ = (
     "COUNTRY_CODES",
@@ -78,6 +80,13 @@ def normalize_phone(raw: str, region: str | None = None) -> str:
         ValueError: not a valid number (or one with an extension, which E.164 cannot
             hold); the message starts with "is not a valid phone number".
     """
+    split = _plainly_international(raw)
+    if split is not None:
+        country_code, national = split
+        plain = phonenumbers.PhoneNumber(country_code=country_code, national_number=int(national))
+        if phonenumbers.is_valid_number(plain):
+            return f"+{country_code}{national}"
+        raise ValueError("is not a valid phone number")
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
@@ -86,6 +95,54 @@ def normalize_phone(raw: str, region: str | None = None) -> str:
         hint = "" if region or is_international_phone(raw) else _NO_REGION_HINT
         raise ValueError(f"is not a valid phone number{hint}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# "+", then digits and the separators people write between them: no letters, no
+# extension marks (x # , ;), nothing ``phonenumbers.parse`` would read otherwise.
+_PLAINLY_INTERNATIONAL = re.compile(r"\+[0-9][0-9 ().-]*")
+_SEPARATORS = str.maketrans("", "", " ().-")
+_MAX_NATIONAL_DIGITS = 17  # libphonenumber's longest national significant number
+_national_prefixes: dict[int, re.Pattern[str] | None] = {}
+
+
+def _national_prefix(country_code: int) -> re.Pattern[str] | None:
+    """The national prefix (and carrier code) ``phonenumbers.parse`` strips after the
+    country code, for the region the country code stands for."""
+    if country_code not in _national_prefixes:
+        region = phonenumbers.region_code_for_country_code(country_code)
+        metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+        prefix = None if metadata is None else metadata.national_prefix_for_parsing
+        _national_prefixes[country_code] = re.compile(prefix) if prefix else None
+    return _national_prefixes[country_code]
+
+
+def _plainly_international(raw: str) -> tuple[int, str] | None:
+    """``(country code, national number)`` of a number written as ``+``, its country
+    code and digits, read as ``phonenumbers.parse`` reads it, without its general
+    parsing; None for any other writing, which the parser reads in full.
+
+    The number parsed is the same, so the verdict and the E.164 form are too: bulk
+    imports, where nearly every number is written this way, save half the time
+    of each number (tests/unit/test_phone_numbers_and_countries.py compares the
+    two on numbers of every region).
+    """
+    if len(raw) > _MAX_NATIONAL_DIGITS * 4 or not _PLAINLY_INTERNATIONAL.fullmatch(raw):
+        return None
+    digits = raw[1:].translate(_SEPARATORS)
+    if digits[0] == "0":
+        return None
+    for length in (1, 2, 3):
+        if int(digits[:length]) in COUNTRY_CODE_TO_REGION_CODE:
+            country_code, national = int(digits[:length]), digits[length:]
+            break
+    else:
+        return None
+    if not 2 <= len(national) <= _MAX_NATIONAL_DIGITS or national[0] == "0":
+        return None  # too short or long, or Italian leading zeros: the parser decides
+    prefix = _national_prefix(country_code)
+    if prefix is not None and prefix.match(national):
+        return None  # maybe a national prefix written after the country code
+    return country_code, national
 
 
 _NO_REGION_HINT = "; write it with its country code, such as '+39 333 123 4567'"
