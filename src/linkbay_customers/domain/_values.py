@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 
@@ -83,8 +85,7 @@ def normalize_phone(raw: str, region: str | None = None) -> str:
     split = _plainly_international(raw)
     if split is not None:
         country_code, national = split
-        plain = phonenumbers.PhoneNumber(country_code=country_code, national_number=int(national))
-        if phonenumbers.is_valid_number(plain):
+        if _is_valid(country_code, national):
             return f"+{country_code}{national}"
         raise ValueError("is not a valid phone number")
     try:
@@ -143,6 +144,93 @@ def _plainly_international(raw: str) -> tuple[int, str] | None:
     if prefix is not None and prefix.match(national):
         return None  # maybe a national prefix written after the country code
     return country_code, national
+
+
+_Pattern = tuple[frozenset[int], re.Pattern[str]]  # possible lengths (none: any), the digits
+
+
+@dataclass(frozen=True, slots=True)
+class _NumberingPlan:
+    """A region's numbering plan as ``phonenumbers.is_valid_number`` reads it, compiled."""
+
+    region: str
+    own_code: bool  # the region's own country code is the one it is listed under
+    leading_digits: re.Pattern[str] | None
+    general: _Pattern | None
+    kinds: tuple[_Pattern | None, ...]
+
+    def fits(self, national: str) -> bool:
+        """Whether the number is of one of the plan's kinds (phonenumbers' number type
+        is not UNKNOWN)."""
+        return _fits(national, self.general) and any(_fits(national, k) for k in self.kinds)
+
+
+def _fits(national: str, pattern: _Pattern | None) -> bool:
+    if pattern is None:
+        return False
+    lengths, digits = pattern
+    return (not lengths or len(national) in lengths) and digits.fullmatch(national) is not None
+
+
+def _compiled(desc: phonenumbers.PhoneNumberDesc | None) -> _Pattern | None:
+    if desc is None or not desc.national_number_pattern:
+        return None
+    return frozenset(desc.possible_length), re.compile(desc.national_number_pattern)
+
+
+def _plan(country_code: int, region: str, metadata: PhoneMetadata) -> _NumberingPlan:
+    kinds = [
+        metadata.premium_rate,
+        metadata.toll_free,
+        metadata.shared_cost,
+        metadata.voip,
+        metadata.personal_number,
+        metadata.pager,
+        metadata.uan,
+        metadata.voicemail,
+        metadata.fixed_line,
+    ]
+    if not metadata.same_mobile_and_fixed_line_pattern:
+        kinds.append(metadata.mobile)
+    leading = metadata.leading_digits
+    return _NumberingPlan(
+        region,
+        region == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY
+        or metadata.country_code == country_code,
+        re.compile(leading) if leading is not None else None,
+        _compiled(metadata.general_desc),
+        tuple(_compiled(kind) for kind in kinds),
+    )
+
+
+@functools.cache
+def _plans(country_code: int) -> tuple[_NumberingPlan, ...]:
+    """The plans of the regions sharing a country code, in phonenumbers' order."""
+    plans = []
+    for region in COUNTRY_CODE_TO_REGION_CODE.get(country_code, ()):
+        metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+        if metadata is not None:
+            plans.append(_plan(country_code, region, metadata))
+    return tuple(plans)
+
+
+def _is_valid(country_code: int, national: str) -> bool:
+    """``phonenumbers.is_valid_number`` of the number: the region it belongs to (the
+    only one of its country code, or the first that claims it), then that region's
+    plan."""
+    plans = _plans(country_code)
+    if len(COUNTRY_CODE_TO_REGION_CODE.get(country_code, ())) == 1:
+        plan = plans[0] if plans else None
+    else:
+        plan = next(
+            (
+                p
+                for p in plans
+                if (p.leading_digits.match(national) if p.leading_digits else p.fits(national))
+            ),
+            None,
+        )
+    return plan is not None and plan.own_code and plan.fits(national)
 
 
 _NO_REGION_HINT = "; write it with its country code, such as '+39 333 123 4567'"
