@@ -216,21 +216,18 @@ def _plans(country_code: int) -> tuple[_NumberingPlan, ...]:
 
 def _is_valid(country_code: int, national: str) -> bool:
     """``phonenumbers.is_valid_number`` of the number: the region it belongs to (the
-    only one of its country code, or the first that claims it), then that region's
-    plan."""
+    only one of its country code, or the first that claims it: by its leading digits,
+    or by fitting its plan), then that region's plan."""
     plans = _plans(country_code)
     if len(COUNTRY_CODE_TO_REGION_CODE.get(country_code, ())) == 1:
-        plan = plans[0] if plans else None
-    else:
-        plan = next(
-            (
-                p
-                for p in plans
-                if (p.leading_digits.match(national) if p.leading_digits else p.fits(national))
-            ),
-            None,
-        )
-    return plan is not None and plan.own_code and plan.fits(national)
+        return bool(plans) and plans[0].own_code and plans[0].fits(national)
+    for plan in plans:
+        if plan.leading_digits is None:
+            if plan.fits(national):
+                return plan.own_code
+        elif plan.leading_digits.match(national):
+            return plan.own_code and plan.fits(national)
+    return False
 
 
 _NO_REGION_HINT = "; write it with its country code, such as '+39 333 123 4567'"
