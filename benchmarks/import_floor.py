@@ -39,6 +39,7 @@ from typing import Any
 from _harness import customer_rows, new_database, postgres_admin, report
 from sqlalchemy import make_url, text
 
+from linkbay_customers.services import DEFAULT_CHUNK_SIZE
 from linkbay_customers_sqlalchemy import create_engine, grant_application_role
 
 TARGETS = {"import_to_floor_ratio": ("<=", 2.5)}
@@ -323,7 +324,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--neighbour", type=int, default=0, help="rows of a neighbouring tenant")
-    parser.add_argument("--chunk-size", type=int, default=1000)
+    parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE)
     parser.add_argument("--role", choices=("owner", "application"), default="owner")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each side, alternated")

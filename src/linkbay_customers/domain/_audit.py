@@ -210,9 +210,7 @@ class AuditVerification:
 
 
 # json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False), built once.
-_canonical_json = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False
-).encode
+_canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _moment(value: datetime) -> str:
