@@ -17,7 +17,7 @@ import hmac
 import json
 import re
 from collections.abc import AsyncIterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -213,6 +213,7 @@ class AuditVerification:
 _canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
+@functools.lru_cache(maxsize=256)  # the events of one change share their time
 def _moment(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -288,7 +289,21 @@ class AuditChain:
             moment = event.occurred_at if occurred_at is None else occurred_at
             sequence = tip.sequence + 1
             digest = self.link(event, sequence, tip.hash, occurred_at=moment)
-            sealed.append(replace(event, occurred_at=moment, sequence=sequence, hash=digest))
+            # Built directly (dataclasses.replace costs as much again as the hash).
+            sealed.append(
+                type(event)(
+                    id=event.id,
+                    tenant_id=event.tenant_id,
+                    customer_id=event.customer_id,
+                    actor=event.actor,
+                    action=event.action,
+                    occurred_at=moment,
+                    changed_fields=event.changed_fields,
+                    details=event.details,
+                    sequence=sequence,
+                    hash=digest,
+                )
+            )
             last[chain] = ChainTip(sequence, digest)
         return sealed
 
