@@ -39,6 +39,7 @@ from linkbay_customers.domain import MAX_ID, AuditVerification, check_actor, che
 from linkbay_customers.ports import CustomerIntelligence
 from linkbay_customers.schemas import CustomerCreate
 from linkbay_customers.services import (
+    DEFAULT_CHUNK_SIZE,
     MAX_PREDICTION_MONTHS,
     DuplicateSuggestion,
     ImportProgress,
@@ -577,7 +578,7 @@ def import_customers(
     ] = None,
     chunk_size: Annotated[
         int, typer.Option(min=1, max=10_000, help="Rows per transaction.")
-    ] = 1000,
+    ] = DEFAULT_CHUNK_SIZE,
     allow_rejects: Annotated[
         bool,
         typer.Option(
