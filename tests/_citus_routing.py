@@ -34,6 +34,7 @@ __all__ = (
     "describe",
     "parameters_of_log",
     "router_problems",
+    "split_statements",
     "statement_kind",
     "tables_of",
 )
@@ -61,6 +62,17 @@ def parameters_of_log(detail: str) -> dict[int, str | None]:
     for number, value in _PARAMETER.findall(detail):
         values[int(number)] = None if value == "NULL" else value[1:-1].replace("''", "'")
     return values
+
+
+def split_statements(sql: str) -> list[str]:
+    """The statements of one query string (``BEGIN; SELECT …`` is two), in order."""
+    raw = sql.encode()  # the parser's locations count bytes
+    parts = []
+    for statement in parse_sql(sql):
+        start = statement.stmt_location or 0
+        end = start + statement.stmt_len if statement.stmt_len else len(raw)
+        parts.append(raw[start:end].decode().strip())
+    return parts
 
 
 def statement_kind(sql: str) -> str:

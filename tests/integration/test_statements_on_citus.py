@@ -34,6 +34,7 @@ from tests._citus_routing import (
     describe,
     parameters_of_log,
     router_problems,
+    split_statements,
     statement_kind,
     tables_of,
 )
@@ -146,7 +147,9 @@ def read_statement_log(log: str) -> list[Statement]:
     statements: list[Statement] = []
     for session, transaction, level, message in records:
         if level == "LOG" and (found := _STATEMENT.match(message)) and not found.group(1):
-            statements.append(Statement(session, transaction, found.group(2)))
+            # A simple query may hold several statements (``BEGIN; SELECT set_config…``).
+            for sql in split_statements(found.group(2)):
+                statements.append(Statement(session, transaction, sql))
         elif (
             level == "DETAIL"
             and message.startswith("Parameters:")

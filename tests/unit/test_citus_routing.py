@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests._citus_routing import parameters_of_log, router_problems, tables_of
+from tests._citus_routing import parameters_of_log, router_problems, split_statements, tables_of
 
 TABLES = frozenset({"customers", "customer_orders", "customer_order_lines"})
 
@@ -112,3 +112,10 @@ def test_parameters_and_tables_are_read_as_the_server_has_them() -> None:
     assert tables_of(
         "WITH x AS (SELECT 1 FROM customers) SELECT * FROM x, public.customer_orders"
     ) == frozenset({"customers", "customer_orders"})
+
+
+def test_a_query_of_several_statements_is_read_as_each_of_them() -> None:
+    assert split_statements("BEGIN; SELECT set_config('linkbay.tenant_id', E'é', true)") == [
+        "BEGIN",
+        "SELECT set_config('linkbay.tenant_id', E'é', true)",
+    ]
