@@ -87,7 +87,7 @@ class TestComparisons:
         a = MatchRecord(1, email="a.b@gmail.com", first_name="Ann", last_name="Lee")
         b = MatchRecord(2, email="ab+x@googlemail.com", first_name="Lee", last_name="Ann")
         shared = blocking_keys(a) & blocking_keys(b)
-        assert shared == {"e:ab@gmail.com", "s:ann|lee"}
+        assert shared == {"e:ab@gmail.com", "l:ab", "s:ann|lee"}
 
 
 class TestFellegiSunter:

@@ -26,10 +26,12 @@ from linkbay_customers.domain._entities import Address, Customer
 
 __all__ = (
     "COMPARISONS",
+    "MAX_BLOCK_SIZE",
     "MatchModel",
     "MatchRecord",
     "Comparison",
     "blocking_keys",
+    "blocks",
     "compare_records",
     "fit_match_model",
     "jaro_winkler",
@@ -131,29 +133,51 @@ def _email_block(email: str | None) -> str | None:
     return f"{local}@{domain}"
 
 
+MAX_BLOCK_SIZE = 20
+"""The most customers a blocking key may hold and still propose pairs: a key that
+more share (a switchboard's phone, the commonest names, a postcode of a city
+centre) is weak evidence, and proposing every pair of its holders would make the
+cost quadratic. Storages drop such keys (see ``DuplicateCandidates``)."""
+
+
 def blocking_keys(record: MatchRecord) -> set[str]:
     """The blocking keys of a record: two records sharing one are a candidate pair.
 
-    The mailbox of the email, the phone, the last name with the first initial, the
-    birthday with the last initial, the two names in either order, and each postcode
-    with the last name (names compared in lower case). A storage computes the same
-    keys in its own query language (see ``DuplicateCandidates``).
+    The mailbox of the email and its local part alone (without dots and ``+tag``,
+    for the same mailbox at another provider), the last nine characters of the
+    phone, the last name with the first initial, the first name with the last
+    initial, the two names in either order, the birthday with either initial, and
+    each postcode with either initial (names in lower case). A storage computes the
+    same keys in its own query language, and drops those more than
+    ``MAX_BLOCK_SIZE`` customers hold (see ``DuplicateCandidates``).
     """
     first = record.first_name.lower() if record.first_name else None
     last = record.last_name.lower() if record.last_name else None
     keys = set()
     if (mailbox := _email_block(record.email)) is not None:
         keys.add(f"e:{mailbox}")
+        keys.add(f"l:{mailbox.partition('@')[0].replace('.', '')}")
     if record.phone:
-        keys.add(f"p:{record.phone}")
+        keys.add(f"p:{record.phone[-9:]}")
     if first and last:
         keys.add(f"n:{last}|{first[:1]}")
+        keys.add(f"f:{first}|{last[:1]}")
         keys.add(f"s:{min(first, last)}|{max(first, last)}")
-    if record.birthday is not None and last:
-        keys.add(f"b:{record.birthday.isoformat()}|{last[:1]}")
-    if last:
-        keys.update(f"a:{postcode}|{last}" for postcode in record.postal_codes)
+    initials = {name[:1] for name in (first, last) if name}
+    if record.birthday is not None:
+        keys.update(f"b:{record.birthday.isoformat()}|{initial}" for initial in initials)
+    keys.update(f"a:{code}|{initial}" for code in record.postal_codes for initial in initials)
     return keys
+
+
+def blocks(records: Iterable[MatchRecord]) -> dict[str, list[int]]:
+    """The blocking keys of ``records`` that propose pairs, each with its holders in
+    ascending order: keys held by 2 to ``MAX_BLOCK_SIZE`` records."""
+    holders: dict[str, list[int]] = {}
+    for record in sorted(records, key=lambda r: r.customer_id):
+        for key in blocking_keys(record):
+            holders.setdefault(key, []).append(record.customer_id)
+    return {key: ids for key, ids in holders.items() if 2 <= len(ids) <= MAX_BLOCK_SIZE}
 
 
 def match_record(customer: Customer, addresses: Iterable[Address] = ()) -> MatchRecord:
