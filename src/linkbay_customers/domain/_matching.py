@@ -358,6 +358,26 @@ def _largest_move(new: Sequence[Sequence[float]], old: Sequence[Sequence[float]]
     return max(abs(x - y) for a, b in zip(new, old, strict=True) for x, y in zip(a, b, strict=True))
 
 
+def _monotone(
+    m: Sequence[float], u: Sequence[float], weights: Sequence[float]
+) -> tuple[float, ...]:
+    """``m`` adjusted so that the match weight ``log(m/u)`` never falls from one level to
+    the next (pool-adjacent-violators over the levels, weighted by their pairs): a
+    closer agreement is never evidence against a match. Without it EM can settle on
+    a split of the candidate pairs by the key that proposed them (all pairs of a name
+    block on one side) rather than into matches and non-matches."""
+    pools: list[tuple[float, float, int]] = []  # (mean weight, pairs, levels)
+    for level_weight, pairs in zip(
+        (math.log(a / b) for a, b in zip(m, u, strict=True)), weights, strict=True
+    ):
+        pools.append((level_weight, pairs, 1))
+        while len(pools) > 1 and pools[-2][0] > pools[-1][0]:
+            (w2, n2, k2), (w1, n1, k1) = pools.pop(), pools.pop()
+            pools.append(((w1 * n1 + w2 * n2) / (n1 + n2), n1 + n2, k1 + k2))
+    weight = [w for w, _, levels in pools for _ in range(levels)]
+    return _normalised([b * math.exp(w) for b, w in zip(u, weight, strict=True)])
+
+
 def fit_match_model(
     patterns: Mapping[Vector, int] | Iterable[Vector],
     *,
@@ -366,7 +386,8 @@ def fit_match_model(
 ) -> MatchModel:
     """Learn m, u and the match share from a tenant's candidate pairs, without labels.
 
-    Expectation maximisation over the counts of distinct comparison vectors; the
+    Expectation maximisation over the counts of distinct comparison vectors, each
+    comparison's match weights kept non-decreasing from level to level; the
     default model's values enter as Dirichlet (Beta, for the match share)
     pseudo-counts worth ``_PRIOR_STRENGTH`` pairs, so that no level gets
     probability zero and a tenant with a handful of pairs gets the defaults' sense.
@@ -392,9 +413,14 @@ def fit_match_model(
                 if level is not None:
                     m_counts[k][level] += p * count
                     u_counts[k][level] += (1 - p) * count
+        u = tuple(_normalised(c) for c in u_counts)
+        m = tuple(
+            _monotone(_normalised(mc), uk, [x + y for x, y in zip(mc, uc, strict=True)])
+            for mc, uc, uk in zip(m_counts, u_counts, u, strict=True)
+        )
         fitted = MatchModel(
-            m=tuple(_normalised(c) for c in m_counts),
-            u=tuple(_normalised(c) for c in u_counts),
+            m=m,
+            u=u,
             prior=matches / pairs,
             iterations=iteration,
         )
