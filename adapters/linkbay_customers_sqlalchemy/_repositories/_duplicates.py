@@ -35,7 +35,9 @@ _ADDRESS_FIELDS = ("postal_codes", "streets", "cities")
 
 
 def _split(joined: str | None) -> frozenset[str]:
-    return frozenset(joined.split(_SEPARATOR)) if joined else frozenset()
+    if not joined:
+        return frozenset()
+    return frozenset(joined.split(_SEPARATOR)) if _SEPARATOR in joined else frozenset((joined,))
 
 
 def _record(row: Any, side: str) -> MatchRecord:

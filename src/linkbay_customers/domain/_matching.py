@@ -258,18 +258,24 @@ def _birthday_level(a: MatchRecord, b: MatchRecord) -> int | None:
     return 1 if x.year == y.year else 0
 
 
+def _one_off(x: str, y: str) -> bool:
+    """Two codes of one length that differ in one character (a typo in a postcode)."""
+    return len(x) == len(y) and sum(p != q for p, q in zip(x, y, strict=True)) == 1
+
+
 def _address_level(a: MatchRecord, b: MatchRecord) -> int | None:
     if not (a.postal_codes or a.cities) or not (b.postal_codes or b.cities):
         return None
-    postcodes = {_fold(p).replace(" ", "") for p in a.postal_codes} & {
-        _fold(p).replace(" ", "") for p in b.postal_codes
-    }
-    if postcodes:
-        streets_b = [_fold(s) for s in b.streets]
-        if any(_close(_fold(s), t) for s in a.streets for t in streets_b):
-            return 3
+    codes_a = {_fold(p).replace(" ", "") for p in a.postal_codes}
+    codes_b = {_fold(p).replace(" ", "") for p in b.postal_codes}
+    streets_b = [_fold(s) for s in b.streets]
+    same_street = any(_close(_fold(s), t) for s in a.streets for t in streets_b)
+    if codes_a & codes_b:
+        return 3 if same_street else 2
+    same_city = any(_close(_fold(x), _fold(y)) for x in a.cities for y in b.cities)
+    if same_city and same_street:
         return 2
-    if {_fold(c) for c in a.cities} & {_fold(c) for c in b.cities}:
+    if same_city or any(_one_off(x, y) for x in codes_a for y in codes_b):
         return 1
     return 0
 
@@ -281,7 +287,15 @@ COMPARISONS: tuple[Comparison, ...] = (
         "name", ("different", "similar last name", "similar names", "swapped names", "same names")
     ),
     Comparison("birthday", ("different", "same year", "day and month swapped", "same date")),
-    Comparison("address", ("different", "same city", "same postcode", "same postcode and street")),
+    Comparison(
+        "address",
+        (
+            "different",
+            "same city or postcode one character off",
+            "same postcode, or same street and city",
+            "same postcode and street",
+        ),
+    ),
 )
 """The comparisons of two records, in the order of a comparison vector."""
 
