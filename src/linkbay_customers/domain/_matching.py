@@ -43,6 +43,7 @@ __all__ = (
 _DOTLESS_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
 
 
+@functools.lru_cache(maxsize=65_536)
 def normalize_email(email: str | None) -> str | None:
     """The mailbox an address reaches: lower case, ``+tag`` dropped, dots dropped for
     providers that ignore them (gmail.com and googlemail.com, the same mailbox)."""
@@ -223,7 +224,9 @@ def _phone_level(a: MatchRecord, b: MatchRecord) -> int | None:
     return 1 if a.phone[-9:] == b.phone[-9:] else 0
 
 
+@functools.lru_cache(maxsize=65_536)
 def _close(x: str, y: str) -> bool:
+    # Cities, streets and names recur across pairs: each couple is measured once.
     return jaro_winkler(x, y) >= 0.9
 
 
