@@ -24,21 +24,25 @@ import asyncio
 import json
 import random
 import statistics
+import threading
 import time
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 import numpy as np
+import psutil
 from _harness import Targets, customer_rows, new_database, percentile, postgres_admin, report
-from sqlalchemy import text
+from pgvector.asyncpg import register_vector
+from sqlalchemy import event, text
 
 from linkbay_customers import AIService, CustomerService, HeuristicIntelligence, SystemClock
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage, create_engine
 
 TARGETS: Targets = {
-    "score_tenant_seconds": ("<=", 60.0),
-    "rescore_next_day_seconds": ("<=", 60.0),
-    "similar_p50_ms": ("<=", 10.0),
+    "score_tenant_ratio": ("<=", 2.0),
+    "rescore_next_day_ratio": ("<=", 3.0),
+    "similar_p50_ratio": ("<=", 2.0),
     "similar_recall_at_10": (">=", 0.95),
 }
 TENANT = "bench"
@@ -55,7 +59,8 @@ WHERE c.tenant_id = :tenant
 # The orders above are numbered from 1 in the tenant: its counter carries on after them.
 _ORDER_COUNTER = """
 INSERT INTO customer_id_counters (tenant_id, kind, last_id)
-SELECT :tenant, 'customer_orders', count(*) FROM customer_orders WHERE tenant_id = :tenant
+SELECT CAST(:tenant AS varchar), 'customer_orders', count(*)
+FROM customer_orders WHERE tenant_id = :tenant
 ON CONFLICT (tenant_id, kind) DO UPDATE SET last_id = excluded.last_id
 """
 _LINES = """
@@ -127,42 +132,234 @@ async def _embeddings(url: str) -> tuple[np.ndarray, np.ndarray]:
     return ids, vectors
 
 
+# ----------------------------------------------------------------------------- floors
+# The plainest correct way to do the same writes and the same search, on the same
+# database, with asyncpg alone: what the project's figures are divided by.
+
+_SCORES = (
+    "segment",
+    "churn_risk_score",
+    "customer_lifetime_value",
+    "scored_at",
+    "score_source",
+)
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def _floor_scores(url: str) -> float:
+    """Seconds to write the tenant's scores, as the project stored them: COPY into a
+    temporary table, then one ``UPDATE … FROM``."""
+    connection = await asyncpg.connect(_dsn(url))
+    try:
+        columns = ", ".join(_SCORES)
+        rows = await connection.fetch(
+            f"SELECT id, {columns} FROM customers WHERE tenant_id = $1 ORDER BY id", TENANT
+        )
+        records = [tuple(row) for row in rows]
+        started = time.perf_counter()
+        async with connection.transaction():
+            await connection.execute(
+                f"CREATE TEMPORARY TABLE floor_scores ON COMMIT DROP AS"
+                f" SELECT id, {columns} FROM customers WITH NO DATA"
+            )
+            await connection.copy_records_to_table(
+                "floor_scores", records=records, columns=["id", *_SCORES]
+            )
+            assignments = ", ".join(f"{name} = s.{name}" for name in _SCORES)
+            await connection.execute(
+                f"UPDATE customers AS c SET {assignments} FROM floor_scores AS s"
+                " WHERE c.tenant_id = $1 AND c.id = s.id",
+                TENANT,
+            )
+        return time.perf_counter() - started
+    finally:
+        await connection.close()
+
+
+async def _floor_embeddings(url: str) -> float:
+    """Seconds to load the tenant's embeddings into a fresh table with COPY and build
+    an HNSW index like the project's over them at once."""
+    connection = await asyncpg.connect(_dsn(url))
+    try:
+        await register_vector(connection)
+        rows = await connection.fetch(
+            "SELECT tenant_id, customer_id, embedding, version FROM customer_embeddings"
+            " WHERE tenant_id = $1",
+            TENANT,
+        )
+        records = [tuple(row) for row in rows]
+        started = time.perf_counter()
+        await connection.execute(
+            "CREATE TABLE floor_embeddings (LIKE customer_embeddings INCLUDING DEFAULTS)"
+        )
+        await connection.copy_records_to_table("floor_embeddings", records=records)
+        await connection.execute(
+            "CREATE INDEX ON floor_embeddings USING hnsw (embedding vector_cosine_ops)"
+            " WITH (m = 16, ef_construction = 64)"
+        )
+        elapsed = time.perf_counter() - started
+        await connection.execute("DROP TABLE floor_embeddings")
+        return elapsed
+    finally:
+        await connection.close()
+
+
+async def _floor_similar(url: str, vectors: list[np.ndarray]) -> list[float]:
+    """Milliseconds of the raw nearest-neighbour query for each of ``vectors``, on the
+    same table and with the settings the project's search uses."""
+    connection = await asyncpg.connect(_dsn(url))
+    try:
+        await register_vector(connection)
+        await connection.execute(
+            "SET hnsw.iterative_scan = relaxed_order; SET hnsw.ef_search = 160;"
+            " SET max_parallel_workers_per_gather = 0"
+        )
+        statement = await connection.prepare(
+            "SELECT customer_id FROM customer_embeddings WHERE tenant_id = $1"
+            " ORDER BY embedding <=> $2 LIMIT 11"
+        )
+        timings = []
+        for vector in vectors:
+            started = time.perf_counter()
+            await statement.fetch(TENANT, vector.astype(np.float32))
+            timings.append((time.perf_counter() - started) * 1000)
+        return timings
+    finally:
+        await connection.close()
+
+
+class _StatementTimes:
+    """Seconds the database took for each kind of statement the storage sent while
+    the block ran (from sending it to its result), by the statement's first words."""
+
+    def __init__(self, storage: SqlAlchemyStorage) -> None:
+        self._engine = storage.engine.sync_engine
+        self.seconds: dict[str, float] = {}
+
+    @staticmethod
+    def _kind(statement: str) -> str:
+        words = statement.split()
+        if words[:1] == ["SELECT"] and "FROM" in words:
+            return "SELECT … FROM " + words[words.index("FROM") + 1]
+        return " ".join(words[:3])
+
+    def _before(self, connection: Any, *args: Any) -> None:
+        connection.info["benchmark.started"] = time.perf_counter()
+
+    def _after(self, connection: Any, _cursor: Any, statement: str, *args: Any) -> None:
+        elapsed = time.perf_counter() - connection.info.pop("benchmark.started")
+        kind = self._kind(statement)
+        self.seconds[kind] = self.seconds.get(kind, 0.0) + elapsed
+
+    def __enter__(self) -> _StatementTimes:
+        event.listen(self._engine, "before_cursor_execute", self._before)
+        event.listen(self._engine, "after_cursor_execute", self._after)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._before)
+        event.remove(self._engine, "after_cursor_execute", self._after)
+
+    def largest(self, count: int = 8) -> dict[str, float]:
+        ranked = sorted(self.seconds.items(), key=lambda item: -item[1])[:count]
+        return {kind: round(seconds, 2) for kind, seconds in ranked}
+
+
+class _PeakMemory:
+    """The process's peak resident memory while the block runs, sampled every 20 ms."""
+
+    def __init__(self) -> None:
+        self._process = psutil.Process()
+        self._stop = threading.Event()
+        self.peak_mb = 0.0
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak_mb = max(self.peak_mb, self._process.memory_info().rss / 2**20)
+
+    def __enter__(self) -> _PeakMemory:
+        self.peak_mb = self._process.memory_info().rss / 2**20
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _recall(ids: np.ndarray, vectors: np.ndarray, index: int, found: list[int]) -> float:
+    """The share of the true nearest ten that ``found`` holds, counted tie-aware: a
+    returned customer as close as the true tenth counts."""
+    cosine = vectors @ vectors[index]
+    cosine[index] = -np.inf
+    wanted = min(10, len(ids) - 1)
+    tenth = np.partition(-cosine, wanted - 1)[wanted - 1]
+    position = {int(customer_id): i for i, customer_id in enumerate(ids)}
+    close = sum(1 for c in found[:wanted] if -cosine[position[c]] <= tenth + 1e-9)
+    return close / wanted
+
+
 async def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
     url = await new_database(admin_url)
     storage = SqlAlchemyStorage.from_url(url, pool_size=4)
     clock = SystemClock()
     customers = CustomerService(storage.unit_of_work, clock, HeuristicIntelligence())
     ai = AIService(storage.unit_of_work, clock, HeuristicIntelligence(), chunk_size=5000)
-    results: dict[str, Any] = {"customers": args.customers}
+    results: dict[str, Any] = {"customers": args.customers, "others": args.others}
     await _fill(url, customers, args.customers, args.others)
+    await ai.score_tenant("neighbour")  # the other tenant is already scored
+    await _vacuum(url)
 
-    started = time.perf_counter()
-    summary = await ai.score_tenant(TENANT)
-    results["score_tenant_seconds"] = round(time.perf_counter() - started, 1)
+    with _PeakMemory() as memory, _StatementTimes(storage) as statements:
+        started = time.perf_counter()
+        summary = await ai.score_tenant(TENANT)
+        first = time.perf_counter() - started
+    results["score_tenant_statements"] = statements.largest()
     results["scored_customers"] = summary.customers
+    results["score_tenant_seconds"] = round(first, 2)
+    results["score_tenant_peak_rss_mb"] = round(memory.peak_mb, 1)
+    floor_scores = await _floor_scores(url)
+    floor_embeddings = await _floor_embeddings(url)
+    await _vacuum(url)  # the floor's UPDATE left a dead version of every row
+    results["floor_scores_seconds"] = round(floor_scores, 2)
+    results["floor_embeddings_seconds"] = round(floor_embeddings, 2)
+    results["score_tenant_ratio"] = round(first / (floor_scores + floor_embeddings), 2)
+
     next_day = AIService(
         storage.unit_of_work, _Later(timedelta(days=1)), HeuristicIntelligence(), chunk_size=5000
     )
-    started = time.perf_counter()
-    await next_day.score_tenant(TENANT)
-    results["rescore_next_day_seconds"] = round(time.perf_counter() - started, 1)
-    await ai.score_tenant("neighbour")
+    with _PeakMemory() as memory, _StatementTimes(storage) as statements:
+        started = time.perf_counter()
+        await next_day.score_tenant(TENANT)
+        rescore = time.perf_counter() - started
+    results["rescore_statements"] = statements.largest()
+    results["rescore_next_day_seconds"] = round(rescore, 2)
+    results["rescore_peak_rss_mb"] = round(memory.peak_mb, 1)
+    floor_rescore = await _floor_scores(url)
+    results["floor_rescore_seconds"] = round(floor_rescore, 2)
+    results["rescore_next_day_ratio"] = round(rescore / floor_rescore, 2)
     await _vacuum(url)  # settle the tables, as autovacuum would after such writes
 
     ids, vectors = await _embeddings(url)
     picks = random.Random(5).sample(range(len(ids)), args.queries)
-    timings, hits = [], 0
+    timings, answers = [], []
     for index in picks:
         start = time.perf_counter()
         similar = await ai.find_similar_customers(TENANT, int(ids[index]), limit=10)
         timings.append((time.perf_counter() - start) * 1000)
-        cosine = vectors @ vectors[index]
-        cosine[index] = -np.inf
-        exact = set(ids[np.argpartition(-cosine, 10)[:10]].tolist())
-        hits += len(exact & {s.customer.id for s in similar})
-    results["similar_p50_ms"] = round(statistics.median(timings), 2)
-    results["similar_p99_ms"] = round(percentile(timings, 0.99), 2)
-    results["similar_recall_at_10"] = round(hits / (10 * len(picks)), 4)
+        answers.append([s.customer.id for s in similar])
+    # Checked afterwards: numpy's threads would otherwise still spin during the next search.
+    recall = sum(_recall(ids, vectors, i, found) for i, found in zip(picks, answers, strict=True))
+    raw = await _floor_similar(url, [vectors[index] for index in picks])
+    results["similar_p50_ms"] = round(statistics.median(timings), 3)
+    results["similar_p99_ms"] = round(percentile(timings, 0.99), 3)
+    results["floor_similar_p50_ms"] = round(statistics.median(raw), 3)
+    results["similar_p50_ratio"] = round(statistics.median(timings) / statistics.median(raw), 2)
+    results["similar_recall_at_10"] = round(recall / len(picks), 4)
     await storage.close()
     return results
 
@@ -181,6 +378,10 @@ def main() -> None:
         f" {args.others:,} of another tenant, PostgreSQL)"
     )
     report("intelligence", title, TARGETS, results)
+    for measure in ("score_tenant_statements", "rescore_statements"):
+        print(f"\n{measure} (seconds, summed over the pipelined connections):")
+        for kind, seconds in results[measure].items():
+            print(f"  {seconds:>8.2f}  {kind}")
 
 
 if __name__ == "__main__":

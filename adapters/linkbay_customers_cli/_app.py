@@ -39,6 +39,7 @@ from linkbay_customers.domain import MAX_ID, AuditVerification, check_actor, che
 from linkbay_customers.ports import CustomerIntelligence
 from linkbay_customers.schemas import CustomerCreate
 from linkbay_customers.services import (
+    DEFAULT_CHUNK_SIZE,
     MAX_PREDICTION_MONTHS,
     DuplicateSuggestion,
     ImportProgress,
@@ -67,8 +68,8 @@ from linkbay_customers_cli._demo import (
     DEFAULT_DEMO_SEED,
     DEFAULT_DEMO_TENANT,
     DemoSummary,
+    demo_customer,
     fill_demo_tenant,
-    score_demo_tenant,
     segment_counts,
     tenant_is_empty,
 )
@@ -405,8 +406,8 @@ def demo(
     owner_database_url: OwnerDatabaseUrlOption = None,
     profiling: ProfilingOption = ProfilingMode.OPT_OUT,
 ) -> None:
-    """Fill an empty tenant with synthetic customers, addresses, notes and orders, then
-    score it (segments, churn risk, lifetime value, embeddings for similar customers)."""
+    """Fill an empty tenant with synthetic customers, addresses, notes and orders; their
+    segments and the embeddings of similar customers come with the orders."""
     with _reported_errors():
         url = resolve_database_url(database_url)
         owner_url = _owner_url(owner_database_url) if migrate else None
@@ -455,9 +456,9 @@ async def _fill_demo(
                 seed=seed,
                 on_progress=lambda done, _: progress.update(task, completed=done),
             )
-        # Scored, so similar customers and recommendations answer too.
-        demo_customer = await score_demo_tenant(service, container.ai_service(), tenant)
-        return summary, await segment_counts(service, tenant), demo_customer
+        # No scoring needed: every order stored its customer's embedding.
+        shown = await demo_customer(service, container.ai_service(), tenant)
+        return summary, await segment_counts(service, tenant), shown
 
 
 def _print_demo_summary(
@@ -499,7 +500,17 @@ def _print_demo_summary(
 
 
 @app.command(short_help="Bring a database's schema up to date.")
-def migrate(database_url: DatabaseUrlOption = None) -> None:
+def migrate(
+    database_url: DatabaseUrlOption = None,
+    citus: Annotated[
+        bool,
+        typer.Option(
+            "--citus",
+            help="Then distribute every tenant table by tenant_id, co-located"
+            " (PostgreSQL with the citus extension).",
+        ),
+    ] = False,
+) -> None:
     """Bring a database's schema up to date with the shipped migrations."""
     with _reported_errors():
         url = resolve_database_url(database_url)
@@ -512,13 +523,15 @@ def migrate(database_url: DatabaseUrlOption = None) -> None:
                 "this storage's schema is its own. Nothing to migrate."
             )
             return
-        migration = asyncio.run(migrate_database(url))
+        migration = asyncio.run(migrate_database(url, citus=citus))
         where = escape(describe_url(url))
         if migration.changed:
             before = f"revision {migration.before}" if migration.before else "an empty schema"
             console.print(f"Migrated {where} from {before} to revision {migration.after}.")
         else:
             console.print(f"{where} is up to date at revision {migration.after}.")
+        if citus:
+            console.print("Every tenant table is distributed by tenant_id on Citus, co-located.")
 
 
 # ----------------------------------------------------------------------- import
@@ -565,7 +578,7 @@ def import_customers(
     ] = None,
     chunk_size: Annotated[
         int, typer.Option(min=1, max=10_000, help="Rows per transaction.")
-    ] = 1000,
+    ] = DEFAULT_CHUNK_SIZE,
     allow_rejects: Annotated[
         bool,
         typer.Option(
@@ -804,9 +817,23 @@ async def _score(
             return await service.score_tenant(tenant, months=months, on_progress=advance)
 
 
-@app.command()
+duplicates_app = typer.Typer(
+    name="duplicates",
+    short_help="Find a tenant's likely duplicates, or mark pairs as two people.",
+    rich_markup_mode=None,
+)
+app.add_typer(duplicates_app)
+
+
+@duplicates_app.callback(invoke_without_command=True)
 def duplicates(
-    tenant: TenantOption,
+    context: typer.Context,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant", "-t", metavar="TENANT", help="The tenant to work on.", show_default=False
+        ),
+    ] = None,
     min_probability: Annotated[
         float,
         typer.Option(min=0.0, max=1.0, help="The least match probability of a pair listed."),
@@ -823,14 +850,19 @@ def duplicates(
     ] = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Find a tenant's likely duplicate customers.
+    """Find a tenant's likely duplicate customers (--tenant is required).
 
     Pairs come from blocking (same mailbox, phone, names, birthday or postcode), are
     compared field by field and scored by a model fitted on the tenant's own pairs.
     The CSV has the header customer_id,other_id,match_probability, then the customer
     a merge keeps, why, and the fields that agree and disagree. Merge a pair with
-    POST /customers/merge.
+    POST /customers/merge; a pair marked as two people (duplicates distinct) is
+    never listed.
     """
+    if context.invoked_subcommand is not None:
+        return
+    if tenant is None:
+        context.fail("Missing option '--tenant' / '-t'.")
     with _reported_errors():
         url = resolve_database_url(database_url)
         found = asyncio.run(_duplicates(url, tenant, min_probability))
@@ -852,6 +884,76 @@ def duplicates(
             f"{len(found)} {_plural(len(found), 'pair')} at probability {min_probability} "
             f"or more{more}."
         )
+
+
+def _pair_argument(name: str, help: str) -> Any:
+    return typer.Argument(metavar=name, min=1, max=MAX_ID, help=help, show_default=False)
+
+
+PairCustomerArgument = Annotated[int, _pair_argument("CUSTOMER_ID", "One customer of the pair.")]
+PairOtherArgument = Annotated[int, _pair_argument("OTHER_ID", "The other customer.")]
+
+
+@duplicates_app.command("distinct", short_help="Mark two customers as two people.")
+def duplicates_distinct(
+    customer_id: PairCustomerArgument,
+    other_id: PairOtherArgument,
+    tenant: TenantOption,
+    actor: ActorOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Mark two customers as two people: the pair is never suggested again.
+
+    The decision is kept with who decided (--actor) and when, and recorded in both
+    customers' audit trails. Marking a marked pair changes nothing. Undo it with
+    duplicates undo.
+    """
+    _decide(database_url, tenant, customer_id, other_id, actor, undo=False)
+
+
+@duplicates_app.command("undo", short_help="Undo marking two customers as two people.")
+def duplicates_undo(
+    customer_id: PairCustomerArgument,
+    other_id: PairOtherArgument,
+    tenant: TenantOption,
+    actor: ActorOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Forget that two customers were marked as two people.
+
+    The pair may be suggested again; the undoing is recorded in both customers'
+    audit trails. A pair never marked is an error.
+    """
+    _decide(database_url, tenant, customer_id, other_id, actor, undo=True)
+
+
+def _decide(
+    database_url: str | None,
+    tenant: str,
+    customer_id: int,
+    other_id: int,
+    actor: str | None,
+    *,
+    undo: bool,
+) -> None:
+    """Mark a pair as two people, or undo that, and say what was done."""
+
+    async def decide(url: str) -> None:
+        async with open_container(url, existing=True) as container:
+            service = container.customer_service()
+            if undo:
+                await service.undo_distinct(tenant, customer_id, other_id, actor=actor)
+            else:
+                await service.mark_distinct(tenant, customer_id, other_id, actor=actor)
+
+    with _reported_errors():
+        asyncio.run(decide(resolve_database_url(database_url)))
+    done = (
+        "are no longer marked as two people."
+        if undo
+        else "marked as two people: the pair is not suggested again."
+    )
+    console.print(f"Customers {customer_id} and {other_id} of tenant {escape(tenant)} {done}")
 
 
 async def _duplicates(url: str, tenant: str, min_probability: float) -> list[DuplicateSuggestion]:
@@ -889,6 +991,7 @@ def _print_scoring_summary(
     table.add_row(f"predicted CLV, {months} months", f"{summary.total_predicted_clv:,.2f}")
     for source, count in sorted(summary.sources.items()):
         table.add_row(f"source {escape(source)}", str(count))
+    table.add_row("embeddings written", str(summary.embeddings_written))
     console.print(table)
     fell_back = scored - summary.sources.get(_MODEL_SOURCE, 0)
     if model is not None and fell_back:

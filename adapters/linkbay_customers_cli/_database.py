@@ -247,11 +247,15 @@ async def _current_revision(url: str) -> str | None:
         await engine.dispose()
 
 
-async def migrate_database(url: str) -> Migration:
+async def migrate_database(url: str, *, citus: bool = False) -> Migration:
     """Apply the shipped migrations (the schema's latest revision) to a SQL database.
 
+    Args:
+        url: The database.
+        citus: Then distribute the tenant tables on Citus (``upgrade(..., citus=True)``).
+
     Raises:
-        CommandError: the database cannot be reached or migrated.
+        CommandError: the database cannot be reached or migrated, or has no Citus.
     """
     try:
         from linkbay_customers_sqlalchemy import upgrade
@@ -261,7 +265,12 @@ async def migrate_database(url: str) -> Migration:
         ) from error
     async with database_errors(url):
         before = await _current_revision(url)
-        await upgrade(url)
+        try:
+            await upgrade(url, citus=citus)
+        except (RuntimeError, ValueError) as error:
+            if not citus:
+                raise
+            raise CommandError(f"{describe_url(url)}: {error}") from error
         return Migration(before=before, after=await _current_revision(url))
 
 

@@ -37,8 +37,8 @@ __all__ = (
     "DemoSummary",
     "Product",
     "demo_customers",
+    "demo_customer",
     "fill_demo_tenant",
-    "score_demo_tenant",
     "segment_counts",
     "tenant_is_empty",
 )
@@ -525,19 +525,19 @@ async def _ids_by_email(service: CustomerService, tenant_id: str) -> dict[str, i
         page_number += 1
 
 
-async def score_demo_tenant(
+async def demo_customer(
     service: CustomerService,
     ai_service: AIService,
     tenant_id: str,
 ) -> int | None:
-    """Score a demo tenant, so similar customers and recommendations answer.
+    """A customer of a demo tenant to show similar customers and recommendations with.
+
+    No scoring is needed first: every order stored its customer's embedding.
 
     Returns:
-        A customer to show them with: the first of the tenant's high-value
-        customers (or of any) whose similar customers and recommendations are not
-        empty; None when no customer has both.
+        The first of the tenant's high-value customers (or of any) whose similar
+        customers and recommendations are not empty; None when no customer has both.
     """
-    await ai_service.score_tenant(tenant_id)
     for criteria in (
         {"segment": Segment.HIGH_VALUE.value, "sort": "created_at"},
         {"sort": "created_at"},

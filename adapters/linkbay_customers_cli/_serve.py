@@ -32,7 +32,7 @@ from linkbay_customers_cli._database import (
     open_container,
     prepare_schema,
 )
-from linkbay_customers_cli._demo import fill_demo_tenant, score_demo_tenant, tenant_is_empty
+from linkbay_customers_cli._demo import demo_customer, fill_demo_tenant, tenant_is_empty
 from linkbay_customers_cli._errors import CommandError
 from linkbay_customers_cli._profiling import PROFILING_ENV, ProfilingMode
 
@@ -136,7 +136,7 @@ def base_url(host: str, port: int) -> str:
 
 def demo_requests(url: str, tenant: str, *, jwt: bool, customer_id: int | None = None) -> list[str]:
     """Three curl lines to try on a demo tenant: its best customers, then, for
-    ``customer_id`` (a scored one), its similar customers and recommendations."""
+    ``customer_id``, its similar customers and recommendations."""
     auth = '-H "Authorization: Bearer $TOKEN"' if jwt else f"-H 'X-Tenant-ID: {tenant}'"
     first = f"curl -s '{url}/customers?segment=high_value&page_size=5' {auth}"
     if customer_id is None:
@@ -198,13 +198,14 @@ def _create_app(container: CustomersContainer | str, api: ApiOptions) -> FastAPI
 async def _fill_demo(
     container: CustomersContainer, tenant: str, customers: int, console: Console
 ) -> int | None:
-    """Fill the demo tenant when empty, then score it; the customer to show off."""
+    """Fill the demo tenant when empty; the customer to show off (no scoring needed:
+    every order stored its customer's embedding)."""
     service = container.customer_service()
     if await tenant_is_empty(service, tenant):
         await _fill_empty_demo(container, tenant, customers, console)
     else:
-        console.print(f"Demo tenant [bold]{escape(tenant)}[/] already has data; scoring it again.")
-    return await score_demo_tenant(service, container.ai_service(), tenant)
+        console.print(f"Demo tenant [bold]{escape(tenant)}[/] already has data.")
+    return await demo_customer(service, container.ai_service(), tenant)
 
 
 async def _fill_empty_demo(
@@ -283,7 +284,7 @@ async def _migrate(options: ServeOptions, console: Console) -> None:
 
 
 async def _prepare(options: ServeOptions, console: Console) -> int | None:
-    """Migrate, fill and score the demo tenant before worker processes start."""
+    """Migrate and fill the demo tenant before worker processes start."""
     await _migrate(options, console)
     if not options.demo_tenant:
         return None

@@ -293,7 +293,7 @@ class BetaGeoIntelligence(CustomerIntelligence):
         (scores,) = await self.score_many([CustomerProfile(customer)], now=now, months=months)
         return scores.lifetime_value
 
-    async def embed(self, profile: CustomerProfile, *, now: datetime) -> Sequence[float]:
+    async def embed(self, profile: CustomerProfile, *, now: datetime) -> Sequence[float] | None:
         """The fallback's behavioural embedding."""
         return await self._fallback.embed(profile, now=now)
 

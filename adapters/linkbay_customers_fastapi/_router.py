@@ -30,6 +30,7 @@ from linkbay_customers_fastapi._routes_ai import add_ai_routes, add_tenant_scori
 from linkbay_customers_fastapi._routes_customers import add_customer_routes
 from linkbay_customers_fastapi._routes_duplicates import (
     add_customer_duplicate_routes,
+    add_duplicate_decision_routes,
     add_tenant_duplicate_routes,
 )
 from linkbay_customers_fastapi._routes_gdpr import add_gdpr_routes, add_tenant_audit_routes
@@ -53,6 +54,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     add_note_routes,
     add_order_routes,
     add_customer_duplicate_routes,
+    add_duplicate_decision_routes,
 )
 """The route groups every router has, in the order they are added."""
 

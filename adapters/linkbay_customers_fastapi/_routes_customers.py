@@ -32,6 +32,7 @@ from linkbay_customers_fastapi._params import (
     PageSize,
 )
 from linkbay_customers_fastapi._problems import problem_responses
+from linkbay_customers_fastapi._responses import model_response
 
 __all__ = ("add_customer_routes",)
 
@@ -113,11 +114,13 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
     @settings.endpoint(
         data=Annotated[settings.customer_create, Body(openapi_examples=CUSTOMER_CREATE_EXAMPLES)]
     )
-    async def create_customer(ctx: RequestContext, data: CustomerCreate) -> CustomerResponse:
+    async def create_customer(ctx: RequestContext, data: CustomerCreate) -> Response:
         """Create a customer of the tenant. Only `email` is required; it is unique within the
         tenant, a soft-deleted customer's email included (restore that customer instead)."""
         customer = await ctx.service.create_customer(ctx.tenant_id, data, actor=ctx.actor)
-        return settings.customer_response.from_domain(customer)
+        return model_response(
+            settings.customer_response.from_domain(customer), status.HTTP_201_CREATED
+        )
 
     @router.get(
         "",
@@ -140,7 +143,7 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         created_before: CreatedBefore = None,
         include_deleted: IncludeDeleted = False,
         sort: Sort = CustomerSort.CREATED_AT_DESC,
-    ) -> PageResponse[CustomerResponse]:
+    ) -> Response:
         """One page of the tenant's customers passing every filter given, with the total count.
 
         `created_after` is inclusive and `created_before` exclusive. Sort with `sort`
@@ -166,7 +169,7 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         )
         items = [settings.customer_response.from_domain(c) for c in result.items]
         page_of_customers: PageResponse[CustomerResponse] = page_model.of(result, items)
-        return page_of_customers
+        return model_response(page_of_customers)
 
     @router.get(
         "/search",
@@ -197,7 +200,7 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         responses=problem_responses(CustomerNotFound, InvalidMerge),
     )
     @settings.endpoint()
-    async def merge_customers(ctx: RequestContext, data: MergeBody) -> CustomerResponse:
+    async def merge_customers(ctx: RequestContext, data: MergeBody) -> Response:
         """Merge a duplicate (`source_customer_id`) into the customer kept
         (`target_customer_id`) and return the target.
 
@@ -207,7 +210,7 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         and customers with orders in different currencies are refused (409).
         """
         target = await ctx.service.merge_customers(ctx.tenant_id, data, actor=ctx.actor)
-        return settings.customer_response.from_domain(target)
+        return model_response(settings.customer_response.from_domain(target))
 
     @router.get(
         "/{customer_id}",
@@ -223,12 +226,12 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         include_deleted: bool = Query(
             False, description="Also return a soft-deleted customer (to restore it, say)."
         ),
-    ) -> CustomerResponse:
+    ) -> Response:
         """A customer of the tenant, with its order analytics and scores."""
         customer = await ctx.service.get_customer(
             ctx.tenant_id, customer_id, include_deleted=include_deleted
         )
-        return settings.customer_response.from_domain(customer)
+        return model_response(settings.customer_response.from_domain(customer))
 
     @router.patch(
         "/{customer_id}",
@@ -242,7 +245,7 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
     )
     async def update_customer(
         ctx: RequestContext, customer_id: CustomerId, data: CustomerUpdate
-    ) -> CustomerResponse:
+    ) -> Response:
         """Change the fields sent, and only those.
 
         `preferences` is merged as a JSON Merge Patch (a key sent as `null` is removed);
@@ -251,7 +254,7 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         customer = await ctx.service.update_customer(
             ctx.tenant_id, customer_id, data, actor=ctx.actor
         )
-        return settings.customer_response.from_domain(customer)
+        return model_response(settings.customer_response.from_domain(customer))
 
     @router.delete(
         "/{customer_id}",
@@ -285,7 +288,7 @@ def add_customer_routes(router: APIRouter, settings: RouteSettings) -> None:
         responses=problem_responses(CustomerNotFound),
     )
     @settings.endpoint()
-    async def restore_customer(ctx: RequestContext, customer_id: CustomerId) -> CustomerResponse:
+    async def restore_customer(ctx: RequestContext, customer_id: CustomerId) -> Response:
         """Undo a soft delete. Restoring a customer that is not deleted changes nothing."""
         customer = await ctx.service.restore_customer(ctx.tenant_id, customer_id, actor=ctx.actor)
-        return settings.customer_response.from_domain(customer)
+        return model_response(settings.customer_response.from_domain(customer))

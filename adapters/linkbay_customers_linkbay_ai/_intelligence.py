@@ -192,7 +192,7 @@ class LinkBayAIIntelligence(CustomerIntelligence):
             source=self.name,
         )
 
-    async def embed(self, profile: CustomerProfile, *, now: datetime) -> Sequence[float]:
+    async def embed(self, profile: CustomerProfile, *, now: datetime) -> Sequence[float] | None:
         """The fallback's behavioural embedding; the model is not asked.
 
         A chat reply is not a stable embedding: the same customer would get a

@@ -26,6 +26,7 @@ from linkbay_customers.domain import (
     CustomerNotFound,
     CustomerSort,
     DerivedData,
+    DuplicateDecision,
     DuplicateEmail,
     MatchRecord,
     MergeAlias,
@@ -51,6 +52,7 @@ from linkbay_customers.ports import (
     CustomerRepository,
     DerivedDataStore,
     DuplicateCandidates,
+    DuplicateDecisions,
     MergeAliasRepository,
     NearestNeighbours,
     NoteRepository,
@@ -75,6 +77,7 @@ class _Tables:
     audit: dict[int, AuditEvent] = field(default_factory=dict)
     audit_tips: dict[int, ChainTip] = field(default_factory=dict)
     aliases: dict[int, MergeAlias] = field(default_factory=dict)
+    decisions: dict[tuple[int, int], DuplicateDecision] = field(default_factory=dict)
     model_fits: dict[str, ModelFit] = field(default_factory=dict)
     id_counters: dict[str, int] = field(default_factory=dict)
 
@@ -197,8 +200,42 @@ class InMemoryCustomerRepository(
     DerivedDataStore,
     NearestNeighbours,
     DuplicateCandidates,
+    DuplicateDecisions,
 ):
     """Customers in memory."""
+
+    async def add_decision(self, decision: DuplicateDecision) -> bool:
+        """Store a decision unless its pair has one."""
+        self._tx.own(decision)
+        self._tx.require_customer(decision.customer_id)
+        self._tx.require_customer(decision.other_id)
+        pair = (decision.customer_id, decision.other_id)
+        if pair in self._t.decisions:
+            return False
+        self._t.decisions[pair] = decision
+        return True
+
+    async def remove_decision(self, customer_id: int, other_id: int) -> bool:
+        """Remove the decision about a pair."""
+        return self._t.decisions.pop((customer_id, other_id), None) is not None
+
+    async def decisions_for_customers(
+        self, customer_ids: Sequence[int]
+    ) -> builtins.list[DuplicateDecision]:
+        """The decisions naming any of the customers, oldest first."""
+        wanted = set(customer_ids)
+        return sorted(
+            (d for pair, d in self._t.decisions.items() if wanted.intersection(pair)),
+            key=lambda d: (d.decided_at, d.customer_id, d.other_id),
+        )
+
+    async def delete_decisions_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove the decisions naming any of the customers."""
+        wanted = set(customer_ids)
+        doomed = [pair for pair in self._t.decisions if wanted.intersection(pair)]
+        for pair in doomed:
+            del self._t.decisions[pair]
+        return len(doomed)
 
     def _match_records(self) -> dict[int, MatchRecord]:
         t = self._t
@@ -343,6 +380,8 @@ class InMemoryCustomerRepository(
                 raise StorageRejected("a customer to delete still has dependent rows")
         if any(a.customer_id in doomed for a in t.aliases.values()):
             raise StorageRejected("a customer to delete still has merge aliases")
+        if any(doomed.intersection(pair) for pair in t.decisions):
+            raise StorageRejected("a customer to delete still has duplicate decisions")
         for customer_id in doomed:
             t.customers.pop(customer_id, None)
 

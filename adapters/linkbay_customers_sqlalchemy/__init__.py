@@ -10,6 +10,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         " (and 'linkbay-customers[postgres]' for PostgreSQL)"
     ) from exc
 
+from linkbay_customers_sqlalchemy._citus import CITUS_DISTRIBUTION_COLUMN, citus_layout_statements
 from linkbay_customers_sqlalchemy._engine import async_database_url, create_engine
 from linkbay_customers_sqlalchemy._migrate import (
     PHONE_REGION_VARIABLE,
@@ -26,6 +27,7 @@ from linkbay_customers_sqlalchemy._models import (
     CustomerEmbeddingMixin,
     CustomerMixin,
     CustomerNoteMixin,
+    DuplicateDecisionMixin,
     IdCounterMixin,
     LinkbayBase,
     MergeAliasMixin,
@@ -48,6 +50,7 @@ from linkbay_customers_sqlalchemy._storage import (
 )
 
 __all__ = (
+    "CITUS_DISTRIBUTION_COLUMN",
     "PHONE_REGION_VARIABLE",
     "TENANT_SETTING",
     "VERSION_TABLE",
@@ -61,6 +64,7 @@ __all__ = (
     "CustomerMixin",
     "CustomerEmbeddingMixin",
     "CustomerNoteMixin",
+    "DuplicateDecisionMixin",
     "IdCounterMixin",
     "LinkbayBase",
     "MergeAliasMixin",
@@ -71,6 +75,7 @@ __all__ = (
     "SqlAlchemyStorage",
     "SqlAlchemyUnitOfWork",
     "build_models",
+    "citus_layout_statements",
     "create_audit_triggers",
     "async_database_url",
     "create_engine",

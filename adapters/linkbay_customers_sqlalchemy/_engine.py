@@ -9,7 +9,7 @@ import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from linkbay_customers.registry import registered_storages
@@ -19,8 +19,10 @@ __all__ = (
     "POSTGRES_POOL_SIZE",
     "READ_ONLY",
     "async_database_url",
+    "begin_settings",
     "create_engine",
     "dump_json",
+    "send_with_begin",
     "supported_dialects",
 )
 
@@ -32,6 +34,14 @@ _SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY = "linkbay.read_only"
 """Set to True in a SQLite connection's ``info`` before it begins a transaction that
 only reads: that one begins deferred, with writes refused (``PRAGMA query_only``)."""
+MIN_EF_SEARCH = 160
+"""Candidates per pass of pgvector's HNSW scan for the similarity search (see
+``PostgresFeatures.nearest``)."""
+SIMILARITY_SESSION_SETTINGS = {
+    "hnsw.ef_search": str(MIN_EF_SEARCH),
+    "hnsw.iterative_scan": "relaxed_order",
+}
+"""What every PostgreSQL connection starts with, for the similarity search."""
 _QUERY_ONLY = "linkbay.query_only"  # the connection's PRAGMA query_only, as last set
 POSTGRES_POOL_SIZE = 10
 """Connections a PostgreSQL engine keeps open by default; callers beyond it wait."""
@@ -85,6 +95,37 @@ def _configure_sqlite(engine: AsyncEngine, *, file_backed: bool) -> None:
         # the write lock up front: one that reads and then writes would otherwise
         # fail, not wait, when another connection wrote meanwhile.
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def _literal(value: str) -> str:
+    """``value`` as a PostgreSQL escape string literal, whatever
+    ``standard_conforming_strings`` says."""
+    return "E'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def begin_settings(tenant_id: str, *, read_only: bool) -> str | None:
+    """The statement that sets a transaction's tenant (and read-only mode), to send
+    with its BEGIN; None for a tenant id that cannot be written as a literal here (a
+    NUL, a control character): that one goes as a parameter of its own statement."""
+    if not tenant_id.isprintable():
+        return None
+    statement = f"SELECT set_config('linkbay.tenant_id', {_literal(tenant_id)}, true)"
+    if read_only:
+        statement += ", set_config('transaction_read_only', 'on', true)"
+    return statement + ";"
+
+
+def send_with_begin(connection: AsyncConnection, statement: str | None) -> bool:
+    """Hand ``statement`` to the connection's next BEGIN (None: take it back); False
+    where the connection cannot carry one (not a ``TenantConnection``)."""
+    sync = connection.sync_connection
+    if sync is None or sync.invalidated or sync.closed:
+        return False
+    send = getattr(sync.connection.driver_connection, "send_with_begin", None)
+    if send is None:
+        return False
+    send(statement)
+    return True
 
 
 def supported_dialects() -> tuple[str, ...]:
@@ -170,7 +211,28 @@ def _create_engine(url: URL, dialect: str, options: dict[str, Any]) -> AsyncEngi
     # under every burst, and a new PostgreSQL connection costs far more than a query.
     options.setdefault("pool_size", POSTGRES_POOL_SIZE)
     options.setdefault("max_overflow", 0)
-    # A pooled connection the server dropped (a restart, a failover) is replaced
-    # before a unit of work gets it, not failed on first use.
-    options.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **options)
+    # No ping on checkout (three round trips on asyncpg, as many as a read's own
+    # statements): a unit of work whose first statement finds its pooled connection
+    # dropped by the server (a restart, a failover) begins again on a new one.
+    options.setdefault("pool_pre_ping", False)
+    from linkbay_customers_sqlalchemy._connection import TenantConnection
+
+    # Units of work send their tenant setting with BEGIN (see TenantConnection).
+    # The similarity search's settings go with the connection's startup rather
+    # than before every search (they only steer pgvector's HNSW scans).
+    connect_args = {"connection_class": TenantConnection, **options.get("connect_args", {})}
+    connect_args["server_settings"] = {
+        **SIMILARITY_SESSION_SETTINGS,
+        **connect_args.get("server_settings", {}),
+    }
+    options["connect_args"] = connect_args
+    engine = create_async_engine(url, **options)
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        # A setting no BEGIN took never reaches the next user of the connection.
+        driver = record.driver_connection
+        if isinstance(driver, TenantConnection):
+            driver.send_with_begin(None)
+
+    return engine

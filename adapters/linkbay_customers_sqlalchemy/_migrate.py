@@ -12,9 +12,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from linkbay_customers_sqlalchemy._citus import distribute_on_citus, has_citus
 from linkbay_customers_sqlalchemy._engine import create_engine
+from linkbay_customers_sqlalchemy._models import default_models
 
 __all__ = (
+    "PARTITION_MARK",
     "PHONE_REGION_VARIABLE",
     "VERSION_TABLE",
     "alembic_config",
@@ -31,6 +34,10 @@ PHONE_REGION_VARIABLE = "LINKBAY_PHONE_REGION"
 without a country code in (unset: they stay as they are); the CLI's default phone
 region too."""
 
+PARTITION_MARK = "__part_"
+"""What the name of a partition of a table holds, after the table's name (PostgreSQL's
+partitions of the embeddings, see revision 0011)."""
+
 _SCRIPTS = Path(__file__).parent / "migrations"
 
 
@@ -38,7 +45,8 @@ def schema_filter(dialect: str) -> Callable[[Any, str | None, str, bool, Any], b
     """An Alembic ``include_object`` hook for one dialect.
 
     It leaves out what the mapped schema does not describe there: the library's
-    version table, and indexes declared for another dialect only.
+    version table, the partitions of a partitioned table, and indexes declared for
+    another dialect only.
     """
 
     def include_object(
@@ -46,6 +54,8 @@ def schema_filter(dialect: str) -> Callable[[Any, str | None, str, bool, Any], b
     ) -> bool:
         if type_ == "table" and name == VERSION_TABLE:
             return False
+        if type_ == "table" and reflected and compare_to is None and PARTITION_MARK in (name or ""):
+            return False  # a partition: the models describe the partitioned table
         condition = getattr(obj, "_ddl_if", None)
         if type_ == "index" and condition is not None and condition.dialect is not None:
             return bool(condition.dialect == dialect)
@@ -75,18 +85,36 @@ def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(alembic_config(connection), revision)
 
 
-async def upgrade(database: str | AsyncEngine, revision: str = "head") -> None:
+async def upgrade(
+    database: str | AsyncEngine, revision: str = "head", *, citus: bool = False
+) -> None:
     """Bring a database's schema up to ``revision`` (the latest by default).
 
     Args:
         database: A database URL, or an engine to use (it is left open).
         revision: The Alembic revision to reach.
+        citus: On a PostgreSQL with Citus, then distribute every tenant table by
+            ``tenant_id``, co-located (``citus_layout_statements``), in a
+            transaction of its own; tables already distributed are left as they are.
+
+    Raises:
+        RuntimeError: ``citus`` on a database without the citus extension; nothing
+            is migrated then.
+        ValueError: ``citus`` on a database that is not PostgreSQL.
     """
     engine = create_engine(database) if isinstance(database, str) else database
     try:
+        if citus:
+            if engine.dialect.name != "postgresql":
+                raise ValueError("the Citus layout is for PostgreSQL databases")
+            async with engine.connect() as connection:
+                await has_citus(connection)
         async with engine.connect() as connection:
             await connection.run_sync(_upgrade, revision)
             await connection.commit()
+        if citus:
+            async with engine.begin() as connection:
+                await distribute_on_citus(connection, default_models().metadata)
     finally:
         if isinstance(database, str):
             await engine.dispose()

@@ -47,6 +47,7 @@ from linkbay_customers_sqlalchemy._types import Embedding, JSONDocument, Money, 
 __all__ = (
     "CUSTOMER_FIELDS",
     "INFO_KEY",
+    "SEARCH_COLUMNS",
     "AddressMixin",
     "AuditChainMixin",
     "AuditEventMixin",
@@ -54,6 +55,7 @@ __all__ = (
     "CustomerEmbeddingMixin",
     "CustomerMixin",
     "CustomerNoteMixin",
+    "DuplicateDecisionMixin",
     "IdCounterMixin",
     "LinkbayBase",
     "MergeAliasMixin",
@@ -97,7 +99,17 @@ class _HasTenantId:
 
 
 CUSTOMER_FIELDS = tuple(f.name for f in dataclasses.fields(Customer) if f.name != "extra")
-"""The fields of a customer the library knows; the other columns of its table are extras."""
+"""The fields of a customer the library knows."""
+
+SEARCH_COLUMNS = {
+    "search_email": "email",
+    "search_first_name": "first_name",
+    "search_last_name": "last_name",
+}
+"""The customer table's search columns, each the ``search_key`` of the field it names.
+
+With ``CUSTOMER_FIELDS`` the columns of the library; the other columns of the
+table are the host's extras."""
 
 INFO_KEY = "linkbay"
 """The key of a column's ``info`` holding what the library is told about the column."""
@@ -139,7 +151,11 @@ def not_personal() -> dict[str, Any]:
 @functools.cache
 def customer_extra_columns(table: Table) -> tuple[str, ...]:
     """The columns a host's customer model adds to the library's: the ``extra`` fields."""
-    return tuple(c.name for c in table.columns if c.name not in CUSTOMER_FIELDS)
+    return tuple(
+        c.name
+        for c in table.columns
+        if c.name not in CUSTOMER_FIELDS and c.name not in SEARCH_COLUMNS
+    )
 
 
 def _constant_default(column: Column[Any]) -> tuple[bool, Any]:
@@ -247,6 +263,11 @@ class CustomerMixin(_HasTenantId):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The email and names as search compares them (``search_key``), written with
+    # every row from the customer's own fields; never read back into a customer.
+    search_email: Mapped[str | None] = mapped_column(Text)
+    search_first_name: Mapped[str | None] = mapped_column(Text)
+    search_last_name: Mapped[str | None] = mapped_column(Text)
 
     @declared_attr.directive
     @classmethod
@@ -554,6 +575,32 @@ class MergeAliasMixin:
         )
 
 
+class DuplicateDecisionMixin:
+    """Two customers a user judged to be two people, in canonical order
+    (``customer_id < other_id``): the pair is never suggested as a duplicate again.
+    The row goes with either customer (erasure removes it first)."""
+
+    __customer_tablename__: ClassVar[str] = "customers"
+
+    tenant_id: Mapped[str] = _tenant_column()
+    customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, sort_order=-19)
+    other_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, sort_order=-18)
+    decided_by: Mapped[str | None] = mapped_column(String(255))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @declared_attr.directive
+    @classmethod
+    def __table_args__(cls) -> tuple[Any, ...]:
+        name = cls.__tablename__  # type: ignore[attr-defined]
+        return (
+            _customer_fk(cls),
+            _customer_fk(cls, "other_id"),
+            CheckConstraint("customer_id < other_id", name="canonical_order"),
+            # The pair's lower id leads the key; this finds it by the higher one.
+            Index(f"ix_{name}_tenant_other", "tenant_id", "other_id"),
+        )
+
+
 class IdCounterMixin:
     """The last id handed out per tenant and kind (the table the ids are of).
 
@@ -599,6 +646,7 @@ class ModelSet:
     model_fit: type[ModelFitMixin]
     embedding: type[CustomerEmbeddingMixin]
     id_counter: type[IdCounterMixin]
+    duplicate_decision: type[DuplicateDecisionMixin]
 
     def __post_init__(self) -> None:
         # Refused here, when the models are bound, rather than at the first erasure,
@@ -628,6 +676,11 @@ _DEFAULT_NAMES = {
     "model_fit": ("ModelFit", ModelFitMixin, "customer_model_fits"),
     "embedding": ("CustomerEmbedding", CustomerEmbeddingMixin, "customer_embeddings"),
     "id_counter": ("IdCounter", IdCounterMixin, "customer_id_counters"),
+    "duplicate_decision": (
+        "DuplicateDecision",
+        DuplicateDecisionMixin,
+        "customer_duplicate_decisions",
+    ),
 }
 
 

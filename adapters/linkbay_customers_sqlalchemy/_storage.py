@@ -10,6 +10,7 @@ from typing import Any, Self
 
 from sqlalchemy import BigInteger, Table, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from linkbay_customers.audit_keys import (
@@ -21,7 +22,12 @@ from linkbay_customers.audit_keys import (
 )
 from linkbay_customers.domain import AuditChain, ModelFit, StorageError, StorageRejected
 from linkbay_customers.ports import Storage, UnitOfWork
-from linkbay_customers_sqlalchemy._engine import READ_ONLY, create_engine
+from linkbay_customers_sqlalchemy._engine import (
+    READ_ONLY,
+    begin_settings,
+    create_engine,
+    send_with_begin,
+)
 from linkbay_customers_sqlalchemy._errors import translate_errors
 from linkbay_customers_sqlalchemy._models import ModelSet, default_models
 from linkbay_customers_sqlalchemy._repositories import (
@@ -128,7 +134,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         return self.storage.postgresql
 
     async def __aenter__(self) -> Self:
-        """Check a connection out of the pool."""
+        """Check a connection out of the pool (not pinged: see ``connection``)."""
         if self._entered:
             raise RuntimeError("a unit of work can be entered only once")
         self._entered = True
@@ -147,33 +153,78 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         if connection is None:
             return
         self._erased = False
+        send_with_begin(connection, None)
         try:
             if connection.in_transaction():
                 await connection.rollback()
         finally:
             await connection.close()
 
-    async def connection(self) -> AsyncConnection:
-        """The connection, inside a transaction of this unit of work's tenant."""
+    def _active(self) -> AsyncConnection:
         connection = self._connection
         if connection is None:
             raise RuntimeError("the unit of work is not active: use it inside 'async with'")
+        return connection
+
+    async def connection(self) -> AsyncConnection:
+        """The connection, inside a transaction of this unit of work's tenant."""
+        connection = self._active()
         if not connection.in_transaction():
             with translate_errors("beginning a transaction"):
-                if self.read_only and self.dialect == "sqlite":
-                    connection.info[READ_ONLY] = True  # read by the engine's begin hook
-                await connection.begin()
-                if self.dialect == "postgresql":
-                    await connection.execute(
-                        _SET_TENANT_READ_ONLY if self.read_only else _SET_TENANT,
-                        {"tenant": self.tenant_id},
-                    )
+                try:
+                    await self._begin(connection)
+                except DBAPIError as exc:
+                    if not exc.connection_invalidated:
+                        raise
+                    await self._begin(await self._replace(connection))
+        return self._active()
+
+    async def _replace(self, stale: AsyncConnection) -> AsyncConnection:
+        """A new connection for one the server dropped (a restart, a failover), before
+        anything ran in its transaction: the pool replaced the stale ones."""
+        send_with_begin(stale, None)
+        self._connection = None
+        await stale.close()
+        self._connection = connection = await self.storage.engine.connect()
         return connection
+
+    async def _begin(self, connection: AsyncConnection) -> None:
+        """Begin the transaction; on PostgreSQL, set its tenant (and read-only mode)."""
+        if self.read_only and self.dialect == "sqlite":
+            connection.info[READ_ONLY] = True  # read by the engine's begin hook
+        await connection.begin()
+        if self.dialect == "postgresql":
+            await connection.execute(
+                _SET_TENANT_READ_ONLY if self.read_only else _SET_TENANT,
+                {"tenant": self.tenant_id},
+            )
+
+    async def _first(self, connection: AsyncConnection, statement: Any, parameters: Any) -> Any:
+        """Run the first statement of a transaction on PostgreSQL, the tenant setting
+        sent with its BEGIN (one round trip for both); False where the connection
+        cannot carry it (an engine not from ``create_engine``, an odd tenant id)."""
+        settings = begin_settings(self.tenant_id, read_only=self.read_only)
+        if settings is None or not send_with_begin(connection, settings):
+            return False
+        await connection.begin()
+        return await connection.execute(statement, parameters)
 
     async def execute(self, statement: Any, parameters: Any = None, *, action: str) -> Any:
         """Run a statement in the transaction, wrapping driver errors."""
-        connection = await self.connection()
+        connection = self._active()
         with translate_errors(action):
+            if self.dialect == "postgresql" and not connection.in_transaction():
+                try:
+                    result = await self._first(connection, statement, parameters)
+                except DBAPIError as exc:
+                    if not exc.connection_invalidated:
+                        raise
+                    result = await self._first(
+                        await self._replace(connection), statement, parameters
+                    )
+                if result is not False:
+                    return result
+            connection = await self.connection()
             return await connection.execute(statement, parameters)
 
     async def next_ids(self, table_name: str, count: int = 1) -> list[int]:
@@ -352,18 +403,27 @@ class SqlAlchemyStorage(Storage):
         return SqlAlchemyUnitOfWork(self, tenant_id, read_only=read_only)
 
     async def ping(self) -> None:
-        """Check the database answers: a connection from the pool (pinged before use)
-        and one statement, outside any transaction (on SQLite, no write lock)."""
+        """Check the database answers: a connection from the pool and one statement,
+        outside any transaction (on SQLite, no write lock); a pooled connection the
+        server dropped is replaced and the statement sent again."""
         with translate_errors("checking the database"):
-            async with self.engine.connect() as connection:
-                if self.dialect == "sqlite":
-                    driver = (await connection.get_raw_connection()).driver_connection
-                    try:
-                        await _pragma(driver, "schema_version")
-                    except sqlite3.Error as exc:
-                        raise StorageError(f"checking the database failed: {exc}") from exc
-                else:
-                    await connection.exec_driver_sql("SELECT 1")
+            try:
+                await self._ping_once()
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                await self._ping_once()  # the pool replaced the connection the server dropped
+
+    async def _ping_once(self) -> None:
+        async with self.engine.connect() as connection:
+            if self.dialect == "sqlite":
+                driver = (await connection.get_raw_connection()).driver_connection
+                try:
+                    await _pragma(driver, "schema_version")
+                except sqlite3.Error as exc:
+                    raise StorageError(f"checking the database failed: {exc}") from exc
+            else:
+                await connection.exec_driver_sql("SELECT 1")
 
     async def load_model_fit(self, tenant_id: str, model: str) -> ModelFit | None:
         """The tenant's fit of a model, or None (``linkbay_customers_clv.ModelFitStorage``).

@@ -10,7 +10,7 @@ from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Numeric
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from linkbay_customers.domain import EMBEDDING_DIMENSIONS, MONEY_QUANTUM
+from linkbay_customers.domain import EMBEDDING_DIMENSIONS, MONEY_QUANTUM, embedding_values
 
 __all__ = ("Embedding", "JSONDocument", "Money", "UTCDateTime")
 
@@ -104,4 +104,5 @@ class Embedding(TypeDecorator[list[float]]):
         return vector
 
     def process_result_value(self, value: Any, dialect: Dialect) -> list[float] | None:
-        return None if value is None else [float(v) for v in value]
+        # The stored 32-bit floats themselves, not the decimals pgvector prints them as.
+        return None if value is None else embedding_values(value)

@@ -21,7 +21,7 @@ from linkbay_customers.domain import (
     ProfilingPolicies,
     ProfilingPolicy,
 )
-from linkbay_customers.heuristics import HeuristicIntelligence
+from linkbay_customers.heuristics import EMBEDDING_VERSION, HeuristicIntelligence
 from linkbay_customers.ports import Clock, CustomerIntelligence, Storage
 from linkbay_customers.registry import open_storage
 from linkbay_customers.services import AIService, CustomerService, GDPRService
@@ -46,7 +46,8 @@ class CustomersContainer(containers.DeclarativeContainer):
     Configuration: ``default_currency`` ("EUR"), ``consent_types`` (the seed's three),
     ``default_phone_region`` (None: phone numbers must start with ``+`` and their
     country code; ``"IT"`` reads ``"333 123 4567"`` as an Italian number),
-    ``max_addresses_per_customer`` (50).
+    ``max_addresses_per_customer`` (50), ``embedding_version`` (the heuristics'
+    layout; name another when the intelligence embeds differently).
     """
 
     config = providers.Configuration(
@@ -55,6 +56,7 @@ class CustomersContainer(containers.DeclarativeContainer):
             "consent_types": DEFAULT_CONSENT_TYPES,
             "default_phone_region": None,
             "max_addresses_per_customer": DEFAULT_MAX_ADDRESSES,
+            "embedding_version": EMBEDDING_VERSION,
         }
     )
 
@@ -80,6 +82,7 @@ class CustomersContainer(containers.DeclarativeContainer):
         profiling_policy=profiling_policy,
         default_phone_region=config.default_phone_region,
         max_addresses_per_customer=config.max_addresses_per_customer,
+        embedding_version=config.embedding_version,
     )
     ai_service = providers.Singleton(
         AIService,
@@ -87,6 +90,7 @@ class CustomersContainer(containers.DeclarativeContainer):
         clock=clock,
         intelligence=intelligence,
         profiling_policy=profiling_policy,
+        embedding_version=config.embedding_version,
     )
     gdpr_service = providers.Singleton(
         GDPRService,

@@ -30,7 +30,7 @@ __all__ = (
     "heuristic_segment",
 )
 
-EMBEDDING_VERSION = "behaviour-v1"
+EMBEDDING_VERSION = "behaviour-v2"
 """Identifies the layout of ``behaviour_embedding``; stored beside every embedding."""
 
 NEW_WINDOW = timedelta(days=30)
@@ -46,9 +46,8 @@ PRIOR_WEIGHT = 2.0
 MIN_GAP_DAYS = 7.0
 DAYS_PER_MONTH = 365.25 / 12
 
-_SEGMENTS = tuple(Segment)
-_BEHAVIOUR_FEATURES = 6
-_PRODUCT_BUCKETS = EMBEDDING_DIMENSIONS - _BEHAVIOUR_FEATURES - len(_SEGMENTS)
+_BEHAVIOUR_FEATURES = 5
+_PRODUCT_BUCKETS = EMBEDDING_DIMENSIONS - _BEHAVIOUR_FEATURES
 
 
 def _days(delta: timedelta) -> float:
@@ -136,33 +135,27 @@ def _squash(value: float, scale: float) -> float:
     return min(math.log1p(max(value, 0.0)) / math.log1p(scale), 1.0)
 
 
-def behaviour_embedding(
-    customer: Customer,
-    products: Mapping[str, int],
-    now: datetime,
-    *,
-    segment: Segment | None = None,
-) -> list[float]:
-    """A unit-length vector of ``EMBEDDING_DIMENSIONS`` behavioural features.
+def behaviour_embedding(customer: Customer, products: Mapping[str, int]) -> list[float] | None:
+    """A unit-length vector of ``EMBEDDING_DIMENSIONS`` features of the customer's own
+    history, or None for a customer without orders (no behaviour to compare).
 
-    Layout (``EMBEDDING_VERSION``): recency, order count, average order value,
-    total spent, tenure, purchase rate; a one-hot segment; then product affinity:
-    the share of units bought per product bucket (product ids hashed into buckets).
-    The behavioural and product blocks weigh the same. ``segment`` saves
-    recomputing it when the caller has it.
+    Layout (``EMBEDDING_VERSION``): order count, average order value, total spent,
+    the span from first to last order (up to two years) and the purchase rate over
+    that span; then product affinity: the share of units bought per product bucket
+    (product ids hashed into buckets). The behavioural and product blocks weigh the
+    same. Nothing is measured from the present: the same history gives the same
+    vector on any day (how recent it is, the segment says).
     """
-    first = customer.first_order_at or customer.created_at
-    tenure = _days(now - first)
-    rate = customer.total_orders / max(tenure / DAYS_PER_MONTH, 1.0)
-    segment = segment or heuristic_segment(customer, now)
+    if customer.total_orders == 0 or customer.first_order_at is None:
+        return None
+    span = _days((customer.last_order_at or customer.first_order_at) - customer.first_order_at)
+    rate = customer.total_orders / max(span / DAYS_PER_MONTH, 1.0)
     head = [
-        math.exp(-_recency_days(customer, now) / 180.0) if customer.total_orders else 0.0,
         _squash(customer.total_orders, 100.0),
         _squash(float(customer.average_order_value), 10_000.0),
         _squash(float(customer.total_spent), 100_000.0),
-        min(tenure / 730.0, 1.0),
+        min(span / 730.0, 1.0),
         rate / (1.0 + rate),
-        *(1.0 if s is segment else 0.0 for s in _SEGMENTS),
     ]
     tail = [0.0] * _PRODUCT_BUCKETS
     units = sum(q for q in products.values() if q > 0)
@@ -196,9 +189,9 @@ class HeuristicIntelligence(CustomerIntelligence):
         """Expected revenue over the next ``months``."""
         return heuristic_clv(customer, months, now)
 
-    async def embed(self, profile: CustomerProfile, *, now: datetime) -> list[float]:
-        """The behavioural embedding."""
-        return behaviour_embedding(profile.customer, profile.products, now)
+    async def embed(self, profile: CustomerProfile, *, now: datetime) -> list[float] | None:
+        """The behavioural embedding (``now`` plays no part in it); None without orders."""
+        return behaviour_embedding(profile.customer, profile.products)
 
     async def score_many(
         self, profiles: Sequence[CustomerProfile], *, now: datetime, months: int
@@ -215,7 +208,7 @@ class HeuristicIntelligence(CustomerIntelligence):
                     segment=segment.value,
                     churn_risk=risk,
                     lifetime_value=heuristic_clv(customer, months, now, churn_risk=risk),
-                    embedding=behaviour_embedding(customer, p.products, now, segment=segment),
+                    embedding=behaviour_embedding(customer, p.products),
                     source=self.name,
                 )
             )

@@ -51,6 +51,7 @@ from linkbay_customers.domain import (
     CustomerFilters,
     CustomerNote,
     CustomerSort,
+    DuplicateDecision,
     MergeAlias,
     Order,
     OrderItem,
@@ -96,6 +97,7 @@ __all__ = (
     "CustomerResponse",
     "CustomerSearchFilters",
     "CustomerUpdate",
+    "DuplicateDecisionResponse",
     "DuplicateSuggestionResponse",
     "MergeAliasResponse",
     "Money",
@@ -516,7 +518,7 @@ class CustomerSearchFilters(BaseModel):
             max_total_spent=self.max_total_spent,
             tags=tuple(self.tags),
             tags_match=self.tags_match,
-            email_contains=self.email_contains.lower() if self.email_contains else None,
+            email_contains=self.email_contains,
             created_after=self.created_after,
             created_before=self.created_before,
             include_deleted=self.include_deleted,
@@ -568,6 +570,25 @@ class DuplicateSuggestionResponse(BaseModel):
             disagreeing=list(suggestion.disagreeing),
             merge_request=suggestion.merge_request,
             keep_reason=suggestion.keep_reason,
+        )
+
+
+class DuplicateDecisionResponse(BaseModel):
+    """Two customers a user marked as two people: the pair is never suggested again."""
+
+    customer_id: int = Field(description="The lower id of the pair.")
+    other_id: int = Field(description="The higher id of the pair.")
+    decided_by: str | None = Field(description="The user who decided, if known.")
+    decided_at: datetime
+
+    @classmethod
+    def from_domain(cls, decision: DuplicateDecision) -> Self:
+        """Build the response from the domain decision."""
+        return cls(
+            customer_id=decision.customer_id,
+            other_id=decision.other_id,
+            decided_by=decision.decided_by,
+            decided_at=decision.decided_at,
         )
 
 
@@ -926,6 +947,9 @@ class CustomerDataExport(BaseModel):
     analytics: CustomerAnalytics
     merge_aliases: list[MergeAliasResponse]
     merged_customers: list[dict[str, JsonValue]]
+    duplicate_decisions: list[DuplicateDecisionResponse] = Field(
+        description="The pairs the person is in that a user marked as two people."
+    )
     audit_trail: list[AuditEventResponse]
 
     @classmethod
@@ -945,6 +969,9 @@ class CustomerDataExport(BaseModel):
             analytics=CustomerAnalytics.model_validate(export.customer),
             merge_aliases=[MergeAliasResponse.from_domain(a) for a in export.merge_aliases],
             merged_customers=[_customer_document(c) for c in export.merged_customers],
+            duplicate_decisions=[
+                DuplicateDecisionResponse.from_domain(d) for d in export.duplicate_decisions
+            ],
             audit_trail=[AuditEventResponse.from_domain(e) for e in export.audit_trail],
         )
 
@@ -1207,6 +1234,7 @@ class ScoringSummaryResponse(BaseModel):
                     },
                     "total_predicted_clv": 84210.5,
                     "sources": {"heuristic": 1186},
+                    "embeddings_written": 0,
                 }
             ]
         }
@@ -1224,6 +1252,12 @@ class ScoringSummaryResponse(BaseModel):
         description="Sum of the scored customers' predicted lifetime values over the period."
     )
     sources: dict[str, int] = Field(description="Scored customers per intelligence source.")
+    embeddings_written: int = Field(
+        description=(
+            "Embeddings stored anew or removed. Every change of a customer's orders stores"
+            " theirs, so a run rewrites only those of another version or left stale."
+        )
+    )
 
     @classmethod
     def of(cls, summary: ScoringSummary) -> Self:
@@ -1235,4 +1269,5 @@ class ScoringSummaryResponse(BaseModel):
             churn_risk_distribution=dict(summary.churn_risk_distribution),
             total_predicted_clv=summary.total_predicted_clv,
             sources=dict(summary.sources),
+            embeddings_written=summary.embeddings_written,
         )

@@ -120,6 +120,7 @@ class TestScoring:
             "churn_risk_distribution",
             "total_predicted_clv",
             "sources",
+            "embeddings_written",
         }
         assert summary["customers"] == len(shop)
         assert summary["skipped_without_consent"] == 0
@@ -136,6 +137,7 @@ class TestScoring:
         assert isinstance(summary["total_predicted_clv"], float)
         assert summary["total_predicted_clv"] > 0
         assert summary["sources"] == {"heuristic": len(shop)}
+        assert summary["embeddings_written"] == 0  # the orders stored every one already
         cyclist = (await client.get(f"/customers/{shop['cyclist0']}", headers=headers)).json()
         assert cyclist["scored_at"] == "2025-01-01T12:00:00Z"
         assert cyclist["score_source"] == "heuristic"
@@ -359,13 +361,81 @@ class TestSimilarityAndRecommendations:
 
         assert len(found.json()) == 10
 
-    async def test_nobody_is_similar_before_the_tenant_is_scored(
+    async def test_similar_customers_answer_right_after_their_orders_without_scoring(
         self, client: httpx.AsyncClient, headers: dict[str, str], shop: dict[str, int]
     ) -> None:
-        response = await client.get(f"/customers/{shop['cyclist0']}/similar", headers=headers)
+        cyclists = await client.get(
+            f"/customers/{shop['cyclist0']}/similar", params={"limit": 3}, headers=headers
+        )
+        tea = await client.get(
+            f"/customers/{shop['tea0']}/similar", params={"limit": 2}, headers=headers
+        )
+        newbie = await client.get(f"/customers/{shop['newbie']}/similar", headers=headers)
 
-        assert response.status_code == 200, response.text
-        assert response.json() == []
+        assert cyclists.status_code == 200, cyclists.text
+        assert {c["id"] for c in cyclists.json()} == {shop[f"cyclist{n}"] for n in (1, 2, 3)}
+        assert all(0.5 < c["similarity_score"] <= 1 for c in cyclists.json())
+        assert {c["id"] for c in tea.json()} == {shop["tea1"], shop["tea2"]}
+        assert newbie.json() == []  # no orders, no behaviour to compare
+        recommended = await client.get(
+            f"/customers/{shop['cyclist0']}/recommendations", headers=headers
+        )
+        assert recommended.json()[0]["product_id"] == "light"
+
+    async def test_a_new_order_moves_the_customer_among_the_similar_at_once(
+        self, client: httpx.AsyncClient, headers: dict[str, str], shop: dict[str, int]
+    ) -> None:
+        convert = await client.post(
+            f"/customers/{shop['newbie']}/orders",
+            json=order("N1", TEA, MUG, on="2024-12-01"),
+            headers=headers,
+        )
+        assert convert.status_code == 201, convert.text
+
+        tea = await client.get(
+            f"/customers/{shop['tea0']}/similar", params={"limit": 3}, headers=headers
+        )
+        cyclists = await client.get(
+            f"/customers/{shop['cyclist0']}/similar", params={"limit": 3}, headers=headers
+        )
+
+        assert shop["newbie"] in {c["id"] for c in tea.json()}
+        assert shop["newbie"] not in {c["id"] for c in cyclists.json()}
+
+    async def test_similar_customers_are_never_another_tenants(
+        self,
+        client: httpx.AsyncClient,
+        headers: dict[str, str],
+        other_headers: dict[str, str],
+        shop: dict[str, int],
+    ) -> None:
+        # The other tenant's shop holds twins of ours, with the same ids.
+        theirs = {
+            f"cyclist{n}": await new_customer(
+                client,
+                other_headers,
+                f"their.cyclist{n}@example.com",
+                order(f"C{n}", BIKE, BELL, LIGHT, on=f"2024-12-{10 + n}"),
+            )
+            for n in range(4)
+        }
+        assert set(theirs.values()) <= set(shop.values())
+
+        ours = await client.get(
+            f"/customers/{shop['cyclist0']}/similar", params={"limit": 100}, headers=headers
+        )
+        their_similar = await client.get(
+            f"/customers/{theirs['cyclist0']}/similar",
+            params={"limit": 100},
+            headers=other_headers,
+        )
+
+        our_emails = {c["email"] for c in ours.json()}
+        assert len(our_emails) == len(shop) - 2  # everyone but cyclist0 and the newbie
+        assert not any(email.startswith("their.") for email in our_emails)
+        assert {c["email"] for c in their_similar.json()} == {
+            f"their.cyclist{n}@example.com" for n in (1, 2, 3)
+        }
 
     async def test_recommendations_are_what_similar_customers_bought(
         self, client: httpx.AsyncClient, headers: dict[str, str], shop: dict[str, int]

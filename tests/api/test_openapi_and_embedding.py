@@ -29,6 +29,9 @@ CONFLICTS = {
     ("patch", "/customers/{customer_id}"),
     ("post", "/customers/merge"),
     ("post", "/customers/{customer_id}/orders"),
+    # invalid_duplicate_decision
+    ("put", "/customers/{customer_id}/distinct/{other_id}"),
+    ("delete", "/customers/{customer_id}/distinct/{other_id}"),
     # profiling_not_allowed
     ("post", "/customers/{customer_id}/segment"),
     ("get", "/customers/{customer_id}/churn-risk"),
@@ -56,7 +59,8 @@ def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
 def test_every_operation_has_a_summary_a_description_and_an_id(spec: dict[str, Any]) -> None:
     operations = _operations(spec)
 
-    assert len(operations) == 30  # 18 customer routes (2 of duplicates), 6 GDPR, 6 intelligence
+    # 21 customer routes (2 of duplicates, 3 of duplicate decisions), 6 GDPR, 6 intelligence
+    assert len(operations) == 33
     for method, path, operation in operations:
         assert operation["summary"], (method, path)
         assert operation["description"], (method, path)

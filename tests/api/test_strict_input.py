@@ -1,5 +1,6 @@
 """Input read as written: money as a plain decimal, zero without a sign, booleans as JSON
-booleans, and a repeated list parameter as its comma-separated form."""
+booleans, a repeated list parameter as its comma-separated form, and text searched with
+one folding on every database."""
 
 from __future__ import annotations
 
@@ -148,3 +149,46 @@ class TestRepeatedListParameters:
             "vip@example.com",
         ]
         assert await emails("tags=vip&tags=b2b&tags_match=all") == ["both@example.com"]
+
+
+FOLDED_QUERIES = {
+    "ilker": "İlker",
+    "İLKER": "İlker",
+    "σίσυφος": "ΣΊΣΥΦΟΣ",
+    "ΣΊΣΥΦΟΣ": "ΣΊΣΥΦΟΣ",
+    "strasse": "Straße",
+    "elodie": "Élodie",
+}
+
+
+class TestOneFolding:
+    async def test_search_finds_the_same_customers_on_every_database(
+        self, client: httpx.AsyncClient, headers: dict[str, str], other_headers: dict[str, str]
+    ) -> None:
+        for i, name in enumerate(sorted(set(FOLDED_QUERIES.values()))):
+            body = {"email": f"f{i}@example.com", "last_name": name}
+            for who in (headers, other_headers):
+                created = await client.post("/customers", json=body, headers=who)
+                assert created.status_code == 201, created.text
+
+        for query, name in FOLDED_QUERIES.items():
+            response = await client.get("/customers/search", params={"q": query}, headers=headers)
+            assert response.status_code == 200, response.text
+            assert [c["last_name"] for c in response.json()] == [name], query
+
+    async def test_email_contains_folds_as_search_does(
+        self, client: httpx.AsyncClient, headers: dict[str, str]
+    ) -> None:
+        for email in ("élodie@example.com", "elodie.b@example.com", "other@example.com"):
+            created = await client.post("/customers", json={"email": email}, headers=headers)
+            assert created.status_code == 201, created.text
+
+        response = await client.get(
+            "/customers", params={"email_contains": "ÉLODIE"}, headers=headers
+        )
+
+        assert response.status_code == 200, response.text
+        assert sorted(c["email"] for c in response.json()["items"]) == [
+            "elodie.b@example.com",
+            "élodie@example.com",
+        ]

@@ -30,12 +30,17 @@ class Case:
     path: str
     json: dict[str, Any] | None = None
     params: dict[str, Any] | None = None
-    own_customer: bool = False  # the path's customer is the caller's; only the address is foreign
+    # The path's customer is the caller's; only the address (or the other customer) is foreign.
+    own_customer: bool = False
 
     def url(self, ids: Ids) -> str:
-        customer = ids.own_customer if self.own_customer else ids.customer
+        customer, other = (
+            (ids.own_customer, ids.customer)
+            if self.own_customer
+            else (ids.customer, ids.own_customer)
+        )
         return self.path.format(
-            customer_id=customer, address_id=ids.address, consent_type="marketing"
+            customer_id=customer, address_id=ids.address, other_id=other, consent_type="marketing"
         )
 
     def body(self, ids: Ids) -> dict[str, Any] | None:
@@ -50,6 +55,7 @@ class Case:
 
 
 MERGE_PATH = "/customers/merge"
+DISTINCT_PATH = "/customers/{customer_id}/distinct/{other_id}"
 CASES: dict[str, Case] = {
     "get": Case("GET", "/customers/{customer_id}"),
     "get(include_deleted)": Case(
@@ -99,6 +105,11 @@ CASES: dict[str, Case] = {
     "predict_clv": Case("GET", "/customers/{customer_id}/clv", params={"months": 6}),
     "find_similar_customers": Case("GET", "/customers/{customer_id}/similar"),
     "find_duplicates_of_customer": Case("GET", "/customers/{customer_id}/duplicates"),
+    "mark_distinct(customer)": Case("PUT", DISTINCT_PATH),
+    "mark_distinct(other)": Case("PUT", DISTINCT_PATH, own_customer=True),
+    "undo_distinct(customer)": Case("DELETE", DISTINCT_PATH),
+    "undo_distinct(other)": Case("DELETE", DISTINCT_PATH, own_customer=True),
+    "list_duplicate_decisions": Case("GET", "/customers/{customer_id}/distinct"),
     "generate_recommendations": Case(
         "GET", "/customers/{customer_id}/recommendations", params={"limit": 3}
     ),

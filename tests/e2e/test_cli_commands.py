@@ -394,6 +394,9 @@ class TestDemo:
                 notes += (await service.list_notes("demo", customer.id)).total
             assert addresses >= 60
             assert notes >= 10
+            # Never scored, yet similar customers answer: the orders stored the embeddings.
+            assert all(c.scored_at is None for c in page.items)
+            assert all(c.embedding is not None for c in with_orders)
 
         on_service(url, check)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import stat
 from pathlib import Path
 
@@ -83,3 +84,48 @@ def test_a_probability_out_of_range_is_refused(database_url: str) -> None:
     )
     assert code == 2
     assert "--min-probability" in err
+
+
+def test_a_pair_marked_distinct_is_not_listed_until_undone(database_url: str) -> None:
+    tenant = new_tenant_id("dup")
+    ann, twin, _ = _fill(database_url, tenant)
+    url = ("--database-url", database_url)
+    code, out, err = cli(
+        "duplicates", "distinct", str(twin), str(ann), "--tenant", tenant, "--actor", "ops", *url
+    )
+    assert code == 0, err
+    assert f"Customers {twin} and {ann} of tenant {tenant} marked as two people" in out
+    listed = cli("duplicates", "--tenant", tenant, *url)
+    assert "0 pairs at probability 0.8 or more." in listed[1]
+    verified = cli("audit", "verify", "--tenant", tenant, *url)
+    assert verified[0] == 0, verified[2]
+    assert "intact" in verified[1]
+    exported = cli("export", str(ann), "--tenant", tenant, *url)
+    decisions = json.loads(exported[1])["duplicate_decisions"]
+    assert [(d["customer_id"], d["other_id"], d["decided_by"]) for d in decisions] == [
+        (ann, twin, "ops")
+    ]
+
+    code, out, err = cli("duplicates", "undo", str(ann), str(twin), "--tenant", tenant, *url)
+    assert code == 0, err
+    assert "are no longer marked as two people" in out
+    assert "1 pair at probability 0.8 or more." in cli("duplicates", "--tenant", tenant, *url)[1]
+    again = cli("duplicates", "undo", str(ann), str(twin), "--tenant", tenant, *url)
+    assert again[0] == 1
+    assert "were never marked as distinct people" in again[2]
+
+
+def test_a_pair_that_cannot_be_decided_is_a_one_line_error(database_url: str) -> None:
+    tenant = new_tenant_id("dup")
+    ann, _, _ = _fill(database_url, tenant)
+    url = ("--database-url", database_url)
+    itself = cli("duplicates", "distinct", str(ann), str(ann), "--tenant", tenant, *url)
+    assert itself[0] == 1
+    assert "cannot be marked as distinct from itself" in itself[2]
+    foreign = cli("duplicates", "distinct", str(ann), "999999", "--tenant", "elsewhere", *url)
+    assert foreign[0] == 1
+    assert "not found" in foreign[2]
+    assert "Traceback" not in itself[2] + foreign[2]
+    no_tenant = cli("duplicates", *url)
+    assert no_tenant[0] == 2
+    assert "Missing option '--tenant'" in no_tenant[2]

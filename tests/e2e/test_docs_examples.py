@@ -23,9 +23,7 @@ The audit key is in ``LINKBAY_AUDIT_KEY`` for every block, as the suite sets it.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -35,6 +33,7 @@ import pytest_examples.run_code
 from pytest_examples import CodeExample, EvalExample, find_examples
 
 from linkbay_customers.registry import ENTRY_POINT_GROUP, storage_schemes, unregister_storage
+from tests._child_pytest import run_pytest
 from tests._databases import new_postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,18 +63,7 @@ def _passes_under_pytest(example: CodeExample, tmp_path: Path) -> None:
     project = tmp_path / "project"
     project.mkdir()
     (project / "test_example.py").write_text(example.source)
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_example.py"],
-        cwd=project,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert re.search(r"\b\d+ passed\b", run.stdout), run.stdout[-2000:]
+    run_pytest(["test_example.py"], cwd=project)
 
 
 def test_the_pages_have_examples() -> None:

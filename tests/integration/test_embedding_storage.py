@@ -8,6 +8,7 @@ transaction that wrote this version of it) shows whether a write touched it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy import text
 from linkbay_customers import AIService, CustomerService, GDPRService, HeuristicIntelligence
 from linkbay_customers.testing import FixedClock
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage
+from tests._databases import new_sqlite_database
 
 
 @pytest.fixture
@@ -28,9 +30,10 @@ async def storage(postgres_url: str) -> AsyncIterator[SqlAlchemyStorage]:
 async def as_tenant(storage: SqlAlchemyStorage, tenant: str, sql: str, **values: Any) -> Any:
     """One value of ``sql`` run under the tenant's row-level security setting."""
     async with storage.engine.connect() as connection:
-        await connection.execute(
-            text("SELECT set_config('linkbay.tenant_id', :tenant, false)"), {"tenant": tenant}
-        )
+        if connection.dialect.name == "postgresql":
+            await connection.execute(
+                text("SELECT set_config('linkbay.tenant_id', :tenant, false)"), {"tenant": tenant}
+            )
         rows = await connection.execute(text(sql), {"tenant": tenant, **values})
         return rows.scalar_one()
 
@@ -56,18 +59,18 @@ ORDER = {
 }
 
 
-async def test_customer_writes_and_drift_within_the_tolerance_leave_the_embedding_row_alone(
+async def test_an_order_rewrites_the_embedding_row_at_once_and_nothing_else_does(
     storage: SqlAlchemyStorage, tenant: str, clock: FixedClock
 ) -> None:
     service = CustomerService(storage.unit_of_work, clock, HeuristicIntelligence())
     ai = AIService(storage.unit_of_work, clock, HeuristicIntelligence())
     customer = await service.create_customer(tenant, {"email": "ada@example.com"})
     await service.record_order(tenant, customer.id, ORDER)
-    await ai.score_tenant(tenant)
-    written = await embedding_row_version(storage, tenant, customer.id)
+    written = await embedding_row_version(storage, tenant, customer.id)  # before any scoring
 
     await service.update_customer(tenant, customer.id, {"first_name": "Ada"})
     await ai.update_customer_segment(tenant, customer.id)
+    await ai.score_tenant(tenant)
     clock.advance(days=1)
     await ai.score_tenant(tenant)
     assert await embedding_row_version(storage, tenant, customer.id) == written
@@ -83,7 +86,6 @@ async def test_customer_writes_and_drift_within_the_tolerance_leave_the_embeddin
             ],
         },
     )
-    await ai.score_tenant(tenant)
     assert await embedding_row_version(storage, tenant, customer.id) != written
 
 
@@ -108,3 +110,100 @@ async def test_erasure_removes_the_embedding_row(
     assert await embedding_rows(storage, tenant) == 1
     await gdpr.delete_customer_data(tenant, customer.id, anonymize=not hard)
     assert await embedding_rows(storage, tenant) == 0
+
+
+SQLITE_WRITE_COUNTER = (
+    "CREATE TABLE embedding_writes (n INTEGER NOT NULL)",
+    "INSERT INTO embedding_writes VALUES (0)",
+    *(
+        f"CREATE TRIGGER embedding_{event.lower()} AFTER {event} ON customer_embeddings"
+        " BEGIN UPDATE embedding_writes SET n = n + 1; END"
+        for event in ("INSERT", "UPDATE", "DELETE")
+    ),
+)
+
+
+class EmbeddingWrites:
+    """Counts the rows of ``customer_embeddings`` written: on SQLite by triggers, on
+    PostgreSQL by the rows whose version (``xmin``) is new or gone."""
+
+    def __init__(self, storage: SqlAlchemyStorage, tenant: str) -> None:
+        self.storage, self.tenant = storage, tenant
+        self.versions: dict[int, str] = {}
+
+    async def start(self) -> None:
+        if self.storage.engine.dialect.name == "sqlite":
+            async with self.storage.engine.begin() as connection:
+                for statement in SQLITE_WRITE_COUNTER:
+                    await connection.execute(text(statement))
+        else:
+            self.versions = await self._versions()
+
+    async def _versions(self) -> dict[int, str]:
+        async with self.storage.engine.connect() as connection:
+            await connection.execute(
+                text("SELECT set_config('linkbay.tenant_id', :tenant, false)"),
+                {"tenant": self.tenant},
+            )
+            rows = await connection.execute(
+                text(
+                    "SELECT customer_id, xmin::text FROM customer_embeddings"
+                    " WHERE tenant_id = :tenant"
+                ),
+                {"tenant": self.tenant},
+            )
+            return {row.customer_id: row.xmin for row in rows}
+
+    async def since_start(self) -> int:
+        """Rows written since ``start`` or the last call (on PostgreSQL, rows written
+        twice count once)."""
+        if self.storage.engine.dialect.name == "sqlite":
+            async with self.storage.engine.begin() as connection:
+                count = (await connection.execute(text("SELECT n FROM embedding_writes"))).scalar()
+                await connection.execute(text("UPDATE embedding_writes SET n = 0"))
+            return int(count or 0)
+        before, self.versions = self.versions, await self._versions()
+        return sum(before.get(c) != self.versions.get(c) for c in before.keys() | self.versions)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def any_storage(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[SqlAlchemyStorage]:
+    # SQLite: a file of its own, for the triggers that count the writes.
+    if request.param == "sqlite":
+        url = await new_sqlite_database(tmp_path)
+    else:
+        url = request.getfixturevalue("postgres_url")
+    storage = SqlAlchemyStorage.from_url(url)
+    yield storage
+    await storage.close()
+
+
+async def test_scoring_on_days_without_changes_rewrites_no_embedding(
+    any_storage: SqlAlchemyStorage, tenant: str, clock: FixedClock
+) -> None:
+    service = CustomerService(any_storage.unit_of_work, clock, HeuristicIntelligence())
+    ai = AIService(any_storage.unit_of_work, clock, HeuristicIntelligence(), chunk_size=7)
+    writes = EmbeddingWrites(any_storage, tenant)
+    await writes.start()
+    for n in range(20):
+        customer = await service.create_customer(tenant, {"email": f"c{n}@example.com"})
+        for k in range(n % 3):
+            item = {"product_id": f"p{n % 5}", "product_name": "P", "quantity": 1 + k}
+            clock.advance(days=3)
+            await service.record_order(
+                tenant,
+                customer.id,
+                {**ORDER, "order_id": f"o{n}-{k}", "items": [{**item, "unit_price": "3"}]},
+            )
+    buyers = sum(1 for n in range(20) if n % 3)
+    assert await embedding_rows(any_storage, tenant) == buyers
+    assert await writes.since_start() >= buyers  # each order wrote its customer's
+
+    runs = []
+    for _ in range(3):
+        clock.advance(days=1)
+        summary = await ai.score_tenant(tenant)
+        runs.append((summary.customers, summary.embeddings_written, await writes.since_start()))
+    assert runs == [(20, 0, 0)] * 3

@@ -9,6 +9,7 @@ import pytest
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage
 from tests.unit.test_addresses_and_notes import TestAddresses, TestNotes
 from tests.unit.test_ai_service import (
+    TestEmbeddingsKeptCurrent,
     TestOneCustomer,
     TestScoreTenant,
     TestSimilarityAndRecommendations,
@@ -20,7 +21,7 @@ from tests.unit.test_customer_service import (
     TestListAndSearch,
     TestUpdate,
 )
-from tests.unit.test_duplicates import TestDuplicates
+from tests.unit.test_duplicates import TestDuplicateDecisions, TestDuplicates
 from tests.unit.test_gdpr import (
     TestAuditTrail,
     TestConsent,
@@ -52,7 +53,9 @@ __all__ = (
     "TestRetention",
     "TestCreate",
     "TestDeleteAndRestore",
+    "TestDuplicateDecisions",
     "TestDuplicates",
+    "TestEmbeddingsKeptCurrent",
     "TestGet",
     "TestImport",
     "TestListAndSearch",

@@ -1,4 +1,5 @@
-"""Similarity search on PostgreSQL: one HNSW index shared by every tenant.
+"""Similarity search on PostgreSQL: the HNSW index of the default partition, shared by
+every tenant without a partition of its own.
 
 A tenant below ``EXACT_SEARCH_MAX_ROWS`` live customers is ranked exactly; the
 tests that are about the index lower that threshold to 0. For a tenant of 30
@@ -29,6 +30,8 @@ OURS = 30
 RECALL_CUSTOMERS = 3000
 QUERIES = 20
 HNSW_INDEX = "ix_customer_embeddings_embedding_hnsw"
+# The default partition's part of it, as ``populate`` builds it again.
+SHARED_HNSW_INDEX = "customer_embeddings__part_shared_embedding_idx"
 
 
 @dataclass(frozen=True)
@@ -198,17 +201,16 @@ async def test_the_iterative_index_scan_reads_past_other_tenants_rows(
     storage: SqlAlchemyStorage, population: Population, statements: list[tuple[str, Any]]
 ) -> None:
     await nearest(storage, population.small_tenant, unit_vector(random.Random(2)), 10, sort=False)
+    assert len(statements) == 1  # the index found enough: no exact ranking after it
     explained = await plan(
         storage, population.small_tenant, statements[-1], analyze=True, sort=False
     )
-    scan = explained.split(f"Index Scan using {HNSW_INDEX}")[1]
+    scan = explained.split(f"Index Scan using {SHARED_HNSW_INDEX}")[1]
     assert "actual rows=10" in scan.splitlines()[0], explained
     # About 100 of the others' rows for each of ours: far more than one pass of
     # ef_search candidates would have seen.
     removed = first_line(scan, "Rows Removed by Filter")
     assert int(removed.split(":")[1]) > postgresql.MIN_EF_SEARCH, explained
-    exact = explained.split("One-Time Filter")[-1]
-    assert "never executed" in exact, explained
 
 
 @pytest.mark.usefixtures("through_the_index")
@@ -244,7 +246,7 @@ async def test_a_large_tenant_is_searched_through_the_hnsw_index(
     async with storage.unit_of_work(population.large_tenant) as uow:
         await uow.customers.nearest(unit_vector(random.Random(5)), limit=10)
     explained = await plan(storage, population.large_tenant, statements[-1], analyze=False)
-    assert f"Index Scan using {HNSW_INDEX}" in explained, explained
+    assert f"Index Scan using {SHARED_HNSW_INDEX}" in explained, explained
     assert "Order By: (embedding <=> " in explained, explained
 
 

@@ -19,9 +19,8 @@ from linkbay_customers import (
     InvalidInput,
     ProfilingNotAllowed,
 )
-from linkbay_customers.domain import StorageError, cosine_similarity
-from linkbay_customers.ports import Storage
-from linkbay_customers.services import DEFAULT_EMBEDDING_TOLERANCE
+from linkbay_customers.domain import StorageError, cosine_similarity, embedding_values
+from linkbay_customers.ports import CustomerProfile, Storage, purchase_history
 from linkbay_customers.testing import FixedClock
 from linkbay_customers_memory._storage import InMemoryCustomerRepository
 
@@ -208,36 +207,42 @@ class TestScoreTenant:
         assert scored.churn_risk_score is not None
         assert scored.customer_lifetime_value is not None
 
-    async def test_an_embedding_is_rewritten_only_when_it_moved_past_the_tolerance(
+    async def test_changes_keep_embeddings_current_and_scoring_on_another_day_rewrites_none(
         self, service: CustomerService, ai: AIService, tenant: str, clock: FixedClock
     ) -> None:
         ids = await shop(service, tenant, clock)
-        await ai.score_tenant(tenant)
         first = (await service.get_customer(tenant, ids["tea0"])).embedding
-        clock.advance(days=2)  # recency and tenure drift: well within the tolerance
-        await ai.score_tenant(tenant)
-        drifted = await service.get_customer(tenant, ids["tea0"])
-        assert drifted.embedding == first
-        assert drifted.scored_at == clock.now()  # the scores themselves are current
+        assert first is not None  # stored by the order, before any scoring
+        assert (await ai.score_tenant(tenant)).embeddings_written == 0
+        clock.advance(days=30)
+        summary = await ai.score_tenant(tenant)
+        assert (summary.customers, summary.embeddings_written) == (len(ids), 0)
+        assert (await service.get_customer(tenant, ids["tea0"])).embedding == first
         await service.record_order(tenant, ids["tea0"], order("T0-bike", BIKE, total="900"))
-        await ai.score_tenant(tenant)
         moved = (await service.get_customer(tenant, ids["tea0"])).embedding
         assert moved is not None
-        assert first is not None
-        assert 1 - cosine_similarity(first, moved) > DEFAULT_EMBEDDING_TOLERANCE
+        assert 1 - cosine_similarity(first, moved) > 0.01
+        assert (await ai.score_tenant(tenant)).embeddings_written == 0
 
-    async def test_with_no_tolerance_every_change_is_written(
+    async def test_scoring_rewrites_an_embedding_further_than_the_tolerance_from_its_history(
         self, storage: Storage, service: CustomerService, tenant: str, clock: FixedClock
     ) -> None:
         ids = await shop(service, tenant, clock)
+        async with storage.unit_of_work(tenant) as uow:  # as a write outside the services
+            customer = await uow.customers.get(ids["tea0"], for_update=True)
+            assert customer is not None
+            assert customer.embedding is not None
+            current = list(customer.embedding)
+            customer.embedding = [v + 1e-5 * (n % 3) for n, v in enumerate(current)]
+            await uow.customers.update(customer)
+            await uow.commit()
+        tolerant = AIService(storage.unit_of_work, clock, HeuristicIntelligence())
+        assert (await tolerant.score_tenant(tenant)).embeddings_written == 0
         exact = AIService(
             storage.unit_of_work, clock, HeuristicIntelligence(), embedding_tolerance=0
         )
-        await exact.score_tenant(tenant)
-        first = (await service.get_customer(tenant, ids["tea0"])).embedding
-        clock.advance(days=2)
-        await exact.score_tenant(tenant)
-        assert (await service.get_customer(tenant, ids["tea0"])).embedding != first
+        assert (await exact.score_tenant(tenant)).embeddings_written == 1  # that one only
+        assert (await service.get_customer(tenant, ids["tea0"])).embedding == current
 
     async def test_customers_who_withdrew_analytics_consent_are_skipped_and_cleared(
         self,
@@ -267,6 +272,110 @@ class TestScoreTenant:
             await ai.find_similar_customers(tenant, ids["cyclist1"])
         recs = await ai.generate_recommendations(tenant, ids["cyclist1"], limit=3)
         assert all("best seller" in r.reason for r in recs)
+
+
+async def fresh_embedding(storage: Storage, tenant: str, customer_id: int) -> list[float] | None:
+    """The embedding a scoring run would compute now from what is stored of the customer."""
+    async with storage.unit_of_work(tenant) as uow:
+        customer = await uow.customers.get(customer_id)
+        assert customer is not None
+        purchases = await purchase_history(uow).purchases([customer_id])
+    products = {p.product_id: p.quantity for p in purchases}
+    (scores,) = await HeuristicIntelligence().score_many(
+        [CustomerProfile(customer, products)], now=customer.updated_at, months=12
+    )
+    return None if scores.embedding is None else embedding_values(scores.embedding)
+
+
+class TestEmbeddingsKeptCurrent:
+    """Every change that moves a customer's history stores the embedding a scoring run
+    would compute, in its own transaction."""
+
+    async def test_a_new_customer_has_none_and_each_order_stores_the_scored_one(
+        self, storage: Storage, service: CustomerService, tenant: str, clock: FixedClock
+    ) -> None:
+        customer = await service.create_customer(tenant, {"email": "ada@example.com"})
+        assert (await service.get_customer(tenant, customer.id)).embedding is None
+        for n, products in enumerate(((BIKE, BELL), (LIGHT,), (TEA, MUG))):
+            clock.advance(days=9)
+            await service.record_order(tenant, customer.id, order(f"A{n}", *products))
+            stored = await service.get_customer(tenant, customer.id)
+            assert stored.embedding is not None
+            assert stored.embedding == await fresh_embedding(storage, tenant, customer.id)
+            assert stored.embedding_version == "behaviour-v2"
+
+    async def test_a_merge_stores_the_targets_embedding_of_both_histories(
+        self, storage: Storage, service: CustomerService, tenant: str, clock: FixedClock
+    ) -> None:
+        ids = await shop(service, tenant, clock)
+        before = (await service.get_customer(tenant, ids["cyclist1"])).embedding
+        await service.merge_customers(
+            tenant, {"source_customer_id": ids["tea0"], "target_customer_id": ids["cyclist1"]}
+        )
+        merged = await service.get_customer(tenant, ids["cyclist1"])
+        assert merged.embedding != before
+        assert merged.embedding == await fresh_embedding(storage, tenant, ids["cyclist1"])
+        async with storage.unit_of_work(tenant) as uow:
+            source = await uow.customers.get(ids["tea0"], include_deleted=True)
+        assert source is not None
+        assert source.embedding is None
+
+    async def test_a_profile_update_leaves_the_embedding_and_erasure_removes_it(
+        self,
+        storage: Storage,
+        service: CustomerService,
+        ai: AIService,
+        gdpr: GDPRService,
+        tenant: str,
+        clock: FixedClock,
+    ) -> None:
+        ids = await shop(service, tenant, clock)
+        before = (await service.get_customer(tenant, ids["tea1"])).embedding
+        await service.update_customer(tenant, ids["tea1"], {"first_name": "Tea", "tags": ["x"]})
+        assert (await service.get_customer(tenant, ids["tea1"])).embedding == before
+        await gdpr.delete_customer_data(tenant, ids["tea1"], anonymize=True)
+        async with storage.unit_of_work(tenant) as uow:
+            erased = await uow.customers.get(ids["tea1"], include_deleted=True)
+        assert erased is not None
+        assert (erased.embedding, erased.embedding_version) == (None, None)
+        similar = await ai.find_similar_customers(tenant, ids["tea0"], limit=10)
+        assert ids["tea1"] not in {s.customer.id for s in similar}
+
+    async def test_a_customer_the_policy_excludes_gets_no_embedding_from_an_order(
+        self,
+        service: CustomerService,
+        gdpr: GDPRService,
+        tenant: str,
+        clock: FixedClock,
+    ) -> None:
+        customer = await service.create_customer(tenant, {"email": "no@example.com"})
+        await gdpr.update_consent(tenant, customer.id, "analytics", False)
+        await service.record_order(tenant, customer.id, order("N1", BIKE))
+        stored = await service.get_customer(tenant, customer.id)
+        assert (stored.embedding, stored.embedding_version, stored.segment) == (None, None, None)
+        await gdpr.update_consent(tenant, customer.id, "analytics", True)
+        await service.record_order(tenant, customer.id, order("N2", BELL))
+        assert (await service.get_customer(tenant, customer.id)).embedding is not None
+
+    async def test_similar_customers_answer_without_scoring_and_never_across_tenants(
+        self,
+        service: CustomerService,
+        ai: AIService,
+        tenant: str,
+        other_tenant: str,
+        clock: FixedClock,
+    ) -> None:
+        ids = await shop(service, tenant, clock)
+        theirs = await shop(service, other_tenant, clock)
+        similar = await ai.find_similar_customers(tenant, ids["cyclist0"], limit=100)
+        assert {s.customer.id for s in similar} == set(ids.values()) - {
+            ids["cyclist0"],
+            ids["newbie"],
+        }
+        assert {s.customer.tenant_id for s in similar} == {tenant}
+        assert {s.customer.id for s in similar[:3]} == {ids[f"cyclist{n}"] for n in (1, 2, 3)}
+        their_similar = await ai.find_similar_customers(other_tenant, theirs["tea0"], limit=100)
+        assert {s.customer.tenant_id for s in their_similar} == {other_tenant}
 
 
 class _FallingBack(HeuristicIntelligence):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 from pathlib import Path
@@ -177,3 +178,15 @@ async def test_reading_without_writing_the_trail_makes_no_key_file(tmp_path: Pat
 
 def _names_in(directory: Path) -> set[str]:
     return {entry.name for entry in directory.iterdir()}
+
+
+def test_a_sealed_event_keeps_every_field_and_gets_its_position_hash_and_time() -> None:
+    original = event(actor="ops@shop", changed_fields=("email",), details={"source": "import"})
+    later = T0.replace(year=T0.year + 1)
+    (sealed,) = AuditChain(KEY).seal([original], {}, occurred_at=later)
+    assert sealed == dataclasses.replace(
+        original,
+        occurred_at=later,
+        sequence=1,
+        hash=AuditChain(KEY).link(original, 1, "", occurred_at=later),
+    )

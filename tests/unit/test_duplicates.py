@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import io
+import json
 import math
 import random
+import zipfile
 from datetime import date, timedelta
 from typing import Any
 
@@ -11,7 +14,11 @@ from linkbay_customers import CustomerService, GDPRService, InvalidInput
 from linkbay_customers.domain import (
     COMPARISONS,
     MAX_BLOCK_SIZE,
+    AuditAction,
     CustomerNotFound,
+    DuplicateDecision,
+    DuplicateDecisionNotFound,
+    InvalidDuplicateDecision,
     MatchModel,
     MatchRecord,
     blocking_keys,
@@ -21,6 +28,7 @@ from linkbay_customers.domain import (
     jaro_winkler,
     normalize_email,
 )
+from linkbay_customers.schemas import CustomerDataExport
 from linkbay_customers.services import _duplicates
 from linkbay_customers.testing import FixedClock
 
@@ -435,3 +443,230 @@ def _people(count: int, *, seed: int) -> list[list[dict[str, Any]]]:
             person.append(twin)
         people.append(person)
     return people
+
+
+async def _triplets(service: CustomerService, tenant: str) -> tuple[int, int, int]:
+    """Three customers that are pairwise likely duplicates (one phone, one mailbox)."""
+    return (
+        await _customer(service, tenant, email="tri@example.com", phone="+14155550100"),
+        await _customer(service, tenant, email="tri+b@example.com", phone="+14155550100"),
+        await _customer(service, tenant, email="tri+c@example.com", phone="+14155550100"),
+    )
+
+
+async def _pairs(service: CustomerService, tenant: str) -> set[tuple[int, int]]:
+    page = await service.find_duplicates(tenant, min_probability=0.0, page_size=100)
+    listed = await service.list_duplicates(tenant, min_probability=0.0)
+    pairs = {(p.customer_id, p.other_id) for p in page.items}
+    assert pairs == {(p.customer_id, p.other_id) for p in listed}
+    assert page.total == len(pairs)
+    return pairs
+
+
+async def _others(service: CustomerService, tenant: str, customer_id: int) -> set[int]:
+    found = await service.find_duplicates_of(tenant, customer_id, min_probability=0.0)
+    return {s.other_id for s in found}
+
+
+async def _trail(gdpr: GDPRService, tenant: str, customer_id: int) -> list[tuple[str, Any]]:
+    events = (await gdpr.list_audit_events(tenant, customer_id=customer_id)).items
+    return [(e.action, e.details) for e in events if e.action.startswith("pair.")]
+
+
+class TestDuplicateDecisions:
+    async def test_a_pair_marked_as_two_people_is_never_suggested_again(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str, clock: FixedClock
+    ) -> None:
+        a, b, c = await _triplets(service, tenant)
+        assert await _pairs(service, tenant) == {(a, b), (a, c), (b, c)}
+        decision = await service.mark_distinct(tenant, b, a, actor="ops@shop")
+        assert decision == DuplicateDecision(
+            tenant_id=tenant,
+            customer_id=a,
+            other_id=b,
+            decided_by="ops@shop",
+            decided_at=clock.now(),
+        )
+        assert await _pairs(service, tenant) == {(a, c), (b, c)}
+        assert await _others(service, tenant, a) == {c}
+        assert await _others(service, tenant, b) == {c}
+        assert await _others(service, tenant, c) == {a, b}
+        # Marking it again keeps the first decision and records nothing.
+        clock.advance(timedelta(hours=1))
+        assert await service.mark_distinct(tenant, a, b, actor="someone@shop") == decision
+        assert await service.list_duplicate_decisions(tenant, a) == [decision]
+        assert await service.list_duplicate_decisions(tenant, b) == [decision]
+        assert await service.list_duplicate_decisions(tenant, c) == []
+        assert await _trail(gdpr, tenant, a) == [
+            (AuditAction.PAIR_MARKED_DISTINCT, {"other_customer_id": b})
+        ]
+        assert await _trail(gdpr, tenant, b) == [
+            (AuditAction.PAIR_MARKED_DISTINCT, {"other_customer_id": a})
+        ]
+        assert (await gdpr.verify_audit_trail(tenant)).broken is None
+
+    async def test_undoing_the_mark_suggests_the_pair_again(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str
+    ) -> None:
+        a, b, c = await _triplets(service, tenant)
+        await service.mark_distinct(tenant, a, b)
+        await service.mark_distinct(tenant, a, c)
+        assert await _pairs(service, tenant) == {(b, c)}
+        await service.undo_distinct(tenant, b, a, actor="ops@shop")
+        assert await _pairs(service, tenant) == {(a, b), (b, c)}
+        assert [d.other_id for d in await service.list_duplicate_decisions(tenant, a)] == [c]
+        with pytest.raises(DuplicateDecisionNotFound) as never:
+            await service.undo_distinct(tenant, a, b)
+        assert never.value.field == "other_id"
+        assert await _trail(gdpr, tenant, b) == [
+            (AuditAction.PAIR_MARKED_DISTINCT, {"other_customer_id": a}),
+            (AuditAction.PAIR_UNMARKED_DISTINCT, {"other_customer_id": a}),
+        ]
+        assert (await gdpr.verify_audit_trail(tenant)).broken is None
+
+    async def test_a_pair_that_cannot_be_decided_is_refused_naming_the_field(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str
+    ) -> None:
+        a, b, c = await _triplets(service, tenant)
+        gone = await _customer(service, tenant, email="gone@example.com")
+        erased = await _customer(service, tenant, email="erased@example.com")
+        await service.merge_customers(tenant, {"source_customer_id": b, "target_customer_id": a})
+        await service.delete_customer(tenant, gone)
+        await gdpr.delete_customer_data(tenant, erased)
+        cases: list[tuple[int, int, type[Exception], str]] = [
+            (a, a, InvalidDuplicateDecision, "other_id"),
+            (a, 999_999, CustomerNotFound, "other_id"),
+            (999_999, a, CustomerNotFound, "customer_id"),
+            (0, a, CustomerNotFound, "customer_id"),
+            (c, b, InvalidDuplicateDecision, "other_id"),  # merged into a
+            (b, c, InvalidDuplicateDecision, "customer_id"),
+            (a, gone, CustomerNotFound, "other_id"),
+            (erased, a, InvalidDuplicateDecision, "customer_id"),
+        ]
+        for customer_id, other_id, error, field in cases:
+            for decide in (service.mark_distinct, service.undo_distinct):
+                with pytest.raises(error) as refused:
+                    await decide(tenant, customer_id, other_id)
+                assert refused.value.field == field, (customer_id, other_id)
+        with pytest.raises(InvalidDuplicateDecision, match=f"merged into customer {a}"):
+            await service.mark_distinct(tenant, c, b)
+        assert await service.list_duplicate_decisions(tenant, a) == []
+
+    async def test_a_merge_carries_the_decisions_to_the_customer_kept(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str, clock: FixedClock
+    ) -> None:
+        a, b, c = await _triplets(service, tenant)
+        marked = await service.mark_distinct(tenant, a, c, actor="ops@shop")
+        clock.advance(timedelta(minutes=5))
+        await service.merge_customers(tenant, {"source_customer_id": a, "target_customer_id": b})
+        # The merged pair drops out; whoever a was not, b is not either.
+        assert await _pairs(service, tenant) == set()
+        carried = DuplicateDecision(
+            tenant_id=tenant,
+            customer_id=b,
+            other_id=c,
+            decided_by="ops@shop",
+            decided_at=marked.decided_at,
+        )
+        assert await service.list_duplicate_decisions(tenant, b) == [carried]
+        assert await service.list_duplicate_decisions(tenant, a) == [carried]  # a resolves to b
+        await service.undo_distinct(tenant, b, c)
+        assert await _pairs(service, tenant) == {(b, c)}
+        assert (await gdpr.verify_audit_trail(tenant)).broken is None
+
+    async def test_merging_a_pair_marked_as_two_people_undoes_the_mark(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str
+    ) -> None:
+        a, b, c = await _triplets(service, tenant)
+        await service.mark_distinct(tenant, a, b)
+        await service.mark_distinct(tenant, b, c)
+        await service.mark_distinct(tenant, a, c)
+        await service.merge_customers(tenant, {"source_customer_id": a, "target_customer_id": b})
+        assert await service.list_duplicate_decisions(tenant, b) == [
+            d for d in await service.list_duplicate_decisions(tenant, c) if d.customer_id == b
+        ]
+        assert [
+            (d.customer_id, d.other_id) for d in await service.list_duplicate_decisions(tenant, c)
+        ] == [(b, c)]
+        undone = (AuditAction.PAIR_UNMARKED_DISTINCT, {"other_customer_id": b, "reason": "merge"})
+        assert (await _trail(gdpr, tenant, a))[-1] == undone
+        assert (await _trail(gdpr, tenant, b))[-1] == (
+            AuditAction.PAIR_UNMARKED_DISTINCT,
+            {"other_customer_id": a, "reason": "merge"},
+        )
+        assert (await gdpr.verify_audit_trail(tenant)).broken is None
+
+    async def test_the_export_holds_the_decisions_and_erasure_removes_them(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str
+    ) -> None:
+        a, b, c = await _triplets(service, tenant)
+        await service.mark_distinct(tenant, a, b, actor="ops@shop")
+        await service.mark_distinct(tenant, c, a)
+        export = CustomerDataExport.of(await gdpr.export_customer_data(tenant, a))
+        document = export.model_dump(mode="json")
+        assert [
+            (d["customer_id"], d["other_id"], d["decided_by"])
+            for d in document["duplicate_decisions"]
+        ] == [(a, b, "ops@shop"), (a, c, None)]
+        streamed = b"".join([chunk async for chunk in gdpr.stream_customer_data(tenant, a)])
+        assert json.loads(streamed)["duplicate_decisions"] == document["duplicate_decisions"]
+        archive = zipfile.ZipFile(io.BytesIO(await gdpr.export_customer_data_csv(tenant, b)))
+        rows = archive.read("duplicate_decisions.csv").decode().splitlines()
+        assert rows[0] == "customer_id,other_id,decided_by,decided_at"
+        assert rows[1].startswith(f"{a},{b},ops@shop,")
+        # Erasure removes the erased customer's decisions; the others keep theirs.
+        await service.mark_distinct(tenant, b, c)
+        await gdpr.delete_customer_data(tenant, a)
+        assert [
+            (d.customer_id, d.other_id) for d in await service.list_duplicate_decisions(tenant, c)
+        ] == [(b, c)]
+        await gdpr.delete_customer_data(tenant, c, anonymize=False)
+        assert await service.list_duplicate_decisions(tenant, b) == []
+        assert (await gdpr.verify_audit_trail(tenant)).broken is None
+
+    async def test_a_retention_purge_removes_the_decisions_of_who_it_anonymizes(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str, clock: FixedClock
+    ) -> None:
+        a, b, _ = await _triplets(service, tenant)
+        await service.mark_distinct(tenant, a, b)
+        clock.advance(timedelta(days=400))
+        recent = await _customer(service, tenant, email="recent@example.com")
+        await service.mark_distinct(tenant, a, recent)
+        purged = await gdpr.purge_inactive(tenant, timedelta(days=365), dry_run=False)
+        assert recent not in purged.customer_ids
+        assert await service.list_duplicate_decisions(tenant, recent) == []
+        assert (await gdpr.verify_audit_trail(tenant)).broken is None
+
+    async def test_a_hard_deleted_customer_takes_its_decisions_along(
+        self, service: CustomerService, tenant: str
+    ) -> None:
+        a, b, c = await _triplets(service, tenant)
+        await service.mark_distinct(tenant, a, b)
+        await service.mark_distinct(tenant, b, c)
+        await service.delete_customer(tenant, b, soft_delete=False)
+        assert await service.list_duplicate_decisions(tenant, a) == []
+        assert await _pairs(service, tenant) == {(a, c)}
+
+    async def test_decisions_stay_in_their_tenant(
+        self, service: CustomerService, tenant: str, other_tenant: str
+    ) -> None:
+        # Ids are counted per tenant: both tenants' pairs have the same ids.
+        mine = await _triplets(service, tenant)
+        theirs = await _triplets(service, other_tenant)
+        assert mine == theirs
+        a, b, _ = mine
+        await service.mark_distinct(other_tenant, a, b)
+        assert (a, b) in await _pairs(service, tenant)
+        assert (a, b) not in await _pairs(service, other_tenant)
+        assert await service.list_duplicate_decisions(tenant, a) == []
+        with pytest.raises(DuplicateDecisionNotFound):
+            await service.undo_distinct(tenant, a, b)
+        assert len(await service.list_duplicate_decisions(other_tenant, a)) == 1
+
+    async def test_customers_the_profiling_policy_excludes_can_be_decided_about(
+        self, service: CustomerService, gdpr: GDPRService, tenant: str
+    ) -> None:
+        a, b, _ = await _triplets(service, tenant)
+        await gdpr.update_consent(tenant, a, "analytics", False)
+        await service.mark_distinct(tenant, a, b)
+        assert (a, b) not in await _pairs(service, tenant)

@@ -113,7 +113,8 @@ def test_clv_is_aov_times_monthly_frequency_times_horizon_times_survival() -> No
 
 def test_embeddings_are_fixed_length_unit_vectors_that_reflect_behaviour() -> None:
     def embed(customer: Customer, products: dict[str, int]) -> list[float]:
-        vector = behaviour_embedding(customer, products, NOW)
+        vector = behaviour_embedding(customer, products)
+        assert vector is not None
         assert len(vector) == EMBEDDING_DIMENSIONS
         assert math.isclose(math.fsum(v * v for v in vector), 1.0, rel_tol=1e-9)
         return vector
@@ -128,9 +129,22 @@ def test_embeddings_are_fixed_length_unit_vectors_that_reflect_behaviour() -> No
     gadget = embed(buyer(orders=1, spent="2500", first_days_ago=500, last_days_ago=500), {"tv": 1})
     assert cosine(tea_lover, tea_twin) > 0.95 > cosine(tea_lover, gadget)
     again = behaviour_embedding(
-        buyer(orders=8, spent="400", first_days_ago=300, last_days_ago=10), {"tea": 8}, NOW
+        buyer(orders=8, spent="400", first_days_ago=300, last_days_ago=10), {"tea": 8}
     )
     assert again == tea_lover
+
+
+def test_an_embedding_is_the_same_on_any_day_for_the_same_history() -> None:
+    # The same orders, placed a year apart: only how long ago they were differs.
+    recent = buyer(orders=5, spent="250", first_days_ago=200, last_days_ago=3)
+    older = buyer(orders=5, spent="250", first_days_ago=565, last_days_ago=368)
+    assert behaviour_embedding(recent, {"tea": 5}) == behaviour_embedding(older, {"tea": 5})
+    assert heuristic_segment(recent, NOW) != heuristic_segment(older, NOW)  # recency is here
+
+
+def test_a_customer_without_orders_has_no_embedding() -> None:
+    newcomer = buyer(orders=0, spent="0", first_days_ago=3, last_days_ago=3)
+    assert behaviour_embedding(newcomer, {}) is None
 
 
 async def test_the_intelligence_scores_single_customers_and_batches_alike() -> None:

@@ -122,7 +122,7 @@ def heuristic_scores(p: CustomerProfile, months: int = 12) -> CustomerScores:
         segment=heuristic_segment(c, NOW).value,
         churn_risk=heuristic_churn_risk(c, NOW),
         lifetime_value=heuristic_clv(c, months, NOW),
-        embedding=behaviour_embedding(c, p.products, NOW),
+        embedding=behaviour_embedding(c, p.products),
         source="heuristic",
     )
 
@@ -365,9 +365,7 @@ async def test_concurrent_calls_each_get_their_own_source() -> None:
 async def test_embed_is_the_fallbacks_behavioural_embedding_and_asks_no_model() -> None:
     client = ScriptedClient(answer())
     p = profile()
-    assert await adapter(client).embed(p, now=NOW) == behaviour_embedding(
-        p.customer, p.products, NOW
-    )
+    assert await adapter(client).embed(p, now=NOW) == behaviour_embedding(p.customer, p.products)
     assert client.prompts == []
 
 
@@ -389,7 +387,7 @@ async def test_a_batch_uses_the_models_scores_and_the_behavioural_embeddings() -
         Decimal("20.0000"),
     ]
     assert [s.embedding for s in scores] == [
-        behaviour_embedding(p.customer, p.products, NOW) for p in profiles
+        behaviour_embedding(p.customer, p.products) for p in profiles
     ]
 
 

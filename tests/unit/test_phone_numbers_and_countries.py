@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import random
+
+import phonenumbers
 import pycountry
 import pytest
 from pydantic import ValidationError
@@ -71,6 +74,61 @@ def test_a_national_number_is_read_in_the_region_given(
 def test_what_is_not_a_valid_number_is_refused(written: str) -> None:
     with pytest.raises(ValueError, match=r"^is not a valid phone number"):
         normalize_phone(written, "IT")
+
+
+def _as_phonenumbers_reads_it(written: str, region: str | None) -> str | None:
+    """The E.164 form phonenumbers gives, or None where it finds no valid number."""
+    try:
+        number = phonenumbers.parse(written, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if number.extension or not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _numbers_as_written() -> list[str]:
+    """Every region's example numbers, written with and without separators, with a
+    digit changed, added or dropped, with a trunk prefix, and random digit strings."""
+    rnd = random.Random(7)
+    written = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        country_code = phonenumbers.country_code_for_region(region)
+        for kind in phonenumbers.PhoneNumberType.values():
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            national = phonenumbers.national_significant_number(example)
+            position = rnd.randrange(len(national))
+            variants = [
+                national,
+                national[:position] + str(rnd.randrange(10)) + national[position + 1 :],
+                national + str(rnd.randrange(10)),
+                national[:-1],
+                "0" + national,
+                "1" + national,
+            ]
+            for variant in variants:
+                spaced = " ".join(variant[i : i + 3] for i in range(0, len(variant), 3))
+                written += [
+                    f"+{country_code}{variant}",
+                    f"+{country_code} ({spaced[:3]}) {spaced[3:]}",
+                ]
+                written.append(f"+{country_code}-{variant[:4]}.{variant[4:]}")
+    for _ in range(3000):
+        written.append("+" + "".join(str(rnd.randrange(10)) for _ in range(rnd.randrange(1, 20))))
+    written += ["+", "+0", "+00", "+1", "+12", "+123", "+ 39 333", "+39", "+800 1234 5678"]
+    return written
+
+
+def test_numbers_read_as_phonenumbers_reads_them_with_or_without_a_region() -> None:
+    for written in _numbers_as_written():
+        for region in (None, "IT", "US"):
+            expected = _as_phonenumbers_reads_it(written, region)
+            try:
+                assert normalize_phone(written, region) == expected, written
+            except ValueError:
+                assert expected is None, written
 
 
 def test_without_a_region_a_national_number_is_refused_with_a_hint() -> None:

@@ -77,7 +77,7 @@ class RecordingIntelligence(HeuristicIntelligence):
         self.asked.append(customer.id)
         return await super().segment(customer, now=now)
 
-    async def embed(self, profile: CustomerProfile, *, now: datetime) -> Sequence[float]:
+    async def embed(self, profile: CustomerProfile, *, now: datetime) -> Sequence[float] | None:
         self.asked.append(profile.customer.id)
         return await super().embed(profile, now=now)
 
@@ -179,7 +179,7 @@ class TestProfilingOnCustomerPaths(ProfilingShop):
 
         assert derived(await shop.stored(tenant, excluded.id)) == NOTHING_DERIVED
         assert (await shop.stored(other_tenant, allowed.id)).segment == "new"
-        assert shop.intelligence.asked == [allowed.id]
+        assert set(shop.intelligence.asked) == {allowed.id}
 
     async def test_import_gives_no_segment_to_customers_who_never_opted_in(
         self, shop: Shop, tenant: str, other_tenant: str
@@ -231,7 +231,7 @@ class TestProfilingOnCustomerPaths(ProfilingShop):
 
         assert derived(await shop.stored(tenant, pair.excluded)) == NOTHING_DERIVED
         assert (await shop.stored(tenant, pair.allowed)).segment is not None
-        assert shop.intelligence.asked == [pair.allowed]
+        assert set(shop.intelligence.asked) == {pair.allowed}
 
     async def test_a_merge_segments_only_a_target_who_opted_in(
         self, shop: Shop, tenant: str, clock: FixedClock
@@ -252,7 +252,7 @@ class TestProfilingOnCustomerPaths(ProfilingShop):
         for source in duplicates:
             assert derived(await shop.stored(tenant, source)) == NOTHING_DERIVED
         assert None not in derived(await shop.stored(tenant, pair.allowed)).values()
-        assert shop.intelligence.asked == [pair.allowed]
+        assert set(shop.intelligence.asked) == {pair.allowed}
 
     async def test_restore_drops_what_the_policy_excludes(
         self, shop: Shop, tenant: str, clock: FixedClock

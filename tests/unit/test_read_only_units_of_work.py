@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -47,6 +48,7 @@ READS: dict[str, Read] = {
     "consent history": lambda s, a, g, t, c: g.get_consent_history(t, c),
     "audit events": lambda s, a, g, t, c: g.list_audit_events(t),
     "audit verification": lambda s, a, g, t, c: g.verify_audit_trail(t),
+    "purge dry run": lambda s, a, g, t, c: g.purge_inactive(t, timedelta(days=1), chunk_size=1),
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from linkbay_customers import AIService, CustomerService, HeuristicIntelligence
+from linkbay_customers import AIService, CustomerService, GDPRService, HeuristicIntelligence
 from linkbay_customers.domain import StorageRoleMissing
 from linkbay_customers.ports import STORAGE_ROLES, storage_roles
 from linkbay_customers.testing import OPTIONAL_CAPABILITIES, FixedClock, StorageRolesContract
@@ -123,3 +123,24 @@ async def test_the_contract_fails_a_storage_that_lacks_a_declared_role() -> None
         " NearestNeighbours)" in str(caught.value)
     )
     await _DeclaresWhatItHas().test_the_storage_implements_every_declared_role(uow)
+
+
+async def test_deciding_about_duplicates_needs_the_decisions_role_and_nothing_else_does(
+    clock: FixedClock, tenant: str
+) -> None:
+    storage = StorageWithout("duplicate_decisions")
+    customers, _ = services(storage, clock)
+    gdpr = GDPRService(storage.unit_of_work, clock)
+    a = await customers.create_customer(tenant, {"email": "a@example.com", "phone": "+14155550100"})
+    b = await customers.create_customer(tenant, {"email": "b@example.com", "phone": "+14155550100"})
+    for decide in (customers.mark_distinct, customers.undo_distinct):
+        with pytest.raises(StorageRoleMissing) as caught:
+            await decide(tenant, a.id, b.id)
+        assert caught.value.role == "DuplicateDecisions"
+    with pytest.raises(StorageRoleMissing):
+        await customers.list_duplicate_decisions(tenant, a.id)
+    # Without decisions there is nothing to leave out, export or erase.
+    assert (await customers.find_duplicates(tenant, min_probability=0.0)).total == 1
+    assert (await gdpr.export_customer_data(tenant, a.id)).duplicate_decisions == ()
+    await gdpr.delete_customer_data(tenant, a.id, anonymize=False)
+    assert (await customers.find_duplicates(tenant, min_probability=0.0)).total == 0

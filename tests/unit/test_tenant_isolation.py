@@ -59,6 +59,11 @@ CALLS: dict[str, Call] = {
     "list_orders": lambda s, t, i: s.list_orders(t, i.customer),
     "list_aliases": lambda s, t, i: s.list_aliases(t, i.customer),
     "find_duplicates_of": lambda s, t, i: s.find_duplicates_of(t, i.customer),
+    "mark_distinct(customer)": lambda s, t, i: s.mark_distinct(t, i.customer, i.own_customer),
+    "mark_distinct(other)": lambda s, t, i: s.mark_distinct(t, i.own_customer, i.customer),
+    "undo_distinct(customer)": lambda s, t, i: s.undo_distinct(t, i.customer, i.own_customer),
+    "undo_distinct(other)": lambda s, t, i: s.undo_distinct(t, i.own_customer, i.customer),
+    "list_duplicate_decisions": lambda s, t, i: s.list_duplicate_decisions(t, i.customer),
     "merge_customers(source)": lambda s, t, i: s.merge_customers(
         t, {"source_customer_id": i.customer, "target_customer_id": i.own_customer}
     ),

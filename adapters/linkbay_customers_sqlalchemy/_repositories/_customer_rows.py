@@ -11,9 +11,17 @@ from typing import Any
 
 from sqlalchemy import Select, Table, delete, or_
 
-from linkbay_customers.domain import ConsentState, Customer, InvalidInput
-from linkbay_customers_sqlalchemy._models import CUSTOMER_FIELDS, customer_extra_columns
+from linkbay_customers.domain import ConsentState, Customer, InvalidInput, search_key
+from linkbay_customers_sqlalchemy._models import (
+    CUSTOMER_FIELDS,
+    SEARCH_COLUMNS,
+    customer_extra_columns,
+)
 from linkbay_customers_sqlalchemy._repositories._base import SqlRepository
+from linkbay_customers_sqlalchemy._repositories._postgresql import (
+    column_arrays,
+    upsert_from_arrays,
+)
 from linkbay_customers_sqlalchemy._repositories._session import SqlSession
 from linkbay_customers_sqlalchemy._repositories._statements import (
     customer_select,
@@ -26,6 +34,7 @@ __all__ = ("EMBEDDING_FIELDS", "CustomerRows", "embedding_entry")
 EMBEDDING_FIELDS = ("embedding", "embedding_version")
 _ROW_FIELDS = tuple(name for name in CUSTOMER_FIELDS if name not in EMBEDDING_FIELDS)
 _row_fields = operator.attrgetter(*_ROW_FIELDS)
+_EMBEDDING_COLUMNS = ("customer_id", "embedding", "version")
 _UNREAD = object()  # an embedding this unit of work has not read
 
 
@@ -101,6 +110,9 @@ class CustomerRows(SqlRepository):
         """The customer's row (the embedding is written apart, see ``_write_embeddings``)."""
         self._own(customer)
         values = dict(zip(_ROW_FIELDS, _row_fields(customer), strict=True))
+        for column, field in SEARCH_COLUMNS.items():
+            value = values[field]
+            values[column] = None if value is None else search_key(value)
         if customer.consent_data:
             values["consent_data"] = _consent_to_json(customer.consent_data)
         if customer.extra:
@@ -125,12 +137,15 @@ class CustomerRows(SqlRepository):
         """Record that the customers were just inserted, with no embedding yet."""
         self._embeddings_read.update((c.id, (None, None)) for c in customers)
 
-    async def _write_embeddings(self, items: Iterable[tuple[int, Any, Any]]) -> None:
+    async def _write_embeddings(
+        self, items: Iterable[tuple[int, Any, Any]], *, into: Table | None = None
+    ) -> None:
         """Store ``(customer id, embedding, version)`` where it differs from what was read.
 
         An embedding is upserted (rewritten only if it changed: an unchanged row
         costs no new HNSW entry), a missing one deleted; customers whose embedding
-        is as read cost no statement at all.
+        is as read cost no statement at all. ``into``: the table a load of the
+        tenant's embeddings writes to instead (deletions go to both).
         """
         changed = [
             (customer_id, embedding, version)
@@ -146,14 +161,28 @@ class CustomerRows(SqlRepository):
             if v is not None
         ]
         gone = [i for i, v, _ in changed if v is None]
-        if present:
+        if present and self._session.dialect == "postgresql":
+            # One set-based statement, whatever the number of embeddings.
+            target = e if into is None else into
+            await self._execute(
+                upsert_from_arrays(target, ("tenant_id", "customer_id"), ("embedding", "version")),
+                {
+                    "key_tenant": tenant,
+                    **column_arrays(_EMBEDDING_COLUMNS, present, operator.getitem),
+                },
+                action="writing embeddings",
+            )
+        elif present:
             await self._execute(
                 _upsert_embedding(self._session.dialect, e), present, action="writing embeddings"
             )
-        if gone:
-            await self._execute(
-                delete(e).where(e.c.tenant_id == tenant, self._one_of(e.c.customer_id, gone)),
-                action="removing embeddings",
-            )
+        for table in (e,) if into is None else (e, into):
+            if gone:
+                await self._execute(
+                    delete(table).where(
+                        table.c.tenant_id == tenant, self._one_of(table.c.customer_id, gone)
+                    ),
+                    action="removing embeddings",
+                )
         for customer_id, embedding, version in changed:
             self._embeddings_read[customer_id] = (embedding, version)

@@ -35,23 +35,33 @@ from linkbay_customers.domain import (
     StorageError,
     TagMatch,
     phone_query,
+    search_key,
 )
-from linkbay_customers.ports import CustomerBulkImport, CustomerRepository, DerivedDataStore
+from linkbay_customers.ports import (
+    CustomerBulkImport,
+    CustomerRepository,
+    DerivedDataStore,
+    EmbeddingBulkLoad,
+)
 from linkbay_customers_sqlalchemy._errors import is_unique_violation, translate_errors
 from linkbay_customers_sqlalchemy._models import extra_erasure
 from linkbay_customers_sqlalchemy._repositories._customer_rows import (
     EMBEDDING_FIELDS,
     embedding_entry,
 )
+from linkbay_customers_sqlalchemy._repositories._decisions import SqlDuplicateDecisions
 from linkbay_customers_sqlalchemy._repositories._duplicates import SqlDuplicateCandidates
 from linkbay_customers_sqlalchemy._repositories._postgresql import (
+    column_arrays,
     emails_probed_by_key,
     has_tags,
+    update_from_arrays,
 )
 from linkbay_customers_sqlalchemy._repositories._similarity import SqlNearestNeighbours
 from linkbay_customers_sqlalchemy._repositories._statements import (
     ESCAPE,
     customer_select,
+    customers_after,
     insert_ignoring_conflict,
     keyed,
     like_escape,
@@ -85,9 +95,11 @@ def _customer_by_id(
 class SqlCustomerRepository(
     SqlNearestNeighbours,
     SqlDuplicateCandidates,
+    SqlDuplicateDecisions,
     CustomerRepository,
     CustomerBulkImport,
     DerivedDataStore,
+    EmbeddingBulkLoad,
 ):
     """Customers in SQL; columns a host adds to its model are the ``extra`` fields."""
 
@@ -251,8 +263,8 @@ class SqlCustomerRepository(
         if filters.tags:
             where.append(self._tag_filter(filters.tags, filters.tags_match))
         if filters.email_contains is not None:
-            pattern = f"%{like_escape(filters.email_contains.lower())}%"
-            where.append(t.c.email.like(pattern, escape=ESCAPE))
+            pattern = f"%{like_escape(search_key(filters.email_contains))}%"
+            where.append(t.c.search_email.like(pattern, escape=ESCAPE))
         if filters.created_after is not None:
             where.append(t.c.created_at >= filters.created_after)
         if filters.created_before is not None:
@@ -304,20 +316,18 @@ class SqlCustomerRepository(
     async def search(self, query: str, *, limit: int) -> builtins.list[Customer]:
         """Live customers matching ``query``, ranked as ``search_rank`` defines."""
         t = self._table
-        q = query.strip().lower()
+        q = search_key(query.strip())
         contains = f"%{like_escape(q)}%"
         prefix = f"{like_escape(q)}%"
-        first, last = func.lower(t.c.first_name), func.lower(t.c.last_name)
-        full = func.lower(
-            func.coalesce(t.c.first_name, "") + " " + func.coalesce(t.c.last_name, "")
-        )
-        starts = [c.like(prefix, escape=ESCAPE) for c in (t.c.email, first, last)]
-        inside = [c.like(contains, escape=ESCAPE) for c in (t.c.email, first, last, full)]
+        email, first, last = t.c.search_email, t.c.search_first_name, t.c.search_last_name
+        full = func.coalesce(first, "") + " " + func.coalesce(last, "")
+        starts = [c.like(prefix, escape=ESCAPE) for c in (email, first, last)]
+        inside = [c.like(contains, escape=ESCAPE) for c in (email, first, last, full)]
         phone = phone_query(q)
         if phone:
             starts.append(t.c.phone.like(f"{like_escape(phone)}%", escape=ESCAPE))
             inside.append(t.c.phone.like(f"%{like_escape(phone)}%", escape=ESCAPE))
-        rank = case((t.c.email == q, 0), (or_(*starts), 1), else_=2)
+        rank = case((email == q, 0), (or_(*starts), 1), else_=2)
         rows = await self._execute(
             self._select()
             .where(self._mine, t.c.deleted_at.is_(None), or_(*inside))
@@ -353,40 +363,76 @@ class SqlCustomerRepository(
 
     async def list_after(self, after_id: int, *, limit: int) -> builtins.list[Customer]:
         """Live customers with ids above ``after_id``, by id: a keyset walk of the primary key."""
-        t = self._table
         rows = await self._execute(
-            self._select()
-            .where(self._mine, t.c.id > after_id, t.c.deleted_at.is_(None))
-            .order_by(t.c.id)
-            .limit(limit),
+            customers_after(self._table, self._embeddings).where(self._mine).limit(limit),
+            {"after": after_id},
             action="listing customers",
         )
         return [self._entity(row) for row in rows]
 
     async def update_derived(self, rows: Sequence[DerivedData]) -> None:
-        """Write the derived fields of many customers: one batched UPDATE, and the
-        embeddings that changed."""
+        """Write the derived fields of many customers: one set-based UPDATE on PostgreSQL
+        (a batched one on SQLite), and the embeddings that changed."""
         if not rows:
             return
         tenant = self._session.tenant_id
-        await self._execute(
-            update_by_key(self._table, _SCORE_COLUMNS),
-            [
+        parameters: Any
+        if self._session.dialect == "postgresql":
+            statement, parameters = (
+                update_from_arrays(self._table, _SCORE_COLUMNS),
                 {
                     "key_tenant": tenant,
-                    "key_id": row.customer_id,
-                    "segment": row.segment,
-                    "churn_risk_score": row.churn_risk_score,
-                    "customer_lifetime_value": row.customer_lifetime_value,
-                    "scored_at": row.scored_at,
-                    "score_source": row.score_source,
-                }
-                for row in rows
-            ],
-            action="writing derived data",
-        )
+                    "all_id": [row.customer_id for row in rows],
+                    **column_arrays(_SCORE_COLUMNS, rows, getattr),
+                },
+            )
+        else:
+            statement, parameters = (
+                update_by_key(self._table, _SCORE_COLUMNS),
+                [
+                    {
+                        "key_tenant": tenant,
+                        "key_id": row.customer_id,
+                        **{name: getattr(row, name) for name in _SCORE_COLUMNS},
+                    }
+                    for row in rows
+                ],
+            )
+        await self._execute(statement, parameters, action="writing derived data")
+        postgresql = self._session.postgresql
         await self._write_embeddings(
-            (row.customer_id, row.embedding, row.embedding_version)
-            for row in rows
-            if not row.keep_embedding
+            (
+                (row.customer_id, row.embedding, row.embedding_version)
+                for row in rows
+                if not row.keep_embedding
+            ),
+            into=postgresql.loading(tenant) if postgresql is not None else None,
         )
+
+    async def begin_embedding_load(self) -> bool:
+        """Take the embeddings ``update_derived`` writes aside, to index them at once at
+        the end: on PostgreSQL, a large tenant's first scoring loads them into a
+        partition of its own (see ``PostgresFeatures.begin_embedding_load``)."""
+        postgresql = self._session.postgresql
+        if postgresql is None:
+            return False
+        return await postgresql.begin_embedding_load(
+            await self._session.connection(),
+            self._table,
+            self._embeddings,
+            self._session.tenant_id,
+        )
+
+    async def end_embedding_load(self, *, since: datetime, complete: bool) -> None:
+        """Index and publish the embeddings taken aside (``complete``), or drop them;
+        those of customers changed after ``since`` are dropped either way."""
+        postgresql = self._session.postgresql
+        if postgresql is not None:
+            await postgresql.end_embedding_load(
+                await self._session.connection(),
+                self._table,
+                self._embeddings,
+                self._session.tenant_id,
+                since=since,
+                complete=complete,
+            )

@@ -9,15 +9,18 @@ writing what the repositories write another way on SQLite.
 from __future__ import annotations
 
 import functools
+import hashlib
 import operator
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Float,
+    MetaData,
     Select,
     String,
     Table,
@@ -40,33 +43,43 @@ from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from linkbay_customers.domain import StorageError, TagMatch
+from linkbay_customers_sqlalchemy._engine import MIN_EF_SEARCH, SIMILARITY_SESSION_SETTINGS
 from linkbay_customers_sqlalchemy._errors import storage_error, translate_errors
+from linkbay_customers_sqlalchemy._migrate import PARTITION_MARK
 from linkbay_customers_sqlalchemy._repositories._statements import embedding_of
 
 __all__ = (
     "EXACT_SEARCH_MAX_ROWS",
     "MIN_EF_SEARCH",
+    "OWN_PARTITION_MIN_ROWS",
     "SIMILARITY_SEARCH_SETTINGS",
     "PostgresFeatures",
+    "column_arrays",
     "emails_probed_by_key",
     "has_tags",
     "lines_by_order_key",
     "one_of_array",
+    "update_from_arrays",
+    "upsert_from_arrays",
 )
 
 _Encoder = Callable[[Any], Any]
+_SESSION_CONFIGURED = "linkbay.similarity_session"  # in a connection's info: see nearest
 
 # Candidates per pass of the HNSW scan. Among a million random vectors, pgvector's
 # default of 40 found 6 of the true nearest 10 on average; 100 found 8.4. On
 # behavioural embeddings (benchmarks/intelligence.py, a tenant of 100,000 beside
 # 100,000 more) 100 gave a recall@10 of 0.946 in 15.6 ms, 160 gave 0.972 in 17.7 ms.
-MIN_EF_SEARCH = 160
+# MIN_EF_SEARCH (in _engine) is 160: every connection starts with it.
 MAX_EF_SEARCH = 1000  # the largest hnsw.ef_search pgvector accepts
 # Tenants with fewer live customers are ranked exactly. In a table of a million
 # customers, reading 20,000 of them took a third of the time the index took to
 # pick 10 out from the others (and found the true nearest, where the index
 # found 8); at 50,000 the two cost about the same; at 500,000 the index is 10x faster.
 EXACT_SEARCH_MAX_ROWS = 50_000
+# A tenant's first scoring gets the tenant a partition of its own from this many
+# live customers: the size from which its searches take the index.
+OWN_PARTITION_MIN_ROWS = EXACT_SEARCH_MAX_ROWS
 TENANT_SIZE_SECONDS = 300.0  # how long a tenant's size class is trusted
 
 # Set for the rest of the transaction (set_config's ``true`` is SET LOCAL).
@@ -92,6 +105,63 @@ def one_of_array(column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
     element_type = column.type.impl if hasattr(column.type, "impl") else column.type
     array_type = ARRAY(element_type)
     return column == any_(bindparam(None, list(values), type_=array_type))  # type: ignore[no-any-return]
+
+
+def column_arrays(
+    columns: Sequence[str], rows: Sequence[Any], value: Callable[[Any, str], Any]
+) -> dict[str, list[Any]]:
+    """The parameters of ``update_from_arrays`` and ``upsert_from_arrays``: each
+    column's values over ``rows``, ``value(row, column)`` each."""
+    return {f"all_{column}": [value(row, column) for row in rows] for column in columns}
+
+
+def _unnest(table: Table, columns: Sequence[str], name: str) -> Any:
+    """``unnest(:c1, :c2, ...) AS name(c1, c2, ...)``: one array parameter per column,
+    typed as the column (so its bind processing applies to every element)."""
+    arrays = [
+        # One dimension: an element may itself be a list (an embedding).
+        bindparam(f"all_{column}", type_=ARRAY(table.c[column].type, dimensions=1))
+        for column in columns
+    ]
+    return func.unnest(*arrays).table_valued(*columns).render_derived(name=name)
+
+
+@functools.cache
+def update_from_arrays(table: Table, columns: tuple[str, ...]) -> Any:
+    """``UPDATE table SET c = v.c ... FROM unnest(:all_id, ...) AS v WHERE tenant_id =
+    :key_tenant AND id = v.id``: many rows' ``columns`` in one set-based statement.
+
+    One array per column whatever the number of rows: the statement, and its plan,
+    stay the same, and PostgreSQL joins the rows by key at once instead of running
+    one UPDATE per row.
+    """
+    values = _unnest(table, ("id", *columns), "v")
+    return (
+        table.update()
+        .where(table.c.tenant_id == bindparam("key_tenant"), table.c.id == values.c.id)
+        .values({name: values.c[name] for name in columns})
+    )
+
+
+@functools.cache
+def upsert_from_arrays(table: Table, key: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+    """``INSERT INTO table SELECT :key_tenant, v.* FROM unnest(...) AS v ON CONFLICT (key)
+    DO UPDATE SET columns``, only where one of them differs: many rows inserted or
+    replaced in one statement (an unchanged row is not written again)."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    names = tuple(name for name in key if name != "tenant_id") + columns
+    values = _unnest(table, names, "v")
+    tenant = bindparam("key_tenant", type_=table.c.tenant_id.type)
+    statement = insert(table).from_select(
+        ("tenant_id", *names), select(tenant, *(values.c[name] for name in names))
+    )
+    new = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=key,
+        set_={name: new[name] for name in columns},
+        where=or_(*(table.c[name].is_distinct_from(new[name]) for name in columns)),
+    )
 
 
 def emails_probed_by_key(
@@ -201,6 +271,35 @@ def _nearest_by_index(table: Table, embeddings: Table) -> Any:
     )
 
 
+@functools.cache
+def _nearest_in_index(table: Table, embeddings: Table) -> Any:
+    """The live customers of a large ``tenant`` nearest to ``query``, through the HNSW
+    index alone: the first way of ``_nearest_by_index`` without the other, a
+    statement PostgreSQL plans in a fraction of the time. Fewer than ``limit`` rows
+    mean the index found too few (see ``PostgresFeatures.nearest``)."""
+    t, e = table, embeddings
+    query = bindparam("query", type_=e.c.embedding.type)
+    distance = e.c.embedding.op("<=>", return_type=Float())(query)
+    tenant: Any = bindparam("tenant")
+    nearest = (
+        select(t, e.c.embedding, e.c.version.label("embedding_version"), distance.label("distance"))
+        .select_from(e.join(t, embedding_of(t, e)))
+        .where(
+            e.c.tenant_id == tenant,
+            e.c.customer_id != all_(bindparam("exclude", type_=ARRAY(BigInteger()))),
+            t.c.tenant_id == tenant,
+            t.c.deleted_at.is_(None),
+        )
+        .order_by(distance)
+        # Written into the statement: a plan cached for the statement (generic) then
+        # knows how few rows are wanted, and walks the index as a custom plan does.
+        .limit(bindparam("limit", type_=BigInteger(), literal_execute=True))
+        .subquery("nearest")
+    )
+    # The scan runs in relaxed order: the order is restored here, ties by id.
+    return select(nearest).order_by(nearest.c.distance, nearest.c.id)
+
+
 class PostgresFeatures:
     """COPY and the similarity search of one storage on PostgreSQL, with their caches.
 
@@ -214,6 +313,8 @@ class PostgresFeatures:
         self._encoders: dict[tuple[str, tuple[str, ...]], list[_Encoder | None]] = {}
         # tenant -> (has many live customers, when that was counted): see ``nearest``
         self._large_tenants: dict[str, tuple[bool, float]] = {}
+        # tenant -> the table its embeddings are loaded into: see ``begin_embedding_load``
+        self._loading: dict[str, Table] = {}
 
     @property
     def copy_refused(self) -> frozenset[str]:
@@ -324,20 +425,42 @@ class PostgresFeatures:
         # the index); the answer is remembered for a while, as sizes change slowly.
         large = await self._is_large_tenant(connection, table, tenant_id)
         exact_max = 0 if large else EXACT_SEARCH_MAX_ROWS
+        parameters = {
+            "tenant": tenant_id,
+            "query": list(embedding),
+            "limit": limit,
+            "exclude": list(exclude),
+        }
+        # A large tenant's search needs no setting of its own when the connection
+        # started with the similarity settings and ef_search is theirs: one round trip.
+        if large and ef_search == MIN_EF_SEARCH and await self._session_configured(connection):
+            with translate_errors("finding similar customers"):
+                found = (
+                    await connection.execute(_nearest_in_index(table, embeddings), parameters)
+                ).all()
+            if len(found) == limit:
+                return found
         with translate_errors("configuring the similarity search"):
             await connection.execute(SIMILARITY_SEARCH_SETTINGS, {"ef_search": str(ef_search)})
         with translate_errors("finding similar customers"):
             result = await connection.execute(
-                _nearest_by_index(table, embeddings),
-                {
-                    "tenant": tenant_id,
-                    "query": list(embedding),
-                    "limit": limit,
-                    "exclude": list(exclude),
-                    "exact_max": exact_max,
-                },
+                _nearest_by_index(table, embeddings), {**parameters, "exact_max": exact_max}
             )
             return result.all()
+
+    async def _session_configured(self, connection: AsyncConnection) -> bool:
+        """Whether the connection started with ``SIMILARITY_SESSION_SETTINGS`` (an engine
+        of the host's own may not have), asked once per connection."""
+        known = connection.info.get(_SESSION_CONFIGURED)
+        if known is None:
+            checks = [
+                f"current_setting({_literal(name)}, true) = {_literal(value)}"
+                for name, value in SIMILARITY_SESSION_SETTINGS.items()
+            ]
+            with translate_errors("reading the similarity settings"):
+                known = bool(await connection.scalar(text("SELECT " + " AND ".join(checks))))
+            connection.info[_SESSION_CONFIGURED] = known
+        return bool(known)
 
     async def _is_large_tenant(
         self, connection: AsyncConnection, table: Table, tenant_id: str
@@ -359,3 +482,169 @@ class PostgresFeatures:
         large = int(rows.scalar_one()) >= EXACT_SEARCH_MAX_ROWS
         self._large_tenants[tenant_id] = (large, now)
         return large
+
+    # ------------------------------------------------------------ embedding loads
+
+    def loading(self, tenant_id: str) -> Table | None:
+        """The table the tenant's scoring writes its embeddings into, while a load runs."""
+        return self._loading.get(tenant_id)
+
+    async def begin_embedding_load(
+        self, connection: AsyncConnection, table: Table, embeddings: Table, tenant_id: str
+    ) -> bool:
+        """Start loading a large tenant's embeddings into a partition of its own.
+
+        Only where it pays and is allowed: the embeddings table is partitioned by
+        tenant (revision 0011) and owned by the connected role, the tenant has no
+        embeddings and no partition yet, and at least ``OWN_PARTITION_MIN_ROWS``
+        live customers. Then a table is created for the tenant's partition, with
+        the keys of the partitioned table and no vector index: what
+        ``update_derived`` writes goes there until ``end_embedding_load`` indexes
+        it at once and attaches it. Nothing reads it before: the tenant's searches
+        find no embeddings, as before its first scoring.
+
+        Returns:
+            Whether the load started (in the connection's transaction, to commit).
+        """
+        if tenant_id in self._loading:
+            return False
+        parent = _qualified(embeddings)
+        with translate_errors("preparing the embeddings' load"):
+            partitioned = await connection.scalar(
+                text(
+                    "SELECT c.relkind = 'p' AND pg_has_role(c.relowner, 'USAGE')"
+                    " FROM pg_class AS c WHERE c.oid = to_regclass(:name)"
+                ),
+                {"name": parent},
+            )
+            if not partitioned:
+                return False
+            # The cheaper question first: every scoring after the first stops here.
+            embedded = await connection.scalar(
+                select(literal_column("1")).where(embeddings.c.tenant_id == tenant_id).limit(1)
+            )
+            if embedded is not None:
+                return False
+            some = (
+                select(literal_column("1"))
+                .where(table.c.tenant_id == tenant_id, table.c.deleted_at.is_(None))
+                .limit(OWN_PARTITION_MIN_ROWS)
+                .subquery()
+            )
+            live = await connection.scalar(select(func.count()).select_from(some))
+            if int(live or 0) < OWN_PARTITION_MIN_ROWS:
+                return False
+            part = _partition_of(embeddings, tenant_id)
+            name = _qualified(part)
+            attached = await connection.scalar(
+                text("SELECT c.relispartition FROM pg_class AS c WHERE c.oid = to_regclass(:name)"),
+                {"name": name},
+            )
+            if attached:
+                return False
+            # Left by a load that did not end (its process stopped): start again.
+            await connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
+            await connection.execute(
+                text(
+                    f"CREATE TABLE {name} (LIKE {parent} INCLUDING DEFAULTS,"
+                    " PRIMARY KEY (tenant_id, customer_id),"
+                    f" FOREIGN KEY (tenant_id, customer_id) REFERENCES {_qualified(table)}"
+                    " (tenant_id, id) ON DELETE CASCADE,"
+                    # The partition's bound, so attaching it needs no scan of its rows.
+                    f" CHECK (tenant_id = {_literal(tenant_id)}))"
+                )
+            )
+        self._loading[tenant_id] = part
+        return True
+
+    async def end_embedding_load(
+        self,
+        connection: AsyncConnection,
+        table: Table,
+        embeddings: Table,
+        tenant_id: str,
+        *,
+        since: datetime,
+        complete: bool,
+    ) -> None:
+        """End the tenant's load: index its table at once and attach it as the tenant's
+        partition (``complete``), or drop it.
+
+        What changed meanwhile wins over the load: an embedding written to the
+        tenant's rows of the default partition replaces the loaded one, and a
+        customer changed or deleted after ``since`` keeps no loaded embedding.
+        The default partition is locked only to move those rows and attach.
+        """
+        part = self._loading.pop(tenant_id, None)
+        if part is None:
+            return
+        name, parent = _qualified(part), _qualified(embeddings)
+        with translate_errors("ending the embeddings' load"):
+            if not complete:
+                await connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
+                return
+            definition = await connection.scalar(
+                text(
+                    "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index AS i"
+                    " JOIN pg_class AS c ON c.oid = i.indexrelid JOIN pg_am AS a ON"
+                    " a.oid = c.relam WHERE i.indrelid = to_regclass(:name) AND a.amname = 'hnsw'"
+                ),
+                {"name": parent},
+            )
+            if definition is not None:  # the same index as the partitioned table's
+                using = definition[definition.index(" USING ") :]
+                await connection.execute(text(f"CREATE INDEX ON {name}{using}"))
+            default = await connection.scalar(
+                text(
+                    "SELECT partdefid::regclass::text FROM pg_partitioned_table"
+                    " WHERE partrelid = to_regclass(:name) AND partdefid <> 0"
+                ),
+                {"name": parent},
+            )
+            p, t = part, table
+            changed = select(t.c.id).where(
+                t.c.tenant_id == tenant_id,
+                or_(t.c.updated_at > since, t.c.deleted_at.is_not(None)),
+            )
+            await connection.execute(
+                p.delete().where(p.c.tenant_id == tenant_id, p.c.customer_id.in_(changed))
+            )
+            if default is not None:
+                await connection.execute(text(f"LOCK TABLE {default} IN ACCESS EXCLUSIVE MODE"))
+                literal = _literal(tenant_id)
+                await connection.execute(
+                    text(
+                        f"INSERT INTO {name} SELECT * FROM {default} WHERE tenant_id = {literal}"
+                        " ON CONFLICT (tenant_id, customer_id) DO UPDATE"
+                        " SET embedding = excluded.embedding, version = excluded.version"
+                    )
+                )
+                await connection.execute(text(f"DELETE FROM {default} WHERE tenant_id = {literal}"))
+            await connection.execute(
+                text(
+                    f"ALTER TABLE {parent} ATTACH PARTITION {name}"
+                    f" FOR VALUES IN ({_literal(tenant_id)})"
+                )
+            )
+            await connection.execute(text(f"ANALYZE {name}"))
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _qualified(table: Table) -> str:
+    name = _quote(table.name)
+    return name if table.schema is None else f"{_quote(table.schema)}.{name}"
+
+
+def _literal(value: str) -> str:
+    """A string constant of SQL (DDL takes no parameters)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _partition_of(embeddings: Table, tenant_id: str) -> Table:
+    """The table of the tenant's own partition of the embeddings: the partitioned
+    table's name, ``PARTITION_MARK``, and a digest of the tenant id."""
+    digest = hashlib.sha256(tenant_id.encode()).hexdigest()[:20]
+    return embeddings.to_metadata(MetaData(), name=f"{embeddings.name}{PARTITION_MARK}{digest}")

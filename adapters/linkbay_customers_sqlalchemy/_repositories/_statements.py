@@ -9,10 +9,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, insert, select, update
 
 from linkbay_customers.domain import Page
+from linkbay_customers_sqlalchemy._models import SEARCH_COLUMNS
 
 __all__ = (
     "ESCAPE",
     "customer_select",
+    "customers_after",
     "embedding_of",
     "insert_ignoring_conflict",
     "insert_with_conflicts",
@@ -44,9 +46,25 @@ def embedding_of(table: Table, embeddings: Table) -> ColumnElement[bool]:
 @functools.cache
 def customer_select(table: Table, embeddings: Table) -> Select[Any]:
     """Customers with their embeddings: every column a customer is read from."""
+    columns = [c for c in table.columns if c.name not in SEARCH_COLUMNS]
     return select(
-        table, embeddings.c.embedding, embeddings.c.version.label("embedding_version")
+        *columns, embeddings.c.embedding, embeddings.c.version.label("embedding_version")
     ).select_from(table.outerjoin(embeddings, embedding_of(table, embeddings)))
+
+
+@functools.cache
+def customers_after(table: Table, embeddings: Table) -> Select[Any]:
+    """``customer_select`` of the live customers with ids above the ``after`` parameter,
+    by id. The bound is on both sides of the join: a merge join would otherwise read
+    the tenant's embeddings from its first one for every chunk of a walk."""
+    after: Any = bindparam("after")
+    joined = and_(embedding_of(table, embeddings), embeddings.c.customer_id > after)
+    return (
+        select(table, embeddings.c.embedding, embeddings.c.version.label("embedding_version"))
+        .select_from(table.outerjoin(embeddings, joined))
+        .where(table.c.id > after, table.c.deleted_at.is_(None))
+        .order_by(table.c.id)
+    )
 
 
 @functools.cache

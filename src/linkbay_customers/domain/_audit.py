@@ -13,12 +13,11 @@ Chains per customer keep concurrent writes of one tenant from waiting on each ot
 from __future__ import annotations
 
 import functools
-import hashlib
 import hmac
 import json
 import re
 from collections.abc import AsyncIterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +55,7 @@ AUDIT_DETAIL_KEYS: Mapping[str, str] = {
     "order": _ID,
     "source_customer_id": _ID,
     "target_customer_id": _ID,
+    "other_customer_id": _ID,
     "customer_ids": _IDS,
     "merge_addresses": _FLAG,
     "merge_notes": _FLAG,
@@ -86,6 +86,19 @@ def _field_ok(name: str) -> bool:
     return _FIELD_PATTERN.fullmatch(name) is not None
 
 
+def _fields_ok(names: tuple[Any, ...]) -> bool:
+    # Events of one kind name the same few sets of fields: a set is checked once.
+    try:
+        return _field_set_ok(names)
+    except TypeError:  # an unhashable name, which the caller reports
+        return False
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _field_set_ok(names: tuple[Any, ...]) -> bool:
+    return all(isinstance(name, str) and _field_ok(name) for name in names)
+
+
 @functools.lru_cache(maxsize=4096, typed=True)
 def _scalar_detail_problem(key: str, value: str | int | bool | None) -> str | None:
     # Most events repeat the same few keys and values (a source, a format, ids are
@@ -113,9 +126,10 @@ def check_audit_content(changed_fields: Sequence[str], details: Mapping[str, Any
         ValueError: a detail key outside ``AUDIT_DETAIL_KEYS``, a value of the wrong
             kind, or a changed field that is not a field name.
     """
-    for name in changed_fields:
-        if not isinstance(name, str) or not _field_ok(name):
-            raise ValueError(f"changed_fields holds {name!r}, which is not a field name")
+    if not (type(changed_fields) is tuple and _fields_ok(changed_fields)):
+        for name in changed_fields:
+            if not isinstance(name, str) or not _field_ok(name):
+                raise ValueError(f"changed_fields holds {name!r}, which is not a field name")
     for key, value in details.items():
         scalar = value is None or isinstance(value, str | int)  # bool is an int
         problem = (
@@ -196,6 +210,11 @@ class AuditVerification:
         return self.broken is None
 
 
+# json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False), built once.
+_canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+@functools.lru_cache(maxsize=256)  # the events of one change share their time
 def _moment(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -245,8 +264,7 @@ class AuditChain:
             event.details,
             previous,
         ]
-        message = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hmac.new(self._key, message.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._key, _canonical_json(content).encode(), "sha256").hex()
 
     def seal(
         self,
@@ -272,7 +290,21 @@ class AuditChain:
             moment = event.occurred_at if occurred_at is None else occurred_at
             sequence = tip.sequence + 1
             digest = self.link(event, sequence, tip.hash, occurred_at=moment)
-            sealed.append(replace(event, occurred_at=moment, sequence=sequence, hash=digest))
+            # Built directly (dataclasses.replace costs as much again as the hash).
+            sealed.append(
+                type(event)(
+                    id=event.id,
+                    tenant_id=event.tenant_id,
+                    customer_id=event.customer_id,
+                    actor=event.actor,
+                    action=event.action,
+                    occurred_at=moment,
+                    changed_fields=event.changed_fields,
+                    details=event.details,
+                    sequence=sequence,
+                    hash=digest,
+                )
+            )
             last[chain] = ChainTip(sequence, digest)
         return sealed
 

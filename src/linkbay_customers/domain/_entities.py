@@ -19,6 +19,7 @@ __all__ = (
     "ConsentState",
     "Customer",
     "CustomerNote",
+    "DuplicateDecision",
     "MergeAlias",
     "Order",
     "OrderItem",
@@ -192,6 +193,8 @@ class AuditAction(StrEnum):
     DATA_EXPORTED = "data.exported"
     DATA_ANONYMIZED = "data.anonymized"
     DATA_ERASED = "data.erased"
+    PAIR_MARKED_DISTINCT = "pair.marked_distinct"
+    PAIR_UNMARKED_DISTINCT = "pair.unmarked_distinct"
     SCORES_UPDATED = "scores.updated"
 
 
@@ -229,3 +232,31 @@ class MergeAlias:
     alias_id: int
     customer_id: int
     merged_at: datetime
+
+
+@dataclass(kw_only=True, frozen=True, slots=True)
+class DuplicateDecision:
+    """Two customers a user judged to be two people: the pair is never suggested as a
+    duplicate again. The pair is in canonical order, ``customer_id < other_id``.
+
+    Attributes:
+        tenant_id: The tenant of both customers.
+        customer_id: The lower id of the two.
+        other_id: The higher id.
+        decided_by: The user who decided (the acting user), if known.
+        decided_at: When.
+    """
+
+    tenant_id: str
+    customer_id: int
+    other_id: int
+    decided_by: str | None
+    decided_at: datetime
+
+    def __post_init__(self) -> None:
+        if not self.customer_id < self.other_id:
+            raise ValueError("a decision names its pair in order: customer_id < other_id")
+
+    def other_than(self, customer_id: int) -> int:
+        """The customer of the pair that is not ``customer_id``."""
+        return self.other_id if customer_id == self.customer_id else self.customer_id

@@ -9,9 +9,11 @@ __all__ = (
     "AddressNotFound",
     "ConsentTypeUnknown",
     "CustomerNotFound",
+    "DuplicateDecisionNotFound",
     "DuplicateEmail",
     "FieldError",
     "InvalidInput",
+    "InvalidDuplicateDecision",
     "InvalidMerge",
     "LinkbayError",
     "OrderConflict",
@@ -99,6 +101,27 @@ class InvalidMerge(LinkbayError):
     """The merge request cannot be carried out (self-merge, deleted customer, ...)."""
 
     code = "invalid_merge"
+
+
+class InvalidDuplicateDecision(LinkbayError):
+    """The pair cannot be decided about: one customer twice, or a customer that is
+    merged away or erased (such a customer is never suggested)."""
+
+    code = "invalid_duplicate_decision"
+
+
+class DuplicateDecisionNotFound(LinkbayError):
+    """No decision about that pair of customers is stored."""
+
+    code = "duplicate_decision_not_found"
+    field = "other_id"
+
+    def __init__(self, customer_id: int, other_id: int) -> None:
+        super().__init__(
+            f"customers {customer_id} and {other_id} were never marked as distinct people"
+        )
+        self.customer_id = customer_id
+        self.other_id = other_id
 
 
 class OrderConflict(LinkbayError):

@@ -60,9 +60,10 @@ class CustomerFilters:
     """Filters of a customer listing; every filter given must hold.
 
     ``created_after`` is inclusive and ``created_before`` exclusive, so consecutive
-    windows never count a customer twice. ``email_contains`` is a case-insensitive
-    substring in which ``%`` and ``_`` are ordinary characters. Customers without
-    orders sort last when sorting on ``last_order_at``.
+    windows never count a customer twice. ``email_contains`` is a substring, compared
+    as ``search_key`` folds text (case and accents ignored), in which ``%`` and ``_``
+    are ordinary characters. Customers without orders sort last when sorting on
+    ``last_order_at``.
     """
 
     segment: str | None = None

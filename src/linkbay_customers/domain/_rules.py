@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -30,6 +31,7 @@ __all__ = (
     "merge_patch",
     "merge_tags",
     "phone_query",
+    "search_key",
     "search_rank",
 )
 
@@ -177,18 +179,35 @@ def phone_query(query: str) -> str | None:
     return digits.lstrip("0") or None
 
 
+def search_key(text: str) -> str:
+    """``text`` as search compares it: one folding for every storage.
+
+    Unicode case folding (``str.casefold``) of the compatibility decomposition,
+    combining marks removed: ``İlker`` → ``ilker``, ``ΣΊΣΥΦΟΣ`` and ``σίσυφος`` →
+    ``σισυφοσ``, ``Straße`` → ``strasse``, ``Élodie`` → ``elodie``, fullwidth letters → ASCII ones.
+    The SQL storages store it beside the names and the email, so the database
+    compares what Python folded rather than folding by its own rules (PostgreSQL's
+    ``lower()`` and SQLite's differ from each other and from this).
+    """
+    if text.isascii():
+        return text.lower()
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
 def search_rank(customer: Customer, query: str) -> int | None:
     """How well a customer matches a search query; lower is better, None is no match.
 
     0: the email is exactly the query; 1: the email, a name or the phone starts with
-    it; 2: one of them (or the full name) contains it. Matching ignores case.
+    it; 2: one of them (or the full name) contains it. Text is compared as
+    ``search_key`` folds it: case and accents are ignored.
     """
-    q = query.strip().lower()
+    q = search_key(query.strip())
     if not q:
         return None
-    email = (customer.email or "").lower()
-    first = (customer.first_name or "").lower()
-    last = (customer.last_name or "").lower()
+    email = search_key(customer.email or "")
+    first = search_key(customer.first_name or "")
+    last = search_key(customer.last_name or "")
     full = f"{first} {last}"
     phone = customer.phone or ""
     pq = phone_query(q)
@@ -218,7 +237,7 @@ def matches_filters(customer: Customer, filters: CustomerFilters) -> bool:
         if not ok:
             return False
     if filters.email_contains is not None and (
-        filters.email_contains.lower() not in (customer.email or "")
+        search_key(filters.email_contains) not in search_key(customer.email or "")
     ):
         return False
     if filters.created_after is not None and customer.created_at < filters.created_after:

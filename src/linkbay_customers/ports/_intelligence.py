@@ -54,8 +54,9 @@ class CustomerIntelligence(Protocol):
         """Expected revenue from the customer over the next ``months``."""
         ...
 
-    async def embed(self, profile: CustomerProfile, *, now: datetime) -> Sequence[float]:
-        """A fixed-length, normalized behavioural embedding."""
+    async def embed(self, profile: CustomerProfile, *, now: datetime) -> Sequence[float] | None:
+        """A fixed-length, normalized embedding of the customer's history, the same on any
+        day for the same history; None when there is nothing to embed."""
         ...
 
     async def score_many(

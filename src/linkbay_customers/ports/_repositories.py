@@ -22,6 +22,7 @@ from linkbay_customers.domain import (
     CustomerFilters,
     CustomerNote,
     DerivedData,
+    DuplicateDecision,
     ExtraErasure,
     MatchRecord,
     MergeAlias,
@@ -38,7 +39,9 @@ __all__ = (
     "CustomerBulkImport",
     "CustomerRepository",
     "DerivedDataStore",
+    "EmbeddingBulkLoad",
     "DuplicateCandidates",
+    "DuplicateDecisions",
     "MergeAliasRepository",
     "NearestNeighbours",
     "NoteRepository",
@@ -234,6 +237,35 @@ class DerivedDataStore(Protocol):
 
 
 @runtime_checkable
+class EmbeddingBulkLoad(Protocol):
+    """What a ``DerivedDataStore`` may add: most of a tenant's embeddings loaded at once.
+
+    ``AIService.score_tenant`` begins a load before its first chunk and ends it after
+    its last, when the repository has these methods; a storage whose vector index
+    is cheaper built at once than grown row by row indexes what ``update_derived``
+    wrote in between at the end.
+    """
+
+    async def begin_embedding_load(self) -> bool:
+        """Start taking the embeddings ``update_derived`` writes aside; False when the
+        storage does not (they are written as usual).
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+    async def end_embedding_load(self, *, since: datetime, complete: bool) -> None:
+        """Index and publish the embeddings taken aside (``complete``), or drop them;
+        a customer changed after ``since`` keeps none of them.
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+
+@runtime_checkable
 class NearestNeighbours(Protocol):
     """The ``similarity`` role of ``uow.customers``: customers by embedding.
 
@@ -295,6 +327,54 @@ class DuplicateCandidates(Protocol):
         lower id is a multiple of ``every`` (a sample of about one pair in ``every``
         that is the same at each call). With ``customer_ids``: the pairs of those
         customers, each of them first.
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+
+@runtime_checkable
+class DuplicateDecisions(Protocol):
+    """The ``duplicate_decisions`` role of ``uow.customers``: pairs of customers a user
+    judged to be two people, each stored once in canonical order
+    (``customer_id < other_id``).
+
+    ``CustomerService.mark_distinct``, ``undo_distinct`` and ``list_duplicate_decisions``
+    need it; duplicate detection leaves out the pairs it holds when the storage has it.
+    """
+
+    async def add_decision(self, decision: DuplicateDecision) -> bool:
+        """Store a decision; False (and nothing written) when the pair has one already.
+
+        Raises:
+            StorageRejected: a customer of the pair does not exist in the tenant, or the
+                decision belongs to another tenant.
+        """
+        ...
+
+    async def remove_decision(self, customer_id: int, other_id: int) -> bool:
+        """Remove the decision about a pair (given in canonical order); False when there
+        is none.
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+    async def decisions_for_customers(
+        self, customer_ids: Sequence[int]
+    ) -> Sequence[DuplicateDecision]:
+        """The decisions naming any of the customers (on either side), oldest first
+        (ties by the pair's ids).
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+    async def delete_decisions_for_customers(self, customer_ids: Sequence[int]) -> int:
+        """Remove the decisions naming any of the customers; return how many.
 
         Raises:
             StorageError: the storage failed.

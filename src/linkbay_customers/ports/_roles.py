@@ -16,6 +16,7 @@ from linkbay_customers.ports._repositories import (
     CustomerBulkImport,
     DerivedDataStore,
     DuplicateCandidates,
+    DuplicateDecisions,
     NearestNeighbours,
     PurchaseHistory,
 )
@@ -27,6 +28,8 @@ __all__ = (
     "bulk_import",
     "derived_data",
     "duplicate_candidates",
+    "duplicate_decisions",
+    "has_duplicate_decisions",
     "nearest_neighbours",
     "purchase_history",
     "storage_roles",
@@ -72,6 +75,12 @@ _SIMILARITY = StorageRole(
 _DUPLICATES = StorageRole(
     "duplicates", DuplicateCandidates, "customers", "finding duplicate customers"
 )
+_DECISIONS = StorageRole(
+    "duplicate_decisions",
+    DuplicateDecisions,
+    "customers",
+    "remembering pairs of customers marked as distinct people",
+)
 _PURCHASES = StorageRole(
     "purchases", PurchaseHistory, "orders", "recommendations and purchase-aware scores"
 )
@@ -82,6 +91,7 @@ STORAGE_ROLES: tuple[StorageRole, ...] = (
     _SIMILARITY,
     _PURCHASES,
     _DUPLICATES,
+    _DECISIONS,
 )
 """Every optional role; every other repository method is required of every storage."""
 
@@ -149,3 +159,21 @@ def duplicate_candidates(uow: UnitOfWork) -> DuplicateCandidates:
     if isinstance(customers, DuplicateCandidates):
         return customers
     raise _DUPLICATES.missing()
+
+
+def duplicate_decisions(uow: UnitOfWork) -> DuplicateDecisions:
+    """``uow.customers`` as ``DuplicateDecisions``.
+
+    Raises:
+        StorageRoleMissing: the storage does not implement the role.
+    """
+    customers = uow.customers
+    if isinstance(customers, DuplicateDecisions):
+        return customers
+    raise _DECISIONS.missing()
+
+
+def has_duplicate_decisions(uow: UnitOfWork) -> bool:
+    """Whether the storage keeps duplicate decisions: a storage without the role holds
+    none, so there is nothing to filter, export or erase."""
+    return _DECISIONS.implemented_by(uow)

@@ -26,10 +26,16 @@ from linkbay_customers.services._gdpr_results import (
     ErasureMethod,
     PurgeResult,
 )
-from linkbay_customers.services._import import ImportProgress, ImportRejection, ImportResult
+from linkbay_customers.services._import import (
+    DEFAULT_CHUNK_SIZE,
+    ImportProgress,
+    ImportRejection,
+    ImportResult,
+)
 from linkbay_customers.services._progress import ProgressCallback
 
 __all__ = (
+    "DEFAULT_CHUNK_SIZE",
     "DEFAULT_EMBEDDING_TOLERANCE",
     "MAX_PREDICTION_MONTHS",
     "AIService",

@@ -7,6 +7,7 @@ import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -23,21 +24,24 @@ from linkbay_customers.domain import (
     check_actor,
     check_tenant,
     cosine_similarity,
+    embedding_values,
     is_audit_label,
     quantize_money,
 )
+from linkbay_customers.heuristics import EMBEDDING_VERSION
 from linkbay_customers.ports import (
     Clock,
     CustomerIntelligence,
     CustomerProfile,
     CustomerScores,
+    EmbeddingBulkLoad,
     UnitOfWork,
     derived_data,
     nearest_neighbours,
     purchase_history,
 )
 from linkbay_customers.services._change import Transactions, UnitOfWorkFactory, load_customer
-from linkbay_customers.services._derived import ProfilingGate
+from linkbay_customers.services._derived import Embedder, ProfilingGate, products_by_customer
 from linkbay_customers.services._progress import ProgressCallback, report_progress
 
 __all__ = (
@@ -55,8 +59,8 @@ RiskLevel = Literal["low", "medium", "high"]
 MAX_PREDICTION_MONTHS = 120
 CHURN_BUCKETS = ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0")
 _NEIGHBOURS_FOR_RECOMMENDATIONS = 20
-DEFAULT_EMBEDDING_TOLERANCE = 1e-3
-"""Cosine distance a stored embedding may drift from the current one before
+DEFAULT_EMBEDDING_TOLERANCE = 1e-6
+"""Cosine distance a stored embedding may lie from the one its history gives before
 ``score_tenant`` rewrites it (see ``AIService``)."""
 
 
@@ -115,6 +119,8 @@ class ScoringSummary:
     )
     total_predicted_clv: Decimal = Decimal(0)
     sources: dict[str, int] = field(default_factory=dict)
+    embeddings_written: int = 0
+    """Embeddings stored anew or removed; those found current are left as they are."""
 
 
 def _bucket(score: float) -> str:
@@ -137,13 +143,6 @@ def _check_months(months: object) -> int:
     return months
 
 
-def _quantities(purchases: Sequence[ProductPurchases]) -> dict[int, dict[str, int]]:
-    by_customer: dict[int, dict[str, int]] = defaultdict(dict)
-    for p in purchases:
-        by_customer[p.customer_id][p.product_id] = p.quantity
-    return by_customer
-
-
 class AIService:
     """Customer intelligence for every tenant of a storage.
 
@@ -158,12 +157,15 @@ class AIService:
         clock: Source of the current time.
         intelligence: Computes segments, churn risk, lifetime value and embeddings.
         profiling_policy: Whom profiling may touch (see ``ProfilingPolicy``).
-        embedding_version: Stored beside every embedding this service writes.
-        embedding_tolerance: How far (cosine distance) a customer's embedding may
-            move before ``score_tenant`` rewrites the stored one. Behaviour drifts
-            a little every day (recency, tenure) and every rewrite costs an entry
-            in the vector index; an order or a new segment moves it well past this.
-            0 rewrites every change.
+        embedding_version: Stored beside every embedding this service writes (the
+            same as ``CustomerService``'s, which stores them as customers change).
+        embedding_tolerance: How far (cosine distance) a stored embedding may lie
+            from the one the customer's history gives before ``score_tenant``
+            rewrites it. An embedding depends on the history only and every change
+            of history stores its own, so a stored one differs only by the
+            storage's precision (pgvector keeps 32-bit floats, about 1e-14 away);
+            every rewrite costs an entry in the vector index. 0 rewrites any
+            difference.
         chunk_size: Customers per transaction in ``score_tenant``.
     """
 
@@ -174,7 +176,7 @@ class AIService:
         intelligence: CustomerIntelligence,
         *,
         profiling_policy: ProfilingPolicy | ProfilingPolicies = DEFAULT_PROFILING_POLICY,
-        embedding_version: str = "behaviour-v1",
+        embedding_version: str = EMBEDDING_VERSION,
         embedding_tolerance: float = DEFAULT_EMBEDDING_TOLERANCE,
         chunk_size: int = 1000,
     ) -> None:
@@ -192,7 +194,8 @@ class AIService:
         self._clock = clock
         self._intelligence = intelligence
         self._profiling = ProfilingGate(profiling_policy)
-        self._tx = Transactions(uow_factory, clock, self._profiling, intelligence)
+        self._embedder = Embedder(intelligence, embedding_version)
+        self._tx = Transactions(uow_factory, clock, self._profiling, intelligence, self._embedder)
         self._embedding_version = embedding_version
         self._chunk_size = chunk_size
 
@@ -278,23 +281,24 @@ class AIService:
             source=scores.source,
         )
 
-    async def _embedding(self, uow: UnitOfWork, customer: Customer) -> Sequence[float]:
+    async def _embedding(self, uow: UnitOfWork, customer: Customer) -> Sequence[float] | None:
         if customer.embedding is not None and customer.embedding_version == (
             self._embedding_version
         ):
             return customer.embedding
-        purchases = await purchase_history(uow).purchases([customer.id])
-        profile = CustomerProfile(customer, _quantities(purchases).get(customer.id, {}))
-        return await self._intelligence.embed(profile, now=self._clock.now())
+        return await self._embedder.embedding(uow, customer, now=self._clock.now())
 
     async def find_similar_customers(
         self, tenant_id: str, customer_id: int, *, limit: int = 10
     ) -> list[SimilarCustomer]:
         """The customers behaving most like this one, most similar first.
 
-        Compares the stored embeddings (``score_tenant`` keeps them current); the
-        reference customer's own is computed on the fly when missing. Customers the
-        policy excludes carry no embedding and are never returned.
+        Compares the stored embeddings: every change of a customer's history (an
+        order, a merge) stores theirs in its own transaction, so no batch run is
+        needed first. The reference customer's own is computed on the fly when
+        missing or of another version. A customer without orders has no behaviour to
+        compare and gets none; customers the policy excludes carry no embedding and
+        are never returned.
 
         Raises:
             CustomerNotFound: unknown, deleted or another tenant's customer.
@@ -307,10 +311,11 @@ class AIService:
         async with self._tx.read(tenant_id) as uow:
             customer = await load_customer(uow, customer_id)
             self._profiling.require(customer)
+            search = nearest_neighbours(uow)
             embedding = await self._embedding(uow, customer)
-            found = await nearest_neighbours(uow).nearest(
-                embedding, limit=limit, exclude=[customer.id]
-            )
+            if embedding is None:
+                return []
+            found = await search.nearest(embedding, limit=limit, exclude=[customer.id])
         # An embedding stored before the policy excluded its customer (an opt-in policy
         # adopted since the last scoring) is never offered.
         return [
@@ -338,8 +343,10 @@ class AIService:
         async with self._tx.read(tenant_id) as uow:
             customer = await load_customer(uow, customer_id)
             own = {p.product_id for p in await purchase_history(uow).purchases([customer.id])}
+            embedding = None
             if self._profiling.allows(customer) and customer.total_orders:
                 embedding = await self._embedding(uow, customer)
+            if embedding is not None:
                 found = await nearest_neighbours(uow).nearest(
                     embedding, limit=_NEIGHBOURS_FOR_RECOMMENDATIONS, exclude=[customer.id]
                 )
@@ -377,7 +384,10 @@ class AIService:
         in one short transaction, scored outside any, and written in another with
         one batched update — a fixed number of statements per chunk. The next
         chunk is read and the previous one written while one is scored. An
-        embedding is rewritten only when it moved more than the tolerance.
+        embedding is rewritten only when it lies further than the tolerance from the
+        one the history gives: changes keep them current, so a run rewrites those
+        of another version and those a path outside the services left behind
+        (``ScoringSummary.embeddings_written`` counts them).
         ``on_progress`` gets the number of customers written so far, after every
         chunk; an async callback is awaited.
         Customers the policy excludes have their derived data cleared instead.
@@ -390,6 +400,9 @@ class AIService:
         months = _check_months(months)
         check_tenant(tenant_id)  # here, not inside the first read's task
         summary = ScoringSummary()
+        since = self._clock.now()
+        loading = await self._embedding_load(tenant_id, None)
+        complete = False
         # A pipeline: while one chunk is scored here, the database reads the next
         # and writes the previous one.
         reading = asyncio.ensure_future(self._read_chunk(tenant_id, 0))
@@ -408,11 +421,29 @@ class AIService:
             if writing is not None:
                 await writing
                 await report_progress(on_progress, summary.customers)
+            complete = True
         finally:
             for pending in (reading, writing):
                 if pending is not None and not pending.done():
                     pending.cancel()
+            if loading:
+                await self._embedding_load(tenant_id, (since, complete))
         return summary
+
+    async def _embedding_load(self, tenant_id: str, end: tuple[datetime, bool] | None) -> bool:
+        """Begin (``end`` None) or end a load of the tenant's embeddings, where the
+        storage offers one (``EmbeddingBulkLoad``); whether one began."""
+        async with self._tx.uow_factory(tenant_id) as uow:
+            store = uow.customers
+            if not isinstance(store, EmbeddingBulkLoad):
+                return False
+            if end is None:
+                began = await store.begin_embedding_load()
+            else:
+                began = False
+                await store.end_embedding_load(since=end[0], complete=end[1])
+            await uow.commit()
+        return began
 
     async def _read_chunk(
         self, tenant_id: str, after_id: int
@@ -452,7 +483,7 @@ class AIService:
         summary: ScoringSummary,
     ) -> list[DerivedData]:
         now = self._clock.now()
-        quantities = _quantities(purchases)
+        quantities = products_by_customer(purchases)
         profiles = [CustomerProfile(c, quantities.get(c.id, {})) for c in allowed]
         scores: Sequence[CustomerScores] = (
             await self._intelligence.score_many(profiles, now=now, months=months)
@@ -460,22 +491,27 @@ class AIService:
             else []
         )
         stored = {c.id: c for c in allowed}
-        rows = [
-            DerivedData(
-                customer_id=s.customer_id,
-                segment=s.segment,
-                churn_risk_score=s.churn_risk,
-                customer_lifetime_value=quantize_money(s.lifetime_value),
-                embedding=s.embedding,
-                embedding_version=self._embedding_version if s.embedding else None,
-                scored_at=now,
-                score_source=s.source,
-                keep_embedding=self._embedding_current(stored[s.customer_id], s.embedding),
+        rows = []
+        for s in scores:
+            embedding = None if s.embedding is None else embedding_values(s.embedding)
+            rows.append(
+                DerivedData(
+                    customer_id=s.customer_id,
+                    segment=s.segment,
+                    churn_risk_score=s.churn_risk,
+                    customer_lifetime_value=quantize_money(s.lifetime_value),
+                    embedding=embedding,
+                    embedding_version=self._embedding_version if embedding else None,
+                    scored_at=now,
+                    score_source=s.source,
+                    keep_embedding=self._embedding_current(stored[s.customer_id], embedding),
+                )
             )
-            for s in scores
-        ]
+        summary.embeddings_written += sum(not row.keep_embedding for row in rows)
         scored = {s.customer_id for s in scores}
-        rows += [self._profiling.cleared(c.id) for c in chunk if c.id not in scored]
+        cleared = [c for c in chunk if c.id not in scored]
+        rows += [self._profiling.cleared(c.id) for c in cleared]
+        summary.embeddings_written += sum(c.embedding is not None for c in cleared)
         summary.customers += len(chunk)
         summary.skipped_without_consent += len(chunk) - len(scores)
         segments = Counter(s.segment for s in scores)

@@ -12,6 +12,7 @@ raises rolls everything back.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -39,7 +40,7 @@ from linkbay_customers.ports import (
 )
 from linkbay_customers.services._audit import append_audit
 from linkbay_customers.services._boundary import check_id
-from linkbay_customers.services._derived import ProfilingGate
+from linkbay_customers.services._derived import Embedder, EmbeddingRefresh, ProfilingGate
 from linkbay_customers.services._subject import purge_customer_rows
 
 __all__ = ("Change", "Transactions", "UnitOfWorkFactory", "load_customer")
@@ -112,12 +113,15 @@ class Change:
         actor: str | None,
         profiling: ProfilingGate,
         intelligence: CustomerIntelligence | None,
+        embedder: Embedder | None = None,
     ) -> None:
         self.uow = uow
         self.now = now
         self.actor = actor
         self._profiling = profiling
         self._intelligence = intelligence
+        self._embedder = embedder
+        self._embed: EmbeddingRefresh | None = None
         self._records: list[_Record] = []
         self._written = False
 
@@ -136,16 +140,30 @@ class Change:
 
     async def derive(self, customer: Customer, *, resegment: bool = False) -> list[str]:
         """Bring a customer's derived data in line with the profiling policy: clear it
-        when the policy excludes them, else recompute the segment when ``resegment``
-        (see ``ProfilingGate.settle``). Returns the names of the fields that changed."""
+        when the policy excludes them, else recompute the segment and the embedding
+        when ``resegment`` (see ``ProfilingGate.settle``). Returns the names of the
+        fields that changed."""
         if resegment and self._intelligence is None:
             raise RuntimeError("this change has no intelligence to compute segments with")
         return await self._profiling.settle(
-            customer, now=self.now, segment_by=self._intelligence if resegment else None
+            customer,
+            now=self.now,
+            segment_by=self._intelligence if resegment else None,
+            embed=self._embedding() if resegment else None,
         )
 
+    def _embedding(self) -> EmbeddingRefresh | None:
+        """How this change stores embeddings: None when the service keeps none current
+        or the storage can neither compute nor search them."""
+        if self._embedder is not None and self._embed is None:
+            embedder, self._embedder = self._embedder, None  # decided once per change
+            if embedder.can_embed(self.uow):
+                self._embed = functools.partial(embedder.refresh, self.uow, now=self.now)
+        return self._embed
+
     async def add(self, customer: Customer) -> None:
-        """Insert a new customer, its segment computed under the profiling policy.
+        """Insert a new customer, its segment and embedding computed under the profiling
+        policy.
 
         Raises:
             DuplicateEmail: the email is taken in the tenant.
@@ -168,9 +186,9 @@ class Change:
         return refused
 
     async def save(self, customer: Customer, *, resegment: bool = False) -> list[str]:
-        """Write a changed customer: derived data under the policy (the segment
-        recomputed when ``resegment``), ``updated_at`` stamped. Returns the names of the
-        derived fields that changed."""
+        """Write a changed customer: derived data under the policy (the segment and the
+        embedding recomputed when ``resegment``), ``updated_at`` stamped. Returns the
+        names of the derived fields that changed."""
         derived = await self.derive(customer, resegment=resegment)
         customer.updated_at = self.now
         await self.uow.customers.update(customer)
@@ -256,6 +274,8 @@ class Transactions:
         profiling: The profiling policy every change applies to derived data.
         intelligence: Computes segments for changes that call for it, if the
             service has one.
+        embedder: Computes the embeddings of customers whose history a change
+            moves, if the service keeps them current.
     """
 
     def __init__(
@@ -264,12 +284,14 @@ class Transactions:
         clock: Clock,
         profiling: ProfilingGate,
         intelligence: CustomerIntelligence | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self._read_factory = read_only_units(uow_factory)
         self.clock = clock
         self.profiling = profiling
         self.intelligence = intelligence
+        self.embedder = embedder
 
     def read(self, tenant_id: str) -> UnitOfWork:
         """A read-only unit of work of the tenant, to read in (it commits nothing; on
@@ -303,7 +325,9 @@ class Transactions:
             InvalidInput: an invalid tenant id.
         """
         async with self.uow_factory(check_tenant(tenant_id)) as uow:
-            change = Change(uow, self.clock.now(), actor, self.profiling, self.intelligence)
+            change = Change(
+                uow, self.clock.now(), actor, self.profiling, self.intelligence, self.embedder
+            )
             yield change
             await change._finish()
 

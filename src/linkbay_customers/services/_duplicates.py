@@ -15,6 +15,7 @@ from linkbay_customers.domain import (
     CustomerFilters,
     InvalidInput,
     MatchModel,
+    MatchRecord,
     Page,
     compare_records,
     fit_match_model,
@@ -23,6 +24,7 @@ from linkbay_customers.ports import DuplicateCandidates, UnitOfWork, duplicate_c
 from linkbay_customers.schemas import CustomerMergeRequest
 from linkbay_customers.services._boundary import check_page
 from linkbay_customers.services._change import Transactions, load_customer
+from linkbay_customers.services._duplicate_decisions import drop_decided
 from linkbay_customers.services._progress import ProgressCallback, report_progress
 
 __all__ = ("CustomerDuplicates", "DuplicateSuggestion")
@@ -124,15 +126,24 @@ def _most_probable(rows: Iterable[_Scored]) -> list[_Scored]:
     return sorted(rows, key=lambda row: (-row[2], row[0], row[1]))
 
 
+async def _undecided(
+    uow: UnitOfWork, batch: Sequence[tuple[MatchRecord, MatchRecord]]
+) -> list[tuple[MatchRecord, MatchRecord]]:
+    """The batch without the pairs marked as two people: they are neither suggested
+    nor fitted on."""
+    kept = set(await drop_decided(uow, [(a.customer_id, b.customer_id) for a, b in batch]))
+    return [(a, b) for a, b in batch if (a.customer_id, b.customer_id) in kept]
+
+
 async def _fitted(
-    candidates: DuplicateCandidates, every: int
+    uow: UnitOfWork, candidates: DuplicateCandidates, every: int
 ) -> tuple[_Scorer, list[tuple[int, int, _Vector]]]:
     """The tenant's model, fitted once on the pairs whose lower id is a multiple of
     ``every``, and those pairs' comparison vectors."""
     sample = [
         (a.customer_id, b.customer_id, compare_records(a, b))
         async for batch in candidates.candidate_records(every=every, batch_size=_CHUNK)
-        for a, b in batch
+        for a, b in await _undecided(uow, batch)
     ]
     return _Scorer(fit_match_model(Counter(vector for *_, vector in sample))), sample
 
@@ -178,7 +189,7 @@ class CustomerDuplicates:
         candidates = duplicate_candidates(uow)
         customers = await _tenant_size(uow)
         every = _sample_every(customers)
-        score, sample = await _fitted(candidates, every)
+        score, sample = await _fitted(uow, candidates, every)
         if every == 1:
             await report_progress(on_progress, customers)
             return _most_probable(
@@ -188,7 +199,7 @@ class CustomerDuplicates:
         kept: list[_Scored] = []
         compared: set[int] = set()
         async for batch in candidates.candidate_records(batch_size=_CHUNK):
-            for a, b in batch:
+            for a, b in await _undecided(uow, batch):
                 vector = compare_records(a, b)
                 if (p := score(vector)) >= threshold:
                     kept.append((a.customer_id, b.customer_id, p, vector))
@@ -283,11 +294,11 @@ class CustomerDuplicates:
         async with self._tx.read(tenant_id) as uow:
             customer = await load_customer(uow, customer_id)
             candidates = duplicate_candidates(uow)
-            score, _ = await _fitted(candidates, _sample_every(await _tenant_size(uow)))
+            score, _ = await _fitted(uow, candidates, _sample_every(await _tenant_size(uow)))
             own = [
                 (a.customer_id, b.customer_id, p, vector)
                 async for batch in candidates.candidate_records(customer_ids=[customer.id])
-                for a, b in batch
+                for a, b in await _undecided(uow, batch)
                 if (p := score(vector := compare_records(a, b))) >= threshold
             ]
             scored = sorted(own, key=lambda row: (-row[2], row[1]))

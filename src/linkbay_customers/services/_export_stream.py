@@ -22,7 +22,7 @@ from linkbay_customers.schemas import (
     OrderResponse,
 )
 from linkbay_customers.services._gdpr_results import DataExport
-from linkbay_customers.services._subject import DataSubject
+from linkbay_customers.services._subject import DataSubject, decisions_about
 
 __all__ = ("export_chunks",)
 
@@ -55,6 +55,8 @@ async def export_chunks(
             consent_history=(),
             merge_aliases=subject.aliases,
             merged_customers=subject.merged,
+            # A few per person, decided one by one: read whole with the head.
+            duplicate_decisions=tuple(await decisions_about(uow, ids)),
             audit_trail=(),
         )
     ).model_dump(mode="json")

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import zipfile
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence, Set
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -55,6 +55,7 @@ from linkbay_customers.services._subject import (
     DataSubject,
     data_subject,
     data_subjects,
+    forget_decisions,
     subject_records,
 )
 
@@ -194,6 +195,7 @@ class GDPRService:
             consent_history=tuple(records.consent_events),
             merge_aliases=subject.aliases,
             merged_customers=subject.merged,
+            duplicate_decisions=tuple(records.duplicate_decisions),
             audit_trail=tuple(records.audit_events),
         )
 
@@ -204,7 +206,8 @@ class GDPRService:
 
         ``customer.csv``, ``analytics.csv``, ``addresses.csv``, ``notes.csv``,
         ``orders.csv``, ``order_items.csv``, ``consent.csv``, ``consent_history.csv``,
-        ``merge_aliases.csv``, ``merged_customers.csv`` and ``audit_trail.csv``;
+        ``merge_aliases.csv``, ``merged_customers.csv``, ``duplicate_decisions.csv`` and
+        ``audit_trail.csv``;
         nested values are JSON text. Every row about a person carries its
         ``customer_id``, order lines included.
 
@@ -455,25 +458,20 @@ class GDPRService:
         affected_ids: set[int] = set()
         after_id = 0
         while True:
-            async with self._tx.change(tenant_id, actor=actor) as change:
-                chunk = list(
-                    await change.uow.customers.list_inactive(
-                        cutoff, after_id=after_id, limit=chunk_size
+            if dry_run:
+                # Lists only: a read-only unit, which on SQLite takes no write lock.
+                async with self._tx.read(tenant_id) as uow:
+                    chunk, due = await _inactive_chunk(
+                        uow, cutoff, after_id, chunk_size, affected_ids
                     )
-                )
-                if not chunk:
-                    break
-                # A person is anonymized whole, in one transaction: with the customers
-                # merged into it, which a later chunk would otherwise reach (or, in a
-                # dry run, list a second time).
-                due = {
-                    c.id: c
-                    for subject in await data_subjects(change.uow, chunk)
-                    for c in subject.customers
-                    if c.id not in affected_ids and not c.is_anonymized
-                }
-                if not dry_run:
+            else:
+                async with self._tx.change(tenant_id, actor=actor) as change:
+                    chunk, due = await _inactive_chunk(
+                        change.uow, cutoff, after_id, chunk_size, affected_ids
+                    )
                     await _anonymize_many(change, list(due.values()), "retention")
+            if not chunk:
+                break
             affected.extend(due)
             affected_ids.update(due)
             after_id = chunk[-1].id
@@ -504,6 +502,25 @@ async def _chained_events(uow: UnitOfWork) -> AsyncIterator[tuple[AuditEvent, Ch
         after = (chain_of(last.customer_id), last.sequence or 0)
 
 
+async def _inactive_chunk(
+    uow: UnitOfWork, cutoff: datetime, after_id: int, limit: int, done: Set[int]
+) -> tuple[list[Customer], dict[int, Customer]]:
+    """The next chunk of inactive customers after ``after_id``, and who is due among them.
+
+    A person is anonymized whole, in one transaction: with the customers merged into
+    it, which a later chunk would otherwise reach (or, in a dry run, list a second
+    time); those in ``done`` were reached already.
+    """
+    chunk = list(await uow.customers.list_inactive(cutoff, after_id=after_id, limit=limit))
+    due = {
+        c.id: c
+        for subject in await data_subjects(uow, chunk)
+        for c in subject.customers
+        if c.id not in done and not c.is_anonymized
+    }
+    return chunk, due
+
+
 async def _anonymize_many(change: Change, customers: Sequence[Customer], reason: str) -> None:
     """Anonymize customers with a fixed number of statements, however many they are."""
     uow = change.uow
@@ -518,6 +535,7 @@ async def _anonymize_many(change: Change, customers: Sequence[Customer], reason:
     await uow.notes.scrub_for_customers(ids)
     await uow.orders.scrub_for_customers(ids)
     await uow.consents.scrub_for_customers(ids)
+    await forget_decisions(uow, ids)
     for customer in changed:
         change.audit(
             AuditAction.DATA_ANONYMIZED,
@@ -533,6 +551,7 @@ _CSV_SECTIONS = (
     "consent_history",
     "merge_aliases",
     "merged_customers",
+    "duplicate_decisions",
     "audit_trail",
 )
 

@@ -20,6 +20,7 @@ from linkbay_customers.domain import (
     ConsentState,
     Customer,
     CustomerNote,
+    DuplicateDecision,
     MergeAlias,
     Order,
 )
@@ -49,6 +50,8 @@ class DataExport:
         merge_aliases: The ids merged into the customer, oldest merge first.
         merged_customers: The merged-away customers whose rows still exist (the data
             those rows hold), oldest merge first.
+        duplicate_decisions: The pairs the person is in that a user marked as two
+            people (who decided, when), oldest first.
         audit_trail: The audit events, oldest first.
     """
 
@@ -60,6 +63,7 @@ class DataExport:
     consent_history: tuple[ConsentEvent, ...]
     merge_aliases: tuple[MergeAlias, ...]
     merged_customers: tuple[Customer, ...]
+    duplicate_decisions: tuple[DuplicateDecision, ...]
     audit_trail: tuple[AuditEvent, ...]
 
     @property

@@ -23,6 +23,7 @@ from linkbay_customers.services._addresses_notes import move_addresses
 from linkbay_customers.services._boundary import validated
 from linkbay_customers.services._change import Change, Transactions
 from linkbay_customers.services._derived import clear_derived
+from linkbay_customers.services._duplicate_decisions import carry_decisions
 
 __all__ = ("CustomerMerges",)
 
@@ -47,6 +48,8 @@ class CustomerMerges:
         on the target win). The source is soft-deleted and kept as an alias, so its
         id resolves to the target from then on; its derived data (segment, scores,
         embedding) is cleared, since the orders it described are the target's now.
+        The source's duplicate decisions move to the target (a decision about the two
+        of them is undone by the merge).
         Retrying a merge that is done returns the target and changes nothing.
 
         Raises:
@@ -108,6 +111,7 @@ class CustomerMerges:
                     fill_missing(target.preferences, source.preferences)
                 )
             await uow.aliases.repoint(source.id, target.id)
+            await carry_decisions(change, source.id, target.id)
             await uow.aliases.add(
                 MergeAlias(
                     tenant_id=uow.tenant_id,

@@ -18,17 +18,20 @@ from linkbay_customers.domain import (
     ConsentEvent,
     Customer,
     CustomerNote,
+    DuplicateDecision,
     MergeAlias,
     Order,
     Page,
 )
-from linkbay_customers.ports import UnitOfWork
+from linkbay_customers.ports import UnitOfWork, duplicate_decisions, has_duplicate_decisions
 
 __all__ = (
     "DataSubject",
     "SubjectRecords",
     "data_subject",
     "data_subjects",
+    "decisions_about",
+    "forget_decisions",
     "purge_customer_rows",
     "subject_records",
 )
@@ -73,6 +76,8 @@ class SubjectRecords:
         orders: Newest first, with their lines.
         consent_events: The consent ledger, oldest first.
         audit_events: The audit trail, oldest first.
+        duplicate_decisions: The pairs it is in that a user marked as two people,
+            oldest first.
     """
 
     addresses: Sequence[Address]
@@ -80,6 +85,7 @@ class SubjectRecords:
     orders: Sequence[Order]
     consent_events: Sequence[ConsentEvent]
     audit_events: Sequence[AuditEvent]
+    duplicate_decisions: Sequence[DuplicateDecision]
 
 
 async def data_subjects(uow: UnitOfWork, customers: Sequence[Customer]) -> list[DataSubject]:
@@ -130,7 +136,26 @@ async def subject_records(uow: UnitOfWork, subject: DataSubject) -> SubjectRecor
         audit_events=await _every_page(
             lambda page: uow.audit.list_for_customers(ids, page=page, page_size=_PAGE)
         ),
+        duplicate_decisions=await decisions_about(uow, ids),
     )
+
+
+async def decisions_about(
+    uow: UnitOfWork, customer_ids: Sequence[int]
+) -> Sequence[DuplicateDecision]:
+    """The duplicate decisions naming any of the customers, oldest first; none from a
+    storage that keeps no decisions."""
+    if not has_duplicate_decisions(uow):
+        return ()
+    return await duplicate_decisions(uow).decisions_for_customers(customer_ids)
+
+
+async def forget_decisions(uow: UnitOfWork, customer_ids: Sequence[int]) -> None:
+    """Remove the duplicate decisions naming any of the customers (an erased customer
+    is never matched again, so they serve nothing); a storage that keeps no decisions
+    has none to remove."""
+    if has_duplicate_decisions(uow):
+        await duplicate_decisions(uow).delete_decisions_for_customers(customer_ids)
 
 
 async def purge_customer_rows(uow: UnitOfWork, customer: Customer) -> list[int]:
@@ -147,6 +172,7 @@ async def purge_customer_rows(uow: UnitOfWork, customer: Customer) -> list[int]:
     await uow.notes.delete_for_customers(ids)
     await uow.orders.delete_for_customers(ids)
     await uow.consents.delete_for_customers(ids)
+    await forget_decisions(uow, ids)
     await uow.customers.delete_many(ids)
     return ids
 

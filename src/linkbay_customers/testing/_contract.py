@@ -19,7 +19,8 @@ every test with a message saying so.
 Each role of a storage has its contract class: the core repositories'
 (``CustomerRepositoryContract``, ...) and the optional roles'
 (``CustomerBulkImportContract``, ``DerivedDataContract``, ``NearestNeighboursContract``,
-``PurchaseHistoryContract``, ``DuplicateCandidatesContract``). A storage that leaves out
+``PurchaseHistoryContract``, ``DuplicateCandidatesContract``,
+``DuplicateDecisionsContract``). A storage that leaves out
 optional roles (``OPTIONAL_CAPABILITIES``) says which it has in ``capabilities``; the tests of the
 others are skipped, naming the missing capability, and ``StorageRolesContract``
 checks that the storage implements each role declared.
@@ -54,6 +55,7 @@ from linkbay_customers.domain import (
     CustomerNotFound,
     CustomerSort,
     DerivedData,
+    DuplicateDecision,
     DuplicateEmail,
     MergeAlias,
     OrderConflict,
@@ -72,6 +74,7 @@ from linkbay_customers.ports import (
     bulk_import,
     derived_data,
     duplicate_candidates,
+    duplicate_decisions,
     nearest_neighbours,
     purchase_history,
     storage_roles,
@@ -99,6 +102,7 @@ __all__ = (
     "CustomerRepositoryContract",
     "DerivedDataContract",
     "DuplicateCandidatesContract",
+    "DuplicateDecisionsContract",
     "IntelligenceDataContract",
     "MergeAliasRepositoryContract",
     "NearestNeighboursContract",
@@ -118,7 +122,8 @@ _COUNTED = ("customers", "addresses", "notes", "orders", "consents", "audit")
 
 OPTIONAL_CAPABILITIES: frozenset[str] = frozenset(role.name for role in STORAGE_ROLES)
 """The roles a storage may leave out (``linkbay_customers.ports.STORAGE_ROLES``:
-``bulk_import``, ``derived_data``, ``similarity``, ``purchases``, ``duplicates``); every
+``bulk_import``, ``derived_data``, ``similarity``, ``purchases``, ``duplicates``,
+``duplicate_decisions``); every
 other part of the contract is required."""
 
 _Test = TypeVar("_Test", bound=Callable[..., Any])
@@ -771,6 +776,37 @@ class CustomerListingContract(ContractBase):
             assert [c.id for c in await uow.customers.search("333 123", limit=5)] == [phone.id]
             assert [c.id for c in await uow.customers.search("+39333", limit=5)] == [phone.id]
             assert [c.id for c in await uow.customers.search("élodie", limit=5)] == [accented.id]
+
+    async def test_search_folds_text_as_search_key_does(self, uow: UnitOfWork) -> None:
+        """One folding on every storage: Unicode case folding, accents ignored."""
+        async with uow:
+            turkish = await add_customer(uow, first_name="İlker", last_name="Öztürk")
+            greek = await add_customer(uow, last_name="ΣΊΣΥΦΟΣ")
+            german = await add_customer(uow, last_name="Straße", email="strasse@example.com")
+            lower = await add_customer(uow, first_name="élodie", email="élodie@exämple.com")
+
+            async def found(query: str) -> set[int]:
+                return {c.id for c in await uow.customers.search(query, limit=10)}
+
+            assert await found("ilker") == {turkish.id}
+            assert await found("İLKER OZTURK") == {turkish.id}
+            assert await found("σίσυφος") == {greek.id}
+            assert await found("Σίσυφοσ") == {greek.id}
+            assert await found("STRASSE") == {german.id}
+            assert await found("straße") == {german.id}
+            assert await found("ÉLODIE") == {lower.id}
+            # An email written with accents is found by its exact address, folded.
+            exact = await uow.customers.search("ELODIE@EXAMPLE.COM", limit=10)
+            assert [c.id for c in exact] == [lower.id]
+
+            async def listed(email_contains: str) -> set[int]:
+                filters = CustomerFilters(email_contains=email_contains)
+                page = await uow.customers.list(filters, page=1, page_size=10)
+                return {c.id for c in page.items}
+
+            assert await listed("ELODIE@EXA") == {lower.id}
+            assert await listed("élodie@exämple") == {lower.id}
+            assert await listed("STRASSE@") == {german.id}
 
     async def test_search_skips_deleted_customers_and_respects_the_limit(
         self, uow: UnitOfWork
@@ -1652,6 +1688,96 @@ class DuplicateCandidatesContract(ContractBase):
         assert of_nobody == []
 
 
+def _decision(uow: UnitOfWork, low: int, high: int, minutes: int = 0) -> DuplicateDecision:
+    return DuplicateDecision(
+        tenant_id=uow.tenant_id,
+        customer_id=low,
+        other_id=high,
+        decided_by="ops@example.com",
+        decided_at=T0 + timedelta(minutes=minutes),
+    )
+
+
+class DuplicateDecisionsContract(ContractBase):
+    """``DuplicateDecisions``: pairs marked as two people, each stored once, read from
+    either side, removed one by one or with their customers."""
+
+    @_requires("duplicate_decisions")
+    async def test_a_pair_is_stored_once_and_read_from_either_side(self, uow: UnitOfWork) -> None:
+        async with uow:
+            a, b, c, d = [await add_customer(uow) for _ in range(4)]
+            store = duplicate_decisions(uow)
+            assert await store.add_decision(_decision(uow, a.id, c.id, minutes=1)) is True
+            assert await store.add_decision(_decision(uow, a.id, b.id, minutes=2)) is True
+            assert await store.add_decision(_decision(uow, a.id, b.id, minutes=3)) is False
+            of_a = await store.decisions_for_customers([a.id])
+            of_b = await store.decisions_for_customers([b.id])
+            of_c_or_d = await store.decisions_for_customers([d.id, c.id])
+            none = await store.decisions_for_customers([d.id])
+            empty = await store.decisions_for_customers([])
+        assert of_a == [_decision(uow, a.id, c.id, 1), _decision(uow, a.id, b.id, 2)]
+        assert of_b == [_decision(uow, a.id, b.id, 2)]  # the first one kept, unchanged
+        assert of_c_or_d == [_decision(uow, a.id, c.id, 1)]
+        assert list(none) == list(empty) == []
+
+    @_requires("duplicate_decisions")
+    async def test_decisions_are_removed_one_by_one_or_with_their_customers(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            a, b, c = [await add_customer(uow) for _ in range(3)]
+            store = duplicate_decisions(uow)
+            await store.add_decision(_decision(uow, a.id, b.id))
+            await store.add_decision(_decision(uow, a.id, c.id))
+            await store.add_decision(_decision(uow, b.id, c.id))
+            assert await store.remove_decision(a.id, b.id) is True
+            assert await store.remove_decision(a.id, b.id) is False
+            assert await store.delete_decisions_for_customers([]) == 0
+            assert await store.delete_decisions_for_customers([c.id]) == 2
+            assert list(await store.decisions_for_customers([a.id, b.id, c.id])) == []
+
+    @_requires("duplicate_decisions")
+    async def test_a_customer_with_decisions_is_not_deleted_until_they_are(
+        self, storage: Storage, tenant: str
+    ) -> None:
+        async with storage.unit_of_work(tenant) as uow:
+            a, b = await add_customer(uow), await add_customer(uow)
+            await duplicate_decisions(uow).add_decision(_decision(uow, a.id, b.id))
+            with pytest.raises(StorageRejected):
+                await uow.customers.delete_many([b.id])
+        async with storage.unit_of_work(tenant) as uow:
+            a, b = await add_customer(uow), await add_customer(uow)
+            await duplicate_decisions(uow).add_decision(_decision(uow, a.id, b.id))
+            await duplicate_decisions(uow).delete_decisions_for_customers([b.id])
+            await uow.customers.delete_many([b.id])
+            assert await uow.customers.get(b.id, include_deleted=True) is None
+
+    @_requires("duplicate_decisions")
+    async def test_a_decision_names_customers_of_its_own_tenant_only(
+        self, storage: Storage, tenant: str, other_tenant: str
+    ) -> None:
+        async with storage.unit_of_work(other_tenant) as other:
+            x, y = await add_customer(other), await add_customer(other)
+            await duplicate_decisions(other).add_decision(_decision(other, x.id, y.id))
+            await other.commit()
+        async with storage.unit_of_work(tenant) as uow:
+            a = await add_customer(uow)
+            store = duplicate_decisions(uow)
+            # The other tenant's pair is invisible and cannot be removed from here.
+            assert list(await store.decisions_for_customers([x.id, y.id])) == []
+            assert await store.remove_decision(x.id, y.id) is False
+            assert await store.delete_decisions_for_customers([x.id, y.id]) == 0
+            with pytest.raises(StorageRejected):
+                await store.add_decision(_decision(uow, a.id, a.id + 1000))
+        async with storage.unit_of_work(tenant) as uow:
+            with pytest.raises(StorageRejected):
+                await duplicate_decisions(uow).add_decision(_decision(other, x.id, y.id))
+        async with storage.unit_of_work(other_tenant) as other:
+            assert list(await duplicate_decisions(other).decisions_for_customers([x.id])) == [
+                _decision(other, x.id, y.id)
+            ]
+
+
 class PurchaseHistoryContract(ContractBase):
     """``PurchaseHistory``: units bought per customer and product, and best sellers."""
 
@@ -1749,6 +1875,7 @@ class StorageContract(
     DerivedDataContract,
     NearestNeighboursContract,
     DuplicateCandidatesContract,
+    DuplicateDecisionsContract,
     PurchaseHistoryContract,
     TenantIsolationContract,
 ):
