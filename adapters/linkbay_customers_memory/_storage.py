@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import copy
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from types import TracebackType
@@ -28,6 +28,7 @@ from linkbay_customers.domain import (
     DerivedData,
     DuplicateDecision,
     DuplicateEmail,
+    MatchRecord,
     MergeAlias,
     ModelFit,
     Order,
@@ -36,7 +37,7 @@ from linkbay_customers.domain import (
     ProductPurchases,
     ProductSales,
     StorageRejected,
-    blocking_keys,
+    blocks,
     chain_of,
     cosine_similarity,
     match_record,
@@ -236,28 +237,58 @@ class InMemoryCustomerRepository(
             del self._t.decisions[pair]
         return len(doomed)
 
-    async def candidate_pairs(
-        self, customer_ids: Sequence[int], *, later_only: bool = True
-    ) -> builtins.list[tuple[int, int]]:
-        """Candidate pairs of the customers: an index of the tenant's blocking keys."""
+    def _match_records(self) -> dict[int, MatchRecord]:
         t = self._t
-        live = {c.id: c for c in t.customers.values() if not c.is_deleted and not c.is_anonymized}
         addresses: dict[int, builtins.list[Address]] = {}
         for address in t.addresses.values():
             addresses.setdefault(address.customer_id, []).append(address)
-        holders: dict[str, set[int]] = {}
-        keys_of: dict[int, set[str]] = {}
-        for customer in live.values():
-            keys_of[customer.id] = blocking_keys(
-                match_record(customer, addresses.get(customer.id, ()))
-            )
-            for key in keys_of[customer.id]:
-                holders.setdefault(key, set()).add(customer.id)
-        pairs: set[tuple[int, int]] = set()
-        for a in set(customer_ids) & live.keys():
-            for key in keys_of[a]:
-                pairs.update((a, b) for b in holders[key] if b != a and (b > a or not later_only))
+        return {
+            c.id: match_record(c, addresses.get(c.id, ()))
+            for c in t.customers.values()
+            if not c.is_deleted and not c.is_anonymized
+        }
+
+    def _pairs(
+        self,
+        records: Mapping[int, MatchRecord],
+        customer_ids: Sequence[int] | None,
+        later_only: bool,
+    ) -> builtins.list[tuple[int, int]]:
+        wanted = None if customer_ids is None else set(customer_ids)
+        pairs = {
+            (a, b)
+            for ids in blocks(records.values()).values()
+            for a in ids
+            if wanted is None or a in wanted
+            for b in ids
+            if b != a and (b > a or not later_only)
+        }
         return sorted(pairs)
+
+    async def candidate_pairs(
+        self, customer_ids: Sequence[int], *, later_only: bool = True
+    ) -> builtins.list[tuple[int, int]]:
+        """Candidate pairs of the customers: the tenant's blocks (``blocks``)."""
+        if not customer_ids:
+            return []
+        return self._pairs(self._match_records(), customer_ids, later_only)
+
+    async def candidate_records(
+        self,
+        *,
+        every: int = 1,
+        customer_ids: Sequence[int] | None = None,
+        batch_size: int = 5000,
+    ) -> AsyncIterator[Sequence[tuple[MatchRecord, MatchRecord]]]:
+        """Candidate pairs with both sides' match records, from the tenant's blocks."""
+        records = self._match_records()
+        pairs = [
+            (records[a], records[b])
+            for a, b in self._pairs(records, customer_ids, customer_ids is None)
+            if customer_ids is not None or a % every == 0
+        ]
+        for start in range(0, len(pairs), batch_size):
+            yield pairs[start : start + batch_size]
 
     async def next_id(self) -> int:
         """Reserve a new customer id."""

@@ -26,10 +26,12 @@ from linkbay_customers.domain._entities import Address, Customer
 
 __all__ = (
     "COMPARISONS",
+    "MAX_BLOCK_SIZE",
     "MatchModel",
     "MatchRecord",
     "Comparison",
     "blocking_keys",
+    "blocks",
     "compare_records",
     "fit_match_model",
     "jaro_winkler",
@@ -41,6 +43,7 @@ __all__ = (
 _DOTLESS_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
 
 
+@functools.lru_cache(maxsize=65_536)
 def normalize_email(email: str | None) -> str | None:
     """The mailbox an address reaches: lower case, ``+tag`` dropped, dots dropped for
     providers that ignore them (gmail.com and googlemail.com, the same mailbox)."""
@@ -131,29 +134,51 @@ def _email_block(email: str | None) -> str | None:
     return f"{local}@{domain}"
 
 
+MAX_BLOCK_SIZE = 20
+"""The most customers a blocking key may hold and still propose pairs: a key that
+more share (a switchboard's phone, the commonest names, a postcode of a city
+centre) is weak evidence, and proposing every pair of its holders would make the
+cost quadratic. Storages drop such keys (see ``DuplicateCandidates``)."""
+
+
 def blocking_keys(record: MatchRecord) -> set[str]:
     """The blocking keys of a record: two records sharing one are a candidate pair.
 
-    The mailbox of the email, the phone, the last name with the first initial, the
-    birthday with the last initial, the two names in either order, and each postcode
-    with the last name (names compared in lower case). A storage computes the same
-    keys in its own query language (see ``DuplicateCandidates``).
+    The mailbox of the email and its local part alone (without dots and ``+tag``,
+    for the same mailbox at another provider), the last nine characters of the
+    phone, the last name with the first initial, the first name with the last
+    initial, the two names in either order, the birthday with either initial, and
+    each postcode with either initial (names in lower case). A storage computes the
+    same keys in its own query language, and drops those more than
+    ``MAX_BLOCK_SIZE`` customers hold (see ``DuplicateCandidates``).
     """
     first = record.first_name.lower() if record.first_name else None
     last = record.last_name.lower() if record.last_name else None
     keys = set()
     if (mailbox := _email_block(record.email)) is not None:
         keys.add(f"e:{mailbox}")
+        keys.add(f"l:{mailbox.partition('@')[0].replace('.', '')}")
     if record.phone:
-        keys.add(f"p:{record.phone}")
+        keys.add(f"p:{record.phone[-9:]}")
     if first and last:
         keys.add(f"n:{last}|{first[:1]}")
+        keys.add(f"f:{first}|{last[:1]}")
         keys.add(f"s:{min(first, last)}|{max(first, last)}")
-    if record.birthday is not None and last:
-        keys.add(f"b:{record.birthday.isoformat()}|{last[:1]}")
-    if last:
-        keys.update(f"a:{postcode}|{last}" for postcode in record.postal_codes)
+    initials = {name[:1] for name in (first, last) if name}
+    if record.birthday is not None:
+        keys.update(f"b:{record.birthday.isoformat()}|{initial}" for initial in initials)
+    keys.update(f"a:{code}|{initial}" for code in record.postal_codes for initial in initials)
     return keys
+
+
+def blocks(records: Iterable[MatchRecord]) -> dict[str, list[int]]:
+    """The blocking keys of ``records`` that propose pairs, each with its holders in
+    ascending order: keys held by 2 to ``MAX_BLOCK_SIZE`` records."""
+    holders: dict[str, list[int]] = {}
+    for record in sorted(records, key=lambda r: r.customer_id):
+        for key in blocking_keys(record):
+            holders.setdefault(key, []).append(record.customer_id)
+    return {key: ids for key, ids in holders.items() if 2 <= len(ids) <= MAX_BLOCK_SIZE}
 
 
 def match_record(customer: Customer, addresses: Iterable[Address] = ()) -> MatchRecord:
@@ -199,7 +224,9 @@ def _phone_level(a: MatchRecord, b: MatchRecord) -> int | None:
     return 1 if a.phone[-9:] == b.phone[-9:] else 0
 
 
+@functools.lru_cache(maxsize=65_536)
 def _close(x: str, y: str) -> bool:
+    # Cities, streets and names recur across pairs: each couple is measured once.
     return jaro_winkler(x, y) >= 0.9
 
 
@@ -234,18 +261,24 @@ def _birthday_level(a: MatchRecord, b: MatchRecord) -> int | None:
     return 1 if x.year == y.year else 0
 
 
+def _one_off(x: str, y: str) -> bool:
+    """Two codes of one length that differ in one character (a typo in a postcode)."""
+    return len(x) == len(y) and sum(p != q for p, q in zip(x, y, strict=True)) == 1
+
+
 def _address_level(a: MatchRecord, b: MatchRecord) -> int | None:
     if not (a.postal_codes or a.cities) or not (b.postal_codes or b.cities):
         return None
-    postcodes = {_fold(p).replace(" ", "") for p in a.postal_codes} & {
-        _fold(p).replace(" ", "") for p in b.postal_codes
-    }
-    if postcodes:
-        streets_b = [_fold(s) for s in b.streets]
-        if any(_close(_fold(s), t) for s in a.streets for t in streets_b):
-            return 3
+    codes_a = {_fold(p).replace(" ", "") for p in a.postal_codes}
+    codes_b = {_fold(p).replace(" ", "") for p in b.postal_codes}
+    streets_b = [_fold(s) for s in b.streets]
+    same_street = any(_close(_fold(s), t) for s in a.streets for t in streets_b)
+    if codes_a & codes_b:
+        return 3 if same_street else 2
+    same_city = any(_close(_fold(x), _fold(y)) for x in a.cities for y in b.cities)
+    if same_city and same_street:
         return 2
-    if {_fold(c) for c in a.cities} & {_fold(c) for c in b.cities}:
+    if same_city or any(_one_off(x, y) for x in codes_a for y in codes_b):
         return 1
     return 0
 
@@ -257,7 +290,15 @@ COMPARISONS: tuple[Comparison, ...] = (
         "name", ("different", "similar last name", "similar names", "swapped names", "same names")
     ),
     Comparison("birthday", ("different", "same year", "day and month swapped", "same date")),
-    Comparison("address", ("different", "same city", "same postcode", "same postcode and street")),
+    Comparison(
+        "address",
+        (
+            "different",
+            "same city or postcode one character off",
+            "same postcode, or same street and city",
+            "same postcode and street",
+        ),
+    ),
 )
 """The comparisons of two records, in the order of a comparison vector."""
 
@@ -334,6 +375,26 @@ def _largest_move(new: Sequence[Sequence[float]], old: Sequence[Sequence[float]]
     return max(abs(x - y) for a, b in zip(new, old, strict=True) for x, y in zip(a, b, strict=True))
 
 
+def _monotone(
+    m: Sequence[float], u: Sequence[float], weights: Sequence[float]
+) -> tuple[float, ...]:
+    """``m`` adjusted so that the match weight ``log(m/u)`` never falls from one level to
+    the next (pool-adjacent-violators over the levels, weighted by their pairs): a
+    closer agreement is never evidence against a match. Without it EM can settle on
+    a split of the candidate pairs by the key that proposed them (all pairs of a name
+    block on one side) rather than into matches and non-matches."""
+    pools: list[tuple[float, float, int]] = []  # (mean weight, pairs, levels)
+    for level_weight, pairs in zip(
+        (math.log(a / b) for a, b in zip(m, u, strict=True)), weights, strict=True
+    ):
+        pools.append((level_weight, pairs, 1))
+        while len(pools) > 1 and pools[-2][0] > pools[-1][0]:
+            (w2, n2, k2), (w1, n1, k1) = pools.pop(), pools.pop()
+            pools.append(((w1 * n1 + w2 * n2) / (n1 + n2), n1 + n2, k1 + k2))
+    weight = [w for w, _, levels in pools for _ in range(levels)]
+    return _normalised([b * math.exp(w) for b, w in zip(u, weight, strict=True)])
+
+
 def fit_match_model(
     patterns: Mapping[Vector, int] | Iterable[Vector],
     *,
@@ -342,7 +403,8 @@ def fit_match_model(
 ) -> MatchModel:
     """Learn m, u and the match share from a tenant's candidate pairs, without labels.
 
-    Expectation maximisation over the counts of distinct comparison vectors; the
+    Expectation maximisation over the counts of distinct comparison vectors, each
+    comparison's match weights kept non-decreasing from level to level; the
     default model's values enter as Dirichlet (Beta, for the match share)
     pseudo-counts worth ``_PRIOR_STRENGTH`` pairs, so that no level gets
     probability zero and a tenant with a handful of pairs gets the defaults' sense.
@@ -368,9 +430,14 @@ def fit_match_model(
                 if level is not None:
                     m_counts[k][level] += p * count
                     u_counts[k][level] += (1 - p) * count
+        u = tuple(_normalised(c) for c in u_counts)
+        m = tuple(
+            _monotone(_normalised(mc), uk, [x + y for x, y in zip(mc, uc, strict=True)])
+            for mc, uc, uk in zip(m_counts, u_counts, u, strict=True)
+        )
         fitted = MatchModel(
-            m=tuple(_normalised(c) for c in m_counts),
-            u=tuple(_normalised(c) for c in u_counts),
+            m=m,
+            u=u,
             prior=matches / pairs,
             iterations=iteration,
         )

@@ -8,7 +8,7 @@ tenant; ``next_ids`` reserves a consecutive range at once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -24,6 +24,7 @@ from linkbay_customers.domain import (
     DerivedData,
     DuplicateDecision,
     ExtraErasure,
+    MatchRecord,
     MergeAlias,
     Order,
     Page,
@@ -291,9 +292,12 @@ class DuplicateCandidates(Protocol):
 
     ``CustomerService.find_duplicates`` and ``find_duplicates_of`` need it. Two live
     (neither deleted nor erased) customers are a candidate pair when they share a
-    blocking key: the mailbox of their email (lower case, ``+tag`` and, for Gmail,
-    dots dropped), the phone, the last name and first initial, the birthday and last
-    initial, swapped first and last names, or a postcode and the last name.
+    blocking key of ``linkbay_customers.domain.blocking_keys`` that at most
+    ``MAX_BLOCK_SIZE`` live customers hold: the mailbox of their email (lower case,
+    ``+tag`` and, for Gmail, dots dropped) or its local part alone, the last nine
+    characters of the phone, the last name and first initial, the first name and
+    last initial, swapped first and last names, the birthday and either initial, or
+    a postcode and either initial.
     """
 
     async def candidate_pairs(
@@ -302,6 +306,27 @@ class DuplicateCandidates(Protocol):
         """The candidate pairs ``(a, b)`` with ``a`` one of ``customer_ids`` (live ones
         only), ``b`` a live customer other than ``a`` — with a greater id when
         ``later_only`` — each pair once, ordered by ``a`` then ``b``.
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+    def candidate_records(
+        self,
+        *,
+        every: int = 1,
+        customer_ids: Sequence[int] | None = None,
+        batch_size: int = 5000,
+    ) -> AsyncIterator[Sequence[tuple[MatchRecord, MatchRecord]]]:
+        """The candidate pairs with the match records of both customers, in batches of
+        at most ``batch_size``, ordered by the first customer's id then the other's,
+        from one pass over the tenant's keys (memory bounded by a batch).
+
+        Without ``customer_ids``: each pair once, the lower id first, only those whose
+        lower id is a multiple of ``every`` (a sample of about one pair in ``every``
+        that is the same at each call). With ``customer_ids``: the pairs of those
+        customers, each of them first.
 
         Raises:
             StorageError: the storage failed.

@@ -6,20 +6,21 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from linkbay_customers.domain import (
     COMPARISONS,
-    Address,
     Customer,
+    CustomerFilters,
     InvalidInput,
+    MatchModel,
+    MatchRecord,
     Page,
     compare_records,
     fit_match_model,
-    match_record,
 )
-from linkbay_customers.ports import UnitOfWork, derived_data, duplicate_candidates
+from linkbay_customers.ports import DuplicateCandidates, UnitOfWork, duplicate_candidates
 from linkbay_customers.schemas import CustomerMergeRequest
 from linkbay_customers.services._boundary import check_page
 from linkbay_customers.services._change import Transactions, load_customer
@@ -28,7 +29,10 @@ from linkbay_customers.services._progress import ProgressCallback, report_progre
 
 __all__ = ("CustomerDuplicates", "DuplicateSuggestion")
 
-_CHUNK = 5000  # customers whose candidate pairs are read and compared at a time
+_CHUNK = 5000  # candidate pairs read and compared at a time
+# The fit reads the pairs whose lower id is one of about this many customers: all of a
+# tenant up to that size, a sample of the same size (every n-th id) beyond.
+_SAMPLE_CUSTOMERS = 10_000
 _Vector = tuple[int | None, ...]
 
 
@@ -92,31 +96,56 @@ def _fields(vector: _Vector) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(agreeing), tuple(disagreeing)
 
 
-async def _compared(
-    uow: UnitOfWork, customers: Sequence[Customer], *, later_only: bool
-) -> list[tuple[int, int, _Vector]]:
-    """The comparison vectors of the candidate pairs of ``customers``: one query for the
-    pairs, one for the other sides, one for everybody's addresses."""
-    pairs = await duplicate_candidates(uow).candidate_pairs(
-        [c.id for c in customers], later_only=later_only
-    )
-    # Pairs marked as two people are neither suggested nor fitted on.
-    pairs = await drop_decided(uow, pairs)
-    if not pairs:
-        return []
-    known = {c.id: c for c in customers}
-    others = sorted({b for _, b in pairs} - known.keys())
-    known.update({c.id: c for c in await uow.customers.get_many(others)})
-    addresses = await uow.addresses.list_for_customers(sorted(known))
-    by_customer: dict[int, list[Address]] = {}
-    for address in addresses:
-        by_customer.setdefault(address.customer_id, []).append(address)
-    records = {cid: match_record(c, by_customer.get(cid, ())) for cid, c in known.items()}
-    return [
-        (a, b, compare_records(records[a], records[b]))
-        for a, b in pairs
-        if a in records and b in records
+async def _tenant_size(uow: UnitOfWork) -> int:
+    return (await uow.customers.list(CustomerFilters(), page=1, page_size=1)).total
+
+
+def _sample_every(customers: int) -> int:
+    """One pair in how many the fit reads: every pair up to ``_SAMPLE_CUSTOMERS``."""
+    return max(1, math.ceil(customers / _SAMPLE_CUSTOMERS))
+
+
+class _Scorer:
+    """A fitted model's probabilities, computed once per distinct comparison vector."""
+
+    def __init__(self, model: MatchModel) -> None:
+        self._model = model
+        self._known: dict[_Vector, float] = {}
+
+    def __call__(self, vector: _Vector) -> float:
+        probability = self._known.get(vector)
+        if probability is None:
+            probability = self._known[vector] = self._model.probability(vector)
+        return probability
+
+
+_Scored = tuple[int, int, float, _Vector]
+
+
+def _most_probable(rows: Iterable[_Scored]) -> list[_Scored]:
+    return sorted(rows, key=lambda row: (-row[2], row[0], row[1]))
+
+
+async def _undecided(
+    uow: UnitOfWork, batch: Sequence[tuple[MatchRecord, MatchRecord]]
+) -> list[tuple[MatchRecord, MatchRecord]]:
+    """The batch without the pairs marked as two people: they are neither suggested
+    nor fitted on."""
+    kept = set(await drop_decided(uow, [(a.customer_id, b.customer_id) for a, b in batch]))
+    return [(a, b) for a, b in batch if (a.customer_id, b.customer_id) in kept]
+
+
+async def _fitted(
+    uow: UnitOfWork, candidates: DuplicateCandidates, every: int
+) -> tuple[_Scorer, list[tuple[int, int, _Vector]]]:
+    """The tenant's model, fitted once on the pairs whose lower id is a multiple of
+    ``every``, and those pairs' comparison vectors."""
+    sample = [
+        (a.customer_id, b.customer_id, compare_records(a, b))
+        async for batch in candidates.candidate_records(every=every, batch_size=_CHUNK)
+        for a, b in await _undecided(uow, batch)
     ]
+    return _Scorer(fit_match_model(Counter(vector for *_, vector in sample))), sample
 
 
 class CustomerDuplicates:
@@ -124,24 +153,8 @@ class CustomerDuplicates:
 
     _tx: Transactions
 
-    async def _tenant_pairs(
-        self, uow: UnitOfWork, on_progress: ProgressCallback[int] | None
-    ) -> list[tuple[int, int, _Vector]]:
-        compared: list[tuple[int, int, _Vector]] = []
-        duplicate_candidates(uow)  # a storage without the role fails before any work
-        walk = derived_data(uow)
-        after, done = 0, 0
-        while chunk := await walk.list_after(after, limit=_CHUNK):
-            live = [c for c in chunk if not c.is_anonymized]
-            compared += await _compared(uow, live, later_only=True)
-            after, done = chunk[-1].id, done + len(chunk)
-            await report_progress(on_progress, done)
-        return compared
-
     async def _suggestions(
-        self,
-        uow: UnitOfWork,
-        scored: list[tuple[int, int, float, _Vector]],
+        self, uow: UnitOfWork, scored: Sequence[_Scored]
     ) -> list[DuplicateSuggestion]:
         ids = sorted({a for a, *_ in scored} | {b for _, b, *_ in scored})
         customers = {c.id: c for c in await uow.customers.get_many(ids)}
@@ -166,18 +179,34 @@ class CustomerDuplicates:
 
     async def _scored(
         self, uow: UnitOfWork, threshold: float, on_progress: ProgressCallback[int] | None
-    ) -> list[tuple[int, int, float, _Vector]]:
-        """The tenant's candidate pairs at ``threshold`` or above, most probable first."""
-        compared = await self._tenant_pairs(uow, on_progress)
-        model = fit_match_model(Counter(vector for *_, vector in compared))
-        return sorted(
-            (
-                (a, b, p, vector)
-                for a, b, vector in compared
-                if (p := model.probability(vector)) >= threshold
-            ),
-            key=lambda row: (-row[2], row[0], row[1]),
-        )
+    ) -> list[_Scored]:
+        """The tenant's candidate pairs at ``threshold`` or above, most probable first.
+
+        One fit on a sample whose size does not grow with the tenant (every pair of a
+        tenant of up to ``_SAMPLE_CUSTOMERS`` customers, then compared only once);
+        then every pair streamed, compared and scored, and those at the threshold kept.
+        """
+        candidates = duplicate_candidates(uow)
+        customers = await _tenant_size(uow)
+        every = _sample_every(customers)
+        score, sample = await _fitted(uow, candidates, every)
+        if every == 1:
+            await report_progress(on_progress, customers)
+            return _most_probable(
+                (a, b, p, vector) for a, b, vector in sample if (p := score(vector)) >= threshold
+            )
+        del sample
+        kept: list[_Scored] = []
+        compared: set[int] = set()
+        async for batch in candidates.candidate_records(batch_size=_CHUNK):
+            for a, b in await _undecided(uow, batch):
+                vector = compare_records(a, b)
+                if (p := score(vector)) >= threshold:
+                    kept.append((a.customer_id, b.customer_id, p, vector))
+                compared.add(a.customer_id)
+            await report_progress(on_progress, min(len(compared), customers))
+        await report_progress(on_progress, customers)
+        return _most_probable(kept)
 
     async def list_duplicates(
         self,
@@ -187,7 +216,8 @@ class CustomerDuplicates:
         on_progress: ProgressCallback[int] | None = None,
     ) -> list[DuplicateSuggestion]:
         """Every likely duplicate pair of the tenant, as ``find_duplicates`` orders them
-        (one fit for all of them, where paging through ``find_duplicates`` fits per page).
+        (one fit and one pass for all of them, where paging through ``find_duplicates``
+        fits and passes per page).
 
         Raises:
             InvalidInput: ``min_probability`` out of 0..1.
@@ -213,22 +243,24 @@ class CustomerDuplicates:
         """The tenant's likely duplicate pairs, most probable first (ties by ids).
 
         Candidate pairs come from the storage's blocking (``DuplicateCandidates``), never
-        all pairs; the model is fitted on the tenant's candidate pairs each call, without
-        labels. Deleted (merged included) and erased customers never appear. The
-        profiling policy does not apply: matching keeps records accurate (GDPR art.
-        5(1)(d)) and derives nothing about the person (see docs/gdpr.md).
+        all pairs; the model is fitted once per call, without labels, on the tenant's
+        candidate pairs (a sample of the same pairs at each call once the tenant has
+        more than 10,000 customers). Deleted (merged included) and erased customers
+        never appear. The profiling policy does not apply: matching keeps records
+        accurate (GDPR art. 5(1)(d)) and derives nothing about the person (see
+        docs/gdpr.md).
 
         Args:
             tenant_id: The tenant.
             min_probability: The least match probability of a pair listed, 0 to 1.
             page: The page, from 1.
             page_size: Pairs per page, 1 to 100.
-            on_progress: Called after each chunk with the number of customers read.
+            on_progress: Called as pairs are compared with the number of customers
+                done, the tenant's count at the end.
 
         Raises:
             InvalidInput: ``min_probability`` out of 0..1, or a bad page.
-            StorageRoleMissing: the storage has no ``DuplicateCandidates`` (or no
-                ``DerivedDataStore``, to walk the tenant).
+            StorageRoleMissing: the storage has no ``DuplicateCandidates``.
         """
         threshold = _check_probability(min_probability)
         check_page(page, page_size)
@@ -249,7 +281,8 @@ class CustomerDuplicates:
         """The likely duplicates of one customer, most probable first; each suggestion's
         ``customer_id`` is this customer (merge aliases followed).
 
-        The model is the tenant's, fitted as ``find_duplicates`` fits it.
+        The model is the tenant's, fitted as ``find_duplicates`` fits it; only this
+        customer's pairs are compared beyond the fit's sample.
 
         Raises:
             CustomerNotFound: unknown, deleted or another tenant's customer.
@@ -260,16 +293,13 @@ class CustomerDuplicates:
         check_page(1, limit)
         async with self._tx.read(tenant_id) as uow:
             customer = await load_customer(uow, customer_id)
-            model = fit_match_model(
-                Counter(vector for *_, vector in await self._tenant_pairs(uow, None))
-            )
-            own = await _compared(uow, [customer], later_only=False)
-            scored = sorted(
-                (
-                    (a, b, p, vector)
-                    for a, b, vector in own
-                    if (p := model.probability(vector)) >= threshold
-                ),
-                key=lambda row: (-row[2], row[1]),
-            )
+            candidates = duplicate_candidates(uow)
+            score, _ = await _fitted(uow, candidates, _sample_every(await _tenant_size(uow)))
+            own = [
+                (a.customer_id, b.customer_id, p, vector)
+                async for batch in candidates.candidate_records(customer_ids=[customer.id])
+                for a, b in await _undecided(uow, batch)
+                if (p := score(vector := compare_records(a, b))) >= threshold
+            ]
+            scored = sorted(own, key=lambda row: (-row[2], row[1]))
             return await self._suggestions(uow, scored[:limit])

@@ -43,6 +43,7 @@ import pytest
 
 from linkbay_customers.domain import (
     EMBEDDING_DIMENSIONS,
+    MAX_BLOCK_SIZE,
     TENANT_CHAIN,
     AddressType,
     AuditAction,
@@ -64,6 +65,7 @@ from linkbay_customers.domain import (
     StorageRejected,
     TagMatch,
     chain_of,
+    match_record,
 )
 from linkbay_customers.ports import (
     STORAGE_ROLES,
@@ -1623,6 +1625,67 @@ class DuplicateCandidatesContract(ContractBase):
             await add_customer(uow, phone="+14155550100", is_anonymized=True)
             pairs = await duplicate_candidates(uow).candidate_pairs([live.id], later_only=False)
         assert pairs == []
+
+    @_requires("duplicates")
+    async def test_a_key_more_customers_hold_than_a_block_allows_makes_no_pair(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            crowd = [
+                (await add_customer(uow, phone="+14155550100")).id
+                for _ in range(MAX_BLOCK_SIZE + 1)
+            ]
+            full = [
+                (await add_customer(uow, phone="+14155550111")).id for _ in range(MAX_BLOCK_SIZE)
+            ]
+            none = await duplicate_candidates(uow).candidate_pairs(crowd)
+            pairs = await duplicate_candidates(uow).candidate_pairs(full)
+        assert none == []
+        assert len(pairs) == MAX_BLOCK_SIZE * (MAX_BLOCK_SIZE - 1) // 2
+
+    @_requires("duplicates")
+    async def test_candidate_records_stream_each_pair_with_both_records(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            shared = [await add_customer(uow, phone="+14155550100") for _ in range(3)]
+            await add_address(uow, shared[0].id, postal_code="20121", city="Milano")
+            await add_address(uow, shared[0].id, postal_code="10121", city="Torino")
+            await add_customer(uow, phone="+14155550199")
+            await add_customer(uow, phone="+14155550100", is_anonymized=True)
+            addresses = await uow.addresses.list_for_customers([shared[0].id])
+            batches = [
+                list(batch)
+                async for batch in duplicate_candidates(uow).candidate_records(batch_size=2)
+            ]
+            sampled = [
+                (a.customer_id, b.customer_id)
+                async for batch in duplicate_candidates(uow).candidate_records(every=2)
+                for a, b in batch
+            ]
+            of_last = [
+                (a.customer_id, b.customer_id)
+                async for batch in duplicate_candidates(uow).candidate_records(
+                    customer_ids=[shared[2].id]
+                )
+                for a, b in batch
+            ]
+            of_nobody = [
+                batch
+                async for batch in duplicate_candidates(uow).candidate_records(customer_ids=[])
+            ]
+        a, b, c = (customer.id for customer in shared)
+        assert [len(batch) for batch in batches] == [2, 1]
+        pairs = [(x.customer_id, y.customer_id) for batch in batches for x, y in batch]
+        assert pairs == [(a, b), (a, c), (b, c)]
+        first, _ = batches[0][0]
+        assert first == match_record(shared[0], addresses)
+        assert first.postal_codes == {"20121", "10121"}
+        assert first.cities == {"Milano", "Torino"}
+        assert batches[1][0] == (match_record(shared[1]), match_record(shared[2]))
+        assert sampled == [(x, y) for x, y in pairs if x % 2 == 0]
+        assert of_last == [(c, a), (c, b)]
+        assert of_nobody == []
 
 
 def _decision(uow: UnitOfWork, low: int, high: int, minutes: int = 0) -> DuplicateDecision:
