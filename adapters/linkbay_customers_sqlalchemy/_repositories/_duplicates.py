@@ -106,6 +106,8 @@ class SqlDuplicateCandidates(SqlRepository, DuplicateCandidates):
             select(
                 c.c.id,
                 *(c.c[field] for field in _FIELDS),
+                c.c.search_first_name,
+                c.c.search_last_name,
                 *(joined.c[field] for field in _ADDRESS_FIELDS),
             )
             .select_from(c.outerjoin(joined, joined.c.customer_id == c.c.id))
@@ -117,7 +119,12 @@ class SqlDuplicateCandidates(SqlRepository, DuplicateCandidates):
         """Every (customer, key) of the tenant's live customers, once."""
         r = records.c
         addresses: Table = self._session.models.address.__table__  # type: ignore[attr-defined]
-        first, last = func.lower(r.first_name), func.lower(r.last_name)
+        # Names folded as search folds them (``search_key``), stored with each row;
+        # ordered by code point, as Python orders them, not by a collation.
+        first: Any = r.search_first_name
+        last: Any = r.search_last_name
+        if self._postgresql:
+            first, last = first.collate("C"), last.collate("C")
         first_initial, last_initial = func.substr(first, 1, 1), func.substr(last, 1, 1)
         least, greatest = (func.least, func.greatest) if self._postgresql else (func.min, func.max)
         mailbox, local = self._mailbox(r.email)

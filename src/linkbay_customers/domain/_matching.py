@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import functools
 import math
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
 from linkbay_customers.domain._entities import Address, Customer
+from linkbay_customers.domain._rules import search_key
 
 __all__ = (
     "COMPARISONS",
@@ -62,8 +62,7 @@ def _fold(text: str | None) -> str:
     """Case, accents and surrounding spaces do not make two names differ."""
     if not text:
         return ""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
+    return " ".join(search_key(text).split())
 
 
 def jaro_winkler(a: str, b: str, *, prefix_scale: float = 0.1) -> float:
@@ -148,12 +147,13 @@ def blocking_keys(record: MatchRecord) -> set[str]:
     for the same mailbox at another provider), the last nine characters of the
     phone, the last name with the first initial, the first name with the last
     initial, the two names in either order, the birthday with either initial, and
-    each postcode with either initial (names in lower case). A storage computes the
+    each postcode with either initial (names folded by ``search_key``: case and
+    accents ignored, the same on every storage). A storage computes the
     same keys in its own query language, and drops those more than
     ``MAX_BLOCK_SIZE`` customers hold (see ``DuplicateCandidates``).
     """
-    first = record.first_name.lower() if record.first_name else None
-    last = record.last_name.lower() if record.last_name else None
+    first = search_key(record.first_name) if record.first_name else None
+    last = search_key(record.last_name) if record.last_name else None
     keys = set()
     if (mailbox := _email_block(record.email)) is not None:
         keys.add(f"e:{mailbox}")

@@ -1613,6 +1613,22 @@ class DuplicateCandidatesContract(ContractBase):
         assert none == []
 
     @_requires("duplicates")
+    async def test_names_are_keyed_as_search_key_folds_them(self, uow: UnitOfWork) -> None:
+        """Case and accents of any script, and names in either order, on every storage."""
+        async with uow:
+            turkish = [
+                await add_customer(uow, first_name="İlker", last_name="Öztürk"),
+                await add_customer(uow, first_name="ILKER", last_name="ozturk"),
+            ]
+            greek = [
+                await add_customer(uow, first_name="Σίσυφος", last_name="Ωρίων"),
+                await add_customer(uow, first_name="ΩΡΙΩΝ", last_name="ΣΙΣΥΦΟΣ"),
+            ]
+            everyone = [c.id for c in [*turkish, *greek]]
+            pairs = await duplicate_candidates(uow).candidate_pairs(everyone)
+        assert pairs == [(turkish[0].id, turkish[1].id), (greek[0].id, greek[1].id)]
+
+    @_requires("duplicates")
     async def test_deleted_and_anonymized_customers_and_other_tenants_make_no_pair(
         self, storage: Storage, tenant: str, other_tenant: str
     ) -> None:
