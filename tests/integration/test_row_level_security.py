@@ -218,7 +218,7 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_without_an_erro
                 result = await (await uow.connection()).execute(count)
             else:
                 result = await uow.execute(count, action="reading")
-            assert result.scalar_one() == 1
+            assert result.scalar_one() == 2  # tenant A's two customers, no one else's
     finally:
         await storage.close()
         await admin.close()
