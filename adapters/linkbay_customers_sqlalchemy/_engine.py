@@ -69,8 +69,9 @@ def _configure_sqlite(engine: AsyncEngine, *, file_backed: bool) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
         dbapi_connection.isolation_level = None
-        # SQLite's own lower() folds ASCII only; searches must fold like Python
-        # and PostgreSQL do ('Élodie' matches 'élodie').
+        # SQLite's own lower() folds ASCII only; duplicate detection's email keys
+        # lower like Python ('Élodie@…' and 'élodie@…' share a key). Search does not
+        # fold in the database: it compares the stored search keys.
         dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
