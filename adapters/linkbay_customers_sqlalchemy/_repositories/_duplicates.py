@@ -136,7 +136,13 @@ class SqlDuplicateCandidates(SqlRepository, DuplicateCandidates):
             literal("p:") + phone_tail,
             literal("n:") + last + "|" + first_initial,
             literal("f:") + first + "|" + last_initial,
-            literal("s:") + least(first, last) + "|" + greatest(first, last),
+            # PostgreSQL's least and greatest skip a null; the key needs both names.
+            case(
+                (first.is_not(None) & last.is_not(None), literal("s:") + least(first, last)),
+                else_=None,
+            )
+            + "|"
+            + greatest(first, last),
             literal("b:") + born + "|" + first_initial,
             literal("b:") + born + "|" + last_initial,
         ]
@@ -150,8 +156,11 @@ class SqlDuplicateCandidates(SqlRepository, DuplicateCandidates):
                 addresses.c.customer_id == r.id,
             ),
         )
-        for initial in (first_initial, last_initial):
-            key = literal("a:") + addresses.c.postal_code + "|" + initial
+        for key in (
+            literal("a:") + addresses.c.postal_code + "|" + first_initial,
+            literal("a:") + addresses.c.postal_code + "|" + last_initial,
+            literal("d:") + born + "|" + addresses.c.postal_code,
+        ):
             statements.append(select(r.id.label("id"), key.label("key")).select_from(located))
         every_key = union_all(*statements).subquery("every_key")
         return (

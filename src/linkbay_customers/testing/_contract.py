@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
+import random
 from collections.abc import Callable, Set
 from dataclasses import replace
 from datetime import timedelta
@@ -65,6 +67,7 @@ from linkbay_customers.domain import (
     StorageRejected,
     TagMatch,
     chain_of,
+    blocks,
     match_record,
 )
 from linkbay_customers.ports import (
@@ -1592,6 +1595,10 @@ class DuplicateCandidatesContract(ContractBase):
             post_b = await add_customer(uow, first_name="Paolo", last_name="Verdi")
             await add_address(uow, post_a.id, postal_code="20121")
             await add_address(uow, post_b.id, postal_code="20121")
+            home_a = await add_customer(uow, first_name="Ada", last_name="Conti", birthday=T0.date().replace(year=1980))
+            home_b = await add_customer(uow, first_name="Eva", last_name="Gatti", birthday=T0.date().replace(year=1980))
+            await add_address(uow, home_a.id, postal_code="30100")
+            await add_address(uow, home_b.id, postal_code="30100")
             await add_customer(uow, first_name="Zed", last_name="Zulu", phone="+14155550199")
             everyone = [c.id for c in await derived_data(uow).list_after(0, limit=100)]
             pairs = await duplicate_candidates(uow).candidate_pairs(everyone)
@@ -1607,10 +1614,54 @@ class DuplicateCandidatesContract(ContractBase):
             (swap_a.id, swap_b.id),
             (born_a.id, born_b.id),
             (post_a.id, post_b.id),
+            (home_a.id, home_b.id),
         ]
         assert first_half == [(mail_a.id, mail_b.id), (phone_a.id, phone_b.id)]
         assert both_ways == [(phone_b.id, phone_a.id)]
         assert none == []
+
+    @_requires("duplicates")
+    async def test_candidate_pairs_are_the_pairs_of_the_domain_blocks(
+        self, uow: UnitOfWork
+    ) -> None:
+        """The storage derives ``blocking_keys`` in its own language: on customers that
+        share names, mailboxes, phones, birthdays and postcodes in many ways, its pairs
+        are those of ``blocks`` over the same customers, key for key."""
+        rng = random.Random(16)
+        firsts = ["Ann", "ann", "Anne", "Élodie", "Lee", None]
+        lasts = ["Lee", "LEE", "Ann", "Müller", "Muller", None]
+        mailboxes = ["ann.lee@gmail.com", "annlee@googlemail.com", "Ann.Lee@example.com"]
+        async with uow:
+            customers = []
+            for n in range(60):
+                mailbox = rng.choice([*mailboxes, None])
+                email = None
+                if mailbox is not None:
+                    local, _, domain = mailbox.partition("@")
+                    email = f"{local}+{n}@{domain}"
+                customer = await add_customer(
+                    uow,
+                    email=email,
+                    first_name=rng.choice(firsts),
+                    last_name=rng.choice(lasts),
+                    phone=rng.choice(["+393331234567", "+3903331234567", "+14155550100", None]),
+                    birthday=rng.choice([T0.date(), T0.date().replace(day=2), None]),
+                )
+                customers.append(customer)
+                for _ in range(rng.randrange(3)):
+                    await add_address(
+                        uow, customer.id, postal_code=rng.choice(["20121", "20122", "10100"])
+                    )
+            everyone = [c.id for c in customers]
+            addresses = await uow.addresses.list_for_customers(everyone)
+            pairs = await duplicate_candidates(uow).candidate_pairs(everyone)
+        expected = {
+            pair
+            for ids in blocks(match_record(c, addresses) for c in customers).values()
+            for pair in itertools.combinations(ids, 2)
+        }
+        assert len(expected) > 100
+        assert pairs == sorted(expected)
 
     @_requires("duplicates")
     async def test_names_are_keyed_as_search_key_folds_them(self, uow: UnitOfWork) -> None:
