@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import math
 import random
 import zipfile
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -81,19 +83,43 @@ class TestComparisons:
             streets=frozenset({"via roma 1"}),
             cities=frozenset({"milano"}),
         )
-        assert compare_records(base, same) == (2, 2, 4, 3, 3)
+        assert [c.name for c in COMPARISONS] == [
+            "email",
+            "phone",
+            "first_name",
+            "last_name",
+            "birthday",
+            "address",
+            "city",
+        ]
+        assert compare_records(base, same) == (2, 2, 2, 2, 4, 4, 2)
         close = MatchRecord(
             3,
             email="ann.lee@example.com",
-            phone="+3903331234567"[:-10] + "3331234567",
-            first_name="Lee",
+            phone="+3903331234567",
+            first_name="Leee",
             last_name="Ann",
             birthday=date(1990, 4, 3),
             postal_codes=frozenset({"20122"}),
-            cities=frozenset({"Milano"}),
+            streets=frozenset({"Via Roma 1a"}),
+            cities=frozenset({"Milan"}),
         )
-        assert compare_records(base, close) == (0, 1, 3, 2, 1)
-        assert compare_records(base, MatchRecord(4)) == (None,) * len(COMPARISONS)
+        # Names in the other order are compared crosswise; a typo leaves them similar.
+        assert compare_records(base, close) == (0, 1, 2, 1, 3, 2, 1)
+        typed = MatchRecord(
+            4,
+            first_name="Bob",
+            last_name="Lee",
+            birthday=date(1990, 3, 14),
+            postal_codes=frozenset({"21021"}),
+            streets=frozenset({"Corso Como 5"}),
+            cities=frozenset({"Roma"}),
+        )
+        assert compare_records(base, typed) == (None, None, 0, 2, 2, 1, 0)
+        assert compare_records(base, replace(typed, birthday=date(1990, 7, 9))) == (
+            (None, None, 0, 2, 1, 1, 0)
+        )
+        assert compare_records(base, MatchRecord(5)) == (None,) * len(COMPARISONS)
 
     def test_blocking_keys_bring_swapped_names_and_mailboxes_together(self) -> None:
         a = MatchRecord(1, email="a.b@gmail.com", first_name="Ann", last_name="Lee")
@@ -115,52 +141,114 @@ class TestBlocking:
         assert blocking_keys(a) & blocking_keys(b) == {"p:331234567"}
 
 
+def _simulated(
+    rng: random.Random, m: list[list[float]], u: list[list[float]], matches: int, others: int
+) -> list[tuple[int | None, ...]]:
+    """Comparison vectors drawn from known m and u, a tenth of the fields missing."""
+    vectors = []
+    for count, distributions in ((matches, m), (others, u)):
+        for _ in range(count):
+            vectors.append(
+                tuple(
+                    None if rng.random() < 0.1 else rng.choices(range(len(p)), weights=p)[0]
+                    for p in distributions
+                )
+            )
+    return vectors
+
+
+def _known(top: bool) -> list[list[float]]:
+    """Per comparison, a distribution over its levels: rising to the top level for
+    matches, falling from the bottom one for the others (weights rise with the level)."""
+    distributions = []
+    for k, comparison in enumerate(COMPARISONS):
+        size = len(comparison.levels)
+        raw = [(j + 1) ** (2 + k % 2) if top else (size - j) ** (3 + k % 2) for j in range(size)]
+        distributions.append([x / sum(raw) for x in raw])
+    return distributions
+
+
 class TestFellegiSunter:
     def test_em_recovers_known_m_and_u_without_labels(self) -> None:
-        rng = random.Random(7)
-        true_m = (0.95, 0.9, 0.85, 0.9, 0.8)
-        true_u = (0.02, 0.05, 0.1, 0.03, 0.2)
-        vectors = []
-        for is_match, count in ((True, 3000), (False, 7000)):
-            for _ in range(count):
-                vector = []
-                for k, comparison in enumerate(COMPARISONS):
-                    top = len(comparison.levels) - 1
-                    p = (true_m if is_match else true_u)[k]
-                    vector.append(top if rng.random() < p else 0)
-                vectors.append(tuple(vector))
+        true_m, true_u = _known(top=True), _known(top=False)
+        vectors = _simulated(random.Random(7), true_m, true_u, matches=6000, others=14000)
         model = fit_match_model(vectors)
         assert model.prior == pytest.approx(0.3, abs=0.02)
-        for k, comparison in enumerate(COMPARISONS):
-            top = len(comparison.levels) - 1
-            assert model.m[k][top] == pytest.approx(true_m[k], abs=0.03)
-            assert model.u[k][top] == pytest.approx(true_u[k], abs=0.03)
+        for fitted, known in ((model.m, true_m), (model.u, true_u)):
+            for levels, true_levels in zip(fitted, known, strict=True):
+                assert list(levels) == pytest.approx(true_levels, abs=0.03)
 
     def test_em_never_makes_a_closer_agreement_evidence_against_a_match(self) -> None:
         # Most candidate pairs share only names (a name block), a few share only a
         # birthday; EM without constraint splits them by block, not by match.
-        vectors = [(0, None, 4, None, 1)] * 6000 + [(0, 0, 0, 3, 0)] * 800
-        vectors += [(2, 2, 4, 3, 3)] * 300 + [(1, None, 3, None, 3)] * 100
-        vectors += [(0, 2, 2, None, 2)] * 200
+        vectors = [(0, None, 2, 2, None, 1, 2)] * 6000 + [(0, 0, 0, 0, 4, 0, 0)] * 800
+        vectors += [(2, 2, 2, 2, 4, 4, 2)] * 300 + [(1, None, 2, 1, None, 3, 2)] * 100
+        vectors += [(0, 2, 1, 1, None, 2, 1)] * 200
         model = fit_match_model(vectors)
         for m, u in zip(model.m, model.u, strict=True):
             weights = [math.log(x / y) for x, y in zip(m, u, strict=True)]
-            assert weights == sorted(weights)
-        assert model.probability((2, 2, 4, 3, 3)) > 0.99
+            assert all(low <= high + 1e-9 for low, high in itertools.pairwise(weights))
+        assert model.probability((2, 2, 2, 2, 4, 4, 2)) > 0.99
 
-    def test_a_tenant_with_few_pairs_keeps_sensible_probabilities(self) -> None:
-        model = fit_match_model([(2, 2, 4, 3, None), (0, None, 1, None, None)])
-        assert model.probability((2, 2, 4, 3, 3)) > 0.99
-        assert model.probability((0, 0, 0, 0, 0)) < 0.01
+    def test_the_priors_weigh_every_level_up_from_the_lowest(self) -> None:
+        model = MatchModel()
+        for m, u in zip(model.m, model.u, strict=True):
+            weights = [math.log(x / y) for x, y in zip(m, u, strict=True)]
+            assert weights == sorted(weights)
+            assert weights[0] < 0 < weights[-1]
+            assert sum(m) == pytest.approx(1) and sum(u) == pytest.approx(1)
+
+    def test_the_priors_hold_a_tiny_tenant_and_yield_to_a_large_one(self) -> None:
+        prior = MatchModel()
+        tiny = fit_match_model(
+            [(2, None, 2, 2, None, None, None), (0, 2, 2, 2, None, None, None)]
+            + [(0, None, 2, 2, None, None, None), (0, None, 2, 0, None, 4, 2)]
+        )
+        moved = [
+            abs(x - y)
+            for fitted, default in ((tiny.m, prior.m), (tiny.u, prior.u))
+            for a, b in zip(fitted, default, strict=True)
+            for x, y in zip(a, b, strict=True)
+        ]
+        assert max(moved) < 0.06
+        assert abs(tiny.prior - prior.prior) < 0.06
         # Every level keeps some probability, so no vector is certain either way.
-        assert all(0 < p < 1 for levels in (*model.m, *model.u) for p in levels)
+        assert all(0 < p < 1 for levels in (*tiny.m, *tiny.u) for p in levels)
+        # A large tenant's data outweigh the priors: its EM lands near the truth.
+        true_m, true_u = _known(top=True), _known(top=False)
+        large = fit_match_model(_simulated(random.Random(3), true_m, true_u, 3000, 30000))
+        assert large.u[2][2] == pytest.approx(true_u[2][2], abs=0.01)
+        assert abs(large.u[2][2] - prior.u[2][2]) > 0.2
+
+    @pytest.mark.parametrize(
+        ("vector", "likely"),
+        [
+            # The names and the phone, another email: one person who changed address.
+            ((0, 2, 2, 2, None, None, None), True),
+            # The same mailbox under a +tag, with or without the names.
+            ((2, None, 2, 2, None, None, None), True),
+            ((2, None, None, None, None, None, None), True),
+            # The names and the birthday, or the names and the address.
+            ((0, None, 2, 2, 4, None, None), True),
+            ((None, None, 2, 2, None, 4, 2), True),
+            # The same names only, with or without another email: two people so named.
+            ((0, None, 2, 2, None, None, None), False),
+            ((None, None, 2, 2, None, None, None), False),
+            ((0, 0, 0, 0, 0, 0, 0), False),
+        ],
+    )
+    def test_the_priors_alone_call_what_a_person_would(
+        self, vector: tuple[int | None, ...], likely: bool
+    ) -> None:
+        assert (MatchModel().probability(vector) > 0.5) is likely
 
     def test_the_default_model_weighs_agreement_up_and_disagreement_down(self) -> None:
         model = MatchModel()
-        assert model.probability((2, None, 4, None, None)) > model.probability(
-            (2, None, None, None, None)
+        only_email = (2, *(None,) * (len(COMPARISONS) - 1))
+        assert model.probability((2, None, 2, 2, None, None, None)) > model.probability(
+            only_email
         )
-        assert model.probability((None,) * 5) == pytest.approx(model.prior)
+        assert model.probability((None,) * len(COMPARISONS)) == pytest.approx(model.prior)
 
 
 async def _customer(service: CustomerService, tenant: str, **fields: Any) -> int:
@@ -198,7 +286,13 @@ class TestDuplicates:
         (pair,) = page.items
         assert (pair.customer_id, pair.other_id) == (ann, twin)
         assert pair.match_probability > 0.9
-        assert pair.agreeing == ("email: same mailbox", "phone: same number", "name: swapped names")
+        # The names are written the other way round: compared crosswise, they agree.
+        assert pair.agreeing == (
+            "email: same mailbox",
+            "phone: same number",
+            "first_name: same",
+            "last_name: same",
+        )
         assert pair.disagreeing == ()
         assert pair.merge_request.target_customer_id == twin
         assert pair.merge_request.source_customer_id == ann

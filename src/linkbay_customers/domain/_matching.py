@@ -354,10 +354,10 @@ COMPARISONS: tuple[Comparison, ...] = (
 _PRIOR_M: tuple[tuple[float, ...], ...] = (
     (0.45, 0.15, 0.40),
     (0.25, 0.05, 0.70),
-    (0.08, 0.12, 0.80),
-    (0.08, 0.12, 0.80),
+    (0.08, 0.07, 0.85),
+    (0.08, 0.07, 0.85),
     (0.05, 0.01, 0.03, 0.01, 0.90),
-    (0.15, 0.03, 0.12, 0.10, 0.60),
+    (0.15, 0.02, 0.15, 0.08, 0.60),
     (0.10, 0.05, 0.85),
 )
 _PRIOR_U: tuple[tuple[float, ...], ...] = (
@@ -366,13 +366,13 @@ _PRIOR_U: tuple[tuple[float, ...], ...] = (
     (0.65, 0.05, 0.30),
     (0.45, 0.05, 0.50),
     (0.97, 0.025, 0.002, 0.0005, 0.0025),
-    (0.70, 0.03, 0.25, 0.01, 0.01),
+    (0.70, 0.04, 0.24, 0.01, 0.01),
     (0.65, 0.03, 0.32),
 )
 _PRIOR_MATCH = 0.1
 # How many pairs' worth of evidence the priors weigh: a tenant with far fewer
 # candidate pairs keeps close to them, a large one learns its own.
-_PRIOR_STRENGTH = 20.0
+_PRIOR_STRENGTH = 50.0
 
 
 @dataclass(frozen=True, slots=True)
