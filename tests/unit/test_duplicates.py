@@ -311,6 +311,57 @@ class TestDuplicates:
         assert pair.merge_request.target_customer_id == first
         assert pair.keep_reason == "older customer"
 
+    async def test_a_small_tenant_calls_its_twins_as_a_person_would(
+        self, service: CustomerService, tenant: str
+    ) -> None:
+        # A shop of forty customers, some of them namesakes, and three second records:
+        # the same mailbox under a +tag; the names and phone with another email; the
+        # names only, with another email.
+        rng = random.Random(5)
+        people = []
+        for n in range(40):
+            first, last = rng.choice(_FIRST), rng.choice(_LAST)
+            people.append(
+                await _customer(
+                    service,
+                    tenant,
+                    email=f"{first}.{last}{n}@example.com".lower(),
+                    first_name=first,
+                    last_name=last,
+                    phone=f"+39347{rng.randrange(10**7):07d}",
+                )
+            )
+        shop, phone, names = [await service.get_customer(tenant, i) for i in people[:3]]
+        tagged = await _customer(
+            service,
+            tenant,
+            email=shop.email.replace("@", "+shop@"),
+            first_name=shop.first_name,
+            last_name=shop.last_name,
+        )
+        called = await _customer(
+            service,
+            tenant,
+            email="another@example.net",
+            first_name=phone.first_name,
+            last_name=phone.last_name,
+            phone=phone.phone,
+        )
+        namesake = await _customer(
+            service,
+            tenant,
+            email="someone@example.net",
+            first_name=names.first_name,
+            last_name=names.last_name,
+        )
+        found = await service.list_duplicates(tenant, min_probability=0.0)
+        probability = {(s.customer_id, s.other_id): s.match_probability for s in found}
+        assert probability[shop.id, tagged] > 0.95
+        assert probability[phone.id, called] > 0.8
+        assert probability[names.id, namesake] < 0.2
+        likely = {pair for pair, p in probability.items() if p >= 0.5}
+        assert likely == {(shop.id, tagged), (phone.id, called)}
+
     async def test_pairs_come_from_every_blocking_key_and_never_unrelated_ones(
         self, service: CustomerService, tenant: str
     ) -> None:
