@@ -196,13 +196,18 @@ class TestFellegiSunter:
             weights = [math.log(x / y) for x, y in zip(m, u, strict=True)]
             assert weights == sorted(weights)
             assert weights[0] < 0 < weights[-1]
-            assert sum(m) == pytest.approx(1) and sum(u) == pytest.approx(1)
+            assert sum(m) == pytest.approx(1)
+            assert sum(u) == pytest.approx(1)
 
     def test_the_priors_hold_a_tiny_tenant_and_yield_to_a_large_one(self) -> None:
         prior = MatchModel()
         tiny = fit_match_model(
-            [(2, None, 2, 2, None, None, None), (0, 2, 2, 2, None, None, None)]
-            + [(0, None, 2, 2, None, None, None), (0, None, 2, 0, None, 4, 2)]
+            [
+                (2, None, 2, 2, None, None, None),
+                (0, 2, 2, 2, None, None, None),
+                (0, None, 2, 2, None, None, None),
+                (0, None, 2, 0, None, 4, 2),
+            ]
         )
         moved = [
             abs(x - y)
@@ -245,9 +250,7 @@ class TestFellegiSunter:
     def test_the_default_model_weighs_agreement_up_and_disagreement_down(self) -> None:
         model = MatchModel()
         only_email = (2, *(None,) * (len(COMPARISONS) - 1))
-        assert model.probability((2, None, 2, 2, None, None, None)) > model.probability(
-            only_email
-        )
+        assert model.probability((2, None, 2, 2, None, None, None)) > model.probability(only_email)
         assert model.probability((None,) * len(COMPARISONS)) == pytest.approx(model.prior)
 
 

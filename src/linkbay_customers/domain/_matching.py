@@ -146,11 +146,11 @@ def blocking_keys(record: MatchRecord) -> set[str]:
     The mailbox of the email and its local part alone (without dots and ``+tag``,
     for the same mailbox at another provider), the last nine characters of the
     phone, the last name with the first initial, the first name with the last
-    initial, the two names in either order, the birthday with either initial, and
-    each postcode with either initial (names folded by ``search_key``: case and
-    accents ignored, the same on every storage). A storage computes the
-    same keys in its own query language, and drops those more than
-    ``MAX_BLOCK_SIZE`` customers hold (see ``DuplicateCandidates``).
+    initial, the two names in either order, the birthday with either initial, each
+    postcode with either initial, and the birthday with each postcode (names folded
+    by ``search_key``: case and accents ignored, the same on every storage). A
+    storage computes the same keys in its own query language, and drops those more
+    than ``MAX_BLOCK_SIZE`` customers hold (see ``DuplicateCandidates``).
     """
     first = search_key(record.first_name) if record.first_name else None
     last = search_key(record.last_name) if record.last_name else None
@@ -287,7 +287,7 @@ def _address_level(a: MatchRecord, b: MatchRecord) -> int | None:
     since a customer who moves changes both."""
     codes_b = [_postcode(p) for p in b.postal_codes]
     streets_b = [_fold(s) for s in b.streets]
-    if not codes_b and not streets_b or not (a.postal_codes or a.streets):
+    if not (codes_b or streets_b) or not (a.postal_codes or a.streets):
         return None
     code = _best(
         2 if x == y else 1 if _typo(x, y) else 0
@@ -448,10 +448,11 @@ def fit_match_model(
     """Learn m, u and the match share from a tenant's candidate pairs, without labels.
 
     Expectation maximisation over the counts of distinct comparison vectors, each
-    comparison's match weights kept non-decreasing from level to level; the
-    default model's values enter as Dirichlet (Beta, for the match share)
-    pseudo-counts worth ``_PRIOR_STRENGTH`` pairs, so that no level gets
-    probability zero and a tenant with a handful of pairs gets the defaults' sense.
+    comparison's match weights kept non-decreasing from level to level. The priors
+    (the default model's m, u and match share) enter as Dirichlet (Beta, for the
+    match share) pseudo-counts worth ``_PRIOR_STRENGTH`` pairs, which makes each
+    step a maximum a posteriori one: no level gets probability zero, a tenant with
+    a handful of pairs keeps close to the priors, and a large one learns its own.
 
     Args:
         patterns: The comparison vectors, or a mapping of each distinct vector to how
@@ -487,16 +488,8 @@ def fit_match_model(
         )
         moved = max(
             abs(fitted.prior - model.prior),
-            *(
-                abs(x - y)
-                for a, b in zip(fitted.m, model.m, strict=True)
-                for x, y in zip(a, b, strict=True)
-            ),
-            *(
-                abs(x - y)
-                for a, b in zip(fitted.u, model.u, strict=True)
-                for x, y in zip(a, b, strict=True)
-            ),
+            _largest_move(fitted.m, model.m),
+            _largest_move(fitted.u, model.u),
         )
         model = fitted
         if moved < tolerance:

@@ -66,8 +66,8 @@ from linkbay_customers.domain import (
     StorageError,
     StorageRejected,
     TagMatch,
-    chain_of,
     blocks,
+    chain_of,
     match_record,
 )
 from linkbay_customers.ports import (
@@ -1595,8 +1595,10 @@ class DuplicateCandidatesContract(ContractBase):
             post_b = await add_customer(uow, first_name="Paolo", last_name="Verdi")
             await add_address(uow, post_a.id, postal_code="20121")
             await add_address(uow, post_b.id, postal_code="20121")
-            home_a = await add_customer(uow, first_name="Ada", last_name="Conti", birthday=T0.date().replace(year=1980))
-            home_b = await add_customer(uow, first_name="Eva", last_name="Gatti", birthday=T0.date().replace(year=1980))
+            # Names that share no key, the same birthday and postcode.
+            born = T0.date().replace(year=1980)
+            home_a = await add_customer(uow, first_name="Ada", last_name="Conti", birthday=born)
+            home_b = await add_customer(uow, first_name="Eva", last_name="Gatti", birthday=born)
             await add_address(uow, home_a.id, postal_code="30100")
             await add_address(uow, home_b.id, postal_code="30100")
             await add_customer(uow, first_name="Zed", last_name="Zulu", phone="+14155550199")
