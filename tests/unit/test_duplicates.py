@@ -335,28 +335,21 @@ class TestDuplicates:
                 )
             )
         shop, phone, names = [await service.get_customer(tenant, i) for i in people[:3]]
-        tagged = await _customer(
-            service,
-            tenant,
-            email=shop.email.replace("@", "+shop@"),
-            first_name=shop.first_name,
-            last_name=shop.last_name,
-        )
-        called = await _customer(
-            service,
-            tenant,
-            email="another@example.net",
-            first_name=phone.first_name,
-            last_name=phone.last_name,
-            phone=phone.phone,
-        )
-        namesake = await _customer(
-            service,
-            tenant,
-            email="someone@example.net",
-            first_name=names.first_name,
-            last_name=names.last_name,
-        )
+        assert shop.email is not None
+        tagged, called, namesake = [
+            await _customer(
+                service,
+                tenant,
+                first_name=original.first_name,
+                last_name=original.last_name,
+                **fields,
+            )
+            for original, fields in (
+                (shop, {"email": shop.email.replace("@", "+shop@")}),
+                (phone, {"email": "another@example.net", "phone": phone.phone}),
+                (names, {"email": "someone@example.net"}),
+            )
+        ]
         found = await service.list_duplicates(tenant, min_probability=0.0)
         probability = {(s.customer_id, s.other_id): s.match_probability for s in found}
         assert probability[shop.id, tagged] > 0.95
