@@ -5,6 +5,7 @@ import json
 import math
 import random
 import zipfile
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -28,6 +29,7 @@ from linkbay_customers.domain import (
     jaro_winkler,
     normalize_email,
 )
+from linkbay_customers.ports import Storage, duplicate_candidates
 from linkbay_customers.schemas import CustomerDataExport
 from linkbay_customers.services import _duplicates
 from linkbay_customers.testing import FixedClock
@@ -165,6 +167,28 @@ class TestFellegiSunter:
 
 async def _customer(service: CustomerService, tenant: str, **fields: Any) -> int:
     return (await service.create_customer(tenant, fields)).id
+
+
+async def _twins(service: CustomerService, tenant: str) -> list[int]:
+    """Six pairs of customers sharing a phone: 12 customers, 6 candidate pairs."""
+    return [
+        await _customer(service, tenant, email=f"s{n}.{twin}@example.com", phone=f"+1415555010{n}")
+        for n in range(6)
+        for twin in range(2)
+    ]
+
+
+@pytest.fixture
+def fits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of pairs of each fit of the duplicate model the services make."""
+    made: list[int] = []
+
+    def counting(patterns: Any, **options: Any) -> MatchModel:
+        made.append(sum(patterns.values()))
+        return fit_match_model(patterns, **options)
+
+    monkeypatch.setattr(_duplicates, "fit_match_model", counting)
+    return made
 
 
 class TestDuplicates:
@@ -338,31 +362,73 @@ class TestDuplicates:
         await service.find_duplicates_of(tenant, ids[0], min_probability=0.0)
         assert fits == [3, 3, 3]
 
-    async def test_a_large_tenant_is_fitted_on_a_sample_and_scored_whole(
-        self, service: CustomerService, tenant: str, monkeypatch: pytest.MonkeyPatch
+    async def test_a_large_tenant_is_fitted_on_a_sample_once_and_scored_whole(
+        self, service: CustomerService, tenant: str, fits: list[int]
     ) -> None:
-        for n in range(6):
-            for twin in range(2):
-                await _customer(
-                    service, tenant, email=f"s{n}.{twin}@example.com", phone=f"+1415555010{n}"
-                )
-        fits: list[int] = []
-
-        def counting(patterns: Any, **options: Any) -> MatchModel:
-            fits.append(sum(patterns.values()))
-            return fit_match_model(patterns, **options)
-
-        monkeypatch.setattr(_duplicates, "fit_match_model", counting)
-        monkeypatch.setattr(_duplicates, "_SAMPLE_CUSTOMERS", 4)  # one pair in three
+        await _twins(service, tenant)
+        service.duplicate_sample_customers = 4  # one pair in three
         seen: list[int] = []
         page = await service.find_duplicates(tenant, min_probability=0.0, on_progress=seen.append)
         again = await service.find_duplicates(tenant, min_probability=0.0)
+        listed = await service.list_duplicates(tenant, min_probability=0.0)
+        first = page.items[0]
+        of_one = await service.find_duplicates_of(tenant, first.customer_id, min_probability=0.0)
         assert page.total == 6
+        assert len(fits) == 1  # the later calls score with the stored fit
         assert 0 < fits[0] < 6
-        assert fits[0] == fits[1]
         assert page == again
+        assert listed == page.items
+        assert [s.match_probability for s in of_one if s.other_id == first.other_id] == [
+            first.match_probability
+        ]
         assert seen == sorted(seen)
         assert seen[-1] == 12
+
+    async def test_the_stored_fit_scores_as_a_new_fit_does(
+        self, service: CustomerService, storage: Storage, tenant: str, fits: list[int]
+    ) -> None:
+        await _twins(service, tenant)
+        service.duplicate_sample_customers = 4
+        fresh = await service.list_duplicates(tenant, min_probability=0.0)
+        stored = await service.list_duplicates(tenant, min_probability=0.0)
+        async with storage.unit_of_work(tenant) as uow:
+            fit = await duplicate_candidates(uow).load_match_fit()
+            assert fit is not None
+            # A fit of other comparisons (another version of the library) is refitted.
+            parameters = {**fit.parameters, "comparisons": 0.0}
+            await duplicate_candidates(uow).save_match_fit(replace(fit, parameters=parameters))
+            await uow.commit()
+        refitted = await service.list_duplicates(tenant, min_probability=0.0)
+        assert len(fits) == 2
+        assert fresh == stored == refitted
+
+    async def test_a_change_after_the_fit_or_a_day_makes_the_next_call_refit(
+        self, service: CustomerService, tenant: str, clock: FixedClock, fits: list[int]
+    ) -> None:
+        ids = await _twins(service, tenant)
+        service.duplicate_sample_customers = 4
+        await service.find_duplicates(tenant)
+        clock.advance(hours=23)
+        await service.find_duplicates_of(tenant, ids[0])
+        assert len(fits) == 1
+        await service.update_customer(tenant, ids[0], {"first_name": "Zoe"})  # audited
+        await service.find_duplicates(tenant)
+        await service.find_duplicates(tenant)
+        assert len(fits) == 2
+        await service.create_customer(tenant, {"email": "new@example.com"})
+        await service.find_duplicates_of(tenant, ids[0])
+        assert len(fits) == 3
+        clock.advance(hours=25)
+        await service.find_duplicates(tenant)
+        assert len(fits) == 4
+
+    async def test_a_tenant_fitted_on_all_its_pairs_stores_no_fit(
+        self, service: CustomerService, storage: Storage, tenant: str
+    ) -> None:
+        await _twins(service, tenant)
+        await service.find_duplicates(tenant)
+        async with storage.unit_of_work(tenant) as uow:
+            assert await duplicate_candidates(uow).load_match_fit() is None
 
     async def test_a_generated_tenant_is_matched_at_the_benchmarks_quality(
         self, service: CustomerService, tenant: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import (
@@ -21,10 +22,11 @@ from sqlalchemy import (
     union_all,
 )
 
-from linkbay_customers.domain import MAX_BLOCK_SIZE, MatchRecord
+from linkbay_customers.domain import MAX_BLOCK_SIZE, MatchRecord, ModelFit
 from linkbay_customers.ports import DuplicateCandidates
 from linkbay_customers_sqlalchemy._errors import translate_errors
 from linkbay_customers_sqlalchemy._repositories._base import SqlRepository
+from linkbay_customers_sqlalchemy._repositories._fits import SqlModelFitRepository
 
 __all__ = ("SqlDuplicateCandidates",)
 
@@ -34,6 +36,7 @@ _FIELDS = ("email", "phone", "first_name", "last_name", "birthday")
 _ADDRESS_FIELDS = ("postal_codes", "streets", "cities")
 _COLUMNS = ("id", *_FIELDS, *_ADDRESS_FIELDS)
 _WORK_MEM = "64MB"
+_FIT_MODEL = "duplicates"  # the stored fit's name among the tenant's model fits
 
 
 def _split(joined: str | None) -> frozenset[str]:
@@ -286,3 +289,11 @@ class SqlDuplicateCandidates(SqlRepository, DuplicateCandidates):
             async with connection.stream(statement) as result:
                 async for partition in result.partitions(batch_size):
                     yield _pairs_of(partition)
+
+    async def load_match_fit(self) -> ModelFit | None:
+        """The tenant's stored fit of the duplicate model, from the model fits' table."""
+        return await SqlModelFitRepository(self._session).get(_FIT_MODEL)
+
+    async def save_match_fit(self, fit: ModelFit) -> None:
+        """Store a fit of the duplicate model, replacing the previous one."""
+        await SqlModelFitRepository(self._session).save(replace(fit, model=_FIT_MODEL))
