@@ -178,20 +178,19 @@ async def _twins(service: CustomerService, tenant: str) -> list[int]:
     ]
 
 
-@pytest.fixture
-def fits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The number of pairs of each fit of the duplicate model the services make."""
-    made: list[int] = []
-
-    def counting(patterns: Any, **options: Any) -> MatchModel:
-        made.append(sum(patterns.values()))
-        return fit_match_model(patterns, **options)
-
-    monkeypatch.setattr(_duplicates, "fit_match_model", counting)
-    return made
-
-
 class TestDuplicates:
+    @pytest.fixture
+    def fits(self, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+        """The number of pairs of each fit of the duplicate model the services make."""
+        made: list[int] = []
+
+        def counting(patterns: Any, **options: Any) -> MatchModel:
+            made.append(sum(patterns.values()))
+            return fit_match_model(patterns, **options)
+
+        monkeypatch.setattr(_duplicates, "fit_match_model", counting)
+        return made
+
     async def test_likely_pairs_are_found_with_their_fields_and_merge(
         self, service: CustomerService, tenant: str, clock: FixedClock
     ) -> None:
