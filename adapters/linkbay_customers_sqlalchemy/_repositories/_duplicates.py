@@ -4,6 +4,7 @@ derived once per statement and joined to themselves on the key."""
 from __future__ import annotations
 
 import builtins
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -83,6 +84,14 @@ class SqlDuplicateCandidates(SqlRepository, DuplicateCandidates):
     def _postgresql(self) -> bool:
         return self._session.dialect == "postgresql"
 
+    @property
+    def _materialized(self) -> tuple[str, ...]:
+        """The hint that computes a common table expression once, where the database
+        knows it (PostgreSQL 12, SQLite 3.35 on)."""
+        if self._postgresql or sqlite3.sqlite_version_info >= (3, 35):
+            return ("MATERIALIZED",)
+        return ()
+
     def _position(self, text: Any, needle: str) -> Any:
         return func.strpos(text, needle) if self._postgresql else func.instr(text, needle)
 
@@ -140,7 +149,7 @@ class SqlDuplicateCandidates(SqlRepository, DuplicateCandidates):
             .select_from(c.outerjoin(joined, joined.c.customer_id == c.c.id))
             .where(self._mine, c.c.deleted_at.is_(None), c.c.is_anonymized.is_(False))
             .cte("match_records")
-            .prefix_with("MATERIALIZED")
+            .prefix_with(*self._materialized)
         )
 
     def _keys(self, records: CTE) -> CTE:
@@ -194,7 +203,7 @@ class SqlDuplicateCandidates(SqlRepository, DuplicateCandidates):
             select(every_key.c.id, every_key.c.key)
             .where(every_key.c.key.is_not(None))
             .cte("blocking_keys")
-            .prefix_with("MATERIALIZED")
+            .prefix_with(*self._materialized)
         )
 
     def _pairs(
@@ -218,7 +227,7 @@ class SqlDuplicateCandidates(SqlRepository, DuplicateCandidates):
             select(keys.c.id, keys.c.key)
             .select_from(keys.join(held_keys, held_keys.c.key == keys.c.key))
             .cte("held_keys")
-            .prefix_with("MATERIALIZED")
+            .prefix_with(*self._materialized)
         )
         mine, theirs = held.alias("mine"), held.alias("theirs")
         other = theirs.c.id > mine.c.id if later_only else theirs.c.id != mine.c.id
