@@ -65,6 +65,7 @@ from linkbay_customers.ports import (
 __all__ = ("InMemoryStorage", "InMemoryUnitOfWork")
 
 T = TypeVar("T")
+_MATCH_FIT = "duplicates"  # the stored duplicate model's name among the model fits
 
 
 @dataclass
@@ -289,6 +290,15 @@ class InMemoryCustomerRepository(
         ]
         for start in range(0, len(pairs), batch_size):
             yield pairs[start : start + batch_size]
+
+    async def load_match_fit(self) -> ModelFit | None:
+        """The tenant's stored fit of the duplicate model."""
+        return _copy(self._t.model_fits.get(_MATCH_FIT))
+
+    async def save_match_fit(self, fit: ModelFit) -> None:
+        """Store a fit of the duplicate model, replacing the previous one."""
+        self._tx.own(fit)
+        self._t.model_fits[_MATCH_FIT] = replace(fit, model=_MATCH_FIT)
 
     async def next_id(self) -> int:
         """Reserve a new customer id."""

@@ -30,11 +30,41 @@ from linkbay_customers.domain import (
     jaro_winkler,
     normalize_email,
 )
+from linkbay_customers.ports import Storage, duplicate_candidates
 from linkbay_customers.schemas import CustomerDataExport
 from linkbay_customers.services import _duplicates
 from linkbay_customers.testing import FixedClock
 
 ADDRESS = {"type": "shipping", "address_line1": "Via Roma 1", "city": "Milano", "country": "IT"}
+
+
+def _plain_jaro_winkler(a: str, b: str) -> float:
+    """Jaro-Winkler as the textbook writes it, one character at a time."""
+    if a == b:
+        return 1.0
+    if not a or not b:
+        return 0.0
+    window = max(max(len(a), len(b)) // 2 - 1, 0)
+    matched_b = [False] * len(b)
+    a_matches: list[str] = []
+    for i, char in enumerate(a):
+        for j in range(max(0, i - window), min(len(b), i + window + 1)):
+            if not matched_b[j] and b[j] == char:
+                matched_b[j] = True
+                a_matches.append(char)
+                break
+    if not a_matches:
+        return 0.0
+    b_matches = [b[j] for j in range(len(b)) if matched_b[j]]
+    transpositions = sum(x != y for x, y in zip(a_matches, b_matches, strict=True)) / 2
+    n = len(a_matches)
+    jaro = (n / len(a) + n / len(b) + (n - transpositions) / n) / 3
+    prefix = 0
+    for x, y in zip(a[:4], b[:4], strict=False):
+        if x != y:
+            break
+        prefix += 1
+    return jaro + prefix * 0.1 * (1 - jaro)
 
 
 class TestComparisons:
@@ -59,6 +89,18 @@ class TestComparisons:
         assert jaro_winkler("dixon", "dicksonx") == pytest.approx(0.8133, abs=1e-4)
         assert jaro_winkler("abc", "xyz") == 0.0
         assert jaro_winkler("", "") == 1.0
+
+    def test_jaro_winkler_equals_the_plain_formulation_to_the_last_bit(self) -> None:
+        rng = random.Random(16)
+        alphabets = ("ab", "abcde", "abcdefghijklmnopqrstuvwxyz àéß", "Via Roma 12")
+        pairs = [
+            tuple("".join(rng.choice(alphabet) for _ in range(rng.randrange(13))) for _ in range(2))
+            for alphabet in alphabets
+            for _ in range(5000)
+        ]
+        pairs += [("martha", "marhta"), ("dixon", "dicksonx"), ("a", "ab"), ("ab", "ba")]
+        differing = [(a, b) for a, b in pairs if jaro_winkler(a, b) != _plain_jaro_winkler(a, b)]
+        assert differing == []
 
     def test_each_comparison_gives_its_levels(self) -> None:
         base = MatchRecord(
@@ -258,7 +300,28 @@ async def _customer(service: CustomerService, tenant: str, **fields: Any) -> int
     return (await service.create_customer(tenant, fields)).id
 
 
+async def _twins(service: CustomerService, tenant: str) -> list[int]:
+    """Six pairs of customers sharing a phone: 12 customers, 6 candidate pairs."""
+    return [
+        await _customer(service, tenant, email=f"s{n}.{twin}@example.com", phone=f"+1415555010{n}")
+        for n in range(6)
+        for twin in range(2)
+    ]
+
+
 class TestDuplicates:
+    @pytest.fixture
+    def fits(self, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+        """The number of pairs of each fit of the duplicate model the services make."""
+        made: list[int] = []
+
+        def counting(patterns: Any, **options: Any) -> MatchModel:
+            made.append(sum(patterns.values()))
+            return fit_match_model(patterns, **options)
+
+        monkeypatch.setattr(_duplicates, "fit_match_model", counting)
+        return made
+
     async def test_likely_pairs_are_found_with_their_fields_and_merge(
         self, service: CustomerService, tenant: str, clock: FixedClock
     ) -> None:
@@ -479,31 +542,73 @@ class TestDuplicates:
         await service.find_duplicates_of(tenant, ids[0], min_probability=0.0)
         assert fits == [3, 3, 3]
 
-    async def test_a_large_tenant_is_fitted_on_a_sample_and_scored_whole(
-        self, service: CustomerService, tenant: str, monkeypatch: pytest.MonkeyPatch
+    async def test_a_large_tenant_is_fitted_on_a_sample_once_and_scored_whole(
+        self, service: CustomerService, tenant: str, fits: list[int]
     ) -> None:
-        for n in range(6):
-            for twin in range(2):
-                await _customer(
-                    service, tenant, email=f"s{n}.{twin}@example.com", phone=f"+1415555010{n}"
-                )
-        fits: list[int] = []
-
-        def counting(patterns: Any, **options: Any) -> MatchModel:
-            fits.append(sum(patterns.values()))
-            return fit_match_model(patterns, **options)
-
-        monkeypatch.setattr(_duplicates, "fit_match_model", counting)
-        monkeypatch.setattr(_duplicates, "_SAMPLE_CUSTOMERS", 4)  # one pair in three
+        await _twins(service, tenant)
+        service.duplicate_sample_customers = 4  # one pair in three
         seen: list[int] = []
         page = await service.find_duplicates(tenant, min_probability=0.0, on_progress=seen.append)
         again = await service.find_duplicates(tenant, min_probability=0.0)
+        listed = await service.list_duplicates(tenant, min_probability=0.0)
+        first = page.items[0]
+        of_one = await service.find_duplicates_of(tenant, first.customer_id, min_probability=0.0)
         assert page.total == 6
+        assert len(fits) == 1  # the later calls score with the stored fit
         assert 0 < fits[0] < 6
-        assert fits[0] == fits[1]
         assert page == again
+        assert listed == page.items
+        assert [s.match_probability for s in of_one if s.other_id == first.other_id] == [
+            first.match_probability
+        ]
         assert seen == sorted(seen)
         assert seen[-1] == 12
+
+    async def test_the_stored_fit_scores_as_a_new_fit_does(
+        self, service: CustomerService, storage: Storage, tenant: str, fits: list[int]
+    ) -> None:
+        await _twins(service, tenant)
+        service.duplicate_sample_customers = 4
+        fresh = await service.list_duplicates(tenant, min_probability=0.0)
+        stored = await service.list_duplicates(tenant, min_probability=0.0)
+        async with storage.unit_of_work(tenant) as uow:
+            fit = await duplicate_candidates(uow).load_match_fit()
+            assert fit is not None
+            # A fit of other comparisons (another version of the library) is refitted.
+            parameters = {**fit.parameters, "comparisons": 0.0}
+            await duplicate_candidates(uow).save_match_fit(replace(fit, parameters=parameters))
+            await uow.commit()
+        refitted = await service.list_duplicates(tenant, min_probability=0.0)
+        assert len(fits) == 2
+        assert fresh == stored == refitted
+
+    async def test_a_change_after_the_fit_or_a_day_makes_the_next_call_refit(
+        self, service: CustomerService, tenant: str, clock: FixedClock, fits: list[int]
+    ) -> None:
+        ids = await _twins(service, tenant)
+        service.duplicate_sample_customers = 4
+        await service.find_duplicates(tenant)
+        clock.advance(hours=23)
+        await service.find_duplicates_of(tenant, ids[0])
+        assert len(fits) == 1
+        await service.update_customer(tenant, ids[0], {"first_name": "Zoe"})  # audited
+        await service.find_duplicates(tenant)
+        await service.find_duplicates(tenant)
+        assert len(fits) == 2
+        await service.create_customer(tenant, {"email": "new@example.com"})
+        await service.find_duplicates_of(tenant, ids[0])
+        assert len(fits) == 3
+        clock.advance(hours=25)
+        await service.find_duplicates(tenant)
+        assert len(fits) == 4
+
+    async def test_a_tenant_fitted_on_all_its_pairs_stores_no_fit(
+        self, service: CustomerService, storage: Storage, tenant: str
+    ) -> None:
+        await _twins(service, tenant)
+        await service.find_duplicates(tenant)
+        async with storage.unit_of_work(tenant) as uow:
+            assert await duplicate_candidates(uow).load_match_fit() is None
 
     async def test_a_generated_tenant_is_matched_at_the_benchmarks_quality(
         self, service: CustomerService, tenant: str

@@ -23,6 +23,7 @@ from datetime import date
 
 from linkbay_customers.domain._entities import Address, Customer
 from linkbay_customers.domain._rules import search_key
+from linkbay_customers.domain._string_similarity import jaro_winkler
 
 __all__ = (
     "COMPARISONS",
@@ -63,35 +64,6 @@ def _fold(text: str | None) -> str:
     if not text:
         return ""
     return " ".join(search_key(text).split())
-
-
-def jaro_winkler(a: str, b: str, *, prefix_scale: float = 0.1) -> float:
-    """The Jaro-Winkler similarity of two strings, from 0 (nothing shared) to 1 (equal)."""
-    if a == b:
-        return 1.0
-    if not a or not b:
-        return 0.0
-    window = max(max(len(a), len(b)) // 2 - 1, 0)
-    matched_b = [False] * len(b)
-    a_matches: list[str] = []
-    for i, char in enumerate(a):
-        for j in range(max(0, i - window), min(len(b), i + window + 1)):
-            if not matched_b[j] and b[j] == char:
-                matched_b[j] = True
-                a_matches.append(char)
-                break
-    if not a_matches:
-        return 0.0
-    b_matches = [b[j] for j in range(len(b)) if matched_b[j]]
-    transpositions = sum(x != y for x, y in zip(a_matches, b_matches, strict=True)) / 2
-    n = len(a_matches)
-    jaro = (n / len(a) + n / len(b) + (n - transpositions) / n) / 3
-    prefix = 0
-    for x, y in zip(a[:4], b[:4], strict=False):
-        if x != y:
-            break
-        prefix += 1
-    return jaro + prefix * prefix_scale * (1 - jaro)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from linkbay_customers.domain import (
     ExtraErasure,
     MatchRecord,
     MergeAlias,
+    ModelFit,
     Order,
     Page,
     ProductPurchases,
@@ -288,7 +289,8 @@ class NearestNeighbours(Protocol):
 
 @runtime_checkable
 class DuplicateCandidates(Protocol):
-    """The ``duplicates`` role of ``uow.customers``: candidate pairs by blocking.
+    """The ``duplicates`` role of ``uow.customers``: candidate pairs by blocking, and the
+    tenant's stored fit of the model that scores them.
 
     ``CustomerService.find_duplicates`` and ``find_duplicates_of`` need it. Two live
     (neither deleted nor erased) customers are a candidate pair when they share a
@@ -329,6 +331,24 @@ class DuplicateCandidates(Protocol):
         customers, each of them first.
 
         Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+    async def load_match_fit(self) -> ModelFit | None:
+        """The tenant's stored fit of the duplicate model (named ``duplicates``), or None.
+
+        Raises:
+            StorageError: the storage failed.
+        """
+        ...
+
+    async def save_match_fit(self, fit: ModelFit) -> None:
+        """Store a fit as the tenant's fit of the duplicate model (whatever its
+        ``model`` says), replacing the previous one.
+
+        Raises:
+            StorageRejected: the fit belongs to another tenant.
             StorageError: the storage failed.
         """
         ...

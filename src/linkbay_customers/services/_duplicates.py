@@ -1,13 +1,19 @@
 """Duplicate detection of ``CustomerService``: candidate pairs from the storage's
 blocking, compared field by field, scored by a Fellegi-Sunter model the tenant's own
-pairs fit, each suggestion with the merge request that would fold it."""
+pairs fit, each suggestion with the merge request that would fold it.
+
+A tenant beyond ``CustomerDuplicates.duplicate_sample_customers`` customers is fitted
+on a sample of its pairs, and that fit is stored (``DuplicateCandidates.save_match_fit``)
+and reused until the tenant has changed: see ``_reusable``."""
 
 from __future__ import annotations
 
 import math
+import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from linkbay_customers.domain import (
     COMPARISONS,
@@ -16,6 +22,7 @@ from linkbay_customers.domain import (
     InvalidInput,
     MatchModel,
     MatchRecord,
+    ModelFit,
     Page,
     compare_records,
     fit_match_model,
@@ -30,9 +37,13 @@ from linkbay_customers.services._progress import ProgressCallback, report_progre
 __all__ = ("CustomerDuplicates", "DuplicateSuggestion")
 
 _CHUNK = 5000  # candidate pairs read and compared at a time
-# The fit reads the pairs whose lower id is one of about this many customers: all of a
-# tenant up to that size, a sample of the same size (every n-th id) beyond.
-_SAMPLE_CUSTOMERS = 10_000
+# A stored fit is reused while the changes since (audit events, customers come or gone)
+# are at most this share of the customers it was fitted on, and it is younger than:
+_STALE_SHARE = 0.01
+_STALE_AGE = timedelta(days=1)
+# The comparisons a stored fit was made for: another set of comparisons or levels
+# (another version of the library) makes it unusable.
+_COMPARISONS_CHECK = float(zlib.crc32(repr(COMPARISONS).encode()))
 _Vector = tuple[int | None, ...]
 
 
@@ -100,9 +111,54 @@ async def _tenant_size(uow: UnitOfWork) -> int:
     return (await uow.customers.list(CustomerFilters(), page=1, page_size=1)).total
 
 
-def _sample_every(customers: int) -> int:
-    """One pair in how many the fit reads: every pair up to ``_SAMPLE_CUSTOMERS``."""
-    return max(1, math.ceil(customers / _SAMPLE_CUSTOMERS))
+def _sample_every(customers: int, sample: int) -> int:
+    """One pair in how many the fit reads: every pair up to ``sample`` customers."""
+    return max(1, math.ceil(customers / sample))
+
+
+async def _audit_events(uow: UnitOfWork) -> int:
+    """How many audit events the tenant has: every change adds some, none is removed."""
+    return (await uow.audit.list(page=1, page_size=1)).total
+
+
+def _parameters(model: MatchModel, customers: int, events: int) -> dict[str, float]:
+    """A fitted model as a ``ModelFit``'s parameters, with what ``_reusable`` checks."""
+    parameters = {
+        "prior": model.prior,
+        "iterations": float(model.iterations),
+        "customers": float(customers),
+        "audit_events": float(events),
+        "comparisons": _COMPARISONS_CHECK,
+    }
+    for comparison, m, u in zip(COMPARISONS, model.m, model.u, strict=True):
+        for level, (m_level, u_level) in enumerate(zip(m, u, strict=True)):
+            parameters[f"m.{comparison.name}.{level}"] = m_level
+            parameters[f"u.{comparison.name}.{level}"] = u_level
+    return parameters
+
+
+def _model(parameters: Mapping[str, float]) -> MatchModel | None:
+    """The model of stored parameters, or None if they are of other comparisons."""
+    if parameters.get("comparisons") != _COMPARISONS_CHECK or not (
+        {"customers", "audit_events"} <= parameters.keys()
+    ):
+        return None
+    try:
+        m, u = (
+            tuple(
+                tuple(
+                    parameters[f"{kind}.{comparison.name}.{level}"]
+                    for level in range(len(comparison.levels))
+                )
+                for comparison in COMPARISONS
+            )
+            for kind in ("m", "u")
+        )
+        return MatchModel(
+            m=m, u=u, prior=parameters["prior"], iterations=int(parameters["iterations"])
+        )
+    except KeyError:
+        return None
 
 
 class _Scorer:
@@ -137,7 +193,7 @@ async def _undecided(
 
 async def _fitted(
     uow: UnitOfWork, candidates: DuplicateCandidates, every: int
-) -> tuple[_Scorer, list[tuple[int, int, _Vector]]]:
+) -> tuple[MatchModel, list[tuple[int, int, _Vector]]]:
     """The tenant's model, fitted once on the pairs whose lower id is a multiple of
     ``every``, and those pairs' comparison vectors."""
     sample = [
@@ -145,13 +201,73 @@ async def _fitted(
         async for batch in candidates.candidate_records(every=every, batch_size=_CHUNK)
         for a, b in await _undecided(uow, batch)
     ]
-    return _Scorer(fit_match_model(Counter(vector for *_, vector in sample))), sample
+    return fit_match_model(Counter(vector for *_, vector in sample)), sample
+
+
+@dataclass(slots=True)
+class _Fit:
+    """The model a call scores with; ``store`` is a new fit to keep for later calls."""
+
+    score: _Scorer
+    sample: list[tuple[int, int, _Vector]] | None = None
+    store: ModelFit | None = None
 
 
 class CustomerDuplicates:
     """Duplicate detection (part of ``CustomerService``)."""
 
     _tx: Transactions
+
+    duplicate_sample_customers: int = 10_000
+    """Up to this many customers, a tenant's duplicate model is fitted on all its
+    candidate pairs at each call. Beyond, on the pairs whose lower id is one of about
+    this many customers (every n-th id), and the fit is stored and reused while the
+    tenant changes by at most 1% of its customers (audited changes, customers come or
+    gone) and for at most a day."""
+
+    async def _reusable(
+        self, uow: UnitOfWork, candidates: DuplicateCandidates, customers: int
+    ) -> MatchModel | None:
+        """The tenant's stored fit, unless the tenant changed since (or it is stale)."""
+        stored = await candidates.load_match_fit()
+        if stored is None or (model := _model(stored.parameters)) is None:
+            return None
+        if self._tx.clock.now() - stored.fitted_at > _STALE_AGE:
+            return None
+        changes = abs(customers - stored.parameters["customers"]) + (
+            await _audit_events(uow) - stored.parameters["audit_events"]
+        )
+        return model if changes <= _STALE_SHARE * stored.parameters["customers"] else None
+
+    async def _fit(self, uow: UnitOfWork, customers: int) -> _Fit:
+        """The model to score the tenant's pairs with: fitted on every pair of a tenant
+        up to ``duplicate_sample_customers`` (``sample`` holds them, compared), else
+        the stored fit while it holds, else one fitted on a sample (to be stored)."""
+        candidates = duplicate_candidates(uow)
+        every = _sample_every(customers, self.duplicate_sample_customers)
+        if every > 1 and (model := await self._reusable(uow, candidates, customers)):
+            return _Fit(_Scorer(model))
+        events = await _audit_events(uow) if every > 1 else 0
+        model, sample = await _fitted(uow, candidates, every)
+        if every == 1:
+            return _Fit(_Scorer(model), sample=sample)
+        fit = ModelFit(
+            tenant_id=uow.tenant_id,
+            model="duplicates",
+            parameters=_parameters(model, customers, events),
+            fitted_at=self._tx.clock.now(),
+            sample_size=len(sample),
+        )
+        return _Fit(_Scorer(model), store=fit)
+
+    async def _keep_fit(self, tenant_id: str, fit: _Fit) -> None:
+        """Store a new sample fit for the calls to come (its own transaction, after the
+        reading one: on SQLite a write waits for no reader of the same task)."""
+        if fit.store is None:
+            return
+        async with self._tx.uow_factory(tenant_id) as uow:
+            await duplicate_candidates(uow).save_match_fit(fit.store)
+            await uow.commit()
 
     async def _suggestions(
         self, uow: UnitOfWork, scored: Sequence[_Scored]
@@ -179,26 +295,28 @@ class CustomerDuplicates:
 
     async def _scored(
         self, uow: UnitOfWork, threshold: float, on_progress: ProgressCallback[int] | None
-    ) -> list[_Scored]:
-        """The tenant's candidate pairs at ``threshold`` or above, most probable first.
+    ) -> tuple[list[_Scored], _Fit]:
+        """The tenant's candidate pairs at ``threshold`` or above, most probable first,
+        and the fit that scored them.
 
         One fit on a sample whose size does not grow with the tenant (every pair of a
-        tenant of up to ``_SAMPLE_CUSTOMERS`` customers, then compared only once);
-        then every pair streamed, compared and scored, and those at the threshold kept.
+        tenant of up to ``duplicate_sample_customers`` customers, then compared only
+        once), or the stored one; then every pair streamed, compared and scored, and
+        those at the threshold kept.
         """
-        candidates = duplicate_candidates(uow)
         customers = await _tenant_size(uow)
-        every = _sample_every(customers)
-        score, sample = await _fitted(uow, candidates, every)
-        if every == 1:
+        fit = await self._fit(uow, customers)
+        score = fit.score
+        if fit.sample is not None:
             await report_progress(on_progress, customers)
             return _most_probable(
-                (a, b, p, vector) for a, b, vector in sample if (p := score(vector)) >= threshold
-            )
-        del sample
+                (a, b, p, vector)
+                for a, b, vector in fit.sample
+                if (p := score(vector)) >= threshold
+            ), fit
         kept: list[_Scored] = []
         compared: set[int] = set()
-        async for batch in candidates.candidate_records(batch_size=_CHUNK):
+        async for batch in duplicate_candidates(uow).candidate_records(batch_size=_CHUNK):
             for a, b in await _undecided(uow, batch):
                 vector = compare_records(a, b)
                 if (p := score(vector)) >= threshold:
@@ -206,7 +324,7 @@ class CustomerDuplicates:
                 compared.add(a.customer_id)
             await report_progress(on_progress, min(len(compared), customers))
         await report_progress(on_progress, customers)
-        return _most_probable(kept)
+        return _most_probable(kept), fit
 
     async def list_duplicates(
         self,
@@ -225,11 +343,12 @@ class CustomerDuplicates:
         """
         threshold = _check_probability(min_probability)
         async with self._tx.read(tenant_id) as uow:
-            scored = await self._scored(uow, threshold, on_progress)
+            scored, fit = await self._scored(uow, threshold, on_progress)
             suggestions: list[DuplicateSuggestion] = []
             for start in range(0, len(scored), _CHUNK):
                 suggestions += await self._suggestions(uow, scored[start : start + _CHUNK])
-            return suggestions
+        await self._keep_fit(tenant_id, fit)
+        return suggestions
 
     async def find_duplicates(
         self,
@@ -243,12 +362,13 @@ class CustomerDuplicates:
         """The tenant's likely duplicate pairs, most probable first (ties by ids).
 
         Candidate pairs come from the storage's blocking (``DuplicateCandidates``), never
-        all pairs; the model is fitted once per call, without labels, on the tenant's
-        candidate pairs (a sample of the same pairs at each call once the tenant has
-        more than 10,000 customers). Deleted (merged included) and erased customers
-        never appear. The profiling policy does not apply: matching keeps records
-        accurate (GDPR art. 5(1)(d)) and derives nothing about the person (see
-        docs/gdpr.md).
+        all pairs; the model is fitted without labels on the tenant's candidate pairs:
+        all of them at each call, or, once the tenant has more than
+        ``duplicate_sample_customers`` (10,000), a sample of them, whose fit is stored
+        and reused by the calls to come until the tenant changes. Deleted (merged
+        included) and erased customers never appear. The profiling policy does not
+        apply: matching keeps records accurate (GDPR art. 5(1)(d)) and derives nothing
+        about the person (see docs/gdpr.md).
 
         Args:
             tenant_id: The tenant.
@@ -265,9 +385,10 @@ class CustomerDuplicates:
         threshold = _check_probability(min_probability)
         check_page(page, page_size)
         async with self._tx.read(tenant_id) as uow:
-            scored = await self._scored(uow, threshold, on_progress)
+            scored, fit = await self._scored(uow, threshold, on_progress)
             start = (page - 1) * page_size
             items = await self._suggestions(uow, scored[start : start + page_size])
+        await self._keep_fit(tenant_id, fit)
         return Page(items=items, total=len(scored), page=page, page_size=page_size)
 
     async def find_duplicates_of(
@@ -281,7 +402,8 @@ class CustomerDuplicates:
         """The likely duplicates of one customer, most probable first; each suggestion's
         ``customer_id`` is this customer (merge aliases followed).
 
-        The model is the tenant's, fitted as ``find_duplicates`` fits it; only this
+        The model is the tenant's, fitted as ``find_duplicates`` fits it (the stored
+        fit of a large tenant, when it holds, with no pairs read to fit); only this
         customer's pairs are compared beyond the fit's sample.
 
         Raises:
@@ -293,13 +415,16 @@ class CustomerDuplicates:
         check_page(1, limit)
         async with self._tx.read(tenant_id) as uow:
             customer = await load_customer(uow, customer_id)
-            candidates = duplicate_candidates(uow)
-            score, _ = await _fitted(uow, candidates, _sample_every(await _tenant_size(uow)))
+            fit = await self._fit(uow, await _tenant_size(uow))
             own = [
                 (a.customer_id, b.customer_id, p, vector)
-                async for batch in candidates.candidate_records(customer_ids=[customer.id])
+                async for batch in duplicate_candidates(uow).candidate_records(
+                    customer_ids=[customer.id]
+                )
                 for a, b in await _undecided(uow, batch)
-                if (p := score(vector := compare_records(a, b))) >= threshold
+                if (p := fit.score(vector := compare_records(a, b))) >= threshold
             ]
             scored = sorted(own, key=lambda row: (-row[2], row[1]))
-            return await self._suggestions(uow, scored[:limit])
+            suggestions = await self._suggestions(uow, scored[:limit])
+        await self._keep_fit(tenant_id, fit)
+        return suggestions

@@ -60,6 +60,7 @@ from linkbay_customers.domain import (
     DuplicateDecision,
     DuplicateEmail,
     MergeAlias,
+    ModelFit,
     OrderConflict,
     OrderItem,
     OrderShipping,
@@ -1755,6 +1756,28 @@ class DuplicateCandidatesContract(ContractBase):
         assert sampled == [(x, y) for x, y in pairs if x % 2 == 0]
         assert of_last == [(c, a), (c, b)]
         assert of_nobody == []
+
+    @_requires("duplicates")
+    async def test_the_match_fit_is_stored_replaced_and_kept_per_tenant(
+        self, storage: Storage, tenant: str, other_tenant: str
+    ) -> None:
+        def fit(of: str, prior: float) -> ModelFit:
+            parameters = {"prior": prior, "m.email.2": 0.1 + 0.2, "u.name.0": 1 / 3}
+            return ModelFit(of, "any name", parameters, fitted_at=T0, sample_size=7)
+
+        async with storage.unit_of_work(tenant) as uow:
+            assert await duplicate_candidates(uow).load_match_fit() is None
+            await duplicate_candidates(uow).save_match_fit(fit(tenant, 0.25))
+            await duplicate_candidates(uow).save_match_fit(fit(tenant, 0.125))
+            with pytest.raises(StorageRejected):
+                await duplicate_candidates(uow).save_match_fit(fit(other_tenant, 0.5))
+            await uow.commit()
+        async with storage.unit_of_work(tenant) as uow:
+            stored = await duplicate_candidates(uow).load_match_fit()
+        async with storage.unit_of_work(other_tenant) as uow:
+            theirs = await duplicate_candidates(uow).load_match_fit()
+        assert stored == replace(fit(tenant, 0.125), model="duplicates")
+        assert theirs is None
 
 
 def _decision(uow: UnitOfWork, low: int, high: int, minutes: int = 0) -> DuplicateDecision:
