@@ -31,6 +31,7 @@ from sqlalchemy import (
     exists,
     func,
     literal_column,
+    null,
     or_,
     select,
     text,
@@ -300,6 +301,58 @@ def _nearest_in_index(table: Table, embeddings: Table) -> Any:
     return select(nearest).order_by(nearest.c.distance, nearest.c.id)
 
 
+@functools.cache
+def _neighbours_of_in_index(table: Table, embeddings: Table) -> Any:
+    """A customer's row and, through the HNSW index, the live customers of a large
+    ``tenant`` nearest to the embedding stored for them (when it is of ``version``):
+    the reading of the customer and ``_nearest_in_index`` in one statement.
+
+    The customer's row comes first, with no distance. Their stored embedding is an
+    InitPlan the index scan starts from; without one of ``version`` a one-time
+    filter keeps the scan from starting at all.
+    """
+    t, e = table, embeddings
+    # The tenant and the limit are written into the statement: its plan then needs
+    # neither, and PostgreSQL keeps one plan for it (a generic plan of a parameter
+    # tenant would span every partition, and the statement would be planned anew,
+    # half a millisecond, each time it runs).
+    tenant: Any = bindparam("tenant", type_=t.c.tenant_id.type, literal_execute=True)
+    customer = bindparam("customer", type_=BigInteger())
+    own = (
+        select(e.c.embedding)
+        .where(
+            e.c.tenant_id == tenant,
+            e.c.customer_id == customer,
+            e.c.version == bindparam("version", type_=e.c.version.type),
+        )
+        .scalar_subquery()
+    )
+    distance = e.c.embedding.op("<=>", return_type=Float())(own)
+    columns = (t, e.c.embedding, e.c.version.label("embedding_version"))
+    reference = (
+        select(*columns, null().cast(Float()).label("distance"))
+        .select_from(t.outerjoin(e, embedding_of(t, e)))
+        .where(t.c.tenant_id == tenant, t.c.id == customer)
+    )
+    nearest = (
+        select(*columns, distance.label("distance"))
+        .select_from(e.join(t, embedding_of(t, e)))
+        .where(
+            own.is_not(None),
+            e.c.tenant_id == tenant,
+            e.c.customer_id != customer,
+            t.c.tenant_id == tenant,
+            t.c.deleted_at.is_(None),
+        )
+        .order_by(distance)
+        .limit(bindparam("limit", type_=BigInteger(), literal_execute=True))
+        .subquery("nearest")
+    )
+    both = union_all(reference, select(nearest)).subquery("both")
+    # The scan runs in relaxed order: the order is restored here, ties by id.
+    return select(both).order_by(both.c.distance.asc().nulls_first(), both.c.id)
+
+
 class PostgresFeatures:
     """COPY and the similarity search of one storage on PostgreSQL, with their caches.
 
@@ -445,6 +498,39 @@ class PostgresFeatures:
         with translate_errors("finding similar customers"):
             result = await connection.execute(
                 _nearest_by_index(table, embeddings), {**parameters, "exact_max": exact_max}
+            )
+            return result.all()
+
+    async def neighbours_of(
+        self,
+        connection: AsyncConnection,
+        table: Table,
+        embeddings: Table,
+        *,
+        tenant_id: str,
+        customer_id: int,
+        embedding_version: str,
+        limit: int,
+    ) -> Sequence[Row[Any]] | None:
+        """The customer's row (no ``distance``) and then, nearest first, the rows of the
+        live customers nearest to the embedding stored for them, in one statement:
+        only for a large tenant on a connection that started with the similarity
+        settings (None elsewhere, and nothing is read)."""
+        if not (
+            limit <= MIN_EF_SEARCH
+            and await self._is_large_tenant(connection, table, tenant_id)
+            and await self._session_configured(connection)
+        ):
+            return None
+        parameters = {
+            "tenant": tenant_id,
+            "customer": customer_id,
+            "version": embedding_version,
+            "limit": limit,
+        }
+        with translate_errors("finding similar customers"):
+            result = await connection.execute(
+                _neighbours_of_in_index(table, embeddings), parameters
             )
             return result.all()
 

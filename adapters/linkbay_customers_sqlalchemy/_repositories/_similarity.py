@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from sqlalchemy import JSON, select, type_coerce
 
 from linkbay_customers.domain import Customer
-from linkbay_customers.ports import NearestNeighbours
+from linkbay_customers.ports import NearestNeighbours, NeighboursOfCustomer
 from linkbay_customers_sqlalchemy._errors import translate_errors
 from linkbay_customers_sqlalchemy._repositories._customer_rows import CustomerRows
 from linkbay_customers_sqlalchemy._repositories._statements import embedding_of
@@ -31,8 +31,57 @@ def _cosine(query: Sequence[float], query_norm: float, vector: Sequence[float]) 
     return sum(map(operator.mul, query, vector)) / norm if norm else 0.0
 
 
-class SqlNearestNeighbours(CustomerRows, NearestNeighbours):
-    """The live customers most similar to an embedding."""
+def _searchable(customer: Customer, embedding_version: str) -> bool:
+    """Whether the customer is live with a stored embedding of ``embedding_version``."""
+    return (
+        not customer.is_deleted
+        and customer.embedding is not None
+        and customer.embedding_version == embedding_version
+    )
+
+
+class SqlNearestNeighbours(CustomerRows, NearestNeighbours, NeighboursOfCustomer):
+    """The live customers most similar to an embedding, or to a customer's own."""
+
+    async def neighbours_of(
+        self, customer_id: int, *, embedding_version: str, limit: int
+    ) -> tuple[Customer | None, builtins.list[tuple[Customer, float]] | None]:
+        """The customer and their nearest customers by their stored embedding.
+
+        On PostgreSQL a large tenant's are read in one statement with the customer
+        (see ``PostgresFeatures.neighbours_of``); elsewhere the customer is read,
+        then ``nearest`` ranks the others.
+        """
+        postgresql = self._session.postgresql
+        if postgresql is not None and limit > 0:
+            rows = await postgresql.neighbours_of(
+                await self._session.connection(),
+                self._table,
+                self._embeddings,
+                tenant_id=self._session.tenant_id,
+                customer_id=customer_id,
+                embedding_version=embedding_version,
+                limit=limit,
+            )
+            if rows is not None:
+                if not rows or rows[0].distance is not None:
+                    return None, None  # no such customer: nothing was found for them
+                customer = self._entity(rows[0])
+                found = [(self._entity(row), _similarity(row.distance)) for row in rows[1:]]
+                if not _searchable(customer, embedding_version):
+                    return customer, None
+                if len(found) == limit:
+                    return customer, found
+                # The index scan gave up short of limit: the other ways rank them.
+                return customer, await self.nearest(
+                    customer.embedding or (), limit=limit, exclude=[customer.id]
+                )
+        customer = await self.get(customer_id, include_deleted=True)
+        if customer is None or not _searchable(customer, embedding_version):
+            return customer, None
+        return customer, await self.nearest(
+            customer.embedding or (), limit=limit, exclude=[customer.id]
+        )
 
     async def nearest(
         self, embedding: Sequence[float], *, limit: int, exclude: Sequence[int] = ()

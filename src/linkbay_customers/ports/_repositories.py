@@ -40,6 +40,7 @@ __all__ = (
     "CustomerRepository",
     "DerivedDataStore",
     "EmbeddingBulkLoad",
+    "NeighboursOfCustomer",
     "DuplicateCandidates",
     "DuplicateDecisions",
     "MergeAliasRepository",
@@ -281,6 +282,29 @@ class NearestNeighbours(Protocol):
 
         Raises:
             ValueError: ``embedding`` has another number of dimensions than the stored ones.
+            StorageError: the storage failed.
+        """
+        ...
+
+
+@runtime_checkable
+class NeighboursOfCustomer(Protocol):
+    """What a ``NearestNeighbours`` may add: a customer and their nearest customers read
+    together, by the embedding stored for them.
+
+    ``AIService.find_similar_customers`` asks it first when the repository has this
+    method; a storage that reads both in one statement saves a round trip per search.
+    """
+
+    async def neighbours_of(
+        self, customer_id: int, *, embedding_version: str, limit: int
+    ) -> tuple[Customer | None, Sequence[tuple[Customer, float]] | None]:
+        """The customer (deleted ones included; None when there is no such row) and, when
+        they are live with a stored embedding of ``embedding_version``, the ``limit``
+        customers ``nearest`` would give for it, the customer left out; None instead
+        of those when the customer is not so or the storage did not search.
+
+        Raises:
             StorageError: the storage failed.
         """
         ...
