@@ -130,16 +130,25 @@ def _unnest(table: Table, columns: Sequence[str], name: str) -> Any:
 @functools.cache
 def update_from_arrays(table: Table, columns: tuple[str, ...]) -> Any:
     """``UPDATE table SET c = v.c ... FROM unnest(:all_id, ...) AS v WHERE tenant_id =
-    :key_tenant AND id = v.id``: many rows' ``columns`` in one set-based statement.
+    :key_tenant AND id = v.id AND id BETWEEN :key_first AND :key_last``: many rows'
+    ``columns`` in one set-based statement (``key_first``, ``key_last``: the least and
+    the greatest of the ids).
 
     One array per column whatever the number of rows: the statement, and its plan,
     stay the same, and PostgreSQL joins the rows by key at once instead of running
-    one UPDATE per row.
+    one UPDATE per row. The range of the ids bounds the rows the join reads to
+    theirs: without it PostgreSQL hashed every row of the tenant for each chunk of a
+    keyset walk (a sixth of a 5,000-row chunk's time at 100,000 customers, and
+    growing with the tenant).
     """
     values = _unnest(table, ("id", *columns), "v")
     return (
         table.update()
-        .where(table.c.tenant_id == bindparam("key_tenant"), table.c.id == values.c.id)
+        .where(
+            table.c.tenant_id == bindparam("key_tenant"),
+            table.c.id == values.c.id,
+            table.c.id.between(bindparam("key_first"), bindparam("key_last")),
+        )
         .values({name: values.c[name] for name in columns})
     )
 
