@@ -31,57 +31,44 @@ def _cosine(query: Sequence[float], query_norm: float, vector: Sequence[float]) 
     return sum(map(operator.mul, query, vector)) / norm if norm else 0.0
 
 
-def _searchable(customer: Customer, embedding_version: str) -> bool:
-    """Whether the customer is live with a stored embedding of ``embedding_version``."""
-    return (
-        not customer.is_deleted
-        and customer.embedding is not None
-        and customer.embedding_version == embedding_version
-    )
-
-
 class SqlNearestNeighbours(CustomerRows, NearestNeighbours, NeighboursOfCustomer):
     """The live customers most similar to an embedding, or to a customer's own."""
 
     async def neighbours_of(
         self, customer_id: int, *, embedding_version: str, limit: int
     ) -> tuple[Customer | None, builtins.list[tuple[Customer, float]] | None]:
-        """The customer and their nearest customers by their stored embedding.
-
-        On PostgreSQL a large tenant's are read in one statement with the customer
-        (see ``PostgresFeatures.neighbours_of``); elsewhere the customer is read,
-        then ``nearest`` ranks the others.
+        """The customer and their nearest customers by their stored embedding, read in
+        one statement: on PostgreSQL, for a large tenant (see
+        ``PostgresFeatures.neighbours_of``). Elsewhere nothing is read (None, None).
         """
         postgresql = self._session.postgresql
-        if postgresql is not None and limit > 0:
-            rows = await postgresql.neighbours_of(
-                await self._session.connection(),
-                self._table,
-                self._embeddings,
-                tenant_id=self._session.tenant_id,
-                customer_id=customer_id,
-                embedding_version=embedding_version,
-                limit=limit,
-            )
-            if rows is not None:
-                if not rows or rows[0].distance is not None:
-                    return None, None  # no such customer: nothing was found for them
-                customer = self._entity(rows[0])
-                found = [(self._entity(row), _similarity(row.distance)) for row in rows[1:]]
-                if not _searchable(customer, embedding_version):
-                    return customer, None
-                if len(found) == limit:
-                    return customer, found
-                # The index scan gave up short of limit: the other ways rank them.
-                return customer, await self.nearest(
-                    customer.embedding or (), limit=limit, exclude=[customer.id]
-                )
-        customer = await self.get(customer_id, include_deleted=True)
-        if customer is None or not _searchable(customer, embedding_version):
-            return customer, None
-        return customer, await self.nearest(
-            customer.embedding or (), limit=limit, exclude=[customer.id]
+        if postgresql is None or limit <= 0:
+            return None, None
+        rows = await postgresql.neighbours_of(
+            await self._session.connection(),
+            self._table,
+            self._embeddings,
+            tenant_id=self._session.tenant_id,
+            customer_id=customer_id,
+            embedding_version=embedding_version,
+            limit=limit,
         )
+        if not rows or rows[0].distance is not None:
+            return None, None  # not searched here, or no such customer
+        customer = self._entity(rows[0])
+        if (
+            customer.is_deleted
+            or customer.embedding is None
+            or customer.embedding_version != embedding_version
+        ):
+            return customer, None
+        found = [(self._entity(row), _similarity(row.distance)) for row in rows[1:]]
+        if len(found) < limit:
+            # The index scan gave up short of limit: ``nearest`` ranks them another way.
+            return customer, await self.nearest(
+                customer.embedding, limit=limit, exclude=[customer.id]
+            )
+        return customer, found
 
     async def nearest(
         self, embedding: Sequence[float], *, limit: int, exclude: Sequence[int] = ()

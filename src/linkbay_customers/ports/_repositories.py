@@ -299,10 +299,11 @@ class NeighboursOfCustomer(Protocol):
     async def neighbours_of(
         self, customer_id: int, *, embedding_version: str, limit: int
     ) -> tuple[Customer | None, Sequence[tuple[Customer, float]] | None]:
-        """The customer (deleted ones included; None when there is no such row) and, when
-        they are live with a stored embedding of ``embedding_version``, the ``limit``
-        customers ``nearest`` would give for it, the customer left out; None instead
-        of those when the customer is not so or the storage did not search.
+        """The customer (deleted ones included) and, when they are live with a stored
+        embedding of ``embedding_version``, the ``limit`` customers ``nearest`` would
+        give for it, the customer left out (None instead when they are not so).
+        ``(None, None)`` when the storage cannot read them together, or has no such
+        customer: the caller then reads the customer and asks ``nearest``.
 
         Raises:
             StorageError: the storage failed.
