@@ -51,7 +51,11 @@ _CALENDAR_FEATURES = 6
 _PRODUCT_BUCKETS = EMBEDDING_DIMENSIONS - _BEHAVIOUR_FEATURES - _CALENDAR_FEATURES
 # Shares of an embedding's squared length: its cosine similarity is the blocks'
 # own similarities weighted so.
-_BLOCK_WEIGHTS = (0.35, 0.15, 0.5)  # behaviour, calendar, products
+_SHARES = (0.35, 0.15, 0.5)  # behaviour, calendar, products
+_BLOCK_WEIGHTS = tuple(math.sqrt(share) for share in _SHARES)
+_BLOCK_WEIGHTS_WITHOUT_PRODUCTS = tuple(
+    math.sqrt(share / (1.0 - _SHARES[2])) for share in (*_SHARES[:2], 0.0)
+)
 _YEAR_DAYS = 365.25
 _LONG_CYCLE_DAYS = 8 * _YEAR_DAYS
 
@@ -137,16 +141,22 @@ def _bucket(product_id: str) -> int:
     return int.from_bytes(digest, "big") % _PRODUCT_BUCKETS
 
 
+@functools.cache
+def _log1p(scale: float) -> float:
+    return math.log1p(scale)
+
+
 def _squash(value: float, scale: float) -> float:
-    return min(math.log1p(max(value, 0.0)) / math.log1p(scale), 1.0)
+    return min(math.log1p(max(value, 0.0)) / _log1p(scale), 1.0)
 
 
-def _on_circle(moment: datetime, period_days: float) -> list[float]:
-    """A moment as a point on a circle that turns once every ``period_days``: the dot
-    product of two such points is the cosine of the angle between them, which
-    depends on how far apart the moments lie, never on the present."""
-    angle = math.tau * (moment.timestamp() / 86_400.0 % period_days) / period_days
-    return [math.cos(angle), math.sin(angle)]
+def _on_circle(days: float, period_days: float) -> tuple[float, float]:
+    """A moment (days since the epoch) as a point on a circle that turns once every
+    ``period_days``: the dot product of two such points is the cosine of the angle
+    between them, which depends on how far apart the moments lie, never on the
+    present."""
+    angle = math.tau * (days % period_days) / period_days
+    return math.cos(angle), math.sin(angle)
 
 
 def behaviour_embedding(customer: Customer, products: Mapping[str, int]) -> list[float] | None:
@@ -170,8 +180,9 @@ def behaviour_embedding(customer: Customer, products: Mapping[str, int]) -> list
     """
     if customer.total_orders == 0 or customer.first_order_at is None:
         return None
-    last = customer.last_order_at or customer.first_order_at
-    span = _days(last - customer.first_order_at)
+    first = customer.first_order_at.timestamp() / 86_400.0
+    last = (customer.last_order_at or customer.first_order_at).timestamp() / 86_400.0
+    span = max(last - first, 0.0)
     rate = customer.total_orders / max(span / DAYS_PER_MONTH, 1.0)
     behaviour = [
         _squash(customer.total_orders, 100.0),
@@ -183,21 +194,22 @@ def behaviour_embedding(customer: Customer, products: Mapping[str, int]) -> list
     calendar = [
         *_on_circle(last, _YEAR_DAYS),
         *_on_circle(last, _LONG_CYCLE_DAYS),
-        *_on_circle(customer.first_order_at, _LONG_CYCLE_DAYS),
+        *_on_circle(first, _LONG_CYCLE_DAYS),
     ]
     bought = [0.0] * _PRODUCT_BUCKETS
     units = sum(q for q in products.values() if q > 0)
     for product_id, quantity in products.items():
         if quantity > 0:
             bought[_bucket(product_id)] += quantity / units
+    # Behaviour and calendar are never all zeros; without products (nothing bought,
+    # as far as the lines say) the other two keep their relative weights.
+    weights = _BLOCK_WEIGHTS if units > 0 else _BLOCK_WEIGHTS_WITHOUT_PRODUCTS
     vector: list[float] = []
-    for block, weight in zip((behaviour, calendar, bought), _BLOCK_WEIGHTS, strict=True):
+    for block, weight in zip((behaviour, calendar, bought), weights, strict=True):
         norm = math.hypot(*block)
-        scale = math.sqrt(weight) / norm if norm else 0.0
+        scale = weight / norm if norm else 0.0
         vector += [v * scale for v in block]
-    # A block of zeros (nothing bought) leaves the others their relative weights.
-    whole = math.hypot(*vector)
-    return [v / whole for v in vector]
+    return vector
 
 
 class HeuristicIntelligence(CustomerIntelligence):

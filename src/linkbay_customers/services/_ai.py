@@ -300,7 +300,8 @@ class AIService:
         needed first. The reference customer's own is computed on the fly when
         missing or of another version. A customer without orders has no behaviour to
         compare and gets none; customers the policy excludes carry no embedding and
-        are never returned.
+        are never returned. A storage with ``NeighboursOfCustomer`` reads the customer
+        and their nearest customers together where it can.
 
         Raises:
             CustomerNotFound: unknown, deleted or another tenant's customer.
