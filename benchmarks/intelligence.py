@@ -238,9 +238,12 @@ async def _exact_ranking(url: str, ids: np.ndarray, vectors: np.ndarray, picks: 
     connection = await asyncpg.connect(_dsn(url))
     try:
         await register_vector(connection)
+        # Every distance computed first (a materialized CTE): an ORDER BY on the
+        # distance alone would walk the index, approximate again.
         statement = await connection.prepare(
-            "SELECT customer_id FROM customer_embeddings WHERE tenant_id = $1"
-            " AND customer_id <> $3 ORDER BY embedding <=> $2, customer_id LIMIT 10"
+            "WITH ranked AS MATERIALIZED (SELECT customer_id, embedding <=> $2 AS distance"
+            " FROM customer_embeddings WHERE tenant_id = $1 AND customer_id <> $3)"
+            " SELECT customer_id FROM ranked ORDER BY distance, customer_id LIMIT 10"
         )
         recall = 0.0
         for index in picks:
