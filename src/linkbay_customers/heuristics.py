@@ -30,7 +30,7 @@ __all__ = (
     "heuristic_segment",
 )
 
-EMBEDDING_VERSION = "behaviour-v2"
+EMBEDDING_VERSION = "behaviour-v3"
 """Identifies the layout of ``behaviour_embedding``; stored beside every embedding."""
 
 NEW_WINDOW = timedelta(days=30)
@@ -47,7 +47,17 @@ MIN_GAP_DAYS = 7.0
 DAYS_PER_MONTH = 365.25 / 12
 
 _BEHAVIOUR_FEATURES = 5
-_PRODUCT_BUCKETS = EMBEDDING_DIMENSIONS - _BEHAVIOUR_FEATURES
+_CALENDAR_FEATURES = 6
+_PRODUCT_BUCKETS = EMBEDDING_DIMENSIONS - _BEHAVIOUR_FEATURES - _CALENDAR_FEATURES
+# Shares of an embedding's squared length: its cosine similarity is the blocks'
+# own similarities weighted so.
+_SHARES = (0.35, 0.15, 0.5)  # behaviour, calendar, products
+_BLOCK_WEIGHTS = tuple(math.sqrt(share) for share in _SHARES)
+_BLOCK_WEIGHTS_WITHOUT_PRODUCTS = tuple(
+    math.sqrt(share / (1.0 - _SHARES[2])) for share in (*_SHARES[:2], 0.0)
+)
+_YEAR_DAYS = 365.25
+_LONG_CYCLE_DAYS = 8 * _YEAR_DAYS
 
 
 def _days(delta: timedelta) -> float:
@@ -131,45 +141,75 @@ def _bucket(product_id: str) -> int:
     return int.from_bytes(digest, "big") % _PRODUCT_BUCKETS
 
 
+@functools.cache
+def _log1p(scale: float) -> float:
+    return math.log1p(scale)
+
+
 def _squash(value: float, scale: float) -> float:
-    return min(math.log1p(max(value, 0.0)) / math.log1p(scale), 1.0)
+    return min(math.log1p(max(value, 0.0)) / _log1p(scale), 1.0)
+
+
+def _on_circle(days: float, period_days: float) -> tuple[float, float]:
+    """A moment (days since the epoch) as a point on a circle that turns once every
+    ``period_days``: the dot product of two such points is the cosine of the angle
+    between them, which depends on how far apart the moments lie, never on the
+    present."""
+    angle = math.tau * (days % period_days) / period_days
+    return math.cos(angle), math.sin(angle)
 
 
 def behaviour_embedding(customer: Customer, products: Mapping[str, int]) -> list[float] | None:
     """A unit-length vector of ``EMBEDDING_DIMENSIONS`` features of the customer's own
     history, or None for a customer without orders (no behaviour to compare).
 
-    Layout (``EMBEDDING_VERSION``): order count, average order value, total spent,
-    the span from first to last order (up to two years) and the purchase rate over
-    that span; then product affinity: the share of units bought per product bucket
-    (product ids hashed into buckets). The behavioural and product blocks weigh the
-    same. Nothing is measured from the present: the same history gives the same
-    vector on any day (how recent it is, the segment says).
+    Layout (``EMBEDDING_VERSION``), three blocks, each of unit length and then
+    weighted (35%, 15% and 50% of the squared length):
+
+    - behaviour: order count, average order value, total spent, the span from
+      first to last order (up to two years) and the purchase rate over that span;
+    - calendar: the last order's date on a circle of one year (its season) and on
+      one of eight years, and the first order's on the eight-year one, so that
+      customers whose orders fell at the same time lie close;
+    - products: the share of units bought per product bucket (product ids hashed
+      into buckets).
+
+    Nothing is measured from the present: the calendar block compares the dates
+    of two histories with each other, so the same history gives the same vector
+    on any day (how recent it is, the segment says).
     """
     if customer.total_orders == 0 or customer.first_order_at is None:
         return None
-    span = _days((customer.last_order_at or customer.first_order_at) - customer.first_order_at)
+    first = customer.first_order_at.timestamp() / 86_400.0
+    last = (customer.last_order_at or customer.first_order_at).timestamp() / 86_400.0
+    span = max(last - first, 0.0)
     rate = customer.total_orders / max(span / DAYS_PER_MONTH, 1.0)
-    head = [
+    behaviour = [
         _squash(customer.total_orders, 100.0),
         _squash(float(customer.average_order_value), 10_000.0),
         _squash(float(customer.total_spent), 100_000.0),
         min(span / 730.0, 1.0),
         rate / (1.0 + rate),
     ]
-    tail = [0.0] * _PRODUCT_BUCKETS
+    calendar = [
+        *_on_circle(last, _YEAR_DAYS),
+        *_on_circle(last, _LONG_CYCLE_DAYS),
+        *_on_circle(first, _LONG_CYCLE_DAYS),
+    ]
+    bought = [0.0] * _PRODUCT_BUCKETS
     units = sum(q for q in products.values() if q > 0)
     for product_id, quantity in products.items():
         if quantity > 0:
-            tail[_bucket(product_id)] += quantity / units
-    # Each block to unit length, then the whole: both blocks end up weighing the same.
-    head_norm = math.hypot(*head)
-    tail_norm = math.hypot(*tail)
-    blocks = (head_norm > 0) + (tail_norm > 0)
-    whole = math.sqrt(blocks) if blocks else 1.0
-    head_scale = 1.0 / (head_norm * whole) if head_norm else 1.0
-    tail_scale = 1.0 / (tail_norm * whole) if tail_norm else 1.0
-    return [v * head_scale for v in head] + [v * tail_scale for v in tail]
+            bought[_bucket(product_id)] += quantity / units
+    # Behaviour and calendar are never all zeros; without products (nothing bought,
+    # as far as the lines say) the other two keep their relative weights.
+    weights = _BLOCK_WEIGHTS if units > 0 else _BLOCK_WEIGHTS_WITHOUT_PRODUCTS
+    vector: list[float] = []
+    for block, weight in zip((behaviour, calendar, bought), weights, strict=True):
+        norm = math.hypot(*block)
+        scale = weight / norm if norm else 0.0
+        vector += [v * scale for v in block]
+    return vector
 
 
 class HeuristicIntelligence(CustomerIntelligence):

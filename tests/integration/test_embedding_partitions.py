@@ -144,7 +144,18 @@ async def test_a_large_tenants_first_scoring_gives_it_a_partition_and_the_same_a
             ),
             {"name": own[0]},
         )
+        # A part of the partitioned table's HNSW index, built with more candidates.
+        attached = await connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_index AS i JOIN pg_inherits AS h ON h.inhrelid ="
+                " i.indexrelid WHERE i.indrelid = to_regclass(:name)"
+                " AND h.inhparent = 'ix_customer_embeddings_embedding_hnsw'::regclass"
+            ),
+            {"name": own[0]},
+        )
     assert "vector_cosine_ops" in index
+    assert f"ef_construction='{postgresql.OWN_PARTITION_EF_CONSTRUCTION}'" in index
+    assert attached == 1
 
     # The same customers, scored the same way, are as similar in either partition.
     large_ids, small_ids = await customer_ids(owner, large), await customer_ids(owner, small)

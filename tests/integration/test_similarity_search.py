@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from sqlalchemy import event, text
 
-from linkbay_customers.domain import EMBEDDING_DIMENSIONS, Customer, cosine_similarity
+from linkbay_customers.domain import (
+    EMBEDDING_DIMENSIONS,
+    Customer,
+    cosine_similarity,
+    embedding_values,
+)
+from linkbay_customers.heuristics import behaviour_embedding
 from linkbay_customers.testing import T0, new_tenant_id
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage, default_models
 from linkbay_customers_sqlalchemy._repositories import _postgresql as postgresql
@@ -28,8 +36,11 @@ OTHER_TENANTS = 3
 OTHERS_PER_TENANT = 1000
 OURS = 30
 RECALL_CUSTOMERS = 3000
+SHOPPERS = 4000  # customers of the behavioural tenant, in GROUPS groups buying alike
+GROUPS = 2
 QUERIES = 20
 HNSW_INDEX = "ix_customer_embeddings_embedding_hnsw"
+VERSION = "random-v1"  # the version every embedding here is stored under
 # The default partition's part of it, as ``populate`` builds it again.
 SHARED_HNSW_INDEX = "customer_embeddings__part_shared_embedding_idx"
 
@@ -41,12 +52,43 @@ class Population:
     small: dict[int, list[float]]
     large_tenant: str
     large: dict[int, list[float]]
+    shop_tenant: str
+    shoppers: dict[int, list[float]]
 
 
 def unit_vector(rng: random.Random) -> list[float]:
     vector = [rng.gauss(0.0, 1.0) for _ in range(EMBEDDING_DIMENSIONS)]
     norm = sum(v * v for v in vector) ** 0.5
     return [v / norm for v in vector]
+
+
+def shopper_embedding(rng: random.Random, n: int) -> list[float]:
+    """The embedding of a generated history, as benchmarks/intelligence.py generates
+    them: one to three orders of random totals at random times over two years, each of
+    one or two of the five products of the customer's group."""
+    orders = 1 + n % 3
+    totals = [Decimal(f"{5 + rng.random() * 200:.2f}") for _ in range(orders)]
+    dates = [T0 - timedelta(days=rng.random() * 700) for _ in range(orders)]
+    products: dict[str, int] = {}
+    for order in range(3 * n, 3 * n + orders):
+        for line in range(1, 2 + order % 2):
+            product = f"p-{(n % GROUPS) * 5 + (order + line * 7) % 5}"
+            products[product] = products.get(product, 0) + 1 + order % 3
+    customer = Customer(
+        id=n,
+        tenant_id="generated",
+        email=None,
+        created_at=T0,
+        updated_at=T0,
+        total_orders=orders,
+        total_spent=sum(totals, Decimal(0)),
+        average_order_value=sum(totals, Decimal(0)) / orders,
+        first_order_at=min(dates),
+        last_order_at=max(dates),
+    )
+    vector = behaviour_embedding(customer, products)
+    assert vector is not None
+    return embedding_values(vector)
 
 
 def exact_nearest(
@@ -60,11 +102,15 @@ def exact_nearest(
 
 
 async def add_customers(
-    storage: SqlAlchemyStorage, tenant: str, rng: random.Random, count: int
+    storage: SqlAlchemyStorage,
+    tenant: str,
+    rng: random.Random,
+    count: int,
+    embedding: Callable[[random.Random, int], list[float]] = lambda rng, _: unit_vector(rng),
 ) -> dict[int, list[float]]:
     async with storage.unit_of_work(tenant) as uow:
         ids = await uow.customers.next_ids(count)
-        vectors = {customer_id: unit_vector(rng) for customer_id in ids}
+        vectors = {customer_id: embedding(rng, customer_id) for customer_id in ids}
         customers = [
             Customer(
                 id=customer_id,
@@ -73,6 +119,7 @@ async def add_customers(
                 created_at=T0,
                 updated_at=T0,
                 embedding=vector,
+                embedding_version=VERSION,
             )
             for customer_id, vector in vectors.items()
         ]
@@ -95,12 +142,14 @@ async def populate(url: str) -> Population:
         small_tenant, large_tenant = new_tenant_id("small"), new_tenant_id("large")
         small = await add_customers(storage, small_tenant, rng, OURS)
         large = await add_customers(storage, large_tenant, rng, RECALL_CUSTOMERS)
+        shop_tenant = new_tenant_id("shop")
+        shoppers = await add_customers(storage, shop_tenant, rng, SHOPPERS, shopper_embedding)
         async with storage.engine.begin() as connection:
             await connection.run_sync(hnsw.create)
             await connection.execute(text("ANALYZE customers, customer_embeddings"))
     finally:
         await storage.close()
-    return Population(url, small_tenant, small, large_tenant, large)
+    return Population(url, small_tenant, small, large_tenant, large, shop_tenant, shoppers)
 
 
 @pytest.fixture(scope="module")
@@ -258,3 +307,74 @@ async def test_a_small_tenant_is_ranked_exactly_without_touching_the_index(
     explained = await plan(storage, population.small_tenant, statements[-1], analyze=True)
     relaxed = explained.split("CTE relaxed")[1].split("CTE tenant_size")[0]
     assert "never executed" in relaxed.splitlines()[1], explained
+
+
+@pytest.mark.usefixtures("through_the_index")
+async def test_a_customer_and_their_nearest_are_read_in_one_statement_through_the_index(
+    storage: SqlAlchemyStorage, population: Population, statements: list[tuple[str, Any]]
+) -> None:
+    for customer_id in random.Random(6).sample(sorted(population.large), 5):
+        statements.clear()
+        async with storage.unit_of_work(population.large_tenant) as uow:
+            customer, found = await uow.customers.neighbours_of(
+                customer_id, embedding_version=VERSION, limit=10
+            )
+            assert len(statements) == 1
+            alone = await uow.customers.nearest(
+                population.large[customer_id], limit=10, exclude=[customer_id]
+            )
+        assert customer is not None
+        assert customer.id == customer_id
+        assert found is not None
+        assert [c.id for c, _ in found] == [c.id for c, _ in alone]
+        assert [s for _, s in found] == pytest.approx([s for _, s in alone], abs=1e-6)
+        assert customer_id not in {c.id for c, _ in found}
+    explained = await plan(storage, population.large_tenant, statements[0], analyze=True)
+    assert f"Index Scan using {SHARED_HNSW_INDEX}" in explained, explained
+    assert "Order By: (embedding <=> (InitPlan" in explained, explained
+
+
+@pytest.mark.usefixtures("through_the_index")
+async def test_without_a_stored_embedding_of_the_version_no_search_runs(
+    storage: SqlAlchemyStorage, population: Population, statements: list[tuple[str, Any]]
+) -> None:
+    customer_id = min(population.large)
+    async with storage.unit_of_work(population.large_tenant) as uow:
+        customer, found = await uow.customers.neighbours_of(
+            customer_id, embedding_version="another-v9", limit=10
+        )
+        assert customer is not None
+        assert (customer.id, found) == (customer_id, None)
+        # No such customer: nothing.
+        for unknown in (max(population.large) + 1, 10**15):
+            assert await uow.customers.neighbours_of(
+                unknown, embedding_version=VERSION, limit=10
+            ) == (None, None)
+    explained = await plan(storage, population.large_tenant, statements[0], analyze=True)
+    scan = explained.split(f"Index Scan using {SHARED_HNSW_INDEX}")[1]
+    assert "never executed" in scan.splitlines()[0], explained
+
+
+@pytest.mark.usefixtures("through_the_index")
+async def test_the_index_finds_95_percent_of_the_nearest_ten_among_customers_who_buy_alike(
+    storage: SqlAlchemyStorage, population: Population
+) -> None:
+    # Customers of one group differ only in their totals and dates, and the index
+    # must still tell their nearest ten apart. Counted tie-aware: a customer exactly
+    # as close as the tenth counts.
+    shoppers = population.shoppers
+    close = 0
+    references = random.Random(7).sample(sorted(shoppers), 40)
+    for customer_id in references:
+        async with storage.unit_of_work(population.shop_tenant) as uow:
+            customer, found = await uow.customers.neighbours_of(
+                customer_id, embedding_version=VERSION, limit=10
+            )
+        assert customer is not None
+        assert found is not None
+        assert len(found) == 10
+        query = shoppers[customer_id]
+        others = {i: v for i, v in shoppers.items() if i != customer_id}
+        tenth = exact_nearest(others, query, 10)[-1][1]
+        close += sum(cosine_similarity(query, shoppers[c.id]) >= tenth - 1e-12 for c, _ in found)
+    assert close / (10 * len(references)) >= 0.95

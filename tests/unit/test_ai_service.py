@@ -152,6 +152,42 @@ class TestSimilarityAndRecommendations:
         tea = await ai.find_similar_customers(tenant, ids["tea0"], limit=2)
         assert {s.customer.id for s in tea} == {ids["tea1"], ids["tea2"]}
 
+    async def test_similar_customers_are_the_exact_ranking_of_the_stored_embeddings(
+        self,
+        storage: Storage,
+        service: CustomerService,
+        ai: AIService,
+        tenant: str,
+        clock: FixedClock,
+    ) -> None:
+        ids = await shop(service, tenant, clock)
+        for n in range(6):  # more histories, on other days and of other sizes
+            clock.advance(days=3 + 11 * n)
+            c = await service.create_customer(tenant, {"email": f"mixed{n}@example.com"})
+            ids[f"mixed{n}"] = c.id
+            products = (BIKE, TEA, LIGHT, MUG)[: 1 + n % 4]
+            await service.record_order(tenant, c.id, order(f"M{n}", *products, total=f"{40 + n}"))
+        stored = {
+            customer_id: (await service.get_customer(tenant, customer_id)).embedding
+            for customer_id in ids.values()
+        }
+        for reference, embedding in stored.items():
+            if embedding is None:
+                assert await ai.find_similar_customers(tenant, reference) == []
+                continue
+            ranked = sorted(
+                (
+                    (-cosine_similarity(embedding, other), customer_id)
+                    for customer_id, other in stored.items()
+                    if other is not None and customer_id != reference
+                ),
+            )[:5]
+            similar = await ai.find_similar_customers(tenant, reference, limit=5)
+            assert [s.customer.id for s in similar] == [customer_id for _, customer_id in ranked]
+            assert [s.similarity_score for s in similar] == pytest.approx(
+                [-score for score, _ in ranked], abs=1e-5
+            )
+
     async def test_recommendations_are_what_similar_customers_bought_and_this_one_did_not(
         self, service: CustomerService, ai: AIService, tenant: str, clock: FixedClock
     ) -> None:
@@ -302,7 +338,7 @@ class TestEmbeddingsKeptCurrent:
             stored = await service.get_customer(tenant, customer.id)
             assert stored.embedding is not None
             assert stored.embedding == await fresh_embedding(storage, tenant, customer.id)
-            assert stored.embedding_version == "behaviour-v2"
+            assert stored.embedding_version == "behaviour-v3"
 
     async def test_a_merge_stores_the_targets_embedding_of_both_histories(
         self, storage: Storage, service: CustomerService, tenant: str, clock: FixedClock

@@ -134,12 +134,38 @@ def test_embeddings_are_fixed_length_unit_vectors_that_reflect_behaviour() -> No
     assert again == tea_lover
 
 
-def test_an_embedding_is_the_same_on_any_day_for_the_same_history() -> None:
-    # The same orders, placed a year apart: only how long ago they were differs.
-    recent = buyer(orders=5, spent="250", first_days_ago=200, last_days_ago=3)
-    older = buyer(orders=5, spent="250", first_days_ago=565, last_days_ago=368)
-    assert behaviour_embedding(recent, {"tea": 5}) == behaviour_embedding(older, {"tea": 5})
-    assert heuristic_segment(recent, NOW) != heuristic_segment(older, NOW)  # recency is here
+async def test_an_embedding_does_not_move_with_the_clock() -> None:
+    customer = buyer(orders=5, spent="250", first_days_ago=200, last_days_ago=3)
+    profile = CustomerProfile(customer, {"tea": 5})
+    intelligence = HeuristicIntelligence()
+    today = await intelligence.embed(profile, now=NOW)
+    (scored_today,) = await intelligence.score_many([profile], now=NOW, months=12)
+    a_year_on = NOW + timedelta(days=365)
+    later = await intelligence.embed(profile, now=a_year_on)
+    (scored_later,) = await intelligence.score_many([profile], now=a_year_on, months=12)
+    assert today is not None
+    assert today == later == scored_today.embedding == scored_later.embedding
+    assert scored_today.segment != scored_later.segment  # recency is the segment's
+
+
+def test_customers_whose_orders_fell_at_the_same_time_lie_closest() -> None:
+    def embed(first_days_ago: float, last_days_ago: float) -> list[float]:
+        customer = buyer(
+            orders=5, spent="250", first_days_ago=first_days_ago, last_days_ago=last_days_ago
+        )
+        vector = behaviour_embedding(customer, {"tea": 5})
+        assert vector is not None
+        return vector
+
+    def cosine(a: list[float], b: list[float]) -> float:
+        return math.fsum(x * y for x, y in zip(a, b, strict=True))
+
+    # The same orders, a few days, half a year and a year and a half apart.
+    reference = embed(200, 3)
+    days_apart, half_a_year, later_still = embed(204, 7), embed(380, 183), embed(748, 551)
+    assert cosine(reference, days_apart) > cosine(reference, half_a_year) > 0.5
+    assert cosine(reference, days_apart) > cosine(reference, later_still) > 0.5
+    assert 1 - cosine(reference, days_apart) > 1e-6  # far above a 32-bit float's precision
 
 
 def test_a_customer_without_orders_has_no_embedding() -> None:

@@ -378,11 +378,14 @@ class SqlCustomerRepository(
         tenant = self._session.tenant_id
         parameters: Any
         if self._session.dialect == "postgresql":
+            ids = [row.customer_id for row in rows]
             statement, parameters = (
                 update_from_arrays(self._table, _SCORE_COLUMNS),
                 {
                     "key_tenant": tenant,
-                    "all_id": [row.customer_id for row in rows],
+                    "key_first": min(ids),
+                    "key_last": max(ids),
+                    "all_id": ids,
                     **column_arrays(_SCORE_COLUMNS, rows, getattr),
                 },
             )

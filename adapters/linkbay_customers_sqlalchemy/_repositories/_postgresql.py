@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import operator
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -31,6 +32,7 @@ from sqlalchemy import (
     exists,
     func,
     literal_column,
+    null,
     or_,
     select,
     text,
@@ -81,6 +83,14 @@ EXACT_SEARCH_MAX_ROWS = 50_000
 # live customers: the size from which its searches take the index.
 OWN_PARTITION_MIN_ROWS = EXACT_SEARCH_MAX_ROWS
 TENANT_SIZE_SECONDS = 300.0  # how long a tenant's size class is trusted
+# Candidates per insertion when a tenant's own partition is indexed at its first
+# scoring (the shared index keeps the migrations' 64). On behavioural embeddings
+# (benchmarks/intelligence.py, 100,000 customers) the same graph built with 64
+# found 95.2% of the true nearest ten at ef_search 160, with 128 98.5%, in about
+# twice the build time (30 s against 56 s): many customers with similar orders lie
+# close together, and a graph built with fewer candidates leaves some of them
+# unreachable.
+OWN_PARTITION_EF_CONSTRUCTION = 128
 
 # Set for the rest of the transaction (set_config's ``true`` is SET LOCAL).
 # Custom plans: a generic plan knows neither the tenant nor its size, and would
@@ -129,16 +139,25 @@ def _unnest(table: Table, columns: Sequence[str], name: str) -> Any:
 @functools.cache
 def update_from_arrays(table: Table, columns: tuple[str, ...]) -> Any:
     """``UPDATE table SET c = v.c ... FROM unnest(:all_id, ...) AS v WHERE tenant_id =
-    :key_tenant AND id = v.id``: many rows' ``columns`` in one set-based statement.
+    :key_tenant AND id = v.id AND id BETWEEN :key_first AND :key_last``: many rows'
+    ``columns`` in one set-based statement (``key_first``, ``key_last``: the least and
+    the greatest of the ids).
 
     One array per column whatever the number of rows: the statement, and its plan,
     stay the same, and PostgreSQL joins the rows by key at once instead of running
-    one UPDATE per row.
+    one UPDATE per row. The range of the ids bounds the rows the join reads to
+    theirs: without it PostgreSQL hashed every row of the tenant for each chunk of a
+    keyset walk (a sixth of a 5,000-row chunk's time at 100,000 customers, and
+    growing with the tenant).
     """
     values = _unnest(table, ("id", *columns), "v")
     return (
         table.update()
-        .where(table.c.tenant_id == bindparam("key_tenant"), table.c.id == values.c.id)
+        .where(
+            table.c.tenant_id == bindparam("key_tenant"),
+            table.c.id == values.c.id,
+            table.c.id.between(bindparam("key_first"), bindparam("key_last")),
+        )
         .values({name: values.c[name] for name in columns})
     )
 
@@ -300,6 +319,58 @@ def _nearest_in_index(table: Table, embeddings: Table) -> Any:
     return select(nearest).order_by(nearest.c.distance, nearest.c.id)
 
 
+@functools.cache
+def _neighbours_of_in_index(table: Table, embeddings: Table) -> Any:
+    """A customer's row and, through the HNSW index, the live customers of a large
+    ``tenant`` nearest to the embedding stored for them (when it is of ``version``):
+    the reading of the customer and ``_nearest_in_index`` in one statement.
+
+    The customer's row comes first, with no distance. Their stored embedding is an
+    InitPlan the index scan starts from; without one of ``version`` a one-time
+    filter keeps the scan from starting at all.
+    """
+    t, e = table, embeddings
+    # The tenant and the limit are written into the statement: its plan then needs
+    # neither, and PostgreSQL keeps one plan for it (a generic plan of a parameter
+    # tenant would span every partition, and the statement would be planned anew,
+    # half a millisecond, each time it runs).
+    tenant: Any = bindparam("tenant", type_=t.c.tenant_id.type, literal_execute=True)
+    customer = bindparam("customer", type_=BigInteger())
+    own = (
+        select(e.c.embedding)
+        .where(
+            e.c.tenant_id == tenant,
+            e.c.customer_id == customer,
+            e.c.version == bindparam("version", type_=e.c.version.type),
+        )
+        .scalar_subquery()
+    )
+    distance = e.c.embedding.op("<=>", return_type=Float())(own)
+    columns = (t, e.c.embedding, e.c.version.label("embedding_version"))
+    reference = (
+        select(*columns, null().cast(Float()).label("distance"))
+        .select_from(t.outerjoin(e, embedding_of(t, e)))
+        .where(t.c.tenant_id == tenant, t.c.id == customer)
+    )
+    nearest = (
+        select(*columns, distance.label("distance"))
+        .select_from(e.join(t, embedding_of(t, e)))
+        .where(
+            own.is_not(None),
+            e.c.tenant_id == tenant,
+            e.c.customer_id != customer,
+            t.c.tenant_id == tenant,
+            t.c.deleted_at.is_(None),
+        )
+        .order_by(distance)
+        .limit(bindparam("limit", type_=BigInteger(), literal_execute=True))
+        .subquery("nearest")
+    )
+    both = union_all(reference, select(nearest)).subquery("both")
+    # The scan runs in relaxed order: the order is restored here, ties by id.
+    return select(both).order_by(both.c.distance.asc().nulls_first(), both.c.id)
+
+
 class PostgresFeatures:
     """COPY and the similarity search of one storage on PostgreSQL, with their caches.
 
@@ -448,6 +519,39 @@ class PostgresFeatures:
             )
             return result.all()
 
+    async def neighbours_of(
+        self,
+        connection: AsyncConnection,
+        table: Table,
+        embeddings: Table,
+        *,
+        tenant_id: str,
+        customer_id: int,
+        embedding_version: str,
+        limit: int,
+    ) -> Sequence[Row[Any]] | None:
+        """The customer's row (no ``distance``) and then, nearest first, the rows of the
+        live customers nearest to the embedding stored for them, in one statement:
+        only for a large tenant on a connection that started with the similarity
+        settings (None elsewhere, and nothing is read)."""
+        if not (
+            limit <= MIN_EF_SEARCH
+            and await self._is_large_tenant(connection, table, tenant_id)
+            and await self._session_configured(connection)
+        ):
+            return None
+        parameters = {
+            "tenant": tenant_id,
+            "customer": customer_id,
+            "version": embedding_version,
+            "limit": limit,
+        }
+        with translate_errors("finding similar customers"):
+            result = await connection.execute(
+                _neighbours_of_in_index(table, embeddings), parameters
+            )
+            return result.all()
+
     async def _session_configured(self, connection: AsyncConnection) -> bool:
         """Whether the connection started with ``SIMILARITY_SESSION_SETTINGS`` (an engine
         of the host's own may not have), asked once per connection."""
@@ -591,8 +695,8 @@ class PostgresFeatures:
                 ),
                 {"name": parent},
             )
-            if definition is not None:  # the same index as the partitioned table's
-                using = definition[definition.index(" USING ") :]
+            if definition is not None:  # the partitioned table's index, with more candidates
+                using = _with_ef_construction(definition[definition.index(" USING ") :])
                 await connection.execute(text(f"CREATE INDEX ON {name}{using}"))
             default = await connection.scalar(
                 text(
@@ -627,6 +731,21 @@ class PostgresFeatures:
                 )
             )
             await connection.execute(text(f"ANALYZE {name}"))
+
+
+def _with_ef_construction(using: str) -> str:
+    """An HNSW index's ``USING ...`` clause with ``ef_construction`` at least
+    ``OWN_PARTITION_EF_CONSTRUCTION`` (a partition's index attaches to the partitioned
+    table's whatever its storage parameters)."""
+    match = re.search(r"ef_construction\s*=\s*'?(\d+)'?", using)
+    wanted = f"ef_construction='{OWN_PARTITION_EF_CONSTRUCTION}'"
+    if match is None:
+        if " WITH (" in using:
+            return using.replace(" WITH (", f" WITH ({wanted}, ", 1)
+        return f"{using} WITH ({wanted})"
+    if int(match.group(1)) >= OWN_PARTITION_EF_CONSTRUCTION:
+        return using
+    return using[: match.start()] + wanted + using[match.end() :]
 
 
 def _quote(identifier: str) -> str:

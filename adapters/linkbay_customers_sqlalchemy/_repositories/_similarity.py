@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from sqlalchemy import JSON, select, type_coerce
 
 from linkbay_customers.domain import Customer
-from linkbay_customers.ports import NearestNeighbours
+from linkbay_customers.ports import NearestNeighbours, NeighboursOfCustomer
 from linkbay_customers_sqlalchemy._errors import translate_errors
 from linkbay_customers_sqlalchemy._repositories._customer_rows import CustomerRows
 from linkbay_customers_sqlalchemy._repositories._statements import embedding_of
@@ -31,8 +31,44 @@ def _cosine(query: Sequence[float], query_norm: float, vector: Sequence[float]) 
     return sum(map(operator.mul, query, vector)) / norm if norm else 0.0
 
 
-class SqlNearestNeighbours(CustomerRows, NearestNeighbours):
-    """The live customers most similar to an embedding."""
+class SqlNearestNeighbours(CustomerRows, NearestNeighbours, NeighboursOfCustomer):
+    """The live customers most similar to an embedding, or to a customer's own."""
+
+    async def neighbours_of(
+        self, customer_id: int, *, embedding_version: str, limit: int
+    ) -> tuple[Customer | None, builtins.list[tuple[Customer, float]] | None]:
+        """The customer and their nearest customers by their stored embedding, read in
+        one statement: on PostgreSQL, for a large tenant (see
+        ``PostgresFeatures.neighbours_of``). Elsewhere nothing is read (None, None).
+        """
+        postgresql = self._session.postgresql
+        if postgresql is None or limit <= 0:
+            return None, None
+        rows = await postgresql.neighbours_of(
+            await self._session.connection(),
+            self._table,
+            self._embeddings,
+            tenant_id=self._session.tenant_id,
+            customer_id=customer_id,
+            embedding_version=embedding_version,
+            limit=limit,
+        )
+        if not rows or rows[0].distance is not None:
+            return None, None  # not searched here, or no such customer
+        customer = self._entity(rows[0])
+        if (
+            customer.is_deleted
+            or customer.embedding is None
+            or customer.embedding_version != embedding_version
+        ):
+            return customer, None
+        found = [(self._entity(row), _similarity(row.distance)) for row in rows[1:]]
+        if len(found) < limit:
+            # The index scan gave up short of limit: ``nearest`` ranks them another way.
+            return customer, await self.nearest(
+                customer.embedding, limit=limit, exclude=[customer.id]
+            )
+        return customer, found
 
     async def nearest(
         self, embedding: Sequence[float], *, limit: int, exclude: Sequence[int] = ()

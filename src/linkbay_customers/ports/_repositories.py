@@ -41,6 +41,7 @@ __all__ = (
     "CustomerRepository",
     "DerivedDataStore",
     "EmbeddingBulkLoad",
+    "NeighboursOfCustomer",
     "DuplicateCandidates",
     "DuplicateDecisions",
     "MergeAliasRepository",
@@ -282,6 +283,30 @@ class NearestNeighbours(Protocol):
 
         Raises:
             ValueError: ``embedding`` has another number of dimensions than the stored ones.
+            StorageError: the storage failed.
+        """
+        ...
+
+
+@runtime_checkable
+class NeighboursOfCustomer(Protocol):
+    """What a ``NearestNeighbours`` may add: a customer and their nearest customers read
+    together, by the embedding stored for them.
+
+    ``AIService.find_similar_customers`` asks it first when the repository has this
+    method; a storage that reads both in one statement saves a round trip per search.
+    """
+
+    async def neighbours_of(
+        self, customer_id: int, *, embedding_version: str, limit: int
+    ) -> tuple[Customer | None, Sequence[tuple[Customer, float]] | None]:
+        """The customer (deleted ones included) and, when they are live with a stored
+        embedding of ``embedding_version``, the ``limit`` customers ``nearest`` would
+        give for it, the customer left out (None instead when they are not so).
+        ``(None, None)`` when the storage cannot read them together, or has no such
+        customer: the caller then reads the customer and asks ``nearest``.
+
+        Raises:
             StorageError: the storage failed.
         """
         ...

@@ -35,11 +35,13 @@ from linkbay_customers.ports import (
     CustomerProfile,
     CustomerScores,
     EmbeddingBulkLoad,
+    NeighboursOfCustomer,
     UnitOfWork,
     derived_data,
     nearest_neighbours,
     purchase_history,
 )
+from linkbay_customers.services._boundary import check_id
 from linkbay_customers.services._change import Transactions, UnitOfWorkFactory, load_customer
 from linkbay_customers.services._derived import Embedder, ProfilingGate, products_by_customer
 from linkbay_customers.services._progress import ProgressCallback, report_progress
@@ -298,7 +300,8 @@ class AIService:
         needed first. The reference customer's own is computed on the fly when
         missing or of another version. A customer without orders has no behaviour to
         compare and gets none; customers the policy excludes carry no embedding and
-        are never returned.
+        are never returned. A storage with ``NeighboursOfCustomer`` reads the customer
+        and their nearest customers together where it can.
 
         Raises:
             CustomerNotFound: unknown, deleted or another tenant's customer.
@@ -309,13 +312,21 @@ class AIService:
         """
         limit = _check_limit(limit)
         async with self._tx.read(tenant_id) as uow:
-            customer = await load_customer(uow, customer_id)
+            customer, found = None, None
+            if isinstance(uow.customers, NeighboursOfCustomer) and check_id(customer_id):
+                # The customer and their neighbours by the stored embedding, together.
+                customer, found = await uow.customers.neighbours_of(
+                    customer_id, embedding_version=self._embedding_version, limit=limit
+                )
+            if customer is None or customer.is_deleted:
+                customer, found = await load_customer(uow, customer_id), None
             self._profiling.require(customer)
-            search = nearest_neighbours(uow)
-            embedding = await self._embedding(uow, customer)
-            if embedding is None:
-                return []
-            found = await search.nearest(embedding, limit=limit, exclude=[customer.id])
+            if found is None:
+                search = nearest_neighbours(uow)
+                embedding = await self._embedding(uow, customer)
+                if embedding is None:
+                    return []
+                found = await search.nearest(embedding, limit=limit, exclude=[customer.id])
         # An embedding stored before the policy excluded its customer (an opt-in policy
         # adopted since the last scoring) is never offered.
         return [
