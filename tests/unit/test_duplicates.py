@@ -23,6 +23,7 @@ from linkbay_customers.domain import (
     InvalidDuplicateDecision,
     MatchModel,
     MatchRecord,
+    Page,
     blocking_keys,
     blocks,
     compare_records,
@@ -32,7 +33,7 @@ from linkbay_customers.domain import (
 )
 from linkbay_customers.ports import Storage, duplicate_candidates
 from linkbay_customers.schemas import CustomerDataExport
-from linkbay_customers.services import _duplicates
+from linkbay_customers.services import DuplicateSuggestion, _duplicates
 from linkbay_customers.testing import FixedClock
 
 ADDRESS = {"type": "shipping", "address_line1": "Via Roma 1", "city": "Milano", "country": "IT"}
@@ -601,6 +602,40 @@ class TestDuplicates:
         clock.advance(hours=25)
         await service.find_duplicates(tenant)
         assert len(fits) == 4
+
+    async def test_the_next_page_of_an_unchanged_tenant_takes_no_second_pass(
+        self, service: CustomerService, tenant: str, fits: list[int]
+    ) -> None:
+        def pairs(page: Page[DuplicateSuggestion]) -> list[tuple[int, int]]:
+            return [(s.customer_id, s.other_id) for s in page.items]
+
+        ids = await _twins(service, tenant)  # a small tenant: fitted at each pass
+        first = await service.find_duplicates(tenant, min_probability=0.0, page_size=4)
+        second = await service.find_duplicates(tenant, min_probability=0.0, page=2, page_size=4)
+        assert len(fits) == 1
+        assert first.total == second.total == 6
+        assert sorted(pairs(first) + pairs(second)) == [
+            (ids[n], ids[n + 1]) for n in range(0, 12, 2)
+        ]
+        # Another tenant's listing is its own, whatever its ids.
+        other = f"{tenant}-other"
+        await _twins(service, other)
+        await service.mark_distinct(other, ids[0], ids[1])
+        assert (await service.find_duplicates(other, min_probability=0.0)).total == 5
+        assert (await service.find_duplicates(tenant, min_probability=0.0)).total == 6
+        assert len(fits) == 2
+        # A decision, a new customer: each is seen by the next page at once.
+        await service.mark_distinct(tenant, ids[0], ids[1])
+        after = await service.find_duplicates(tenant, min_probability=0.0)
+        assert after.total == 5
+        assert (ids[0], ids[1]) not in pairs(after)
+        third = await _customer(service, tenant, email="s0.2@example.com", phone="+14155550100")
+        grown = await service.find_duplicates(tenant, min_probability=0.0)
+        assert grown.total == 7
+        assert {(ids[0], third), (ids[1], third)} <= set(pairs(grown))
+        await service.update_customer(tenant, third, {"phone": "+14155550199"})
+        assert (await service.find_duplicates(tenant, min_probability=0.0)).total == 5
+        assert len(fits) == 5
 
     async def test_a_tenant_fitted_on_all_its_pairs_stores_no_fit(
         self, service: CustomerService, storage: Storage, tenant: str

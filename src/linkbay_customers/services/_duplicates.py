@@ -8,12 +8,13 @@ and reused until the tenant has changed: see ``_reusable``."""
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from linkbay_customers.domain import (
     COMPARISONS,
@@ -176,6 +177,48 @@ class _Scorer:
 
 
 _Scored = tuple[int, int, float, _Vector]
+_Stamp = tuple[int, int]  # the tenant's customers and audit events
+
+
+class _Listings:
+    """The scored pairs of the tenants paged through last, each kept while its tenant
+    has not changed: the next page of an unchanged tenant is cut from the same list,
+    where it would otherwise take another pass over every candidate pair.
+
+    A tenant's stamp is its number of live customers and of audit events: every change
+    through the services appends events and none is ever removed, so an unchanged
+    stamp means the same customers, addresses and decisions. An entry also ends when
+    a stored fit would (``_STALE_AGE``).
+    """
+
+    KEPT = 4  # tenants (and thresholds) at a time
+    MOST_PAIRS = 200_000  # a longer list is not kept
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[tuple[str, float], tuple[_Stamp, datetime, list[_Scored]]] = (
+            OrderedDict()
+        )
+
+    def get(
+        self, tenant_id: str, threshold: float, stamp: _Stamp, now: datetime
+    ) -> list[_Scored] | None:
+        key = (tenant_id, threshold)
+        found = self._kept.get(key)
+        if found is None or found[0] != stamp or now - found[1] > _STALE_AGE:
+            self._kept.pop(key, None)
+            return None
+        self._kept.move_to_end(key)
+        return found[2]
+
+    def put(
+        self, tenant_id: str, threshold: float, stamp: _Stamp, now: datetime, scored: list[_Scored]
+    ) -> None:
+        if len(scored) > self.MOST_PAIRS:
+            return
+        self._kept[tenant_id, threshold] = (stamp, now, scored)
+        self._kept.move_to_end((tenant_id, threshold))
+        while len(self._kept) > self.KEPT:
+            self._kept.popitem(last=False)
 
 
 def _most_probable(rows: Iterable[_Scored]) -> list[_Scored]:
@@ -293,8 +336,16 @@ class CustomerDuplicates:
             )
         return suggestions
 
+    @functools.cached_property
+    def _listings(self) -> _Listings:
+        return _Listings()
+
     async def _scored(
-        self, uow: UnitOfWork, threshold: float, on_progress: ProgressCallback[int] | None
+        self,
+        uow: UnitOfWork,
+        threshold: float,
+        on_progress: ProgressCallback[int] | None,
+        customers: int | None = None,
     ) -> tuple[list[_Scored], _Fit]:
         """The tenant's candidate pairs at ``threshold`` or above, most probable first,
         and the fit that scored them.
@@ -304,7 +355,8 @@ class CustomerDuplicates:
         once), or the stored one; then every pair streamed, compared and scored, and
         those at the threshold kept.
         """
-        customers = await _tenant_size(uow)
+        if customers is None:
+            customers = await _tenant_size(uow)
         fit = await self._fit(uow, customers)
         score = fit.score
         if fit.sample is not None:
@@ -334,8 +386,7 @@ class CustomerDuplicates:
         on_progress: ProgressCallback[int] | None = None,
     ) -> list[DuplicateSuggestion]:
         """Every likely duplicate pair of the tenant, as ``find_duplicates`` orders them
-        (one fit and one pass for all of them, where paging through ``find_duplicates``
-        fits and passes per page).
+        (one fit and one pass for all of them, kept by no cache).
 
         Raises:
             InvalidInput: ``min_probability`` out of 0..1.
@@ -370,6 +421,11 @@ class CustomerDuplicates:
         apply: matching keeps records accurate (GDPR art. 5(1)(d)) and derives nothing
         about the person (see docs/gdpr.md).
 
+        A pass over the candidate pairs ranks them all; the service keeps the ranking
+        of the last few tenants (and thresholds) it listed, so the next page of a
+        tenant with the same customers and audit events since (any change through the
+        services adds some) is cut from it without another pass.
+
         Args:
             tenant_id: The tenant.
             min_probability: The least match probability of a pair listed, 0 to 1.
@@ -384,11 +440,21 @@ class CustomerDuplicates:
         """
         threshold = _check_probability(min_probability)
         check_page(page, page_size)
+        fit: _Fit | None = None
         async with self._tx.read(tenant_id) as uow:
-            scored, fit = await self._scored(uow, threshold, on_progress)
+            customers = await _tenant_size(uow)
+            stamp = (customers, await _audit_events(uow))
+            now = self._tx.clock.now()
+            scored = self._listings.get(tenant_id, threshold, stamp, now)
+            if scored is None:
+                scored, fit = await self._scored(uow, threshold, on_progress, customers)
+                self._listings.put(tenant_id, threshold, stamp, now, scored)
+            else:
+                await report_progress(on_progress, customers)
             start = (page - 1) * page_size
             items = await self._suggestions(uow, scored[start : start + page_size])
-        await self._keep_fit(tenant_id, fit)
+        if fit is not None:
+            await self._keep_fit(tenant_id, fit)
         return Page(items=items, total=len(scored), page=page, page_size=page_size)
 
     async def find_duplicates_of(
