@@ -223,6 +223,22 @@ class AuditEvent:
     def __post_init__(self) -> None:
         check_audit_content(self.changed_fields, self.details)
 
+    def sealed(self, occurred_at: datetime, sequence: int, hash: str) -> AuditEvent:  # noqa: A002
+        """This event placed in its chain: at ``sequence``, with its ``hash``, dated
+        ``occurred_at`` (``AuditChain.seal`` computes them); its content, checked
+        when it was built, is not checked again."""
+        event = object.__new__(type(self))
+        put = object.__setattr__
+        for name in _AUDIT_CONTENT:
+            put(event, name, getattr(self, name))
+        put(event, "occurred_at", occurred_at)
+        put(event, "sequence", sequence)
+        put(event, "hash", hash)
+        return event
+
+
+_AUDIT_CONTENT = ("id", "tenant_id", "customer_id", "actor", "action", "changed_fields", "details")
+
 
 @dataclass(kw_only=True, frozen=True, slots=True)
 class MergeAlias:
