@@ -38,7 +38,7 @@ from linkbay_customers.ports import (
     derived_data,
     read_only_units,
 )
-from linkbay_customers.services._audit import append_audit
+from linkbay_customers.services._audit import append_locked, audit_chains
 from linkbay_customers.services._boundary import check_id
 from linkbay_customers.services._derived import Embedder, EmbeddingRefresh, ProfilingGate
 from linkbay_customers.services._subject import purge_customer_rows
@@ -245,8 +245,12 @@ class Change:
         if not self._written:
             return
         if self._records:
-            ids = await self.uow.audit.next_ids(len(self._records))
-            await append_audit(
+            # The events' ids and their chains' locks in one go: one round trip
+            # where the storage can.
+            ids, locked = await self.uow.audit.reserve_and_lock(
+                len(self._records), audit_chains(r.customer_id for r in self._records)
+            )
+            await append_locked(
                 self.uow,
                 [
                     AuditEvent(
@@ -261,6 +265,7 @@ class Change:
                     )
                     for event_id, record in zip(ids, self._records, strict=True)
                 ],
+                locked,
             )
         await self.uow.commit()
 
