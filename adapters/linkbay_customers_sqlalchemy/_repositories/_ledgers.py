@@ -130,7 +130,11 @@ class SqlAuditRepository(SqlRepository, AuditRepository):
     def _tips(self) -> Table:
         return self._session.models.audit_chain.__table__  # type: ignore[attr-defined, no-any-return]
 
-    def _values(self, event: AuditEvent) -> dict[str, Any]:
+    def _values(
+        self, event: AuditEvent, field_lists: dict[tuple[str, ...], builtins.list[str]]
+    ) -> dict[str, Any]:
+        """The event's row; events naming the same fields share one list of them
+        (a batch's encoder then encodes it once)."""
         self._own(event)
         if event.sequence is None or event.hash is None:
             raise StorageRejected("an audit event must be sealed before it is appended")
@@ -141,7 +145,8 @@ class SqlAuditRepository(SqlRepository, AuditRepository):
             "actor": event.actor,
             "action": event.action.value,
             "occurred_at": event.occurred_at,
-            "changed_fields": list(event.changed_fields),
+            "changed_fields": field_lists.get(event.changed_fields)
+            or field_lists.setdefault(event.changed_fields, list(event.changed_fields)),
             "details": event.details,
             "chain_id": chain_of(event.customer_id),
             "sequence": event.sequence,
@@ -202,7 +207,8 @@ class SqlAuditRepository(SqlRepository, AuditRepository):
         allowed); the table's trigger moves their chains' tips."""
         if not events:
             return
-        rows = [self._values(e) for e in events]
+        field_lists: dict[tuple[str, ...], builtins.list[str]] = {}
+        rows = [self._values(e, field_lists) for e in events]
         if await self._copy(rows, action="writing the audit trail"):
             return
         # SQLite; or COPY was refused (a taken id or position, which the INSERT

@@ -65,6 +65,7 @@ __all__ = (
 )
 
 _Encoder = Callable[[Any], Any]
+_EMPTY_DOCUMENTS = (dict, list)
 _SESSION_CONFIGURED = "linkbay.similarity_session"  # in a connection's info: see nearest
 
 # Candidates per pass of the HNSW scan. Among a million random vectors, pgvector's
@@ -422,8 +423,10 @@ class PostgresFeatures:
         ]
         # Rows of one batch share many values (timestamps, zero amounts): encode
         # a value once while the next row holds the very same object.
+        # Empty documents (no tags, no consents) are encoded once per column.
         last_in: list[Any] = [None] * len(columns)
         last_out: list[Any] = [None] * len(columns)
+        empty: dict[tuple[int, type], Any] = {}
         records = []
         for row in rows:
             values = list(pick(row)) if len(columns) > 1 else [pick(row)]
@@ -433,6 +436,11 @@ class PostgresFeatures:
                     continue
                 if value is last_in[index]:
                     values[index] = last_out[index]
+                elif not value and (kind := type(value)) in _EMPTY_DOCUMENTS:
+                    encoded = empty.get((index, kind))
+                    if encoded is None:
+                        encoded = empty[index, kind] = encode(value)
+                    values[index] = encoded
                 else:
                     last_in[index] = value
                     values[index] = last_out[index] = encode(value)

@@ -123,6 +123,7 @@ class Change:
         self._embedder = embedder
         self._embed: EmbeddingRefresh | None = None
         self._records: list[_Record] = []
+        self._details_given: Mapping[str, Any] | None = None  # the last event's, as given
         self._written = False
 
     async def customer(
@@ -236,7 +237,13 @@ class Change:
         Raises:
             ValueError: the fields or details would carry personal values.
         """
-        fields, content = tuple(changed_fields), dict(details or {})
+        fields = tuple(changed_fields)
+        last = self._records[-1].details if self._records else None
+        if details is not None and details is self._details_given and details == last:
+            content = last  # events of a batch share their details (encoded once)
+        else:
+            content = dict(details or {})
+            self._details_given = details
         check_audit_content(fields, content)
         self._records.append(_Record(action, customer_id, fields, content))
         self._written = True
