@@ -260,7 +260,8 @@ class Change:
             await append_locked(
                 self.uow,
                 [
-                    AuditEvent(
+                    # Their content was checked when the change recorded them.
+                    AuditEvent.of_checked_content(
                         id=event_id,
                         tenant_id=self.uow.tenant_id,
                         customer_id=record.customer_id,
