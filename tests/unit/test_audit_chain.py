@@ -200,7 +200,7 @@ def test_a_batch_sealed_at_once_links_as_each_event_alone_would() -> None:
     events = [
         event(
             id=n + 1,
-            tenant_id="tenant-è\"",
+            tenant_id='tenant-è"',
             customer_id=None if n % 7 == 0 else n % 5 + 1,
             actor=None if n % 2 else "ops ü@shop",
             action=AuditAction.CUSTOMER_CREATED if n % 3 else AuditAction.CUSTOMER_UPDATED,

@@ -82,9 +82,9 @@ EXACT_SEARCH_MAX_ROWS = 50_000
 # A tenant's first scoring gets the tenant a partition of its own from this many
 # live customers: the size from which its searches take the index.
 OWN_PARTITION_MIN_ROWS = EXACT_SEARCH_MAX_ROWS
-TENANT_SIZE_SECONDS = 300.0
+TENANT_SIZE_SECONDS = 300.0  # how long a tenant's size class is trusted
 COPY_MIN_ROWS = 16
-"""Fewer rows are inserted rather than copied: COPY costs a round trip more."""  # how long a tenant's size class is trusted
+"""Fewer rows are inserted rather than copied: COPY costs a round trip more."""
 
 # Set for the rest of the transaction (set_config's ``true`` is SET LOCAL).
 # Custom plans: a generic plan knows neither the tenant nor its size, and would

@@ -227,7 +227,7 @@ class AuditEvent:
     def of_checked_content(
         cls,
         *,
-        id: int,  # noqa: A002
+        id: int,
         tenant_id: str,
         customer_id: int | None,
         actor: str | None,
@@ -252,7 +252,7 @@ class AuditEvent:
         put(event, "hash", None)
         return event
 
-    def sealed(self, occurred_at: datetime, sequence: int, hash: str) -> AuditEvent:  # noqa: A002
+    def sealed(self, occurred_at: datetime, sequence: int, hash: str) -> AuditEvent:
         """This event placed in its chain: at ``sequence``, with its ``hash``, dated
         ``occurred_at`` (``AuditChain.seal`` computes them); its content, checked
         when it was built, is not checked again."""

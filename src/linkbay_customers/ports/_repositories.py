@@ -721,8 +721,8 @@ class AuditRepository(Protocol):
 
     There is no way to change or remove an event: erasure keeps the trail, whose
     events hold no personal values. Events arrive sealed (``AuditChain.seal``),
-    after ``lock_chains`` (or ``reserve_and_lock``) for their chains in the same transaction. Every method
-    may also raise ``StorageError`` when the storage fails.
+    after ``lock_chains`` (or ``reserve_and_lock``) for their chains in the same
+    transaction. Every method may also raise ``StorageError`` when the storage fails.
     """
 
     async def next_id(self) -> int:

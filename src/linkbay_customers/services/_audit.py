@@ -27,9 +27,7 @@ async def append_audit(uow: UnitOfWork, events: Sequence[AuditEvent]) -> Sequenc
 
 def audit_chains(events: Iterable[AuditEvent | int | None]) -> list[int]:
     """The chains of events (or of the customer ids they are about), in locking order."""
-    return sorted(
-        {chain_of(e.customer_id if isinstance(e, AuditEvent) else e) for e in events}
-    )
+    return sorted({chain_of(e.customer_id if isinstance(e, AuditEvent) else e) for e in events})
 
 
 async def append_locked(

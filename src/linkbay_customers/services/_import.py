@@ -266,13 +266,13 @@ async def _write_chunk(change: Change, *, chunk: list[tuple[int, CustomerCreate]
     field_sets: dict[frozenset[str], tuple[str, ...]] = {}
     for customer, data in created:
         names = frozenset(data.model_fields_set)
-        fields = field_sets.get(names)
-        if fields is None:
-            fields = field_sets[names] = tuple(sorted(names))
+        given = field_sets.get(names)
+        if given is None:
+            given = field_sets[names] = tuple(sorted(names))
         change.audit(
             AuditAction.CUSTOMER_CREATED,
             customer_id=customer.id,
-            changed_fields=fields,
+            changed_fields=given,
             details=details,
         )
     for customer, fields in changed:
