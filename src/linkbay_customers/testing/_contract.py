@@ -1265,6 +1265,21 @@ class AuditRepositoryContract(ContractBase):
         assert [e for e, _ in rest] == by_chain[by_chain.index(stored[2]) :]
         assert (verification.intact, verification.events, verification.chains) == (True, 4, 3)
 
+    async def test_ids_are_reserved_and_chains_locked_at_once_as_one_after_the_other(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            customer = await add_customer(uow)
+            first = await add_audit_event(uow, customer.id)
+            (before,) = await uow.audit.next_ids(1)
+            ids, locked = await uow.audit.reserve_and_lock(3, [customer.id, 10**12])
+            assert list(ids) == [before + 1, before + 2, before + 3]
+            assert dict(locked.tips) == {customer.id: ChainTip(1, first.hash or "")}
+            alone = await uow.audit.lock_chains([customer.id])
+            assert locked.now == alone.now  # the storage's time, where it has one
+            (after,) = await uow.audit.next_ids(1)
+            assert after == before + 4
+
     async def test_an_unsealed_event_or_a_taken_position_is_refused(
         self, storage: Storage, tenant: str
     ) -> None:
