@@ -23,7 +23,7 @@ __all__ = ("BULK_THRESHOLDS", "bulk_collection")
 
 BULK_THRESHOLDS = (100_000, 10, 10)
 """``gc.set_threshold`` during a bulk import: the older generations keep CPython's
-multipliers, so full collections still run and memory stays bounded."""
+multipliers, so full collections still run."""
 
 
 @contextmanager
