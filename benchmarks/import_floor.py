@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -150,7 +151,13 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "floor":
         asyncio.run(copy_floor(args.url, TENANT, args.customers, args.seed))
     else:
-        asyncio.run(project_import(args.url, TENANT, args.customers, args.seed, args.chunk_size))
+        # --collector cli: the garbage collector as ``linkbay-customers import`` sets it.
+        from linkbay_customers_cli._collector import bulk_collection
+
+        with bulk_collection() if args.collector == "cli" else contextlib.nullcontext():
+            asyncio.run(
+                project_import(args.url, TENANT, args.customers, args.seed, args.chunk_size)
+            )
     elapsed = time.perf_counter() - started
     if profiler is not None:
         profiler.disable()
@@ -216,6 +223,8 @@ def _run_side(side: str, url: str, args: argparse.Namespace) -> dict[str, float]
         str(args.chunk_size),
         "--seed",
         str(args.seed),
+        "--collector",
+        args.collector,
     ]
     if args.profile:
         command += ["--profile", args.profile]
@@ -290,6 +299,7 @@ def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
         "role": args.role,
         "chunk_size": args.chunk_size,
         "repeat": args.repeat,
+        "collector": args.collector,
     }
     for side, runs in measured.items():
         seconds = statistics.median(r["seconds"] for r in runs)
@@ -329,6 +339,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each side, alternated")
     parser.add_argument("--profile", help="write the import's cProfile statistics here")
+    parser.add_argument(
+        "--collector",
+        choices=("default", "cli"),
+        default="default",
+        help="the import's garbage collector: CPython's defaults (a host's process),"
+        " or as the import command sets it",
+    )
     parser.add_argument("--postgres-url", help="an admin URL; embedded PostgreSQL otherwise")
     parser.add_argument("--child", choices=("floor", "import"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -343,6 +360,8 @@ def main() -> None:
         f"{f' beside {args.neighbour:,}' if args.neighbour else ''}, {args.role}, PostgreSQL)"
     )
     name = f"import_floor_{args.customers}_{args.role}"
+    if args.collector != "default":
+        name += f"_{args.collector}_collector"
     report(name, title, TARGETS, results)
 
 

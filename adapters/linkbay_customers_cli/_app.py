@@ -47,6 +47,7 @@ from linkbay_customers.services import (
     PurgeResult,
     ScoringSummary,
 )
+from linkbay_customers_cli._collector import bulk_collection
 from linkbay_customers_cli._customer_files import (
     CustomerFile,
     CustomerFileFormat,
@@ -672,14 +673,15 @@ async def _import(
             def advance(done: ImportProgress) -> None:
                 progress.update(task, completed=done.processed)
 
-            return await service.import_customers(
-                tenant,
-                source.rows(),
-                on_progress=advance,
-                chunk_size=chunk_size,
-                actor=actor,
-                schema=host.schema,
-            )
+            with bulk_collection():
+                return await service.import_customers(
+                    tenant,
+                    source.rows(),
+                    on_progress=advance,
+                    chunk_size=chunk_size,
+                    actor=actor,
+                    schema=host.schema,
+                )
 
 
 def _report_import(

@@ -22,6 +22,7 @@ from linkbay_customers.testing import (
 from linkbay_customers_sqlalchemy import (
     SqlAlchemyStorage,
 )
+from linkbay_customers_sqlalchemy._repositories._postgresql import COPY_MIN_ROWS
 
 CUTOFF = T0 + timedelta(days=30)
 SHIPPING = OrderShipping(recipient_name="Mario Rossi", city="Milano", country="IT")
@@ -189,11 +190,14 @@ async def test_bulk_writes_fall_back_to_insert_when_row_level_security_refuses_c
 ) -> None:
     service = CustomerService(app_storage.unit_of_work, FixedClock(), HeuristicIntelligence())
     tenant = new_tenant_id()
-    for chunk in (["a", "b"], ["c"]):
-        rows = [{"email": f"{name}@example.com"} for name in chunk]
-        assert (await service.import_customers(tenant, rows)).created == len(chunk)
-    assert (await service.list_customers(tenant)).total == 3
-    trail = await GDPRService(app_storage.unit_of_work, FixedClock()).list_audit_events(tenant)
-    assert trail.total == 3
+    # Enough rows for COPY to be tried (fewer are inserted anyway), twice: once
+    # refused, then not tried again.
+    for start in (0, COPY_MIN_ROWS):
+        rows = [{"email": f"c{n}@example.com"} for n in range(start, start + COPY_MIN_ROWS)]
+        assert (await service.import_customers(tenant, rows)).created == COPY_MIN_ROWS
+    assert (await service.list_customers(tenant)).total == 2 * COPY_MIN_ROWS
+    gdpr = GDPRService(app_storage.unit_of_work, FixedClock())
+    assert (await gdpr.list_audit_events(tenant)).total == 2 * COPY_MIN_ROWS
+    assert (await gdpr.verify_audit_trail(tenant)).intact
     assert app_storage.postgresql is not None
     assert app_storage.postgresql.copy_refused >= {"customers", "customer_audit_events"}

@@ -11,7 +11,7 @@ import pytest
 
 from linkbay_customers import AIService, CustomerService, GDPRService, HeuristicIntelligence
 from linkbay_customers.audit_keys import AuditKeyMissing, audit_chain_from
-from linkbay_customers.domain import AuditAction, AuditChain, AuditEvent
+from linkbay_customers.domain import AuditAction, AuditChain, AuditEvent, ChainTip, chain_of
 from linkbay_customers.testing import T0, FixedClock
 from linkbay_customers_memory import InMemoryStorage
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage, upgrade
@@ -190,3 +190,46 @@ def test_a_sealed_event_keeps_every_field_and_gets_its_position_hash_and_time() 
         sequence=1,
         hash=AuditChain(KEY).link(original, 1, "", occurred_at=later),
     )
+
+
+def test_a_batch_sealed_at_once_links_as_each_event_alone_would() -> None:
+    # Events sharing parts of their content (as an import's do), and events that do not:
+    # every hash is the one ``link`` computes, whatever the batch shares.
+    chain = AuditChain(KEY)
+    shared = {"source": "import"}
+    events = [
+        event(
+            id=n + 1,
+            tenant_id='tenant-è"',
+            customer_id=None if n % 7 == 0 else n % 5 + 1,
+            actor=None if n % 2 else "ops ü@shop",
+            action=AuditAction.CUSTOMER_CREATED if n % 3 else AuditAction.CUSTOMER_UPDATED,
+            occurred_at=T0.replace(second=n % 2),
+            changed_fields=("email", "tags") if n % 3 else (),
+            details=shared if n % 2 else {"customer_ids": [1, n + 1], "merge_notes": True},
+        )
+        for n in range(60)
+    ]
+    tips = {3: ChainTip(4, "ab" * 32), 0: ChainTip(2, 'not "hex"')}
+    sealed = chain.seal(events, tips)
+    last = dict(tips)
+    for original, stored in zip(events, sealed, strict=True):
+        tip = last.get(chain_of(original.customer_id), ChainTip())
+        assert stored.sequence == tip.sequence + 1
+        assert stored.hash == chain.link(original, tip.sequence + 1, tip.hash)
+        assert stored == dataclasses.replace(original, sequence=stored.sequence, hash=stored.hash)
+        last[chain_of(original.customer_id)] = ChainTip(tip.sequence + 1, stored.hash)
+
+
+def test_an_event_of_checked_content_is_the_event_built_as_usual() -> None:
+    values = {
+        "id": 3,
+        "tenant_id": "t",
+        "customer_id": 7,
+        "actor": "ops",
+        "action": AuditAction.CUSTOMER_CREATED,
+        "occurred_at": T0,
+        "changed_fields": ("email",),
+        "details": {"source": "import"},
+    }
+    assert AuditEvent.of_checked_content(**values) == AuditEvent(**values)  # type: ignore[arg-type]

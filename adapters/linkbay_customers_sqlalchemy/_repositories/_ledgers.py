@@ -38,7 +38,7 @@ def _lock_chains(dialect: str, tips: Table) -> Any:
     chain to commit, and then returns that appender's tip. On PostgreSQL it also
     returns the transaction's time.
     """
-    name = f'"{tips.name}"' if tips.schema is None else f'"{tips.schema}"."{tips.name}"'
+    name = _quoted_table(tips)
     if dialect == "postgresql":
         chains, moment = "unnest(CAST(:chains AS bigint[])) AS chain(value)", ", now()"
     else:
@@ -49,6 +49,34 @@ def _lock_chains(dialect: str, tips: Table) -> Any:
         f" ON CONFLICT (tenant_id, chain_id) DO UPDATE SET sequence = {name}.sequence"
         f" RETURNING chain_id, sequence, hash{moment}"
     )
+
+
+@functools.cache
+def _reserve_and_lock(counters: Table, tips: Table) -> Any:
+    """PostgreSQL: ``_reserve_ids`` of the storage and ``_lock_chains`` in one statement.
+
+    The counter is advanced first, then the chains are locked in chain order, as
+    ``next_ids`` then ``lock_chains`` would: the main query reads the counter's CTE
+    first, which runs it first. The counter's row has the time; the chains' rows
+    have none.
+    """
+    c, t = _quoted_table(counters), _quoted_table(tips)
+    return text(
+        f"WITH reserved AS (INSERT INTO {c} (tenant_id, kind, last_id)"
+        " VALUES (:tenant, :kind, :count)"
+        f" ON CONFLICT (tenant_id, kind) DO UPDATE SET last_id = {c}.last_id + excluded.last_id"
+        " RETURNING last_id),"
+        f" locked AS (INSERT INTO {t} (tenant_id, chain_id, sequence, hash)"
+        " SELECT :tenant, value, 0, '' FROM unnest(CAST(:chains AS bigint[])) AS chain(value)"
+        f" WHERE true ORDER BY value ON CONFLICT (tenant_id, chain_id) DO UPDATE"
+        f" SET sequence = {t}.sequence RETURNING chain_id, sequence, hash)"
+        " SELECT last_id, CAST(NULL AS bigint), CAST(NULL AS text), now() FROM reserved"
+        " UNION ALL SELECT chain_id, sequence, hash, NULL FROM locked"
+    )
+
+
+def _quoted_table(table: Table) -> str:
+    return f'"{table.name}"' if table.schema is None else f'"{table.schema}"."{table.name}"'
 
 
 class SqlConsentRepository(SqlRepository, ConsentRepository):
@@ -102,7 +130,11 @@ class SqlAuditRepository(SqlRepository, AuditRepository):
     def _tips(self) -> Table:
         return self._session.models.audit_chain.__table__  # type: ignore[attr-defined, no-any-return]
 
-    def _values(self, event: AuditEvent) -> dict[str, Any]:
+    def _values(
+        self, event: AuditEvent, field_lists: dict[tuple[str, ...], builtins.list[str]]
+    ) -> dict[str, Any]:
+        """The event's row; events naming the same fields share one list of them
+        (a batch's encoder then encodes it once)."""
         self._own(event)
         if event.sequence is None or event.hash is None:
             raise StorageRejected("an audit event must be sealed before it is appended")
@@ -113,7 +145,8 @@ class SqlAuditRepository(SqlRepository, AuditRepository):
             "actor": event.actor,
             "action": event.action.value,
             "occurred_at": event.occurred_at,
-            "changed_fields": list(event.changed_fields),
+            "changed_fields": field_lists.get(event.changed_fields)
+            or field_lists.setdefault(event.changed_fields, list(event.changed_fields)),
             "details": event.details,
             "chain_id": chain_of(event.customer_id),
             "sequence": event.sequence,
@@ -142,6 +175,29 @@ class SqlAuditRepository(SqlRepository, AuditRepository):
             now=rows[0][3] if postgresql else None,
         )
 
+    async def reserve_and_lock(
+        self, count: int, chains: Sequence[int]
+    ) -> tuple[builtins.list[int], ChainLock]:
+        """``next_ids`` then ``lock_chains``; on PostgreSQL in one statement."""
+        if self._session.dialect != "postgresql" or not count or not chains:
+            return await self.next_ids(count), await self.lock_chains(chains)
+        counters = self._session.models.id_counter.__table__  # type: ignore[attr-defined]
+        rows = (
+            await self._execute(
+                _reserve_and_lock(counters, self._tips),
+                {
+                    "tenant": self._session.tenant_id,
+                    "kind": self._table.name,
+                    "count": count,
+                    "chains": sorted(set(chains)),
+                },
+                action="locking the audit trail",
+            )
+        ).all()
+        ((last, now),) = ((row[0], row[3]) for row in rows if row[3] is not None)
+        tips = {int(r[0]): ChainTip(int(r[1]), r[2]) for r in rows if r[3] is None and r[1]}
+        return list(range(last - count + 1, last + 1)), ChainLock(tips=tips, now=now)
+
     async def append(self, event: AuditEvent) -> None:
         """Append a sealed event."""
         await self.append_many([event])
@@ -151,7 +207,8 @@ class SqlAuditRepository(SqlRepository, AuditRepository):
         allowed); the table's trigger moves their chains' tips."""
         if not events:
             return
-        rows = [self._values(e) for e in events]
+        field_lists: dict[tuple[str, ...], builtins.list[str]] = {}
+        rows = [self._values(e, field_lists) for e in events]
         if await self._copy(rows, action="writing the audit trail"):
             return
         # SQLite; or COPY was refused (a taken id or position, which the INSERT

@@ -44,13 +44,14 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, array
 from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from linkbay_customers.domain import StorageError, TagMatch
+from linkbay_customers.domain import StorageError, TagMatch, TransactionConflict
 from linkbay_customers_sqlalchemy._engine import MIN_EF_SEARCH, SIMILARITY_SESSION_SETTINGS
 from linkbay_customers_sqlalchemy._errors import storage_error, translate_errors
 from linkbay_customers_sqlalchemy._migrate import PARTITION_MARK
 from linkbay_customers_sqlalchemy._repositories._statements import embedding_of
 
 __all__ = (
+    "COPY_MIN_ROWS",
     "EXACT_SEARCH_MAX_ROWS",
     "MIN_EF_SEARCH",
     "OWN_PARTITION_MIN_ROWS",
@@ -66,6 +67,7 @@ __all__ = (
 )
 
 _Encoder = Callable[[Any], Any]
+_EMPTY_DOCUMENTS = (dict, list)
 _SESSION_CONFIGURED = "linkbay.similarity_session"  # in a connection's info: see nearest
 
 # Candidates per pass of the HNSW scan. Among a million random vectors, pgvector's
@@ -91,6 +93,8 @@ TENANT_SIZE_SECONDS = 300.0  # how long a tenant's size class is trusted
 # close together, and a graph built with fewer candidates leaves some of them
 # unreachable.
 OWN_PARTITION_EF_CONSTRUCTION = 128
+COPY_MIN_ROWS = 16
+"""Fewer rows are inserted rather than copied: COPY costs a round trip more."""
 
 # Set for the rest of the transaction (set_config's ``true`` is SET LOCAL).
 # Custom plans: a generic plan knows neither the tenant nor its size, and would
@@ -381,6 +385,8 @@ class PostgresFeatures:
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
         self._copy_refused: set[str] = set()
+        self._copy_allowed: set[str] = set()  # tables COPY succeeded on
+        self._copy_conflicted: set[str] = set()  # their next load is an INSERT
         self._encoders: dict[tuple[str, tuple[str, ...]], list[_Encoder | None]] = {}
         # tenant -> (has many live customers, when that was counted): see ``nearest``
         self._large_tenants: dict[str, tuple[bool, float]] = {}
@@ -416,26 +422,70 @@ class PostgresFeatures:
         """Bulk-load rows' ``columns`` with COPY, inside the connection's transaction.
 
         The values go through the columns' own bind processing, so they are stored
-        exactly as an INSERT would store them. The load runs in a savepoint: if a
-        unique constraint refuses a row, nothing of it remains and the result is
-        False (the caller then inserts another way, resolving the conflicts).
+        exactly as an INSERT would store them. Fewer than ``COPY_MIN_ROWS`` rows are
+        left to the caller's INSERT (False), which costs fewer round trips.
 
         PostgreSQL refuses COPY FROM into a table whose row-level security binds
-        the role, as it binds an application role: then the result is False too,
-        and COPY is not tried on that table again.
+        the role, as it binds an application role. Until COPY has once succeeded on
+        a table, it runs in a savepoint: if PostgreSQL refuses it, the result is
+        False, and COPY is not tried on that table again. Once it has succeeded it
+        runs without one (two round trips fewer), so a unique violation aborts the
+        transaction: it raises ``TransactionConflict``, and the table's next load,
+        whether the caller reruns the transaction or not, is left to the INSERT,
+        which resolves the conflicts.
 
         Returns:
-            True when every row was copied; False on a unique violation or when
-            COPY is not allowed.
+            True when every row was copied; False when the caller must insert them
+            (few rows, COPY not allowed, or a unique violation in the savepoint).
 
         Raises:
+            TransactionConflict: a unique violation outside a savepoint.
             StorageError: any other refusal of the database.
         """
         import asyncpg
 
-        if table.name in self._copy_refused:
+        name = table.name
+        if len(rows) < COPY_MIN_ROWS or name in self._copy_refused:
             return False
+        if name in self._copy_conflicted:
+            self._copy_conflicted.discard(name)
+            return False
+        records = self._copy_records(table, columns, rows)
+        driver = (await connection.get_raw_connection()).driver_connection
+        if driver is None:  # pragma: no cover - the pool always hands out a connection
+            raise StorageError(f"{action} failed: no database connection")
+        copy = functools.partial(
+            driver.copy_records_to_table,
+            name,
+            records=records,
+            columns=columns,
+            schema_name=table.schema,
+        )
+        try:
+            if name in self._copy_allowed:
+                await copy()
+            else:
+                async with driver.transaction():  # a savepoint: the transaction is open
+                    await copy()
+                self._copy_allowed.add(name)
+        except asyncpg.UniqueViolationError as exc:
+            if name not in self._copy_allowed:
+                return False
+            self._copy_conflicted.add(name)
+            detail = str(exc).strip().splitlines()[0]
+            raise TransactionConflict(f"{action} failed: {detail}") from exc
+        except asyncpg.FeatureNotSupportedError:
+            self._copy_refused.add(name)
+            return False
+        except asyncpg.PostgresError as exc:
+            detail = str(exc).strip().splitlines()[0]
+            raise storage_error(f"{action} failed: {detail}", exc) from exc
+        return True
 
+    def _copy_records(
+        self, table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
+    ) -> list[tuple[Any, ...]]:
+        """The rows' ``columns`` as COPY records, each value bind-processed."""
         pick = operator.itemgetter(*columns)
         encoders = [
             (index, encode)
@@ -444,8 +494,10 @@ class PostgresFeatures:
         ]
         # Rows of one batch share many values (timestamps, zero amounts): encode
         # a value once while the next row holds the very same object.
+        # Empty documents (no tags, no consents) are encoded once per column.
         last_in: list[Any] = [None] * len(columns)
         last_out: list[Any] = [None] * len(columns)
+        empty: dict[tuple[int, type], Any] = {}
         records = []
         for row in rows:
             values = list(pick(row)) if len(columns) > 1 else [pick(row)]
@@ -455,27 +507,16 @@ class PostgresFeatures:
                     continue
                 if value is last_in[index]:
                     values[index] = last_out[index]
+                elif not value and (kind := type(value)) in _EMPTY_DOCUMENTS:
+                    encoded = empty.get((index, kind))
+                    if encoded is None:
+                        encoded = empty[index, kind] = encode(value)
+                    values[index] = encoded
                 else:
                     last_in[index] = value
                     values[index] = last_out[index] = encode(value)
             records.append(tuple(values))
-        driver = (await connection.get_raw_connection()).driver_connection
-        if driver is None:  # pragma: no cover - the pool always hands out a connection
-            raise StorageError(f"{action} failed: no database connection")
-        try:
-            async with driver.transaction():  # a savepoint: the transaction is open
-                await driver.copy_records_to_table(
-                    table.name, records=records, columns=columns, schema_name=table.schema
-                )
-        except asyncpg.UniqueViolationError:
-            return False
-        except asyncpg.FeatureNotSupportedError:
-            self._copy_refused.add(table.name)
-            return False
-        except asyncpg.PostgresError as exc:
-            detail = str(exc).strip().splitlines()[0]
-            raise storage_error(f"{action} failed: {detail}", exc) from exc
-        return True
+        return records
 
     async def nearest(
         self,

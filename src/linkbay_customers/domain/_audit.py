@@ -160,6 +160,9 @@ class ChainTip:
     hash: str = ""
 
 
+_EMPTY_TIP = ChainTip()
+
+
 @dataclass(frozen=True, slots=True)
 class ChainLock:
     """Chains locked for appending: their tips, and the storage's time for new events.
@@ -284,27 +287,55 @@ class AuditChain:
         """
         last = dict(tips)
         sealed = []
+        # The events of one change share most of their content (tenant, actor, action,
+        # time, often the fields and details): each shared part is encoded once, and
+        # a link is the concatenation ``link`` would encode (the same bytes).
+        middles: dict[tuple[Any, ...], tuple[str, str]] = {}
+        key = self._key
         for event in events:
             chain = chain_of(event.customer_id)
-            tip = last.get(chain, ChainTip())
+            tip = last.get(chain, _EMPTY_TIP)
             moment = event.occurred_at if occurred_at is None else occurred_at
             sequence = tip.sequence + 1
-            digest = self.link(event, sequence, tip.hash, occurred_at=moment)
-            # Built directly (dataclasses.replace costs as much again as the hash).
-            sealed.append(
-                type(event)(
-                    id=event.id,
-                    tenant_id=event.tenant_id,
-                    customer_id=event.customer_id,
-                    actor=event.actor,
-                    action=event.action,
-                    occurred_at=moment,
-                    changed_fields=event.changed_fields,
-                    details=event.details,
-                    sequence=sequence,
-                    hash=digest,
-                )
+            fields, details = event.changed_fields, event.details
+            shared = (
+                event.tenant_id,
+                event.actor,
+                event.action,
+                moment,
+                fields if type(fields) is tuple else id(fields),
+                # By value when it can be, else by identity (the events hold their
+                # details: no other object has the same id meanwhile).
+                tuple(details.items()) if len(details) == 1 else id(details),
             )
+            try:
+                parts = middles.get(shared)
+            except TypeError:  # an unhashable detail
+                shared = (*shared[:5], id(details))
+                parts = middles.get(shared)
+            if parts is None:
+                parts = middles[shared] = (
+                    "[1," + _canonical_json(event.tenant_id) + ",",
+                    ","
+                    + ",".join(
+                        _canonical_json(value)
+                        for value in (
+                            event.actor,
+                            event.action.value,
+                            _moment(moment),
+                            list(event.changed_fields),
+                            event.details,
+                        )
+                    )
+                    + ",",
+                )
+            customer = "null" if event.customer_id is None else str(event.customer_id)
+            previous = _canonical_json(tip.hash)
+            content = f"{parts[0]}{event.id},{customer},{sequence}{parts[1]}{previous}]"
+            digest = hmac.digest(key, content.encode(), "sha256").hex()
+            # Built directly: dataclasses.replace costs as much again as the hash,
+            # and the content was checked when the event was built.
+            sealed.append(event.sealed(moment, sequence, digest))
             last[chain] = ChainTip(sequence, digest)
         return sealed
 

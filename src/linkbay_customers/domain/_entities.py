@@ -223,6 +223,51 @@ class AuditEvent:
     def __post_init__(self) -> None:
         check_audit_content(self.changed_fields, self.details)
 
+    @classmethod
+    def of_checked_content(
+        cls,
+        *,
+        id: int,
+        tenant_id: str,
+        customer_id: int | None,
+        actor: str | None,
+        action: AuditAction,
+        occurred_at: datetime,
+        changed_fields: tuple[str, ...],
+        details: dict[str, Any],
+    ) -> AuditEvent:
+        """An unsealed event whose fields and details ``check_audit_content`` has
+        accepted already: built without checking them again (a batch of events)."""
+        event = object.__new__(cls)
+        put = object.__setattr__
+        put(event, "id", id)
+        put(event, "tenant_id", tenant_id)
+        put(event, "customer_id", customer_id)
+        put(event, "actor", actor)
+        put(event, "action", action)
+        put(event, "occurred_at", occurred_at)
+        put(event, "changed_fields", changed_fields)
+        put(event, "details", details)
+        put(event, "sequence", None)
+        put(event, "hash", None)
+        return event
+
+    def sealed(self, occurred_at: datetime, sequence: int, hash: str) -> AuditEvent:
+        """This event placed in its chain: at ``sequence``, with its ``hash``, dated
+        ``occurred_at`` (``AuditChain.seal`` computes them); its content, checked
+        when it was built, is not checked again."""
+        event = object.__new__(type(self))
+        put = object.__setattr__
+        for name in _AUDIT_CONTENT:
+            put(event, name, getattr(self, name))
+        put(event, "occurred_at", occurred_at)
+        put(event, "sequence", sequence)
+        put(event, "hash", hash)
+        return event
+
+
+_AUDIT_CONTENT = ("id", "tenant_id", "customer_id", "actor", "action", "changed_fields", "details")
+
 
 @dataclass(kw_only=True, frozen=True, slots=True)
 class MergeAlias:

@@ -189,7 +189,12 @@ def _compiled(desc: phonenumbers.PhoneNumberDesc | None) -> _Pattern | None:
 
 
 def _plan(country_code: int, region: str, metadata: PhoneMetadata) -> _NumberingPlan:
-    kinds = [
+    # Whether a number is of any kind does not depend on the order they are tried
+    # in: the kinds most numbers are of come first.
+    kinds = [metadata.fixed_line]
+    if not metadata.same_mobile_and_fixed_line_pattern:
+        kinds.insert(0, metadata.mobile)
+    kinds += [
         metadata.premium_rate,
         metadata.toll_free,
         metadata.shared_cost,
@@ -198,10 +203,7 @@ def _plan(country_code: int, region: str, metadata: PhoneMetadata) -> _Numbering
         metadata.pager,
         metadata.uan,
         metadata.voicemail,
-        metadata.fixed_line,
     ]
-    if not metadata.same_mobile_and_fixed_line_pattern:
-        kinds.append(metadata.mobile)
     leading = metadata.leading_digits
     return _NumberingPlan(
         region,

@@ -766,8 +766,8 @@ class AuditRepository(Protocol):
 
     There is no way to change or remove an event: erasure keeps the trail, whose
     events hold no personal values. Events arrive sealed (``AuditChain.seal``),
-    after ``lock_chains`` for their chains in the same transaction. Every method
-    may also raise ``StorageError`` when the storage fails.
+    after ``lock_chains`` (or ``reserve_and_lock``) for their chains in the same
+    transaction. Every method may also raise ``StorageError`` when the storage fails.
     """
 
     async def next_id(self) -> int:
@@ -795,6 +795,17 @@ class AuditRepository(Protocol):
             StorageError: the storage failed (or the locks were not granted in time).
         """
         ...
+
+    async def reserve_and_lock(
+        self, count: int, chains: Sequence[int]
+    ) -> tuple[Sequence[int], ChainLock]:
+        """Reserve ``count`` event ids and lock ``chains``: ``next_ids`` then
+        ``lock_chains``, which a storage may do in one round trip.
+
+        Raises:
+            StorageError: the storage failed (or the locks were not granted in time).
+        """
+        return await self.next_ids(count), await self.lock_chains(chains)
 
     async def append(self, event: AuditEvent) -> None:
         """Append a sealed event to its chain.

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from linkbay_customers.domain import AuditEvent, chain_of
+from linkbay_customers.domain import AuditEvent, ChainLock, chain_of
 from linkbay_customers.ports import UnitOfWork
 
-__all__ = ("append_audit",)
+__all__ = ("append_audit", "append_locked", "audit_chains")
 
 
 async def append_audit(uow: UnitOfWork, events: Sequence[AuditEvent]) -> Sequence[AuditEvent]:
@@ -21,7 +21,19 @@ async def append_audit(uow: UnitOfWork, events: Sequence[AuditEvent]) -> Sequenc
     """
     if not events:
         return ()
-    locked = await uow.audit.lock_chains(sorted({chain_of(e.customer_id) for e in events}))
+    locked = await uow.audit.lock_chains(audit_chains(events))
+    return await append_locked(uow, events, locked)
+
+
+def audit_chains(events: Iterable[AuditEvent | int | None]) -> list[int]:
+    """The chains of events (or of the customer ids they are about), in locking order."""
+    return sorted({chain_of(e.customer_id if isinstance(e, AuditEvent) else e) for e in events})
+
+
+async def append_locked(
+    uow: UnitOfWork, events: Sequence[AuditEvent], locked: ChainLock
+) -> Sequence[AuditEvent]:
+    """Seal events into their chains, locked already (``locked``), and append them."""
     sealed = uow.audit_chain.seal(events, locked.tips, occurred_at=locked.now)
     await uow.audit.append_many(sealed)
     return sealed

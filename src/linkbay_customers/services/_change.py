@@ -38,7 +38,7 @@ from linkbay_customers.ports import (
     derived_data,
     read_only_units,
 )
-from linkbay_customers.services._audit import append_audit
+from linkbay_customers.services._audit import append_locked, audit_chains
 from linkbay_customers.services._boundary import check_id
 from linkbay_customers.services._derived import Embedder, EmbeddingRefresh, ProfilingGate
 from linkbay_customers.services._subject import purge_customer_rows
@@ -123,6 +123,7 @@ class Change:
         self._embedder = embedder
         self._embed: EmbeddingRefresh | None = None
         self._records: list[_Record] = []
+        self._details_given: Mapping[str, Any] | None = None  # the last event's, as given
         self._written = False
 
     async def customer(
@@ -236,7 +237,13 @@ class Change:
         Raises:
             ValueError: the fields or details would carry personal values.
         """
-        fields, content = tuple(changed_fields), dict(details or {})
+        fields = tuple(changed_fields)
+        last = self._records[-1].details if self._records else None
+        if details is not None and details is self._details_given and details == last:
+            content = last  # events of a batch share their details (encoded once)
+        else:
+            content = dict(details or {})
+            self._details_given = details
         check_audit_content(fields, content)
         self._records.append(_Record(action, customer_id, fields, content))
         self._written = True
@@ -245,11 +252,16 @@ class Change:
         if not self._written:
             return
         if self._records:
-            ids = await self.uow.audit.next_ids(len(self._records))
-            await append_audit(
+            # The events' ids and their chains' locks in one go: one round trip
+            # where the storage can.
+            ids, locked = await self.uow.audit.reserve_and_lock(
+                len(self._records), audit_chains(r.customer_id for r in self._records)
+            )
+            await append_locked(
                 self.uow,
                 [
-                    AuditEvent(
+                    # Their content was checked when the change recorded them.
+                    AuditEvent.of_checked_content(
                         id=event_id,
                         tenant_id=self.uow.tenant_id,
                         customer_id=record.customer_id,
@@ -261,6 +273,7 @@ class Change:
                     )
                     for event_id, record in zip(ids, self._records, strict=True)
                 ],
+                locked,
             )
         await self.uow.commit()
 

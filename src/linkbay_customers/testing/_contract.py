@@ -132,6 +132,9 @@ other part of the contract is required."""
 
 _Test = TypeVar("_Test", bound=Callable[..., Any])
 
+BULK_ROWS = 40
+"""Rows of a batch large enough for a storage's bulk path (COPY on PostgreSQL)."""
+
 
 def _requires(capability: str) -> Callable[[_Test], _Test]:
     """Skip the decorated test unless the contract class declares ``capability``."""
@@ -638,6 +641,43 @@ class CustomerBulkImportContract(ContractBase):
             "two@example.com": batch[2],
             "taken@example.com": taken,
         }
+
+    @_requires("bulk_import")
+    async def test_every_kind_of_value_survives_a_batch_as_large_as_an_imports(
+        self, uow: UnitOfWork
+    ) -> None:
+        # Enough rows for a storage's bulk path (COPY on PostgreSQL): every value
+        # is stored as the single-row path stores it.
+        async with uow:
+            ids = await bulk_import(uow).next_ids(BULK_ROWS)
+            batch = [
+                Customer(
+                    id=customer_id,
+                    tenant_id=uow.tenant_id,
+                    email=f"bulk{n}@example.com",
+                    first_name="Bulk" if n % 2 else None,
+                    phone="+393331234567",
+                    tags=["import", "vip"][: n % 3],
+                    preferences={"language": "it", "n": n} if n % 2 else {},
+                    consent_data=(
+                        {"marketing": ConsentState(consented=True, date=T0, source="web")}
+                        if n % 3
+                        else {}
+                    ),
+                    total_orders=n,
+                    total_spent=Decimal("1.5") * n,
+                    churn_risk_score=0.25 if n % 2 else None,
+                    customer_lifetime_value=Decimal("123.4567") if n % 2 else None,
+                    birthday=T0.date() if n % 2 else None,
+                    last_order_at=T0 if n % 2 else None,
+                    embedding=[0.5] * EMBEDDING_DIMENSIONS if n % 4 == 1 else None,
+                    created_at=T0,
+                    updated_at=T0 + timedelta(seconds=n),
+                )
+                for n, customer_id in enumerate(ids)
+            ]
+            assert list(await bulk_import(uow).add_many(batch)) == []
+            assert await uow.customers.get_many(ids) == batch
 
 
 class CustomerListingContract(ContractBase):
@@ -1268,6 +1308,56 @@ class AuditRepositoryContract(ContractBase):
         assert [e for e, _ in chained] == by_chain
         assert [e for e, _ in rest] == by_chain[by_chain.index(stored[2]) :]
         assert (verification.intact, verification.events, verification.chains) == (True, 4, 3)
+
+    async def test_ids_are_reserved_and_chains_locked_at_once_as_one_after_the_other(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            customer = await add_customer(uow)
+            first = await add_audit_event(uow, customer.id)
+            (before,) = await uow.audit.next_ids(1)
+            ids, locked = await uow.audit.reserve_and_lock(3, [customer.id, 10**12])
+            assert list(ids) == [before + 1, before + 2, before + 3]
+            assert dict(locked.tips) == {customer.id: ChainTip(1, first.hash or "")}
+            alone = await uow.audit.lock_chains([customer.id])
+            assert locked.now == alone.now  # the storage's time, where it has one
+            (after,) = await uow.audit.next_ids(1)
+            assert after == before + 4
+
+    async def test_a_batch_as_large_as_an_imports_is_appended_and_verifies(
+        self, uow: UnitOfWork
+    ) -> None:
+        async with uow:
+            customers = [await add_customer(uow) for _ in range(3)]
+            about = [customers[n % 3].id if n % 4 else None for n in range(BULK_ROWS)]
+            ids = await uow.audit.next_ids(len(about))
+            events = [
+                AuditEvent(
+                    id=event_id,
+                    tenant_id=uow.tenant_id,
+                    customer_id=customer_id,
+                    actor="ops" if n % 2 else None,
+                    action=AuditAction.CUSTOMER_UPDATED,
+                    occurred_at=T0,
+                    changed_fields=("email", "tags")[: n % 3],
+                    details={"source": "import"} if n % 2 else {},
+                )
+                for n, (event_id, customer_id) in enumerate(zip(ids, about, strict=True))
+            ]
+            locked = await uow.audit.lock_chains(sorted({chain_of(c) for c in about}))
+            sealed = uow.audit_chain.seal(events, locked.tips, occurred_at=locked.now)
+            await uow.audit.append_many(sealed)
+            listed = await uow.audit.list(page_size=10 * BULK_ROWS)
+            chained = await uow.audit.chained(limit=10 * BULK_ROWS)
+
+            async def rows() -> Any:
+                for row in chained:
+                    yield row
+
+            verification = await uow.audit_chain.verify(rows())
+        appended = {e.id for e in sealed}
+        assert [e for e in listed.items if e.id in appended] == sorted(sealed, key=lambda e: e.id)
+        assert (verification.intact, verification.events) == (True, listed.total)
 
     async def test_an_unsealed_event_or_a_taken_position_is_refused(
         self, storage: Storage, tenant: str
