@@ -3,11 +3,12 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import logging
 import math
 import random
 import zipfile
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,7 +24,9 @@ from linkbay_customers.domain import (
     InvalidDuplicateDecision,
     MatchModel,
     MatchRecord,
+    ModelFit,
     Page,
+    StorageRejected,
     blocking_keys,
     blocks,
     compare_records,
@@ -636,6 +639,40 @@ class TestDuplicates:
         await service.update_customer(tenant, third, {"phone": "+14155550199"})
         assert (await service.find_duplicates(tenant, min_probability=0.0)).total == 5
         assert len(fits) == 5
+
+    async def test_a_fit_the_storage_cannot_keep_costs_the_call_nothing(
+        self,
+        service: CustomerService,
+        storage: Storage,
+        tenant: str,
+        fits: list[int],
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        await _twins(service, tenant)
+        service.duplicate_sample_customers = 4
+        expected = await service.list_duplicates(tenant, min_probability=0.0)
+        async with storage.unit_of_work(tenant) as uow:
+            await duplicate_candidates(uow).save_match_fit(
+                ModelFit(tenant, "duplicates", {}, fitted_at=datetime.now(UTC), sample_size=0)
+            )  # unusable: the next call fits again and tries to store it
+            await uow.commit()
+
+        def refusing(uow: Any) -> Any:
+            candidates = duplicate_candidates(uow)
+
+            async def save_match_fit(fit: ModelFit) -> None:
+                raise StorageRejected("permission denied for table model_fits")
+
+            monkeypatch.setattr(candidates, "save_match_fit", save_match_fit, raising=False)
+            return candidates
+
+        monkeypatch.setattr(_duplicates, "duplicate_candidates", refusing)
+        with caplog.at_level(logging.WARNING, logger=_duplicates.__name__):
+            page = await service.find_duplicates(tenant, min_probability=0.0, page_size=100)
+        assert page.items == expected
+        assert len(fits) == 2
+        assert "was not stored: permission denied" in caplog.text
 
     async def test_a_tenant_fitted_on_all_its_pairs_stores_no_fit(
         self, service: CustomerService, storage: Storage, tenant: str

@@ -9,6 +9,7 @@ and reused until the tenant has changed: see ``_reusable``."""
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import zlib
 from collections import Counter, OrderedDict
@@ -25,6 +26,7 @@ from linkbay_customers.domain import (
     MatchRecord,
     ModelFit,
     Page,
+    StorageError,
     compare_records,
     fit_match_model,
 )
@@ -36,6 +38,8 @@ from linkbay_customers.services._duplicate_decisions import drop_decided
 from linkbay_customers.services._progress import ProgressCallback, report_progress
 
 __all__ = ("CustomerDuplicates", "DuplicateSuggestion")
+
+_logger = logging.getLogger(__name__)
 
 _CHUNK = 5000  # candidate pairs read and compared at a time
 # A stored fit is reused while the changes since (audit events, customers come or gone)
@@ -305,12 +309,19 @@ class CustomerDuplicates:
 
     async def _keep_fit(self, tenant_id: str, fit: _Fit) -> None:
         """Store a new sample fit for the calls to come (its own transaction, after the
-        reading one: on SQLite a write waits for no reader of the same task)."""
+        reading one: on SQLite a write waits for no reader of the same task); a storage
+        error is logged, not raised."""
         if fit.store is None:
             return
-        async with self._tx.uow_factory(tenant_id) as uow:
-            await duplicate_candidates(uow).save_match_fit(fit.store)
-            await uow.commit()
+        try:
+            async with self._tx.uow_factory(tenant_id) as uow:
+                await duplicate_candidates(uow).save_match_fit(fit.store)
+                await uow.commit()
+        except StorageError as error:
+            # The pairs are found already: a storage that cannot keep the fit now (a
+            # role that may only read, a busy database) costs the next call a refit,
+            # not this call its answer.
+            _logger.warning("the duplicate model of tenant %r was not stored: %s", tenant_id, error)
 
     async def _suggestions(
         self, uow: UnitOfWork, scored: Sequence[_Scored]
