@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -22,13 +23,14 @@ from linkbay_customers.audit_keys import (
 )
 from linkbay_customers.domain import AuditChain, ModelFit, StorageError, StorageRejected
 from linkbay_customers.ports import Storage, UnitOfWork
+from linkbay_customers_sqlalchemy._driver import DriverStatement, driver_in_transaction
 from linkbay_customers_sqlalchemy._engine import (
     READ_ONLY,
     begin_settings,
     create_engine,
     send_with_begin,
 )
-from linkbay_customers_sqlalchemy._errors import translate_errors
+from linkbay_customers_sqlalchemy._errors import storage_error, translate_errors
 from linkbay_customers_sqlalchemy._models import ModelSet, default_models
 from linkbay_customers_sqlalchemy._repositories import (
     PostgresFeatures,
@@ -227,6 +229,53 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             connection = await self.connection()
             return await connection.execute(statement, parameters)
 
+    async def fetch(
+        self, statement: Any, parameters: Mapping[str, Any], *, action: str
+    ) -> Sequence[Mapping[str, Any]]:
+        """The rows of a hot statement, as mappings by column name.
+
+        On PostgreSQL the statement runs on the asyncpg connection itself, compiled
+        once (``DriverStatement``), in this unit of work's transaction (begun here
+        with its tenant setting when it is the first statement): the same values in
+        and out as through SQLAlchemy, the same errors, at a fraction of the CPU.
+        Elsewhere it runs as ``execute`` runs it.
+        """
+        if self.dialect != "postgresql":
+            result = await self.execute(statement, parameters, action=action)
+            return [row._mapping for row in result] if result.returns_rows else []
+        import asyncpg  # PostgreSQL storages have it
+
+        prepared = self.storage._driver_statement(statement)
+        with translate_errors(action):
+            driver = await self._driver()
+            try:
+                return await prepared.fetch(driver, parameters)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                raise storage_error(f"{action} failed: {exc}", exc) from exc
+
+    async def _driver(self) -> Any:
+        """The asyncpg connection, inside this unit of work's transaction."""
+        connection = self._active()
+        if connection.in_transaction():
+            return await driver_in_transaction(connection)
+        settings = begin_settings(self.tenant_id, read_only=self.read_only)
+        if settings is None or not send_with_begin(connection, settings):
+            # The tenant setting goes as a statement of its own.
+            return await driver_in_transaction(await self.connection())
+        await connection.begin()
+        try:
+            return await driver_in_transaction(connection)
+        except self.storage.engine.dialect.loaded_dbapi.Error as exc:
+            if not self.storage.engine.dialect.is_disconnect(exc, None, None):
+                raise storage_error(f"beginning a transaction failed: {exc}", exc) from exc
+        # The server dropped the pooled connection (a restart, a failover) before
+        # anything ran in this transaction: begin again on a new one.
+        await connection.invalidate()
+        connection = await self._replace(connection)
+        send_with_begin(connection, settings)
+        await connection.begin()
+        return await driver_in_transaction(connection)
+
     async def next_ids(self, table_name: str, count: int = 1) -> list[int]:
         """Reserve the tenant's next ``count`` ids of a table, consecutive, in one statement.
 
@@ -335,6 +384,17 @@ class SqlAlchemyStorage(Storage):
         """COPY and the similarity search, with their caches; None on SQLite."""
         # An erasure's write-ahead log could not be truncated yet (SQLite).
         self._wal_truncation_owed = False
+        # The hot statements compiled for the driver, by statement (PostgreSQL).
+        self._driver_statements: dict[int, tuple[Any, DriverStatement]] = {}
+
+    def _driver_statement(self, statement: Any) -> DriverStatement:
+        """``statement`` compiled for the driver, once per statement (each is built
+        once and cached by its module, so it is found by identity)."""
+        found = self._driver_statements.get(id(statement))
+        if found is None or found[0] is not statement:
+            found = (statement, DriverStatement(statement, self.engine.dialect))
+            self._driver_statements[id(statement)] = found
+        return found[1]
 
     @classmethod
     def from_url(

@@ -184,14 +184,12 @@ class SqlCustomerRepository(
             include_deleted,
             for_update and self._session.dialect == "postgresql",
         )
-        row = (
-            await self._execute(
-                statement,
-                {"tenant": self._session.tenant_id, "id": customer_id},
-                action="reading a customer",
-            )
-        ).first()
-        return None if row is None else self._entity(row)
+        rows = await self._session.fetch(
+            statement,
+            {"tenant": self._session.tenant_id, "id": customer_id},
+            action="reading a customer",
+        )
+        return self._entity_of(rows[0]) if rows else None
 
     async def get_many(self, customer_ids: Sequence[int]) -> builtins.list[Customer]:
         """The customers with any of ``customer_ids``, deleted ones included, by id."""
