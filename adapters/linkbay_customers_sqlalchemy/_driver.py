@@ -32,15 +32,35 @@ class DriverStatement:
     """A SQLAlchemy statement compiled once for asyncpg, with its value processing.
 
     Args:
-        statement: A SELECT, or an INSERT/UPDATE with RETURNING (or none), whose
-            parameters are named bind parameters.
+        statement: A SELECT, a textual statement, or an INSERT with RETURNING (or
+            none), whose parameters are named bind parameters.
         dialect: The engine's dialect (``postgresql+asyncpg``).
+        column_keys: The columns an INSERT is given values for (as SQLAlchemy
+            compiles it for the keys of its parameters); the other columns with a
+            Python default get it, as SQLAlchemy gives it.
+
+    Raises:
+        ValueError: a statement this cannot run as SQLAlchemy would (a default
+            computed by SQL or a sequence, an UPDATE's ``onupdate``, columns of
+            the same name).
     """
 
-    def __init__(self, statement: Any, dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
+    def __init__(
+        self, statement: Any, dialect: Dialect, column_keys: Sequence[str] | None = None
+    ) -> None:
+        compiled = statement.compile(
+            dialect=dialect, column_keys=list(column_keys) if column_keys is not None else None
+        )
         self.sql: str = compiled.string
         self._dialect = dialect
+        if compiled.update_prefetch:
+            raise ValueError("a driver statement cannot compute onupdate values")
+        self._defaults: dict[str, Any] = {}
+        for column in compiled.insert_prefetch:
+            default = column.default
+            if default is None or not (default.is_scalar or default.is_callable):
+                raise ValueError(f"column {column.key} has a default the driver cannot compute")
+            self._defaults[column.key] = default
         names = tuple(compiled.positiontup or ())
         self._names = names
         binds = [
@@ -61,12 +81,21 @@ class DriverStatement:
 
     def arguments(self, parameters: Mapping[str, Any]) -> list[Any]:
         """The positional arguments for ``parameters``, processed as SQLAlchemy binds them."""
-        values = [parameters[name] for name in self._names]
+        values = [
+            parameters[name] if name in parameters else self._default(name) for name in self._names
+        ]
         for index, process in self._binds:
             values[index] = process(values[index])
         return values
 
+    def _default(self, name: str) -> Any:
+        default = self._defaults[name]
+        # SQLAlchemy wraps a callable default to take the execution context.
+        return default.arg(None) if default.is_callable else default.arg
+
     def _processors(self, attributes: Sequence[Any]) -> tuple[tuple[str, Processor], ...]:
+        if not self._types:  # a textual statement: its values as the driver reads them
+            return ()
         found = []
         for name, type_, attribute in zip(self.columns, self._types, attributes, strict=True):
             impl = type_.dialect_impl(self._dialect)
@@ -109,7 +138,8 @@ async def driver_in_transaction(connection: AsyncConnection) -> asyncpg.Connecti
         DBAPIError-like errors of the adaptation: the BEGIN failed.
     """
     sync = connection.sync_connection
-    assert sync is not None and connection.in_transaction()
+    assert sync is not None
+    assert connection.in_transaction()
     adapted = sync.connection.dbapi_connection
     if adapted._transaction is None:  # type: ignore[union-attr]
         await adapted._start_transaction()  # type: ignore[union-attr]

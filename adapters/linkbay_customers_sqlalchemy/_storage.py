@@ -245,7 +245,9 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             return [row._mapping for row in result] if result.returns_rows else []
         import asyncpg  # PostgreSQL storages have it
 
-        prepared = self.storage._driver_statement(statement)
+        prepared = self.storage._driver_statement(
+            statement, tuple(parameters) if statement.is_dml else None
+        )
         with translate_errors(action):
             driver = await self._driver()
             try:
@@ -282,12 +284,12 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         Each tenant counts its own ids (``IdCounterMixin``), so no id says anything
         about another tenant's activity.
         """
-        result = await self.execute(
+        (row,) = await self.fetch(
             self.storage._reserve_ids,
             {"tenant": self.tenant_id, "kind": table_name, "count": count},
             action="reserving ids",
         )
-        last = int(result.scalar_one())
+        last = int(row["last_id"])
         return list(range(last - count + 1, last + 1))
 
     def note_erasure(self) -> None:
@@ -385,15 +387,24 @@ class SqlAlchemyStorage(Storage):
         # An erasure's write-ahead log could not be truncated yet (SQLite).
         self._wal_truncation_owed = False
         # The hot statements compiled for the driver, by statement (PostgreSQL).
-        self._driver_statements: dict[int, tuple[Any, DriverStatement]] = {}
+        self._driver_statements: dict[
+            tuple[int, tuple[str, ...] | None], tuple[Any, DriverStatement]
+        ] = {}
 
-    def _driver_statement(self, statement: Any) -> DriverStatement:
-        """``statement`` compiled for the driver, once per statement (each is built
-        once and cached by its module, so it is found by identity)."""
-        found = self._driver_statements.get(id(statement))
+    def _driver_statement(
+        self, statement: Any, column_keys: tuple[str, ...] | None
+    ) -> DriverStatement:
+        """``statement`` compiled for the driver, once per statement and set of
+        columns written (each statement is built once and cached by its module, so
+        it is found by identity)."""
+        key = (id(statement), column_keys)
+        found = self._driver_statements.get(key)
         if found is None or found[0] is not statement:
-            found = (statement, DriverStatement(statement, self.engine.dialect))
-            self._driver_statements[id(statement)] = found
+            found = (
+                statement,
+                DriverStatement(statement, self.engine.dialect, column_keys),
+            )
+            self._driver_statements[key] = found
         return found[1]
 
     @classmethod

@@ -109,12 +109,12 @@ class SqlCustomerRepository(
 
     async def add(self, customer: Customer) -> None:
         """Insert a customer; a taken email raises DuplicateEmail without aborting."""
-        result = await self._execute(
+        inserted = await self._session.fetch(
             insert_ignoring_conflict(self._session.dialect, self._table, ("tenant_id", "email")),
             self._values(customer),
             action="adding a customer",
         )
-        if result.first() is None:
+        if not inserted:
             holder = await self.get_by_email(customer.email or "", include_deleted=True)
             if holder is None:
                 raise StorageError(f"customer {customer.id} could not be added")
