@@ -4,16 +4,19 @@ the transaction SQLAlchemy commits and rolls back."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, event, select, text
 
-from linkbay_customers import CustomerService, HeuristicIntelligence
+from linkbay_customers import CustomerService, GDPRService, HeuristicIntelligence
 from linkbay_customers.domain import (
     EMBEDDING_DIMENSIONS,
     ConsentState,
+    CustomerFilters,
     DuplicateEmail,
     SchemaNotMigrated,
     StorageError,
@@ -161,3 +164,64 @@ async def test_row_level_security_binds_the_driver_statements(
         assert await uow.fetch(tenant_rows, {"t": tenant_a}, action="reading") == [
             {"tenant_id": tenant_a}
         ]
+
+
+async def test_statements_go_through_sqlalchemy_while_something_listens(
+    storage: SqlAlchemyStorage,
+) -> None:
+    tenant = new_tenant_id()
+    async with storage.unit_of_work(tenant) as uow:
+        stored = await add_customer(uow)
+        await uow.commit()
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(storage.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with storage.unit_of_work(tenant) as uow:
+            assert await uow.customers.get(stored.id) == stored
+    finally:
+        event.remove(storage.engine.sync_engine, "before_cursor_execute", record)
+    await storage.close()
+    assert any("FROM customers" in statement for statement in seen)
+
+
+async def test_ids_of_two_tables_reserved_at_once_follow_each_tables_own(
+    storage: SqlAlchemyStorage,
+) -> None:
+    tenant = new_tenant_id()
+    async with storage.unit_of_work(tenant) as uow:
+        assert await uow.customers.next_ids(2) == [1, 2]
+        assert await uow.next_ids_of([("customers", 1), ("audit", 3)]) == [[3], [1, 2, 3]]
+        assert await uow.next_ids_of([("audit", 1), ("customers", 2)]) == [[4], [4, 5]]
+        assert await uow.audit.next_ids(1) == [5]
+        with pytest.raises(ValueError, match="at most once"):
+            await uow.next_ids_of([("customers", 1), ("customers", 1)])
+    await storage.close()
+
+
+async def test_concurrent_creates_beside_an_import_leave_unique_ids_and_an_intact_trail(
+    postgres_url: str,
+) -> None:
+    storage = SqlAlchemyStorage.from_url(postgres_url)
+    clock = FixedClock()
+    service = CustomerService(storage.unit_of_work, clock, HeuristicIntelligence())
+    tenant = new_tenant_id()
+    rows = ({"email": f"imported{n}@example.com"} for n in range(300))
+    created, imported = await asyncio.gather(
+        asyncio.gather(
+            *(service.create_customer(tenant, {"email": f"c{n}@example.com"}) for n in range(40))
+        ),
+        service.import_customers(tenant, rows, chunk_size=50),
+    )
+    verification = await GDPRService(storage.unit_of_work, clock).verify_audit_trail(tenant)
+    async with storage.unit_of_work(tenant) as uow:
+        listed = await uow.customers.list(CustomerFilters(), page=1, page_size=100)
+    await storage.close()
+    assert imported.created == 300
+    assert listed.total == 340
+    assert len({c.id for c in created}) == 40
+    assert verification.intact
+    assert verification.events == 340

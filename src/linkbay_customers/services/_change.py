@@ -33,6 +33,7 @@ from linkbay_customers.domain import (
 from linkbay_customers.ports import (
     Clock,
     CustomerIntelligence,
+    IdReservations,
     UnitOfWork,
     bulk_import,
     derived_data,
@@ -123,6 +124,7 @@ class Change:
         self._embedder = embedder
         self._embed: EmbeddingRefresh | None = None
         self._records: list[_Record] = []
+        self._audit_ids: list[int] = []  # reserved ahead, with a new customer's id
         self._written = False
 
     async def customer(
@@ -170,6 +172,28 @@ class Change:
         """
         await self.derive(customer, resegment=True)
         await self.uow.customers.add(customer)
+        self._written = True
+
+    async def add_new(self, customer: Customer, *, audited: int = 1) -> None:
+        """Insert a new customer under a new id, which replaces the one it was built
+        with: as ``add``, its derived data computed first, then its id and the ids of
+        the change's first ``audited`` audit events reserved together (in one step
+        where the storage offers ``IdReservations``). The tenant's id counters stay
+        locked from then until the commit, so they are taken as late as possible.
+
+        Raises:
+            DuplicateEmail: the email is taken in the tenant.
+        """
+        await self.derive(customer, resegment=True)
+        uow = self.uow
+        if isinstance(uow, IdReservations):
+            (customer.id,), self._audit_ids = await uow.next_ids_of(
+                [("customers", 1), ("audit", audited)]
+            )
+        else:
+            customer.id = await uow.customers.next_id()
+            self._audit_ids = list(await uow.audit.next_ids(audited))
+        await uow.customers.add(customer)
         self._written = True
 
     async def add_many(self, customers: Sequence[Customer]) -> set[str]:
@@ -245,7 +269,10 @@ class Change:
         if not self._written:
             return
         if self._records:
-            ids = await self.uow.audit.next_ids(len(self._records))
+            count, reserved = len(self._records), self._audit_ids
+            ids = reserved[:count]
+            if count > len(reserved):
+                ids += await self.uow.audit.next_ids(count - len(reserved))
             await append_audit(
                 self.uow,
                 [
