@@ -120,6 +120,12 @@ def create_customer_router(
     resolves; both are ordinary FastAPI dependencies (functions, async functions or
     callables, with dependencies of their own), so the host decides how requests
     authenticate. ``header_tenancy()`` and ``jwt_tenancy(...)`` provide ready ones.
+    The router resolves the tenant, the actor and the service as one dependency per
+    request (FastAPI's CPU per dependency counts on the hottest routes): an async
+    function among them is called by that one, with its parameters resolved as
+    FastAPI resolves them, so ``app.dependency_overrides`` reaches its own
+    dependencies but not the function itself; any other kind (a sync function, a
+    generator, a class) stays a dependency FastAPI resolves and can override.
 
     Errors are raised as library errors; install ``add_problem_handlers(app)`` on the
     application to answer them with ``application/problem+json`` bodies.
