@@ -169,14 +169,16 @@ def create_customer_router(
     """
     actor_dependency = get_actor or _no_actor
 
-    def context_of(kind: type[Any], context: type[Any], service: Any) -> Callable[..., Any]:
+    def context_of(
+        kind: type[Any], context: type[Any], service: Any, label: str
+    ) -> Callable[..., Any]:
         """The request context dependency of a service: one dependency resolving the
         tenant, the acting user and the service (see ``one_dependency``)."""
 
         def build(tenant_id: Any, actor: Any, service: Any) -> Any:
             tenant_id = _checked_tenant(tenant_id)
             if not isinstance(service, kind):
-                raise TypeError(f"the service dependency returned {type(service).__name__}")
+                raise TypeError(f"the {label} dependency returned {type(service).__name__}")
             return context(service=service, tenant_id=tenant_id, actor=check_actor(actor))
 
         return one_dependency(
@@ -186,17 +188,18 @@ def create_customer_router(
             service=_service_dependency(service, kind),
         )
 
-    request_context = context_of(CustomerService, RequestContext, customer_service)
+    request_context = context_of(CustomerService, RequestContext, customer_service, "service")
     gdpr_context: Any = None
     if gdpr_service is not None:
         gdpr_context = Annotated[
             GDPRRequestContext,
-            Depends(context_of(GDPRService, GDPRRequestContext, gdpr_service)),
+            Depends(context_of(GDPRService, GDPRRequestContext, gdpr_service, "GDPR service")),
         ]
     ai_context: Any = None
     if ai_service is not None:
         ai_context = Annotated[
-            AIRequestContext, Depends(context_of(AIService, AIRequestContext, ai_service))
+            AIRequestContext,
+            Depends(context_of(AIService, AIRequestContext, ai_service, "AI service")),
         ]
 
     router = APIRouter(
