@@ -192,20 +192,10 @@ def _asgi_request(
 ) -> Callable[[], Awaitable[tuple[int, bytes]]]:
     """A call of the ASGI application itself (no socket, no HTTP parsing); its status
     and body."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-    }
+    # The keys ASGI requires of an HTTP scope; the others are optional.
+    scope: dict[str, Any] = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1"}
+    scope.update(scheme="http", method=method, path=path, query_string=b"")
+    scope["headers"] = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
 
     async def call() -> tuple[int, bytes]:
         status, answer = 0, b""
