@@ -16,10 +16,10 @@ wrk opens 64 keep-alive connections on loopback and measures ``GET
 the two (``--rounds``; each measure keeps its best round). The ratios are the
 library's rate over its floor's, and its p99 over the floor's. Then each
 application is called in this process (the ASGI application itself, no server,
-16 calls at a time) to measure the worker CPU a request costs, the library's
-beside its floor's (``--cpu-only``: only that, no wrk). Finally the tenant's
-audit trail, the floor's events included, is verified. Prints a table and writes
-``benchmarks/results/api.json``.
+as many calls at a time as its pool has connections) to measure the worker CPU
+a request costs, the library's beside its floor's (``--cpu-only``: only that, no
+wrk). Finally the tenant's audit trail, the floor's events included, is
+verified. Prints a table and writes ``benchmarks/results/api.json``.
 """
 
 from __future__ import annotations
@@ -246,9 +246,9 @@ async def _cpu_per_request(
 async def _in_process(
     app_url: str, dsn: str, ids: list[int], args: argparse.Namespace
 ) -> dict[str, float]:
-    """Worker CPU per request: each application called in this process, 16 calls at a
-    time on a pool of the same size, with no HTTP server or client in between. Each
-    measure keeps its best (least CPU) of ``rounds``."""
+    """Worker CPU per request: each application called in this process, as many calls
+    at a time as its pool has connections (none waits for one), with no HTTP server
+    or client in between. Each measure keeps its best (least CPU) of ``rounds``."""
     from linkbay_customers.container import bootstrap
     from linkbay_customers_fastapi import create_app
 
@@ -289,10 +289,10 @@ async def _in_process(
             "floor_post": (posts(floors_api.app, "/floor/customers"), 201),
         }
         for call, expected in plan.values():  # warm up: pools filled, statements prepared
-            await _cpu_per_request(call, expected, 200, 16)
+            await _cpu_per_request(call, expected, 200, POSTGRES_POOL_SIZE)
         for _ in range(args.rounds):
             for name, (call, expected) in plan.items():
-                cpu = await _cpu_per_request(call, expected, args.cpu_requests, 16)
+                cpu = await _cpu_per_request(call, expected, args.cpu_requests, POSTGRES_POOL_SIZE)
                 key = f"cpu_{name}_us"
                 results[key] = min(results.get(key, cpu), cpu)
     results["cpu_get_ratio"] = round(results["cpu_get_us"] / results["cpu_floor_get_us"], 2)
