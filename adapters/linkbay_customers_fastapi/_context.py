@@ -158,45 +158,69 @@ def _inlined(key: str, call: Callable[..., Any]) -> dict[str, inspect.Parameter]
     return found
 
 
+def _same(a: inspect.Parameter, b: inspect.Parameter) -> bool:
+    """Whether two dependencies' parameters of one name read the same input (two
+    ``Header()`` defaults alike are two objects, equal in every setting)."""
+    return a.kind == b.kind and a.annotation == b.annotation and repr(a.default) == repr(b.default)
+
+
+def _shared_parameters(
+    inlined: list[dict[str, inspect.Parameter] | None],
+) -> tuple[int, dict[str, inspect.Parameter]]:
+    """How many of the dependencies, from the first, stay dependencies FastAPI
+    resolves (they run before the others, so the order holds), and the parameters
+    the others share: those after the last that cannot be inlined or whose
+    parameters clash with another's."""
+    while True:
+        nested = max((n + 1 for n, found in enumerate(inlined) if found is None), default=0)
+        merged: dict[str, inspect.Parameter] = {}
+        for n in range(nested, len(inlined)):
+            found = inlined[n]
+            assert found is not None
+            if any(p.name in merged and not _same(merged[p.name], p) for p in found.values()):
+                inlined[n] = None
+                break
+            merged.update((p.name, p) for p in found.values())
+        else:
+            return nested, merged
+
+
 def one_dependency(
     build: Callable[..., R], **dependencies: Callable[..., Any]
 ) -> Callable[..., Awaitable[R]]:
     """One FastAPI dependency returning ``build(**values)``, each value that of the
-    dependency of the same name.
+    dependency of the same name, the dependencies run in the order given.
 
     FastAPI resolves every dependency of a request in turn, at a cost in CPU of its
     own; here the async function dependencies are called by this one, which takes
-    their parameters (headers, the request, their own dependencies) as its own, so
-    a request resolves one dependency where it would resolve one per value. A
-    dependency FastAPI must call itself (a sync function, a generator), or whose
-    parameter names clash with another's, stays a dependency of this one.
-    ``app.dependency_overrides`` applies to the dependencies' own dependencies, and
-    to those kept as dependencies.
+    their parameters (headers, the request, their own dependencies, resolved
+    first) as its own, so a request resolves one dependency where it would resolve
+    one per value. A dependency FastAPI must call itself (a sync function, a
+    generator), or whose parameters clash with another's, stays a dependency of
+    this one, and so do those before it. ``app.dependency_overrides`` applies to
+    the dependencies' own dependencies, and to those kept as dependencies.
     """
-    merged: dict[str, inspect.Parameter] = {}
-    plan: list[tuple[str, Callable[..., Any] | None, dict[str, str]]] = []
-    for key, call in dependencies.items():
-        inlined = _inlined(key, call)
-        if inlined is not None and all(merged.get(p.name, p) == p for p in inlined.values()):
-            merged.update((p.name, p) for p in inlined.values())
-            plan.append((key, call, {p.name: inner for inner, p in inlined.items()}))
-            continue
-        name = f"{key}__value"
-        merged[name] = inspect.Parameter(
-            name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[Any, Depends(call)]
+    keys = list(dependencies)
+    nested, merged = _shared_parameters([_inlined(k, dependencies[k]) for k in keys])
+    parameters = [
+        inspect.Parameter(
+            f"{key}__value",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Annotated[Any, Depends(dependencies[key])],
         )
-        plan.append((key, None, {name: name}))
+        for key in keys[:nested]
+    ]
+    inlined = [
+        (key, dependencies[key], _inlined(key, dependencies[key]) or {}) for key in keys[nested:]
+    ]
 
     async def dependency(**values: Any) -> R:
-        resolved = {}
-        for key, call, names in plan:
-            if call is None:
-                (resolved[key],) = (values[name] for name in names)
-            else:
-                resolved[key] = await call(
-                    **{inner: values[outer] for outer, inner in names.items()}
-                )
+        resolved = {key: values[f"{key}__value"] for key in keys[:nested]}
+        for key, call, names in inlined:
+            resolved[key] = await call(**{inner: values[p.name] for inner, p in names.items()})
         return build(**resolved)
 
-    dependency.__signature__ = inspect.Signature(list(merged.values()))  # type: ignore[attr-defined]
+    dependency.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [*parameters, *merged.values()]
+    )
     return dependency

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
 
 from linkbay_customers import CustomerService, HeuristicIntelligence
 from linkbay_customers.testing import FixedClock
@@ -106,3 +106,32 @@ async def test_the_openapi_document_still_names_the_tenant_and_actor_headers() -
     operation = app.openapi()["paths"]["/customers/{customer_id}"]["get"]
     headers = {p["name"]: p["required"] for p in operation["parameters"] if p["in"] == "header"}
     assert headers == {"X-Tenant-ID": False, "X-Actor-ID": False}
+
+
+async def test_the_tenant_dependency_runs_first_and_its_refusal_stops_the_rest() -> None:
+    keys = {"good": ("tenant-a", "user-1")}
+    calls: list[str] = []
+
+    async def tenant_of(x_api_key: str = Header()) -> str:
+        calls.append("tenant")
+        if x_api_key not in keys:
+            raise HTTPException(status_code=401, detail="unknown API key")
+        return keys[x_api_key][0]
+
+    async def actor_of(x_api_key: str = Header()) -> str:
+        calls.append("actor")
+        return keys[x_api_key][1]  # a KeyError for an unknown key
+
+    app = FastAPI()
+    add_problem_handlers(app)
+    app.include_router(
+        create_customer_router(
+            _service(InMemoryStorage()), get_tenant_id=tenant_of, get_actor=actor_of
+        )
+    )
+    async with await _client(app) as client:
+        refused = await client.get("/customers", headers={"X-API-Key": "stolen"})
+        served = await client.get("/customers", headers={"X-API-Key": "good"})
+    assert refused.status_code == 401
+    assert served.status_code == 200
+    assert calls == ["tenant", "tenant", "actor"]
