@@ -163,23 +163,13 @@ class Change:
                 self._embed = functools.partial(embedder.refresh, self.uow, now=self.now)
         return self._embed
 
-    async def add(self, customer: Customer) -> None:
-        """Insert a new customer, its segment and embedding computed under the profiling
-        policy.
-
-        Raises:
-            DuplicateEmail: the email is taken in the tenant.
-        """
-        await self.derive(customer, resegment=True)
-        await self.uow.customers.add(customer)
-        self._written = True
-
-    async def add_new(self, customer: Customer, *, audited: int = 1) -> None:
+    async def add(self, customer: Customer, *, audited: int = 1) -> None:
         """Insert a new customer under a new id, which replaces the one it was built
-        with: as ``add``, its derived data computed first, then its id and the ids of
-        the change's first ``audited`` audit events reserved together (in one step
-        where the storage offers ``IdReservations``). The tenant's id counters stay
-        locked from then until the commit, so they are taken as late as possible.
+        with: its segment and embedding computed first under the profiling policy,
+        then its id and the ids of the change's first ``audited`` audit events
+        reserved together (in one step where the storage offers ``IdReservations``).
+        The tenant's id counters stay locked from then until the commit, so they are
+        taken as late as possible.
 
         Raises:
             DuplicateEmail: the email is taken in the tenant.
@@ -197,8 +187,9 @@ class Change:
         self._written = True
 
     async def add_many(self, customers: Sequence[Customer]) -> set[str]:
-        """Insert new customers at once, as ``add`` does each; returns the emails the
-        storage refused as taken (those customers are not inserted).
+        """Insert new customers at once, under the ids they carry, their derived data
+        computed as ``add`` computes it; returns the emails the storage refused as
+        taken (those customers are not inserted).
 
         Raises:
             StorageRoleMissing: the storage has no ``CustomerBulkImport``.

@@ -68,7 +68,7 @@ class CustomerRecords:
             customer = build_customer(
                 data, customer_id=0, tenant_id=change.uow.tenant_id, now=change.now
             )
-            await change.add_new(customer)  # gives it its id
+            await change.add(customer)  # gives it its id
             change.audit(
                 AuditAction.CUSTOMER_CREATED,
                 customer_id=customer.id,
