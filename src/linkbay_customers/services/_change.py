@@ -165,16 +165,15 @@ class Change:
 
     async def add(self, customer: Customer, *, audited: int = 1) -> None:
         """Insert a new customer under a new id, which replaces the one it was built
-        with: its segment and embedding computed first under the profiling policy,
-        then its id and the ids of the change's first ``audited`` audit events
-        reserved together (in one step where the storage offers ``IdReservations``).
-        The tenant's id counters stay locked from then until the commit, so they are
-        taken as late as possible.
+        with, its segment and embedding computed under the profiling policy (the
+        intelligence sees the customer's own id). The id and the ids of the change's
+        first ``audited`` audit events are reserved together (in one step where the
+        storage offers ``IdReservations``): the tenant's id counters stay locked from
+        then until the commit.
 
         Raises:
             DuplicateEmail: the email is taken in the tenant.
         """
-        await self.derive(customer, resegment=True)
         uow = self.uow
         if isinstance(uow, IdReservations):
             (customer.id,), self._audit_ids = await uow.next_ids_of(
@@ -183,6 +182,7 @@ class Change:
         else:
             customer.id = await uow.customers.next_id()
             self._audit_ids = list(await uow.audit.next_ids(audited))
+        await self.derive(customer, resegment=True)
         await uow.customers.add(customer)
         self._written = True
 
