@@ -14,10 +14,12 @@ asyncpg, and a bare route), with as many uvicorn workers and the same pool size.
 wrk opens 64 keep-alive connections on loopback and measures ``GET
 /customers/{id}`` and ``POST /customers`` of each, round after round, alternating
 the two (``--rounds``; each measure keeps its best round). The ratios are the
-library's rate over its floor's, and its p99 over the floor's. The same calls are
-then made in-process, 64 at a time, straight on the service, so the cost of HTTP
-shows. Finally the tenant's audit trail, the floor's events included, is verified.
-Prints a table and writes ``benchmarks/results/api.json``.
+library's rate over its floor's, and its p99 over the floor's. Then each
+application is called in this process (the ASGI application itself, no server,
+as many calls at a time as its pool has connections) to measure the worker CPU
+a request costs, the library's beside its floor's (``--cpu-only``: only that, no
+wrk). Finally the tenant's audit trail, the floor's events included, is
+verified. Prints a table and writes ``benchmarks/results/api.json``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ import re
 import secrets
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +43,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from _harness import Targets, customer_rows, new_database, percentile, postgres_admin, report
+from _harness import Targets, customer_rows, new_database, postgres_admin, report
 from sqlalchemy import make_url, text
 
 from linkbay_customers import CustomerService, GDPRService, HeuristicIntelligence, SystemClock
@@ -186,46 +187,116 @@ async def _seed(url: str, customers: int) -> list[int]:
     return ids
 
 
-async def _drive(
-    call: Callable[[], Awaitable[object]], concurrency: int, duration: float
-) -> dict[str, float]:
-    """Make ``call`` from ``concurrency`` tasks for ``duration`` seconds."""
-    latencies: list[float] = []
-    deadline = time.perf_counter() + duration
+def _asgi_request(
+    app: Any, method: str, path: str, headers: dict[str, str], body: bytes = b""
+) -> Callable[[], Awaitable[tuple[int, bytes]]]:
+    """A call of the ASGI application itself (no socket, no HTTP parsing); its status
+    and body."""
+    # The keys ASGI requires of an HTTP scope; the others are optional.
+    scope: dict[str, Any] = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1"}
+    scope.update(scheme="http", method=method, path=path, query_string=b"")
+    scope["headers"] = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def call() -> tuple[int, bytes]:
+        status, answer = 0, b""
+        received = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal received
+            if received:  # pragma: no cover - a finished request waits for nothing
+                await asyncio.Event().wait()
+            received = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status, answer
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            else:
+                answer += message.get("body", b"")
+
+        await app({**scope, "headers": list(scope["headers"])}, receive, send)
+        return status, answer
+
+    return call
+
+
+async def _cpu_per_request(
+    call: Callable[[], Awaitable[tuple[int, bytes]]],
+    expected: int,
+    requests: int,
+    concurrency: int,
+) -> float:
+    """The process's CPU time per call, in µs, ``concurrency`` calls at a time."""
+    remaining = requests
 
     async def worker() -> None:
-        while time.perf_counter() < deadline:
-            start = time.perf_counter()
-            await call()
-            latencies.append((time.perf_counter() - start) * 1000)
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            status, answer = await call()
+            if status != expected:
+                raise RuntimeError(f"expected {expected}, got {status}: {answer.decode()}")
 
-    started = time.perf_counter()
+    started = time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    return {
-        "per_s": round(len(latencies) / elapsed),
-        "p50_ms": round(statistics.median(latencies), 2),
-        "p99_ms": round(percentile(latencies, 0.99), 2),
-    }
+    return round((time.process_time() - started) / requests * 1e6)
 
 
-async def _in_process(url: str, ids: list[int], args: argparse.Namespace) -> dict[str, float]:
-    """The same calls straight on the service, ``connections`` at a time."""
-    storage = SqlAlchemyStorage.from_url(url, pool_size=args.connections)
-    service = CustomerService(storage.unit_of_work, SystemClock(), HeuristicIntelligence())
-    emails = (f"p{random.randrange(10**9)}.{n}@example.com" for n in itertools.count())
+async def _in_process(
+    app_url: str, dsn: str, ids: list[int], args: argparse.Namespace
+) -> dict[str, float]:
+    """Worker CPU per request: each application called in this process, as many calls
+    at a time as its pool has connections (none waits for one), with no HTTP server
+    or client in between. Each measure keeps its best (least CPU) of ``rounds``."""
+    from linkbay_customers.container import bootstrap
+    from linkbay_customers_fastapi import create_app
 
-    async def get() -> object:
-        return await service.get_customer(TENANT, random.choice(ids))
+    os.environ.update(FLOOR_DATABASE_URL=dsn, FLOOR_POOL_SIZE=str(POSTGRES_POOL_SIZE))
+    sys.path.insert(0, str(HERE))
+    import floors_api
 
-    async def post() -> object:
-        return await service.create_customer(TENANT, {"email": next(emails), "tags": ["bench"]})
+    headers = {"X-Tenant-ID": TENANT}
+    run = random.randrange(10**9)
+    counter = itertools.count()
 
+    def gets(app: Any, prefix: str) -> Callable[[], Awaitable[tuple[int, bytes]]]:
+        calls = [_asgi_request(app, "GET", f"{prefix}/{i}", headers) for i in ids[:500]]
+        return lambda: random.choice(calls)()
+
+    def posts(app: Any, prefix: str) -> Callable[[], Awaitable[tuple[int, bytes]]]:
+        json_headers = {**headers, "Content-Type": "application/json"}
+
+        def call() -> Awaitable[tuple[int, bytes]]:
+            body = (
+                f'{{"email": "cpu{run}.{next(counter)}@example.com", '
+                '"first_name": "Load", "tags": ["bench"]}'
+            ).encode()
+            return _asgi_request(app, "POST", prefix, json_headers, body)()
+
+        return call
+
+    project = create_app(bootstrap(app_url))
     results: dict[str, float] = {}
-    for name, call in (("get", get), ("post", post)):
-        measured = await _drive(call, args.connections, args.duration)
-        results.update({f"service_{name}_{k}": v for k, v in measured.items()})
-    await storage.close()
+    async with (
+        project.router.lifespan_context(project),
+        floors_api.app.router.lifespan_context(floors_api.app),
+    ):
+        plan = {
+            "get": (gets(project, "/customers"), 200),
+            "floor_get": (gets(floors_api.app, "/floor/customers"), 200),
+            "post": (posts(project, "/customers"), 201),
+            "floor_post": (posts(floors_api.app, "/floor/customers"), 201),
+        }
+        for call, expected in plan.values():  # warm up: pools filled, statements prepared
+            await _cpu_per_request(call, expected, 200, POSTGRES_POOL_SIZE)
+        for _ in range(args.rounds):
+            for name, (call, expected) in plan.items():
+                cpu = await _cpu_per_request(call, expected, args.cpu_requests, POSTGRES_POOL_SIZE)
+                key = f"cpu_{name}_us"
+                results[key] = min(results.get(key, cpu), cpu)
+    results["cpu_get_ratio"] = round(results["cpu_get_us"] / results["cpu_floor_get_us"], 2)
+    results["cpu_post_ratio"] = round(results["cpu_post_us"] / results["cpu_floor_post_us"], 2)
     return results
 
 
@@ -280,6 +351,8 @@ def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
     }
     best: dict[str, dict[str, float]] = {}
     errors = dict.fromkeys(plan, 0)
+    if args.cpu_only:
+        plan = {}
     with (
         _serving(project_server, f"{project}/health", {}),
         _serving(floor_server, f"{floor}/bare/customers/1", floor_env),
@@ -308,17 +381,22 @@ def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
         results[f"{name}_p50_ms"] = round(measured["p50_ms"], 2)
         results[f"{name}_p99_ms"] = round(measured["p99_ms"], 2)
         results[f"{name}_errors"] = errors[name]
-    results.update(
-        get_rate_ratio=round(best["get"]["per_s"] / best["floor_get"]["per_s"], 2),
-        get_p99_ratio=round(best["get"]["p99_ms"] / best["floor_get"]["p99_ms"], 2),
-        post_rate_ratio=round(best["post"]["per_s"] / best["floor_post"]["per_s"], 2),
-        post_p99_ratio=round(best["post"]["p99_ms"] / best["floor_post"]["p99_ms"], 2),
-        http_errors=sum(errors.values()),
-    )
-    results.update(asyncio.run(_in_process(app_url, ids, args)))
+    if best:
+        results.update(_ratios(best, errors))
+    results.update(asyncio.run(_in_process(app_url, dsn, ids, args)))
     events, intact = asyncio.run(_audit_intact(url))
     results.update(audit_events_verified=events, audit_trail_intact=intact)
     return results
+
+
+def _ratios(best: dict[str, dict[str, float]], errors: dict[str, int]) -> dict[str, Any]:
+    return {
+        "get_rate_ratio": round(best["get"]["per_s"] / best["floor_get"]["per_s"], 2),
+        "get_p99_ratio": round(best["get"]["p99_ms"] / best["floor_get"]["p99_ms"], 2),
+        "post_rate_ratio": round(best["post"]["per_s"] / best["floor_post"]["per_s"], 2),
+        "post_p99_ratio": round(best["post"]["p99_ms"] / best["floor_post"]["p99_ms"], 2),
+        "http_errors": sum(errors.values()),
+    }
 
 
 def main() -> None:
@@ -330,8 +408,14 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=20, help="seconds per measure")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of every measure")
     parser.add_argument("--postgres-url", help="an admin URL; embedded PostgreSQL otherwise")
+    parser.add_argument(
+        "--cpu-requests", type=int, default=3000, help="requests per in-process CPU measure"
+    )
+    parser.add_argument(
+        "--cpu-only", action="store_true", help="only the in-process CPU measures, no wrk"
+    )
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
+    if not args.cpu_only and shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt install wrk")
     with postgres_admin(args.postgres_url) as admin:
         results = run(args, admin)

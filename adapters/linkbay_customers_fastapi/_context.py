@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args, get_origin
+
+from fastapi import BackgroundTasks, Depends, Request, Response, WebSocket, params
+from fastapi.dependencies.utils import get_typed_signature
+from fastapi.security import SecurityScopes
+from starlette.requests import HTTPConnection
 
 from linkbay_customers.schemas import CustomerCreate, CustomerResponse, CustomerUpdate
 from linkbay_customers.services import AIService, CustomerService, GDPRService
@@ -14,11 +20,17 @@ __all__ = (
     "GDPRRequestContext",
     "RequestContext",
     "RouteSettings",
+    "one_dependency",
     "with_annotations",
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
+R = TypeVar("R")
+
+# Parameters FastAPI fills by their type, or from a dependency, whatever their name.
+_INJECTED = (Request, HTTPConnection, WebSocket, Response, BackgroundTasks, SecurityScopes)
+_NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,3 +122,105 @@ def with_annotations(**annotations: object) -> Callable[[F], F]:
         return func
 
     return apply
+
+
+def _merged_name(key: str, parameter: inspect.Parameter) -> str:
+    """The parameter's name in the merged dependency: its own for a header, query or
+    path parameter (the name says what it reads); one per type for a type FastAPI
+    injects (it fills one such parameter per function); prefixed by ``key`` for a
+    dependency."""
+    annotation = parameter.annotation
+    if isinstance(parameter.default, params.Depends):
+        return f"{key}__{parameter.name}"
+    if get_origin(annotation) is Annotated:
+        if any(isinstance(extra, params.Depends) for extra in get_args(annotation)[1:]):
+            return f"{key}__{parameter.name}"
+        annotation = get_args(annotation)[0]
+    for injected in _INJECTED:
+        if isinstance(annotation, type) and issubclass(annotation, injected):
+            return f"injected__{injected.__name__}"
+    return parameter.name
+
+
+def _inlined(key: str, call: Callable[..., Any]) -> dict[str, inspect.Parameter] | None:
+    """The parameters of an async function dependency, by their names in it, renamed
+    for the merged dependency (``_merged_name``); None for a dependency FastAPI must
+    call itself (a sync function, which it runs in a thread; a generator; a class)."""
+    if not inspect.iscoroutinefunction(call):
+        return None
+    found = {}
+    for parameter in get_typed_signature(call).parameters.values():
+        if parameter.kind not in _NAMED:
+            return None
+        found[parameter.name] = parameter.replace(
+            name=_merged_name(key, parameter), kind=inspect.Parameter.KEYWORD_ONLY
+        )
+    return found
+
+
+def _same(a: inspect.Parameter, b: inspect.Parameter) -> bool:
+    """Whether two dependencies' parameters of one name read the same input (two
+    ``Header()`` defaults alike are two objects, equal in every setting)."""
+    return a.kind == b.kind and a.annotation == b.annotation and repr(a.default) == repr(b.default)
+
+
+def _shared_parameters(
+    inlined: list[dict[str, inspect.Parameter] | None],
+) -> tuple[int, dict[str, inspect.Parameter]]:
+    """How many of the dependencies, from the first, stay dependencies FastAPI
+    resolves (they run before the others, so the order holds), and the parameters
+    the others share: those after the last that cannot be inlined or whose
+    parameters clash with another's."""
+    while True:
+        nested = max((n + 1 for n, found in enumerate(inlined) if found is None), default=0)
+        merged: dict[str, inspect.Parameter] = {}
+        for n in range(nested, len(inlined)):
+            found = inlined[n]
+            assert found is not None
+            if any(p.name in merged and not _same(merged[p.name], p) for p in found.values()):
+                inlined[n] = None
+                break
+            merged.update((p.name, p) for p in found.values())
+        else:
+            return nested, merged
+
+
+def one_dependency(
+    build: Callable[..., R], **dependencies: Callable[..., Any]
+) -> Callable[..., Awaitable[R]]:
+    """One FastAPI dependency returning ``build(**values)``, each value that of the
+    dependency of the same name, the dependencies run in the order given.
+
+    FastAPI resolves every dependency of a request in turn, at a cost in CPU of its
+    own; here the async function dependencies are called by this one, which takes
+    their parameters (headers, the request, their own dependencies, resolved
+    first) as its own, so a request resolves one dependency where it would resolve
+    one per value. A dependency FastAPI must call itself (a sync function, a
+    generator), or whose parameters clash with another's, stays a dependency of
+    this one, and so do those before it. ``app.dependency_overrides`` applies to
+    the dependencies' own dependencies, and to those kept as dependencies.
+    """
+    keys = list(dependencies)
+    nested, merged = _shared_parameters([_inlined(k, dependencies[k]) for k in keys])
+    parameters = [
+        inspect.Parameter(
+            f"{key}__value",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Annotated[Any, Depends(dependencies[key])],
+        )
+        for key in keys[:nested]
+    ]
+    inlined = [
+        (key, dependencies[key], _inlined(key, dependencies[key]) or {}) for key in keys[nested:]
+    ]
+
+    async def dependency(**values: Any) -> R:
+        resolved = {key: values[f"{key}__value"] for key in keys[:nested]}
+        for key, call, names in inlined:
+            resolved[key] = await call(**{inner: values[p.name] for inner, p in names.items()})
+        return build(**resolved)
+
+    dependency.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [*parameters, *merged.values()]
+    )
+    return dependency

@@ -21,7 +21,7 @@ from linkbay_customers_fastapi._context import (
     GDPRRequestContext,
     RequestContext,
     RouteSettings,
-    with_annotations,
+    one_dependency,
 )
 from linkbay_customers_fastapi._limits import DEFAULT_MAX_BODY_SIZE, limited_route_class
 from linkbay_customers_fastapi._problems import TenantRequired
@@ -120,6 +120,12 @@ def create_customer_router(
     resolves; both are ordinary FastAPI dependencies (functions, async functions or
     callables, with dependencies of their own), so the host decides how requests
     authenticate. ``header_tenancy()`` and ``jwt_tenancy(...)`` provide ready ones.
+    The router resolves the tenant, the actor and the service as one dependency per
+    request (FastAPI's CPU per dependency counts on the hottest routes): an async
+    function among them is called by that one, with its parameters resolved as
+    FastAPI resolves them, so ``app.dependency_overrides`` reaches its own
+    dependencies but not the function itself; any other kind (a sync function, a
+    generator, a class) stays a dependency FastAPI resolves and can override.
 
     Errors are raised as library errors; install ``add_problem_handlers(app)`` on the
     application to answer them with ``application/problem+json`` bodies.
@@ -161,55 +167,40 @@ def create_customer_router(
     Returns:
         A new router; call once per application (or per mount point).
     """
-    service_dependency = _service_dependency(customer_service, CustomerService)
     actor_dependency = get_actor or _no_actor
 
-    @with_annotations(
-        tenant_id=Annotated[Any, Depends(get_tenant_id)],
-        actor=Annotated[Any, Depends(actor_dependency)],
-        service=Annotated[Any, Depends(service_dependency)],
-    )
-    async def request_context(tenant_id: Any, actor: Any, service: Any) -> RequestContext:
-        tenant_id = _checked_tenant(tenant_id)
-        if not isinstance(service, CustomerService):
-            raise TypeError(f"the service dependency returned {type(service).__name__}")
-        return RequestContext(service=service, tenant_id=tenant_id, actor=check_actor(actor))
+    def context_of(
+        kind: type[Any], context: type[Any], service: Any, label: str
+    ) -> Callable[..., Any]:
+        """The request context dependency of a service: one dependency resolving the
+        tenant, the acting user and the service (see ``one_dependency``)."""
 
+        def build(tenant_id: Any, actor: Any, service: Any) -> Any:
+            tenant_id = _checked_tenant(tenant_id)
+            if not isinstance(service, kind):
+                raise TypeError(f"the {label} dependency returned {type(service).__name__}")
+            return context(service=service, tenant_id=tenant_id, actor=check_actor(actor))
+
+        return one_dependency(
+            build,
+            tenant_id=get_tenant_id,
+            actor=actor_dependency,
+            service=_service_dependency(service, kind),
+        )
+
+    request_context = context_of(CustomerService, RequestContext, customer_service, "service")
     gdpr_context: Any = None
     if gdpr_service is not None:
-
-        @with_annotations(
-            tenant_id=Annotated[Any, Depends(get_tenant_id)],
-            actor=Annotated[Any, Depends(actor_dependency)],
-            service=Annotated[Any, Depends(_service_dependency(gdpr_service, GDPRService))],
-        )
-        async def gdpr_request_context(
-            tenant_id: Any, actor: Any, service: Any
-        ) -> GDPRRequestContext:
-            tenant_id = _checked_tenant(tenant_id)
-            if not isinstance(service, GDPRService):
-                raise TypeError(f"the GDPR service dependency returned {type(service).__name__}")
-            return GDPRRequestContext(
-                service=service, tenant_id=tenant_id, actor=check_actor(actor)
-            )
-
-        gdpr_context = Annotated[GDPRRequestContext, Depends(gdpr_request_context)]
-
+        gdpr_context = Annotated[
+            GDPRRequestContext,
+            Depends(context_of(GDPRService, GDPRRequestContext, gdpr_service, "GDPR service")),
+        ]
     ai_context: Any = None
     if ai_service is not None:
-
-        @with_annotations(
-            tenant_id=Annotated[Any, Depends(get_tenant_id)],
-            actor=Annotated[Any, Depends(actor_dependency)],
-            service=Annotated[Any, Depends(_service_dependency(ai_service, AIService))],
-        )
-        async def ai_request_context(tenant_id: Any, actor: Any, service: Any) -> AIRequestContext:
-            tenant_id = _checked_tenant(tenant_id)
-            if not isinstance(service, AIService):
-                raise TypeError(f"the AI service dependency returned {type(service).__name__}")
-            return AIRequestContext(service=service, tenant_id=tenant_id, actor=check_actor(actor))
-
-        ai_context = Annotated[AIRequestContext, Depends(ai_request_context)]
+        ai_context = Annotated[
+            AIRequestContext,
+            Depends(context_of(AIService, AIRequestContext, ai_service, "AI service")),
+        ]
 
     router = APIRouter(
         route_class=limited_route_class(max_body_size),

@@ -68,9 +68,11 @@ def header_tenancy(
             characters). Invalid or sent twice: 400 ``invalid_header``.
     """
 
+    # The header parameters have names of their own: the router resolves both
+    # dependencies as one (see ``one_dependency``).
     async def tenant_id(
         request: Request,
-        value: str | None = Header(
+        tenant_header_value: str | None = Header(
             None,
             alias=tenant_header,
             description="The tenant the request acts for (required).",
@@ -78,10 +80,10 @@ def header_tenancy(
         ),
     ) -> str:
         _single_header(request, tenant_header)
-        if value is None:
+        if tenant_header_value is None:
             raise TenantRequired(f"the {tenant_header} header is required", field=tenant_header)
         try:
-            return check_tenant(value)
+            return check_tenant(tenant_header_value)
         except InvalidInput:
             raise TenantRequired(
                 f"the {tenant_header} header must be 1 to 64 printable characters without spaces",
@@ -90,7 +92,7 @@ def header_tenancy(
 
     async def actor(
         request: Request,
-        value: str | None = Header(
+        actor_header_value: str | None = Header(
             None,
             alias=actor_header,
             description="The user acting, recorded in the audit trail and on notes.",
@@ -99,7 +101,7 @@ def header_tenancy(
     ) -> str | None:
         _single_header(request, actor_header)
         try:
-            return check_actor(value, field=actor_header)
+            return check_actor(actor_header_value, field=actor_header)
         except InvalidInput as exc:
             raise InvalidHeader(
                 f"the {actor_header} header must be 1 to 255 printable characters",

@@ -124,7 +124,10 @@ class CustomerRows(SqlRepository):
         return values
 
     def _entity(self, row: Any) -> Customer:
-        data = row._mapping
+        return self._entity_of(row._mapping)
+
+    def _entity_of(self, data: Mapping[str, Any]) -> Customer:
+        """The customer a row's values (by column name) describe."""
         values = {name: data[name] for name in CUSTOMER_FIELDS}
         values["preferences"] = values["preferences"] or {}
         values["tags"] = values["tags"] or []

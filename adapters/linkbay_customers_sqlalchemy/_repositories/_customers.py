@@ -109,12 +109,12 @@ class SqlCustomerRepository(
 
     async def add(self, customer: Customer) -> None:
         """Insert a customer; a taken email raises DuplicateEmail without aborting."""
-        result = await self._execute(
+        inserted = await self._session.fetch(
             insert_ignoring_conflict(self._session.dialect, self._table, ("tenant_id", "email")),
             self._values(customer),
             action="adding a customer",
         )
-        if result.first() is None:
+        if not inserted:
             holder = await self.get_by_email(customer.email or "", include_deleted=True)
             if holder is None:
                 raise StorageError(f"customer {customer.id} could not be added")
@@ -184,14 +184,12 @@ class SqlCustomerRepository(
             include_deleted,
             for_update and self._session.dialect == "postgresql",
         )
-        row = (
-            await self._execute(
-                statement,
-                {"tenant": self._session.tenant_id, "id": customer_id},
-                action="reading a customer",
-            )
-        ).first()
-        return None if row is None else self._entity(row)
+        rows = await self._session.fetch(
+            statement,
+            {"tenant": self._session.tenant_id, "id": customer_id},
+            action="reading a customer",
+        )
+        return self._entity_of(rows[0]) if rows else None
 
     async def get_many(self, customer_ids: Sequence[int]) -> builtins.list[Customer]:
         """The customers with any of ``customer_ids``, deleted ones included, by id."""

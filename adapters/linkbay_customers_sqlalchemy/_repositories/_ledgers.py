@@ -160,19 +160,21 @@ class SqlAuditRepository(SqlRepository, AuditRepository):
             return ChainLock(tips={})
         ordered = sorted(set(chains))
         postgresql = self._session.dialect == "postgresql"
-        rows = (
-            await self._execute(
-                _lock_chains(self._session.dialect, self._tips),
-                {
-                    "tenant": self._session.tenant_id,
-                    "chains": ordered if postgresql else json.dumps(ordered),
-                },
-                action="locking the audit trail",
-            )
-        ).all()
+        rows = await self._session.fetch(
+            _lock_chains(self._session.dialect, self._tips),
+            {
+                "tenant": self._session.tenant_id,
+                "chains": ordered if postgresql else json.dumps(ordered),
+            },
+            action="locking the audit trail",
+        )
         return ChainLock(
-            tips={int(row[0]): ChainTip(int(row[1]), row[2]) for row in rows if row[1]},
-            now=rows[0][3] if postgresql else None,
+            tips={
+                int(row["chain_id"]): ChainTip(int(row["sequence"]), row["hash"])
+                for row in rows
+                if row["sequence"]
+            },
+            now=rows[0]["now"] if postgresql else None,
         )
 
     async def reserve_and_lock(
@@ -209,6 +211,11 @@ class SqlAuditRepository(SqlRepository, AuditRepository):
             return
         field_lists: dict[tuple[str, ...], builtins.list[str]] = {}
         rows = [self._values(e, field_lists) for e in events]
+        if len(rows) == 1:  # a change's one event: one statement, no COPY
+            await self._session.fetch(
+                plain_insert(self._table), rows[0], action="writing the audit trail"
+            )
+            return
         if await self._copy(rows, action="writing the audit trail"):
             return
         # SQLite; or COPY was refused (a taken id or position, which the INSERT

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -41,6 +42,13 @@ class SqlSession(Protocol):
 
     async def execute(self, statement: Any, parameters: Any = None, *, action: str) -> Any:
         """Run a statement in the transaction, wrapping driver errors."""
+        ...
+
+    async def fetch(
+        self, statement: Any, parameters: Mapping[str, Any], *, action: str
+    ) -> Sequence[Mapping[str, Any]]:
+        """The rows of a hot statement, as mappings by column name (on PostgreSQL
+        run on the driver itself)."""
         ...
 
     async def next_ids(self, table_name: str, count: int = 1) -> list[int]:

@@ -37,7 +37,7 @@ from linkbay_customers.ports._roles import (
     purchase_history,
     storage_roles,
 )
-from linkbay_customers.ports._uow import Storage, UnitOfWork, read_only_units
+from linkbay_customers.ports._uow import IdReservations, Storage, UnitOfWork, read_only_units
 
 __all__ = (
     "STORAGE_ROLES",
@@ -52,6 +52,7 @@ __all__ = (
     "CustomerScores",
     "DerivedDataStore",
     "EmbeddingBulkLoad",
+    "IdReservations",
     "DuplicateCandidates",
     "DuplicateDecisions",
     "MergeAliasRepository",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from types import TracebackType
 from typing import Protocol, Self, cast, runtime_checkable
@@ -19,7 +19,7 @@ from linkbay_customers.ports._repositories import (
     OrderRepository,
 )
 
-__all__ = ("Storage", "UnitOfWork", "read_only_units")
+__all__ = ("IdReservations", "Storage", "UnitOfWork", "read_only_units")
 
 
 @runtime_checkable
@@ -81,6 +81,23 @@ class UnitOfWork(Protocol):
     async def rollback(self) -> None:
         """Discard the transaction's uncommitted changes (raises nothing of its own but
         the backend's, if the rollback itself fails)."""
+        ...
+
+
+@runtime_checkable
+class IdReservations(Protocol):
+    """A unit of work that reserves new ids of several repositories in one step.
+
+    Optional: a change that needs ids of more than one table (a new customer and
+    its audit event) asks for them together when the unit of work offers it, and
+    of each repository's ``next_ids`` in turn otherwise. A storage whose counters
+    are locked until the commit (a SQL database's) holds them for less time.
+    """
+
+    async def next_ids_of(self, counts: Sequence[tuple[str, int]]) -> list[list[int]]:
+        """Reserve ``count`` new ids of each repository named (the unit of work's
+        attribute: ``"customers"``, ``"audit"``, ...), at once, in the order given;
+        each repository at most once. The ids, in the same order."""
         ...
 
 

@@ -33,6 +33,7 @@ from linkbay_customers.domain import (
 from linkbay_customers.ports import (
     Clock,
     CustomerIntelligence,
+    IdReservations,
     UnitOfWork,
     bulk_import,
     derived_data,
@@ -124,6 +125,7 @@ class Change:
         self._embed: EmbeddingRefresh | None = None
         self._records: list[_Record] = []
         self._details_given: Mapping[str, Any] | None = None  # the last event's, as given
+        self._audit_ids: list[int] = []  # reserved ahead, with a new customer's id
         self._written = False
 
     async def customer(
@@ -162,20 +164,33 @@ class Change:
                 self._embed = functools.partial(embedder.refresh, self.uow, now=self.now)
         return self._embed
 
-    async def add(self, customer: Customer) -> None:
-        """Insert a new customer, its segment and embedding computed under the profiling
-        policy.
+    async def add(self, customer: Customer, *, audited: int = 1) -> None:
+        """Insert a new customer under a new id, which replaces the one it was built
+        with, its segment and embedding computed under the profiling policy (the
+        intelligence sees the customer's own id). The id and the ids of the change's
+        first ``audited`` audit events are reserved together (in one step where the
+        storage offers ``IdReservations``): the tenant's id counters stay locked from
+        then until the commit.
 
         Raises:
             DuplicateEmail: the email is taken in the tenant.
         """
+        uow = self.uow
+        if isinstance(uow, IdReservations):
+            (customer.id,), self._audit_ids = await uow.next_ids_of(
+                [("customers", 1), ("audit", audited)]
+            )
+        else:
+            customer.id = await uow.customers.next_id()
+            self._audit_ids = list(await uow.audit.next_ids(audited))
         await self.derive(customer, resegment=True)
-        await self.uow.customers.add(customer)
+        await uow.customers.add(customer)
         self._written = True
 
     async def add_many(self, customers: Sequence[Customer]) -> set[str]:
-        """Insert new customers at once, as ``add`` does each; returns the emails the
-        storage refused as taken (those customers are not inserted).
+        """Insert new customers at once, under the ids they carry, their derived data
+        computed as ``add`` computes it; returns the emails the storage refused as
+        taken (those customers are not inserted).
 
         Raises:
             StorageRoleMissing: the storage has no ``CustomerBulkImport``.
@@ -252,11 +267,17 @@ class Change:
         if not self._written:
             return
         if self._records:
-            # The events' ids and their chains' locks in one go: one round trip
-            # where the storage can.
-            ids, locked = await self.uow.audit.reserve_and_lock(
-                len(self._records), audit_chains(r.customer_id for r in self._records)
-            )
+            count, reserved = len(self._records), self._audit_ids
+            chains = audit_chains(r.customer_id for r in self._records)
+            if count > len(reserved):
+                # The other events' ids and their chains' locks in one go: one round
+                # trip where the storage can.
+                more, locked = await self.uow.audit.reserve_and_lock(
+                    count - len(reserved), chains
+                )
+                ids = [*reserved, *more]
+            else:
+                ids, locked = reserved[:count], await self.uow.audit.lock_chains(chains)
             await append_locked(
                 self.uow,
                 [

@@ -66,12 +66,9 @@ class CustomerRecords:
             # No lookup first: the storage refuses a taken email atomically, which a
             # check-then-insert could not promise under concurrent creates anyway.
             customer = build_customer(
-                data,
-                customer_id=await change.uow.customers.next_id(),
-                tenant_id=change.uow.tenant_id,
-                now=change.now,
+                data, customer_id=0, tenant_id=change.uow.tenant_id, now=change.now
             )
-            await change.add(customer)
+            await change.add(customer)  # gives it its id
             change.audit(
                 AuditAction.CUSTOMER_CREATED,
                 customer_id=customer.id,
