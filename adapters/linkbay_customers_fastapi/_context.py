@@ -198,7 +198,10 @@ def one_dependency(
     one per value. A dependency FastAPI must call itself (a sync function, a
     generator), or whose parameters clash with another's, stays a dependency of
     this one, and so do those before it. ``app.dependency_overrides`` applies to
-    the dependencies' own dependencies, and to those kept as dependencies.
+    the dependencies' own dependencies, and to those kept as dependencies; an
+    override of a dependency called by this one is called instead of it when it
+    takes no parameters (``lambda: "tenant-a"``, as tests override), and refused
+    with a ``TypeError`` naming it otherwise.
     """
     keys = list(dependencies)
     nested, merged = _shared_parameters([_inlined(k, dependencies[k]) for k in keys])
@@ -213,14 +216,48 @@ def one_dependency(
     inlined = [
         (key, dependencies[key], _inlined(key, dependencies[key]) or {}) for key in keys[nested:]
     ]
+    # The request, to find the application's overrides of the dependencies called here.
+    request_name = "injected__Request"
+    if inlined and request_name not in merged:
+        merged[request_name] = inspect.Parameter(
+            request_name, inspect.Parameter.KEYWORD_ONLY, annotation=Request
+        )
 
     async def dependency(**values: Any) -> R:
         resolved = {key: values[f"{key}__value"] for key in keys[:nested]}
+        overrides: dict[Any, Any] = {}
+        if inlined:
+            overrides = getattr(values[request_name].app, "dependency_overrides", None) or {}
         for key, call, names in inlined:
-            resolved[key] = await call(**{inner: values[p.name] for inner, p in names.items()})
+            override = overrides.get(call)
+            if override is not None:
+                resolved[key] = await _overridden(key, override)
+            else:
+                resolved[key] = await call(**{inner: values[p.name] for inner, p in names.items()})
         return build(**resolved)
 
     dependency.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [*parameters, *merged.values()]
     )
     return dependency
+
+
+async def _overridden(key: str, override: Callable[..., Any]) -> Any:
+    """The value of an override (``app.dependency_overrides``) of a dependency
+    ``one_dependency`` calls itself: an override that takes no parameters."""
+    required = [
+        p.name
+        for p in inspect.signature(override).parameters.values()
+        if p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
+    if inspect.isgeneratorfunction(override) or inspect.isasyncgenfunction(override):
+        required = ["it yields"]
+    if required:
+        raise TypeError(
+            f"the override of the router's {key} dependency takes parameters or yields"
+            f" ({', '.join(required)}): override it with a function of no parameters"
+            " returning the value, or override the dependencies it depends on"
+        )
+    value = override()
+    return await value if inspect.isawaitable(value) else value

@@ -124,7 +124,9 @@ def create_customer_router(
     request (FastAPI's CPU per dependency counts on the hottest routes): an async
     function among them is called by that one, with its parameters resolved as
     FastAPI resolves them, so ``app.dependency_overrides`` reaches its own
-    dependencies but not the function itself; any other kind (a sync function, a
+    dependencies; an override of the function itself is called in its place when it
+    takes no parameters (``app.dependency_overrides[get_tenant] = lambda: "t1"``)
+    and refused with a ``TypeError`` otherwise; any other kind (a sync function, a
     generator, a class) stays a dependency FastAPI resolves and can override.
 
     Errors are raised as library errors; install ``add_problem_handlers(app)`` on the

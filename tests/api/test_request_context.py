@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
+import pytest
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 
 from linkbay_customers import CustomerService, HeuristicIntelligence
@@ -135,3 +136,52 @@ async def test_the_tenant_dependency_runs_first_and_its_refusal_stops_the_rest()
     assert refused.status_code == 401
     assert served.status_code == 200
     assert calls == ["tenant", "tenant", "actor"]
+
+
+async def test_overriding_the_tenant_and_actor_functions_themselves_takes_effect() -> None:
+    # The way tests of a host application pin the tenant: overrides of no parameters.
+    from linkbay_customers_fastapi import header_tenancy
+
+    storage = InMemoryStorage()
+    service = _service(storage)
+    tenancy = header_tenancy()
+    app = FastAPI()
+    add_problem_handlers(app)
+    app.include_router(
+        create_customer_router(service, get_tenant_id=tenancy.tenant_id, get_actor=tenancy.actor)
+    )
+    app.dependency_overrides[tenancy.tenant_id] = lambda: "pinned"
+
+    async def pinned_actor() -> str:
+        return "tester"
+
+    app.dependency_overrides[tenancy.actor] = pinned_actor
+    async with await _client(app) as client:
+        # No X-Tenant-ID header: the override answers instead of the header dependency.
+        created = await client.post("/customers", json={"email": "a@example.com"})
+        read = await client.get(f"/customers/{created.json()['id']}")
+    assert created.status_code == 201
+    assert read.status_code == 200
+    assert read.json()["tenant_id"] == "pinned"
+    async with storage.unit_of_work("pinned") as uow:
+        (event,) = (await uow.audit.list()).items
+    assert event.actor == "tester"
+    app.dependency_overrides.clear()
+    async with await _client(app) as client:
+        refused = await client.get("/customers")
+    assert_problem(refused, 400, "tenant_required", "X-Tenant-ID")
+
+
+async def test_an_override_of_the_tenant_function_that_takes_parameters_is_refused() -> None:
+    from linkbay_customers_fastapi import header_tenancy
+
+    tenancy = header_tenancy()
+    app = FastAPI()
+    add_problem_handlers(app)
+    app.include_router(
+        create_customer_router(_service(InMemoryStorage()), get_tenant_id=tenancy.tenant_id)
+    )
+    app.dependency_overrides[tenancy.tenant_id] = lambda request: "pinned"
+    async with await _client(app) as client:
+        with pytest.raises(TypeError, match=r"router's tenant_id dependency .*\(request\)"):
+            await client.get("/customers")
