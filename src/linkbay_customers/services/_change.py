@@ -272,9 +272,7 @@ class Change:
             if count > len(reserved):
                 # The other events' ids and their chains' locks in one go: one round
                 # trip where the storage can.
-                more, locked = await self.uow.audit.reserve_and_lock(
-                    count - len(reserved), chains
-                )
+                more, locked = await self.uow.audit.reserve_and_lock(count - len(reserved), chains)
                 ids = [*reserved, *more]
             else:
                 ids, locked = reserved[:count], await self.uow.audit.lock_chains(chains)
