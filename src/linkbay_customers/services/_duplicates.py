@@ -273,7 +273,7 @@ class CustomerDuplicates:
     gone) and for at most a day."""
 
     async def _reusable(
-        self, uow: UnitOfWork, candidates: DuplicateCandidates, customers: int
+        self, candidates: DuplicateCandidates, customers: int, events: int
     ) -> MatchModel | None:
         """The tenant's stored fit, unless the tenant changed since (or it is stale)."""
         stored = await candidates.load_match_fit()
@@ -282,22 +282,25 @@ class CustomerDuplicates:
         if self._tx.clock.now() - stored.fitted_at > _STALE_AGE:
             return None
         changes = abs(customers - stored.parameters["customers"]) + (
-            await _audit_events(uow) - stored.parameters["audit_events"]
+            events - stored.parameters["audit_events"]
         )
         return model if changes <= _STALE_SHARE * stored.parameters["customers"] else None
 
-    async def _fit(self, uow: UnitOfWork, customers: int) -> _Fit:
+    async def _fit(self, uow: UnitOfWork, customers: int, events: int | None = None) -> _Fit:
         """The model to score the tenant's pairs with: fitted on every pair of a tenant
         up to ``duplicate_sample_customers`` (``sample`` holds them, compared), else
-        the stored fit while it holds, else one fitted on a sample (to be stored)."""
+        the stored fit while it holds, else one fitted on a sample (to be stored).
+        ``events`` is the tenant's count of audit events, when the caller has it."""
         candidates = duplicate_candidates(uow)
         every = _sample_every(customers, self.duplicate_sample_customers)
-        if every > 1 and (model := await self._reusable(uow, candidates, customers)):
-            return _Fit(_Scorer(model))
-        events = await _audit_events(uow) if every > 1 else 0
-        model, sample = await _fitted(uow, candidates, every)
         if every == 1:
+            model, sample = await _fitted(uow, candidates, every)
             return _Fit(_Scorer(model), sample=sample)
+        if events is None:
+            events = await _audit_events(uow)
+        if stored := await self._reusable(candidates, customers, events):
+            return _Fit(_Scorer(stored))
+        model, sample = await _fitted(uow, candidates, every)
         fit = ModelFit(
             tenant_id=uow.tenant_id,
             model="duplicates",
@@ -356,7 +359,7 @@ class CustomerDuplicates:
         uow: UnitOfWork,
         threshold: float,
         on_progress: ProgressCallback[int] | None,
-        customers: int | None = None,
+        stamp: _Stamp | None = None,
     ) -> tuple[list[_Scored], _Fit]:
         """The tenant's candidate pairs at ``threshold`` or above, most probable first,
         and the fit that scored them.
@@ -364,11 +367,11 @@ class CustomerDuplicates:
         One fit on a sample whose size does not grow with the tenant (every pair of a
         tenant of up to ``duplicate_sample_customers`` customers, then compared only
         once), or the stored one; then every pair streamed, compared and scored, and
-        those at the threshold kept.
+        those at the threshold kept. ``stamp``: the tenant's counts, when the caller
+        has read them.
         """
-        if customers is None:
-            customers = await _tenant_size(uow)
-        fit = await self._fit(uow, customers)
+        customers, events = stamp if stamp is not None else (await _tenant_size(uow), None)
+        fit = await self._fit(uow, customers, events)
         score = fit.score
         if fit.sample is not None:
             await report_progress(on_progress, customers)
@@ -458,7 +461,7 @@ class CustomerDuplicates:
             now = self._tx.clock.now()
             scored = self._listings.get(tenant_id, threshold, stamp, now)
             if scored is None:
-                scored, fit = await self._scored(uow, threshold, on_progress, customers)
+                scored, fit = await self._scored(uow, threshold, on_progress, stamp)
                 self._listings.put(tenant_id, threshold, stamp, now, scored)
             else:
                 await report_progress(on_progress, customers)
