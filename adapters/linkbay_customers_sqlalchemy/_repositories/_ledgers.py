@@ -211,16 +211,16 @@ class SqlAuditRepository(SqlRepository, AuditRepository):
             return
         field_lists: dict[tuple[str, ...], builtins.list[str]] = {}
         rows = [self._values(e, field_lists) for e in events]
-        if len(rows) == 1:  # a change's one event: one statement, no COPY
+        if await self._copy(rows, action="writing the audit trail"):
+            return
+        # Fewer rows than COPY pays for, SQLite, or COPY refused (a taken id or
+        # position, which the INSERT reports, or row-level security binding the role).
+        if len(rows) == 1:  # a change's one event: the hot statement's path
             await self._session.fetch(
                 plain_insert(self._table), rows[0], action="writing the audit trail"
             )
-            return
-        if await self._copy(rows, action="writing the audit trail"):
-            return
-        # SQLite; or COPY was refused (a taken id or position, which the INSERT
-        # reports, or row-level security binding the role).
-        await self._execute(plain_insert(self._table), rows, action="writing the audit trail")
+        else:
+            await self._execute(plain_insert(self._table), rows, action="writing the audit trail")
 
     @staticmethod
     def _event(row: Any) -> AuditEvent:
