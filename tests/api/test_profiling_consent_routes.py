@@ -145,9 +145,9 @@ async def test_recommendations_are_personal_only_for_who_opted_in(
 
     assert dora.status_code == bruno.status_code == 200
     assert [(r["product_id"], r["reason"]) for r in dora.json()] == [
-        ("tea", "a best seller in this shop (1 buyers)")
+        ("tea", "a best seller in this shop (1 buyer)")
     ]
     assert [(r["product_id"], r["reason"]) for r in bruno.json()] == [
-        ("tea", "bought by 1 of the 1 customers most similar to this one")
+        ("tea", "bought by the customer most similar to this one")
     ]
     await assert_only_opted_in_profiled(client, headers, shop, scored=True)

@@ -332,11 +332,11 @@ class TestProfilingOnIntelligencePaths(ProfilingShop):
         theirs = await shop.ai.generate_recommendations(tenant, pair.allowed)
 
         assert [(r.product_id, r.reason) for r in own] == [
-            ("tea", "a best seller in this shop (1 buyers)")
+            ("tea", "a best seller in this shop (1 buyer)")
         ]
         # Anna's bell would be suggested if her stale embedding made her a neighbour.
         assert [(r.product_id, r.reason) for r in theirs] == [
-            ("tea", "bought by 1 of the 1 customers most similar to this one")
+            ("tea", "bought by the customer most similar to this one")
         ]
         assert pair.excluded not in shop.intelligence.asked
 

@@ -374,7 +374,7 @@ class AIService:
                 product_id=s.product_id,
                 product_name=s.product_name,
                 score=round(s.buyers / tenant_buyers, 6),
-                reason=f"a best seller in this shop ({s.buyers} buyers)",
+                reason=f"a best seller in this shop ({_buyers(s.buyers)})",
             )
             for s in sales
             if s.product_id not in own
@@ -539,6 +539,10 @@ class AIService:
         return rows
 
 
+def _buyers(count: int) -> str:
+    return "1 buyer" if count == 1 else f"{count} buyers"
+
+
 def _similar_picks(
     neighbours: Sequence[tuple[Customer, float]],
     purchases: Sequence[ProductPurchases],
@@ -567,6 +571,8 @@ def _similar_picks(
             reason=(
                 f"bought by {buyers[pid]} of the {len(neighbours)} customers most similar"
                 " to this one"
+                if len(neighbours) > 1
+                else "bought by the customer most similar to this one"
             ),
         )
         for pid in ranked
