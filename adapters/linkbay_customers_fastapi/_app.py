@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 import linkbay_customers
 from linkbay_customers.container import CustomersContainer, bootstrap
-from linkbay_customers.domain import StorageError
+from linkbay_customers.domain import SchemaNotMigrated, StorageError
 from linkbay_customers.services import AIService, CustomerService, GDPRService
 from linkbay_customers_fastapi._limits import DEFAULT_MAX_BODY_SIZE
 from linkbay_customers_fastapi._problems import add_problem_handlers, problem_responses
@@ -141,7 +141,7 @@ def create_app(
         tags=["health"],
         summary="Readiness",
         operation_id="health_ready",
-        responses=problem_responses(StorageError),
+        responses=problem_responses(StorageError, SchemaNotMigrated),
     )
     async def ready() -> HealthResponse:
         """Answers 200 when the storage answers too, 503 `storage_error` while it does not;

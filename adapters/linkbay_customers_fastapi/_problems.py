@@ -388,6 +388,7 @@ REQUEST_ERRORS: tuple[type[LinkbayError], ...] = (
     NotAuthenticated,
     InvalidInput,
     StorageRejected,
+    SchemaNotMigrated,
     StorageError,
 )
 """The errors any route can answer: the tenant, the headers, the credentials, the input

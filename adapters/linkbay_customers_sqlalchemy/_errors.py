@@ -49,22 +49,29 @@ _TRANSIENT_SQLITE_CODES = frozenset({5, 6, 7, 9, 10, 13, 14, 15})
 _REFUSALS = (IntegrityError, DataError, ProgrammingError, NotSupportedError)
 
 
-# SQLSTATE undefined_table, and how SQLite and PostgreSQL name the missing table.
-_UNDEFINED_TABLE = "42P01"
-_MISSING_TABLE = re.compile(
-    r'no such table: (?:\w+\.)?(\w+)|relation "(?:\w+\.)?(\w+)" does not exist'
+# SQLSTATE undefined_table and undefined_column, and how SQLite and PostgreSQL name
+# what is missing.
+_UNDEFINED = {"42P01", "42703"}
+_MISSING = re.compile(
+    r'no such table: (?:\w+\.)?(?P<t1>\w+)|relation "(?:\w+\.)?(?P<t2>\w+)" does not exist'
+    r"|no such column: (?P<c1>[\w.]+)|column (?P<c2>[\w.]+) does not exist"
+    r'|column "(?P<c3>\w+)" of relation "(?P<t3>\w+)" does not exist'
 )
 
 
-def _missing_table(driver_error: BaseException | None) -> str | None:
-    """The table a statement found missing, by the driver's code and message."""
-    match = _MISSING_TABLE.search(str(driver_error))
+def _missing(driver_error: BaseException | None) -> str | None:
+    """The table (or ``table.column``) a statement found missing, by the driver's code
+    and message."""
+    match = _MISSING.search(str(driver_error))
     if match is None:
         return None
     sqlstate = _sqlstate(driver_error)
-    if sqlstate is not None and sqlstate != _UNDEFINED_TABLE:
+    if sqlstate is not None and sqlstate not in _UNDEFINED:
         return None
-    return match[1] or match[2]
+    found = match.groupdict()
+    if found["c3"]:
+        return f"{found['t3']}.{found['c3']}"
+    return next(value for value in found.values() if value)
 
 
 def _sqlstate(driver_error: BaseException | None) -> str | None:
@@ -91,7 +98,8 @@ def storage_error(message: str, error: BaseException) -> StorageError:
     """The library error for a driver's error: ``StorageRejected`` when retrying cannot
     help, ``TransactionConflict`` for a deadlock or a serialization failure.
 
-    A missing table is ``SchemaNotMigrated``: the database was never migrated.
+    A missing table or column is ``SchemaNotMigrated``: the database was never
+    migrated, or not to the revision the models need.
 
     Args:
         message: What failed, for the log (it may quote the driver's message).
@@ -100,10 +108,10 @@ def storage_error(message: str, error: BaseException) -> StorageError:
     driver_error = error.orig if isinstance(error, DBAPIError) else error
     if _sqlstate(driver_error) in _CONFLICT_SQLSTATES:
         return TransactionConflict(message)
-    table = _missing_table(driver_error)
-    if table is not None:
-        # Every table a statement of the library names is one of its models'.
-        return SchemaNotMigrated(table)
+    missing = _missing(driver_error)
+    if missing is not None:
+        # Every table and column a statement of the library names is its models'.
+        return SchemaNotMigrated(missing)
     transient = _is_transient(driver_error)
     if transient is None and isinstance(error, DBAPIError):
         transient = error.connection_invalidated or not isinstance(error, _REFUSALS)

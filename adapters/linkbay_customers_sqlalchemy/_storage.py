@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import BigInteger, Table, bindparam, text
+from sqlalchemy import BigInteger, Table, and_, bindparam, false, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -509,9 +509,17 @@ class SqlAlchemyStorage(Storage):
         return SqlAlchemyUnitOfWork(self, tenant_id, read_only=read_only)
 
     async def ping(self) -> None:
-        """Check the database answers: a connection from the pool and one statement,
-        outside any transaction (on SQLite, no write lock); a pooled connection the
-        server dropped is replaced and the statement sent again."""
+        """Check the database answers and holds the schema the storage uses: a
+        connection from the pool and one statement, outside any transaction, naming
+        every column of every table of the models and reading no row (so it takes no
+        write lock, on SQLite either); a pooled connection the server dropped is
+        replaced and the statement sent again.
+
+        Raises:
+            SchemaNotMigrated: a table or column of the models is missing (the schema
+                was never migrated, or is of an older revision).
+            StorageError: the database does not answer now.
+        """
         with translate_errors("checking the database"):
             try:
                 await self._ping_once()
@@ -523,13 +531,21 @@ class SqlAlchemyStorage(Storage):
     async def _ping_once(self) -> None:
         async with self.engine.connect() as connection:
             if self.dialect == "sqlite":
-                driver = (await connection.get_raw_connection()).driver_connection
-                try:
-                    await _pragma(driver, "schema_version")
-                except sqlite3.Error as exc:
-                    raise StorageError(f"checking the database failed: {exc}") from exc
-            else:
-                await connection.exec_driver_sql("SELECT 1")
+                connection.info[READ_ONLY] = True  # a deferred BEGIN: no write lock
+            await connection.execute(self._schema_probe)
+
+    @functools.cached_property
+    def _schema_probe(self) -> Any:
+        # Planning the statement needs every table and column it names; ``WHERE
+        # false`` under each EXISTS leaves nothing to read (nor a row policy to apply).
+        return select(literal(1)).where(
+            and_(
+                *(
+                    ~select(*table.columns).where(false()).exists()
+                    for table in self.models.tables().values()
+                )
+            )
+        )
 
     async def load_model_fit(self, tenant_id: str, model: str) -> ModelFit | None:
         """The tenant's fit of a model, or None (``linkbay_customers_clv.ModelFitStorage``).

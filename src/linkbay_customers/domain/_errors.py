@@ -240,20 +240,23 @@ class StorageRejected(StorageError):
 
 
 class SchemaNotMigrated(StorageRejected):
-    """The database lacks a table the library uses: its schema was never migrated.
+    """The database lacks a table or a column the library uses: its schema was never
+    migrated, or not to the revision the library needs.
 
     Retrying cannot help; migrating the database does:
     ``linkbay-customers migrate --database-url URL`` (or the host's own migrations).
 
     Attributes:
-        table: The missing table.
+        table: The missing table, or ``table.column`` for a missing column.
     """
 
     code = "schema_not_migrated"
 
     def __init__(self, table: str) -> None:
+        what = f"column {table!r}" if "." in table else f"table {table!r}"
+        why = "is older than the library's" if "." in table else "was never migrated"
         super().__init__(
-            f"the database has no table {table!r}: its schema was never migrated; run"
+            f"the database has no {what}: its schema {why}; run"
             " linkbay-customers migrate --database-url URL, with this database's URL"
         )
         self.table = table
