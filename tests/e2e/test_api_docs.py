@@ -416,7 +416,9 @@ CASES: dict[str, Case] = {
         then=(Answer("POST", "/customers/1/orders", 1, {**ORDER, "total": "59.99"}),),
     ),
     "GET /customers/1/orders?page=1&page_size=20": Case(given=(mario, order)),
-    "GET /customers/1/export": Case(given=(mario, address, order, marketing), at="10:45"),
+    "GET /customers/1/export": Case(
+        given=(mario, address, order, marketing, no_analytics), at="10:45"
+    ),
     "GET /customers/1/export?format=csv": Case(given=(mario,), body=None),
     "DELETE /customers/1/gdpr?anonymize=true": Case(given=(mario,), at="10:50"),
     "POST /customers/1/consent/marketing": Case(
