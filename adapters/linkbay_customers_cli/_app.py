@@ -13,7 +13,7 @@ import re
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import aclosing, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -1104,8 +1104,12 @@ async def _export_json(
     """Write the JSON export as it is read, a page of rows at a time."""
     async with open_container(url, models=models, existing=True) as container:
         service = container.gdpr_service()
-        async for chunk in service.stream_customer_data(tenant, customer_id, actor=actor):
-            write(chunk)
+        # Closed here when a write fails (a reader that stopped early), so the
+        # export's unit of work ends before the storage closes.
+        stream = service.stream_customer_data(tenant, customer_id, actor=actor)
+        async with aclosing(stream) as chunks:
+            async for chunk in chunks:
+                write(chunk)
 
 
 class _PrivateFile:
@@ -1157,7 +1161,8 @@ def audit_verify(tenant: TenantOption, database_url: DatabaseUrlOption = None) -
 
     Finds any event changed, removed or inserted outside the library, with the key
     of LINKBAY_AUDIT_KEY (or LINKBAY_AUDIT_KEY_FILE, or the SQLite key file). Exits
-    0 when every chain is intact, 1 naming the first event that breaks one.
+    0 when every chain is intact, 1 naming the first event that breaks one, and 1
+    for a tenant with no audit event at all (a misspelt tenant id checks nothing).
     """
     with _reported_errors():
         url = resolve_database_url(database_url)
@@ -1166,6 +1171,12 @@ def audit_verify(tenant: TenantOption, database_url: DatabaseUrlOption = None) -
         f"{verification.events} {_plural(verification.events, 'event')} in"
         f" {verification.chains} {_plural(verification.chains, 'chain')}"
     )
+    if verification.broken is None and verification.chains == 0:
+        error_console.print(
+            f"[bold red]No audit trail for tenant {escape(tenant)}:[/] no event is recorded"
+            " for it, so nothing was checked. Is the tenant id (or the database) right?"
+        )
+        raise typer.Exit(1)
     if verification.broken is None:
         console.print(f"Audit trail of tenant {escape(tenant)} intact: checked {checked}.")
         return

@@ -182,11 +182,13 @@ async def database_errors(url: str) -> AsyncIterator[None]:
     except SchemaNotMigrated as error:
         where = describe_url(url)
         raise CommandError(
-            f"{where} has no table {error.table!r}: its schema was never migrated; run"
+            f"{where} has no {error.missing}: its schema {error.reason}; run"
             f" linkbay-customers migrate --database-url '{where}'"
         ) from error
     except StorageError as error:
         raise CommandError(f"{describe_url(url)}: {error}") from error
+    except BrokenPipeError:
+        raise  # standard output closed by its reader: not the database's doing
     except (OSError, SQLAlchemyError) as error:
         raise CommandError(f"cannot use {describe_url(url)}: {_first_line(error)}") from error
     except ImportError as error:

@@ -94,3 +94,19 @@ def test_audit_key_prints_a_new_256_bit_key_each_time() -> None:
         key = result.stdout.strip()
         assert len(key) == 64
         int(key, 16)
+
+
+def test_a_tenant_without_any_event_exits_1_rather_than_pass_for_intact(
+    database_url: str,
+) -> None:
+    """A misspelt tenant in a scheduled check must not read as an intact trail."""
+    tenant = new_tenant_id()
+    _trail(database_url, tenant)
+
+    code, out, err = cli(
+        "audit", "verify", "--tenant", f"{tenant}-misspelt", "--database-url", database_url
+    )
+
+    assert code == 1
+    assert "intact" not in out + err
+    assert f"No audit trail for tenant {tenant}-misspelt" in " ".join(err.split())

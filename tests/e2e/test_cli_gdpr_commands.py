@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import re
 import stat
+import subprocess
+import sys
 import zipfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -158,6 +161,29 @@ class TestExport:
             customer_csv = archive.read("customer.csv").decode("utf-8")
         assert {"customer.csv", "addresses.csv", "orders.csv", "consent_history.csv"} <= names
         assert "mario.rossi@example.com" in customer_csv
+
+    def test_a_reader_that_stops_early_ends_the_export_quietly_and_unrecorded(
+        self, sqlite_url: str, customer: tuple[str, int]
+    ) -> None:
+        """``export ... | head``: the pipe closes before the document is written."""
+        tenant, customer_id = customer
+        command = [sys.executable, "-m", "linkbay_customers_cli", "export", str(customer_id)]
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before the first byte
+        try:
+            done = subprocess.run(
+                [*command, "--tenant", tenant, "--database-url", sqlite_url],
+                stdout=write,
+                stderr=subprocess.PIPE,
+                timeout=120,
+                check=False,
+            )
+        finally:
+            os.close(write)
+
+        assert done.returncode == 1  # Click's status for a closed standard output
+        assert done.stderr.decode() == ""
+        assert ("data.exported", None) not in audit_actions(sqlite_url, tenant, customer_id)
 
     def test_csv_needs_an_output_file(self, sqlite_url: str, customer: tuple[str, int]) -> None:
         tenant, customer_id = customer

@@ -248,15 +248,18 @@ class SchemaNotMigrated(StorageRejected):
 
     Attributes:
         table: The missing table, or ``table.column`` for a missing column.
+        missing: What is missing, in words (``table 'customers'``).
+        reason: Why, in words (``was never migrated``).
     """
 
     code = "schema_not_migrated"
 
     def __init__(self, table: str) -> None:
-        what = f"column {table!r}" if "." in table else f"table {table!r}"
-        why = "is older than the library's" if "." in table else "was never migrated"
+        column = "." in table
+        self.table = table
+        self.missing = f"column {table!r}" if column else f"table {table!r}"
+        self.reason = "is older than the library's" if column else "was never migrated"
         super().__init__(
-            f"the database has no {what}: its schema {why}; run"
+            f"the database has no {self.missing}: its schema {self.reason}; run"
             " linkbay-customers migrate --database-url URL, with this database's URL"
         )
-        self.table = table
