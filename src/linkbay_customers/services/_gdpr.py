@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import zipfile
-from collections.abc import AsyncIterator, Mapping, Sequence, Set
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence, Set
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -142,15 +142,16 @@ class GDPRService:
         *,
         actor: str | None = None,
         page_size: int = _STREAM_PAGE,
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """The JSON document of ``export_customer_data``, as UTF-8 pieces read from
         storage a page at a time: the memory an export takes does not grow with the
         customer's notes, orders and audit events. The REST API and the CLI serve this.
 
         The document is read in one unit of work, as ``export_customer_data`` reads it,
         and the export is audited when the last piece has been read: read it to the
-        end (an export left unfinished is rolled back and not recorded). The error of
-        an unknown customer comes with the first piece.
+        end (an export left unfinished is rolled back and not recorded; close the
+        generator, ``contextlib.aclosing``, to end its unit of work at once). The
+        error of an unknown customer comes with the first piece.
 
         Args:
             tenant_id: The tenant.
