@@ -52,6 +52,22 @@ def _single_header(request: Request, name: str) -> None:
         raise InvalidHeader(f"the {name} header must be sent once, not {count} times", field=name)
 
 
+def _header_text(value: str | None) -> str | None:
+    """A header's value read as UTF-8 where its bytes are UTF-8, else as Latin-1.
+
+    The ASGI server hands header bytes over decoded as Latin-1 (RFC 9110's legacy
+    reading), so ``tënant`` sent in UTF-8 would arrive as ``tÃ«nant``; encoding
+    back gives the bytes sent. Bytes that are not UTF-8 keep their Latin-1 reading:
+    ``tënant`` names one tenant in either encoding.
+    """
+    if value is None or value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
 def header_tenancy(
     *, tenant_header: str = "X-Tenant-ID", actor_header: str = "X-Actor-ID"
 ) -> Tenancy:
@@ -62,10 +78,11 @@ def header_tenancy(
 
     Args:
         tenant_header: Header naming the tenant (required; 1 to 64 printable characters
-            without spaces). Missing or invalid: 400 ``tenant_required``; sent twice:
-            400 ``invalid_header``.
+            without spaces, in UTF-8 or Latin-1). Missing or invalid: 400
+            ``tenant_required``; sent twice: 400 ``invalid_header``.
         actor_header: Header naming the acting user (optional; 1 to 255 printable
-            characters). Invalid or sent twice: 400 ``invalid_header``.
+            characters, in UTF-8 or Latin-1). Invalid or sent twice: 400
+            ``invalid_header``.
     """
 
     # The header parameters have names of their own: the router resolves both
@@ -83,7 +100,7 @@ def header_tenancy(
         if tenant_header_value is None:
             raise TenantRequired(f"the {tenant_header} header is required", field=tenant_header)
         try:
-            return check_tenant(tenant_header_value)
+            return check_tenant(_header_text(tenant_header_value))
         except InvalidInput:
             raise TenantRequired(
                 f"the {tenant_header} header must be 1 to 64 printable characters without spaces",
@@ -101,7 +118,7 @@ def header_tenancy(
     ) -> str | None:
         _single_header(request, actor_header)
         try:
-            return check_actor(actor_header_value, field=actor_header)
+            return check_actor(_header_text(actor_header_value), field=actor_header)
         except InvalidInput as exc:
             raise InvalidHeader(
                 f"the {actor_header} header must be 1 to 255 printable characters",

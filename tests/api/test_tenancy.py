@@ -362,3 +362,26 @@ class TestWeakTokens:
         )
         assert_problem(other_iss, 401, "not_authenticated", "Authorization")
         assert_problem(no_exp, 401, "not_authenticated", "Authorization")
+
+
+class TestHeadersInUtf8:
+    async def test_a_tenant_and_actor_sent_in_utf8_are_read_as_sent(self, spy: SpyStorage) -> None:
+        headers = {"X-Tenant-ID": "tënant".encode(), "X-Actor-ID": "Zoë Ünal".encode()}
+        async with await _client(_app(spy, header_tenancy())) as client:
+            created = await client.post("/customers", json={"email": "a@x.com"}, headers=headers)
+            listed = await client.get("/customers", headers=headers)
+
+        assert created.status_code == 201, created.text
+        assert created.json()["tenant_id"] == "tënant"
+        assert [c["id"] for c in listed.json()["items"]] == [created.json()["id"]]
+        assert spy.tenants == ["tënant", "tënant"]
+
+    async def test_a_tenant_in_latin_1_or_in_utf8_is_one_tenant(self, spy: SpyStorage) -> None:
+        async with await _client(_app(spy, header_tenancy())) as client:
+            created = await client.post(
+                "/customers", json={"email": "a@x.com"}, headers={"X-Tenant-ID": b"t\xebnant"}
+            )
+            listed = await client.get("/customers", headers={"X-Tenant-ID": "tënant".encode()})
+
+        assert created.json()["tenant_id"] == "tënant"
+        assert [c["id"] for c in listed.json()["items"]] == [created.json()["id"]]
