@@ -41,6 +41,7 @@ from pydantic import (
 
 from linkbay_customers.domain import (
     COUNTRY_CODES,
+    CURRENCY_CODES,
     MAX_ID,
     MAX_JSON_DOCUMENT_BYTES,
     Address,
@@ -260,7 +261,7 @@ def _country(value: str) -> str:
 
 def _currency(value: str) -> str:
     code = value.strip().upper()
-    if len(code) != 3 or not code.isascii() or not code.isalpha():
+    if code not in CURRENCY_CODES:
         raise ValueError("must be an ISO 4217 currency code, such as 'EUR'")
     return code
 

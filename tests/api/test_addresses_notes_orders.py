@@ -260,6 +260,32 @@ class TestOrders:
 
         assert_problem(response, 422, "invalid_input", "currency")
 
+    @pytest.mark.parametrize(
+        ("currency", "message"),
+        [("XYZ", "ISO 4217"), ("EU", "at least 3"), ("EURO", "at most 3"), ("€", "at least 3")],
+    )
+    async def test_a_currency_that_is_no_iso_4217_code_is_a_422_that_records_nothing(
+        self,
+        client: httpx.AsyncClient,
+        headers: dict[str, str],
+        customer_id: int,
+        currency: str,
+        message: str,
+    ) -> None:
+        url = f"/customers/{customer_id}/orders"
+
+        response = await client.post(url, json={**ORDER, "currency": currency}, headers=headers)
+        lower = await client.post(
+            url, json={**ORDER, "order_id": "ORD-usd", "currency": "usd"}, headers=headers
+        )
+
+        body = assert_problem(response, 422, "invalid_input", "currency")
+        assert message in body["errors"][0]["message"]
+        assert lower.status_code == 201
+        assert lower.json()["currency"] == "USD"
+        listed = await client.get(url, headers=headers)
+        assert [o["order_id"] for o in listed.json()["items"]] == ["ORD-usd"]
+
     async def test_orders_are_listed_newest_first_in_pages(
         self, client: httpx.AsyncClient, headers: dict[str, str], customer_id: int
     ) -> None:

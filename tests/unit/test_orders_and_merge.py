@@ -11,6 +11,7 @@ from linkbay_customers import (
     CustomerNotFound,
     CustomerService,
     GDPRService,
+    HeuristicIntelligence,
     InvalidInput,
     InvalidMerge,
     OrderConflict,
@@ -19,6 +20,7 @@ from linkbay_customers.domain import MAX_MONEY, AuditAction, Customer
 from linkbay_customers.ports import Storage
 from linkbay_customers.schemas import CustomerDataExport
 from linkbay_customers.testing import FixedClock
+from linkbay_customers_memory import InMemoryStorage
 from tests.unit.test_profiling_consent import DERIVED
 
 # The export shows every derived field but the embedding.
@@ -472,3 +474,13 @@ class TestMerge:
                 await service.get_customer(tenant, customer_id, include_deleted=True)
         again = await service.create_customer(tenant, {"email": "dup@example.com"})
         assert again.id not in (source.id, target.id)
+
+
+def test_a_default_currency_that_is_no_iso_4217_code_is_refused_when_configured() -> None:
+    with pytest.raises(ValueError, match="ISO 4217"):
+        CustomerService(
+            InMemoryStorage().unit_of_work,
+            FixedClock(),
+            HeuristicIntelligence(),
+            default_currency="EURO",
+        )

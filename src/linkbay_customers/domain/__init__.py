@@ -113,6 +113,7 @@ from linkbay_customers.domain._rules import (
 )
 from linkbay_customers.domain._values import (
     COUNTRY_CODES,
+    CURRENCY_CODES,
     EMBEDDING_DIMENSIONS,
     MAX_ID,
     MAX_MONEY,
@@ -171,6 +172,7 @@ __all__ = (
     "policies_from",
     "profiling_allowed",
     "COUNTRY_CODES",
+    "CURRENCY_CODES",
     "EMBEDDING_DIMENSIONS",
     "MAX_ID",
     "MAX_JSON_DOCUMENT_BYTES",

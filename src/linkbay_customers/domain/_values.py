@@ -266,3 +266,6 @@ def check_phone_region(region: str | None) -> str | None:
 
 COUNTRY_CODES: frozenset[str] = frozenset(country.alpha_2 for country in pycountry.countries)
 """ISO 3166-1 alpha-2: the officially assigned codes, as ``pycountry`` ships them."""
+
+CURRENCY_CODES: frozenset[str] = frozenset(currency.alpha_3 for currency in pycountry.currencies)
+"""ISO 4217 alphabetic codes, as ``pycountry`` ships them."""

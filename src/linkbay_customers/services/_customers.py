@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from linkbay_customers.domain import (
+    CURRENCY_CODES,
     DEFAULT_MAX_ADDRESSES,
     DEFAULT_PROFILING_POLICY,
     ProfilingPolicies,
@@ -61,7 +62,8 @@ class CustomerService(
 
     Raises:
         ValueError: ``default_phone_region`` names no region with a numbering plan,
-            or ``max_addresses_per_customer`` is not a positive integer.
+            ``default_currency`` is not an ISO 4217 code, or
+            ``max_addresses_per_customer`` is not a positive integer.
     """
 
     def __init__(
@@ -84,6 +86,11 @@ class CustomerService(
         ):
             raise ValueError("max_addresses_per_customer must be a positive integer")
         self._max_addresses = max_addresses_per_customer
+        if default_currency not in CURRENCY_CODES:
+            raise ValueError(
+                f"default_currency must be an ISO 4217 currency code such as 'EUR',"
+                f" not {default_currency!r}"
+            )
         self._default_currency = default_currency
         self._tx = Transactions(
             uow_factory,
