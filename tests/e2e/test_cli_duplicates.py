@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import stat
 from pathlib import Path
 
 from linkbay_customers import CustomersContainer
 from linkbay_customers.testing import new_tenant_id
+from tests.e2e._shell import cli_environment, run_shell
 from tests.e2e.test_cli_score import cli, on_container
 
 
@@ -129,3 +131,20 @@ def test_a_pair_that_cannot_be_decided_is_a_one_line_error(database_url: str) ->
     no_tenant = cli("duplicates", *url)
     assert no_tenant[0] == 2
     assert "Missing option '--tenant'" in no_tenant[2]
+
+
+def test_the_pages_commands_write_the_csv_the_page_shows(tmp_path: Path) -> None:
+    """docs/duplicates.md's command section, run verbatim in a fresh directory."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "duplicates.md").read_text()
+    section = page[page.index("## The command") :]
+    shell = re.findall(r"^```bash\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
+    shown = re.findall(r"^```text\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
+    work = tmp_path / "work"
+    work.mkdir()
+    environment = cli_environment(tmp_path)
+
+    run_shell(["bash", "-euc", shell[0]], work, environment)
+    assert (work / "pairs.csv").read_text() == shown[0]
+    marked = run_shell(["bash", "-euc", shell[1]], work, environment)
+    assert "marked as two people" in marked
+    assert "no longer marked" in marked

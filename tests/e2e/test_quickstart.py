@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 from pytest_examples import find_examples
 
 from linkbay_customers import bootstrap
+from tests.e2e._shell import cli_environment, run_shell
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "quickstart.md"
@@ -26,33 +25,10 @@ EXAMPLES = list(find_examples(PAGE))
 SHELL_BLOCKS = re.findall(r"^```bash\n(.*?)^```$", PAGE.read_text(), re.MULTILINE | re.DOTALL)
 
 
-def _environment(work: Path) -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "LINKBAY_"))}
-    # The console script of the CLI, run by the interpreter under test.
-    bin_dir = work / "bin"
-    bin_dir.mkdir()
-    script = bin_dir / "linkbay-customers"
-    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m linkbay_customers_cli "$@"\n')
-    script.chmod(0o755)
-    environment["PATH"] = f"{bin_dir}{os.pathsep}{environment.get('PATH', '')}"
-    environment["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT / "src"), str(ROOT / "adapters"), environment.get("PYTHONPATH", "")]
-    )
-    return environment
-
-
-def _run(command: list[str], work: Path, environment: dict[str, str]) -> str:
-    run = subprocess.run(
-        command, cwd=work, env=environment, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    return run.stdout
-
-
 def test_the_quickstart_runs_and_the_cli_imports_the_hosts_fields(tmp_path: Path) -> None:
     work = tmp_path / "shop"
     work.mkdir()
-    environment = _environment(tmp_path)
+    environment = cli_environment(tmp_path)
     files = {e.prefix_settings()["file"]: e for e in EXAMPLES if "file" in e.prefix_settings()}
     assert sorted(files) == ["main.py", "shop_models.py"]
     for name, example in files.items():
@@ -62,12 +38,12 @@ def test_the_quickstart_runs_and_the_cli_imports_the_hosts_fields(tmp_path: Path
     ]
     assert len(programs) == 1
     (work / "step3.py").write_text(programs[0].source)
-    printed = _run([sys.executable, "step3.py"], work, environment)
+    printed = run_shell([sys.executable, "step3.py"], work, environment)
     assert printed.splitlines()[0] == "1 Rossi SRL 120"
 
     shell = [block for block in SHELL_BLOCKS if "linkbay-customers import" in block]
     assert len(shell) == 1
-    output = _run(["bash", "-e", "-c", shell[0]], work, environment)
+    output = run_shell(["bash", "-e", "-c", shell[0]], work, environment)
     assert "1 created" in output
     assert "0 rejected" in output
 
@@ -92,7 +68,7 @@ def test_the_quickstart_runs_and_the_cli_imports_the_hosts_fields(tmp_path: Path
 
     # The export reads the same models, and so includes the host's fields.
     export = "linkbay-customers export 2 -t tenant_123 --database-url sqlite+aiosqlite:///shop.db"
-    exported = _run([*export.split(), "--models", "shop_models:models"], work, environment)
+    exported = run_shell([*export.split(), "--models", "shop_models:models"], work, environment)
     profile = json.loads(exported)["customer"]
     assert (profile["email"], profile["company_name"], profile["loyalty_points"]) == (
         "anna@example.com",
