@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from linkbay_customers.domain import InvalidInput
+from linkbay_customers.domain import InvalidInput, LinkbayError
 from linkbay_customers_fastapi._problems import (
     REQUEST_ERRORS,
     BodyTooLarge,
@@ -74,7 +74,9 @@ def _check_utf8(body: bytes) -> None:
         ) from None
 
 
-def limited_route_class(max_body_size: int | None) -> type[APIRoute]:
+def limited_route_class(
+    max_body_size: int | None, request_errors: Sequence[type[LinkbayError]] = REQUEST_ERRORS
+) -> type[APIRoute]:
     """A route class reading at most ``max_body_size`` bytes of a request's body.
 
     A larger body is answered with 413 ``body_too_large`` as soon as its declared
@@ -83,7 +85,7 @@ def limited_route_class(max_body_size: int | None) -> type[APIRoute]:
     ``invalid_input`` (field ``body``). Routes without a body are left as they are.
 
     Each route documents, besides the problems it declares, those every route can
-    return (``REQUEST_ERRORS``, ``internal_error``) and, when it reads a body, the
+    return (``request_errors``, ``internal_error``) and, when it reads a body, the
     body's (``bad_request``, and ``body_too_large`` under a limit).
 
     Raises:
@@ -100,7 +102,7 @@ def limited_route_class(max_body_size: int | None) -> type[APIRoute]:
             body_errors: tuple[type[BodyTooLarge] | str, ...] = ()
             if self.body_field is not None:
                 body_errors = ("bad_request", BodyTooLarge) if max_body_size else ("bad_request",)
-            common = problem_responses(*REQUEST_ERRORS, "internal_error", *body_errors)
+            common = problem_responses(*request_errors, "internal_error", *body_errors)
             self.responses = merge_problem_responses(common, self.responses)
 
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import http
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -44,6 +44,7 @@ from linkbay_customers.schemas import field_error_message
 __all__ = (
     "PROBLEM_MEDIA_TYPE",
     "PROBLEM_SCHEMA_REF",
+    "CONTEXT_ERRORS",
     "REQUEST_ERRORS",
     "BodyTooLarge",
     "InvalidHeader",
@@ -53,12 +54,16 @@ __all__ = (
     "ProblemResponse",
     "TenantRequired",
     "add_problem_handlers",
+    "answered_by",
+    "answers",
     "add_problem_schemas",
     "merge_problem_responses",
     "problem_responses",
     "problem_schemas",
     "status_for",
 )
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _TYPE_PREFIX = "urn:linkbay-customers:problem:"
@@ -382,10 +387,12 @@ _FRAMEWORK_CODES: dict[str, tuple[int, str]] = {
     "internal_error": (500, "The server failed to complete the request."),
 }
 
+CONTEXT_ERRORS: tuple[type[LinkbayError], ...] = (TenantRequired, InvalidHeader, NotAuthenticated)
+"""What a tenant or actor dependency that declares nothing (``answers``) may answer:
+the library's tenant, header and credential problems."""
+
 REQUEST_ERRORS: tuple[type[LinkbayError], ...] = (
-    TenantRequired,
-    InvalidHeader,
-    NotAuthenticated,
+    *CONTEXT_ERRORS,
     InvalidInput,
     StorageRejected,
     SchemaNotMigrated,
@@ -393,6 +400,27 @@ REQUEST_ERRORS: tuple[type[LinkbayError], ...] = (
 )
 """The errors any route can answer: the tenant, the headers, the credentials, the input
 and the storage."""
+
+_ANSWERS = "linkbay_problems"
+
+
+def answers(*errors: type[LinkbayError]) -> Callable[[F], F]:
+    """Declare the problems a tenant or actor dependency answers with, so that the
+    routes' OpenAPI document lists those and no others (see ``answered_by``)."""
+
+    def declare(dependency: F) -> F:
+        vars(dependency)[_ANSWERS] = errors
+        return dependency
+
+    return declare
+
+
+def answered_by(dependency: Callable[..., Any]) -> tuple[type[LinkbayError], ...]:
+    """The problems a dependency declared with ``answers``; ``CONTEXT_ERRORS`` for one
+    that declared none (a host's own dependency)."""
+    declared = getattr(dependency, "__dict__", {}).get(_ANSWERS)
+    return CONTEXT_ERRORS if declared is None else tuple(declared)
+
 
 _HEADERS = {
     503: {

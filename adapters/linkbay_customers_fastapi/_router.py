@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, params
 from fastapi.routing import APIRoute
 
-from linkbay_customers.domain import InvalidInput, check_actor, check_tenant
+from linkbay_customers.domain import InvalidInput, LinkbayError, check_actor, check_tenant
 from linkbay_customers.schemas import CustomerCreate, CustomerResponse, CustomerUpdate
 from linkbay_customers.services import (
     AIService,
@@ -24,7 +24,13 @@ from linkbay_customers_fastapi._context import (
     one_dependency,
 )
 from linkbay_customers_fastapi._limits import DEFAULT_MAX_BODY_SIZE, limited_route_class
-from linkbay_customers_fastapi._problems import TenantRequired
+from linkbay_customers_fastapi._problems import (
+    CONTEXT_ERRORS,
+    REQUEST_ERRORS,
+    TenantRequired,
+    answered_by,
+    answers,
+)
 from linkbay_customers_fastapi._routes_addresses import add_address_routes
 from linkbay_customers_fastapi._routes_ai import add_ai_routes, add_tenant_scoring_routes
 from linkbay_customers_fastapi._routes_customers import add_customer_routes
@@ -67,9 +73,23 @@ AI_ROUTE_GROUPS: tuple[RouteGroup, ...] = (add_ai_routes,)
 ``add_tenant_scoring_routes`` (a fixed path) goes before them all."""
 
 
+@answers()
 async def _no_actor() -> None:
     # async: FastAPI runs a plain function in a worker thread, a costly hop
     return None
+
+
+def _request_errors(
+    get_tenant_id: Callable[..., Any], get_actor: Callable[..., Any]
+) -> tuple[type[LinkbayError], ...]:
+    """What every route can answer with these dependencies: theirs (``answers``), the
+    400 of a tenant dependency returning no valid tenant id unless it declared what it
+    answers, and the input's and the storage's problems."""
+    given = (*answered_by(get_tenant_id), *answered_by(get_actor))
+    if answered_by(get_tenant_id) is CONTEXT_ERRORS:
+        given += (TenantRequired,)
+    context = tuple(error for error in CONTEXT_ERRORS if error in given)
+    return (*context, *(e for e in REQUEST_ERRORS if e not in CONTEXT_ERRORS))
 
 
 def _route_id(route: APIRoute) -> str:
@@ -205,7 +225,9 @@ def create_customer_router(
         ]
 
     router = APIRouter(
-        route_class=limited_route_class(max_body_size),
+        route_class=limited_route_class(
+            max_body_size, _request_errors(get_tenant_id, actor_dependency)
+        ),
         prefix=prefix,
         tags=list(tags),
         dependencies=list(dependencies),

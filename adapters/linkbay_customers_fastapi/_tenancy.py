@@ -13,7 +13,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from linkbay_customers.domain import InvalidInput, check_actor, check_tenant
 from linkbay_customers_fastapi._context import with_annotations
-from linkbay_customers_fastapi._problems import InvalidHeader, NotAuthenticated, TenantRequired
+from linkbay_customers_fastapi._problems import (
+    InvalidHeader,
+    NotAuthenticated,
+    TenantRequired,
+    answers,
+)
 
 if TYPE_CHECKING:
     from jwt.types import Options  # PyJWT >= 2.10; only the type checker needs it
@@ -87,6 +92,7 @@ def header_tenancy(
 
     # The header parameters have names of their own: the router resolves both
     # dependencies as one (see ``one_dependency``).
+    @answers(TenantRequired, InvalidHeader)
     async def tenant_id(
         request: Request,
         tenant_header_value: str | None = Header(
@@ -107,6 +113,7 @@ def header_tenancy(
                 field=tenant_header,
             ) from None
 
+    @answers(InvalidHeader)
     async def actor(
         request: Request,
         actor_header_value: str | None = Header(
@@ -235,6 +242,7 @@ def jwt_tenancy(
             raise NotAuthenticated("the token is not valid") from None
         return decoded
 
+    @answers(NotAuthenticated)
     @with_annotations(payload=Annotated[dict[str, Any], Depends(claims)])
     async def tenant_id(payload: dict[str, Any]) -> str:
         try:
@@ -242,6 +250,7 @@ def jwt_tenancy(
         except InvalidInput:
             raise NotAuthenticated(f"the token carries no valid {tenant_claim!r} claim") from None
 
+    @answers(NotAuthenticated)
     @with_annotations(payload=Annotated[dict[str, Any], Depends(claims)])
     async def actor(payload: dict[str, Any]) -> str | None:
         if actor_claim is None:

@@ -73,7 +73,7 @@ def test_every_operation_has_a_summary_a_description_and_an_id(spec: dict[str, A
 def test_every_operation_documents_its_problems(spec: dict[str, Any]) -> None:
     for method, path, operation in _operations(spec):
         statuses = {int(code) for code in operation["responses"]}
-        expected = {400, 401, 422, 500, 503}
+        expected = {400, 422, 500, 503}
         if "{" in path or path == "/customers/merge":
             expected.add(404)
         if (method, path) in CONFLICTS:
@@ -85,6 +85,45 @@ def test_every_operation_documents_its_problems(spec: dict[str, Any]) -> None:
             assert content[PROBLEM_MEDIA_TYPE]["schema"] == {"$ref": "#/components/schemas/Problem"}
         assert set(operation["responses"]["503"]["headers"]) == {"Retry-After"}, (method, path)
         assert "storage_rejected" in operation["responses"]["500"]["description"]
+
+
+def _context_codes(document: dict[str, Any]) -> set[tuple[str, str]]:
+    """The (status, code) pairs of the tenant and credential problems the document's
+    customer routes list."""
+    context = {"tenant_required", "invalid_header", "not_authenticated"}
+    return {
+        (status, code)
+        for _, _, operation in _operations(document)
+        for status, response in operation["responses"].items()
+        for code in response.get("x-problem-codes", ())
+        if code in context
+    }
+
+
+async def test_each_route_lists_the_tenancy_problems_of_its_tenancy_and_no_others(
+    memory_container: CustomersContainer,
+) -> None:
+    """Header tenancy never answers 401; a JWT one never answers the headers' 400s; a
+    host's own dependency may answer any of them."""
+    headers = create_app(memory_container).openapi()
+    signed = create_app(memory_container, jwt_secret="s" * 40).openapi()
+
+    async def host_tenant() -> str:
+        return "shop"
+
+    app = FastAPI()
+    add_problem_handlers(app)
+    app.include_router(
+        create_customer_router(memory_container.customer_service(), get_tenant_id=host_tenant)
+    )
+
+    assert _context_codes(headers) == {("400", "tenant_required"), ("400", "invalid_header")}
+    assert _context_codes(signed) == {("401", "not_authenticated")}
+    assert _context_codes(app.openapi()) == {
+        ("400", "tenant_required"),
+        ("400", "invalid_header"),
+        ("401", "not_authenticated"),
+    }
 
 
 def test_success_responses_name_their_models(spec: dict[str, Any]) -> None:
