@@ -102,6 +102,9 @@ class TestImport:
             (7, "birthday"),
         ]
         assert all(isinstance(r, ImportRejection) and r.reason for r in result.rejections)
+        # Every reason about a field names it first, whichever check refused the row.
+        named = [r for r in result.rejections if r.field is not None]
+        assert [r.reason.split(": ", 1)[0] for r in named] == [r.field for r in named]
         assert "call me maybe" not in repr(result.rejections)
         emails = {c.email for c in (await service.list_customers(tenant)).items}
         assert emails == {"ok1@example.com", "ok5@example.com"}

@@ -126,7 +126,7 @@ def _validate(
         check_new_customer(data, now)
         data = resolve_phone(data, phone_region)
     except InvalidInput as exc:
-        tally.reject(number, exc.field, exc.errors[0].message)
+        tally.reject(number, exc.field, exc.message)
         return None
     return data
 
