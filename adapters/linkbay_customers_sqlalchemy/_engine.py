@@ -52,7 +52,9 @@ POSTGRES_POOL_SIZE = 10
 """Connections a PostgreSQL engine keeps open by default; callers beyond it wait."""
 # Set while a unit of work checks a connection out: it sets its own tenant, so a
 # session's tenant left by an earlier read need not be reset first.
-_UNIT_OF_WORK_CHECKOUT: ContextVar[bool] = ContextVar("linkbay_unit_of_work_checkout", default=False)
+_UNIT_OF_WORK_CHECKOUT: ContextVar[bool] = ContextVar(
+    "linkbay_unit_of_work_checkout", default=False
+)
 
 
 @contextmanager

@@ -189,6 +189,11 @@ class SqlAlchemyUnitOfWork(UnitOfWork, IdReservations):
             raise RuntimeError("the unit of work is not active: use it inside 'async with'")
         return connection
 
+    def connection_info(self) -> dict[Any, Any]:
+        """The ``info`` of the connection this unit of work holds, which lives as long
+        as the database connection (no transaction is begun)."""
+        return self._active().info
+
     async def connection(self) -> AsyncConnection:
         """The connection, inside a transaction of this unit of work's tenant."""
         connection = self._active()
@@ -305,7 +310,12 @@ class SqlAlchemyUnitOfWork(UnitOfWork, IdReservations):
             try:
                 await driver.use_tenant(self.tenant_id)
                 return await prepared.fetch(driver, parameters)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            except (
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,  # an operation cut short by the server
+                OSError,
+            ) as exc:
                 if attempt == 2 or not driver.is_closed():
                     raise storage_error(f"{action} failed: {exc}", exc) from exc
             # The server dropped the pooled connection (a restart, a failover).
