@@ -10,10 +10,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import BigInteger, Select, Table, bindparam, text
+from sqlalchemy import BigInteger, Table, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import Select
 
 from linkbay_customers.audit_keys import (
     AUDIT_KEY_FILE_VARIABLE,
