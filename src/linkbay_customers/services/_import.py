@@ -35,7 +35,7 @@ __all__ = (
 )
 
 DEFAULT_CHUNK_SIZE = 5000
-"""Rows per transaction of an import unless told otherwise: each chunk costs about eight
+"""Rows per transaction of an import unless told otherwise: each chunk costs about ten
 round trips to the database whatever its size (on PostgreSQL), and holds its rows in
 memory."""
 _YIELD_EVERY = 64
