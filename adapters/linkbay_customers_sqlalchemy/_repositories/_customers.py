@@ -52,6 +52,8 @@ from linkbay_customers_sqlalchemy._repositories._customer_rows import (
 from linkbay_customers_sqlalchemy._repositories._decisions import SqlDuplicateDecisions
 from linkbay_customers_sqlalchemy._repositories._duplicates import SqlDuplicateCandidates
 from linkbay_customers_sqlalchemy._repositories._postgresql import (
+    GENERIC_PLAN,
+    PLAN_MODE,
     column_arrays,
     emails_probed_by_key,
     has_tags,
@@ -154,12 +156,19 @@ class SqlCustomerRepository(
             return {}
         table = self._table
         wanted = sorted(set(emails))
-        if self._session.dialect == "postgresql":
-            statement = emails_probed_by_key(self._select(), table, self._mine, wanted)
-        else:
-            statement = self._select().where(self._mine, table.c.email.in_(wanted))
-        rows = await self._execute(statement, action="reading customers")
-        return {row.email: self._entity(row) for row in rows}
+        action = "reading customers"
+        if self._session.dialect != "postgresql":
+            rows = await self._execute(
+                self._select().where(self._mine, table.c.email.in_(wanted)), action=action
+            )
+            return {row.email: self._entity(row) for row in rows}
+        mode = (await self._execute(GENERIC_PLAN, action=action)).scalar_one()
+        rows = await self._execute(
+            emails_probed_by_key(self._select(), table, self._mine, wanted), action=action
+        )
+        found = {row.email: self._entity(row) for row in rows}
+        await self._execute(PLAN_MODE, {"mode": mode}, action=action)
+        return found
 
     async def update_many(self, customers: Sequence[Customer]) -> None:
         """Write many existing customers in one batched statement."""

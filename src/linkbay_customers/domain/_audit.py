@@ -16,7 +16,7 @@ import functools
 import hmac
 import json
 import re
-from collections.abc import AsyncIterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -160,7 +160,7 @@ class ChainTip:
     hash: str = ""
 
 
-_EMPTY_TIP = ChainTip()
+_EMPTY_LINK = (0, "")  # the last link of an empty chain, as ``AuditChain.seal`` keeps it
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +271,7 @@ class AuditChain:
 
     def seal(
         self,
-        events: Sequence[AuditEvent],
+        events: Iterable[AuditEvent],
         tips: Mapping[int, ChainTip],
         *,
         occurred_at: datetime | None = None,
@@ -281,11 +281,14 @@ class AuditChain:
         before it in ``events``.
 
         Args:
-            events: Unsealed events, in the order they happened.
+            events: Unsealed events, in the order they happened (read once: a
+                generator lets each go as soon as it is sealed).
             tips: The current last link of each chain the events belong to.
             occurred_at: The time the storage assigns (its own clock), if any.
         """
-        last = dict(tips)
+        # Links as plain tuples: a bulk import seals an event per customer, and
+        # tuples of strings and numbers leave the collector's generations at once.
+        last = {chain: (tip.sequence, tip.hash) for chain, tip in tips.items()}
         sealed = []
         # The events of one change share most of their content (tenant, actor, action,
         # time, often the fields and details): each shared part is encoded once, and
@@ -294,9 +297,9 @@ class AuditChain:
         key = self._key
         for event in events:
             chain = chain_of(event.customer_id)
-            tip = last.get(chain, _EMPTY_TIP)
+            before, previous_hash = last.get(chain, _EMPTY_LINK)
             moment = event.occurred_at if occurred_at is None else occurred_at
-            sequence = tip.sequence + 1
+            sequence = before + 1
             fields, details = event.changed_fields, event.details
             shared = (
                 event.tenant_id,
@@ -330,13 +333,13 @@ class AuditChain:
                     + ",",
                 )
             customer = "null" if event.customer_id is None else str(event.customer_id)
-            previous = _canonical_json(tip.hash)
+            previous = _canonical_json(previous_hash)
             content = f"{parts[0]}{event.id},{customer},{sequence}{parts[1]}{previous}]"
             digest = hmac.digest(key, content.encode(), "sha256").hex()
             # Built directly: dataclasses.replace costs as much again as the hash,
             # and the content was checked when the event was built.
             sealed.append(event.sealed(moment, sequence, digest))
-            last[chain] = ChainTip(sequence, digest)
+            last[chain] = (sequence, digest)
         return sealed
 
     async def verify(

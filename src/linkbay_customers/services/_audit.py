@@ -31,9 +31,11 @@ def audit_chains(events: Iterable[AuditEvent | int | None]) -> list[int]:
 
 
 async def append_locked(
-    uow: UnitOfWork, events: Sequence[AuditEvent], locked: ChainLock
+    uow: UnitOfWork, events: Iterable[AuditEvent], locked: ChainLock
 ) -> Sequence[AuditEvent]:
-    """Seal events into their chains, locked already (``locked``), and append them."""
+    """Seal events into their chains, locked already (``locked``), and append them
+    (``events`` is read once, in order: a generator's unsealed events go as they are
+    sealed)."""
     sealed = uow.audit_chain.seal(events, locked.tips, occurred_at=locked.now)
     await uow.audit.append_many(sealed)
     return sealed

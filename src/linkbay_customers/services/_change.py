@@ -278,7 +278,7 @@ class Change:
                 ids, locked = reserved[:count], await self.uow.audit.lock_chains(chains)
             await append_locked(
                 self.uow,
-                [
+                (
                     # Their content was checked when the change recorded them.
                     AuditEvent.of_checked_content(
                         id=event_id,
@@ -291,7 +291,7 @@ class Change:
                         details=record.details,
                     )
                     for event_id, record in zip(ids, self._records, strict=True)
-                ],
+                ),
                 locked,
             )
         await self.uow.commit()
