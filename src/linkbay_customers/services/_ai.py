@@ -449,7 +449,7 @@ class AIService:
             if not isinstance(store, EmbeddingBulkLoad):
                 return False
             if end is None:
-                began = await store.begin_embedding_load()
+                began = await store.begin_embedding_load(version=self._embedding_version)
             else:
                 began = False
                 await store.end_embedding_load(since=end[0], complete=end[1])
