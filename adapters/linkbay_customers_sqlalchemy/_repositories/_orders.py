@@ -196,7 +196,7 @@ class SqlOrderRepository(SqlRepository, OrderRepository, PurchaseHistory):
         )
         return [
             ProductPurchases(customer_id, product_id, product_name, int(quantity))
-            for customer_id, product_id, product_name, quantity in rows.tuples()
+            for customer_id, product_id, product_name, quantity in rows
         ]
 
     async def best_sellers(self, *, limit: int) -> builtins.list[ProductSales]:

@@ -470,11 +470,12 @@ class AIService:
         model or one that reads the storage itself, runs between transactions)."""
         async with self._tx.read(tenant_id) as uow:
             chunk = await derived_data(uow).list_after(after_id, limit=self._chunk_size)
+            history = purchase_history(uow)  # needed even when no customer needs it
             allowed = self._profiling.profiled(chunk)
             settled = {c.id for c in allowed if self._embedding_settled(c)}
             # No orders, nothing bought: no purchases to read (as ``Embedder``).
             wanted = [c.id for c in allowed if c.total_orders and c.id not in settled]
-            purchases = await purchase_history(uow).purchases(wanted) if wanted else []
+            purchases = await history.purchases(wanted) if wanted else []
         return chunk, allowed, settled, purchases
 
     def _embedding_settled(self, customer: Customer) -> bool:
