@@ -7,7 +7,7 @@ transaction that wrote this version of it) shows whether a write touched it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +168,30 @@ class EmbeddingWrites:
         return sum(before.get(c) != self.versions.get(c) for c in before.keys() | self.versions)
 
 
+async def shop_of_twenty(
+    service: CustomerService,
+    tenant: str,
+    clock: FixedClock,
+    orders: Callable[[int], int],
+    *,
+    days: int,
+) -> list[int]:
+    """Twenty customers, the n-th with ``orders(n)`` orders ``days`` apart; their ids."""
+    ids = []
+    for n in range(20):
+        customer = await service.create_customer(tenant, {"email": f"c{n}@example.com"})
+        ids.append(customer.id)
+        for k in range(orders(n)):
+            item = {"product_id": f"p{n % 5}", "product_name": "P", "quantity": 1 + k}
+            clock.advance(days=days)
+            await service.record_order(
+                tenant,
+                customer.id,
+                {**ORDER, "order_id": f"o{n}-{k}", "items": [{**item, "unit_price": "3"}]},
+            )
+    return ids
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def any_storage(
     request: pytest.FixtureRequest, tmp_path: Path
@@ -189,16 +213,7 @@ async def test_scoring_on_days_without_changes_rewrites_no_embedding(
     ai = AIService(any_storage.unit_of_work, clock, HeuristicIntelligence(), chunk_size=7)
     writes = EmbeddingWrites(any_storage, tenant)
     await writes.start()
-    for n in range(20):
-        customer = await service.create_customer(tenant, {"email": f"c{n}@example.com"})
-        for k in range(n % 3):
-            item = {"product_id": f"p{n % 5}", "product_name": "P", "quantity": 1 + k}
-            clock.advance(days=3)
-            await service.record_order(
-                tenant,
-                customer.id,
-                {**ORDER, "order_id": f"o{n}-{k}", "items": [{**item, "unit_price": "3"}]},
-            )
+    await shop_of_twenty(service, tenant, clock, lambda n: n % 3, days=3)
     buyers = sum(1 for n in range(20) if n % 3)
     assert await embedding_rows(any_storage, tenant) == buyers
     assert await writes.since_start() >= buyers  # each order wrote its customer's
@@ -243,18 +258,7 @@ async def test_the_next_day_rewrites_only_the_changed_customers_embeddings_as_a_
 ) -> None:
     service = CustomerService(any_storage.unit_of_work, clock, HeuristicIntelligence())
     ai = AIService(any_storage.unit_of_work, clock, HeuristicIntelligence(), chunk_size=7)
-    ids = []
-    for n in range(20):
-        customer = await service.create_customer(tenant, {"email": f"c{n}@example.com"})
-        ids.append(customer.id)
-        for k in range(1 + n % 3):
-            item = {"product_id": f"p{n % 5}", "product_name": "P", "quantity": 1 + k}
-            clock.advance(days=2)
-            await service.record_order(
-                tenant,
-                customer.id,
-                {**ORDER, "order_id": f"o{n}-{k}", "items": [{**item, "unit_price": "3"}]},
-            )
+    ids = await shop_of_twenty(service, tenant, clock, lambda n: 1 + n % 3, days=2)
     await ai.score_tenant(tenant)
     writes = EmbeddingWrites(any_storage, tenant)
     await writes.start()
