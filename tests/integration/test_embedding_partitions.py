@@ -94,6 +94,20 @@ async def partitions(storage: SqlAlchemyStorage) -> dict[str, str]:
         return {str(name): str(bound) for name, bound in rows.all()}
 
 
+async def hnsw_index_of(storage: SqlAlchemyStorage, table: str) -> str:
+    """The definition of the table's HNSW index."""
+    async with storage.engine.connect() as connection:
+        index = await connection.scalar(
+            text(
+                "SELECT pg_get_indexdef(indexrelid) FROM pg_index"
+                " WHERE indrelid = to_regclass(:name) AND pg_get_indexdef(indexrelid) LIKE"
+                " '%USING hnsw%'"
+            ),
+            {"name": table},
+        )
+    return str(index)
+
+
 async def count_in(storage: SqlAlchemyStorage, table: str, tenant: str) -> int:
     async with storage.engine.connect() as connection:
         found = await connection.scalar(
@@ -136,15 +150,8 @@ async def test_a_large_tenants_first_scoring_gives_it_a_partition_and_the_same_a
     assert await count_in(owner, own[0], large) == EMBEDDED
     assert await count_in(owner, "customer_embeddings__part_shared", large) == 0
     assert await count_in(owner, "customer_embeddings__part_shared", small) == EMBEDDED
+    index = await hnsw_index_of(owner, own[0])
     async with owner.engine.connect() as connection:
-        index = await connection.scalar(
-            text(
-                "SELECT pg_get_indexdef(indexrelid) FROM pg_index"
-                " WHERE indrelid = to_regclass(:name) AND pg_get_indexdef(indexrelid) LIKE"
-                " '%USING hnsw%'"
-            ),
-            {"name": own[0]},
-        )
         # A part of the partitioned table's HNSW index, built with more candidates.
         attached = await connection.scalar(
             text(
@@ -370,15 +377,20 @@ async def versions_in(storage: SqlAlchemyStorage, tenant: str) -> dict[str, int]
         return {str(version): int(count) for version, count in rows.all()}
 
 
+def scoring_of_v2(storage: SqlAlchemyStorage, clock: FixedClock) -> AIService:
+    """Scoring as a release of the previous embedding layout stored it."""
+    return AIService(
+        storage.unit_of_work, clock, HeuristicIntelligence(), embedding_version="behaviour-v2"
+    )
+
+
 async def test_the_first_scoring_after_an_embedding_upgrade_replaces_the_partition_at_once(
     owner: SqlAlchemyStorage, clock: FixedClock
 ) -> None:
     upgraded, fresh = new_tenant_id(), new_tenant_id()
     for tenant in (upgraded, fresh):
         await fill(owner, tenant, clock, LARGE)
-    old = AIService(
-        owner.unit_of_work, clock, HeuristicIntelligence(), embedding_version="behaviour-v2"
-    )
+    old = scoring_of_v2(owner, clock)
     await old.score_tenant(upgraded)
     former = await partition_oid(owner, upgraded)
     assert await versions_in(owner, upgraded) == {"behaviour-v2": EMBEDDED}
@@ -395,15 +407,7 @@ async def test_the_first_scoring_after_an_embedding_upgrade_replaces_the_partiti
     assert len([bound for bound in parts.values() if f"'{upgraded}'" in bound]) == 1
     assert await versions_in(owner, upgraded) == {EMBEDDING_VERSION: EMBEDDED}
     own = next(name for name, bound in parts.items() if f"'{upgraded}'" in bound)
-    async with owner.engine.connect() as connection:
-        index = await connection.scalar(
-            text(
-                "SELECT pg_get_indexdef(indexrelid) FROM pg_index"
-                " WHERE indrelid = to_regclass(:name) AND pg_get_indexdef(indexrelid) LIKE"
-                " '%USING hnsw%'"
-            ),
-            {"name": own},
-        )
+    index = await hnsw_index_of(owner, own)
     assert f"ef_construction='{postgresql.OWN_PARTITION_EF_CONSTRUCTION}'" in index
     # The same answers as a tenant whose first scoring was of the current version.
     upgraded_ids, fresh_ids = await customer_ids(owner, upgraded), await customer_ids(owner, fresh)
@@ -425,9 +429,7 @@ async def test_a_tenant_with_older_embeddings_in_the_shared_partition_gets_its_o
     tenant, other = new_tenant_id(), new_tenant_id()
     for t in (tenant, other):
         await fill(owner, t, clock, LARGE)
-    small = AIService(
-        owner.unit_of_work, clock, HeuristicIntelligence(), embedding_version="behaviour-v2"
-    )
+    small = scoring_of_v2(owner, clock)
     monkeypatch.setattr(postgresql, "OWN_PARTITION_MIN_ROWS", LARGE + 1)
     await small.score_tenant(other)  # beside it in the shared partition, left as it is
     monkeypatch.setattr(postgresql, "OWN_PARTITION_MIN_ROWS", LARGE)
@@ -458,9 +460,7 @@ async def test_a_customer_changed_during_an_upgrade_load_keeps_the_embedding_its
 ) -> None:
     tenant = new_tenant_id()
     await fill(owner, tenant, clock, LARGE)
-    old = AIService(
-        owner.unit_of_work, clock, HeuristicIntelligence(), embedding_version="behaviour-v2"
-    )
+    old = scoring_of_v2(owner, clock)
     await old.score_tenant(tenant)
     ids = await customer_ids(owner, tenant)
     clock.advance(days=1)
