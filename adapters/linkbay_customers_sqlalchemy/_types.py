@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -102,6 +103,19 @@ class Embedding(TypeDecorator[list[float]]):
         if len(vector) != self.dimensions:
             raise ValueError(f"embeddings have {self.dimensions} dimensions, not {len(vector)}")
         return vector
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name != "postgresql":
+            return super().result_processor(dialect, coltype)
+
+        # pgvector's text form, ``[0.1,0.2,...]``, read straight into 32-bit floats: the
+        # stored values themselves (a batch run reads one per customer).
+        def process(value: Any) -> list[float] | None:
+            if isinstance(value, str):
+                return array("f", map(float, value[1:-1].split(","))).tolist()
+            return None if value is None else embedding_values(value)
+
+        return process
 
     def process_result_value(self, value: Any, dialect: Dialect) -> list[float] | None:
         # The stored 32-bit floats themselves, not the decimals pgvector prints them as.

@@ -236,7 +236,7 @@ class HeuristicIntelligence(CustomerIntelligence):
     async def score_many(
         self, profiles: Sequence[CustomerProfile], *, now: datetime, months: int
     ) -> list[CustomerScores]:
-        """Score every profile with the rules above."""
+        """Score every profile with the rules above (the embedding where ``embed``)."""
         scores = []
         for p in profiles:
             customer = p.customer
@@ -248,7 +248,7 @@ class HeuristicIntelligence(CustomerIntelligence):
                     segment=segment.value,
                     churn_risk=risk,
                     lifetime_value=heuristic_clv(customer, months, now, churn_risk=risk),
-                    embedding=behaviour_embedding(customer, p.products),
+                    embedding=behaviour_embedding(customer, p.products) if p.embed else None,
                     source=self.name,
                 )
             )

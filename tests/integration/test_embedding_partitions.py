@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from linkbay_customers import AIService, CustomerService, HeuristicIntelligence
 from linkbay_customers.domain import EMBEDDING_DIMENSIONS, DerivedData
+from linkbay_customers.heuristics import EMBEDDING_VERSION
 from linkbay_customers.ports import (
     CustomerIntelligence,
     CustomerProfile,
@@ -93,6 +94,20 @@ async def partitions(storage: SqlAlchemyStorage) -> dict[str, str]:
         return {str(name): str(bound) for name, bound in rows.all()}
 
 
+async def hnsw_index_of(storage: SqlAlchemyStorage, table: str) -> str:
+    """The definition of the table's HNSW index."""
+    async with storage.engine.connect() as connection:
+        index = await connection.scalar(
+            text(
+                "SELECT pg_get_indexdef(indexrelid) FROM pg_index"
+                " WHERE indrelid = to_regclass(:name) AND pg_get_indexdef(indexrelid) LIKE"
+                " '%USING hnsw%'"
+            ),
+            {"name": table},
+        )
+    return str(index)
+
+
 async def count_in(storage: SqlAlchemyStorage, table: str, tenant: str) -> int:
     async with storage.engine.connect() as connection:
         found = await connection.scalar(
@@ -135,15 +150,8 @@ async def test_a_large_tenants_first_scoring_gives_it_a_partition_and_the_same_a
     assert await count_in(owner, own[0], large) == EMBEDDED
     assert await count_in(owner, "customer_embeddings__part_shared", large) == 0
     assert await count_in(owner, "customer_embeddings__part_shared", small) == EMBEDDED
+    index = await hnsw_index_of(owner, own[0])
     async with owner.engine.connect() as connection:
-        index = await connection.scalar(
-            text(
-                "SELECT pg_get_indexdef(indexrelid) FROM pg_index"
-                " WHERE indrelid = to_regclass(:name) AND pg_get_indexdef(indexrelid) LIKE"
-                " '%USING hnsw%'"
-            ),
-            {"name": own[0]},
-        )
         # A part of the partitioned table's HNSW index, built with more candidates.
         attached = await connection.scalar(
             text(
@@ -218,6 +226,48 @@ async def test_an_application_role_scores_a_large_tenant_into_the_shared_partiti
     assert before == await partitions(owner)
 
 
+async def load_by_hand(
+    storage: SqlAlchemyStorage,
+    tenant: str,
+    embeddings: dict[int, list[float] | None],
+    *,
+    version: str,
+    since: datetime,
+) -> None:
+    """Begin a load of the tenant's embeddings and write ``embeddings`` into it, as a
+    scoring's first chunk would."""
+    async with storage.unit_of_work(tenant) as uow:
+        store = uow.customers
+        assert isinstance(store, EmbeddingBulkLoad)
+        assert await store.begin_embedding_load(version=version)
+        await uow.commit()
+    async with storage.unit_of_work(tenant) as uow:
+        await uow.customers.update_derived(  # type: ignore[attr-defined]
+            [
+                DerivedData(
+                    customer_id=i,
+                    segment="new",
+                    churn_risk_score=0.5,
+                    customer_lifetime_value=None,
+                    embedding=embedding,
+                    embedding_version=None if embedding is None else version,
+                    scored_at=since,
+                    score_source="test",
+                )
+                for i, embedding in embeddings.items()
+            ]
+        )
+        await uow.commit()
+
+
+async def end_load_by_hand(storage: SqlAlchemyStorage, tenant: str, since: datetime) -> None:
+    async with storage.unit_of_work(tenant) as uow:
+        store = uow.customers
+        assert isinstance(store, EmbeddingBulkLoad)
+        await store.end_embedding_load(since=since, complete=True)
+        await uow.commit()
+
+
 class FailingLater(CustomerIntelligence):
     """The heuristics, until the second chunk: then the model fails."""
 
@@ -268,37 +318,12 @@ async def test_a_customer_changed_during_the_load_keeps_none_of_the_loaded_embed
     ids = await customer_ids(owner, tenant)
     since = clock.now()
     loaded = [1.0] + [0.0] * (EMBEDDING_DIMENSIONS - 1)
-    async with owner.unit_of_work(tenant) as uow:
-        store = uow.customers
-        assert isinstance(store, EmbeddingBulkLoad)
-        assert await store.begin_embedding_load()
-        await uow.commit()
-    async with owner.unit_of_work(tenant) as uow:
-        await uow.customers.update_derived(  # type: ignore[attr-defined]
-            [
-                DerivedData(
-                    customer_id=i,
-                    segment="new",
-                    churn_risk_score=0.5,
-                    customer_lifetime_value=None,
-                    embedding=loaded,
-                    embedding_version="v",
-                    scored_at=since,
-                    score_source="test",
-                )
-                for i in ids
-            ]
-        )
-        await uow.commit()
+    await load_by_hand(owner, tenant, dict.fromkeys(ids, loaded), version="v", since=since)
     clock.advance(minutes=5)
     service = CustomerService(owner.unit_of_work, clock, HeuristicIntelligence())
     await service.update_customer(tenant, ids[0], {"first_name": "Changed"})
     await service.delete_customer(tenant, ids[1])
-    async with owner.unit_of_work(tenant) as uow:
-        store = uow.customers
-        assert isinstance(store, EmbeddingBulkLoad)
-        await store.end_embedding_load(since=since, complete=True)
-        await uow.commit()
+    await end_load_by_hand(owner, tenant, since)
     async with owner.unit_of_work(tenant) as uow:
         after = {
             i: (await uow.customers.get(i, include_deleted=True)).embedding  # type: ignore[union-attr]
@@ -317,7 +342,7 @@ async def test_a_load_its_process_left_unfinished_is_dropped_by_the_next_first_s
     async with owner.unit_of_work(tenant) as uow:
         store = uow.customers
         assert isinstance(store, EmbeddingBulkLoad)
-        assert await store.begin_embedding_load()
+        assert await store.begin_embedding_load(version="v")
         await uow.commit()
     # Another process (a storage of its own) scores the tenant after this one stopped.
     later = SqlAlchemyStorage.from_url(owner.engine.url.render_as_string(hide_password=False))
@@ -328,3 +353,151 @@ async def test_a_load_its_process_left_unfinished_is_dropped_by_the_next_first_s
     own = [name for name, bound in (await partitions(owner)).items() if tenant in bound]
     assert len(own) == 1
     assert await count_in(owner, own[0], tenant) == EMBEDDED
+
+
+async def partition_oid(storage: SqlAlchemyStorage, tenant: str) -> int:
+    """The tenant's own partition as a relation (a new table has a new one)."""
+    (name,) = [name for name, bound in (await partitions(storage)).items() if tenant in bound]
+    async with storage.engine.connect() as connection:
+        found = await connection.scalar(
+            text("SELECT CAST(to_regclass(:name) AS oid)::bigint"), {"name": name}
+        )
+    return int(found)
+
+
+async def versions_in(storage: SqlAlchemyStorage, tenant: str) -> dict[str, int]:
+    async with storage.engine.connect() as connection:
+        rows = await connection.execute(
+            text(
+                "SELECT version, count(*) FROM customer_embeddings WHERE tenant_id = :tenant"
+                " GROUP BY version"
+            ),
+            {"tenant": tenant},
+        )
+        return {str(version): int(count) for version, count in rows.all()}
+
+
+def scoring_of_v2(storage: SqlAlchemyStorage, clock: FixedClock) -> AIService:
+    """Scoring as a release of the previous embedding layout stored it."""
+    return AIService(
+        storage.unit_of_work, clock, HeuristicIntelligence(), embedding_version="behaviour-v2"
+    )
+
+
+async def test_the_first_scoring_after_an_embedding_upgrade_replaces_the_partition_at_once(
+    owner: SqlAlchemyStorage, clock: FixedClock
+) -> None:
+    upgraded, fresh = new_tenant_id(), new_tenant_id()
+    for tenant in (upgraded, fresh):
+        await fill(owner, tenant, clock, LARGE)
+    old = scoring_of_v2(owner, clock)
+    await old.score_tenant(upgraded)
+    former = await partition_oid(owner, upgraded)
+    assert await versions_in(owner, upgraded) == {"behaviour-v2": EMBEDDED}
+
+    clock.advance(days=1)
+    ai = AIService(owner.unit_of_work, clock, HeuristicIntelligence())
+    await ai.score_tenant(upgraded)
+    await ai.score_tenant(fresh)
+
+    # A new table took the former partition's place, indexed at once.
+    replaced = await partition_oid(owner, upgraded)
+    assert replaced != former
+    parts = await partitions(owner)
+    assert len([bound for bound in parts.values() if f"'{upgraded}'" in bound]) == 1
+    assert await versions_in(owner, upgraded) == {EMBEDDING_VERSION: EMBEDDED}
+    own = next(name for name, bound in parts.items() if f"'{upgraded}'" in bound)
+    index = await hnsw_index_of(owner, own)
+    assert f"ef_construction='{postgresql.OWN_PARTITION_EF_CONSTRUCTION}'" in index
+    # The same answers as a tenant whose first scoring was of the current version.
+    upgraded_ids, fresh_ids = await customer_ids(owner, upgraded), await customer_ids(owner, fresh)
+    position = {i: n for n, i in enumerate(fresh_ids)}
+    in_fresh = await similar_everywhere(ai, fresh, fresh_ids)
+    assert await similar_everywhere(ai, upgraded, upgraded_ids) == [
+        [(upgraded_ids[position[i]], s) for i, s in found] for found in in_fresh
+    ]
+    # And the next day finds them current: the partition stays.
+    clock.advance(days=1)
+    summary = await ai.score_tenant(upgraded)
+    assert summary.embeddings_written == 0
+    assert await partition_oid(owner, upgraded) == replaced
+
+
+async def test_a_tenant_with_older_embeddings_in_the_shared_partition_gets_its_own_at_once(
+    owner: SqlAlchemyStorage, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant, other = new_tenant_id(), new_tenant_id()
+    for t in (tenant, other):
+        await fill(owner, t, clock, LARGE)
+    small = scoring_of_v2(owner, clock)
+    monkeypatch.setattr(postgresql, "OWN_PARTITION_MIN_ROWS", LARGE + 1)
+    await small.score_tenant(other)  # beside it in the shared partition, left as it is
+    monkeypatch.setattr(postgresql, "OWN_PARTITION_MIN_ROWS", LARGE)
+    async with owner.engine.begin() as connection:  # older embeddings, as a past release left
+        await connection.execute(
+            text(
+                "INSERT INTO customer_embeddings (tenant_id, customer_id, embedding, version)"
+                " SELECT CAST(:tenant AS varchar), id, CAST(:vector AS vector), 'behaviour-v2'"
+                " FROM customers"
+                " WHERE tenant_id = :tenant AND total_orders > 0"
+            ),
+            {"tenant": tenant, "vector": str([1.0] + [0.0] * (EMBEDDING_DIMENSIONS - 1))},
+        )
+    assert await count_in(owner, "customer_embeddings__part_shared", tenant) == EMBEDDED
+
+    await AIService(owner.unit_of_work, clock, HeuristicIntelligence()).score_tenant(tenant)
+
+    assert await count_in(owner, "customer_embeddings__part_shared", tenant) == 0
+    assert await count_in(owner, "customer_embeddings__part_shared", other) == EMBEDDED
+    assert await versions_in(owner, tenant) == {EMBEDDING_VERSION: EMBEDDED}
+    own = [name for name, bound in (await partitions(owner)).items() if f"'{tenant}'" in bound]
+    assert len(own) == 1
+    assert await count_in(owner, own[0], tenant) == EMBEDDED
+
+
+async def test_a_customer_changed_during_an_upgrade_load_keeps_the_embedding_its_change_wrote(
+    owner: SqlAlchemyStorage, clock: FixedClock
+) -> None:
+    tenant = new_tenant_id()
+    await fill(owner, tenant, clock, LARGE)
+    old = scoring_of_v2(owner, clock)
+    await old.score_tenant(tenant)
+    ids = await customer_ids(owner, tenant)
+    clock.advance(days=1)
+    since = clock.now()
+    loaded = [1.0] + [0.0] * (EMBEDDING_DIMENSIONS - 1)
+    async with owner.unit_of_work(tenant) as uow:
+        chunk = await uow.customers.list_after(0, limit=LARGE)  # type: ignore[attr-defined]
+    embeddings = {c.id: loaded if c.total_orders else None for c in chunk}
+    await load_by_hand(owner, tenant, embeddings, version=EMBEDDING_VERSION, since=since)
+    clock.advance(minutes=5)
+    service = CustomerService(owner.unit_of_work, clock, HeuristicIntelligence())
+    changed = next(c for c in chunk if c.total_orders)
+    await service.record_order(
+        tenant,
+        changed.id,
+        {
+            "order_id": "o-during-the-load",
+            "total": "99.00",
+            "currency": "EUR",
+            "items": [
+                {
+                    "product_id": "p-9",
+                    "product_name": "Product",
+                    "quantity": 2,
+                    "unit_price": "49.50",
+                }
+            ],
+        },
+    )
+    async with owner.unit_of_work(tenant) as uow:
+        written = (await uow.customers.get(changed.id)).embedding  # type: ignore[union-attr]
+    await end_load_by_hand(owner, tenant, since)
+    async with owner.unit_of_work(tenant) as uow:
+        after = {i: (await uow.customers.get(i)).embedding for i in ids}  # type: ignore[union-attr]
+    assert written is not None
+    assert written != pytest.approx(loaded)
+    assert after[changed.id] == pytest.approx(written)
+    others = [c.id for c in chunk if c.total_orders and c.id != changed.id]
+    assert all(after[i] == pytest.approx(loaded) for i in others)
+    assert await versions_in(owner, tenant) == {EMBEDDING_VERSION: EMBEDDED}

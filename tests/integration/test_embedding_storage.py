@@ -7,7 +7,7 @@ transaction that wrote this version of it) shows whether a write touched it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,8 @@ import pytest
 from sqlalchemy import text
 
 from linkbay_customers import AIService, CustomerService, GDPRService, HeuristicIntelligence
+from linkbay_customers.domain import embedding_values, quantize_money
+from linkbay_customers.ports import CustomerProfile
 from linkbay_customers.testing import FixedClock
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage
 from tests._databases import new_sqlite_database
@@ -166,6 +168,30 @@ class EmbeddingWrites:
         return sum(before.get(c) != self.versions.get(c) for c in before.keys() | self.versions)
 
 
+async def shop_of_twenty(
+    service: CustomerService,
+    tenant: str,
+    clock: FixedClock,
+    orders: Callable[[int], int],
+    *,
+    days: int,
+) -> list[int]:
+    """Twenty customers, the n-th with ``orders(n)`` orders ``days`` apart; their ids."""
+    ids = []
+    for n in range(20):
+        customer = await service.create_customer(tenant, {"email": f"c{n}@example.com"})
+        ids.append(customer.id)
+        for k in range(orders(n)):
+            item = {"product_id": f"p{n % 5}", "product_name": "P", "quantity": 1 + k}
+            clock.advance(days=days)
+            await service.record_order(
+                tenant,
+                customer.id,
+                {**ORDER, "order_id": f"o{n}-{k}", "items": [{**item, "unit_price": "3"}]},
+            )
+    return ids
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def any_storage(
     request: pytest.FixtureRequest, tmp_path: Path
@@ -187,16 +213,7 @@ async def test_scoring_on_days_without_changes_rewrites_no_embedding(
     ai = AIService(any_storage.unit_of_work, clock, HeuristicIntelligence(), chunk_size=7)
     writes = EmbeddingWrites(any_storage, tenant)
     await writes.start()
-    for n in range(20):
-        customer = await service.create_customer(tenant, {"email": f"c{n}@example.com"})
-        for k in range(n % 3):
-            item = {"product_id": f"p{n % 5}", "product_name": "P", "quantity": 1 + k}
-            clock.advance(days=3)
-            await service.record_order(
-                tenant,
-                customer.id,
-                {**ORDER, "order_id": f"o{n}-{k}", "items": [{**item, "unit_price": "3"}]},
-            )
+    await shop_of_twenty(service, tenant, clock, lambda n: n % 3, days=3)
     buyers = sum(1 for n in range(20) if n % 3)
     assert await embedding_rows(any_storage, tenant) == buyers
     assert await writes.since_start() >= buyers  # each order wrote its customer's
@@ -207,3 +224,85 @@ async def test_scoring_on_days_without_changes_rewrites_no_embedding(
         summary = await ai.score_tenant(tenant)
         runs.append((summary.customers, summary.embeddings_written, await writes.since_start()))
     assert runs == [(20, 0, 0)] * 3
+
+
+async def full_recompute(
+    storage: SqlAlchemyStorage, tenant: str, clock: FixedClock
+) -> dict[int, tuple[Any, ...]]:
+    """Every customer's scores and embedding as the heuristics give them from scratch,
+    beside what is stored."""
+    async with storage.unit_of_work(tenant) as uow:
+        customers = await uow.customers.list_after(0, limit=1000)  # type: ignore[attr-defined]
+        purchases = await uow.orders.purchases([c.id for c in customers])  # type: ignore[attr-defined]
+    products: dict[int, dict[str, int]] = {}
+    for p in purchases:
+        products.setdefault(p.customer_id, {})[p.product_id] = p.quantity
+    scores = await HeuristicIntelligence().score_many(
+        [CustomerProfile(c, products.get(c.id, {})) for c in customers], now=clock.now(), months=12
+    )
+    by_id = {c.id: c for c in customers}
+    return {
+        s.customer_id: (
+            (by_id[s.customer_id].segment, s.segment),
+            (by_id[s.customer_id].churn_risk_score, s.churn_risk),
+            (by_id[s.customer_id].customer_lifetime_value, quantize_money(s.lifetime_value)),
+            (by_id[s.customer_id].embedding, s.embedding and embedding_values(s.embedding)),
+            (by_id[s.customer_id].scored_at, clock.now()),
+        )
+        for s in scores
+    }
+
+
+async def test_the_next_day_rewrites_only_the_changed_customers_embeddings_as_a_full_recompute(
+    any_storage: SqlAlchemyStorage, tenant: str, clock: FixedClock
+) -> None:
+    service = CustomerService(any_storage.unit_of_work, clock, HeuristicIntelligence())
+    ai = AIService(any_storage.unit_of_work, clock, HeuristicIntelligence(), chunk_size=7)
+    ids = await shop_of_twenty(service, tenant, clock, lambda n: 1 + n % 3, days=2)
+    await ai.score_tenant(tenant)
+    writes = EmbeddingWrites(any_storage, tenant)
+    await writes.start()
+
+    clock.advance(days=1)
+    # An order through the service stores its customer's embedding at once...
+    await service.record_order(
+        tenant,
+        ids[4],
+        {
+            **ORDER,
+            "order_id": "o-new",
+            "items": [{"product_id": "p9", "product_name": "P", "quantity": 5, "unit_price": "3"}],
+        },
+    )
+    assert await writes.since_start() == 1
+    # ...and a path outside the services changes another customer's order lines,
+    # stamping the customer changed.
+    async with any_storage.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(
+                text("SELECT set_config('linkbay.tenant_id', :tenant, true)"), {"tenant": tenant}
+            )
+        await connection.execute(
+            text(
+                "UPDATE customer_order_lines SET product_id = 'p-elsewhere'"
+                " WHERE tenant_id = :tenant AND order_pk IN (SELECT id FROM customer_orders"
+                " WHERE tenant_id = :tenant AND customer_id = :customer)"
+            ),
+            {"tenant": tenant, "customer": ids[9]},
+        )
+        await connection.execute(
+            text("UPDATE customers SET updated_at = :now WHERE tenant_id = :tenant AND id = :id"),
+            {"tenant": tenant, "id": ids[9], "now": clock.now()},
+        )
+
+    clock.advance(days=1)
+    summary = await ai.score_tenant(tenant)
+
+    assert summary.customers == 20
+    assert summary.embeddings_written == 1  # the customer changed outside the services
+    assert await writes.since_start() == 1
+    recomputed = await full_recompute(any_storage, tenant, clock)
+    assert set(recomputed) == set(ids)
+    for pairs in recomputed.values():
+        for stored, fresh in pairs:
+            assert stored == fresh

@@ -264,16 +264,25 @@ class TestScoreTenant:
         self, storage: Storage, service: CustomerService, tenant: str, clock: FixedClock
     ) -> None:
         ids = await shop(service, tenant, clock)
-        async with storage.unit_of_work(tenant) as uow:  # as a write outside the services
-            customer = await uow.customers.get(ids["tea0"], for_update=True)
-            assert customer is not None
-            assert customer.embedding is not None
-            current = list(customer.embedding)
-            customer.embedding = [v + 1e-5 * (n % 3) for n, v in enumerate(current)]
-            await uow.customers.update(customer)
-            await uow.commit()
+        current: list[float] = []
+
+        async def nudge() -> None:
+            """A write outside the services, stamping the customer changed."""
+            async with storage.unit_of_work(tenant) as uow:
+                customer = await uow.customers.get(ids["tea0"], for_update=True)
+                assert customer is not None
+                assert customer.embedding is not None
+                current[:] = current or list(customer.embedding)
+                customer.embedding = [v + 1e-5 * (n % 3) for n, v in enumerate(current)]
+                customer.updated_at = clock.now()
+                await uow.customers.update(customer)
+                await uow.commit()
+            clock.advance(minutes=1)
+
+        await nudge()
         tolerant = AIService(storage.unit_of_work, clock, HeuristicIntelligence())
         assert (await tolerant.score_tenant(tenant)).embeddings_written == 0
+        await nudge()
         exact = AIService(
             storage.unit_of_work, clock, HeuristicIntelligence(), embedding_tolerance=0
         )

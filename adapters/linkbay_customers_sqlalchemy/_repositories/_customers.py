@@ -419,10 +419,11 @@ class SqlCustomerRepository(
             into=postgresql.loading(tenant) if postgresql is not None else None,
         )
 
-    async def begin_embedding_load(self) -> bool:
+    async def begin_embedding_load(self, *, version: str) -> bool:
         """Take the embeddings ``update_derived`` writes aside, to index them at once at
-        the end: on PostgreSQL, a large tenant's first scoring loads them into a
-        partition of its own (see ``PostgresFeatures.begin_embedding_load``)."""
+        the end: on PostgreSQL, a large tenant's first scoring (or its first after an
+        embedding of another ``version``) loads them into a partition of its own (see
+        ``PostgresFeatures.begin_embedding_load``)."""
         postgresql = self._session.postgresql
         if postgresql is None:
             return False
@@ -431,6 +432,7 @@ class SqlCustomerRepository(
             self._table,
             self._embeddings,
             self._session.tenant_id,
+            version=version,
         )
 
     async def end_embedding_load(self, *, since: datetime, complete: bool) -> None:

@@ -195,13 +195,8 @@ class SqlOrderRepository(SqlRepository, OrderRepository, PurchaseHistory):
             action="reading purchases",
         )
         return [
-            ProductPurchases(
-                customer_id=row.customer_id,
-                product_id=row.product_id,
-                product_name=row.product_name,
-                quantity=int(row.quantity),
-            )
-            for row in rows
+            ProductPurchases(customer_id, product_id, product_name, int(quantity))
+            for customer_id, product_id, product_name, quantity in rows
         ]
 
     async def best_sellers(self, *, limit: int) -> builtins.list[ProductSales]:

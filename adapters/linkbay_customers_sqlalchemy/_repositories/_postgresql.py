@@ -714,18 +714,25 @@ class PostgresFeatures:
         return self._loading.get(tenant_id)
 
     async def begin_embedding_load(
-        self, connection: AsyncConnection, table: Table, embeddings: Table, tenant_id: str
+        self,
+        connection: AsyncConnection,
+        table: Table,
+        embeddings: Table,
+        tenant_id: str,
+        *,
+        version: str,
     ) -> bool:
         """Start loading a large tenant's embeddings into a partition of its own.
 
         Only where it pays and is allowed: the embeddings table is partitioned by
         tenant (revision 0011) and owned by the connected role, the tenant has no
-        embeddings and no partition yet, and at least ``OWN_PARTITION_MIN_ROWS``
-        live customers. Then a table is created for the tenant's partition, with
-        the keys of the partitioned table and no vector index: what
-        ``update_derived`` writes goes there until ``end_embedding_load`` indexes
-        it at once and attaches it. Nothing reads it before: the tenant's searches
-        find no embeddings, as before its first scoring.
+        embedding of ``version`` yet (its first scoring, or its first since the
+        embeddings' layout changed, whichever partition holds the older ones), and at
+        least ``OWN_PARTITION_MIN_ROWS`` live customers. Then a table is created for
+        the tenant's partition, with the keys of the partitioned table and no vector
+        index: what ``update_derived`` writes goes there until ``end_embedding_load``
+        indexes it at once and puts it in place. Nothing reads it before: the
+        tenant's searches find the embeddings they found before the scoring.
 
         Returns:
             Whether the load started (in the connection's transaction, to commit).
@@ -744,10 +751,13 @@ class PostgresFeatures:
             if not partitioned:
                 return False
             # The cheaper question first: every scoring after the first stops here.
-            embedded = await connection.scalar(
-                select(literal_column("1")).where(embeddings.c.tenant_id == tenant_id).limit(1)
+            e = embeddings
+            current = await connection.scalar(
+                select(literal_column("1"))
+                .where(e.c.tenant_id == tenant_id, e.c.version == version)
+                .limit(1)
             )
-            if embedded is not None:
+            if current is not None:
                 return False
             some = (
                 select(literal_column("1"))
@@ -758,14 +768,8 @@ class PostgresFeatures:
             live = await connection.scalar(select(func.count()).select_from(some))
             if int(live or 0) < OWN_PARTITION_MIN_ROWS:
                 return False
-            part = _partition_of(embeddings, tenant_id)
-            name = _qualified(part)
-            attached = await connection.scalar(
-                text("SELECT c.relispartition FROM pg_class AS c WHERE c.oid = to_regclass(:name)"),
-                {"name": name},
-            )
-            if attached:
-                return False
+            load = _load_of(embeddings, tenant_id)
+            name = _qualified(load)
             # Left by a load that did not end (its process stopped): start again.
             await connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
             await connection.execute(
@@ -778,7 +782,7 @@ class PostgresFeatures:
                     f" CHECK (tenant_id = {_literal(tenant_id)}))"
                 )
             )
-        self._loading[tenant_id] = part
+        self._loading[tenant_id] = load
         return True
 
     async def end_embedding_load(
@@ -791,18 +795,21 @@ class PostgresFeatures:
         since: datetime,
         complete: bool,
     ) -> None:
-        """End the tenant's load: index its table at once and attach it as the tenant's
+        """End the tenant's load: index its table at once and make it the tenant's
         partition (``complete``), or drop it.
 
-        What changed meanwhile wins over the load: an embedding written to the
-        tenant's rows of the default partition replaces the loaded one, and a
-        customer changed or deleted after ``since`` keeps no loaded embedding.
-        The default partition is locked only to move those rows and attach.
+        What changed meanwhile wins over the load: a customer changed or deleted
+        after ``since`` keeps no loaded embedding, but the one their change wrote
+        where the tenant's embeddings were (the default partition, or the tenant's
+        former partition, which the loaded table replaces). Every other embedding
+        found there is older than the load and gives way to it. That table is locked
+        only to move those rows and swap the partitions.
         """
-        part = self._loading.pop(tenant_id, None)
-        if part is None:
+        load = self._loading.pop(tenant_id, None)
+        if load is None:
             return
-        name, parent = _qualified(part), _qualified(embeddings)
+        name, parent = _qualified(load), _qualified(embeddings)
+        part = _partition_of(embeddings, tenant_id)
         with translate_errors("ending the embeddings' load"):
             if not complete:
                 await connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
@@ -818,39 +825,58 @@ class PostgresFeatures:
             if definition is not None:  # the partitioned table's index, with more candidates
                 using = _with_ef_construction(definition[definition.index(" USING ") :])
                 await connection.execute(text(f"CREATE INDEX ON {name}{using}"))
-            default = await connection.scalar(
-                text(
-                    "SELECT partdefid::regclass::text FROM pg_partitioned_table"
-                    " WHERE partrelid = to_regclass(:name) AND partdefid <> 0"
-                ),
-                {"name": parent},
+            former = await connection.scalar(
+                text("SELECT c.relispartition FROM pg_class AS c WHERE c.oid = to_regclass(:name)"),
+                {"name": _qualified(part)},
             )
-            p, t = part, table
+            source = (
+                _qualified(part)
+                if former
+                else await connection.scalar(
+                    text(
+                        "SELECT partdefid::regclass::text FROM pg_partitioned_table"
+                        " WHERE partrelid = to_regclass(:name) AND partdefid <> 0"
+                    ),
+                    {"name": parent},
+                )
+            )
+            t = table
             changed = select(t.c.id).where(
                 t.c.tenant_id == tenant_id,
                 or_(t.c.updated_at > since, t.c.deleted_at.is_not(None)),
             )
             await connection.execute(
-                p.delete().where(p.c.tenant_id == tenant_id, p.c.customer_id.in_(changed))
-            )
-            if default is not None:
-                await connection.execute(text(f"LOCK TABLE {default} IN ACCESS EXCLUSIVE MODE"))
-                literal = _literal(tenant_id)
-                await connection.execute(
-                    text(
-                        f"INSERT INTO {name} SELECT * FROM {default} WHERE tenant_id = {literal}"
-                        " ON CONFLICT (tenant_id, customer_id) DO UPDATE"
-                        " SET embedding = excluded.embedding, version = excluded.version"
-                    )
-                )
-                await connection.execute(text(f"DELETE FROM {default} WHERE tenant_id = {literal}"))
-            await connection.execute(
-                text(
-                    f"ALTER TABLE {parent} ATTACH PARTITION {name}"
-                    f" FOR VALUES IN ({_literal(tenant_id)})"
-                )
+                load.delete().where(load.c.tenant_id == tenant_id, load.c.customer_id.in_(changed))
             )
             await connection.execute(text(f"ANALYZE {name}"))
+            literal = _literal(tenant_id)
+            if source is not None:
+                # Detaching the former partition locks the partitioned table: take that
+                # lock first, so no search holding it waits on the partition meanwhile.
+                locked = parent if former else source
+                await connection.execute(text(f"LOCK TABLE {locked} IN ACCESS EXCLUSIVE MODE"))
+                await connection.execute(
+                    text(
+                        f"INSERT INTO {name} SELECT s.* FROM {source} AS s"
+                        f" WHERE s.tenant_id = {literal} AND s.customer_id IN (SELECT c.id"
+                        f" FROM {_qualified(table)} AS c WHERE c.tenant_id = {literal}"
+                        " AND (c.updated_at > :since OR c.deleted_at IS NOT NULL))"
+                        " ON CONFLICT (tenant_id, customer_id) DO NOTHING"
+                    ),
+                    {"since": since},
+                )
+            if former:
+                await connection.execute(text(f"ALTER TABLE {parent} DETACH PARTITION {source}"))
+                await connection.execute(text(f"DROP TABLE {source}"))
+            elif source is not None:
+                await connection.execute(text(f"DELETE FROM {source} WHERE tenant_id = {literal}"))
+            await connection.execute(text(f"ALTER TABLE {name} RENAME TO {_quote(part.name)}"))
+            await connection.execute(
+                text(
+                    f"ALTER TABLE {parent} ATTACH PARTITION {_qualified(part)}"
+                    f" FOR VALUES IN ({literal})"
+                )
+            )
 
 
 def _with_ef_construction(using: str) -> str:
@@ -887,3 +913,10 @@ def _partition_of(embeddings: Table, tenant_id: str) -> Table:
     table's name, ``PARTITION_MARK``, and a digest of the tenant id."""
     digest = hashlib.sha256(tenant_id.encode()).hexdigest()[:20]
     return embeddings.to_metadata(MetaData(), name=f"{embeddings.name}{PARTITION_MARK}{digest}")
+
+
+def _load_of(embeddings: Table, tenant_id: str) -> Table:
+    """The table a load of the tenant's embeddings fills (``_partition_of``'s name, marked
+    as a load): it takes that name when the load ends."""
+    part = _partition_of(embeddings, tenant_id)
+    return part.to_metadata(MetaData(), name=f"{part.name}_load")

@@ -17,11 +17,16 @@ __all__ = ("CustomerIntelligence", "CustomerProfile", "CustomerScores")
 class CustomerProfile:
     """A customer and what they bought: the input of embeddings and batch scoring.
 
-    ``products`` maps product id to the quantity bought over all orders.
+    ``products`` maps product id to the quantity bought over all orders. ``embed``
+    False says the caller holds the customer's current embedding (their history has
+    not changed since it was computed): ``products``, which serve the embedding, are
+    then not read (empty), and ``score_many`` need not compute one (the caller
+    ignores what it returns).
     """
 
     customer: Customer
     products: Mapping[str, int] = field(default_factory=dict)
+    embed: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -248,9 +248,11 @@ class EmbeddingBulkLoad(Protocol):
     wrote in between at the end.
     """
 
-    async def begin_embedding_load(self) -> bool:
-        """Start taking the embeddings ``update_derived`` writes aside; False when the
-        storage does not (they are written as usual).
+    async def begin_embedding_load(self, *, version: str) -> bool:
+        """Start taking the embeddings ``update_derived`` writes aside, where the tenant
+        has no embedding of ``version`` yet (a first scoring, or the first after the
+        embeddings' layout changed); False when the storage does not (they are
+        written as usual).
 
         Raises:
             StorageError: the storage failed.

@@ -394,11 +394,16 @@ class AIService:
         Walks the tenant by id in chunks: each is read (customers, their purchases)
         in one short transaction, scored outside any, and written in another with
         one batched update — a fixed number of statements per chunk. The next
-        chunk is read and the previous one written while one is scored. An
-        embedding is rewritten only when it lies further than the tolerance from the
-        one the history gives: changes keep them current, so a run rewrites those
-        of another version and those a path outside the services left behind
-        (``ScoringSummary.embeddings_written`` counts them).
+        chunk is read and the previous one written while one is scored.
+
+        Embeddings: every change of a customer's history stores the embedding it
+        gives and stamps ``updated_at``, so the embedding of a customer unchanged
+        since their last scoring, stored under the current version, is taken as it
+        is (neither their purchases read nor the embedding computed). Every other
+        customer's is computed and rewritten only when it lies further than the
+        tolerance from the stored one: those of another version, of customers never
+        scored, and what a path outside the services left behind on a customer it
+        changed (``ScoringSummary.embeddings_written`` counts them).
         ``on_progress`` gets the number of customers written so far, after every
         chunk; an async callback is awaited.
         Customers the policy excludes have their derived data cleared instead.
@@ -420,11 +425,11 @@ class AIService:
         writing: asyncio.Future[None] | None = None
         try:
             while True:
-                chunk, allowed, purchases = await reading
+                chunk, allowed, settled, purchases = await reading
                 if not chunk:
                     break
                 reading = asyncio.ensure_future(self._read_chunk(tenant_id, chunk[-1].id))
-                rows = await self._score_chunk(chunk, allowed, purchases, months, summary)
+                rows = await self._score_chunk(chunk, allowed, settled, purchases, months, summary)
                 if writing is not None:
                     await writing
                     await report_progress(on_progress, summary.customers - len(chunk))
@@ -449,7 +454,7 @@ class AIService:
             if not isinstance(store, EmbeddingBulkLoad):
                 return False
             if end is None:
-                began = await store.begin_embedding_load()
+                began = await store.begin_embedding_load(version=self._embedding_version)
             else:
                 began = False
                 await store.end_embedding_load(since=end[0], complete=end[1])
@@ -458,17 +463,31 @@ class AIService:
 
     async def _read_chunk(
         self, tenant_id: str, after_id: int
-    ) -> tuple[Sequence[Customer], list[Customer], Sequence[ProductPurchases]]:
-        """The next customers by id, those profiling may touch, and their purchases:
-        one short transaction (the intelligence, maybe a slow model or one that
-        reads the storage itself, runs between transactions)."""
+    ) -> tuple[Sequence[Customer], list[Customer], set[int], Sequence[ProductPurchases]]:
+        """The next customers by id, those profiling may touch, the ids of those whose
+        stored embedding is settled (``_embedding_settled``), and the purchases of the
+        others with orders: one short transaction (the intelligence, maybe a slow
+        model or one that reads the storage itself, runs between transactions)."""
         async with self._tx.read(tenant_id) as uow:
             chunk = await derived_data(uow).list_after(after_id, limit=self._chunk_size)
+            history = purchase_history(uow)  # needed even when no customer needs it
             allowed = self._profiling.profiled(chunk)
-            purchases = (
-                await purchase_history(uow).purchases([c.id for c in allowed]) if allowed else []
-            )
-        return chunk, allowed, purchases
+            settled = {c.id for c in allowed if self._embedding_settled(c)}
+            # No orders, nothing bought: no purchases to read (as ``Embedder``).
+            wanted = [c.id for c in allowed if c.total_orders and c.id not in settled]
+            purchases = await history.purchases(wanted) if wanted else []
+        return chunk, allowed, settled, purchases
+
+    def _embedding_settled(self, customer: Customer) -> bool:
+        """Whether the customer's stored embedding is theirs without computing it: stored
+        under the current version, and the customer unchanged since their last
+        scoring (a change of history stores its embedding and stamps ``updated_at``)."""
+        return (
+            customer.embedding is not None
+            and customer.embedding_version == self._embedding_version
+            and customer.scored_at is not None
+            and customer.updated_at < customer.scored_at
+        )
 
     async def _write_chunk(self, tenant_id: str, rows: Sequence[DerivedData]) -> None:
         async with self._tx.change(tenant_id) as change:
@@ -489,13 +508,16 @@ class AIService:
         self,
         chunk: Sequence[Customer],
         allowed: Sequence[Customer],
+        settled: set[int],
         purchases: Sequence[ProductPurchases],
         months: int,
         summary: ScoringSummary,
     ) -> list[DerivedData]:
         now = self._clock.now()
         quantities = products_by_customer(purchases)
-        profiles = [CustomerProfile(c, quantities.get(c.id, {})) for c in allowed]
+        profiles = [
+            CustomerProfile(c, quantities.get(c.id, {}), embed=c.id not in settled) for c in allowed
+        ]
         scores: Sequence[CustomerScores] = (
             await self._intelligence.score_many(profiles, now=now, months=months)
             if profiles
@@ -504,7 +526,12 @@ class AIService:
         stored = {c.id: c for c in allowed}
         rows = []
         for s in scores:
-            embedding = None if s.embedding is None else embedding_values(s.embedding)
+            customer = stored[s.customer_id]
+            if customer.id in settled:
+                embedding, keep = customer.embedding, True
+            else:
+                embedding = None if s.embedding is None else embedding_values(s.embedding)
+                keep = self._embedding_current(customer, embedding)
             rows.append(
                 DerivedData(
                     customer_id=s.customer_id,
@@ -515,7 +542,7 @@ class AIService:
                     embedding_version=self._embedding_version if embedding else None,
                     scored_at=now,
                     score_source=s.source,
-                    keep_embedding=self._embedding_current(stored[s.customer_id], embedding),
+                    keep_embedding=keep,
                 )
             )
         summary.embeddings_written += sum(not row.keep_embedding for row in rows)
