@@ -4,8 +4,6 @@ Run by hand (not part of the test suite):
 
     python benchmarks/intelligence.py                      # 1,000,000 customers
     python benchmarks/intelligence.py --customers 100000   # a quicker run
-    python benchmarks/intelligence.py --customers 100000 --postgres-url URL \
-        --database-url DATABASE   # similar customers only, on an earlier run's database
 
 A tenant of ``--customers`` customers, each with one to three orders over 200
 products, beside a tenant of 100,000 more, is scored with ``score_tenant``
@@ -329,17 +327,12 @@ def _recall(ids: np.ndarray, vectors: np.ndarray, index: int, found: list[int]) 
 
 
 async def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
-    url = args.database_url or await new_database(admin_url)
-    print(f"database: {url}")
+    url = await new_database(admin_url)
     storage = SqlAlchemyStorage.from_url(url, pool_size=4)
     clock = SystemClock()
     customers = CustomerService(storage.unit_of_work, clock, HeuristicIntelligence())
     ai = AIService(storage.unit_of_work, clock, HeuristicIntelligence(), chunk_size=5000)
     results: dict[str, Any] = {"customers": args.customers, "others": args.others}
-    if args.database_url:  # filled and scored by an earlier run: similar customers only
-        results.update(await _similar_customers(url, ai, args))
-        await storage.close()
-        return results
     await _fill(url, customers, args.customers, args.others)
     await ai.score_tenant("neighbour")  # the other tenant is already scored
     await _vacuum(url)
@@ -376,14 +369,7 @@ async def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
     results["floor_rescore_seconds"] = round(floor_rescore, 2)
     results["rescore_next_day_ratio"] = round(rescore / floor_rescore, 2)
     await _vacuum(url)  # settle the tables, as autovacuum would after such writes
-    results.update(await _similar_customers(url, ai, args))
-    await storage.close()
-    return results
 
-
-async def _similar_customers(url: str, ai: AIService, args: argparse.Namespace) -> dict[str, Any]:
-    """``find_similar_customers`` for random customers beside the raw query, and recall."""
-    results: dict[str, Any] = {}
     ids, vectors = await _embeddings(url)
     picks = random.Random(5).sample(range(len(ids)), args.queries)
     timings, answers = [], []
@@ -402,6 +388,7 @@ async def _similar_customers(url: str, ai: AIService, args: argparse.Namespace) 
     results["similar_recall_at_10"] = round(recall / len(picks), 4)
     exact = await _exact_ranking(url, ids, vectors, picks)
     results["similar_recall_exact_ranking"] = round(exact, 4)
+    await storage.close()
     return results
 
 
@@ -411,11 +398,6 @@ def main() -> None:
     parser.add_argument("--others", type=int, default=100_000, help="the other tenant's customers")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--postgres-url", help="an admin URL; embedded PostgreSQL otherwise")
-    parser.add_argument(
-        "--database-url",
-        help="a database an earlier run filled and scored (printed as it starts; on a"
-        " --postgres-url server, which outlives the run): measure similar customers only",
-    )
     args = parser.parse_args()
     with postgres_admin(args.postgres_url) as admin:
         results = asyncio.run(run(args, admin))
@@ -425,8 +407,6 @@ def main() -> None:
     )
     report("intelligence", title, TARGETS, results)
     for measure in ("score_tenant_statements", "rescore_statements"):
-        if measure not in results:
-            continue
         print(f"\n{measure} (seconds, summed over the pipelined connections):")
         for kind, seconds in results[measure].items():
             print(f"  {seconds:>8.2f}  {kind}")

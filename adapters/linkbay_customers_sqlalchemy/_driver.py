@@ -33,8 +33,7 @@ class DriverStatement:
 
     Args:
         statement: A SELECT, a textual statement, or an INSERT with RETURNING (or
-            none), whose parameters are named bind parameters (``literal_execute``
-            ones given their values in the statement).
+            none), whose parameters are named bind parameters.
         dialect: The engine's dialect (``postgresql+asyncpg``).
         column_keys: The columns an INSERT is given values for (as SQLAlchemy
             compiles it for the keys of its parameters); the other columns with a
@@ -43,8 +42,7 @@ class DriverStatement:
     Raises:
         ValueError: a statement this cannot run as SQLAlchemy would (a default
             computed by SQL or a sequence, an UPDATE's ``onupdate``, columns of
-            the same name, an expanding parameter, a parameter rendered into the
-            text without a value).
+            the same name).
     """
 
     def __init__(
@@ -54,19 +52,6 @@ class DriverStatement:
             dialect=dialect, column_keys=list(column_keys) if column_keys is not None else None
         )
         self.sql: str = compiled.string
-        # Parameters rendered into the statement's text (``literal_execute``), as
-        # SQLAlchemy renders them when it runs the statement: from their values in
-        # the statement (``statement.params(...)``).
-        literals: set[str] = set()
-        values = compiled.params
-        for bind in compiled.literal_execute_params:
-            if values.get(bind.key) is None:
-                raise ValueError(f"parameter {bind.key} is rendered into the text: give it a value")
-            literal = compiled.render_literal_value(values[bind.key], bind.type)
-            self.sql = self.sql.replace(f"__[POSTCOMPILE_{bind.key}]", literal)
-            literals.add(bind.key)
-        if "__[POSTCOMPILE_" in self.sql:
-            raise ValueError("a driver statement cannot expand parameters")
         self._dialect = dialect
         if compiled.update_prefetch:
             raise ValueError("a driver statement cannot compute onupdate values")
@@ -76,7 +61,7 @@ class DriverStatement:
             if default is None or not (default.is_scalar or default.is_callable):
                 raise ValueError(f"column {column.key} has a default the driver cannot compute")
             self._defaults[column.key] = default
-        names = tuple(name for name in compiled.positiontup or () if name not in literals)
+        names = tuple(compiled.positiontup or ())
         self._names = names
         binds = [
             compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)

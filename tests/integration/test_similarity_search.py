@@ -29,7 +29,6 @@ from linkbay_customers.domain import (
 from linkbay_customers.heuristics import behaviour_embedding
 from linkbay_customers.testing import T0, new_tenant_id
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage, default_models
-from linkbay_customers_sqlalchemy._connection import TenantConnection
 from linkbay_customers_sqlalchemy._repositories import _postgresql as postgresql
 from tests._databases import new_postgres_database
 
@@ -333,48 +332,6 @@ async def test_a_customer_and_their_nearest_are_read_in_one_statement_through_th
     explained = await plan(storage, population.large_tenant, statements[0], analyze=True)
     assert f"Index Scan using {SHARED_HNSW_INDEX}" in explained, explained
     assert "Order By: (embedding <=> (InitPlan" in explained, explained
-
-
-@pytest.mark.usefixtures("through_the_index")
-async def test_a_read_only_unit_of_work_finds_the_same_neighbours_outside_a_transaction(
-    storage: SqlAlchemyStorage, population: Population, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    begun: list[str] = []
-    execute = TenantConnection.execute
-
-    async def spy(self: TenantConnection, query: str, *args: Any, **kwargs: Any) -> str:
-        if query.startswith("BEGIN"):
-            begun.append(query)
-        return await execute(self, query, *args, **kwargs)
-
-    for customer_id in random.Random(8).sample(sorted(population.large), 5):
-        async with storage.unit_of_work(population.large_tenant) as uow:
-            _, alone = await uow.customers.neighbours_of(
-                customer_id, embedding_version=VERSION, limit=10
-            )
-        monkeypatch.setattr(TenantConnection, "execute", spy)
-        async with storage.unit_of_work(population.large_tenant, read_only=True) as uow:
-            customer, found = await uow.customers.neighbours_of(
-                customer_id, embedding_version=VERSION, limit=10
-            )
-            # Another tenant's reading of the same id, on the next connection, finds
-            # nothing of this one.
-            async with storage.unit_of_work(population.small_tenant, read_only=True) as other:
-                theirs, near = await other.customers.neighbours_of(
-                    customer_id, embedding_version=VERSION, limit=10
-                )
-            assert theirs is None or theirs.tenant_id == population.small_tenant
-            assert {c.tenant_id for c, _ in near or []} <= {population.small_tenant}
-        monkeypatch.undo()
-        assert customer is not None
-        assert customer.id == customer_id
-        assert customer.embedding == pytest.approx(population.large[customer_id], abs=1e-6)
-        assert found is not None
-        assert alone is not None
-        assert [(c.id, c.email) for c, _ in found] == [(c.id, c.email) for c, _ in alone]
-        assert [s for _, s in found] == pytest.approx([s for _, s in alone], abs=1e-6)
-        assert {c.tenant_id for c, _ in found} == {population.large_tenant}
-    assert begun == []
 
 
 @pytest.mark.usefixtures("through_the_index")

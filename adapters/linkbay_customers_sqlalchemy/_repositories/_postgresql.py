@@ -13,9 +13,9 @@ import hashlib
 import operator
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -396,63 +396,6 @@ def _neighbours_of_in_index(table: Table, embeddings: Table) -> Any:
     return select(both).order_by(both.c.distance.asc().nulls_first(), both.c.id)
 
 
-@functools.cache
-def _neighbours_of_statement(table: Table, embeddings: Table, tenant_id: str, limit: int) -> Any:
-    """``_neighbours_of_in_index`` with its tenant and limit given (they are written
-    into its text), built once per tenant and limit."""
-    return _neighbours_of_in_index(table, embeddings).params(tenant=tenant_id, limit=limit)
-
-
-@functools.cache
-def _tenant_size(table: Table) -> Any:
-    """The live customers of ``tenant``, counted up to ``most`` (from the
-    ``(tenant_id, deleted_at)`` index)."""
-    some = (
-        select(literal_column("1"))
-        .where(table.c.tenant_id == bindparam("tenant"), table.c.deleted_at.is_(None))
-        .limit(bindparam("most", type_=BigInteger()))
-        .subquery()
-    )
-    return select(func.count().label("rows")).select_from(some)
-
-
-async def _count_rows(connection: AsyncConnection, table: Table, tenant_id: str) -> int:
-    with translate_errors("sizing the tenant"):
-        rows = await connection.execute(
-            _tenant_size(table), {"tenant": tenant_id, "most": EXACT_SEARCH_MAX_ROWS}
-        )
-    return int(rows.scalar_one())
-
-
-@functools.cache
-def _similarity_settings_check() -> Any:
-    """Whether the session runs with ``SIMILARITY_SESSION_SETTINGS`` (``configured``)."""
-    checks = [
-        f"current_setting({_literal(name)}, true) = {_literal(value)}"
-        for name, value in SIMILARITY_SESSION_SETTINGS.items()
-    ]
-    return select(literal_column(" AND ".join(checks)).label("configured"))
-
-
-class NeighbourReads(Protocol):
-    """What ``PostgresFeatures.neighbours_of`` needs of its unit of work."""
-
-    @property
-    def tenant_id(self) -> str:
-        """The tenant every statement filters on."""
-        ...
-
-    def connection_info(self) -> dict[Any, Any]:
-        """The ``info`` of the connection the unit of work holds (no transaction begun)."""
-        ...
-
-    async def fetch(
-        self, statement: Any, parameters: Mapping[str, Any], *, action: str
-    ) -> Sequence[Mapping[str, Any]]:
-        """The rows of a statement, as mappings by column name."""
-        ...
-
-
 class PostgresFeatures:
     """COPY and the similarity search of one storage on PostgreSQL, with their caches.
 
@@ -613,9 +556,7 @@ class PostgresFeatures:
         ef_search = min(max(limit, MIN_EF_SEARCH), MAX_EF_SEARCH)
         # A tenant known to be large skips the size count (0: count nothing, take
         # the index); the answer is remembered for a while, as sizes change slowly.
-        large = await self._is_large_tenant(
-            tenant_id, lambda: _count_rows(connection, table, tenant_id)
-        )
+        large = await self._is_large_tenant(connection, table, tenant_id)
         exact_max = 0 if large else EXACT_SEARCH_MAX_ROWS
         parameters = {
             "tenant": tenant_id,
@@ -642,68 +583,69 @@ class PostgresFeatures:
 
     async def neighbours_of(
         self,
-        session: NeighbourReads,
+        connection: AsyncConnection,
         table: Table,
         embeddings: Table,
         *,
+        tenant_id: str,
         customer_id: int,
         embedding_version: str,
         limit: int,
-    ) -> Sequence[Mapping[str, Any]] | None:
+    ) -> Sequence[Row[Any]] | None:
         """The customer's row (no ``distance``) and then, nearest first, the rows of the
         live customers nearest to the embedding stored for them, in one statement:
         only for a large tenant on a connection that started with the similarity
-        settings (None elsewhere, and nothing is read).
-
-        Every statement goes through the unit of work's ``fetch``: in a read-only
-        one on PostgreSQL, that is a read outside a transaction (one round trip).
-        """
-        tenant_id = session.tenant_id
-        if limit > MIN_EF_SEARCH or not await self._is_large_tenant(
-            tenant_id, lambda: self._tenant_rows(session, table)
+        settings (None elsewhere, and nothing is read)."""
+        if not (
+            limit <= MIN_EF_SEARCH
+            and await self._is_large_tenant(connection, table, tenant_id)
+            and await self._session_configured(connection)
         ):
             return None
-        info = session.connection_info()
-        if info.get(_SESSION_CONFIGURED) is None:
-            rows = await session.fetch(
-                _similarity_settings_check(), {}, action="reading the similarity settings"
+        parameters = {
+            "tenant": tenant_id,
+            "customer": customer_id,
+            "version": embedding_version,
+            "limit": limit,
+        }
+        with translate_errors("finding similar customers"):
+            result = await connection.execute(
+                _neighbours_of_in_index(table, embeddings), parameters
             )
-            info[_SESSION_CONFIGURED] = bool(rows[0]["configured"])
-        if not info[_SESSION_CONFIGURED]:
-            return None
-        # The tenant and the limit are written into the statement (see
-        # ``_neighbours_of_in_index``): one statement per tenant and limit.
-        statement = _neighbours_of_statement(table, embeddings, tenant_id, limit)
-        parameters = {"customer": customer_id, "version": embedding_version}
-        return await session.fetch(statement, parameters, action="finding similar customers")
-
-    async def _tenant_rows(self, session: NeighbourReads, table: Table) -> int:
-        """The tenant's live customers, counted up to ``EXACT_SEARCH_MAX_ROWS``."""
-        rows = await session.fetch(
-            _tenant_size(table),
-            {"tenant": session.tenant_id, "most": EXACT_SEARCH_MAX_ROWS},
-            action="sizing the tenant",
-        )
-        return int(rows[0]["rows"])
+            return result.all()
 
     async def _session_configured(self, connection: AsyncConnection) -> bool:
         """Whether the connection started with ``SIMILARITY_SESSION_SETTINGS`` (an engine
         of the host's own may not have), asked once per connection."""
         known = connection.info.get(_SESSION_CONFIGURED)
         if known is None:
+            checks = [
+                f"current_setting({_literal(name)}, true) = {_literal(value)}"
+                for name, value in SIMILARITY_SESSION_SETTINGS.items()
+            ]
             with translate_errors("reading the similarity settings"):
-                known = bool(await connection.scalar(_similarity_settings_check()))
+                known = bool(await connection.scalar(text("SELECT " + " AND ".join(checks))))
             connection.info[_SESSION_CONFIGURED] = known
         return bool(known)
 
-    async def _is_large_tenant(self, tenant_id: str, count: Callable[[], Awaitable[int]]) -> bool:
+    async def _is_large_tenant(
+        self, connection: AsyncConnection, table: Table, tenant_id: str
+    ) -> bool:
         """Whether the tenant has ``EXACT_SEARCH_MAX_ROWS`` live customers or more,
-        counted (``count``) at most once per ``TENANT_SIZE_SECONDS`` in this storage."""
+        counted at most once per ``TENANT_SIZE_SECONDS`` in this storage."""
         known = self._large_tenants.get(tenant_id)
         now = time.monotonic()
         if known is not None and now - known[1] < TENANT_SIZE_SECONDS:
             return known[0]
-        large = await count() >= EXACT_SEARCH_MAX_ROWS
+        some = (
+            select(literal_column("1"))
+            .where(table.c.tenant_id == tenant_id, table.c.deleted_at.is_(None))
+            .limit(EXACT_SEARCH_MAX_ROWS)
+            .subquery()
+        )
+        with translate_errors("sizing the tenant"):
+            rows = await connection.execute(select(func.count()).select_from(some))
+        large = int(rows.scalar_one()) >= EXACT_SEARCH_MAX_ROWS
         self._large_tenants[tenant_id] = (large, now)
         return large
 

@@ -40,10 +40,6 @@ class SqlSession(Protocol):
         """The connection, inside a transaction of the tenant."""
         ...
 
-    def connection_info(self) -> dict[Any, Any]:
-        """The ``info`` of the connection the unit of work holds (no transaction begun)."""
-        ...
-
     async def execute(self, statement: Any, parameters: Any = None, *, action: str) -> Any:
         """Run a statement in the transaction, wrapping driver errors."""
         ...
