@@ -39,11 +39,13 @@ def server_url(tmp_root: Path) -> Iterator[str]:
         yield from embedded_postgres_url(tmp_root / "pgdata")
 
 
-async def _create_database(admin_url: str, name: str) -> str:
+async def create_database(admin_url: str, name: str, *, template: str | None = None) -> str:
+    """A new database on the server (a copy of ``template``'s, if given); its URL."""
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    copy = f' TEMPLATE "{template}"' if template else ""
     try:
         async with engine.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+            await connection.execute(text(f'CREATE DATABASE "{name}"{copy}'))
     finally:
         await engine.dispose()
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
@@ -51,7 +53,7 @@ async def _create_database(admin_url: str, name: str) -> str:
 
 async def new_postgres_database(admin_url: str, *, migrate: bool = True) -> str:
     """A new, empty database on the server (migrated unless told otherwise)."""
-    url = await _create_database(admin_url, f"linkbay_{uuid.uuid4().hex[:12]}")
+    url = await create_database(admin_url, f"linkbay_{uuid.uuid4().hex[:12]}")
     if migrate:
         await upgrade(url)
     return url

@@ -36,13 +36,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import make_url
 
 from linkbay_customers import bootstrap
 from linkbay_customers.testing import FixedClock
 from linkbay_customers_fastapi import create_app
-from linkbay_customers_sqlalchemy import create_engine
-from tests._databases import new_postgres_database, new_sqlite_database
+from tests._databases import create_database, new_postgres_database, new_sqlite_database
+from tests.api._support import ADDRESS
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "api.md"
@@ -235,14 +235,6 @@ MARIO = {
     "gender": "male",
     "preferences": {"language": "it", "newsletter_subscribed": True, "marketing_consent": True},
     "tags": ["vip", "early_adopter"],
-}
-ADDRESS = {
-    "type": "shipping",
-    "address_line1": "Via Roma 123",
-    "city": "Milano",
-    "postal_code": "20100",
-    "country": "IT",
-    "is_default": True,
 }
 MUGS = {"product_id": "123", "product_name": "Mug", "quantity": 2, "unit_price": "29.99"}
 ORDER = {
@@ -475,14 +467,7 @@ async def _copy(templates: dict[str, str], kind: str, admin_url: str, name: str)
         target = source.with_name(f"{name}.db")
         shutil.copyfile(source, target)
         return f"sqlite+aiosqlite:///{target}"
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    template_name = make_url(template).database
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"'))
-    finally:
-        await engine.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    return await create_database(admin_url, name, template=make_url(template).database)
 
 
 _COUNTER = iter(range(10**9))
