@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import BigInteger, Table, and_, bindparam, false, literal, select, text
+from sqlalchemy import BigInteger, Table, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -536,16 +536,15 @@ class SqlAlchemyStorage(Storage):
 
     @functools.cached_property
     def _schema_probe(self) -> Any:
-        # Planning the statement needs every table and column it names; ``WHERE
-        # false`` under each EXISTS leaves nothing to read (nor a row policy to apply).
-        return select(literal(1)).where(
-            and_(
-                *(
-                    ~select(*table.columns).where(false()).exists()
-                    for table in self.models.tables().values()
-                )
-            )
-        )
+        # Planning the statement needs every table and column it names; ``LIMIT 0``
+        # reads nothing. Joined on ``tenant_id`` and pinned to a tenant id no tenant
+        # can have, it is routed to one shard on Citus, as every statement is.
+        first, *rest = self.models.tables().values()
+        joined = first
+        for table in rest:
+            joined = joined.join(table, table.c.tenant_id == first.c.tenant_id)
+        columns = [column for table in (first, *rest) for column in table.columns]
+        return select(*columns).select_from(joined).where(first.c.tenant_id == "").limit(0)
 
     async def load_model_fit(self, tenant_id: str, model: str) -> ModelFit | None:
         """The tenant's fit of a model, or None (``linkbay_customers_clv.ModelFitStorage``).
