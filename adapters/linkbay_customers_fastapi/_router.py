@@ -82,12 +82,10 @@ async def _no_actor() -> None:
 def _request_errors(
     get_tenant_id: Callable[..., Any], get_actor: Callable[..., Any]
 ) -> tuple[type[LinkbayError], ...]:
-    """What every route can answer with these dependencies: theirs (``answers``), the
-    400 of a tenant dependency returning no valid tenant id unless it declared what it
-    answers, and the input's and the storage's problems."""
+    """What every route can answer with these dependencies: theirs (``answers``; one
+    that declares nothing may answer every tenancy problem, the 400 of a tenant id
+    that is not valid included), and the input's and the storage's problems."""
     given = (*answered_by(get_tenant_id), *answered_by(get_actor))
-    if answered_by(get_tenant_id) is CONTEXT_ERRORS:
-        given += (TenantRequired,)
     context = tuple(error for error in CONTEXT_ERRORS if error in given)
     return (*context, *(e for e in REQUEST_ERRORS if e not in CONTEXT_ERRORS))
 

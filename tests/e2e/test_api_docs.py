@@ -24,6 +24,7 @@ a window of the page's times is sent on SQLite only.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import shutil
@@ -98,6 +99,12 @@ def _blocks(lines: list[str]) -> Iterator[tuple[int, str, list[str]]]:
         index += 1
 
 
+@functools.cache
+def page_blocks() -> tuple[tuple[int, str, list[str]], ...]:
+    """The page's blocks and lines (``_blocks``), read once."""
+    return tuple(_blocks(PAGE.read_text().splitlines()))
+
+
 def _request(line: int, block: list[str], after: list[tuple[str, list[str]]]) -> Example:
     method, target = block[0].split(" ", 1)
     headers: dict[str, str] = {}
@@ -116,7 +123,7 @@ def _request(line: int, block: list[str], after: list[tuple[str, list[str]]]) ->
 
 def examples() -> list[Example]:
     """The page's HTTP examples, with the text and JSON up to the next example or heading."""
-    blocks = list(_blocks(PAGE.read_text().splitlines()))
+    blocks = page_blocks()
     found = []
     for number, (line, kind, block) in enumerate(blocks):
         if kind != "http":
@@ -132,7 +139,7 @@ def examples() -> list[Example]:
 
 def shape(section: str) -> Any:
     """The JSON block a section (``## Customers``, say) opens with: its resource's shape."""
-    blocks = list(_blocks(PAGE.read_text().splitlines()))
+    blocks = page_blocks()
     start = next(n for n, (_, kind, b) in enumerate(blocks) if (kind, b[0]) == ("heading", section))
     for _, kind, block in blocks[start + 1 :]:
         assert kind != "heading", f"{section} shows no shape before its first route"
@@ -547,7 +554,7 @@ async def test_the_example_answers_what_the_page_shows(served: Story, example: E
 
 
 async def test_the_refusal_to_profile_is_the_one_the_page_shows(served: Story) -> None:
-    blocks = list(_blocks(PAGE.read_text().splitlines()))
+    blocks = page_blocks()
     documented = next(
         json.loads("\n".join(block))
         for _, kind, block in blocks
