@@ -10,9 +10,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from linkbay_customers.registry import registered_storages
+from linkbay_customers_sqlalchemy._pool import FairAsyncPool
 
 __all__ = (
     "ASYNC_DRIVERS",
@@ -199,10 +199,11 @@ def create_engine(database_url: str, **options: Any) -> AsyncEngine:
 
 
 def _create_engine(url: URL, dialect: str, options: dict[str, Any]) -> AsyncEngine:
+    # Units of work get connections in the order they ask (see FairAsyncPool).
+    options.setdefault("poolclass", FairAsyncPool)
     if dialect == "sqlite":
         in_memory = url.database in (None, "", ":memory:")
         if in_memory:
-            options.setdefault("poolclass", AsyncAdaptedQueuePool)
             options.setdefault("pool_size", 1)
             options.setdefault("max_overflow", 0)
         engine = create_async_engine(url, **options)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable
 from decimal import Decimal
 
 import pytest
+import sqlalchemy.exc
 
 from linkbay_customers import (
     AIService,
@@ -204,3 +205,48 @@ async def test_sqlite_readers_of_one_tenant_leave_another_tenants_writer_going(
 
     assert waits, "the writer created no customer"
     assert max(waits) < 10, max(waits)  # a writer waiting for the readers sat out seconds
+
+
+async def test_a_busy_pool_serves_units_of_work_in_the_order_they_asked(database_url: str) -> None:
+    # One connection; a unit of work waits for it. When it comes back, a unit of
+    # work asking in the same moment (before the waiter has run) queues behind the
+    # waiter instead of taking it: under load no request waits out the pool timeout
+    # while later ones pass it.
+    storage = SqlAlchemyStorage.from_url(database_url, pool_size=1, max_overflow=0)
+    tenant, served = new_tenant_id(), []
+
+    async def read(name: str) -> None:
+        async with storage.unit_of_work(tenant, read_only=True) as uow:
+            assert await uow.customers.get(1) is None
+            served.append(name)
+
+    try:
+        held = await storage.engine.connect()
+        waiting = asyncio.create_task(read("waiting"))
+        await asyncio.sleep(0.05)  # it waits for the one connection
+        await held.close()
+        await read("asked after")
+        await waiting
+        assert served == ["waiting", "asked after"]
+    finally:
+        await storage.close()
+
+
+async def test_a_cancelled_or_timed_out_wait_for_a_connection_loses_no_connection() -> None:
+    storage = SqlAlchemyStorage.from_url("sqlite://", pool_timeout=0.05)
+    engine = storage.engine
+    try:
+        held = await engine.connect()
+        with pytest.raises(sqlalchemy.exc.TimeoutError, match="QueuePool limit"):
+            await engine.connect()
+        # Cancelled in the moment the connection is handed to it: it passes it on.
+        handed = asyncio.create_task(engine.connect().start())
+        await asyncio.sleep(0.01)
+        await held.close()
+        handed.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await handed
+        async with engine.connect() as connection:
+            assert (await connection.exec_driver_sql("SELECT 1")).scalar() == 1
+    finally:
+        await storage.close()
