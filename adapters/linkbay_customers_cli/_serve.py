@@ -12,11 +12,12 @@ SIGINT and SIGTERM stop the server gracefully and the command then exits with 0.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -192,6 +193,19 @@ def _create_app(container: CustomersContainer | str, api: ApiOptions) -> FastAPI
         jwt_require_expiry=api.jwt_require_expiry,
         **extra,
     )
+    started = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        async with started(app) as state:
+            # What the server holds from now on (modules, models, routes, pools) is
+            # left out of garbage collections: a full collection of it paused every
+            # request in flight for about 0.1 s, a few times a minute under load.
+            gc.collect()
+            gc.freeze()
+            yield state
+
+    app.router.lifespan_context = lifespan
     return app
 
 

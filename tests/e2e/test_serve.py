@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import shutil
@@ -18,6 +19,8 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+
+from linkbay_customers_cli._serve import worker_app
 
 READY_TIMEOUT = 90.0
 STOP_TIMEOUT = 30.0
@@ -268,3 +271,21 @@ def test_workers_refuse_an_in_memory_database(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "memory:// lives inside one process" in result.stderr
+
+
+async def test_a_started_worker_leaves_what_it_holds_out_of_garbage_collections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LINKBAY_DATABASE_URL", "memory://")
+    monkeypatch.delenv("LINKBAY_JWT_SECRET", raising=False)
+    application = worker_app()
+    gc.unfreeze()
+    try:
+        async with application.router.lifespan_context(application):
+            assert gc.get_freeze_count() > 10_000
+            # The application's routes are among the objects no collection visits.
+            route = application.routes[-1]
+            assert gc.is_tracked(route)
+            assert all(o is not route for o in gc.get_objects())
+    finally:
+        gc.unfreeze()
