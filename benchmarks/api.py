@@ -122,13 +122,16 @@ def run_wrk(url: str, script: str, args: argparse.Namespace) -> dict[str, float]
     percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", output, flags=re.MULTILINE))
     if len(percentiles) < 2:
         raise RuntimeError(f"wrk measured nothing on {url}:\n{output}")
-    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", output))
-    errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    refused = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", output))
+    timeouts = sum(int(n) for n in re.findall(r"timeout (\d+)", output))
+    socket = sum(int(n) for n in re.findall(r"(?:connect|read|write) (\d+)", output))
     return {
         "per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
         "p50_ms": _milliseconds(percentiles["50"]),
         "p99_ms": _milliseconds(percentiles["99"]),
-        "errors": errors,
+        "errors": refused + timeouts + socket,
+        "non_2xx": refused,
+        "timeouts": timeouts,
     }
 
 
@@ -351,6 +354,7 @@ def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
     }
     best: dict[str, dict[str, float]] = {}
     errors = dict.fromkeys(plan, 0)
+    kinds = {name: {"non_2xx": 0, "timeouts": 0} for name in plan}  # of the errors
     if args.cpu_only:
         plan = {}
     with (
@@ -366,6 +370,8 @@ def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
             for name, (base, path, script) in plan.items():
                 measured = _measure(base, path, script, args, id_list)
                 errors[name] += int(measured["errors"])
+                for kind, count in kinds[name].items():
+                    kinds[name][kind] = count + int(measured[kind])
                 if name not in best or measured["per_s"] > best[name]["per_s"]:
                     best[name] = measured
     results: dict[str, Any] = {
@@ -381,6 +387,8 @@ def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
         results[f"{name}_p50_ms"] = round(measured["p50_ms"], 2)
         results[f"{name}_p99_ms"] = round(measured["p99_ms"], 2)
         results[f"{name}_errors"] = errors[name]
+        if errors[name]:
+            results.update((f"{name}_{kind}", n) for kind, n in kinds[name].items())
     if best:
         results.update(_ratios(best, errors))
     results.update(asyncio.run(_in_process(app_url, dsn, ids, args)))

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import await_only  # await_ from SQLAlchemy 2.1 on
 
 from linkbay_customers.registry import registered_storages
 from linkbay_customers_sqlalchemy._pool import FairAsyncPool
@@ -24,6 +28,7 @@ __all__ = (
     "dump_json",
     "send_with_begin",
     "supported_dialects",
+    "unit_of_work_checkout",
 )
 
 # The async driver each dialect is driven by here, and the extra that installs it.
@@ -45,6 +50,22 @@ SIMILARITY_SESSION_SETTINGS = {
 _QUERY_ONLY = "linkbay.query_only"  # the connection's PRAGMA query_only, as last set
 POSTGRES_POOL_SIZE = 10
 """Connections a PostgreSQL engine keeps open by default; callers beyond it wait."""
+# Set while a unit of work checks a connection out: it sets its own tenant, so a
+# session's tenant left by an earlier read need not be reset first.
+_UNIT_OF_WORK_CHECKOUT: ContextVar[bool] = ContextVar(
+    "linkbay_unit_of_work_checkout", default=False
+)
+
+
+@contextmanager
+def unit_of_work_checkout() -> Iterator[None]:
+    """Mark the connections checked out in the block as a unit of work's (see
+    ``TenantConnection``): they keep the session's tenant an earlier read set."""
+    token = _UNIT_OF_WORK_CHECKOUT.set(True)
+    try:
+        yield
+    finally:
+        _UNIT_OF_WORK_CHECKOUT.reset(token)
 
 
 def dump_json(value: Any) -> str:
@@ -236,5 +257,21 @@ def _create_engine(url: URL, dialect: str, options: dict[str, Any]) -> AsyncEngi
         driver = record.driver_connection
         if isinstance(driver, TenantConnection):
             driver.send_with_begin(None)
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # Only units of work see a tenant they did not set themselves: anything
+        # else (a ping, the host's own statements) gets a session with none.
+        driver = record.driver_connection
+        if (
+            isinstance(driver, TenantConnection)
+            and driver.session_tenant is not None
+            and not _UNIT_OF_WORK_CHECKOUT.get()
+        ):
+            try:
+                await_only(driver.forget_tenant())
+            except Exception as exc:
+                # The pool discards this connection and hands out another.
+                raise DisconnectionError(f"resetting the session's tenant failed: {exc}") from exc
 
     return engine

@@ -20,12 +20,8 @@ from collections import deque
 from typing import TypeVar
 
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+from sqlalchemy.util import await_only  # await_ from SQLAlchemy 2.1 on
 from sqlalchemy.util.queue import Empty, Full, QueueCommon
-
-try:  # SQLAlchemy 2.1 names it await_; 2.0 await_only
-    from sqlalchemy.util import await_
-except ImportError:  # pragma: no cover - SQLAlchemy 2.0
-    from sqlalchemy.util import await_only as await_
 
 __all__ = ("FairAsyncPool", "FairQueue")
 
@@ -99,7 +95,7 @@ class FairQueue(QueueCommon[_T]):
         """
         if self._items or not block:
             return self.get_nowait()
-        return await_(self._wait_at_most(timeout))
+        return await_only(self._wait_at_most(timeout))
 
     async def _wait_at_most(self, seconds: float | None) -> _T:
         try:

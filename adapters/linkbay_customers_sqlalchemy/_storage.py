@@ -14,6 +14,7 @@ from sqlalchemy import BigInteger, Table, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import Select
 
 from linkbay_customers.audit_keys import (
     AUDIT_KEY_FILE_VARIABLE,
@@ -30,6 +31,7 @@ from linkbay_customers_sqlalchemy._engine import (
     begin_settings,
     create_engine,
     send_with_begin,
+    unit_of_work_checkout,
 )
 from linkbay_customers_sqlalchemy._errors import storage_error, translate_errors
 from linkbay_customers_sqlalchemy._models import ModelSet, default_models
@@ -87,6 +89,12 @@ def _reserve_ids(dialect: str, counters: Table, kinds: int) -> Any:
 _logger = logging.getLogger("linkbay_customers_sqlalchemy")
 
 
+def _only_reads(statement: Any) -> bool:
+    """Whether ``statement`` is a SELECT that locks nothing: one that can run outside a
+    transaction and read what it would read inside one."""
+    return isinstance(statement, Select) and statement._for_update_arg is None
+
+
 class SqlAlchemyUnitOfWork(UnitOfWork, IdReservations):
     """One database transaction bound to one tenant.
 
@@ -102,7 +110,13 @@ class SqlAlchemyUnitOfWork(UnitOfWork, IdReservations):
     deferred (readers run beside the one writer of WAL mode, where a write
     transaction begins ``IMMEDIATE``, taking the write lock) with ``PRAGMA
     query_only``; on PostgreSQL ``transaction_read_only`` is on. The database
-    refuses their writes, and ``commit`` refuses too.
+    refuses their writes, and ``commit`` refuses too. On PostgreSQL, the adapter's
+    own SELECTs of the hot paths (``fetch``) run there outside a transaction
+    instead, each in its statement's implicit one (what a transaction of READ
+    COMMITTED, PostgreSQL's default, sees too: a snapshot per statement), with
+    the tenant set for the connection's session (``TenantConnection.use_tenant``):
+    a read of a customer is one round trip, not three (BEGIN with the tenant
+    setting, the SELECT, ROLLBACK).
     """
 
     def __init__(
@@ -148,7 +162,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork, IdReservations):
         if self._entered:
             raise RuntimeError("a unit of work can be entered only once")
         self._entered = True
-        with translate_errors("connecting"):
+        with translate_errors("connecting"), unit_of_work_checkout():
             self._connection = await self.storage.engine.connect()
         return self
 
@@ -176,6 +190,11 @@ class SqlAlchemyUnitOfWork(UnitOfWork, IdReservations):
             raise RuntimeError("the unit of work is not active: use it inside 'async with'")
         return connection
 
+    def connection_info(self) -> dict[Any, Any]:
+        """The ``info`` of the connection this unit of work holds, which lives as long
+        as the database connection (no transaction is begun)."""
+        return self._active().info
+
     async def connection(self) -> AsyncConnection:
         """The connection, inside a transaction of this unit of work's tenant."""
         connection = self._active()
@@ -195,7 +214,8 @@ class SqlAlchemyUnitOfWork(UnitOfWork, IdReservations):
         send_with_begin(stale, None)
         self._connection = None
         await stale.close()
-        self._connection = connection = await self.storage.engine.connect()
+        with unit_of_work_checkout():
+            self._connection = connection = await self.storage.engine.connect()
         return connection
 
     async def _begin(self, connection: AsyncConnection) -> None:
@@ -259,11 +279,50 @@ class SqlAlchemyUnitOfWork(UnitOfWork, IdReservations):
             statement, tuple(parameters) if statement.is_dml else None
         )
         with translate_errors(action):
+            if self.read_only and _only_reads(statement):
+                rows = await self._read(prepared, parameters, action)
+                if rows is not None:
+                    return rows
             driver = await self._driver()
             try:
                 return await prepared.fetch(driver, parameters)
             except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 raise storage_error(f"{action} failed: {exc}", exc) from exc
+
+    async def _read(
+        self, prepared: DriverStatement, parameters: Mapping[str, Any], action: str
+    ) -> list[dict[str, Any]] | None:
+        """Run a SELECT outside a transaction, the session's tenant this unit of
+        work's (see the class); None where it cannot (inside a transaction, on a
+        connection of an engine not from ``create_engine``). A pooled connection
+        the server dropped is replaced and the read sent again."""
+        import asyncpg  # PostgreSQL storages have it
+
+        from linkbay_customers_sqlalchemy._connection import TenantConnection
+
+        for attempt in (1, 2):
+            connection = self._active()
+            sync = connection.sync_connection
+            if connection.in_transaction() or sync is None or sync.invalidated:
+                return None
+            driver = sync.connection.driver_connection
+            if not isinstance(driver, TenantConnection) or driver.is_in_transaction():
+                return None
+            try:
+                await driver.use_tenant(self.tenant_id)
+                return await prepared.fetch(driver, parameters)
+            except (
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,  # an operation cut short by the server
+                OSError,
+            ) as exc:
+                if attempt == 2 or not driver.is_closed():
+                    raise storage_error(f"{action} failed: {exc}", exc) from exc
+            # The server dropped the pooled connection (a restart, a failover).
+            await connection.invalidate()
+            await self._replace(connection)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _driver(self) -> Any:
         """The asyncpg connection, inside this unit of work's transaction."""
