@@ -48,6 +48,7 @@ from linkbay_customers.domain import StorageError, TagMatch, TransactionConflict
 from linkbay_customers_sqlalchemy._engine import MIN_EF_SEARCH, SIMILARITY_SESSION_SETTINGS
 from linkbay_customers_sqlalchemy._errors import storage_error, translate_errors
 from linkbay_customers_sqlalchemy._migrate import PARTITION_MARK
+from linkbay_customers_sqlalchemy._models import SEARCH_COLUMNS
 from linkbay_customers_sqlalchemy._repositories._statements import embedding_of
 
 if TYPE_CHECKING:
@@ -385,7 +386,12 @@ def _neighbours_of_in_index(table: Table, embeddings: Table, tenant_id: str, lim
         .scalar_subquery()
     )
     distance = e.c.embedding.op("<=>", return_type=Float())(own)
-    columns = (t, e.c.embedding, e.c.version.label("embedding_version"))
+    # Every column a customer is read from (``customer_select``'s), search keys aside.
+    columns = (
+        *(c for c in t.columns if c.name not in SEARCH_COLUMNS),
+        e.c.embedding,
+        e.c.version.label("embedding_version"),
+    )
     reference = (
         select(*columns, null().cast(Float()).label("distance"), configured.label("searched"))
         .select_from(t.outerjoin(e, embedding_of(t, e)))
