@@ -335,6 +335,61 @@ async def test_a_customer_and_their_nearest_are_read_in_one_statement_through_th
 
 
 @pytest.mark.usefixtures("through_the_index")
+async def test_a_customer_and_their_nearest_are_the_only_statement_their_read_sends(
+    storage: SqlAlchemyStorage, population: Population
+) -> None:
+    # The tenant setting goes with the transaction's BEGIN, not as a statement of its own.
+    first, second = random.Random(8).sample(sorted(population.large), 2)
+    async with storage.unit_of_work(population.large_tenant, read_only=True) as uow:
+        await uow.customers.neighbours_of(first, embedding_version=VERSION, limit=10)
+    sent: list[str] = []
+
+    def capture(*args: Any) -> None:
+        sent.append(args[2])
+
+    event.listen(storage.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with storage.unit_of_work(population.large_tenant, read_only=True) as uow:
+            customer, found = await uow.customers.neighbours_of(
+                second, embedding_version=VERSION, limit=10
+            )
+    finally:
+        event.remove(storage.engine.sync_engine, "before_cursor_execute", capture)
+    assert customer is not None
+    assert found is not None
+    assert len(found) == 10
+    assert len(sent) == 1, sent
+    assert "<=>" in sent[0]
+
+
+@pytest.mark.usefixtures("through_the_index")
+async def test_a_connection_without_the_similarity_settings_still_finds_the_nearest(
+    population: Population,
+) -> None:
+    # An engine whose connections start without the iterative scan: the statement
+    # sees it and leaves the search to ``nearest``, which sets what it needs.
+    storage = SqlAlchemyStorage.from_url(
+        population.url, connect_args={"server_settings": {"hnsw.iterative_scan": "off"}}
+    )
+    try:
+        customer_id = min(population.large)
+        async with storage.unit_of_work(population.large_tenant) as uow:
+            customer, found = await uow.customers.neighbours_of(
+                customer_id, embedding_version=VERSION, limit=10
+            )
+            alone = await uow.customers.nearest(
+                population.large[customer_id], limit=10, exclude=[customer_id]
+            )
+    finally:
+        await storage.close()
+    assert customer is not None
+    assert customer.id == customer_id
+    assert found is not None
+    assert [c.id for c, _ in found] == [c.id for c, _ in alone]
+    assert len(found) == 10
+
+
+@pytest.mark.usefixtures("through_the_index")
 async def test_without_a_stored_embedding_of_the_version_no_search_runs(
     storage: SqlAlchemyStorage, population: Population, statements: list[tuple[str, Any]]
 ) -> None:

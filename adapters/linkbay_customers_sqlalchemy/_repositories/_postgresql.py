@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -48,7 +48,11 @@ from linkbay_customers.domain import StorageError, TagMatch, TransactionConflict
 from linkbay_customers_sqlalchemy._engine import MIN_EF_SEARCH, SIMILARITY_SESSION_SETTINGS
 from linkbay_customers_sqlalchemy._errors import storage_error, translate_errors
 from linkbay_customers_sqlalchemy._migrate import PARTITION_MARK
+from linkbay_customers_sqlalchemy._models import SEARCH_COLUMNS
 from linkbay_customers_sqlalchemy._repositories._statements import embedding_of
+
+if TYPE_CHECKING:
+    from linkbay_customers_sqlalchemy._repositories._session import SqlSession
 
 __all__ = (
     "COPY_MIN_ROWS",
@@ -345,21 +349,32 @@ def _nearest_in_index(table: Table, embeddings: Table) -> Any:
 
 
 @functools.cache
-def _neighbours_of_in_index(table: Table, embeddings: Table) -> Any:
+def _neighbours_of_in_index(table: Table, embeddings: Table, tenant_id: str, limit: int) -> Any:
     """A customer's row and, through the HNSW index, the live customers of a large
-    ``tenant`` nearest to the embedding stored for them (when it is of ``version``):
-    the reading of the customer and ``_nearest_in_index`` in one statement.
+    tenant nearest to the embedding stored for them (when it is of ``version``): the
+    reading of the customer and ``_nearest_in_index`` in one statement.
 
-    The customer's row comes first, with no distance. Their stored embedding is an
-    InitPlan the index scan starts from; without one of ``version`` a one-time
-    filter keeps the scan from starting at all.
+    The customer's row comes first, with no distance, and ``searched`` true when the
+    connection has the similarity settings. Their stored embedding is an InitPlan the
+    index scan starts from; without one of ``version``, or without the settings, a
+    one-time filter keeps the scan from starting at all.
+
+    The tenant and the limit are written into the statement (one statement per
+    large tenant and limit): its plan then needs neither, and PostgreSQL keeps one
+    plan for it (a generic plan of a parameter tenant would span every partition,
+    and the statement would be planned anew, half a millisecond, each time it runs).
     """
     t, e = table, embeddings
-    # The tenant and the limit are written into the statement: its plan then needs
-    # neither, and PostgreSQL keeps one plan for it (a generic plan of a parameter
-    # tenant would span every partition, and the statement would be planned anew,
-    # half a millisecond, each time it runs).
-    tenant: Any = bindparam("tenant", type_=t.c.tenant_id.type, literal_execute=True)
+    # True where the connection started with ``SIMILARITY_SESSION_SETTINGS`` (an engine
+    # of the host's own may not have): the index scan needs them.
+    configured = and_(
+        *(
+            func.current_setting(literal_column(_literal(name)), true())
+            == literal_column(_literal(value))
+            for name, value in SIMILARITY_SESSION_SETTINGS.items()
+        )
+    )
+    tenant: Any = literal_column(_literal(tenant_id), type_=t.c.tenant_id.type)
     customer = bindparam("customer", type_=BigInteger())
     own = (
         select(e.c.embedding)
@@ -371,24 +386,30 @@ def _neighbours_of_in_index(table: Table, embeddings: Table) -> Any:
         .scalar_subquery()
     )
     distance = e.c.embedding.op("<=>", return_type=Float())(own)
-    columns = (t, e.c.embedding, e.c.version.label("embedding_version"))
+    # Every column a customer is read from (``customer_select``'s), search keys aside.
+    columns = (
+        *(c for c in t.columns if c.name not in SEARCH_COLUMNS),
+        e.c.embedding,
+        e.c.version.label("embedding_version"),
+    )
     reference = (
-        select(*columns, null().cast(Float()).label("distance"))
+        select(*columns, null().cast(Float()).label("distance"), configured.label("searched"))
         .select_from(t.outerjoin(e, embedding_of(t, e)))
         .where(t.c.tenant_id == tenant, t.c.id == customer)
     )
     nearest = (
-        select(*columns, distance.label("distance"))
+        select(*columns, distance.label("distance"), true().label("searched"))
         .select_from(e.join(t, embedding_of(t, e)))
         .where(
             own.is_not(None),
+            configured,
             e.c.tenant_id == tenant,
             e.c.customer_id != customer,
             t.c.tenant_id == tenant,
             t.c.deleted_at.is_(None),
         )
         .order_by(distance)
-        .limit(bindparam("limit", type_=BigInteger(), literal_execute=True))
+        .limit(literal_column(str(int(limit))))
         .subquery("nearest")
     )
     both = union_all(reference, select(nearest)).subquery("both")
@@ -583,36 +604,32 @@ class PostgresFeatures:
 
     async def neighbours_of(
         self,
-        connection: AsyncConnection,
+        session: SqlSession,
         table: Table,
         embeddings: Table,
         *,
-        tenant_id: str,
         customer_id: int,
         embedding_version: str,
         limit: int,
-    ) -> Sequence[Row[Any]] | None:
-        """The customer's row (no ``distance``) and then, nearest first, the rows of the
-        live customers nearest to the embedding stored for them, in one statement:
-        only for a large tenant on a connection that started with the similarity
-        settings (None elsewhere, and nothing is read)."""
-        if not (
-            limit <= MIN_EF_SEARCH
-            and await self._is_large_tenant(connection, table, tenant_id)
-            and await self._session_configured(connection)
-        ):
+    ) -> Sequence[Mapping[str, Any]] | None:
+        """The customer's row (no ``distance``; ``searched``: whether the index was
+        asked) and then, nearest first, the rows of the live customers nearest to the
+        embedding stored for them, in one statement run as the transaction's first
+        (its tenant setting goes with its BEGIN): only for a large tenant (None
+        elsewhere, and nothing is read)."""
+        tenant_id = session.tenant_id
+        if limit > MIN_EF_SEARCH:
             return None
-        parameters = {
-            "tenant": tenant_id,
-            "customer": customer_id,
-            "version": embedding_version,
-            "limit": limit,
-        }
-        with translate_errors("finding similar customers"):
-            result = await connection.execute(
-                _neighbours_of_in_index(table, embeddings), parameters
-            )
-            return result.all()
+        large = self._known_size(tenant_id)
+        if large is None:
+            large = await self._is_large_tenant(await session.connection(), table, tenant_id)
+        if not large:
+            return None
+        return await session.fetch(
+            _neighbours_of_in_index(table, embeddings, tenant_id, limit),
+            {"customer": customer_id, "version": embedding_version},
+            action="finding similar customers",
+        )
 
     async def _session_configured(self, connection: AsyncConnection) -> bool:
         """Whether the connection started with ``SIMILARITY_SESSION_SETTINGS`` (an engine
@@ -628,15 +645,23 @@ class PostgresFeatures:
             connection.info[_SESSION_CONFIGURED] = known
         return bool(known)
 
+    def _known_size(self, tenant_id: str) -> bool | None:
+        """Whether the tenant is large, as counted in the last ``TENANT_SIZE_SECONDS``
+        (None: not counted since)."""
+        known = self._large_tenants.get(tenant_id)
+        if known is not None and time.monotonic() - known[1] < TENANT_SIZE_SECONDS:
+            return known[0]
+        return None
+
     async def _is_large_tenant(
         self, connection: AsyncConnection, table: Table, tenant_id: str
     ) -> bool:
         """Whether the tenant has ``EXACT_SEARCH_MAX_ROWS`` live customers or more,
         counted at most once per ``TENANT_SIZE_SECONDS`` in this storage."""
-        known = self._large_tenants.get(tenant_id)
+        known = self._known_size(tenant_id)
+        if known is not None:
+            return known
         now = time.monotonic()
-        if known is not None and now - known[1] < TENANT_SIZE_SECONDS:
-            return known[0]
         some = (
             select(literal_column("1"))
             .where(table.c.tenant_id == tenant_id, table.c.deleted_at.is_(None))

@@ -45,26 +45,26 @@ class SqlNearestNeighbours(CustomerRows, NearestNeighbours, NeighboursOfCustomer
         if postgresql is None or limit <= 0:
             return None, None
         rows = await postgresql.neighbours_of(
-            await self._session.connection(),
+            self._session,
             self._table,
             self._embeddings,
-            tenant_id=self._session.tenant_id,
             customer_id=customer_id,
             embedding_version=embedding_version,
             limit=limit,
         )
-        if not rows or rows[0].distance is not None:
+        if not rows or rows[0]["distance"] is not None:
             return None, None  # not searched here, or no such customer
-        customer = self._entity(rows[0])
+        customer = self._entity_of(rows[0])
         if (
             customer.is_deleted
             or customer.embedding is None
             or customer.embedding_version != embedding_version
         ):
             return customer, None
-        found = [(self._entity(row), _similarity(row.distance)) for row in rows[1:]]
-        if len(found) < limit:
-            # The index scan gave up short of limit: ``nearest`` ranks them another way.
+        found = [(self._entity_of(row), _similarity(row["distance"])) for row in rows[1:]]
+        if len(found) < limit or not rows[0]["searched"]:
+            # The index scan gave up short of limit, or the connection lacks the
+            # similarity settings it needs: ``nearest`` ranks them another way.
             return customer, await self.nearest(
                 customer.embedding, limit=limit, exclude=[customer.id]
             )
