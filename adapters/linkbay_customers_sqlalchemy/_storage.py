@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -87,6 +88,7 @@ def _reserve_ids(dialect: str, counters: Table, kinds: int) -> Any:
 
 
 _logger = logging.getLogger("linkbay_customers_sqlalchemy")
+_DRIVER_STATEMENTS = 1024
 
 
 def _only_reads(statement: Any) -> bool:
@@ -473,10 +475,12 @@ class SqlAlchemyStorage(Storage):
         """COPY and the similarity search, with their caches; None on SQLite."""
         # An erasure's write-ahead log could not be truncated yet (SQLite).
         self._wal_truncation_owed = False
-        # The hot statements compiled for the driver, by statement (PostgreSQL).
-        self._driver_statements: dict[
+        # The hot statements compiled for the driver, by statement (PostgreSQL), the
+        # least recently used dropped beyond _DRIVER_STATEMENTS (statements built per
+        # large tenant and limit come and go).
+        self._driver_statements: OrderedDict[
             tuple[int, tuple[str, ...] | None], tuple[Any, DriverStatement]
-        ] = {}
+        ] = OrderedDict()
 
     def _statements_observed(self) -> bool:
         """Whether anything watches the statements SQLAlchemy sends (see ``fetch``)."""
@@ -492,13 +496,16 @@ class SqlAlchemyStorage(Storage):
         columns written (each statement is built once and cached by its module, so
         it is found by identity)."""
         key = (id(statement), column_keys)
-        found = self._driver_statements.get(key)
-        if found is None or found[0] is not statement:
-            found = (
-                statement,
-                DriverStatement(statement, self.engine.dialect, column_keys),
-            )
-            self._driver_statements[key] = found
+        statements = self._driver_statements
+        found = statements.get(key)
+        if found is not None and found[0] is statement:
+            statements.move_to_end(key)
+            return found[1]
+        found = (statement, DriverStatement(statement, self.engine.dialect, column_keys))
+        statements[key] = found
+        statements.move_to_end(key)
+        if len(statements) > _DRIVER_STATEMENTS:
+            statements.popitem(last=False)
         return found[1]
 
     @classmethod

@@ -225,3 +225,17 @@ async def test_concurrent_creates_beside_an_import_leave_unique_ids_and_an_intac
     assert len({c.id for c in created}) == 40
     assert verification.intact
     assert verification.events == 340
+
+
+async def test_the_statements_compiled_for_the_driver_are_bounded(postgres_url: str) -> None:
+    # Statements built per large tenant and limit come and go: the storage keeps the
+    # most recently used ones compiled, not every one it ever ran.
+    storage = SqlAlchemyStorage.from_url(postgres_url)
+    try:
+        statements = [select(CUSTOMERS.c.id).limit(n) for n in range(1, 1100)]
+        compiled = [storage._driver_statement(s, None) for s in statements]
+        assert len(storage._driver_statements) == 1024
+        assert storage._driver_statement(statements[-1], None) is compiled[-1]
+        assert storage._driver_statement(statements[0], None) is not compiled[0]
+    finally:
+        await storage.close()

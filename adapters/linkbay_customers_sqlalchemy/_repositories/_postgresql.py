@@ -348,7 +348,8 @@ def _nearest_in_index(table: Table, embeddings: Table) -> Any:
     return select(nearest).order_by(nearest.c.distance, nearest.c.id)
 
 
-@functools.cache
+# Bounded: one statement per large tenant and limit asked for.
+@functools.lru_cache(maxsize=512)
 def _neighbours_of_in_index(table: Table, embeddings: Table, tenant_id: str, limit: int) -> Any:
     """A customer's row and, through the HNSW index, the live customers of a large
     tenant nearest to the embedding stored for them (when it is of ``version``): the
