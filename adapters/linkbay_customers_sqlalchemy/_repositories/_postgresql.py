@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -51,9 +51,6 @@ from linkbay_customers_sqlalchemy._migrate import PARTITION_MARK
 from linkbay_customers_sqlalchemy._models import SEARCH_COLUMNS
 from linkbay_customers_sqlalchemy._repositories._statements import embedding_of
 
-if TYPE_CHECKING:
-    from linkbay_customers_sqlalchemy._repositories._session import SqlSession
-
 __all__ = (
     "COPY_MIN_ROWS",
     "EXACT_SEARCH_MAX_ROWS",
@@ -71,6 +68,21 @@ __all__ = (
     "update_from_arrays",
     "upsert_from_arrays",
 )
+
+
+class _TenantReads(Protocol):
+    """What ``neighbours_of`` needs of the unit of work (a part of ``SqlSession``,
+    which is written in terms of this module)."""
+
+    @property
+    def tenant_id(self) -> str: ...
+
+    async def connection(self) -> AsyncConnection: ...
+
+    async def fetch(
+        self, statement: Any, parameters: Mapping[str, Any], *, action: str
+    ) -> Sequence[Mapping[str, Any]]: ...
+
 
 _Encoder = Callable[[Any], Any]
 _EMPTY_DOCUMENTS = (dict, list)
@@ -605,7 +617,7 @@ class PostgresFeatures:
 
     async def neighbours_of(
         self,
-        session: SqlSession,
+        session: _TenantReads,
         table: Table,
         embeddings: Table,
         *,
