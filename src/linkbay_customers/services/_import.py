@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import typing
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -150,11 +151,18 @@ class _Packing:
     (pydantic extras or private attributes) is kept as ``(number, model)``.
     """
 
-    __slots__ = ("_field_sets", "_indexes", "_names", "_schema", "email_at")
+    __slots__ = ("_containers", "_field_sets", "_indexes", "_names", "_schema", "email_at")
 
     def __init__(self, schema: type[CustomerCreate]) -> None:
         self._schema = schema
         self._names = tuple(schema.model_fields)
+        # The fields declared as lists or dicts: only their values are converted (a
+        # container elsewhere is held as it is, and only keeps its row collected).
+        self._containers = tuple(
+            (position, name)
+            for position, (name, info) in enumerate(schema.model_fields.items())
+            if (typing.get_origin(info.annotation) or info.annotation) in (list, dict)
+        )
         self._field_sets: list[frozenset[str]] = []
         self._indexes: dict[frozenset[str], int] = {}
         self.email_at = 4 + self._names.index("email")
@@ -176,18 +184,17 @@ class _Packing:
         if index is None:
             index = self._indexes[given] = len(self._field_sets)
             self._field_sets.append(given)
-        held, lists, dicts = vars(data), 0, 0
-        values: list[Any] = [number, index, 0, 0]
-        for position, name in enumerate(self._names):
-            value = held[name]
+        held = vars(data)
+        values = [held[name] for name in self._names]
+        lists = dicts = 0
+        for position, _ in self._containers:
+            value = values[position]
             kind = type(value)
             if kind is list:
-                value, lists = tuple(value), lists | 1 << position
+                values[position], lists = tuple(value), lists | 1 << position
             elif kind is dict:
-                value, dicts = tuple(value.items()), dicts | 1 << position
-            values.append(value)
-        values[2], values[3] = lists, dicts
-        return tuple(values)
+                values[position], dicts = tuple(value.items()), dicts | 1 << position
+        return (number, index, lists, dicts, *values)
 
     def email(self, row: _Packed) -> str:
         """The row's (normalized) email."""
@@ -203,16 +210,15 @@ class _Packing:
         """The row's validated model again (its values as validated, not validated again)."""
         if len(row) == 2:
             return row[1]  # type: ignore[no-any-return]
+        values = dict(zip(self._names, row[4:], strict=True))
         lists: int = row[2]
         dicts: int = row[3]
-        values: dict[str, Any] = {
-            name: list(value)
-            if lists >> position & 1
-            else dict(value)
-            if dicts >> position & 1
-            else value
-            for position, (name, value) in enumerate(zip(self._names, row[4:], strict=True))
-        }
+        if lists or dicts:
+            for position, name in self._containers:
+                if lists >> position & 1:
+                    values[name] = list(values[name])
+                elif dicts >> position & 1:
+                    values[name] = dict(values[name])
         return self._schema.model_construct(set(self._field_sets[row[1]]), **values)
 
 
