@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -134,6 +135,20 @@ def _max_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+class _CollectorClock:
+    """Time spent in the garbage collector's collections, by generation."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._started
+
+
 def child(args: argparse.Namespace) -> None:
     """Run one side and print its measures as JSON."""
     if args.child == "import":
@@ -147,6 +162,8 @@ def child(args: argparse.Namespace) -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
+    collector = _CollectorClock()
+    gc.callbacks.append(collector)
     started, cpu_started = time.perf_counter(), time.process_time()
     if args.child == "floor":
         asyncio.run(copy_floor(args.url, TENANT, args.customers, args.seed))
@@ -159,6 +176,7 @@ def child(args: argparse.Namespace) -> None:
                 project_import(args.url, TENANT, args.customers, args.seed, args.chunk_size)
             )
     elapsed = time.perf_counter() - started
+    gc.callbacks.remove(collector)
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
@@ -169,6 +187,8 @@ def child(args: argparse.Namespace) -> None:
                 "cpu_seconds": time.process_time() - cpu_started,
                 "rss_mib": _max_rss_mib(),
                 "baseline_mib": baseline,
+                "gc_seconds": sum(collector.seconds),
+                "gc_full_seconds": collector.seconds[2],
             }
         )
     )
@@ -308,6 +328,7 @@ def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
         results[f"{side}_client_cpu_s"] = round(
             statistics.median(r["cpu_seconds"] for r in runs), 2
         )
+        results[f"{side}_gc_s"] = round(statistics.median(r["gc_seconds"] for r in runs), 2)
         if all("server_cpu_seconds" in r for r in runs):
             server = statistics.median(r["server_cpu_seconds"] for r in runs)
             results[f"{side}_server_cpu_s"] = round(server, 2)

@@ -28,6 +28,7 @@ from linkbay_customers_sqlalchemy import (
     drop_audit_triggers,
     upgrade,
 )
+from linkbay_customers_sqlalchemy._repositories._ledgers import _reserve_and_lock
 from tests._databases import database_of_kind
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
@@ -122,6 +123,37 @@ async def test_the_database_stamps_each_event_with_its_own_time(
     assert verification.broken is not None
     assert verification.broken.event_id == trail[1].id
     assert "changed or inserted" in verification.broken.reason
+
+
+async def test_a_batch_lock_creates_every_chain_and_reads_back_only_those_with_events(
+    app_storage: SqlAlchemyStorage,
+) -> None:
+    service, _ = _services(app_storage, FixedClock())
+    tenant = new_tenant_id()
+    customer = await service.create_customer(tenant, {"email": "one@example.com"})
+    fresh = [customer.id + n for n in range(1, 4)]  # a bulk import's new customers
+    models = default_models()
+    statement = _reserve_and_lock(models.id_counter.__table__, models.audit_chain.__table__)
+    async with app_storage.unit_of_work(tenant) as uow:
+        _, locked = await uow.audit.reserve_and_lock(2, [customer.id, *fresh])
+        assert set(locked.tips) == {customer.id}
+        connection = await uow.connection()
+        parameters = {
+            "tenant": tenant,
+            "kind": models.audit_event.__table__.name,
+            "count": 1,
+            "chains": [customer.id, *fresh],
+        }
+        rows = (await connection.execute(statement, parameters)).all()
+        assert [(r[0], r[1]) for r in rows if r[3] is None] == [(customer.id, 1)]
+        tips = await connection.execute(
+            text(
+                "SELECT chain_id, sequence FROM customer_audit_chains"
+                " WHERE tenant_id = :t ORDER BY chain_id"
+            ),
+            {"t": tenant},
+        )
+        assert tips.all() == [(customer.id, 1), *((chain, 0) for chain in fresh)]
 
 
 # --------------------------------- tampering by the owner or a superuser (both)

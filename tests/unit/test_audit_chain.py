@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import stat
 from pathlib import Path
@@ -11,7 +12,16 @@ import pytest
 
 from linkbay_customers import AIService, CustomerService, GDPRService, HeuristicIntelligence
 from linkbay_customers.audit_keys import AuditKeyMissing, audit_chain_from
-from linkbay_customers.domain import AuditAction, AuditChain, AuditEvent, ChainTip, chain_of
+from linkbay_customers.domain import (
+    AuditAction,
+    AuditChain,
+    AuditEvent,
+    ChainTip,
+    ProfilingPolicy,
+    chain_of,
+)
+from linkbay_customers.services._change import Transactions
+from linkbay_customers.services._derived import ProfilingGate
 from linkbay_customers.testing import T0, FixedClock
 from linkbay_customers_memory import InMemoryStorage
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage, upgrade
@@ -233,3 +243,34 @@ def test_an_event_of_checked_content_is_the_event_built_as_usual() -> None:
         "details": {"source": "import"},
     }
     assert AuditEvent.of_checked_content(**values) == AuditEvent(**values)  # type: ignore[arg-type]
+
+
+async def test_the_events_a_change_holds_are_left_out_of_garbage_collections() -> None:
+    storage = InMemoryStorage()
+    tx = Transactions(storage.unit_of_work, FixedClock(), ProfilingGate(ProfilingPolicy()))
+    details = {"source": "import"}
+    async with tx.change("t", actor="ops") as change:
+        for customer_id in range(1, 51):
+            change.audit(
+                AuditAction.CUSTOMER_CREATED,
+                customer_id=customer_id,
+                changed_fields=("email",),
+                details=details,
+            )
+        change.audit(AuditAction.CUSTOMER_UPDATED, customer_id=1, changed_fields=["tags"])
+        change.audit(AuditAction.CUSTOMER_UPDATED, customer_id=2)
+        # A tuple is left out once a collection finds nothing in it the collector
+        # tracks, which may take a second one for a tuple of tuples.
+        gc.collect()
+        gc.collect()
+        held = change._records
+        assert len(held) == 52
+        assert [record for record in held if gc.is_tracked(record)] == []
+    async with storage.unit_of_work("t") as uow:
+        events = (await uow.audit.list(page_size=100)).items
+    assert [(e.action, e.customer_id, e.changed_fields, e.details) for e in events[-3:]] == [
+        (AuditAction.CUSTOMER_CREATED, 50, ("email",), {"source": "import"}),
+        (AuditAction.CUSTOMER_UPDATED, 1, ("tags",), {}),
+        (AuditAction.CUSTOMER_UPDATED, 2, (), {}),
+    ]
+    assert {e.actor for e in events} == {"ops"}

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from pydantic import PrivateAttr
 
 from linkbay_customers import CustomerService, InvalidInput
 from linkbay_customers.ports import Storage
+from linkbay_customers.schemas import CustomerCreate
 from linkbay_customers.services import ImportProgress, ImportRejection
 from linkbay_customers.testing import FixedClock
 
@@ -162,6 +165,67 @@ class TestImport:
         with pytest.raises(InvalidInput) as caught:
             await service.import_customers(tenant, rows(1), chunk_size=chunk_size)
         assert caught.value.field == field
+
+
+class TestRowsHeldBetweenChunks:
+    async def test_rows_waiting_for_their_write_hold_no_models_for_the_collector(
+        self, service: CustomerService, tenant: str
+    ) -> None:
+        alive: list[tuple[int, int]] = []
+
+        def models() -> int:
+            gc.collect()
+            return sum(isinstance(o, CustomerCreate) for o in gc.get_objects())
+
+        def progress(done: ImportProgress) -> None:
+            alive.append((done.processed, models() - before))
+
+        given = [{**row, "tags": ["vip"], "preferences": {"language": "it"}} for row in rows(30)]
+        before = models()  # held by other tests, if any
+        result = await service.import_customers(tenant, given, chunk_size=10, on_progress=progress)
+        assert result.created == 30
+        assert alive == [(10, 0), (20, 0), (30, 0)]
+
+    async def test_held_rows_come_back_with_their_values_and_given_fields(
+        self, service: CustomerService, tenant: str
+    ) -> None:
+        await service.create_customer(
+            tenant,
+            {"email": "kept@example.com", "last_name": "Kept", "tags": ["old"]},
+        )
+        given = [
+            {
+                "email": "kept@example.com",
+                "tags": ["vip", "b2b"],
+                "preferences": {"language": "it", "nested": {"a": [1, 2]}},
+            },
+            {"email": "new@example.com", "first_name": "New", "tags": ["vip"]},
+        ]
+        result = await service.import_customers(tenant, given, chunk_size=10)
+        assert (result.created, result.updated) == (1, 1)
+        kept = await service.get_customer_by_email(tenant, "kept@example.com")
+        assert (kept.last_name, kept.tags) == ("Kept", ["vip", "b2b"])
+        assert kept.preferences == {"language": "it", "nested": {"a": [1, 2]}}
+        new = await service.get_customer_by_email(tenant, "new@example.com")
+        assert (new.first_name, new.tags, new.preferences) == ("New", ["vip"], {})
+
+    async def test_a_host_schema_whose_models_hold_private_state_is_imported_as_validated(
+        self, service: CustomerService, tenant: str
+    ) -> None:
+        class Tracked(CustomerCreate):
+            _seen: int = PrivateAttr(default=0)
+
+            def model_post_init(self, context: Any, /) -> None:
+                self._seen = 1
+
+        result = await service.import_customers(
+            tenant,
+            [{"email": "a@example.com", "tags": ["vip"]}, {"email": "b@example.com"}],
+            schema=Tracked,
+        )
+        assert result.created == 2
+        customer = await service.get_customer_by_email(tenant, "a@example.com")
+        assert customer.tags == ["vip"]
 
 
 class TestSignUpTimes:

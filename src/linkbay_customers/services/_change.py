@@ -16,7 +16,6 @@ import functools
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -89,12 +88,11 @@ async def load_customer(
     return customer
 
 
-@dataclass(frozen=True, slots=True)
-class _Record:
-    action: AuditAction
-    customer_id: int | None
-    changed_fields: tuple[str, ...]
-    details: dict[str, Any]
+_Record = tuple[int, int | None, tuple[str, ...]]
+"""An audit event a change recorded: ``(index of its kind, customer id, changed fields)``,
+its kind being ``(action, details)``. A batch records an event per customer, held until
+the change ends: a tuple of numbers and strings is left out of the garbage collector's
+collections, where one holding the action or the details (objects it tracks) is not."""
 
 
 class Change:
@@ -124,7 +122,8 @@ class Change:
         self._embedder = embedder
         self._embed: EmbeddingRefresh | None = None
         self._records: list[_Record] = []
-        self._details_given: Mapping[str, Any] | None = None  # the last event's, as given
+        self._kinds: list[tuple[AuditAction, dict[str, Any]]] = []  # (action, details)
+        self._details_given: Mapping[str, Any] | None = None  # the last kind's, as given
         self._audit_ids: list[int] = []  # reserved ahead, with a new customer's id
         self._written = False
 
@@ -253,14 +252,23 @@ class Change:
             ValueError: the fields or details would carry personal values.
         """
         fields = tuple(changed_fields)
-        last = self._records[-1].details if self._records else None
-        if details is not None and details is self._details_given and details == last:
-            content = last  # events of a batch share their details (encoded once)
+        kinds = self._kinds
+        last = kinds[-1] if kinds else None
+        if (
+            last is not None
+            and details is self._details_given
+            and (not last[1] if details is None else details == last[1])
+        ):
+            # Events of a batch share their details (encoded once).
+            content = last[1]
+            if last[0] is not action:
+                kinds.append((action, content))
         else:
             content = dict(details or {})
             self._details_given = details
+            kinds.append((action, content))
         check_audit_content(fields, content)
-        self._records.append(_Record(action, customer_id, fields, content))
+        self._records.append((len(kinds) - 1, customer_id, fields))
         self._written = True
 
     async def _finish(self) -> None:
@@ -268,7 +276,7 @@ class Change:
             return
         if self._records:
             count, reserved = len(self._records), self._audit_ids
-            chains = audit_chains(r.customer_id for r in self._records)
+            chains = audit_chains(customer_id for _, customer_id, _ in self._records)
             if count > len(reserved):
                 # The other events' ids and their chains' locks in one go: one round
                 # trip where the storage can.
@@ -276,6 +284,7 @@ class Change:
                 ids = [*reserved, *more]
             else:
                 ids, locked = reserved[:count], await self.uow.audit.lock_chains(chains)
+            kinds = self._kinds
             await append_locked(
                 self.uow,
                 (
@@ -283,14 +292,16 @@ class Change:
                     AuditEvent.of_checked_content(
                         id=event_id,
                         tenant_id=self.uow.tenant_id,
-                        customer_id=record.customer_id,
+                        customer_id=customer_id,
                         actor=self.actor,
-                        action=record.action,
+                        action=kinds[kind][0],
                         occurred_at=self.now,
-                        changed_fields=record.changed_fields,
-                        details=record.details,
+                        changed_fields=fields,
+                        details=kinds[kind][1],
                     )
-                    for event_id, record in zip(ids, self._records, strict=True)
+                    for event_id, (kind, customer_id, fields) in zip(
+                        ids, self._records, strict=True
+                    )
                 ),
                 locked,
             )

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import typing
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -113,6 +114,7 @@ def _validate(
     now: datetime,
     phone_region: str | None,
 ) -> CustomerCreate | None:
+    """The row validated, or None when it is rejected (its reason in ``tally``)."""
     if not isinstance(row, Mapping):
         tally.reject(number, None, "a row must be a mapping of field names to values")
         return None
@@ -129,6 +131,95 @@ def _validate(
         tally.reject(number, exc.field, exc.message)
         return None
     return data
+
+
+_Packed = tuple[Any, ...]
+"""A validated row as an import holds it until its chunk is written (see ``_Packing``)."""
+
+
+class _Packing:
+    """Validated rows kept as flat tuples of plain values until their chunk is written.
+
+    A chunk's rows live for seconds, across the previous chunk's writes: as pydantic
+    models (each an object, its ``__dict__``, its set of given fields, its tags) they
+    reach the collector's oldest generation and cost every full collection, and a
+    full collection comes every few thousand such rows. A tuple of strings, numbers
+    and such tuples is left out of collections at once (one holding a dict, even an
+    empty one, never is): lists are held as tuples, dicts as tuples of their items.
+    A row is ``(number, index of its set of given fields, which values were lists,
+    which were dicts, *values)``; a row whose model holds more than its fields
+    (pydantic extras or private attributes) is kept as ``(number, model)``.
+    """
+
+    __slots__ = ("_containers", "_field_sets", "_indexes", "_names", "_schema", "email_at")
+
+    def __init__(self, schema: type[CustomerCreate]) -> None:
+        self._schema = schema
+        self._names = tuple(schema.model_fields)
+        # The fields declared as lists or dicts: only their values are converted (a
+        # container elsewhere is held as it is, and only keeps its row collected).
+        self._containers = tuple(
+            (position, name)
+            for position, (name, info) in enumerate(schema.model_fields.items())
+            if (typing.get_origin(info.annotation) or info.annotation) in (list, dict)
+        )
+        self._field_sets: list[frozenset[str]] = []
+        self._indexes: dict[frozenset[str], int] = {}
+        self.email_at = 4 + self._names.index("email")
+        """Where a packed row holds its email."""
+
+    def validated(
+        self, number: int, row: Any, tally: _Tally, now: datetime, phone_region: str | None
+    ) -> _Packed | None:
+        """The row validated and packed, or None when it is rejected (see ``_validate``)."""
+        data = _validate(self._schema, number, row, tally, now, phone_region)
+        return None if data is None else self.pack(number, data)
+
+    def pack(self, number: int, data: CustomerCreate) -> _Packed:
+        """The row as it is held."""
+        if data.__pydantic_extra__ or data.__pydantic_private__:
+            return (number, data)
+        given = frozenset(data.model_fields_set)
+        index = self._indexes.get(given)
+        if index is None:
+            index = self._indexes[given] = len(self._field_sets)
+            self._field_sets.append(given)
+        held = vars(data)
+        values = [held[name] for name in self._names]
+        lists = dicts = 0
+        for position, _ in self._containers:
+            value = values[position]
+            kind = type(value)
+            if kind is list:
+                values[position], lists = tuple(value), lists | 1 << position
+            elif kind is dict:
+                values[position], dicts = tuple(value.items()), dicts | 1 << position
+        return (number, index, lists, dicts, *values)
+
+    def email(self, row: _Packed) -> str:
+        """The row's (normalized) email."""
+        return row[1].email if len(row) == 2 else row[self.email_at]  # type: ignore[no-any-return]
+
+    def given(self, row: _Packed) -> frozenset[str]:
+        """The names of the fields the row gave."""
+        if len(row) == 2:
+            return frozenset(row[1].model_fields_set)
+        return self._field_sets[row[1]]
+
+    def model(self, row: _Packed) -> CustomerCreate:
+        """The row's validated model again (its values as validated, not validated again)."""
+        if len(row) == 2:
+            return row[1]  # type: ignore[no-any-return]
+        values = dict(zip(self._names, row[4:], strict=True))
+        lists: int = row[2]
+        dicts: int = row[3]
+        if lists or dicts:
+            for position, name in self._containers:
+                if lists >> position & 1:
+                    values[name] = list(values[name])
+                elif dicts >> position & 1:
+                    values[name] = dict(values[name])
+        return self._schema.model_construct(set(self._field_sets[row[1]]), **values)
 
 
 async def run_import(
@@ -148,15 +239,18 @@ async def run_import(
     a time, in input order, in a task, while the rows that follow are validated.
     """
     tally = _Tally()
-    chunk: list[tuple[int, CustomerCreate]] = []
+    packing = _Packing(schema)
+    chunk: list[_Packed] = []
     emails: set[str] = set()
     writing: asyncio.Task[None] | None = None
 
-    async def write(batch: list[tuple[int, CustomerCreate]]) -> None:
+    async def write(batch: list[_Packed]) -> None:
         # Run again whole when the storage aborts it for a conflict with concurrent
         # writes (an email taken since it was looked up): the next run sees them.
         written = await tx.change_retried(
-            tenant_id, functools.partial(_write_chunk, chunk=batch), actor=actor
+            tenant_id,
+            functools.partial(_write_chunk, chunk=batch, packing=packing),
+            actor=actor,
         )
         written.add_to(tally)
         tally.processed += len(batch)
@@ -180,15 +274,16 @@ async def run_import(
                 # Let the write in progress reach the database between our rows.
                 await asyncio.sleep(0)
                 now = tx.clock.now()
-            data = _validate(schema, number, row, tally, now, phone_region)
-            if data is None:
+            packed = packing.validated(number, row, tally, now, phone_region)
+            if packed is None:
                 tally.processed += 1
                 continue
-            if data.email in emails:
+            email = packing.email(packed)
+            if email in emails:
                 # A later row for the same email applies after the earlier one.
                 await flush()
-            chunk.append((number, data))
-            emails.add(data.email)
+            chunk.append(packed)
+            emails.add(email)
             if len(chunk) >= chunk_size:
                 await flush()
         await flush()  # starts writing the last chunk
@@ -222,24 +317,25 @@ class _Written:
             tally.reject(number, name, reason)
 
 
-async def _write_chunk(change: Change, *, chunk: list[tuple[int, CustomerCreate]]) -> _Written:
+async def _write_chunk(change: Change, *, chunk: list[_Packed], packing: _Packing) -> _Written:
     uow = change.uow
     written = _Written()
-    existing = await bulk_import(uow).get_many_by_email([data.email for _, data in chunk])
-    # The chunk's own pairs are kept, not copied: every object a chunk holds outlives
-    # the collector's young generations, and costs its full collections.
-    fresh: list[tuple[int, CustomerCreate]] = []
+    email = packing.email
+    existing = await bulk_import(uow).get_many_by_email([email(row) for row in chunk])
+    # The chunk's packed rows are kept, not copied, and a row's model is rebuilt only
+    # for as long as it is needed (see ``_Packing``).
+    fresh: list[_Packed] = []
     changed: list[tuple[Customer, list[str]]] = []
-    for item in chunk:
-        number, data = item
-        holder = existing.get(data.email)
+    for row in chunk:
+        holder = existing.get(email(row))
         if holder is None:
-            fresh.append(item)
+            fresh.append(row)
         elif holder.is_deleted:
             written.rejections.append(
-                (number, "email", "email: belongs to a deleted customer; restore it instead")
+                (row[0], "email", "email: belongs to a deleted customer; restore it instead")
             )
         else:
+            data = packing.model(row)
             fields = apply_profile(holder, data, CustomerCreate, data.model_fields_set)
             if fields:
                 # As update_customer: the segment stays, what the policy excludes goes.
@@ -250,15 +346,17 @@ async def _write_chunk(change: Change, *, chunk: list[tuple[int, CustomerCreate]
 
     ids = await bulk_import(uow).next_ids(len(fresh))
     created = [
-        build_customer(data, customer_id=customer_id, tenant_id=uow.tenant_id, now=change.now)
-        for (_, data), customer_id in zip(fresh, ids, strict=True)
+        build_customer(
+            packing.model(row), customer_id=customer_id, tenant_id=uow.tenant_id, now=change.now
+        )
+        for row, customer_id in zip(fresh, ids, strict=True)
     ]
     refused = await change.add_many(created)
     if refused:
-        numbers = {data.email: number for number, data in fresh}
-        for email in refused:
+        numbers = {email(row): row[0] for row in fresh}
+        for taken in refused:
             written.rejections.append(
-                (numbers[email], "email", "email: taken by a concurrent write; import again")
+                (numbers[taken], "email", "email: taken by a concurrent write; import again")
             )
         kept = [c.email not in refused for c in created]
         created = [c for c, keep in zip(created, kept, strict=True) if keep]
@@ -267,8 +365,8 @@ async def _write_chunk(change: Change, *, chunk: list[tuple[int, CustomerCreate]
     # Events of one kind share their fields and details: checked and encoded once.
     details = {"source": "import"}
     field_sets: dict[frozenset[str], tuple[str, ...]] = {}
-    for customer, (_, data) in zip(created, fresh, strict=True):
-        names = frozenset(data.model_fields_set)
+    for customer, row in zip(created, fresh, strict=True):
+        names = packing.given(row)
         given = field_sets.get(names)
         if given is None:
             given = field_sets[names] = tuple(sorted(names))
