@@ -30,7 +30,7 @@ class TenantConnection(asyncpg.Connection):  # type: ignore[misc]
     session's before the connection serves anything but a unit of work.
     """
 
-    __slots__ = ("_session_tenant", "_with_begin")
+    __slots__ = ("_may_hold_tenant", "_session_tenant", "_with_begin")
 
     def send_with_begin(self, statement: str | None) -> None:
         """Send ``statement`` with the next BEGIN (None: nothing)."""
@@ -38,8 +38,16 @@ class TenantConnection(asyncpg.Connection):  # type: ignore[misc]
 
     @property
     def session_tenant(self) -> str | None:
-        """The tenant the session is set to (``use_tenant``), None when not set."""
+        """The tenant the session is known to be set to (``use_tenant``); None when
+        not set, or not known (see ``may_hold_tenant``)."""
         return getattr(self, "_session_tenant", None)
+
+    @property
+    def may_hold_tenant(self) -> bool:
+        """Whether the session may be set to a tenant: from the first ``use_tenant``
+        (even one cut short, which the server may have carried out) until a
+        ``forget_tenant`` succeeds."""
+        return bool(getattr(self, "_may_hold_tenant", False))
 
     async def use_tenant(self, tenant_id: str) -> None:
         """Set the session's tenant, unless it is set to ``tenant_id`` already.
@@ -52,15 +60,17 @@ class TenantConnection(asyncpg.Connection):  # type: ignore[misc]
         if self.is_in_transaction():
             raise RuntimeError("the session's tenant is set outside a transaction only")
         self._session_tenant = None  # unknown until the statement succeeds
+        self._may_hold_tenant = True
         await super().execute(_SET_SESSION_TENANT, tenant_id)
         self._session_tenant = tenant_id
 
     async def forget_tenant(self) -> None:
-        """Reset the session's tenant, if set (outside a transaction)."""
-        if self.session_tenant is None:
+        """Reset the session's tenant, if it may be set (outside a transaction)."""
+        if not self.may_hold_tenant:
             return
-        await super().execute(_RESET_SESSION_TENANT)
         self._session_tenant = None
+        await super().execute(_RESET_SESSION_TENANT)
+        self._may_hold_tenant = False
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109 - asyncpg's signature
         """Run ``query``; a BEGIN carries the statement ``send_with_begin`` gave."""

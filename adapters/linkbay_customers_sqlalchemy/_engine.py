@@ -121,8 +121,8 @@ def _configure_sqlite(engine: AsyncEngine, *, file_backed: bool) -> None:
 
 def _literal(value: str) -> str:
     """``value`` as a PostgreSQL escape string literal, whatever
-    ``standard_conforming_strings`` says."""
-    return "E'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    ``standard_conforming_strings`` and ``backslash_quote`` say (a quote doubled)."""
+    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def begin_settings(tenant_id: str, *, read_only: bool) -> str | None:
@@ -265,7 +265,7 @@ def _create_engine(url: URL, dialect: str, options: dict[str, Any]) -> AsyncEngi
         driver = record.driver_connection
         if (
             isinstance(driver, TenantConnection)
-            and driver.session_tenant is not None
+            and driver.may_hold_tenant
             and not _UNIT_OF_WORK_CHECKOUT.get()
         ):
             try:

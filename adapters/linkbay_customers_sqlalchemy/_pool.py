@@ -63,14 +63,27 @@ class FairQueue(QueueCommon[_T]):
         Raises:
             Full: nobody waits and the queue is full.
         """
+        if self._hand_over(item):
+            return
+        if self.full():
+            raise Full()
+        self._items.append(item)
+
+    def _hand_over(self, item: _T) -> bool:
+        """Give ``item`` to the oldest waiter still waiting; False when there is none."""
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():  # not timed out or cancelled meanwhile
                 waiter.set_result(item)
-                return
-        if self.full():
-            raise Full()
-        self._items.append(item)
+                return True
+        return False
+
+    def _give_back(self, item: _T) -> None:
+        """Pass on an item a cancelled waiter was handed, or keep it first in line:
+        the pool counted it out, so it is kept even where the queue is full (filled
+        meanwhile by another's return)."""
+        if not self._hand_over(item):
+            self._items.appendleft(item)
 
     def put(self, item: _T, block: bool = True, timeout: float | None = None) -> None:
         """``put_nowait``: returning a connection never waits."""
@@ -111,8 +124,8 @@ class FairQueue(QueueCommon[_T]):
             return await waiter
         except BaseException:  # cancelled, by the timeout or by the caller
             if waiter.done() and not waiter.cancelled():
-                # Handed an item in the moment this call was cancelled: pass it on.
-                self.put_nowait(waiter.result())
+                # Handed an item in the moment this call was cancelled.
+                self._give_back(waiter.result())
             elif waiter in self._waiters:
                 self._waiters.remove(waiter)
             raise

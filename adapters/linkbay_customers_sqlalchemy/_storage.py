@@ -296,7 +296,8 @@ class SqlAlchemyUnitOfWork(UnitOfWork, IdReservations):
     ) -> list[dict[str, Any]] | None:
         """Run a SELECT outside a transaction, the session's tenant this unit of
         work's (see the class); None where it cannot (inside a transaction, on a
-        connection of an engine not from ``create_engine``). A pooled connection
+        connection of an engine not from ``create_engine``, on an autocommit
+        connection). A pooled connection
         the server dropped is replaced and the read sent again."""
         import asyncpg  # PostgreSQL storages have it
 
@@ -309,6 +310,10 @@ class SqlAlchemyUnitOfWork(UnitOfWork, IdReservations):
                 return None
             driver = sync.connection.driver_connection
             if not isinstance(driver, TenantConnection) or driver.is_in_transaction():
+                return None
+            if getattr(sync.connection.dbapi_connection, "autocommit", False):
+                # No BEGIN carries a transaction's tenant there: a session's tenant
+                # left by a read would stand for every later statement's.
                 return None
             try:
                 await driver.use_tenant(self.tenant_id)

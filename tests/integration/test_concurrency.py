@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy.exc
+from sqlalchemy.util import greenlet_spawn
 
 from linkbay_customers import (
     AIService,
@@ -21,6 +22,7 @@ from linkbay_customers import (
 )
 from linkbay_customers.testing import FixedClock, new_tenant_id
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage
+from linkbay_customers_sqlalchemy._pool import FairQueue
 
 
 @pytest.fixture
@@ -250,3 +252,18 @@ async def test_a_cancelled_or_timed_out_wait_for_a_connection_loses_no_connectio
             assert (await connection.exec_driver_sql("SELECT 1")).scalar() == 1
     finally:
         await storage.close()
+
+
+async def test_a_wait_cancelled_as_a_full_pool_fills_keeps_every_connection() -> None:
+    # One connection handed to a waiter whose request is cancelled, and another
+    # returned in the same moment (with overflow, the pool holds both): the
+    # cancellation stays a cancellation, and both connections stay usable.
+    queue: FairQueue[str] = FairQueue(maxsize=1)
+    waiting = asyncio.create_task(greenlet_spawn(queue.get, True, 30))
+    await asyncio.sleep(0.01)
+    queue.put_nowait("first")  # handed to the waiter
+    waiting.cancel()
+    queue.put_nowait("second")  # kept: the queue is full now
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert {queue.get_nowait(), queue.get_nowait()} == {"first", "second"}

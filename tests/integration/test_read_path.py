@@ -5,10 +5,12 @@ connection leaves the next read working."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -187,3 +189,45 @@ async def test_over_http_another_tenants_customer_is_not_found_on_the_same_conne
     for headers, email in ((b, "anna@example.com"), (a, "mario@example.com")):
         found = await client.get(f"/customers/{customer_id}", headers=headers)
         assert found.json()["email"] == email
+
+
+async def test_a_tenant_setting_cut_short_is_still_reset_for_the_host(
+    app_storage: SqlAlchemyStorage, tenants: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server carried out the setting, but the read was cancelled as its answer
+    # came: the connection does not know its session's tenant, and resets it.
+    a, _ = tenants
+    execute = asyncpg.Connection.execute
+
+    async def applied_then_cancelled(self: Any, query: str, *args: Any, **kwargs: Any) -> str:
+        status: str = await execute(self, query, *args, **kwargs)
+        if query.startswith("SELECT set_config('linkbay.tenant_id'") and args:
+            raise asyncio.CancelledError
+        return status
+
+    monkeypatch.setattr(asyncpg.Connection, "execute", applied_then_cancelled)
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.create_task(_read(app_storage, a, EVERY_CUSTOMER))
+    monkeypatch.setattr(asyncpg.Connection, "execute", execute)
+    async with app_storage.engine.connect() as connection:
+        setting = await connection.scalar(text("SELECT current_setting('linkbay.tenant_id', true)"))
+        seen = await connection.scalar(text("SELECT count(*) FROM customers"))
+    assert (setting or None, seen) == (None, 0)
+
+
+async def test_on_an_autocommit_engine_no_read_leaves_its_tenant_to_the_next(
+    app_url: str, tenants: tuple[str, str]
+) -> None:
+    # Autocommit sends no BEGIN to carry a transaction's tenant: a session's tenant
+    # left by a read would be what row-level security sees for the next tenant.
+    a, b = tenants
+    storage = SqlAlchemyStorage.from_url(
+        app_url, pool_size=1, max_overflow=0, isolation_level="AUTOCOMMIT"
+    )
+    try:
+        await _read(storage, a, EVERY_CUSTOMER)
+        async with storage.unit_of_work(b) as uow:
+            rows = (await uow.execute(EVERY_CUSTOMER, action="reading")).all()
+        assert all(tenant == b for tenant, _ in rows)
+    finally:
+        await storage.close()
