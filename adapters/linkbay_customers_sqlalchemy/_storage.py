@@ -192,11 +192,6 @@ class SqlAlchemyUnitOfWork(UnitOfWork, IdReservations):
             raise RuntimeError("the unit of work is not active: use it inside 'async with'")
         return connection
 
-    def connection_info(self) -> dict[Any, Any]:
-        """The ``info`` of the connection this unit of work holds, which lives as long
-        as the database connection (no transaction is begun)."""
-        return self._active().info
-
     async def connection(self) -> AsyncConnection:
         """The connection, inside a transaction of this unit of work's tenant."""
         connection = self._active()
@@ -297,8 +292,8 @@ class SqlAlchemyUnitOfWork(UnitOfWork, IdReservations):
         """Run a SELECT outside a transaction, the session's tenant this unit of
         work's (see the class); None where it cannot (inside a transaction, on a
         connection of an engine not from ``create_engine``, on an autocommit
-        connection). A pooled connection
-        the server dropped is replaced and the read sent again."""
+        connection). A pooled connection the server dropped is replaced and the read
+        sent again."""
         import asyncpg  # PostgreSQL storages have it
 
         from linkbay_customers_sqlalchemy._connection import TenantConnection
