@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import pytest
@@ -82,16 +83,24 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from server_url(tmp_path_factory.mktemp("postgres"))
 
 
+def _run_apart(coroutine: Coroutine[object, object, str]) -> str:
+    """Run ``coroutine`` on an event loop of its own, in a thread: a session fixture
+    first asked for by an async fixture (``request.getfixturevalue``) runs inside the
+    test's loop, where ``asyncio.run`` is refused."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
+
+
 @pytest.fixture(scope="session")
 def postgres_url(postgres_server: str) -> str:
     """A migrated PostgreSQL database shared by the session (tests use fresh tenants)."""
-    return asyncio.run(new_postgres_database(postgres_server))
+    return _run_apart(new_postgres_database(postgres_server))
 
 
 @pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A migrated SQLite file shared by the session (tests use fresh tenants)."""
-    return asyncio.run(new_sqlite_database(tmp_path_factory.mktemp("sqlite")))
+    return _run_apart(new_sqlite_database(tmp_path_factory.mktemp("sqlite")))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

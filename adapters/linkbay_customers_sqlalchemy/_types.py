@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Numeric
+from sqlalchemy import JSON, BigInteger, ColumnElement, DateTime, Dialect, Numeric
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import GenericFunction
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from linkbay_customers.domain import EMBEDDING_DIMENSIONS, MONEY_QUANTUM, embedding_values
@@ -17,6 +20,13 @@ __all__ = ("Embedding", "JSONDocument", "Money", "UTCDateTime")
 
 _SCALE = 4  # decimal places of MONEY_QUANTUM
 assert Decimal(1).scaleb(-_SCALE) == MONEY_QUANTUM
+
+
+def _unprocessed(type_: TypeDecorator[Any], dialect: Dialect, coltype: Any) -> bool:
+    """Whether the driver's values of ``type_``'s implementation need no processing
+    of SQLAlchemy's (a hot read then calls the decorator's processing alone)."""
+    impl = dialect.type_descriptor(type_.load_dialect_impl(dialect))
+    return impl.result_processor(dialect, coltype) is None
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -38,9 +48,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return _utc(value)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name == "postgresql" and _unprocessed(self, dialect, coltype):
+            return _utc  # as ``process_result_value``, without TypeDecorator's wrapping
+        return super().result_processor(dialect, coltype)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """``value`` in UTC (a naive one taken as UTC)."""
+    if value is None or value.tzinfo is UTC:
+        return value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Money(TypeDecorator[Decimal]):
@@ -72,11 +92,43 @@ class Money(TypeDecorator[Decimal]):
             return None
         if dialect.name == "sqlite":
             return Decimal(int(value)).scaleb(-_SCALE)
-        return Decimal(value).quantize(MONEY_QUANTUM)
+        return _money(value)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name == "postgresql" and _unprocessed(self, dialect, coltype):
+            return _money  # as ``process_result_value``, without TypeDecorator's wrapping
+        return super().result_processor(dialect, coltype)
+
+
+def _money(value: Any) -> Decimal | None:
+    """A NUMERIC value as money of four decimal places."""
+    if value is None:
+        return None
+    return (value if type(value) is Decimal else Decimal(value)).quantize(MONEY_QUANTUM)
 
 
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 """JSON on SQLite, JSONB on PostgreSQL (indexable with GIN)."""
+
+
+class _StoredFloats(GenericFunction[list[float]]):
+    """A vector column as it is read: on PostgreSQL, cast to ``real[]``, which the
+    driver decodes from its binary form (pgvector's own is read as text, a decimal
+    string parsed in Python); elsewhere the column itself."""
+
+    name = "stored_floats"
+    inherit_cache = True
+    _register = False  # not offered as ``func.stored_floats``
+
+
+@compiles(_StoredFloats)
+def _stored_floats(element: _StoredFloats, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(_StoredFloats, "postgresql")
+def _stored_floats_postgresql(element: _StoredFloats, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS real[])"
 
 
 class Embedding(TypeDecorator[list[float]]):
@@ -104,14 +156,19 @@ class Embedding(TypeDecorator[list[float]]):
             raise ValueError(f"embeddings have {self.dimensions} dimensions, not {len(vector)}")
         return vector
 
+    def column_expression(self, colexpr: ColumnElement[Any]) -> ColumnElement[Any]:
+        # Read as ``real[]`` on PostgreSQL: the stored 32-bit floats, decoded by the driver.
+        return _StoredFloats(colexpr, type_=self)
+
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
         if dialect.name != "postgresql":
             return super().result_processor(dialect, coltype)
 
-        # pgvector's text form, ``[0.1,0.2,...]``, read straight into 32-bit floats: the
-        # stored values themselves (a batch run reads one per customer).
         def process(value: Any) -> list[float] | None:
+            if isinstance(value, list):  # ``real[]``: 32-bit floats already
+                return value
             if isinstance(value, str):
+                # pgvector's text form, ``[0.1,0.2,...]`` (a statement of text columns).
                 return array("f", map(float, value[1:-1].split(","))).tolist()
             return None if value is None else embedding_values(value)
 

@@ -306,3 +306,32 @@ async def test_the_next_day_rewrites_only_the_changed_customers_embeddings_as_a_
     for pairs in recomputed.values():
         for stored, fresh in pairs:
             assert stored == fresh
+
+
+async def test_a_customer_reads_back_the_stored_32_bit_floats_of_their_embedding(
+    any_storage: SqlAlchemyStorage, tenant: str, clock: FixedClock
+) -> None:
+    # PostgreSQL sends the vector as real[] (binary floats): the values are pgvector's
+    # own, as its text form prints them, on every read path; SQLite keeps the same.
+    service = CustomerService(any_storage.unit_of_work, clock, HeuristicIntelligence())
+    customer = await service.create_customer(tenant, {"email": "reader@example.com"})
+    await service.record_order(tenant, customer.id, ORDER)
+    stored = await as_tenant(
+        any_storage,
+        tenant,
+        "SELECT embedding FROM customer_embeddings"
+        " WHERE tenant_id = :tenant AND customer_id = :customer"
+        if any_storage.dialect == "sqlite"
+        else "SELECT embedding::text FROM customer_embeddings"
+        " WHERE tenant_id = :tenant AND customer_id = :customer",
+        customer=customer.id,
+    )
+    values = embedding_values(float(v) for v in str(stored).strip("[]").split(","))
+    assert len(values) == 32
+    assert any(v not in (0.0, 1.0) for v in values)
+
+    one = await service.get_customer(tenant, customer.id)  # the hot read
+    page = await service.list_customers(tenant)  # through SQLAlchemy's result
+    assert one.embedding == values
+    assert [c.embedding for c in page.items] == [values]
+    assert all(type(v) is float for v in one.embedding)
