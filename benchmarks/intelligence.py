@@ -10,7 +10,9 @@ products, beside a tenant of 100,000 more, is scored with ``score_tenant``
 (the heuristics): first when no customer has scores or an embedding yet (every
 embedding enters the HNSW index), then again as a nightly run would, a day
 later (scores rewritten; an embedding only where it differs from its history's).
-Then ``find_similar_customers`` is timed for random customers against two floors:
+Then ``find_similar_customers`` is timed for random customers, each call beside two
+floors for the same customer (interleaved, so a drift of the machine's speed moves all
+three alike):
 the raw nearest-neighbour query (ids only, for a vector the client gives, outside
 any transaction: ``similar_p50_ratio``, the one the target is set on), and the same
 answer written plainly with asyncpg (one statement returning the ten nearest
@@ -239,54 +241,57 @@ SELECT * FROM (
 """
 
 
-async def _floor_similar(url: str, vectors: list[np.ndarray]) -> list[float]:
-    """Milliseconds of the raw nearest-neighbour query for each of ``vectors``, on the
-    same table and with the settings the project's search uses: the floor the target
-    is set on (ids only, the vector given by the client, no transaction, no tenant setting,
-    no customer rows)."""
-    connection = await asyncpg.connect(_dsn(url))
-    try:
-        await register_vector(connection)
-        await connection.execute(_SEARCH_SETTINGS)
-        statement = await connection.prepare(
+class _SimilarFloors:
+    """The two floors of ``find_similar_customers``, on connections of their own, each
+    timed beside the project's call for the same customer (interleaved: a machine
+    whose speed drifts during the run moves all three alike).
+
+    ``raw``: the raw nearest-neighbour query, on the same table and with the settings
+    the project's search uses: the floor the target is set on (ids only, the vector
+    given by the client, no transaction, no tenant setting, no customer rows).
+
+    ``rows``: what ``find_similar_customers`` answers, written plainly with asyncpg:
+    one prepared statement that takes the customer's stored embedding and returns
+    the ten nearest live customers' full rows (joined to ``customers``, not deleted)
+    with their distances, one round trip a call, the tenant (which row-level
+    security reads) set once for the connection's session as the library's reads
+    set it.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    async def __aenter__(self) -> _SimilarFloors:
+        self._raw_connection = raw = await asyncpg.connect(_dsn(self._url))
+        self._rows_connection = rows = await asyncpg.connect(_dsn(self._url))
+        for connection in (raw, rows):
+            await register_vector(connection)
+            await connection.execute(_SEARCH_SETTINGS)
+        await rows.execute("SELECT set_config('linkbay.tenant_id', $1, false)", TENANT)
+        self._raw = await raw.prepare(
             "SELECT customer_id FROM customer_embeddings WHERE tenant_id = $1"
             " ORDER BY embedding <=> $2 LIMIT 11"
         )
-        timings = []
-        for vector in vectors:
-            started = time.perf_counter()
-            await statement.fetch(TENANT, vector.astype(np.float32))
-            timings.append((time.perf_counter() - started) * 1000)
-        return timings
-    finally:
-        await connection.close()
+        self._rows = await rows.prepare(_NEIGHBOURS_WITH_ROWS)
+        return self
 
+    async def __aexit__(self, *exc: object) -> None:
+        await self._raw_connection.close()
+        await self._rows_connection.close()
 
-async def _floor_similar_rows(
-    url: str, customer_ids: list[int]
-) -> tuple[list[float], list[list[int]]]:
-    """Milliseconds to answer what ``find_similar_customers`` answers for each of
-    ``customer_ids``, written plainly with asyncpg: one prepared statement that takes
-    the customer's stored embedding and returns the ten nearest live customers' full
-    rows (joined to ``customers``, not deleted) with their distances, one round trip
-    a call, the tenant (which row-level security reads) set once for the
-    connection's session as the library's reads set it; and the ids found, nearest
-    first."""
-    connection = await asyncpg.connect(_dsn(url))
-    try:
-        await register_vector(connection)
-        await connection.execute(_SEARCH_SETTINGS)
-        await connection.execute("SELECT set_config('linkbay.tenant_id', $1, false)", TENANT)
-        statement = await connection.prepare(_NEIGHBOURS_WITH_ROWS)
-        timings, answers = [], []
-        for customer_id in customer_ids:
-            started = time.perf_counter()
-            rows = await statement.fetch(customer_id)
-            timings.append((time.perf_counter() - started) * 1000)
-            answers.append([row["id"] for row in rows])
-        return timings, answers
-    finally:
-        await connection.close()
+    async def raw(self, vector: np.ndarray) -> float:
+        """Milliseconds of the raw query for ``vector``."""
+        query = vector.astype(np.float32)
+        started = time.perf_counter()
+        await self._raw.fetch(TENANT, query)
+        return (time.perf_counter() - started) * 1000
+
+    async def rows(self, customer_id: int) -> tuple[float, list[int]]:
+        """Milliseconds of the plain same answer for the customer, and the ids found,
+        nearest first."""
+        started = time.perf_counter()
+        found = await self._rows.fetch(customer_id)
+        return (time.perf_counter() - started) * 1000, [row["id"] for row in found]
 
 
 async def _exact_ranking(url: str, ids: np.ndarray, vectors: np.ndarray, picks: list[int]) -> float:
@@ -430,16 +435,19 @@ async def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
 
     ids, vectors = await _embeddings(url)
     picks = random.Random(5).sample(range(len(ids)), args.queries)
-    timings, answers = [], []
-    for index in picks:
-        start = time.perf_counter()
-        similar = await ai.find_similar_customers(TENANT, int(ids[index]), limit=10)
-        timings.append((time.perf_counter() - start) * 1000)
-        answers.append([s.customer.id for s in similar])
+    timings, answers, raw, rows, rows_answers = [], [], [], [], []
+    async with _SimilarFloors(url) as floors:
+        for index in picks:
+            start = time.perf_counter()
+            similar = await ai.find_similar_customers(TENANT, int(ids[index]), limit=10)
+            timings.append((time.perf_counter() - start) * 1000)
+            answers.append([s.customer.id for s in similar])
+            raw.append(await floors.raw(vectors[index]))
+            elapsed, found = await floors.rows(int(ids[index]))
+            rows.append(elapsed)
+            rows_answers.append(found)
     # Checked afterwards: numpy's threads would otherwise still spin during the next search.
     recall = sum(_recall(ids, vectors, i, found) for i, found in zip(picks, answers, strict=True))
-    raw = await _floor_similar(url, [vectors[index] for index in picks])
-    rows, rows_answers = await _floor_similar_rows(url, [int(ids[index]) for index in picks])
     results["similar_p50_ms"] = round(statistics.median(timings), 3)
     results["similar_p99_ms"] = round(percentile(timings, 0.99), 3)
     results["floor_similar_p50_ms"] = round(statistics.median(raw), 3)
