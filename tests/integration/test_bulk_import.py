@@ -141,6 +141,41 @@ async def test_the_email_probe_of_a_tenant_the_statistics_miss_takes_the_unique_
     assert "ix_customers_tenant_deleted" not in plans["generic"]
 
 
+async def test_an_import_into_a_new_database_probes_each_chunk_by_the_unique_key(
+    postgres_server: str,
+) -> None:
+    # The first chunk's probe is planned on an empty, never analyzed table, where
+    # every index looks alike; a plan kept from then read every customer of the
+    # tenant for each email of every later chunk (an import grew quadratic). Planned
+    # again for each chunk, it takes the unique key once the table has grown (here
+    # from 6,000 rows, the third chunk's).
+    url = await new_postgres_database(postgres_server)
+    storage = SqlAlchemyStorage.from_url(url, pool_size=1)  # one session holds every plan
+    try:
+        service = CustomerService(storage.unit_of_work, FixedClock(), HeuristicIntelligence())
+        result = await service.import_customers("newcomer", _rows("a", 9000), chunk_size=3000)
+        assert result.created == 9000
+        async with storage.engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            name = await driver.fetchval(
+                "SELECT name FROM pg_prepared_statements WHERE statement LIKE $1", _PROBE
+            )
+            async with driver.transaction():
+                # The plan the last chunk's probe ran on, as kept for the session.
+                await driver.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+                plan = "\n".join(
+                    row[0]
+                    for row in await driver.fetch(
+                        f"EXPLAIN EXECUTE {name}(ARRAY['a1@example.com'], 'newcomer', 1)"
+                    )
+                )
+    finally:
+        await storage.close()
+    assert "uq_customers_tenant_id_email" in plan
+    assert "pk_customers" not in plan
+
+
 async def test_the_import_lookup_runs_on_a_generic_plan_and_restores_the_plan_mode(
     postgres_server: str,
 ) -> None:

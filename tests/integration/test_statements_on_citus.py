@@ -71,6 +71,8 @@ UTILITY_STATEMENTS = {
     " on the shards its statements reach (one, for a routed statement)",
     "VariableShowStmt": "SHOW of a server setting, sent by the drivers on connecting",
     "CreatedbStmt": "the test suite creating its database, no statement of the library",
+    "DiscardStmt": "DISCARD PLANS before an import's email probes: the session's plans on"
+    " the coordinator are made anew, the shards' own statements are Citus's",
 }
 """Statements that read or write no row, with why each is fine on Citus."""
 

@@ -52,6 +52,7 @@ from linkbay_customers_sqlalchemy._repositories._customer_rows import (
 from linkbay_customers_sqlalchemy._repositories._decisions import SqlDuplicateDecisions
 from linkbay_customers_sqlalchemy._repositories._duplicates import SqlDuplicateCandidates
 from linkbay_customers_sqlalchemy._repositories._postgresql import (
+    FRESH_PLANS,
     GENERIC_PLAN,
     PLAN_MODE,
     column_arrays,
@@ -163,6 +164,7 @@ class SqlCustomerRepository(
             )
             return {row.email: self._entity(row) for row in rows}
         mode = (await self._execute(GENERIC_PLAN, action=action)).scalar_one()
+        await self._execute(FRESH_PLANS, action=action)  # planned on the tenant as it is now
         rows = await self._execute(
             emails_probed_by_key(self._select(), table, self._mine, wanted), action=action
         )
