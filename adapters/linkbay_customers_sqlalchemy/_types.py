@@ -132,7 +132,12 @@ def _stored_floats_postgresql(element: _StoredFloats, compiler: SQLCompiler, **k
 
 
 class Embedding(TypeDecorator[list[float]]):
-    """A fixed-length float vector: pgvector ``vector(N)`` on PostgreSQL, JSON elsewhere."""
+    """A fixed-length float vector: pgvector ``vector(N)`` on PostgreSQL, JSON elsewhere.
+
+    Selected, it is read as ``real[]`` on PostgreSQL (``column_expression``), on the
+    outermost select list only: a ``SELECT DISTINCT`` ordered by the bare column, or
+    a ``UNION`` with an untyped vector beside it, meets ``real[]`` there and fails.
+    """
 
     impl = JSON
     cache_ok = True
