@@ -129,6 +129,23 @@ def test_the_example_runs_as_written_and_prints_what_it_shows(
         else:
             eval_example.lint(example)
             eval_example.run_print_check(example, rewrite_assertions=False)
+            # Nothing left where it ran that this example run again, or the next one
+            # a reader copies into the same directory, would meet: a database file
+            # there would still hold this run's customers (409 on the next POST).
+            # The database of an application the page has the reader save (a
+            # ``file=`` block, as the quickstart's main.py) is theirs to keep.
+            saved = "".join(
+                block.source
+                for block in EXAMPLES
+                if block.path == example.path and "file" in block.prefix_settings()
+            )
+            left = sorted(
+                path.name
+                for path in work.iterdir()
+                if (path.suffix == ".db" or path.name.endswith(".audit-key"))
+                and f"///{path.name.removesuffix('.audit-key')}" not in saved
+            )
+            assert not left, f"the example leaves {left} in its working directory"
     finally:
         # The example runs in this process: a storage it registers must not outlive it.
         for scheme in set(storage_schemes()) - registered:
