@@ -113,6 +113,7 @@ __all__ = (
     "SegmentResponse",
     "SimilarCustomerResponse",
     "STORABLE_PATTERN",
+    "added_fields",
     "extra_values",
     "field_error_message",
     "normalize_email",
@@ -382,14 +383,15 @@ def extra_values(data: BaseModel, base: type[BaseModel], *, only_set: bool) -> d
         base: The library schema the host extended.
         only_set: Keep only fields the caller actually sent (partial updates).
     """
-    names = _added_fields(type(data), base)
+    names = added_fields(type(data), base)
     if only_set:
         names &= data.model_fields_set
     return data.model_dump(include=set(names)) if names else {}
 
 
 @functools.cache
-def _added_fields(schema: type[BaseModel], base: type[BaseModel]) -> frozenset[str]:
+def added_fields(schema: type[BaseModel], base: type[BaseModel]) -> frozenset[str]:
+    """The fields a host's subclass ``schema`` adds on top of the library's ``base``."""
     return frozenset(schema.model_fields) - frozenset(base.model_fields)
 
 

@@ -16,13 +16,14 @@ from pydantic import ValidationError
 
 from linkbay_customers.domain import AuditAction, Customer, InvalidInput
 from linkbay_customers.ports import bulk_import
-from linkbay_customers.schemas import CustomerCreate
+from linkbay_customers.schemas import CustomerCreate, added_fields
 from linkbay_customers.services._boundary import invalid_input_from
 from linkbay_customers.services._change import Change, Transactions
 from linkbay_customers.services._profile import (
     apply_profile,
     build_customer,
     check_new_customer,
+    customer_of_values,
     resolve_phone,
 )
 from linkbay_customers.services._progress import ProgressCallback, report_progress
@@ -151,7 +152,15 @@ class _Packing:
     (pydantic extras or private attributes) is kept as ``(number, model)``.
     """
 
-    __slots__ = ("_containers", "_field_sets", "_indexes", "_names", "_schema", "email_at")
+    __slots__ = (
+        "_containers",
+        "_field_sets",
+        "_indexes",
+        "_names",
+        "_plain",
+        "_schema",
+        "email_at",
+    )
 
     def __init__(self, schema: type[CustomerCreate]) -> None:
         self._schema = schema
@@ -165,6 +174,8 @@ class _Packing:
         )
         self._field_sets: list[frozenset[str]] = []
         self._indexes: dict[frozenset[str], int] = {}
+        # No field of a host's own: a new customer is built from the held values.
+        self._plain = not added_fields(schema, CustomerCreate)
         self.email_at = 4 + self._names.index("email")
         """Where a packed row holds its email."""
 
@@ -220,6 +231,21 @@ class _Packing:
                 elif dicts >> position & 1:
                     values[name] = dict(values[name])
         return self._schema.model_construct(set(self._field_sets[row[1]]), **values)
+
+    def customer(
+        self, row: _Packed, *, customer_id: int, tenant_id: str, now: datetime
+    ) -> Customer:
+        """The new customer of the row (``build_customer`` of its model): from the values
+        held, without the model, where the schema adds no field of the host's."""
+        if len(row) == 2 or not self._plain:
+            return build_customer(
+                self.model(row), customer_id=customer_id, tenant_id=tenant_id, now=now
+            )
+        # Lists and dicts are held as tuples, which the customer's list() and dict() take.
+        values = dict(zip(self._names, row[4:], strict=True))
+        return customer_of_values(
+            values, extra={}, customer_id=customer_id, tenant_id=tenant_id, now=now
+        )
 
 
 async def run_import(
@@ -346,9 +372,7 @@ async def _write_chunk(change: Change, *, chunk: list[_Packed], packing: _Packin
 
     ids = await bulk_import(uow).next_ids(len(fresh))
     created = [
-        build_customer(
-            packing.model(row), customer_id=customer_id, tenant_id=uow.tenant_id, now=change.now
-        )
+        packing.customer(row, customer_id=customer_id, tenant_id=uow.tenant_id, now=change.now)
         for row, customer_id in zip(fresh, ids, strict=True)
     ]
     refused = await change.add_many(created)

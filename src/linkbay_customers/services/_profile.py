@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -23,6 +23,7 @@ __all__ = (
     "FUTURE_TOLERANCE",
     "apply_profile",
     "build_customer",
+    "customer_of_values",
     "check_birthday",
     "check_new_customer",
     "check_not_in_the_future",
@@ -90,21 +91,40 @@ def build_customer(
     data: CustomerCreate, *, customer_id: int, tenant_id: str, now: datetime
 ) -> Customer:
     """A new customer from validated input (fields a host's subclass adds become extras)."""
+    return customer_of_values(
+        vars(data),
+        extra=extra_values(data, CustomerCreate, only_set=False),
+        customer_id=customer_id,
+        tenant_id=tenant_id,
+        now=now,
+    )
+
+
+def customer_of_values(
+    values: Mapping[str, Any],
+    *,
+    extra: dict[str, Any],
+    customer_id: int,
+    tenant_id: str,
+    now: datetime,
+) -> Customer:
+    """A new customer from the values of a validated ``CustomerCreate``, by field name
+    (``preferences`` a mapping or its items, ``tags`` any iterable), and its extras."""
     return Customer(
         id=customer_id,
         tenant_id=tenant_id,
-        email=data.email,
-        first_name=data.first_name,
-        last_name=data.last_name,
-        phone=data.phone,
-        birthday=data.birthday,
-        gender=data.gender,
-        preferences=dict(data.preferences),
-        tags=list(data.tags),
+        email=values["email"],
+        first_name=values["first_name"],
+        last_name=values["last_name"],
+        phone=values["phone"],
+        birthday=values["birthday"],
+        gender=values["gender"],
+        preferences=dict(values["preferences"]),
+        tags=list(values["tags"]),
         # A customer brought over from another system keeps the time it signed up.
-        created_at=data.created_at or now,
+        created_at=values["created_at"] or now,
         updated_at=now,
-        extra=extra_values(data, CustomerCreate, only_set=False),
+        extra=extra,
     )
 
 
