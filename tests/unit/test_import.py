@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import gc
 from collections.abc import AsyncIterator
 from typing import Any
@@ -208,6 +209,29 @@ class TestRowsHeldBetweenChunks:
         assert kept.preferences == {"language": "it", "nested": {"a": [1, 2]}}
         new = await service.get_customer_by_email(tenant, "new@example.com")
         assert (new.first_name, new.tags, new.preferences) == ("New", ["vip"], {})
+
+    async def test_a_new_customer_holds_what_creating_them_from_the_row_makes(
+        self, service: CustomerService, tenant: str
+    ) -> None:
+        # Built from the values the chunk holds, not from the row's model again.
+        row = {
+            "email": " Ada.Byron@Example.com ",
+            "first_name": "Ada",
+            "last_name": "Byron",
+            "phone": "+39 333 123 4567",
+            "birthday": "1985-12-10",
+            "gender": "female",
+            "tags": ["vip", "b2b", "vip"],
+            "preferences": {"language": "en", "nested": {"a": [1, {"b": None}]}},
+            "created_at": "2020-01-02T03:04:05+01:00",
+        }
+        assert (await service.import_customers(tenant, [row])).created == 1
+        imported = await service.get_customer_by_email(tenant, "ada.byron@example.com")
+        created = await service.create_customer(f"{tenant}-created", row)
+        fields = {f.name for f in dataclasses.fields(created)} - {"id", "tenant_id", "updated_at"}
+        assert {f: getattr(imported, f) for f in fields} == {f: getattr(created, f) for f in fields}
+        assert imported.tags == ["vip", "b2b"]
+        assert imported.preferences["nested"] == {"a": [1, {"b": None}]}
 
     async def test_a_host_schema_whose_models_hold_private_state_is_imported_as_validated(
         self, service: CustomerService, tenant: str
