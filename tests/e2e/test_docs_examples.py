@@ -49,14 +49,18 @@ def _name(example: CodeExample) -> str:
 
 def _save_files_of_the_page(
     example: CodeExample, work: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Write the page's file blocks into ``work``, importable afresh by this example."""
+) -> str:
+    """Write the page's file blocks into ``work``, importable afresh by this example;
+    their sources, together."""
+    saved = []
     for block in EXAMPLES:
         name = block.prefix_settings().get("file")
         if block.path == example.path and name is not None:
             (work / name).write_text(block.source)
             monkeypatch.delitem(sys.modules, Path(name).stem, raising=False)
+            saved.append(block.source)
     monkeypatch.syspath_prepend(str(work))
+    return "".join(saved)
 
 
 def _passes_under_pytest(example: CodeExample, tmp_path: Path) -> None:
@@ -101,7 +105,7 @@ def test_the_example_runs_as_written_and_prints_what_it_shows(
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    _save_files_of_the_page(example, work, monkeypatch)
+    saved = _save_files_of_the_page(example, work, monkeypatch)
     if needs == "postgres":
         url = asyncio.run(new_postgres_database(request.getfixturevalue("postgres_server")))
         monkeypatch.setenv("LINKBAY_DATABASE_URL", url)
@@ -134,11 +138,6 @@ def test_the_example_runs_as_written_and_prints_what_it_shows(
             # there would still hold this run's customers (409 on the next POST).
             # The database of an application the page has the reader save (a
             # ``file=`` block, as the quickstart's main.py) is theirs to keep.
-            saved = "".join(
-                block.source
-                for block in EXAMPLES
-                if block.path == example.path and "file" in block.prefix_settings()
-            )
             left = sorted(
                 path.name
                 for path in work.iterdir()

@@ -316,13 +316,11 @@ async def test_a_customer_reads_back_the_stored_32_bit_floats_of_their_embedding
     service = CustomerService(any_storage.unit_of_work, clock, HeuristicIntelligence())
     customer = await service.create_customer(tenant, {"email": "reader@example.com"})
     await service.record_order(tenant, customer.id, ORDER)
+    as_text = "embedding" if any_storage.dialect == "sqlite" else "embedding::text"
     stored = await as_tenant(
         any_storage,
         tenant,
-        "SELECT embedding FROM customer_embeddings"
-        " WHERE tenant_id = :tenant AND customer_id = :customer"
-        if any_storage.dialect == "sqlite"
-        else "SELECT embedding::text FROM customer_embeddings"
+        f"SELECT {as_text} FROM customer_embeddings"
         " WHERE tenant_id = :tenant AND customer_id = :customer",
         customer=customer.id,
     )

@@ -23,10 +23,10 @@ __all__ = (
     "FUTURE_TOLERANCE",
     "apply_profile",
     "build_customer",
-    "customer_of_values",
     "check_birthday",
     "check_new_customer",
     "check_not_in_the_future",
+    "customer_of_values",
     "resolve_phone",
 )
 
