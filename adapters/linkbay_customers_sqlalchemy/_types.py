@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from array import array
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -112,9 +113,11 @@ JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
 
 class _StoredFloats(GenericFunction[list[float]]):
-    """A vector column as it is read: on PostgreSQL, cast to ``real[]``, which the
-    driver decodes from its binary form (pgvector's own is read as text, a decimal
-    string parsed in Python); elsewhere the column itself."""
+    """A vector column as it is read: on PostgreSQL, pgvector's binary form
+    (``vector_send``: a ``bytea`` of the dimension count and the big-endian 32-bit
+    floats, unpacked in one call; pgvector's default is its text form, a decimal
+    string parsed in Python, and a cast to ``real[]`` costs the server an array and
+    the driver a value per component); elsewhere the column itself."""
 
     name = "stored_floats"
     inherit_cache = True
@@ -128,15 +131,25 @@ def _stored_floats(element: _StoredFloats, compiler: SQLCompiler, **kw: Any) -> 
 
 @compiles(_StoredFloats, "postgresql")
 def _stored_floats_postgresql(element: _StoredFloats, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"CAST({compiler.process(element.clauses, **kw)} AS real[])"
+    return f"vector_send({compiler.process(element.clauses, **kw)})"
+
+
+_VECTOR_HEADER = struct.Struct(">HH")  # vector_send: dimensions, then an unused field
+
+
+def _vector_floats(data: bytes) -> list[float]:
+    """The 32-bit floats of pgvector's binary form (``vector_send``), as Python floats."""
+    dimensions, _ = _VECTOR_HEADER.unpack_from(data)
+    return list(struct.unpack_from(f">{dimensions}f", data, _VECTOR_HEADER.size))
 
 
 class Embedding(TypeDecorator[list[float]]):
     """A fixed-length float vector: pgvector ``vector(N)`` on PostgreSQL, JSON elsewhere.
 
-    Selected, it is read as ``real[]`` on PostgreSQL (``column_expression``), on the
-    outermost select list only: a ``SELECT DISTINCT`` ordered by the bare column, or
-    a ``UNION`` with an untyped vector beside it, meets ``real[]`` there and fails.
+    Selected, it is read in pgvector's binary form on PostgreSQL (``vector_send``, a
+    ``bytea``: ``column_expression``), on the outermost select list only: a ``SELECT
+    DISTINCT`` ordered by the bare column, or a ``UNION`` with an untyped vector beside
+    it, meets ``bytea`` there and fails.
     """
 
     impl = JSON
@@ -162,7 +175,7 @@ class Embedding(TypeDecorator[list[float]]):
         return vector
 
     def column_expression(self, colexpr: ColumnElement[Any]) -> ColumnElement[Any]:
-        # Read as ``real[]`` on PostgreSQL: the stored 32-bit floats, decoded by the driver.
+        # Read in binary on PostgreSQL: the stored 32-bit floats, unpacked at once.
         return _StoredFloats(colexpr, type_=self)
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
@@ -170,8 +183,8 @@ class Embedding(TypeDecorator[list[float]]):
             return super().result_processor(dialect, coltype)
 
         def process(value: Any) -> list[float] | None:
-            if isinstance(value, list):  # ``real[]``: 32-bit floats already
-                return value
+            if isinstance(value, bytes):  # ``vector_send``: 32-bit floats already
+                return _vector_floats(value)
             if isinstance(value, str):
                 # pgvector's text form, ``[0.1,0.2,...]`` (a statement of text columns).
                 return array("f", map(float, value[1:-1].split(","))).tolist()

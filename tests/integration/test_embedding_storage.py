@@ -311,8 +311,9 @@ async def test_the_next_day_rewrites_only_the_changed_customers_embeddings_as_a_
 async def test_a_customer_reads_back_the_stored_32_bit_floats_of_their_embedding(
     any_storage: SqlAlchemyStorage, tenant: str, clock: FixedClock
 ) -> None:
-    # PostgreSQL sends the vector as real[] (binary floats): the values are pgvector's
-    # own, as its text form prints them, on every read path; SQLite keeps the same.
+    # PostgreSQL sends the vector in binary (vector_send, 32-bit floats): the values
+    # are pgvector's own, as its text form prints them, on every read path; SQLite
+    # keeps the same.
     service = CustomerService(any_storage.unit_of_work, clock, HeuristicIntelligence())
     customer = await service.create_customer(tenant, {"email": "reader@example.com"})
     await service.record_order(tenant, customer.id, ORDER)
