@@ -23,7 +23,7 @@ from linkbay_customers.domain import (
     TransactionConflict,
 )
 
-__all__ = ("is_unique_violation", "storage_error", "translate_errors")
+__all__ = ("is_unique_violation", "sqlstate", "storage_error", "translate_errors")
 
 # PostgreSQL SQLSTATE classes (the first two characters) of failures a later
 # attempt may not meet: 08 connection exception, 40 transaction rollback
@@ -81,6 +81,11 @@ def _sqlstate(driver_error: BaseException | None) -> str | None:
         getattr(driver_error, "__cause__", None), "sqlstate", None
     )
     return sqlstate if isinstance(sqlstate, str) else None
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE code of a SQLAlchemy ``DBAPIError`` or a driver's error, if it has one."""
+    return _sqlstate(error.orig if isinstance(error, DBAPIError) else error)
 
 
 def _is_transient(driver_error: BaseException | None) -> bool | None:

@@ -47,6 +47,7 @@ from linkbay_customers_sqlalchemy._repositories import (
     SqlOrderRepository,
 )
 from linkbay_customers_sqlalchemy._repositories._fits import SqlModelFitRepository
+from linkbay_customers_sqlalchemy._repositories._postgresql import DEFAULT_INDEX_BUILD_MEMORY
 
 __all__ = ("TENANT_SETTING", "SqlAlchemyStorage", "SqlAlchemyUnitOfWork")
 
@@ -89,6 +90,7 @@ def _reserve_ids(dialect: str, counters: Table, kinds: int) -> Any:
 
 _logger = logging.getLogger("linkbay_customers_sqlalchemy")
 _DRIVER_STATEMENTS = 1024
+_MAX_MAINTENANCE_MEMORY = 2147483647 * 1024  # PostgreSQL's largest maintenance_work_mem
 
 
 def _only_reads(statement: Any) -> bool:
@@ -433,9 +435,17 @@ class SqlAlchemyStorage(Storage):
             database keeps a generated key in ``<database>.audit-key`` beside it
             (created on first use, readable by its owner only), an in-memory one
             a random key, and PostgreSQL refuses to start.
+        index_build_memory: PostgreSQL: the most ``maintenance_work_mem``, in bytes,
+            that building a large tenant's own HNSW index at its first scoring may
+            raise the server's setting to, for that transaction, where the graph
+            needs it (1 GiB by default: the graph of about 1,100,000 embeddings);
+            None keeps the server's setting. If the server cannot give that memory,
+            the build runs at its setting instead.
 
     Raises:
         AuditKeyMissing: PostgreSQL without a key, or a key that is too short.
+        ValueError: ``index_build_memory`` is not a whole number of bytes from
+            1 MiB to 2 TiB.
     """
 
     def __init__(
@@ -445,7 +455,14 @@ class SqlAlchemyStorage(Storage):
         models: ModelSet | None = None,
         owns_engine: bool = False,
         audit_key: bytes | str | AuditChain | None = None,
+        index_build_memory: int | None = DEFAULT_INDEX_BUILD_MEMORY,
     ) -> None:
+        if index_build_memory is not None and (
+            not isinstance(index_build_memory, int)
+            or isinstance(index_build_memory, bool)
+            or not 1 << 20 <= index_build_memory <= _MAX_MAINTENANCE_MEMORY
+        ):
+            raise ValueError("index_build_memory must be a number of bytes from 1 MiB to 2 TiB")
         self.engine = engine
         self.models = models or default_models()
         self.dialect = engine.dialect.name
@@ -471,7 +488,11 @@ class SqlAlchemyStorage(Storage):
                 self.models.id_counter.__table__,  # type: ignore[attr-defined]
             )
         )
-        self.postgresql = PostgresFeatures(engine.dialect) if self.dialect == "postgresql" else None
+        self.postgresql = (
+            PostgresFeatures(engine.dialect, index_build_memory=index_build_memory)
+            if self.dialect == "postgresql"
+            else None
+        )
         """COPY and the similarity search, with their caches; None on SQLite."""
         # An erasure's write-ahead log could not be truncated yet (SQLite).
         self._wal_truncation_owed = False
@@ -515,6 +536,7 @@ class SqlAlchemyStorage(Storage):
         *,
         models: ModelSet | None = None,
         audit_key: bytes | str | AuditChain | None = None,
+        index_build_memory: int | None = DEFAULT_INDEX_BUILD_MEMORY,
         **engine_options: Any,
     ) -> SqlAlchemyStorage:
         """Open a storage on a URL with a configured engine it owns."""
@@ -523,6 +545,7 @@ class SqlAlchemyStorage(Storage):
             models=models,
             owns_engine=True,
             audit_key=audit_key,
+            index_build_memory=index_build_memory,
         )
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import operator
 import re
 import time
@@ -42,17 +43,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, array
 from sqlalchemy.engine import Dialect, Row
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from linkbay_customers.domain import StorageError, TagMatch, TransactionConflict
 from linkbay_customers_sqlalchemy._engine import MIN_EF_SEARCH, SIMILARITY_SESSION_SETTINGS
-from linkbay_customers_sqlalchemy._errors import storage_error, translate_errors
+from linkbay_customers_sqlalchemy._errors import sqlstate, storage_error, translate_errors
 from linkbay_customers_sqlalchemy._migrate import PARTITION_MARK
 from linkbay_customers_sqlalchemy._models import SEARCH_COLUMNS
 from linkbay_customers_sqlalchemy._repositories._statements import embedding_of
 
 __all__ = (
     "COPY_MIN_ROWS",
+    "DEFAULT_INDEX_BUILD_MEMORY",
     "EXACT_SEARCH_MAX_ROWS",
     "FRESH_PLANS",
     "GENERIC_PLAN",
@@ -63,6 +66,7 @@ __all__ = (
     "PostgresFeatures",
     "column_arrays",
     "emails_probed_by_key",
+    "hnsw_build_memory",
     "has_tags",
     "lines_by_order_key",
     "one_of_array",
@@ -93,6 +97,8 @@ _SESSION_CONFIGURED = "linkbay.similarity_session"  # in a connection's info: se
 # default of 40 found 6 of the true nearest 10 on average; 100 found 8.4. On
 # behavioural embeddings (benchmarks/intelligence.py, a tenant of 100,000 beside
 # 100,000 more) 100 gave a recall@10 of 0.946 in 15.6 ms, 160 gave 0.972 in 17.7 ms.
+_logger = logging.getLogger("linkbay_customers_sqlalchemy")
+
 # MIN_EF_SEARCH (in _engine) is 160: every connection starts with it.
 MAX_EF_SEARCH = 1000  # the largest hnsw.ef_search pgvector accepts
 # Tenants with fewer live customers are ranked exactly. In a table of a million
@@ -114,6 +120,18 @@ TENANT_SIZE_SECONDS = 300.0  # how long a tenant's size class is trusted
 OWN_PARTITION_EF_CONSTRUCTION = 128
 COPY_MIN_ROWS = 16
 """Fewer rows are inserted rather than copied: COPY costs a round trip more."""
+DEFAULT_INDEX_BUILD_MEMORY = 1 << 30
+"""The most ``maintenance_work_mem`` (bytes) a tenant partition's index build raises
+the server's setting to, unless the storage is told otherwise: the graph of about
+1,100,000 embeddings (see ``hnsw_build_memory``)."""
+# pgvector could not have the memory: a parallel build's shared memory is
+# maintenance_work_mem at once (a container's /dev/shm is often 64 MB), or the server's.
+_BUILD_MEMORY_REFUSED = frozenset({"53100", "53200"})  # disk_full, out_of_memory
+_SERVER_MAINTENANCE_MEMORY = text(
+    "SELECT setting::bigint * 1024 FROM pg_settings WHERE name = 'maintenance_work_mem'"
+)
+_MAINTENANCE_MEMORY = text("SELECT set_config('maintenance_work_mem', :value, true)")
+_HNSW_M = re.compile(r"\bm\s*=\s*'?(\d+)'?")
 
 # Set for the rest of the transaction (set_config's ``true`` is SET LOCAL).
 # Custom plans: a generic plan knows neither the tenant nor its size, and would
@@ -453,10 +471,16 @@ class PostgresFeatures:
 
     Args:
         dialect: The engine's dialect, whose bind processing COPY applies.
+        index_build_memory: The most ``maintenance_work_mem`` (bytes) a tenant
+            partition's HNSW build may raise the server's setting to, or None to
+            keep the server's (see ``build_hnsw_index``).
     """
 
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(
+        self, dialect: Dialect, *, index_build_memory: int | None = DEFAULT_INDEX_BUILD_MEMORY
+    ) -> None:
         self._dialect = dialect
+        self._index_build_memory = index_build_memory
         self._copy_refused: set[str] = set()
         self._copy_allowed: set[str] = set()  # tables COPY succeeded on
         self._copy_conflicted: set[str] = set()  # their next load is an INSERT
@@ -822,7 +846,8 @@ class PostgresFeatures:
             )
             if definition is not None:  # the partitioned table's index, with more candidates
                 using = _with_ef_construction(definition[definition.index(" USING ") :])
-                await connection.execute(text(f"CREATE INDEX ON {name}{using}"))
+                dimensions = getattr(embeddings.c.embedding.type, "dimensions", None)
+                await self.build_hnsw_index(connection, name, using, dimensions)
             former = await connection.scalar(
                 text("SELECT c.relispartition FROM pg_class AS c WHERE c.oid = to_regclass(:name)"),
                 {"name": _qualified(part)},
@@ -875,6 +900,66 @@ class PostgresFeatures:
                     f" FOR VALUES IN ({literal})"
                 )
             )
+
+    async def build_hnsw_index(
+        self, connection: AsyncConnection, name: str, using: str, dimensions: int | None
+    ) -> None:
+        """``CREATE INDEX ON name USING hnsw ...`` with the memory its graph needs.
+
+        Where the server's ``maintenance_work_mem`` cannot hold the graph of the
+        table's rows (``hnsw_build_memory``), it is raised for this transaction, up
+        to ``index_build_memory``. Should the server refuse that memory (a parallel
+        build takes it as shared memory at once: a container's ``/dev/shm`` may be
+        smaller), the build runs again at the server's setting, slower, and a
+        warning says so.
+        """
+        create = text(f"CREATE INDEX ON {name}{using}")
+        ceiling = self._index_build_memory
+        if ceiling is not None and dimensions is not None:
+            rows = int(await connection.scalar(text(f"SELECT count(*) FROM {name}")) or 0)
+            found = _HNSW_M.search(using)
+            wanted = min(
+                ceiling, hnsw_build_memory(rows, dimensions, int(found.group(1)) if found else 16)
+            )
+            server = int(await connection.scalar(_SERVER_MAINTENANCE_MEMORY) or 0)
+            if wanted > server:
+                try:
+                    async with connection.begin_nested():
+                        await connection.execute(
+                            _MAINTENANCE_MEMORY, {"value": f"{wanted // 1024}kB"}
+                        )
+                        await connection.execute(create)
+                    return
+                except DBAPIError as exc:
+                    if sqlstate(exc) not in _BUILD_MEMORY_REFUSED:
+                        raise
+                    _logger.warning(
+                        "building %s's HNSW index with %d MiB of maintenance_work_mem"
+                        " failed (%s); building it with the server's %d MiB instead,"
+                        " which takes longer: lower index_build_memory, or give the"
+                        " server the memory (shared memory for a parallel build)",
+                        name,
+                        wanted >> 20,
+                        exc.orig,
+                        server >> 20,
+                    )
+        await connection.execute(create)
+
+
+def hnsw_build_memory(rows: int, dimensions: int, m: int) -> int:
+    """Bytes of ``maintenance_work_mem`` that hold the whole HNSW graph of ``rows``
+    vectors while pgvector builds it.
+
+    An element holds its vector (4 bytes a dimension), its neighbours (``2 m`` on the
+    ground layer, its share of ``m`` on the upper ones, 16 bytes each) and pgvector's
+    bookkeeping: measured at about 830 bytes for 32 dimensions and ``m = 16`` (with
+    64 MB the graph stopped fitting after 77,632 elements, with 1 MB after 1,244),
+    counted here as 840, with 15% to spare and the 3 MiB a parallel build keeps
+    aside. A graph that does not fit is finished on disk, one insertion at a time:
+    twice as long at 200,000 embeddings (94.8 s against 49.6 s), more beyond.
+    """
+    element = 4 * dimensions + 32 * m + 200
+    return int(rows * element * 1.15) + (4 << 20)
 
 
 def _with_ef_construction(using: str) -> str:
