@@ -208,6 +208,9 @@ async def _floor_embeddings(url: str) -> float:
             "CREATE TABLE floor_embeddings (LIKE customer_embeddings INCLUDING DEFAULTS)"
         )
         await connection.copy_records_to_table("floor_embeddings", records=records)
+        # As pgvector advises, and as the project's build may raise it: memory enough
+        # for the whole graph (a graph outgrowing it is finished on disk, slowly).
+        await connection.execute("SET maintenance_work_mem = '1GB'")
         await connection.execute(
             "CREATE INDEX ON floor_embeddings USING hnsw (embedding vector_cosine_ops)"
             " WITH (m = 16, ef_construction = 128)"
