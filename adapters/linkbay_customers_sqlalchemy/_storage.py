@@ -422,6 +422,17 @@ class SqlAlchemyUnitOfWork(UnitOfWork, IdReservations):
             await connection.rollback()
 
 
+def _check_index_build_memory(value: int | None) -> None:
+    if value is not None and (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or not 1 << 20 <= value <= _MAX_MAINTENANCE_MEMORY
+    ):
+        raise ValueError(
+            "index_build_memory must be None or a number of bytes from 1 MiB to 2147483647 kB"
+        )
+
+
 class SqlAlchemyStorage(Storage):
     """Storage in a SQL database through async SQLAlchemy.
 
@@ -445,7 +456,7 @@ class SqlAlchemyStorage(Storage):
     Raises:
         AuditKeyMissing: PostgreSQL without a key, or a key that is too short.
         ValueError: ``index_build_memory`` is not a whole number of bytes from
-            1 MiB to 2 TiB.
+            1 MiB to 2,147,483,647 kB (PostgreSQL's largest ``maintenance_work_mem``).
     """
 
     def __init__(
@@ -457,12 +468,7 @@ class SqlAlchemyStorage(Storage):
         audit_key: bytes | str | AuditChain | None = None,
         index_build_memory: int | None = DEFAULT_INDEX_BUILD_MEMORY,
     ) -> None:
-        if index_build_memory is not None and (
-            not isinstance(index_build_memory, int)
-            or isinstance(index_build_memory, bool)
-            or not 1 << 20 <= index_build_memory <= _MAX_MAINTENANCE_MEMORY
-        ):
-            raise ValueError("index_build_memory must be a number of bytes from 1 MiB to 2 TiB")
+        _check_index_build_memory(index_build_memory)
         self.engine = engine
         self.models = models or default_models()
         self.dialect = engine.dialect.name
@@ -540,6 +546,7 @@ class SqlAlchemyStorage(Storage):
         **engine_options: Any,
     ) -> SqlAlchemyStorage:
         """Open a storage on a URL with a configured engine it owns."""
+        _check_index_build_memory(index_build_memory)  # before an engine is made
         return cls(
             create_engine(database_url, **engine_options),
             models=models,

@@ -501,3 +501,35 @@ async def test_a_customer_changed_during_an_upgrade_load_keeps_the_embedding_its
     others = [c.id for c in chunk if c.total_orders and c.id != changed.id]
     assert all(after[i] == pytest.approx(loaded) for i in others)
     assert await versions_in(owner, tenant) == {EMBEDDING_VERSION: EMBEDDED}
+
+
+async def test_the_partitions_index_build_gets_the_memory_its_graph_needs(
+    postgres_server: str, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server whose connections start with 1 MB: less than the graph of even a few
+    # embeddings is counted to need (see test_index_build_memory.py).
+    storage = SqlAlchemyStorage.from_url(
+        await new_postgres_database(postgres_server),
+        connect_args={"server_settings": {"maintenance_work_mem": "1MB"}},
+    )
+    seen: list[tuple[int | None, str]] = []
+    build = postgresql.PostgresFeatures.build_hnsw_index
+
+    async def watched(self: postgresql.PostgresFeatures, connection: Any, *args: Any) -> None:
+        await build(self, connection, *args)
+        setting = await connection.scalar(text("SHOW maintenance_work_mem"))
+        seen.append((args[-1], str(setting)))
+
+    monkeypatch.setattr(postgresql.PostgresFeatures, "build_hnsw_index", watched)
+    try:
+        tenant = new_tenant_id()
+        await fill(storage, tenant, clock, LARGE)
+        await AIService(storage.unit_of_work, clock, HeuristicIntelligence()).score_tenant(tenant)
+        async with storage.engine.connect() as connection:
+            after = await connection.scalar(text("SHOW maintenance_work_mem"))
+    finally:
+        await storage.close()
+
+    wanted = postgresql.hnsw_build_memory(EMBEDDED, EMBEDDING_DIMENSIONS, 16) // 1024
+    assert seen == [(EMBEDDING_DIMENSIONS, f"{wanted}kB")]
+    assert after == "1MB"

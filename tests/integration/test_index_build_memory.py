@@ -49,10 +49,10 @@ async def storage_of(postgres_server: str) -> AsyncIterator[StorageOf]:
         await storage.close()
 
 
-async def build(storage: SqlAlchemyStorage) -> tuple[list[str], str, str]:
+async def build(storage: SqlAlchemyStorage, using: str = USING) -> tuple[list[str], str, str]:
     """Index ``ROWS`` random embeddings as a tenant partition's build does, in a
-    transaction rolled back after it: the notices, the setting in the transaction
-    after the build, and the setting of the next transaction."""
+    transaction that commits: the notices, the setting in the transaction after
+    the build, and the setting of the connection's next transaction."""
     features = storage.postgresql
     assert features is not None
     notices: list[str] = []
@@ -65,24 +65,39 @@ async def build(storage: SqlAlchemyStorage) -> tuple[list[str], str, str]:
             notices.append(str(message.message))
 
         driver.add_log_listener(listener)
-        transaction = await connection.begin()
-        await connection.execute(
-            text(f"CREATE TABLE build_probe (embedding vector({EMBEDDING_DIMENSIONS}))")
-        )
-        await connection.execute(
-            text(
-                "INSERT INTO build_probe SELECT (SELECT array_agg(random() - 0.5)::vector"
-                " FROM generate_series(1, :dimensions) WHERE g > 0) FROM generate_series(1, :rows)"
-                " AS g"
-            ),
-            {"dimensions": EMBEDDING_DIMENSIONS, "rows": ROWS},
-        )
-        await features.build_hnsw_index(connection, "build_probe", USING, EMBEDDING_DIMENSIONS)
-        during = str(await connection.scalar(text("SHOW maintenance_work_mem")))
-        await transaction.rollback()
-        after = str(await connection.scalar(text("SHOW maintenance_work_mem")))
+        async with connection.begin():
+            await connection.execute(
+                text(f"CREATE TABLE build_probe (embedding vector({EMBEDDING_DIMENSIONS}))")
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO build_probe SELECT (SELECT array_agg(random() - 0.5)::vector"
+                    " FROM generate_series(1, :dimensions) WHERE g > 0)"
+                    " FROM generate_series(1, :rows) AS g"
+                ),
+                {"dimensions": EMBEDDING_DIMENSIONS, "rows": ROWS},
+            )
+            await features.build_hnsw_index(connection, "build_probe", using, EMBEDDING_DIMENSIONS)
+            during = str(await connection.scalar(text("SHOW maintenance_work_mem")))
+        async with connection.begin():
+            after = str(await connection.scalar(text("SHOW maintenance_work_mem")))
+            await connection.execute(text("DROP TABLE build_probe"))
         driver.remove_log_listener(listener)
     return notices, during, after
+
+
+def shown(size: int) -> str:
+    """``size`` bytes as ``SHOW`` shows a setting in kB: in the largest unit that
+    divides it."""
+    kb = size // 1024
+    return f"{kb // 1024}MB" if kb % 1024 == 0 else f"{kb}kB"
+
+
+async def test_a_storage_refuses_a_size_postgresql_would_not_take(postgres_server: str) -> None:
+    url = await new_postgres_database(postgres_server)
+    for size in (1 << 19, 1 << 50, 2.5e9, True):
+        with pytest.raises(ValueError, match="index_build_memory"):
+            SqlAlchemyStorage.from_url(url, index_build_memory=size)  # type: ignore[arg-type]
 
 
 def test_the_memory_counted_holds_the_graphs_pgvector_measured() -> None:
@@ -104,9 +119,26 @@ async def test_the_build_gets_the_memory_its_graph_needs_for_its_transaction_onl
     notices, during, after = await build(storage_of())
 
     assert not [n for n in notices if OUTGROWN in n]
-    wanted = postgresql.hnsw_build_memory(ROWS, EMBEDDING_DIMENSIONS, 16) // 1024
-    assert during == f"{wanted}kB" or during == f"{wanted // 1024}MB"
-    assert after == "1MB"
+    assert during == shown(postgresql.hnsw_build_memory(ROWS, EMBEDDING_DIMENSIONS, 16))
+    assert after == "1MB"  # the transaction committed: its setting went with it
+
+
+async def test_the_memory_counted_follows_the_indexs_neighbours(storage_of: StorageOf) -> None:
+    using = USING.replace("m='16', ef_construction='32'", "m='24', ef_construction='48'")
+    _, during, _ = await build(storage_of(), using)
+
+    assert during == shown(postgresql.hnsw_build_memory(ROWS, EMBEDDING_DIMENSIONS, 24))
+    assert during != shown(postgresql.hnsw_build_memory(ROWS, EMBEDDING_DIMENSIONS, 16))
+
+
+async def test_a_server_setting_above_the_need_is_kept(storage_of: StorageOf) -> None:
+    assert postgresql.hnsw_build_memory(ROWS, EMBEDDING_DIMENSIONS, 16) < 64 << 20
+    storage = storage_of(server_settings={"maintenance_work_mem": "64MB"})
+
+    notices, during, after = await build(storage)
+
+    assert during == after == "64MB"
+    assert not [n for n in notices if OUTGROWN in n]
 
 
 async def test_without_a_ceiling_the_servers_setting_stays_and_the_graph_outgrows_it(
@@ -131,17 +163,25 @@ async def test_memory_the_server_cannot_give_builds_at_its_setting(
     # A parallel build takes its memory as shared memory at once; asking for a
     # terabyte, more than this machine's /dev/shm holds, is refused as a container's
     # 64 MB /dev/shm refuses a gigabyte.
-    monkeypatch.setattr(postgresql, "hnsw_build_memory", lambda *_: 1 << 40)
     storage = storage_of(
         index_build_memory=1 << 40, server_settings={"min_parallel_table_scan_size": "0"}
     )
+    async with storage.engine.connect() as connection:
+        shared = await connection.scalar(text("SHOW dynamic_shared_memory_type"))
+        workers = await connection.scalar(text("SHOW max_parallel_maintenance_workers"))
+    if shared != "posix" or workers == "0":
+        pytest.skip("needs a parallel build in POSIX shared memory, which refuses a terabyte")
+    monkeypatch.setattr(postgresql, "hnsw_build_memory", lambda *_: 1 << 40)
 
     with caplog.at_level(logging.WARNING, logger="linkbay_customers_sqlalchemy"):
         notices, during, after = await build(storage)
+        refused = [r.getMessage() for r in caplog.records]
+        caplog.clear()
+        again, _, _ = await build(storage)
 
     assert [n for n in notices if OUTGROWN in n]  # built, at the server's 1 MB
     assert during == after == "1MB"
-    assert any(
-        "1048576 MiB" in r.getMessage() and "server's 1 MiB" in r.getMessage()
-        for r in caplog.records
-    )
+    assert [m for m in refused if "1048576 MiB" in m and "server's 1 MiB" in m]
+    # The next build keeps the server's setting at once: no refusal, no warning.
+    assert [n for n in again if OUTGROWN in n]
+    assert not caplog.records

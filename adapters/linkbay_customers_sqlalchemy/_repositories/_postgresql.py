@@ -92,13 +92,12 @@ class _TenantReads(Protocol):
 _Encoder = Callable[[Any], Any]
 _EMPTY_DOCUMENTS = (dict, list)
 _SESSION_CONFIGURED = "linkbay.similarity_session"  # in a connection's info: see nearest
+_logger = logging.getLogger("linkbay_customers_sqlalchemy")
 
 # Candidates per pass of the HNSW scan. Among a million random vectors, pgvector's
 # default of 40 found 6 of the true nearest 10 on average; 100 found 8.4. On
 # behavioural embeddings (benchmarks/intelligence.py, a tenant of 100,000 beside
 # 100,000 more) 100 gave a recall@10 of 0.946 in 15.6 ms, 160 gave 0.972 in 17.7 ms.
-_logger = logging.getLogger("linkbay_customers_sqlalchemy")
-
 # MIN_EF_SEARCH (in _engine) is 160: every connection starts with it.
 MAX_EF_SEARCH = 1000  # the largest hnsw.ef_search pgvector accepts
 # Tenants with fewer live customers are ranked exactly. In a table of a million
@@ -127,8 +126,10 @@ the server's setting to, unless the storage is told otherwise: the graph of abou
 # pgvector could not have the memory: a parallel build's shared memory is
 # maintenance_work_mem at once (a container's /dev/shm is often 64 MB), or the server's.
 _BUILD_MEMORY_REFUSED = frozenset({"53100", "53200"})  # disk_full, out_of_memory
+# The setting and the largest the server takes (smaller on some platforms), in bytes.
 _SERVER_MAINTENANCE_MEMORY = text(
-    "SELECT setting::bigint * 1024 FROM pg_settings WHERE name = 'maintenance_work_mem'"
+    "SELECT setting::bigint * 1024, max_val::bigint * 1024 FROM pg_settings"
+    " WHERE name = 'maintenance_work_mem'"
 )
 _MAINTENANCE_MEMORY = text("SELECT set_config('maintenance_work_mem', :value, true)")
 _HNSW_M = re.compile(r"\bm\s*=\s*'?(\d+)'?")
@@ -481,6 +482,7 @@ class PostgresFeatures:
     ) -> None:
         self._dialect = dialect
         self._index_build_memory = index_build_memory
+        self._build_memory_refused = False  # see build_hnsw_index
         self._copy_refused: set[str] = set()
         self._copy_allowed: set[str] = set()  # tables COPY succeeded on
         self._copy_conflicted: set[str] = set()  # their next load is an INSERT
@@ -846,7 +848,8 @@ class PostgresFeatures:
             )
             if definition is not None:  # the partitioned table's index, with more candidates
                 using = _with_ef_construction(definition[definition.index(" USING ") :])
-                dimensions = getattr(embeddings.c.embedding.type, "dimensions", None)
+                vector = embeddings.c.embedding.type  # the library's type, or pgvector's
+                dimensions = getattr(vector, "dimensions", None) or getattr(vector, "dim", None)
                 await self.build_hnsw_index(connection, name, using, dimensions)
             former = await connection.scalar(
                 text("SELECT c.relispartition FROM pg_class AS c WHERE c.oid = to_regclass(:name)"),
@@ -911,18 +914,17 @@ class PostgresFeatures:
         to ``index_build_memory``. Should the server refuse that memory (a parallel
         build takes it as shared memory at once: a container's ``/dev/shm`` may be
         smaller), the build runs again at the server's setting, slower, and a
-        warning says so.
+        warning says so; later builds of this storage then keep the server's setting.
         """
         create = text(f"CREATE INDEX ON {name}{using}")
         ceiling = self._index_build_memory
-        if ceiling is not None and dimensions is not None:
+        if ceiling is not None and dimensions is not None and not self._build_memory_refused:
             rows = int(await connection.scalar(text(f"SELECT count(*) FROM {name}")) or 0)
             found = _HNSW_M.search(using)
-            wanted = min(
-                ceiling, hnsw_build_memory(rows, dimensions, int(found.group(1)) if found else 16)
-            )
-            server = int(await connection.scalar(_SERVER_MAINTENANCE_MEMORY) or 0)
-            if wanted > server:
+            m = int(found.group(1)) if found else 16
+            server, largest = (await connection.execute(_SERVER_MAINTENANCE_MEMORY)).one()
+            wanted = min(ceiling, int(largest), hnsw_build_memory(rows, dimensions, m))
+            if wanted > int(server):
                 try:
                     async with connection.begin_nested():
                         await connection.execute(
@@ -933,15 +935,18 @@ class PostgresFeatures:
                 except DBAPIError as exc:
                     if sqlstate(exc) not in _BUILD_MEMORY_REFUSED:
                         raise
+                    # Refused once, refused again: later builds keep the server's setting.
+                    self._build_memory_refused = True
                     _logger.warning(
                         "building %s's HNSW index with %d MiB of maintenance_work_mem"
                         " failed (%s); building it with the server's %d MiB instead,"
-                        " which takes longer: lower index_build_memory, or give the"
-                        " server the memory (shared memory for a parallel build)",
+                        " which takes longer, and every later build of this storage"
+                        " too: lower index_build_memory, or give the server the memory"
+                        " (shared memory for a parallel build)",
                         name,
                         wanted >> 20,
                         exc.orig,
-                        server >> 20,
+                        int(server) >> 20,
                     )
         await connection.execute(create)
 
@@ -954,9 +959,10 @@ def hnsw_build_memory(rows: int, dimensions: int, m: int) -> int:
     ground layer, its share of ``m`` on the upper ones, 16 bytes each) and pgvector's
     bookkeeping: measured at about 830 bytes for 32 dimensions and ``m = 16`` (with
     64 MB the graph stopped fitting after 77,632 elements, with 1 MB after 1,244),
-    counted here as 840, with 15% to spare and the 3 MiB a parallel build keeps
-    aside. A graph that does not fit is finished on disk, one insertion at a time:
-    twice as long at 200,000 embeddings (94.8 s against 49.6 s), more beyond.
+    counted here as 840, with 15% to spare, and 4 MiB more: the 3 MiB a parallel
+    build keeps aside, and one to spare. A graph that does not fit is finished on
+    disk, one insertion at a time: twice as long at 200,000 embeddings (94.8 s
+    against 49.6 s), more beyond.
     """
     element = 4 * dimensions + 32 * m + 200
     return int(rows * element * 1.15) + (4 << 20)
