@@ -132,7 +132,7 @@ _SERVER_MAINTENANCE_MEMORY = text(
     " WHERE name = 'maintenance_work_mem'"
 )
 _MAINTENANCE_MEMORY = text("SELECT set_config('maintenance_work_mem', :value, true)")
-_HNSW_M = re.compile(r"\bm\s*=\s*'?(\d+)'?")
+_PGVECTOR_M = 16  # an HNSW index's neighbours per element where its definition sets none
 
 # Set for the rest of the transaction (set_config's ``true`` is SET LOCAL).
 # Custom plans: a generic plan knows neither the tenant nor its size, and would
@@ -920,8 +920,8 @@ class PostgresFeatures:
         ceiling = self._index_build_memory
         if ceiling is not None and dimensions is not None and not self._build_memory_refused:
             rows = int(await connection.scalar(text(f"SELECT count(*) FROM {name}")) or 0)
-            found = _HNSW_M.search(using)
-            m = int(found.group(1)) if found else 16
+            found = _index_parameter(using, "m")
+            m = int(found.group(1)) if found else _PGVECTOR_M
             server, largest = (await connection.execute(_SERVER_MAINTENANCE_MEMORY)).one()
             wanted = min(ceiling, int(largest), hnsw_build_memory(rows, dimensions, m))
             if wanted > int(server):
@@ -968,11 +968,17 @@ def hnsw_build_memory(rows: int, dimensions: int, m: int) -> int:
     return int(rows * element * 1.15) + (4 << 20)
 
 
+def _index_parameter(using: str, name: str) -> re.Match[str] | None:
+    """Where an index's ``USING ...`` clause sets the whole-number storage parameter
+    ``name`` (``pg_get_indexdef`` quotes its value), its value the match's group 1."""
+    return re.search(rf"\b{name}\s*=\s*'?(\d+)'?", using)
+
+
 def _with_ef_construction(using: str) -> str:
     """An HNSW index's ``USING ...`` clause with ``ef_construction`` at least
     ``OWN_PARTITION_EF_CONSTRUCTION`` (a partition's index attaches to the partitioned
     table's whatever its storage parameters)."""
-    match = re.search(r"ef_construction\s*=\s*'?(\d+)'?", using)
+    match = _index_parameter(using, "ef_construction")
     wanted = f"ef_construction='{OWN_PARTITION_EF_CONSTRUCTION}'"
     if match is None:
         if " WITH (" in using:
