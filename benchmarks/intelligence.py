@@ -60,7 +60,7 @@ INSERT INTO customer_orders
     (tenant_id, id, customer_id, order_id, total, currency, created_at, recorded_at, shipping)
 SELECT c.tenant_id, row_number() OVER (ORDER BY c.id, n), c.id, 'o-' || c.id || '-' || n,
        round((5 + random() * 200)::numeric, 2), 'EUR',
-       now() - (random() * 700 || ' days')::interval, now(), 'null'::jsonb
+       now() - random() * interval '700 days', now(), 'null'::jsonb
 FROM customers c CROSS JOIN LATERAL generate_series(1, 1 + (c.id % 3)) AS n
 WHERE c.tenant_id = :tenant
 """

@@ -102,3 +102,10 @@ def customer_row(tenant: str, customer_id: int, **columns: Any) -> dict[str, Any
         "updated_at": created,
         **columns,
     }
+
+
+def shown_setting(size: int) -> str:
+    """A size in bytes as PostgreSQL's ``SHOW`` shows a setting counted in kB (such
+    as ``maintenance_work_mem``): in the largest unit that divides it."""
+    kb = size // 1024
+    return f"{kb // 1024}MB" if kb % 1024 == 0 else f"{kb}kB"

@@ -17,7 +17,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from linkbay_customers.domain import EMBEDDING_DIMENSIONS, MONEY_QUANTUM, embedding_values
 
-__all__ = ("Embedding", "JSONDocument", "Money", "UTCDateTime")
+__all__ = ("Embedding", "JSONDocument", "Money", "UTCDateTime", "vector_dimensions")
 
 _SCALE = 4  # decimal places of MONEY_QUANTUM
 assert Decimal(1).scaleb(-_SCALE) == MONEY_QUANTUM
@@ -141,6 +141,13 @@ def _vector_floats(data: bytes) -> list[float]:
     """The 32-bit floats of pgvector's binary form (``vector_send``), as Python floats."""
     dimensions, _ = _VECTOR_HEADER.unpack_from(data)
     return list(struct.unpack_from(f">{dimensions}f", data, _VECTOR_HEADER.size))
+
+
+def vector_dimensions(type_: TypeEngine[Any]) -> int | None:
+    """The dimensions of an embedding column's type: the library's ``Embedding`` or
+    pgvector's ``Vector`` (a host's own model); None when the type does not say."""
+    found = getattr(type_, "dimensions", None) or getattr(type_, "dim", None)
+    return found if isinstance(found, int) else None
 
 
 class Embedding(TypeDecorator[list[float]]):

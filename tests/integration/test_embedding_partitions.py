@@ -27,7 +27,7 @@ from linkbay_customers.ports import (
 from linkbay_customers.testing import FixedClock, new_tenant_id
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage
 from linkbay_customers_sqlalchemy._repositories import _postgresql as postgresql
-from tests._databases import new_postgres_database
+from tests._databases import new_postgres_database, shown_setting
 
 LARGE = 12
 # Customers with orders: those without have no embedding (``fill`` gives i % 3 orders).
@@ -530,6 +530,6 @@ async def test_the_partitions_index_build_gets_the_memory_its_graph_needs(
     finally:
         await storage.close()
 
-    wanted = postgresql.hnsw_build_memory(EMBEDDED, EMBEDDING_DIMENSIONS, 16) // 1024
-    assert seen == [(EMBEDDING_DIMENSIONS, f"{wanted}kB")]
+    wanted = postgresql.hnsw_build_memory(EMBEDDED, EMBEDDING_DIMENSIONS, 16)
+    assert seen == [(EMBEDDING_DIMENSIONS, shown_setting(wanted))]
     assert after == "1MB"

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from linkbay_customers.domain import EMBEDDING_DIMENSIONS
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage
 from linkbay_customers_sqlalchemy._repositories import _postgresql as postgresql
-from tests._databases import new_postgres_database
+from tests._databases import new_postgres_database, shown_setting
 
 ROWS = 4_000
 USING = " USING hnsw (embedding vector_cosine_ops) WITH (m='16', ef_construction='32')"
@@ -86,13 +86,6 @@ async def build(storage: SqlAlchemyStorage, using: str = USING) -> tuple[list[st
     return notices, during, after
 
 
-def shown(size: int) -> str:
-    """``size`` bytes as ``SHOW`` shows a setting in kB: in the largest unit that
-    divides it."""
-    kb = size // 1024
-    return f"{kb // 1024}MB" if kb % 1024 == 0 else f"{kb}kB"
-
-
 async def test_a_storage_refuses_a_size_postgresql_would_not_take(postgres_server: str) -> None:
     url = await new_postgres_database(postgres_server)
     for size in (1 << 19, 1 << 50, 2.5e9, True):
@@ -119,7 +112,7 @@ async def test_the_build_gets_the_memory_its_graph_needs_for_its_transaction_onl
     notices, during, after = await build(storage_of())
 
     assert not [n for n in notices if OUTGROWN in n]
-    assert during == shown(postgresql.hnsw_build_memory(ROWS, EMBEDDING_DIMENSIONS, 16))
+    assert during == shown_setting(postgresql.hnsw_build_memory(ROWS, EMBEDDING_DIMENSIONS, 16))
     assert after == "1MB"  # the transaction committed: its setting went with it
 
 
@@ -127,8 +120,8 @@ async def test_the_memory_counted_follows_the_indexs_neighbours(storage_of: Stor
     using = USING.replace("m='16', ef_construction='32'", "m='24', ef_construction='48'")
     _, during, _ = await build(storage_of(), using)
 
-    assert during == shown(postgresql.hnsw_build_memory(ROWS, EMBEDDING_DIMENSIONS, 24))
-    assert during != shown(postgresql.hnsw_build_memory(ROWS, EMBEDDING_DIMENSIONS, 16))
+    assert during == shown_setting(postgresql.hnsw_build_memory(ROWS, EMBEDDING_DIMENSIONS, 24))
+    assert during != shown_setting(postgresql.hnsw_build_memory(ROWS, EMBEDDING_DIMENSIONS, 16))
 
 
 async def test_a_server_setting_above_the_need_is_kept(storage_of: StorageOf) -> None:

@@ -52,6 +52,7 @@ from linkbay_customers_sqlalchemy._errors import sqlstate, storage_error, transl
 from linkbay_customers_sqlalchemy._migrate import PARTITION_MARK
 from linkbay_customers_sqlalchemy._models import SEARCH_COLUMNS
 from linkbay_customers_sqlalchemy._repositories._statements import embedding_of
+from linkbay_customers_sqlalchemy._types import vector_dimensions
 
 __all__ = (
     "COPY_MIN_ROWS",
@@ -848,8 +849,7 @@ class PostgresFeatures:
             )
             if definition is not None:  # the partitioned table's index, with more candidates
                 using = _with_ef_construction(definition[definition.index(" USING ") :])
-                vector = embeddings.c.embedding.type  # the library's type, or pgvector's
-                dimensions = getattr(vector, "dimensions", None) or getattr(vector, "dim", None)
+                dimensions = vector_dimensions(embeddings.c.embedding.type)
                 await self.build_hnsw_index(connection, name, using, dimensions)
             former = await connection.scalar(
                 text("SELECT c.relispartition FROM pg_class AS c WHERE c.oid = to_regclass(:name)"),

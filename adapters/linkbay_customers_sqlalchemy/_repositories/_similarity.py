@@ -15,6 +15,7 @@ from linkbay_customers.ports import NearestNeighbours, NeighboursOfCustomer
 from linkbay_customers_sqlalchemy._errors import translate_errors
 from linkbay_customers_sqlalchemy._repositories._customer_rows import CustomerRows
 from linkbay_customers_sqlalchemy._repositories._statements import embedding_of
+from linkbay_customers_sqlalchemy._types import vector_dimensions
 
 __all__ = ("SqlNearestNeighbours",)
 
@@ -99,8 +100,8 @@ class SqlNearestNeighbours(CustomerRows, NearestNeighbours, NeighboursOfCustomer
     ) -> builtins.list[tuple[Customer, float]]:
         t, e = self._table, self._embeddings
         query = [float(v) for v in embedding]
-        dimensions = getattr(e.c.embedding.type, "dimensions", len(query))
-        if len(query) != dimensions:
+        dimensions = vector_dimensions(e.c.embedding.type)
+        if dimensions is not None and len(query) != dimensions:
             raise ValueError(f"embeddings have {dimensions} dimensions, not {len(query)}")
         query_norm = math.hypot(*query)
         where = [self._mine, t.c.deleted_at.is_(None)]
