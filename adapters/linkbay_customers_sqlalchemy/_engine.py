@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -26,6 +27,7 @@ __all__ = (
     "begin_settings",
     "create_engine",
     "dump_json",
+    "load_json",
     "send_with_begin",
     "supported_dialects",
     "unit_of_work_checkout",
@@ -72,13 +74,35 @@ def dump_json(value: Any) -> str:
     """Serialize a JSON column's value: orjson, or the standard library beyond its range.
 
     orjson is many times faster, which bulk imports feel; it refuses integers
-    beyond 64 bits, which JSON documents may hold. Reading stays with the
-    standard library, which keeps such integers exact.
+    beyond 64 bits, which JSON documents may hold.
     """
     try:
         return orjson.dumps(value).decode()
     except TypeError:
         return json.dumps(value, ensure_ascii=False)
+
+
+# A run of digits as long as the shortest integer orjson would not read exactly
+# (-9223372036854775809, below the 64-bit range, has 19).
+_LONG_DIGITS = re.compile(r"\d{19}")
+
+
+def load_json(document: str) -> Any:
+    """Read a JSON column's value as the standard library reads it: with orjson
+    (about four times as fast, which every read of a customer's documents feels),
+    except where orjson would read it otherwise or not at all.
+
+    orjson reads an integer beyond 64 bits as a float, rounded: a document with a
+    run of 19 digits or more goes to the standard library, which keeps it exact.
+    orjson refuses what the standard library takes (NaN, Infinity, a number beyond
+    a float's range, a lone surrogate in a string): those go there too.
+    """
+    if _LONG_DIGITS.search(document) is None:
+        try:
+            return orjson.loads(document)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(document)
 
 
 def _unicode_lower(value: str | None) -> str | None:
@@ -210,6 +234,7 @@ def create_engine(database_url: str, **options: Any) -> AsyncEngine:
     url = make_url(async_database_url(database_url))
     dialect = url.get_backend_name()
     options.setdefault("json_serializer", dump_json)
+    options.setdefault("json_deserializer", load_json)
     try:
         return _create_engine(url, dialect, options)
     except ImportError as exc:  # the dialect's driver is not installed

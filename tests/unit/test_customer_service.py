@@ -187,6 +187,26 @@ class TestGet:
         found = await service.get_customer(tenant, customer.id, include_deleted=True)
         assert found.deleted_at is not None
 
+    async def test_documents_read_back_exactly_as_they_were_given(
+        self, service: CustomerService, tenant: str
+    ) -> None:
+        preferences = {
+            "beyond_64_bits": 2**64,
+            "below_64_bits": -(2**63) - 1,
+            "largest": 2**63 - 1,
+            "ratio": 0.1,
+            "tiny": 5e-324,
+            "nested": {"ids": [2**70, 1, 2.5], "text": "\u00e9\u6f22"},
+        }
+        customer = await service.create_customer(
+            tenant, {"email": "a@example.com", "preferences": preferences, "tags": ["vip"]}
+        )
+        read = await service.get_customer(tenant, customer.id)
+        assert read.preferences == preferences
+        assert type(read.preferences["beyond_64_bits"]) is int
+        assert type(read.preferences["nested"]["ids"][0]) is int
+        assert read.tags == ["vip"]
+
     async def test_get_by_email_ignores_case_and_deleted_customers(
         self, service: CustomerService, tenant: str
     ) -> None:
