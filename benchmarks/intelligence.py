@@ -29,6 +29,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ctypes
+import gc
 import json
 import random
 import statistics
@@ -359,19 +362,31 @@ class _StatementTimes:
 
 
 class _PeakMemory:
-    """The process's peak resident memory while the block runs, sampled every 20 ms."""
+    """The process's peak resident memory while the block runs, sampled every 20 ms, and
+    what it held when the block began.
+
+    Memory an earlier step freed (the floors fetch a whole tenant's embeddings into
+    this process) is handed back to the system first, as far as the allocator can:
+    otherwise the block would start at the earlier step's peak.
+    """
 
     def __init__(self) -> None:
         self._process = psutil.Process()
         self._stop = threading.Event()
-        self.peak_mb = 0.0
+        self.peak_mb = self.start_mb = 0.0
+
+    def _rss_mb(self) -> float:
+        return float(self._process.memory_info().rss) / 2**20
 
     def _sample(self) -> None:
         while not self._stop.wait(0.02):
-            self.peak_mb = max(self.peak_mb, self._process.memory_info().rss / 2**20)
+            self.peak_mb = max(self.peak_mb, self._rss_mb())
 
     def __enter__(self) -> _PeakMemory:
-        self.peak_mb = self._process.memory_info().rss / 2**20
+        gc.collect()
+        with contextlib.suppress(OSError, AttributeError):  # glibc only
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        self.peak_mb = self.start_mb = self._rss_mb()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -413,6 +428,7 @@ async def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
     results["scored_customers"] = summary.customers
     results["score_tenant_seconds"] = round(first, 2)
     results["score_tenant_peak_rss_mb"] = round(memory.peak_mb, 1)
+    results["score_tenant_start_rss_mb"] = round(memory.start_mb, 1)
     floor_scores = await _floor_scores(url)
     floor_embeddings = await _floor_embeddings(url)
     await _vacuum(url)  # the floor's UPDATE left a dead version of every row
@@ -432,6 +448,7 @@ async def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
     results["rescore_statements"] = statements.largest()
     results["rescore_next_day_seconds"] = round(rescore, 2)
     results["rescore_peak_rss_mb"] = round(memory.peak_mb, 1)
+    results["rescore_start_rss_mb"] = round(memory.start_mb, 1)
     floor_rescore = await _floor_scores(url)
     results["floor_rescore_seconds"] = round(floor_rescore, 2)
     results["rescore_next_day_ratio"] = round(rescore / floor_rescore, 2)
