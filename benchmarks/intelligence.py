@@ -49,6 +49,7 @@ from sqlalchemy import event, text
 
 from linkbay_customers import AIService, CustomerService, HeuristicIntelligence, SystemClock
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage, create_engine
+from linkbay_customers_sqlalchemy._engine import MIN_EF_SEARCH
 
 TARGETS: Targets = {
     "score_tenant_ratio": ("<=", 2.0),
@@ -225,8 +226,9 @@ async def _floor_embeddings(url: str) -> float:
         await connection.close()
 
 
+# The project's own search settings (its connections start with them).
 _SEARCH_SETTINGS = (
-    "SET hnsw.iterative_scan = relaxed_order; SET hnsw.ef_search = 160;"
+    f"SET hnsw.iterative_scan = relaxed_order; SET hnsw.ef_search = {MIN_EF_SEARCH};"
     " SET max_parallel_workers_per_gather = 0"
 )
 # The ten live customers nearest to a customer by the embedding stored for them, with
