@@ -50,6 +50,7 @@ from sqlalchemy import event, text
 from linkbay_customers import AIService, CustomerService, HeuristicIntelligence, SystemClock
 from linkbay_customers_sqlalchemy import SqlAlchemyStorage, create_engine
 from linkbay_customers_sqlalchemy._engine import MIN_EF_SEARCH
+from linkbay_customers_sqlalchemy._repositories._postgresql import OWN_PARTITION_EF_CONSTRUCTION
 
 TARGETS: Targets = {
     "score_tenant_ratio": ("<=", 2.0),
@@ -217,7 +218,7 @@ async def _floor_embeddings(url: str) -> float:
         await connection.execute("SET maintenance_work_mem = '1GB'")
         await connection.execute(
             "CREATE INDEX ON floor_embeddings USING hnsw (embedding vector_cosine_ops)"
-            " WITH (m = 16, ef_construction = 128)"
+            f" WITH (m = 16, ef_construction = {OWN_PARTITION_EF_CONSTRUCTION})"
         )
         elapsed = time.perf_counter() - started
         await connection.execute("DROP TABLE floor_embeddings")

@@ -111,13 +111,14 @@ EXACT_SEARCH_MAX_ROWS = 50_000
 OWN_PARTITION_MIN_ROWS = EXACT_SEARCH_MAX_ROWS
 TENANT_SIZE_SECONDS = 300.0  # how long a tenant's size class is trusted
 # Candidates per insertion when a tenant's own partition is indexed at its first
-# scoring (the shared index keeps the migrations' 64). On behavioural embeddings
-# (benchmarks/intelligence.py, 100,000 customers) the same graph built with 64
-# found 95.2% of the true nearest ten at ef_search 160, with 128 98.5%, in about
-# twice the build time (30 s against 56 s): many customers with similar orders lie
-# close together, and a graph built with fewer candidates leaves some of them
-# unreachable.
-OWN_PARTITION_EF_CONSTRUCTION = 128
+# scoring (the shared index keeps the migrations' 64). Many customers with similar
+# orders lie close together, and a graph built with few candidates leaves some of
+# them unreachable, whatever hnsw.ef_search. On behavioural embeddings
+# (benchmarks/hnsw_graph.py, 1,000,000 customers, m = 16) the share of the true
+# nearest ten found at ef_search 160 was 95.3% with 128, 97.4% with 256 (98.2% at
+# ef_search 400), for a build of 186 s against 130 s; m = 24 or 32 with 128 found
+# 96.1% and 96.0% in 206 s and 302 s. At 100,000 customers 64 found 95.2%, 128 98.5%.
+OWN_PARTITION_EF_CONSTRUCTION = 256
 COPY_MIN_ROWS = 16
 """Fewer rows are inserted rather than copied: COPY costs a round trip more."""
 DEFAULT_INDEX_BUILD_MEMORY = 1 << 30
