@@ -345,6 +345,24 @@ class TestUpdate:
         stored = await client.get(f"/customers/{created['id']}", headers=headers)
         assert stored.json() == body
 
+    async def test_preferences_follow_json_merge_patch_nulls_included(
+        self, client: httpx.AsyncClient, headers: dict[str, str]
+    ) -> None:
+        created = await _create(
+            client, headers, email="patch@example.com", preferences={"ui": {"size": "l"}, "n": 1}
+        )
+
+        response = await client.patch(
+            f"/customers/{created['id']}",
+            json={"preferences": {"ui": {"size": None}, "n": {"x": None, "y": {"z": None}}}},
+            headers=headers,
+        )
+
+        # RFC 7396: a patch object applies to an empty object where the target holds
+        # none, so the nulls it holds remove keys and are never stored.
+        assert response.status_code == 200
+        assert response.json()["preferences"] == {"ui": {}, "n": {"y": {}}}
+
     async def test_an_email_cannot_be_cleared_or_taken(
         self, client: httpx.AsyncClient, headers: dict[str, str]
     ) -> None:

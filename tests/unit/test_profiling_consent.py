@@ -27,7 +27,7 @@ from linkbay_customers import (
     ProfilingPolicy,
     bootstrap,
 )
-from linkbay_customers.domain import Customer
+from linkbay_customers.domain import AuditAction, Customer
 from linkbay_customers.ports import CustomerProfile, CustomerScores, Storage
 from linkbay_customers.testing import FixedClock
 
@@ -253,6 +253,70 @@ class TestProfilingOnCustomerPaths(ProfilingShop):
             assert derived(await shop.stored(tenant, source)) == NOTHING_DERIVED
         assert None not in derived(await shop.stored(tenant, pair.allowed)).values()
         assert set(shop.intelligence.asked) == {pair.allowed}
+
+    async def test_a_withdrawal_on_the_merged_away_account_holds_after_the_merge(
+        self, shop: Shop, tenant: str, clock: FixedClock
+    ) -> None:
+        shop.policies.by_tenant[tenant] = ProfilingPolicy()  # opt-out: never answering allows
+        old = await shop.customers.create_customer(tenant, {"email": "anna.old@example.com"})
+        kept = await shop.customers.create_customer(tenant, {"email": "anna@example.com"})
+        for customer, name in ((old, "old"), (kept, "kept")):
+            await shop.customers.record_order(tenant, customer.id, order(name, BIKE))
+        withdrawal = await shop.gdpr.update_consent(tenant, old.id, "analytics", False)
+        clock.advance(hours=1)
+
+        merged = await shop.customers.merge_customers(
+            tenant, {"source_customer_id": old.id, "target_customer_id": kept.id}
+        )
+
+        assert merged.consent_data["analytics"].consented is False
+        assert derived(await shop.stored(tenant, kept.id)) == NOTHING_DERIVED
+        for customer_id in (old.id, kept.id):  # the merged-away id resolves to the target
+            with pytest.raises(ProfilingNotAllowed):
+                await shop.ai.calculate_churn_risk(tenant, customer_id)
+        history = await shop.gdpr.get_consent_history(tenant, kept.id)
+        assert history.current["analytics"].consented is False
+        assert history.events == (withdrawal,)
+        assert history.events[0].customer_id == old.id
+        (event,) = [
+            e
+            for e in (await shop.gdpr.list_audit_events(tenant, customer_id=kept.id)).items
+            if e.action is AuditAction.CUSTOMER_MERGED
+        ]
+        assert event.changed_fields == ("consent_data",)
+
+    async def test_the_latest_consent_decision_of_either_account_holds_after_a_merge(
+        self, shop: Shop, tenant: str, clock: FixedClock
+    ) -> None:
+        old = await shop.customers.create_customer(tenant, {"email": "bruno.old@example.com"})
+        kept = await shop.customers.create_customer(tenant, {"email": "bruno@example.com"})
+        await shop.gdpr.update_consent(tenant, old.id, "analytics", True)
+        await shop.gdpr.update_consent(tenant, old.id, "marketing", True)
+        clock.advance(hours=1)
+        await shop.gdpr.update_consent(tenant, kept.id, "analytics", False)
+        clock.advance(hours=1)
+        await shop.gdpr.update_consent(tenant, old.id, "marketing", False)
+        clock.advance(hours=1)
+        await shop.gdpr.update_consent(tenant, kept.id, "marketing", True)
+
+        merged = await shop.customers.merge_customers(
+            tenant, {"source_customer_id": old.id, "target_customer_id": kept.id}
+        )
+
+        # analytics: the target withdrew after the source opted in; marketing: the
+        # target opted in after the source withdrew. The target's later answers hold.
+        assert {k: s.consented for k, s in merged.consent_data.items()} == {
+            "analytics": False,
+            "marketing": True,
+        }
+        history = await shop.gdpr.get_consent_history(tenant, kept.id)
+        assert [(e.customer_id, e.consent_type, e.consented) for e in history.events] == [
+            (old.id, "analytics", True),
+            (old.id, "marketing", True),
+            (kept.id, "analytics", False),
+            (old.id, "marketing", False),
+            (kept.id, "marketing", True),
+        ]
 
     async def test_restore_drops_what_the_policy_excludes(
         self, shop: Shop, tenant: str, clock: FixedClock

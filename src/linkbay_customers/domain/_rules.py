@@ -26,6 +26,7 @@ __all__ = (
     "check_preferences",
     "fill_missing",
     "fold_analytics",
+    "fold_consents",
     "json_document_size",
     "matches_filters",
     "merge_patch",
@@ -97,6 +98,29 @@ def fold_analytics(target: Customer, source: Customer) -> None:
     source.last_order_at = None
 
 
+def fold_consents(target: Customer, source: Customer) -> list[str]:
+    """Make the person's latest decision per consent type the target's current state.
+
+    A merge makes two customers one person: for each type the source answered, its
+    state replaces the target's when the target never answered or answered earlier
+    (at the same instant a withdrawal wins). A consent withdrawn on the merged-away
+    account therefore stays withdrawn. Returns the types taken from the source.
+    """
+    states = dict(target.consent_data)
+    taken = []
+    for kind, state in source.consent_data.items():
+        current = states.get(kind)
+        if (
+            current is None
+            or state.date > current.date
+            or (state.date == current.date and current.consented and not state.consented)
+        ):
+            states[kind] = state
+            taken.append(kind)
+    target.consent_data = states
+    return taken
+
+
 def merge_tags(first: Iterable[str], second: Iterable[str]) -> list[str]:
     """Union of two tag lists, keeping first-seen order and dropping duplicates."""
     return list(dict.fromkeys([*first, *second]))
@@ -148,8 +172,11 @@ def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
-            result[key] = merge_patch(result[key], value)
+        elif isinstance(value, Mapping):
+            # A patch object applies to what is there, or to an empty object: the
+            # nulls it holds remove keys and are never stored (RFC 7396, section 2).
+            current = result.get(key)
+            result[key] = merge_patch(current if isinstance(current, Mapping) else {}, value)
         else:
             result[key] = value
     return result

@@ -357,7 +357,8 @@ class GDPRService:
 
     async def get_consent_history(self, tenant_id: str, customer_id: int) -> ConsentHistory:
         """The current decision per consent type and every decision ever recorded,
-        oldest first.
+        oldest first: the person's, under the customer's id and the ids merged into it
+        (each decision names the ``customer_id`` it was recorded for).
 
         ``ConsentHistoryResponse.of(history)`` (in ``linkbay_customers.schemas``) is the
         seed's JSON shape: the current state keyed by type, the decisions under
@@ -368,7 +369,9 @@ class GDPRService:
         """
 
         async def history(uow: UnitOfWork, customer: Customer) -> ConsentHistory:
-            events = await uow.consents.list_for_customer(customer.id)
+            aliases = await uow.aliases.list_for_customer(customer.id)
+            ids = [customer.id, *(alias.alias_id for alias in aliases)]
+            events = await uow.consents.list_for_customers(ids)
             return ConsentHistory(current=dict(customer.consent_data), events=tuple(events))
 
         return await self._tx.of_customer(tenant_id, customer_id, history)

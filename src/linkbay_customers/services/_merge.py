@@ -16,6 +16,7 @@ from linkbay_customers.domain import (
     check_preferences,
     fill_missing,
     fold_analytics,
+    fold_consents,
     merge_tags,
 )
 from linkbay_customers.schemas import CustomerMergeRequest
@@ -45,9 +46,12 @@ class CustomerMerges:
 
         Orders and order analytics always move to the target; addresses, notes, tags
         and preferences move when the request asks for them (preferences already set
-        on the target win). The source is soft-deleted and kept as an alias, so its
-        id resolves to the target from then on; its derived data (segment, scores,
-        embedding) is cleared, since the orders it described are the target's now.
+        on the target win). The target's consent state per type becomes the latest
+        decision of either customer (a withdrawal at the same instant wins), so a
+        consent withdrawn on the source holds after the merge. The source is
+        soft-deleted and kept as an alias, so its id resolves to the target from then
+        on; its derived data (segment, scores, embedding) is cleared, since the orders
+        it described are the target's now.
         The source's duplicate decisions move to the target (a decision about the two
         of them is undone by the merge).
         Retrying a merge that is done returns the target and changes nothing.
@@ -97,6 +101,10 @@ class CustomerMerges:
                     "a customer cannot be merged into itself", field="target_customer_id"
                 )
             fold_analytics(target, source)
+            # One person: their latest consent decision per type holds for the target
+            # (a withdrawal on the merged-away account stays a withdrawal), before the
+            # save below asks the profiling policy about the target.
+            consents = fold_consents(target, source)
             await uow.orders.reassign(source.id, target.id)
             if request.merge_addresses:
                 await move_addresses(
@@ -130,6 +138,7 @@ class CustomerMerges:
             change.audit(
                 AuditAction.CUSTOMER_MERGED,
                 customer_id=target.id,
+                changed_fields=("consent_data",) if consents else (),
                 details={"source_customer_id": source.id, **flags},
             )
             change.audit(
