@@ -116,6 +116,38 @@ class TestExport:
         assert [o["order_id"] for o in files["orders.csv"]] == [ORDER["order_id"]]
         assert [i["product_name"] for i in files["order_items.csv"]] == ["Mug"]
 
+    async def test_the_csv_export_writes_no_cell_a_spreadsheet_would_run(
+        self, client: httpx.AsyncClient, headers: dict[str, str]
+    ) -> None:
+        created = await client.post(
+            "/customers",
+            json={
+                "email": "formula@example.com",
+                "first_name": '=HYPERLINK("http://evil.example","x")',
+                "last_name": "@SUM(1+1)",
+                "phone": "+393331234567",
+                "tags": ["-vip"],
+            },
+            headers=headers,
+        )
+        customer_id = created.json()["id"]
+        note = {"note": "+1+cmd|' /C calc'!A0"}
+        await client.post(f"/customers/{customer_id}/notes", json=note, headers=headers)
+
+        response = await client.get(
+            f"/customers/{customer_id}/export", params={"format": "csv"}, headers=headers
+        )
+
+        files = _unzip(response.content)
+        [customer] = files["customer.csv"]
+        assert customer["first_name"] == '\'=HYPERLINK("http://evil.example","x")'
+        assert customer["last_name"] == "'@SUM(1+1)"
+        assert customer["phone"] == "'+393331234567"
+        assert customer["tags"] == '["-vip"]'  # JSON text starts with a bracket
+        assert [n["note"] for n in files["notes.csv"]] == ["'+1+cmd|' /C calc'!A0"]
+        cells = [v for rows in files.values() for row in rows for v in row.values()]
+        assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+
     async def test_both_ids_of_a_merged_person_export_the_rows_of_both(
         self, client: httpx.AsyncClient, headers: dict[str, str], customer_id: int
     ) -> None:

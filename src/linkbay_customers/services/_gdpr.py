@@ -560,6 +560,21 @@ _CSV_SECTIONS = (
 )
 
 
+# A cell a spreadsheet would run as a formula starts with one of these (OWASP, "CSV
+# Injection"): the archive goes to people who open it in one.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """A value as its CSV cell: documents as JSON text, and text a spreadsheet would
+    read as a formula behind a single quote, which shows it as text."""
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
     columns: dict[str, None] = {}
     for row in rows:
@@ -568,12 +583,7 @@ def _csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
     writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow(
-            {
-                k: json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v
-                for k, v in row.items()
-            }
-        )
+        writer.writerow({k: _cell(v) for k, v in row.items()})
     return out.getvalue()
 
 
