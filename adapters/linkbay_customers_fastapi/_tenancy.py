@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from jwt.types import Options  # PyJWT >= 2.10; only the type checker needs it
 
 __all__ = ("Tenancy", "check_jwt_key", "header_tenancy", "jwt_tenancy")
+
+_NUMERIC_DATES = ("exp", "nbf", "iat")  # the registered claims that hold a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +243,16 @@ def jwt_tenancy(
             raise NotAuthenticated(f"the token carries no {error.claim!r} claim") from None
         except jwt.PyJWTError:
             raise NotAuthenticated("the token is not valid") from None
+        for claim in _NUMERIC_DATES:
+            value = decoded.get(claim)
+            # RFC 7519, section 2: a NumericDate is a JSON number. PyJWT reads a
+            # string of digits as one; a token carrying one is refused here.
+            if claim in decoded and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
+                raise NotAuthenticated(f"the token's {claim!r} claim is not a number")
         return decoded
 
     @answers(NotAuthenticated)

@@ -333,6 +333,26 @@ class TestWeakTokens:
         assert expiring.status_code == 200
         assert spy.tenants == ["acme"]
 
+    @pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+    async def test_a_time_claim_that_is_not_a_number_is_refused(
+        self, spy: SpyStorage, claim: str
+    ) -> None:
+        later = int(time.time()) + 86_400
+        earlier = int(time.time()) - 60
+        value = later if claim == "exp" else earlier
+        async with await _client(_app(spy, jwt_tenancy(SECRET))) as client:
+            as_text = await client.get(
+                "/customers", headers=bearer({"tenant_id": "acme", claim: str(value)})
+            )
+            as_number = await client.get(
+                "/customers", headers=bearer({"tenant_id": "acme", claim: value})
+            )
+
+        body = assert_problem(as_text, 401, "not_authenticated", "Authorization")
+        assert body["detail"] == f"the token's {claim!r} claim is not a number"
+        assert as_number.status_code == 200
+        assert spy.tenants == ["acme"]
+
     async def test_tokens_without_exp_can_be_allowed(self, spy: SpyStorage) -> None:
         async with await _client(_app(spy, jwt_tenancy(SECRET, require_expiry=False))) as client:
             forever = await client.get(
