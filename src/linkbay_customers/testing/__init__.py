@@ -1,6 +1,6 @@
 """Test support: the storage contract suite, a fixed clock and entity builders.
 
-Needs pytest and pytest-asyncio (``pip install linkbay-customers[testing]``).
+Needs pytest and pytest-asyncio (the ``testing`` extra: ``pip install -e '.[testing]'``).
 """
 
 from __future__ import annotations
