@@ -55,6 +55,7 @@ from linkbay_customers.services._subject import (
     DataSubject,
     data_subject,
     data_subjects,
+    filed_under,
     forget_decisions,
     subject_records,
 )
@@ -370,8 +371,7 @@ class GDPRService:
 
         async def history(uow: UnitOfWork, customer: Customer) -> ConsentHistory:
             aliases = await uow.aliases.list_for_customer(customer.id)
-            ids = [customer.id, *(alias.alias_id for alias in aliases)]
-            events = await uow.consents.list_for_customers(ids)
+            events = await uow.consents.list_for_customers(filed_under(customer.id, aliases))
             return ConsentHistory(current=dict(customer.consent_data), events=tuple(events))
 
         return await self._tx.of_customer(tenant_id, customer_id, history)

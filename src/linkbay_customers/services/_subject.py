@@ -31,6 +31,7 @@ __all__ = (
     "data_subject",
     "data_subjects",
     "decisions_about",
+    "filed_under",
     "forget_decisions",
     "purge_customer_rows",
     "subject_records",
@@ -63,7 +64,13 @@ class DataSubject:
     @property
     def customer_ids(self) -> list[int]:
         """Every customer id the person's rows are filed under, the customer's first."""
-        return [self.customer.id, *(a.alias_id for a in self.aliases)]
+        return filed_under(self.customer.id, self.aliases)
+
+
+def filed_under(customer_id: int, aliases: Sequence[MergeAlias]) -> list[int]:
+    """Every customer id the rows of a customer's person are filed under: the
+    customer's, then those of the customers merged into it (``aliases``)."""
+    return [customer_id, *(a.alias_id for a in aliases)]
 
 
 @dataclass(frozen=True, slots=True)
